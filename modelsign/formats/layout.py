@@ -1,0 +1,122 @@
+"""What a strict format reader hands to the hashing pipeline.
+
+A reader consumes only the header of a file through a :class:`HeaderReader`
+(which keeps every byte it read, so the pipeline can feed them to the file
+digest instead of reading them again) and returns a :class:`WeightLayout`
+describing how every remaining byte of the file is used: tensor data or
+padding that must be zero.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..errors import FormatError
+from ..findings import Finding
+
+WeightFormat = Literal["safetensors", "gguf"]
+MetadataValue = str | int | float | bool
+
+_READ_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class TensorSpan:
+    """One tensor's data bytes: ``[start, end)`` as absolute file offsets."""
+
+    name: str
+    dtype: str  # safetensors dtype name, or GGML type name for GGUF
+    shape: tuple[int, ...]  # as stored by the format (GGUF: innermost dimension first)
+    start: int
+    end: int
+    n_elements: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class WeightLayout:
+    """A strictly parsed weight file.
+
+    ``[0, header_size)`` is the header (for GGUF including the zero padding up to
+    the data section); ``tensors`` (sorted by ``start``) and ``padding`` ranges
+    (which must contain zero bytes only) cover the rest of the file exactly, up
+    to ``file_size``.
+    """
+
+    format: WeightFormat
+    file_size: int
+    header_size: int
+    tensors: tuple[TensorSpan, ...]
+    padding: tuple[tuple[int, int], ...] = ()
+    metadata: dict[str, MetadataValue] = field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
+    # GGUF only
+    version: int | None = None
+    alignment: int | None = None
+    kv_range: tuple[int, int] | None = None  # absolute [start, end) of the KV section
+    chat_template: str | None = None
+
+
+class HeaderReader:
+    """Sequential, bounded reads from an open file that remember every byte.
+
+    Reads go to disk in blocks; ``consumed`` is how far a parser has read, and
+    ``buffered`` holds all bytes read from disk so far (possibly beyond
+    ``consumed``), so that nothing is read twice.
+    """
+
+    def __init__(self, fd: int, size: int, path: str, *, limit: int) -> None:
+        self._fd = fd
+        self.size = size
+        self.path = path
+        self._limit = limit
+        self._buf = bytearray()
+        self.consumed = 0
+
+    @property
+    def buffered(self) -> bytes:
+        return bytes(self._buf)
+
+    def _fill(self, upto: int) -> None:
+        while len(self._buf) < upto:
+            want = max(_READ_BLOCK, upto - len(self._buf))
+            want = min(want, self.size - len(self._buf))
+            if want <= 0:
+                break
+            chunk = os.pread(self._fd, want, len(self._buf))
+            if not chunk:
+                break
+            self._buf += chunk
+
+    def read(self, n: int, what: str) -> bytes:
+        """Return the next ``n`` bytes or raise ``TRUNCATED`` / ``HEADER_TOO_LARGE``."""
+        if n < 0:
+            raise FormatError(f"negative length {n} for {what}", code="FORMAT_ERROR", path=self.path)
+        end = self.consumed + n
+        if end > self._limit:
+            raise FormatError(
+                f"header exceeds the {self._limit}-byte limit while reading {what} "
+                f"(needs {end} bytes)",
+                code="HEADER_TOO_LARGE",
+                path=self.path,
+            )
+        if end > self.size:
+            raise FormatError(
+                f"file is truncated: {what} needs bytes [{self.consumed}, {end}) "
+                f"but the file has {self.size} bytes",
+                code="TRUNCATED",
+                path=self.path,
+            )
+        self._fill(end)
+        if len(self._buf) < end:
+            raise FormatError(
+                f"file shrank while reading {what}", code="TRUNCATED", path=self.path
+            )
+        out = bytes(self._buf[self.consumed : end])
+        self.consumed = end
+        return out

@@ -35,7 +35,9 @@ def detect_format(name: str, head: bytes) -> FileFormat:
     return "opaque"
 
 
-def parse_weights(fmt: FileFormat, fd: int, size: int, path: str) -> tuple[WeightLayout, HeaderReader]:
+def parse_weights(
+    fmt: FileFormat, fd: int, size: int, path: str
+) -> tuple[WeightLayout, HeaderReader]:
     """Strictly parse the header of an open weight file.
 
     Returns the layout and the reader, whose buffered bytes the caller feeds to

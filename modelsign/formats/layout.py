@@ -96,7 +96,9 @@ class HeaderReader:
     def read(self, n: int, what: str) -> bytes:
         """Return the next ``n`` bytes or raise ``TRUNCATED`` / ``HEADER_TOO_LARGE``."""
         if n < 0:
-            raise FormatError(f"negative length {n} for {what}", code="FORMAT_ERROR", path=self.path)
+            raise FormatError(
+                f"negative length {n} for {what}", code="FORMAT_ERROR", path=self.path
+            )
         end = self.consumed + n
         if end > self._limit:
             raise FormatError(
@@ -114,9 +116,7 @@ class HeaderReader:
             )
         self._fill(end)
         if len(self._buf) < end:
-            raise FormatError(
-                f"file shrank while reading {what}", code="TRUNCATED", path=self.path
-            )
+            raise FormatError(f"file shrank while reading {what}", code="TRUNCATED", path=self.path)
         out = bytes(self._buf[self.consumed : end])
         self.consumed = end
         return out

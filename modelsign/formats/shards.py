@@ -1,0 +1,199 @@
+"""Consistency of a sharded safetensors checkpoint with its index.
+
+A loader takes the tensor → shard mapping from ``*.safetensors.index.json``
+and ignores whatever the index does not name, so an index that disagrees with
+its shards changes which bytes become the model: a tensor can be shadowed by a
+copy in another shard, or a shard can sit beside the model unused. The index
+must therefore describe the shards exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+from ..errors import FormatError
+from ..findings import Finding
+
+
+def check_safetensors_index(
+    index_path: str, index_bytes: bytes, shard_tensors: Mapping[str, Collection[str]]
+) -> list[Finding]:
+    """Check an index against the tensors of the model's safetensors files.
+
+    ``index_path`` is the POSIX path of the index relative to the model root;
+    ``shard_tensors`` maps the root-relative POSIX path of every safetensors
+    file of the model to its tensor names. Raises :class:`FormatError` on any
+    inconsistency; returns warnings.
+    """
+    weight_map = _parse_index(index_path, index_bytes)
+    folder = posixpath.dirname(index_path)
+
+    # Resolve each shard once, in order of first mention.
+    resolved: dict[str, str] = {}
+    for tensor, shard in weight_map.items():
+        if shard not in resolved:
+            _check_shard_name(index_path, tensor, shard)
+            resolved[shard] = posixpath.join(folder, shard) if folder else shard
+    for shard, shard_path in resolved.items():
+        if shard_path not in shard_tensors:
+            raise FormatError(
+                f"the index names shard {shard!r} ({shard_path}), which is not a safetensors "
+                "file of the model",
+                code="SHARD_INDEX_MISSING_SHARD",
+                path=index_path,
+            )
+
+    contents = {path: frozenset(shard_tensors[path]) for path in resolved.values()}
+    for tensor, shard in weight_map.items():
+        if tensor not in contents[resolved[shard]]:
+            raise FormatError(
+                f"the index maps tensor {tensor!r} to shard {resolved[shard]}, which does "
+                "not contain it",
+                code="SHARD_INDEX_MISSING_TENSOR",
+                path=index_path,
+                tensor=tensor,
+            )
+    for shard_path, tensors in contents.items():
+        for tensor in sorted(tensors):
+            mapped = weight_map.get(tensor)
+            if mapped is None or resolved[mapped] != shard_path:
+                where = "is not in the index" if mapped is None else f"is mapped to {mapped!r}"
+                raise FormatError(
+                    f"tensor {tensor!r} of shard {shard_path} {where}; a loader would "
+                    "ignore this copy",
+                    code="SHARD_INDEX_UNMAPPED_TENSOR",
+                    path=index_path,
+                    tensor=tensor,
+                )
+
+    findings: list[Finding] = []
+    pattern = _shard_pattern(index_path)
+    if pattern is not None:
+        named = set(resolved.values())
+        for other in sorted(shard_tensors):
+            if (
+                other not in named
+                and posixpath.dirname(other) == folder
+                and pattern.fullmatch(posixpath.basename(other))
+            ):
+                findings.append(
+                    Finding(
+                        code="SHARD_INDEX_EXTRA_SHARD",
+                        message=f"{other} looks like a shard of {index_path} but the index "
+                        "does not name it; loaders ignore it",
+                        path=other,
+                    )
+                )
+    return findings
+
+
+def _reject_duplicates(index_path: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    """An ``object_pairs_hook`` refusing duplicate keys (parsers disagree on which wins)."""
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise FormatError(
+                    f"duplicate JSON key {key!r} in the index",
+                    code="SHARD_INDEX_BAD_JSON",
+                    path=index_path,
+                )
+            out[key] = value
+        return out
+
+    return hook
+
+
+def _parse_index(index_path: str, index_bytes: bytes) -> dict[str, str]:
+    """Strictly parse the index and return its ``weight_map``."""
+
+    def bad_constant(token: str) -> Any:
+        raise ValueError(f"{token} is not JSON")
+
+    try:
+        doc = json.loads(
+            index_bytes.decode("utf-8"),
+            object_pairs_hook=_reject_duplicates(index_path),
+            parse_constant=bad_constant,
+        )
+    except (ValueError, RecursionError) as exc:  # includes UnicodeDecodeError, JSONDecodeError
+        raise FormatError(
+            f"index is not valid UTF-8 JSON: {exc}", code="SHARD_INDEX_BAD_JSON", path=index_path
+        ) from None
+    if not isinstance(doc, dict):
+        raise FormatError(
+            "index must be a JSON object", code="SHARD_INDEX_BAD_JSON", path=index_path
+        )
+    metadata = doc.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise FormatError(
+            "index 'metadata' must be an object", code="SHARD_INDEX_BAD_ENTRY", path=index_path
+        )
+    weight_map = doc.get("weight_map")
+    if not isinstance(weight_map, dict):
+        raise FormatError(
+            "index needs a 'weight_map' object mapping tensor names to shard files",
+            code="SHARD_INDEX_BAD_ENTRY",
+            path=index_path,
+        )
+    for tensor, shard in weight_map.items():
+        if not tensor or not _is_utf8(tensor):
+            raise FormatError(
+                f"weight_map has an empty or unencodable tensor name {tensor!r}",
+                code="SHARD_INDEX_BAD_ENTRY",
+                path=index_path,
+            )
+        if not isinstance(shard, str):
+            raise FormatError(
+                f"weight_map value for {tensor!r} must be a shard file name, not {shard!r}",
+                code="SHARD_INDEX_BAD_ENTRY",
+                path=index_path,
+                tensor=tensor,
+            )
+    return weight_map
+
+
+def _is_utf8(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_shard_name(index_path: str, tensor: str, shard: str) -> None:
+    """Accept only plain relative POSIX names that cannot leave the index's folder.
+
+    Empty and ``.`` components and backslashes are refused too: tools normalise
+    them differently, so they could name different files to different readers.
+    """
+    parts = shard.split("/")
+    if (
+        not shard
+        or "\x00" in shard
+        or "\\" in shard
+        or not _is_utf8(shard)
+        or any(part in ("", ".", "..") for part in parts)
+    ):
+        raise FormatError(
+            f"shard name {shard!r} (for tensor {tensor!r}) must be a plain relative POSIX "
+            "path below the index's folder",
+            code="SHARD_INDEX_BAD_PATH",
+            path=index_path,
+            tensor=tensor,
+        )
+
+
+def _shard_pattern(index_path: str) -> re.Pattern[str] | None:
+    """``<stem>-<k>-of-<n>.safetensors`` for an index named ``<stem>.safetensors.index.json``."""
+    stem = posixpath.basename(index_path)
+    for suffix in (".index.json", ".safetensors"):
+        stem = stem.removesuffix(suffix)
+    if not stem:
+        return None
+    return re.compile(re.escape(stem) + r"-\d+-of-\d+\.safetensors")

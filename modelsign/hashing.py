@@ -1,0 +1,378 @@
+"""Step 3 of the data flow: read every byte of the model once and digest it.
+
+Per file, one reader thread reads fixed-size chunks into a small ring of
+buffers and feeds the file's SHA-256 (sequential by nature); a second thread
+per weight file feeds the same buffers to the header and per-tensor digests
+and checks padding bytes are zero. Memory is constant (``DEPTH`` × ``CHUNK``
+per file in flight), files are processed ``jobs`` at a time, and both hash
+libraries release the GIL, so a single large file uses two cores and several
+files use all of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import stat
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import blake3
+
+from .discover import ModelFile
+from .errors import DiscoveryError, FormatError, InputError, ModelsignError
+from .findings import Finding
+from .formats import SNIFF_BYTES, FileFormat, detect_format, parse_weights
+from .formats.layout import WeightLayout
+from .formats.pickle import inspect_zip_for_pickle
+
+TensorHash = Literal["blake3", "sha256"]
+TENSOR_HASHES: tuple[TensorHash, ...] = ("blake3", "sha256")
+
+CHUNK = 8 << 20
+DEPTH = 4
+CAPTURE_LIMIT = 4 << 20  # small text files kept for metadata readers (model card, config)
+
+
+class _Hasher(Protocol):
+    def update(self, data: bytes | memoryview, /) -> object: ...
+    def hexdigest(self) -> str: ...
+
+
+def new_hasher(algorithm: TensorHash) -> _Hasher:
+    """A fresh hasher for tensor and header digests."""
+    if algorithm == "blake3":
+        return blake3.blake3()
+    if algorithm == "sha256":
+        return hashlib.sha256()
+    raise InputError(f"unknown tensor hash {algorithm!r}", code="BAD_ALGORITHM")
+
+
+def digest_bytes(algorithm: TensorHash, data: bytes) -> str:
+    h = new_hasher(algorithm)
+    h.update(data)
+    return h.hexdigest()
+
+
+@dataclass
+class FileDigests:
+    """Everything learned from one read of one file."""
+
+    file: ModelFile
+    format: FileFormat
+    sha256: str
+    layout: WeightLayout | None = None
+    header_digest: str | None = None
+    kv_digest: str | None = None  # GGUF KV section, from the header bytes already read
+    tensor_digests: list[str] | None = None  # aligned with layout.tensors
+    captured: bytes | None = None
+    pickle_members: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+class _SegmentFeeder:
+    """Feeds chunks, in file order, to the digest of the segment they fall in."""
+
+    def __init__(self, layout: WeightLayout, algorithm: TensorHash | None, path: str) -> None:
+        self.path = path
+        self.algorithm = algorithm
+        # (start, end, kind, tensor index) sorted by start; kinds: h header, t tensor, p padding
+        segs: list[tuple[int, int, str, int]] = [(0, layout.header_size, "h", -1)]
+        segs += [(t.start, t.end, "t", i) for i, t in enumerate(layout.tensors)]
+        segs += [(a, b, "p", -1) for a, b in layout.padding]
+        segs.sort(key=lambda s: (s[0], s[1]))
+        # The strict readers guarantee the segments tile the file; check anyway,
+        # since a gap here would mean bytes that no digest covers.
+        expected = 0
+        for s_start, s_end, _kind, _ti in segs:
+            if s_start != expected or s_end < s_start:
+                raise FormatError(
+                    f"layout does not cover bytes [{expected}, {s_start})",
+                    code="LAYOUT_GAP",
+                    path=path,
+                )
+            expected = s_end
+        if expected != layout.file_size:
+            raise FormatError(
+                f"layout covers {expected} of {layout.file_size} bytes",
+                code="LAYOUT_GAP",
+                path=path,
+            )
+        self.segs = segs
+        self.layout = layout
+        self.idx = 0
+        self.current: _Hasher | None = None
+        self.header: _Hasher = new_hasher(algorithm or "sha256")
+        self.kv_digest: str | None = None
+
+        self.digests: list[str] = [""] * len(layout.tensors)
+
+    def feed(self, view: memoryview, pos: int) -> None:
+        base = pos
+        end = pos + len(view)
+        segs = self.segs
+        while self.idx < len(segs) and pos < end:
+            s_start, s_end, kind, ti = segs[self.idx]
+            if s_end <= pos and s_start < s_end:
+                self.idx += 1
+                continue
+            a = max(pos, s_start)
+            b = min(end, s_end)
+            part = view[a - base : b - base]
+            if kind == "h":
+                self.header.update(part)
+            elif kind == "t":
+                if self.algorithm is not None:
+                    if self.current is None:
+                        self.current = new_hasher(self.algorithm)
+                    self.current.update(part)
+            elif part.tobytes().count(0) != len(part):
+                raise FormatError(
+                    f"padding bytes [{s_start}, {s_end}) are not all zero",
+                    code=f"{self.layout.format.upper()}_NONZERO_PADDING",
+                    path=self.path,
+                )
+            if b >= s_end:
+                self._close(kind, ti)
+                self.idx += 1
+            pos = b
+        # zero-length segments right at the end of this chunk
+        while self.idx < len(segs) and segs[self.idx][0] == segs[self.idx][1] <= end:
+            self._close(segs[self.idx][2], segs[self.idx][3])
+            self.idx += 1
+
+    def _close(self, kind: str, ti: int) -> None:
+        if kind == "t" and self.algorithm is not None:
+            h = self.current if self.current is not None else new_hasher(self.algorithm)
+            self.digests[ti] = h.hexdigest()
+            self.current = None
+
+    def finish(self) -> None:
+        while self.idx < len(self.segs) and self.segs[self.idx][0] == self.segs[self.idx][1]:
+            self._close(self.segs[self.idx][2], self.segs[self.idx][3])
+            self.idx += 1
+        if self.idx != len(self.segs):
+            raise FormatError(
+                f"file ended before segment at offset {self.segs[self.idx][0]}",
+                code="TRUNCATED",
+                path=self.path,
+            )
+
+
+class _Lane:
+    """A thread that runs a feeder over chunks handed to it, in order."""
+
+    _STOP: tuple[bytearray, int, int] | None = None
+
+    def __init__(self, feeder: _SegmentFeeder, free: queue.Queue[bytearray]) -> None:
+        self.feeder = feeder
+        self.free = free
+        self.work: queue.Queue[tuple[bytearray, int, int] | None] = queue.Queue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.work.get()
+            if item is None:
+                return
+            buf, n, pos = item
+            if self.error is None:
+                try:
+                    self.feeder.feed(memoryview(buf)[:n], pos)
+                except BaseException as exc:  # re-raised by the reader thread in join()
+                    self.error = exc
+            self.free.put(buf)
+
+    def join(self) -> None:
+        self.work.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _open_checked(f: ModelFile) -> int:
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(f.real, flags)
+    except OSError as exc:
+        raise DiscoveryError(
+            f"cannot open: {exc.strerror}", code="UNREADABLE", path=f.path
+        ) from exc
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (f.dev, f.ino):
+        os.close(fd)
+        raise DiscoveryError(
+            "the file was replaced after discovery", code="FILE_CHANGED", path=f.path
+        )
+    return fd
+
+
+def hash_file(
+    f: ModelFile,
+    *,
+    tensor_hash: TensorHash | None,
+    capture: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> FileDigests:
+    """Digest one file in a single pass; parse its header strictly if it is a weight file."""
+    fd = _open_checked(f)
+    try:
+        st = os.fstat(fd)
+        size = st.st_size
+        head = os.pread(fd, SNIFF_BYTES, 0)
+        fmt = detect_format(f.path, head)
+        file_hash = hashlib.sha256()
+        layout = None
+        pos = 0
+        lane: _Lane | None = None
+        feeder: _SegmentFeeder | None = None
+        captured = bytearray() if capture and size <= CAPTURE_LIMIT else None
+        free: queue.Queue[bytearray] = queue.Queue()
+        for _ in range(DEPTH if size > CHUNK else 1):
+            free.put(bytearray(min(CHUNK, max(size, 1))))
+        pickle_members: list[str] = []
+        notes: list[Finding] = []
+        if fmt in ("safetensors", "gguf"):
+            layout, reader = parse_weights(fmt, fd, size, f.path)
+            feeder = _SegmentFeeder(layout, tensor_hash, f.path)
+            first = reader.buffered
+            file_hash.update(first)
+            if layout.kv_range is not None:
+                kv_a, kv_b = layout.kv_range
+                feeder.kv_digest = digest_bytes(tensor_hash or "sha256", first[kv_a:kv_b])
+            feeder.feed(memoryview(first), 0)
+            pos = len(first)
+            if progress is not None:
+                progress(pos)
+            if captured is not None:
+                captured += first
+            if tensor_hash is not None and size - pos > CHUNK:
+                lane = _Lane(feeder, free)
+        elif head[:4] == b"PK\x03\x04":
+            fmt, pickle_members = _zip_checkpoint(fd, size, f.path, fmt, notes)
+        raw = os.fdopen(fd, "rb", buffering=0, closefd=False)
+        raw.seek(pos)  # the header was read with pread; stream on from its end
+        try:
+            while pos < size:
+                buf = free.get()
+                view = memoryview(buf)
+                n = raw.readinto(view[: min(len(buf), size - pos)]) or 0
+                if n == 0:
+                    raise DiscoveryError(
+                        f"file shrank while reading (at byte {pos} of {size})",
+                        code="FILE_CHANGED",
+                        path=f.path,
+                    )
+                chunk = view[:n]
+                file_hash.update(chunk)
+                if captured is not None:
+                    captured += chunk
+                if lane is not None:
+                    lane.work.put((buf, n, pos))
+                else:
+                    if feeder is not None:
+                        feeder.feed(chunk, pos)
+                    free.put(buf)
+                pos += n
+                if progress is not None:
+                    progress(n)
+        finally:
+            if lane is not None:
+                lane.join()
+        if os.pread(fd, 1, size):
+            raise DiscoveryError(
+                f"file grew while reading (past {size} bytes)", code="FILE_CHANGED", path=f.path
+            )
+        after = os.fstat(fd)
+        if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+            raise DiscoveryError(
+                "file was modified while reading", code="FILE_CHANGED", path=f.path
+            )
+        if feeder is not None:
+            feeder.finish()
+    finally:
+        os.close(fd)
+    result = FileDigests(f, fmt, file_hash.hexdigest(), layout)
+    if feeder is not None:
+        result.header_digest = feeder.header.hexdigest()
+        result.kv_digest = feeder.kv_digest
+        if tensor_hash is not None:
+            result.tensor_digests = feeder.digests
+    if captured is not None:
+        result.captured = bytes(captured)
+    result.pickle_members = pickle_members
+    result.findings = notes
+    return result
+
+
+def _zip_checkpoint(
+    fd: int, size: int, path: str, fmt: FileFormat, notes: list[Finding]
+) -> tuple[FileFormat, list[str]]:
+    """A ZIP holding a ``*.pkl`` member is a torch checkpoint, whatever its name.
+
+    Under a checkpoint extension an unreadable ZIP is an error; under any other
+    name it stays an opaque file (still digested) with a finding, since plenty
+    of ordinary archives are not strictly formed.
+    """
+    try:
+        members = inspect_zip_for_pickle(fd, size)
+    except FormatError as exc:
+        exc.path = path
+        if fmt == "pickle":
+            raise
+        notes.append(
+            Finding(
+                code="ZIP_UNREADABLE",
+                severity="info",
+                message=f"ZIP archive could not be checked for pickle members: {exc.message}",
+                path=path,
+            )
+        )
+        return fmt, []
+    return ("pickle" if members or fmt == "pickle" else fmt), members
+
+
+def hash_files(
+    files: Sequence[ModelFile],
+    *,
+    tensor_hash: TensorHash | None,
+    capture: Callable[[str], bool] = lambda _p: False,
+    jobs: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[FileDigests]:
+    """Digest ``files`` (largest first, ``jobs`` at a time); results in input order."""
+    jobs = jobs or os.cpu_count() or 1
+    order = sorted(range(len(files)), key=lambda i: -files[i].size)
+    results: list[FileDigests | None] = [None] * len(files)
+    lock = threading.Lock()
+
+    def report(n: int) -> None:
+        if progress is not None:
+            with lock:
+                progress(n)
+
+    def one(i: int) -> None:
+        results[i] = hash_file(
+            files[i], tensor_hash=tensor_hash, capture=capture(files[i].path), progress=report
+        )
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(one, i) for i in order]
+        errors: list[BaseException] = []
+        for fut in futures:
+            exc = fut.exception()
+            if exc is not None:
+                errors.append(exc)
+    if errors:
+        # Report the first failure in name order so the error is deterministic.
+        ours = [e for e in errors if isinstance(e, ModelsignError)]
+        if ours:
+            raise min(ours, key=lambda e: e.path or "")
+        raise errors[0]
+    return [r for r in results if r is not None]

@@ -1,0 +1,519 @@
+"""Step 4 of the data flow: the manifest — what a model package is, byte for byte.
+
+The manifest is a versioned pydantic schema serialized canonically (RFC 8785),
+so the same model gives byte-identical manifests on every run and machine. It
+holds no timestamp; the builder (CI) section is the only part that depends on
+the environment, and only inside a CI job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Final, Literal
+
+import rfc8785
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from . import __version__
+from .discover import ModelTree, discover
+from .errors import InputError, ManifestError, ModelsignError
+from .findings import Finding
+from .formats import FileFormat
+from .formats.layout import MetadataValue
+from .formats.shards import check_safetensors_index
+from .hashing import FileDigests, TensorHash, hash_files
+from .metadata.card import parse_model_card
+from .metadata.licence import Licence, detect_licence
+from .metadata.provenance import (
+    ParentRef,
+    Provenance,
+    SourceRepo,
+    base_models_from_card,
+    base_models_from_gguf,
+    builder_from_env,
+)
+from .metadata.quantization import (
+    FileQuantization,
+    ModelQuantization,
+    file_quantization,
+    model_quantization,
+)
+
+MANIFEST_KIND: Final = "modelsign.manifest"
+MANIFEST_VERSION: Final = 1
+
+_CARD_NAMES = ("README.md",)
+_LICENCE_NAMES = ("LICENSE", "LICENSE.txt", "LICENSE.md", "LICENCE", "LICENCE.txt", "COPYING")
+_CONFIG_NAME = "config.json"
+_INDEX_SUFFIX = ".safetensors.index.json"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TensorEntry(_Model):
+    """One tensor: where its bytes are and their digest (absent with ``--no-tensors``)."""
+
+    name: str
+    dtype: str
+    shape: list[int]
+    offset: int
+    length: int
+    digest: str | None = None
+
+
+class WeightsInfo(_Model):
+    """What a strictly parsed safetensors or GGUF file holds."""
+
+    format: Literal["safetensors", "gguf"]
+    header_size: int
+    header_digest: str
+    tensor_count: int
+    tensors: list[TensorEntry]
+    weights_digest: str | None = None
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    quantization: FileQuantization
+    # GGUF only
+    gguf_version: int | None = None
+    alignment: int | None = None
+    kv_digest: str | None = None
+    chat_template_digest: str | None = None
+    padding: list[list[int]] = Field(default_factory=list)
+
+
+class FileEntry(_Model):
+    """One file of the model."""
+
+    path: str
+    size: int
+    sha256: str
+    format: FileFormat
+    flags: list[str] = Field(default_factory=list)
+    weights: WeightsInfo | None = None
+
+
+class Hashing(_Model):
+    """Algorithms used: file digests are always SHA-256 (what OMS and HF LFS use)."""
+
+    file: Literal["sha256"] = "sha256"
+    tensor: TensorHash | None
+    header: TensorHash  # header and GGUF KV digests: the tensor hash, else SHA-256
+    weights: Literal["sha256"] = "sha256"
+
+
+class Ignored(_Model):
+    patterns: list[str]
+    paths: list[str]
+
+
+class Tool(_Model):
+    name: Literal["modelsign"] = "modelsign"
+    version: str
+
+
+class Manifest(_Model):
+    """The manifest of one model package (schema version 1)."""
+
+    kind: Literal["modelsign.manifest"] = MANIFEST_KIND
+    version: Literal[1] = MANIFEST_VERSION
+    name: str
+    single_file: bool
+    tool: Tool
+    hashing: Hashing
+    allow_symlinks: bool
+    ignored: Ignored
+    files: list[FileEntry]
+    weights_digest: str | None
+    quantization: ModelQuantization
+    licence: Licence
+    provenance: Provenance
+    findings: list[Finding]
+
+    def canonical_bytes(self) -> bytes:
+        """RFC 8785 canonical JSON: the bytes that are digested and signed."""
+        return rfc8785.dumps(self.model_dump(mode="json"))
+
+    def digest(self) -> str:
+        """``sha256:<hex>`` of the canonical bytes."""
+        return "sha256:" + hashlib.sha256(self.canonical_bytes()).hexdigest()
+
+    def file(self, path: str) -> FileEntry | None:
+        for f in self.files:
+            if f.path == path:
+                return f
+        return None
+
+
+def weights_digest(tensors: Sequence[TensorEntry]) -> str | None:
+    """Digest of the sorted (name, dtype, shape, digest) of tensors.
+
+    Independent of file boundaries, tensor order and header metadata, so the
+    same weights re-sharded or re-serialized keep the same weights digest.
+    """
+    if any(t.digest is None for t in tensors):
+        return None
+    rows = sorted([t.name, t.dtype, list(t.shape), t.digest] for t in tensors)
+    return hashlib.sha256(rfc8785.dumps(rows)).hexdigest()
+
+
+def _captured_name(path: str) -> bool:
+    return (
+        path in _CARD_NAMES
+        or path in _LICENCE_NAMES
+        or path == _CONFIG_NAME
+        or path.endswith(_INDEX_SUFFIX)
+    )
+
+
+def _weights_info(d: FileDigests, tensor_hash: TensorHash | None) -> WeightsInfo:
+    layout = d.layout
+    assert layout is not None and d.header_digest is not None
+    digests = d.tensor_digests
+    tensors = [
+        TensorEntry(
+            name=t.name,
+            dtype=t.dtype,
+            shape=list(t.shape),
+            offset=t.start,
+            length=t.nbytes,
+            digest=digests[i] if digests is not None else None,
+        )
+        for i, t in enumerate(layout.tensors)
+    ]
+    chat_digest = None
+    if layout.chat_template is not None:
+        chat_digest = hashlib.sha256(layout.chat_template.encode("utf-8")).hexdigest()
+    return WeightsInfo(
+        format=layout.format,
+        header_size=layout.header_size,
+        header_digest=d.header_digest,
+        tensor_count=len(tensors),
+        tensors=tensors,
+        weights_digest=weights_digest(tensors) if tensors else None,
+        metadata=dict(sorted(layout.metadata.items())),
+        quantization=file_quantization(layout),
+        gguf_version=layout.version,
+        alignment=layout.alignment,
+        kv_digest=d.kv_digest,
+        chat_template_digest=chat_digest,
+        padding=[[a, b] for a, b in layout.padding],
+    )
+
+
+def _file_entry(d: FileDigests, tensor_hash: TensorHash | None) -> tuple[FileEntry, list[Finding]]:
+    findings: list[Finding] = list(d.findings)
+    flags: list[str] = []
+    weights = None
+    if d.layout is not None:
+        weights = _weights_info(d, tensor_hash)
+        findings += [
+            f if f.path is not None else f.model_copy(update={"path": d.file.path})
+            for f in d.layout.findings
+        ]
+        if d.layout.chat_template is not None:
+            flags.append("chat-template")
+    if d.format == "pickle":
+        flags.append("unsafe-format")
+        members = f" (pickle members: {', '.join(d.pickle_members)})" if d.pickle_members else ""
+        findings.append(
+            Finding(
+                code="PICKLE_UNSAFE",
+                message="pickle-based file: loading it can execute arbitrary code" + members,
+                path=d.file.path,
+            )
+        )
+    if d.file.path.endswith(".py"):
+        flags.append("code")
+        findings.append(
+            Finding(
+                code="CODE_FILE",
+                message="Python file: executed by loaders when trust_remote_code is enabled",
+                path=d.file.path,
+            )
+        )
+    if d.file.symlink:
+        flags.append("symlink")
+    entry = FileEntry(
+        path=d.file.path,
+        size=d.file.size,
+        sha256=d.sha256,
+        format=d.format,
+        flags=sorted(flags),
+        weights=weights,
+    )
+    return entry, findings
+
+
+def _hf_blob_check(tree: ModelTree, digests: Sequence[FileDigests]) -> None:
+    """An LFS blob's name is its SHA-256: a mismatch is a corrupted or altered cache."""
+    if tree.hf is None:
+        return
+    for d in digests:
+        blob = os.path.basename(d.file.real)
+        is_lfs_blob = len(blob) == 64 and all(c in "0123456789abcdef" for c in blob)
+        if d.file.symlink and is_lfs_blob and blob != d.sha256:
+            raise ManifestError(
+                "Hugging Face cache blob content does not match its name (SHA-256 etag)",
+                code="HF_BLOB_DIGEST_MISMATCH",
+                path=d.file.path,
+                expected=blob,
+                actual=d.sha256,
+            )
+
+
+def load_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Read and validate a manifest file."""
+    p = os.fspath(path)
+    try:
+        with open(p, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise InputError(f"cannot read manifest: {exc.strerror}", code="NOT_FOUND", path=p) from exc
+    return parse_manifest(data, p)
+
+
+def looks_like_manifest(data: bytes) -> bool:
+    """Whether ``data`` is JSON claiming to be a modelsign manifest (not validated)."""
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(obj, dict) and obj.get("kind") == MANIFEST_KIND
+
+
+def parse_manifest(data: bytes, where: str) -> Manifest:
+    """Validate manifest JSON bytes (duplicate keys refused)."""
+
+    def no_dupes(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for k, v in pairs:
+            if k in out:
+                raise ManifestError(
+                    f"duplicate JSON key {k!r}", code="MANIFEST_INVALID", path=where
+                )
+            out[k] = v
+        return out
+
+    try:
+        obj = json.loads(data.decode("utf-8"), object_pairs_hook=no_dupes)
+    except (UnicodeDecodeError, ValueError) as exc:
+        if isinstance(exc, ModelsignError):
+            raise
+        raise ManifestError(f"not valid JSON: {exc}", code="MANIFEST_INVALID", path=where) from exc
+    if not isinstance(obj, dict) or obj.get("kind") != MANIFEST_KIND:
+        raise ManifestError("not a modelsign manifest", code="MANIFEST_INVALID", path=where)
+    if obj.get("version") != MANIFEST_VERSION:
+        raise ManifestError(
+            f"unsupported manifest version {obj.get('version')!r}",
+            code="MANIFEST_VERSION",
+            path=where,
+        )
+    try:
+        return Manifest.model_validate(obj)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        raise ManifestError(
+            f"manifest field {loc}: {first['msg']}", code="MANIFEST_INVALID", path=where
+        ) from exc
+
+
+def build_manifest(
+    model: str | os.PathLike[str],
+    *,
+    tensor_hash: TensorHash | None = "blake3",
+    ignore: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    allow_symlinks: bool = False,
+    source: SourceRepo | None = None,
+    parents: Sequence[Manifest] = (),
+    env: Mapping[str, str] | None = None,
+    jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Manifest:
+    """Discover, strictly parse and digest ``model``; return its manifest.
+
+    ``tensor_hash=None`` skips tensor digests (``--no-tensors``): files are
+    still parsed strictly and fully digested. ``progress(done, total)`` is
+    called with byte counts from the hashing threads.
+    """
+    tree = discover(model, ignore=ignore, exclude=exclude, allow_symlinks=allow_symlinks)
+    return manifest_for_tree(
+        tree,
+        tensor_hash=tensor_hash,
+        source=source,
+        parents=parents,
+        env=env,
+        jobs=jobs,
+        progress=progress,
+    )
+
+
+def manifest_for_tree(
+    tree: ModelTree,
+    *,
+    tensor_hash: TensorHash | None = "blake3",
+    source: SourceRepo | None = None,
+    parents: Sequence[Manifest] = (),
+    env: Mapping[str, str] | None = None,
+    jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Manifest:
+    """Build the manifest of an already discovered model."""
+    total = sum(f.size for f in tree.files)
+    done = 0
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
+
+    digests = hash_files(
+        tree.files, tensor_hash=tensor_hash, capture=_captured_name, jobs=jobs, progress=step
+    )
+    _hf_blob_check(tree, digests)
+
+    findings: list[Finding] = []
+    entries: list[FileEntry] = []
+    for d in digests:
+        entry, found = _file_entry(d, tensor_hash)
+        entries.append(entry)
+        findings += found
+    by_path = {d.file.path: d for d in digests}
+
+    # Sharded safetensors: every index must agree with its shards.
+    shard_tensors = {
+        e.path: [t.name for t in e.weights.tensors]
+        for e in entries
+        if e.weights is not None and e.weights.format == "safetensors"
+    }
+    for e in entries:
+        d = by_path[e.path]
+        if e.path.endswith(_INDEX_SUFFIX) and d.captured is not None:
+            findings += check_safetensors_index(e.path, d.captured, shard_tensors)
+
+    card: dict[str, object] = {}
+    card_path = next((n for n in _CARD_NAMES if n in by_path), None)
+    if card_path is not None and by_path[card_path].captured is not None:
+        card, card_findings = parse_model_card(by_path[card_path].captured or b"", card_path)
+        findings += card_findings
+    licence_files = {
+        n: by_path[n].captured or b""
+        for n in _LICENCE_NAMES
+        if n in by_path and by_path[n].captured is not None
+    }
+    gguf_entries = [e for e in entries if e.weights is not None and e.weights.format == "gguf"]
+    gguf_licences = {
+        e.path: str(e.weights.metadata["general.license"])
+        for e in gguf_entries
+        if e.weights is not None and "general.license" in e.weights.metadata
+    }
+    licence, licence_findings = detect_licence(
+        card if card_path else None, card_path, licence_files, gguf_licences
+    )
+    findings += licence_findings
+
+    config = _read_config(by_path.get(_CONFIG_NAME), findings)
+    quant, quant_findings = model_quantization(
+        {e.path: e.weights.quantization for e in entries if e.weights is not None},
+        config,
+        _CONFIG_NAME if config is not None else None,
+    )
+    findings += quant_findings
+
+    provenance, prov_findings = _provenance(tree, source, card, card_path, entries, parents, env)
+    findings += prov_findings
+
+    all_tensors = [t for e in entries if e.weights is not None for t in e.weights.tensors]
+    model_weights = weights_digest(all_tensors) if all_tensors else None
+
+    return Manifest(
+        name=tree.name,
+        single_file=tree.single_file,
+        tool=Tool(version=__version__),
+        hashing=Hashing(tensor=tensor_hash, header=tensor_hash or "sha256"),
+        allow_symlinks=tree.allow_symlinks,
+        ignored=Ignored(patterns=sorted(set(tree.ignore_patterns)), paths=list(tree.ignored)),
+        files=entries,
+        weights_digest=model_weights,
+        quantization=quant,
+        licence=licence,
+        provenance=provenance,
+        findings=sorted(findings, key=lambda f: (f.path or "", f.code, f.tensor or "", f.message)),
+    )
+
+
+def _read_config(d: FileDigests | None, findings: list[Finding]) -> dict[str, object] | None:
+    if d is None or d.captured is None:
+        return None
+    try:
+        obj = json.loads(d.captured.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        findings.append(
+            Finding(
+                code="CONFIG_INVALID",
+                message=f"config.json is not valid JSON: {exc}",
+                path=_CONFIG_NAME,
+            )
+        )
+        return None
+    if not isinstance(obj, dict):
+        findings.append(
+            Finding(
+                code="CONFIG_INVALID", message="config.json is not a JSON object", path=_CONFIG_NAME
+            )
+        )
+        return None
+    return obj
+
+
+def _provenance(
+    tree: ModelTree,
+    source: SourceRepo | None,
+    card: dict[str, object],
+    card_path: str | None,
+    entries: Sequence[FileEntry],
+    parents: Sequence[Manifest],
+    env: Mapping[str, str] | None,
+) -> tuple[Provenance, list[Finding]]:
+    findings: list[Finding] = []
+    cache_source = None
+    if tree.hf is not None:
+        cache_source = SourceRepo(
+            repository=tree.hf.repo_id, revision=tree.hf.revision, origin="hf-cache"
+        )
+    if (
+        source is not None
+        and cache_source is not None
+        and (
+            (source.repository, source.revision) != (cache_source.repository, cache_source.revision)
+        )
+    ):
+        findings.append(
+            Finding(
+                code="PROVENANCE_SOURCE_CONFLICT",
+                message=(
+                    f"--source {source.repository}@{source.revision} differs from the cache "
+                    f"snapshot {cache_source.repository}@{cache_source.revision}"
+                ),
+            )
+        )
+    base = base_models_from_card(card, card_path) if card_path else []
+    for e in entries:
+        if e.weights is not None and e.weights.format == "gguf":
+            base += base_models_from_gguf(e.weights.metadata, e.path)
+    parent_refs = sorted({(p.digest(), p.name) for p in parents}, key=lambda x: (x[0], x[1]))
+    return (
+        Provenance(
+            source=source or cache_source,
+            base_models=sorted(base, key=lambda b: (b.name, b.source)),
+            builder=builder_from_env(os.environ if env is None else env),
+            parents=[ParentRef(digest=dg, name=n) for dg, n in parent_refs],
+        ),
+        findings,
+    )

@@ -1,0 +1,96 @@
+"""The command line: outputs, exit codes, errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from modelsign.cli import cli
+from modelsign.manifest import load_manifest
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    r = CliRunner().invoke(cli, list(args))
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_manifest_to_file_and_stdout(tiny_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.json"
+    code, _, err = run("manifest", str(tiny_model), "-o", str(out))
+    assert code == 0, err
+    m = load_manifest(out)
+    assert f"manifest digest: {m.digest()}" in err
+    code, stdout, _ = run("manifest", str(tiny_model))
+    assert code == 0 and stdout.strip().encode() == m.canonical_bytes()
+
+
+def test_output_not_overwritten_without_force(tiny_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.json"
+    out.write_text("keep me")
+    code, _, err = run("manifest", str(tiny_model), "-o", str(out))
+    assert code == 2 and "OUTPUT_EXISTS" in err and out.read_text() == "keep me"
+    code, _, err = run("manifest", str(tiny_model), "-o", str(out), "--force")
+    assert code == 0 and load_manifest(out).name == "tiny-model"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".modelsign-")]
+
+
+def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "m.safetensors").write_bytes(b"\xff" * 16)
+    code, _, err = run("manifest", str(tmp_path))
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith("error[SAFETENSORS_BAD_HEADER_SIZE]: m.safetensors:")
+    code, _, err = run("manifest", str(tmp_path / "missing"))
+    assert code == 2 and "error[NOT_FOUND]" in err
+
+
+def test_options(tiny_model: Path, tmp_path: Path) -> None:
+    (tiny_model / "notes.tmp").write_text("x")
+    parent = tmp_path / "parent.json"
+    run("manifest", str(tiny_model), "-o", str(parent))
+    out = tmp_path / "m.json"
+    code, _, err = run(
+        "manifest",
+        str(tiny_model),
+        "-o",
+        str(out),
+        "--no-tensors",
+        "--ignore",
+        "*.tmp",
+        "--source",
+        "acme/tiny@" + "d" * 40,
+        "--parent",
+        str(parent),
+        "-j",
+        "1",
+    )
+    assert code == 0, err
+    m = load_manifest(out)
+    assert m.hashing.tensor is None and "notes.tmp" in m.ignored.paths
+    assert m.provenance.source and m.provenance.source.revision == "d" * 40
+    assert m.provenance.parents[0].digest == load_manifest(parent).digest()
+    code, _, err = run("manifest", str(tiny_model), "--source", "not a repo")
+    assert code == 2 and "BAD_SOURCE" in err
+
+
+def test_inspect_model_and_manifest(tiny_model: Path, tmp_path: Path) -> None:
+    code, text, err = run("inspect", str(tiny_model))
+    assert code == 0, err
+    for needle in ("model.safetensors", "F16×16", "Apache-2.0", "tiny-base", "safetensors"):
+        assert needle in text
+    out = tmp_path / "m.json"
+    run("manifest", str(tiny_model), "-o", str(out))
+    code, text, _ = run("inspect", str(out), "--tensors")
+    assert code == 0 and "model.layers.1.mlp.down_proj.weight" in text
+    code, text, _ = run("inspect", str(out), "--json")
+    assert json.loads(text)["name"] == "tiny-model"
+
+
+def test_python_dash_m_and_help() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "modelsign", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "manifest" in r.stdout and "inspect" in r.stdout

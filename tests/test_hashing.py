@@ -1,0 +1,142 @@
+"""The single-pass hashing pipeline: file, header and tensor digests from one read."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import blake3
+import gguf
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from modelsign import hashing
+from modelsign.discover import discover
+from modelsign.errors import DiscoveryError, FormatError
+from modelsign.hashing import hash_file, hash_files
+
+
+def h(alg: str, data: bytes) -> str:
+    return blake3.blake3(data).hexdigest() if alg == "blake3" else hashlib.sha256(data).hexdigest()
+
+
+def write_big_safetensors(path: Path) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(1)
+    tensors = {
+        # larger than one CHUNK, so a tensor spans chunks and the lane thread runs
+        "big": rng.standard_normal((3 << 20) // 4 * 4).astype(np.float32).reshape(-1, 4),
+        "small": np.arange(7, dtype=np.int64),
+        "empty": np.zeros((0, 5), dtype=np.float16),
+        "tail": rng.standard_normal(1000).astype(np.float16),
+    }
+    save_file(tensors, str(path))
+    return tensors
+
+
+@pytest.mark.parametrize("alg", ["blake3", "sha256"])
+def test_digests_match_independent_computation(
+    tmp_path: Path, alg: hashing.TensorHash, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hashing, "CHUNK", 1 << 20)  # many chunks, tensors across boundaries
+    path = tmp_path / "m.safetensors"
+    write_big_safetensors(path)
+    data = path.read_bytes()
+    (f,) = discover(path).files
+    d = hash_file(f, tensor_hash=alg)
+    assert d.sha256 == hashlib.sha256(data).hexdigest()
+    assert d.layout is not None and d.tensor_digests is not None
+    assert d.header_digest == h(alg, data[: d.layout.header_size])
+    for span, digest in zip(d.layout.tensors, d.tensor_digests, strict=False):
+        assert digest == h(alg, data[span.start : span.end]), span.name
+    names = {t.name for t in d.layout.tensors}
+    assert names == {"big", "small", "empty", "tail"}
+
+
+def test_no_tensor_hash_still_parses_and_digests_file(tmp_path: Path) -> None:
+    path = tmp_path / "m.safetensors"
+    write_big_safetensors(path)
+    (f,) = discover(path).files
+    d = hash_file(f, tensor_hash=None)
+    assert d.tensor_digests is None and d.layout is not None
+    assert d.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_gguf_padding_checked_and_kv_digest(tmp_path: Path) -> None:
+    path = tmp_path / "m.gguf"
+    w = gguf.GGUFWriter(str(path), arch="llama")
+    w.add_string("tokenizer.chat_template", "{{ messages }}")
+    w.add_tensor("a", np.ones(3, dtype=np.float32))  # 12 bytes, padded to 32
+    w.add_tensor("b", np.ones(8, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    (f,) = discover(path).files
+    d = hash_file(f, tensor_hash="sha256")
+    assert d.layout is not None and d.layout.padding
+    data = path.read_bytes()
+    a, b = d.layout.kv_range  # type: ignore[misc]
+    assert d.kv_digest == hashlib.sha256(data[a:b]).hexdigest()
+    # a non-zero byte in the padding after tensor "a" is refused
+    pad_start = d.layout.padding[0][0]
+    raw = bytearray(data)
+    raw[pad_start] = 1
+    path.write_bytes(bytes(raw))
+    (f,) = discover(path).files
+    with pytest.raises(FormatError) as e:
+        hash_file(f, tensor_hash="sha256")
+    assert e.value.code == "GGUF_NONZERO_PADDING"
+
+
+def test_file_replaced_after_discovery(tmp_path: Path) -> None:
+    (tmp_path / "a.bin").write_bytes(b"one")
+    (f,) = discover(tmp_path).files
+    (tmp_path / "b.bin").write_bytes(b"two")
+    os.replace(tmp_path / "b.bin", tmp_path / "a.bin")
+    with pytest.raises(DiscoveryError) as e:
+        hash_file(f, tensor_hash="blake3")
+    assert e.value.code == "FILE_CHANGED"
+
+
+def test_many_files_in_parallel_keep_order(tmp_path: Path) -> None:
+    for i in range(20):
+        (tmp_path / f"f{i:02d}.bin").write_bytes(os.urandom(1000 * i))
+    tree = discover(tmp_path)
+    seen: list[int] = []
+    results = hash_files(tree.files, tensor_hash="blake3", jobs=3, progress=seen.append)
+    assert [r.file.path for r in results] == [f.path for f in tree.files]
+    for r in results:
+        assert r.sha256 == hashlib.sha256((tmp_path / r.file.path).read_bytes()).hexdigest()
+    assert sum(seen) == sum(f.size for f in tree.files)
+
+
+def test_first_error_in_name_order_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "a.safetensors").write_bytes(b"\x00" * 3)
+    (tmp_path / "b.safetensors").write_bytes(b"\x00" * 3)
+    with pytest.raises(FormatError) as e:
+        hash_files(discover(tmp_path).files, tensor_hash="blake3")
+    assert e.value.path == "a.safetensors"
+
+
+def test_torch_zip_detected_by_content_under_any_name(tmp_path: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "weights.dat", "w") as z:
+        z.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+    with zipfile.ZipFile(tmp_path / "assets.zip", "w") as z:
+        z.writestr("readme.txt", b"hello")
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04" + b"\x00" * 40)
+    (tmp_path / "broken.pt").write_bytes(b"PK\x03\x04" + b"\x00" * 40)
+    tree = discover(tmp_path, ignore=["broken.pt"])
+    got = {d.file.path: d for d in hash_files(tree.files, tensor_hash="blake3")}
+    assert got["weights.dat"].format == "pickle"
+    assert got["weights.dat"].pickle_members == ["archive/data.pkl"]
+    assert got["assets.zip"].format == "opaque"
+    assert got["broken.zip"].format == "opaque"
+    assert [f.code for f in got["broken.zip"].findings] == ["ZIP_UNREADABLE"]
+    (f,) = [x for x in discover(tmp_path).files if x.path == "broken.pt"]
+    with pytest.raises(FormatError) as e:
+        hash_file(f, tensor_hash="blake3")
+    assert e.value.code == "PICKLE_BAD_ZIP" and e.value.path == "broken.pt"

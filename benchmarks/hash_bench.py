@@ -42,7 +42,7 @@ def write_safetensors(path: Path, nbytes: int, seed: int) -> None:
     if path.exists() and path.stat().st_size >= nbytes:
         return
     rows = 4096
-    per_tensor = 256 << 20
+    per_tensor = 64 << 20
     count = max(1, nbytes // per_tensor)
     header: dict[str, object] = {"__metadata__": {"format": "pt"}}
     offset = 0
@@ -79,20 +79,29 @@ def warm(paths: list[Path]) -> None:
                 pass
 
 
-def all_core(paths: list[Path], make: Callable[[], object]) -> None:
-    """Hash the files' bytes split into 64 MiB ranges across all cores."""
+def all_core(paths: list[Path], make: Callable[[], object], threads: int | None = None) -> None:
+    """Hash the files' bytes in 64 MiB ranges on ``threads`` threads (all cores by default).
+
+    Reads go through a reused 1 MiB buffer per range, as a real hasher would.
+    With one thread this is the single-stream bound: what one file's SHA-256
+    can reach, since a file digest is sequential.
+    """
     jobs = [(p, off) for p in paths for off in range(0, p.stat().st_size, BLOCK)]
 
     def one(job: tuple[Path, int]) -> None:
         p, off = job
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            h = make()
-            h.update(os.pread(fd, BLOCK, off))  # type: ignore[attr-defined]
-        finally:
-            os.close(fd)
+        buf = bytearray(1 << 20)
+        view = memoryview(buf)
+        h = make()
+        with open(p, "rb", buffering=0) as fh:
+            fh.seek(off)
+            left = min(BLOCK, p.stat().st_size - off)
+            while left:
+                n = fh.readinto(view[: min(len(buf), left)]) or 0
+                h.update(view[:n])  # type: ignore[attr-defined]
+                left -= n
 
-    with ThreadPoolExecutor(os.cpu_count()) as pool:
+    with ThreadPoolExecutor(threads or os.cpu_count()) as pool:
         list(pool.map(one, jobs))
 
 
@@ -133,6 +142,7 @@ def measure(root: Path, repeat: int) -> tuple[int, int, dict[str, float]]:
     warm(files)
     rows = {
         "sha256 all-core bound": best(lambda: all_core(files, hashlib.sha256), repeat),
+        "sha256 one-stream bound": best(lambda: all_core(files, hashlib.sha256, 1), repeat),
         "blake3 all-core bound": best(lambda: all_core(files, blake3.blake3), repeat),
         "model_signing (sha256 files)": best(lambda: model_signing_hash(root), repeat),
         "modelsign --no-tensors": best(lambda: modelsign_hash(root, None), repeat),
@@ -153,7 +163,9 @@ def report(label: str, root: Path, repeat: int) -> None:
     b3 = rows["modelsign blake3 tensors"]
     s2 = rows["modelsign sha256 tensors"]
     limit = 1.15 if label == "single-file" else 1.6
-    print(f"  --no-tensors vs sha256 bound (speed): {bound / nt:.2f}x  (target >= 0.9)")
+    print(f"  --no-tensors vs sha256 all-core bound (speed): {bound / nt:.2f}x  (target >= 0.9)")
+    one = rows["sha256 one-stream bound"]
+    print(f"  --no-tensors vs sha256 one-stream bound (speed): {one / nt:.2f}x")
     print(f"  --no-tensors vs model_signing (time): {nt / ms:.2f}x  (target <= 1.0)")
     print(f"  blake3 tensors vs model_signing (time): {b3 / ms:.2f}x  (target <= {limit})")
     print(f"  sha256 tensors vs model_signing (time): {s2 / ms:.2f}x")

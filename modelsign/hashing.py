@@ -33,7 +33,9 @@ from .formats.pickle import inspect_zip_for_pickle
 TensorHash = Literal["blake3", "sha256"]
 TENSOR_HASHES: tuple[TensorHash, ...] = ("blake3", "sha256")
 
-CHUNK = 8 << 20
+# 1 MiB chunks stay in the CPU cache between the copy from the page cache and
+# the hash that reads them: measurably faster than larger chunks.
+CHUNK = 1 << 20
 DEPTH = 4
 CAPTURE_LIMIT = 4 << 20  # small text files kept for metadata readers (model card, config)
 
@@ -234,8 +236,6 @@ def hash_file(
         feeder: _SegmentFeeder | None = None
         captured = bytearray() if capture and size <= CAPTURE_LIMIT else None
         free: queue.Queue[bytearray] = queue.Queue()
-        for _ in range(DEPTH if size > CHUNK else 1):
-            free.put(bytearray(min(CHUNK, max(size, 1))))
         pickle_members: list[str] = []
         notes: list[Finding] = []
         if fmt in ("safetensors", "gguf"):
@@ -256,6 +256,9 @@ def hash_file(
                 lane = _Lane(feeder, free)
         elif head[:4] == b"PK\x03\x04":
             fmt, pickle_members = _zip_checkpoint(fd, size, f.path, fmt, notes)
+        # Without a lane one buffer is reused, so it stays in the CPU cache.
+        for _ in range(DEPTH if lane is not None else 1):
+            free.put(bytearray(min(CHUNK, max(size, 1))))
         raw = os.fdopen(fd, "rb", buffering=0, closefd=False)
         raw.seek(pos)  # the header was read with pread; stream on from its end
         try:

@@ -8,6 +8,9 @@ library never prints.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 
 class ModelsignError(Exception):
     """Root of all modelsign errors."""
@@ -73,3 +76,37 @@ class ManifestError(ModelsignError):
     """A manifest cannot be read or does not match its schema."""
 
     code = "MANIFEST_ERROR"
+
+
+class SignatureError(ModelsignError):
+    """A signature file cannot be written, or read as a signature at all."""
+
+    code = "SIGNATURE_ERROR"
+
+
+class VerificationError(ModelsignError):
+    """Verification failed: the signature, the statement or the model on disk.
+
+    ``findings`` holds every problem found (each with a stable code, the file,
+    the tensor, expected and actual digests), not only the first.
+    """
+
+    code = "VERIFICATION_FAILED"
+    exit_code = 1
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        findings: Sequence[Any] = (),
+        code: str | None = None,
+        path: str | None = None,
+        tensor: str | None = None,
+        expected: str | None = None,
+        actual: str | None = None,
+    ) -> None:
+        super().__init__(
+            message, code=code, path=path, tensor=tensor, expected=expected, actual=actual
+        )
+        self.findings = list(findings)
+        self.result: Any = None  # the full VerificationResult, when verification got that far

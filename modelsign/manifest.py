@@ -169,7 +169,8 @@ def _captured_name(path: str) -> bool:
     )
 
 
-def _weights_info(d: FileDigests, tensor_hash: TensorHash | None) -> WeightsInfo:
+def weights_info(d: FileDigests, tensor_hash: TensorHash | None) -> WeightsInfo:
+    """The manifest's view of a parsed weight file from its digests."""
     layout = d.layout
     assert layout is not None and d.header_digest is not None
     digests = d.tensor_digests
@@ -209,7 +210,7 @@ def _file_entry(d: FileDigests, tensor_hash: TensorHash | None) -> tuple[FileEnt
     flags: list[str] = []
     weights = None
     if d.layout is not None:
-        weights = _weights_info(d, tensor_hash)
+        weights = weights_info(d, tensor_hash)
         findings += [
             f if f.path is not None else f.model_copy(update={"path": d.file.path})
             for f in d.layout.findings

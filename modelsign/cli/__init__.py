@@ -215,3 +215,7 @@ def _manifest_or_model(target: str, ignore: tuple[str, ...], allow_symlinks: boo
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="modelsign")
+
+
+# Registers keygen / sign / verify on the group (they import from this module).
+from . import signing as _signing  # noqa: E402,F401

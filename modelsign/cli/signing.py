@@ -1,0 +1,271 @@
+"""``modelsign keygen``, ``sign`` and ``verify``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from ..errors import InputError, VerificationError
+from ..hashing import TENSOR_HASHES
+from ..manifest import load_manifest
+from ..metadata.provenance import parse_source
+from ..sign import sign
+from ..signature import keys
+from ..signature.signers import KeySigner
+from ..signature.verifiers import CertificateVerifier, KeyVerifier, Verifier
+from ..verify import VerificationResult, verify
+from . import _progress, cli, model_options
+
+
+def _password_from_env(var: str | None) -> bytes | None:
+    if var is None:
+        return None
+    value = os.environ.get(var)
+    if value is None:
+        raise InputError(f"--password-env names {var}, which is not set", code="PASSWORD_ENV_UNSET")
+    return value.encode("utf-8")
+
+
+@cli.command("keygen")
+@click.option(
+    "--type",
+    "key_type",
+    type=click.Choice(keys.KEY_TYPES),
+    default="ec-p256",
+    show_default=True,
+    help="Key type. EC P-256 is what OMS verifiers accept; they reject Ed25519.",
+)
+@click.option(
+    "--password-env",
+    metavar="VAR",
+    help="Encrypt the key with the password in environment variable VAR. "
+    "Without it, a terminal is asked (empty = unencrypted).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "prefix",
+    required=True,
+    metavar="PREFIX",
+    help="Writes PREFIX.key and PREFIX.pub.",
+)
+@click.option("--force", is_flag=True, help="Overwrite existing key files.")
+def keygen_cmd(key_type: keys.KeyType, password_env: str | None, prefix: str, force: bool) -> None:
+    """Generate a signing key pair: PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub."""
+    password = _password_from_env(password_env)
+    if password is None and sys.stdin.isatty():
+        typed = click.prompt(
+            "Password for the private key (empty for none)",
+            default="",
+            hide_input=True,
+            confirmation_prompt=True,
+            show_default=False,
+        )
+        password = typed.encode("utf-8") or None
+    if key_type == "ed25519":
+        click.echo(
+            "warning: OMS verifiers (model_signing) reject Ed25519 signatures; "
+            "use ec-p256 for signatures others must verify",
+            err=True,
+        )
+    key_path, pub_path = keys.write_keypair(
+        prefix, keys.generate_key(key_type), password=password, force=force
+    )
+    if password is None:
+        click.echo(f"warning: {key_path} is not encrypted", err=True)
+    click.echo(f"wrote {key_path} and {pub_path}", err=True)
+    click.echo(f"key hint: {keys.key_hint(keys.load_public_key(pub_path))}", err=True)
+
+
+def _load_signer(
+    key: str, password_env: str | None, cert: str | None, chain: tuple[str, ...]
+) -> KeySigner:
+    password = _password_from_env(password_env)
+    try:
+        return KeySigner.from_files(key, password=password, cert=cert, chain=chain)
+    except InputError as exc:
+        if exc.code != "KEY_PASSWORD_REQUIRED" or password is not None or not sys.stdin.isatty():
+            raise
+    typed = click.prompt(f"Password for {key}", hide_input=True)
+    return KeySigner.from_files(key, password=typed.encode("utf-8"), cert=cert, chain=chain)
+
+
+@cli.command("sign")
+@click.argument("model", type=click.Path())
+@click.option(
+    "--signature",
+    type=click.Path(dir_okay=False),
+    help="Where to write the signature (default MODEL/model.sig, or FILE.sig).",
+)
+@click.option("--key", type=click.Path(dir_okay=False), required=True, help="Private key (PEM).")
+@click.option(
+    "--password-env", metavar="VAR", help="Read the key's password from environment variable VAR."
+)
+@click.option("--cert", type=click.Path(dir_okay=False), help="Leaf certificate for the key (PEM).")
+@click.option(
+    "--cert-chain",
+    "cert_chain",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Intermediate certificates (PEM) to include. Repeatable.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing signature.")
+@click.option("--no-tensors", is_flag=True, help="Skip tensor digests.")
+@click.option(
+    "--tensor-hash", type=click.Choice(TENSOR_HASHES), default="blake3", show_default=True
+)
+@model_options
+@click.option("--source", metavar="REPO@REV", help="Source repository and revision.")
+@click.option(
+    "--parent",
+    "parents",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    metavar="MANIFEST",
+    help="Manifest of a model this one derives from. Repeatable.",
+)
+@click.option("-j", "--jobs", type=click.IntRange(1, 256))
+def sign_cmd(
+    model: str,
+    signature: str | None,
+    key: str,
+    password_env: str | None,
+    cert: str | None,
+    cert_chain: tuple[str, ...],
+    force: bool,
+    no_tensors: bool,
+    tensor_hash: str,
+    ignore: tuple[str, ...],
+    allow_symlinks: bool,
+    source: str | None,
+    parents: tuple[str, ...],
+    jobs: int | None,
+) -> None:
+    """Sign MODEL: an OMS v1.0 compatible Sigstore bundle carrying its full manifest."""
+    signer = _load_signer(key, password_env, cert, cert_chain)
+    with _progress(True, "signing") as progress:
+        res = sign(
+            model,
+            signer=signer,
+            signature=signature,
+            force=force,
+            tensor_hash=None if no_tensors else tensor_hash,  # type: ignore[arg-type]
+            ignore=ignore,
+            allow_symlinks=allow_symlinks,
+            source=parse_source(source) if source else None,
+            parents=[load_manifest(p) for p in parents],
+            jobs=jobs,
+            progress=progress,
+        )
+    m = res.manifest
+    tensors = sum(f.weights.tensor_count for f in m.files if f.weights is not None)
+    click.echo(f"signed {m.name}: {len(m.files)} files, {tensors} tensors", err=True)
+    click.echo(f"manifest digest: {m.digest()}", err=True)
+    click.echo(f"wrote {res.signature}", err=True)
+
+
+def _summary(r: VerificationResult) -> str:
+    lines = []
+    who = ""
+    if r.signer is not None:
+        s = r.signer
+        if s.kind == "key":
+            who = f"key {s.key_type} {s.key_hint}"
+        elif s.kind == "certificate":
+            who = f"certificate {s.subject} (issuer {s.issuer})"
+        else:
+            who = f"{s.identity} via {s.oidc_issuer}"
+    if r.verdict == "verified":
+        lines.append(
+            f"verified {r.model}: {r.files_verified} files "
+            f"({r.files_by_tensor_digests} by tensor digests), {r.tensors_verified} tensors"
+        )
+        lines.append(f"signed by {who}")
+        if r.manifest_digest:
+            lines.append(f"manifest digest: {r.manifest_digest}")
+    else:
+        errors = r.errors
+        lines.append(f"FAILED {r.model}: {len(errors)} problem(s)")
+        if who:
+            lines.append(f"signature valid, signed by {who}")
+        for p in errors:
+            where = p.file or ""
+            if p.tensor:
+                where += f" [tensor {p.tensor}]"
+            lines.append(f"  {p.code}: {where}{': ' if where else ''}{p.message}")
+            if p.expected or p.actual:
+                lines.append(f"    expected: {p.expected}")
+                lines.append(f"    actual:   {p.actual}")
+    for p in r.problems:
+        if p.severity != "error":
+            lines.append(f"  note {p.code}: {p.file or ''} {p.message}")
+    return "\n".join(lines)
+
+
+@cli.command("verify")
+@click.argument("model", type=click.Path())
+@click.option(
+    "--signature",
+    type=click.Path(dir_okay=False),
+    help="Signature file (default MODEL/model.sig, or FILE.sig).",
+)
+@click.option("--key", type=click.Path(dir_okay=False), help="Trusted public key (PEM).")
+@click.option(
+    "--cert-chain",
+    "cert_chain",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Trusted root certificate(s) (PEM). Repeatable.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (stable schema).")
+@click.option(
+    "--ignore",
+    multiple=True,
+    metavar="PATTERN",
+    help="Excuse unsigned extra files matching PATTERN (signed files are always checked).",
+)
+@click.option("-j", "--jobs", type=click.IntRange(1, 256))
+def verify_cmd(
+    model: str,
+    signature: str | None,
+    key: str | None,
+    cert_chain: tuple[str, ...],
+    as_json: bool,
+    ignore: tuple[str, ...],
+    jobs: int | None,
+) -> None:
+    """Verify MODEL against its signature.
+
+    Exit codes: 0 verified, 1 verification failed, 2 usage or input error.
+    """
+    if bool(key) == bool(cert_chain):
+        raise InputError("give exactly one of --key or --cert-chain", code="USAGE")
+    verifier: Verifier = (
+        KeyVerifier.from_file(key) if key else CertificateVerifier.from_files(cert_chain)
+    )
+    try:
+        with _progress(not as_json, "verifying") as progress:
+            result = verify(
+                model,
+                verifier=verifier,
+                signature=signature,
+                ignore=ignore,
+                jobs=jobs,
+                progress=progress,
+            )
+    except VerificationError as exc:
+        if exc.result is None:
+            raise
+        _emit(exc.result, as_json)
+        sys.exit(1)
+    _emit(result, as_json)
+
+
+def _emit(result: VerificationResult, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True))
+    else:
+        click.echo(_summary(result))

@@ -1,0 +1,139 @@
+"""Differences between what was signed and what is there, file by file and tensor by tensor.
+
+Each difference is a :class:`Problem` with a stable code, the file, the tensor
+and hex digests; verification reports them, and release diffs reuse them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .manifest import WeightsInfo
+
+ProblemSeverity = Literal["error", "warning", "info"]
+
+
+class Problem(BaseModel):
+    """One finding of a verification (stable JSON schema)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: str
+    severity: ProblemSeverity = "error"
+    message: str
+    file: str | None = None
+    tensor: str | None = None
+    expected: str | None = None
+    actual: str | None = None
+
+
+def _shape(dtype: str, shape: list[int]) -> str:
+    return f"{dtype}[{','.join(map(str, shape))}]"
+
+
+def diff_weights(path: str, expected: WeightsInfo, actual: WeightsInfo) -> list[Problem]:
+    """What changed inside a weight file: header, metadata, chat template, tensors."""
+    out: list[Problem] = []
+    if expected.format != actual.format:
+        return [
+            Problem(
+                code="FORMAT_CHANGED",
+                message=f"file was {expected.format}, is now {actual.format}",
+                file=path,
+                expected=expected.format,
+                actual=actual.format,
+            )
+        ]
+    if expected.header_digest != actual.header_digest:
+        out.append(
+            Problem(
+                code="HEADER_MODIFIED",
+                message="the header bytes changed",
+                file=path,
+                expected=expected.header_digest,
+                actual=actual.header_digest,
+            )
+        )
+    keys = sorted(set(expected.metadata) | set(actual.metadata))
+    changed = [k for k in keys if expected.metadata.get(k) != actual.metadata.get(k)]
+    if changed:
+        out.append(
+            Problem(
+                code="METADATA_MODIFIED",
+                message="metadata changed: "
+                + ", ".join(changed[:20])
+                + (f" (+{len(changed) - 20} more)" if len(changed) > 20 else ""),
+                file=path,
+            )
+        )
+    if expected.kv_digest != actual.kv_digest and not changed:
+        out.append(
+            Problem(
+                code="GGUF_KV_MODIFIED",
+                message="GGUF key-value metadata changed (arrays such as the vocabulary)",
+                file=path,
+                expected=expected.kv_digest,
+                actual=actual.kv_digest,
+            )
+        )
+    if expected.chat_template_digest != actual.chat_template_digest:
+        out.append(
+            Problem(
+                code="CHAT_TEMPLATE_MODIFIED",
+                message="the chat template changed (a Jinja template runtimes execute)",
+                file=path,
+                expected=expected.chat_template_digest,
+                actual=actual.chat_template_digest,
+            )
+        )
+    mine = {t.name: t for t in expected.tensors}
+    theirs = {t.name: t for t in actual.tensors}
+    for name in sorted(set(mine) | set(theirs)):
+        e, a = mine.get(name), theirs.get(name)
+        if a is None and e is not None:
+            out.append(
+                Problem(
+                    code="TENSOR_REMOVED",
+                    message=f"tensor {_shape(e.dtype, e.shape)} is gone",
+                    file=path,
+                    tensor=name,
+                    expected=e.digest,
+                )
+            )
+        elif e is None and a is not None:
+            out.append(
+                Problem(
+                    code="TENSOR_ADDED",
+                    message=f"tensor {_shape(a.dtype, a.shape)} was not signed",
+                    file=path,
+                    tensor=name,
+                    actual=a.digest,
+                )
+            )
+        elif e is not None and a is not None:
+            if (e.dtype, e.shape) != (a.dtype, a.shape):
+                out.append(
+                    Problem(
+                        code="TENSOR_RETYPED",
+                        message=f"tensor was {_shape(e.dtype, e.shape)}, "
+                        f"is now {_shape(a.dtype, a.shape)}",
+                        file=path,
+                        tensor=name,
+                        expected=e.digest,
+                        actual=a.digest,
+                    )
+                )
+            elif e.digest != a.digest:
+                out.append(
+                    Problem(
+                        code="TENSOR_MODIFIED",
+                        message=f"tensor {_shape(e.dtype, e.shape)} data changed",
+                        file=path,
+                        tensor=name,
+                        expected=e.digest,
+                        actual=a.digest,
+                    )
+                )
+    return out

@@ -1,0 +1,96 @@
+"""Signing: manifest → OMS statement → signer → bundle written atomically."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from ._atomic import write_atomic
+from .discover import GIT_PATHS, discover
+from .errors import InputError
+from .hashing import TensorHash
+from .manifest import Manifest, manifest_for_tree
+from .metadata.provenance import SourceRepo
+from .signature.signers import Signer
+from .signature.statement import build_statement
+
+DEFAULT_SIGNATURE = "model.sig"
+
+
+@dataclass(frozen=True)
+class SignResult:
+    """What was signed and where the signature went."""
+
+    manifest: Manifest
+    signature: str
+    statement: bytes
+
+
+def default_signature_path(model: str | os.PathLike[str]) -> str:
+    """``MODEL/model.sig`` for a folder, ``FILE.sig`` beside a single file."""
+    path = os.fspath(model)
+    if os.path.isdir(path):
+        return os.path.join(path, DEFAULT_SIGNATURE)
+    return path + ".sig"
+
+
+def _inside(root: str, path: str) -> str | None:
+    rel = os.path.relpath(os.path.abspath(path), root)
+    if rel == os.curdir or rel.startswith(os.pardir + os.sep) or rel == os.pardir:
+        return None
+    return rel.replace(os.sep, "/")
+
+
+def sign(
+    model: str | os.PathLike[str],
+    *,
+    signer: Signer,
+    signature: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    tensor_hash: TensorHash | None = "blake3",
+    ignore: Sequence[str] = (),
+    allow_symlinks: bool = False,
+    source: SourceRepo | None = None,
+    parents: Sequence[Manifest] = (),
+    env: Mapping[str, str] | None = None,
+    jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SignResult:
+    """Sign ``model`` and write the signature bundle.
+
+    The signature file itself is left out of what is signed and recorded in
+    ``ignore_paths``; an existing signature is kept unless ``force``; a failure
+    leaves nothing behind.
+    """
+    sig_path = os.fspath(signature) if signature is not None else default_signature_path(model)
+    if os.path.lexists(sig_path) and not force:
+        raise InputError(
+            "a signature already exists; pass --force to replace it",
+            code="OUTPUT_EXISTS",
+            path=sig_path,
+        )
+    exclude: list[str] = []
+    if os.path.isdir(model):
+        rel = _inside(os.path.abspath(model), sig_path)
+        if rel is not None:
+            exclude.append(rel)
+    tree = discover(model, ignore=ignore, exclude=exclude, allow_symlinks=allow_symlinks)
+    if tree.single_file and os.path.abspath(sig_path) == os.path.join(
+        tree.root, tree.files[0].path
+    ):
+        raise InputError("the signature would overwrite the model", code="USAGE", path=sig_path)
+    manifest = manifest_for_tree(
+        tree,
+        tensor_hash=tensor_hash,
+        source=source,
+        parents=parents,
+        env=env,
+        jobs=jobs,
+        progress=progress,
+    )
+    ignore_paths = [] if tree.single_file else sorted(set(GIT_PATHS) | set(tree.ignored))
+    statement = build_statement(manifest, ignore_paths=ignore_paths)
+    bundle = signer.sign_statement(statement)
+    write_atomic(sig_path, bundle, force=force)
+    return SignResult(manifest, sig_path, statement)

@@ -1,0 +1,1 @@
+"""Signing and verification: keys, certificates, statements and bundles."""

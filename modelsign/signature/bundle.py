@@ -1,0 +1,155 @@
+"""Sigstore bundle (v0.3 JSON) holding a DSSE envelope: writing and strict reading.
+
+Only the parts modelsign needs for key and certificate signatures are parsed
+here; Sigstore (Fulcio / Rekor) bundles are handed to the ``sigstore`` package
+as a whole.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import VerificationError
+from .statement import strict_json
+
+BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+#: Media types a reader accepts (Sigstore's older spellings included).
+KNOWN_MEDIA_TYPES = (
+    BUNDLE_MEDIA_TYPE,
+    "application/vnd.dev.sigstore.bundle+json;version=0.1",
+    "application/vnd.dev.sigstore.bundle+json;version=0.2",
+    "application/vnd.dev.sigstore.bundle+json;version=0.3",
+)
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+MAX_SIGNATURE_BYTES = 256 << 20  # a manifest of a very large model still fits
+
+
+def pae(payload: bytes, payload_type: str = PAYLOAD_TYPE) -> bytes:
+    """DSSE v1 pre-authentication encoding: what is actually signed."""
+    t = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+def pae_legacy(payload: bytes, payload_type: str = PAYLOAD_TYPE) -> bytes:
+    """The encoding ``model_signing`` < 1.0 signed by mistake (``str`` of the bytes).
+
+    Accepted only for statements with the legacy predicate, as the OMS tool does.
+    """
+    return f"DSSEV1 {len(payload_type)} {payload_type} {len(payload)} {payload!r}".encode()
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A parsed bundle: the DSSE parts and the verification material."""
+
+    media_type: str
+    payload: bytes
+    payload_type: str
+    signature: bytes
+    keyid: str
+    key_hint: str | None  # verificationMaterial.publicKey.hint
+    certificates: tuple[bytes, ...]  # DER, leaf first (x509CertificateChain or certificate)
+    transparency: bool  # has tlog entries or timestamps: a Sigstore bundle
+    raw: dict[str, Any]
+
+
+def _b64(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise VerificationError(f"{what} is not a base64 string", code="BUNDLE_INVALID")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise VerificationError(f"{what} is not valid base64", code="BAD_BASE64") from exc
+
+
+def write_bundle(payload: bytes, signature: bytes, material: dict[str, Any]) -> bytes:
+    """Bundle JSON bytes for a key or certificate signature (deterministic)."""
+    bundle = {
+        "mediaType": BUNDLE_MEDIA_TYPE,
+        "verificationMaterial": material,
+        "dsseEnvelope": {
+            "payload": base64.b64encode(payload).decode("ascii"),
+            "payloadType": PAYLOAD_TYPE,
+            "signatures": [{"sig": base64.b64encode(signature).decode("ascii"), "keyid": ""}],
+        },
+    }
+    return json.dumps(bundle, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+
+
+def read_bundle(data: bytes) -> Envelope:
+    """Parse bundle JSON strictly; the signature itself is checked by a verifier."""
+    if len(data) > MAX_SIGNATURE_BYTES:
+        raise VerificationError(
+            f"signature file is larger than {MAX_SIGNATURE_BYTES} bytes", code="BUNDLE_INVALID"
+        )
+    b = strict_json(data, "the signature bundle")
+    if not isinstance(b, dict):
+        raise VerificationError("the signature is not a JSON object", code="BUNDLE_INVALID")
+    media = b.get("mediaType")
+    if media not in KNOWN_MEDIA_TYPES:
+        raise VerificationError(
+            f"unknown bundle media type {media!r}", code="BUNDLE_MEDIA_TYPE", actual=str(media)
+        )
+    env = b.get("dsseEnvelope")
+    if not isinstance(env, dict):
+        if "messageSignature" in b:
+            raise VerificationError(
+                "the bundle signs a blob (messageSignature), not a model statement",
+                code="BUNDLE_NOT_DSSE",
+            )
+        raise VerificationError("the bundle has no DSSE envelope", code="BUNDLE_INVALID")
+    payload_type = env.get("payloadType")
+    if payload_type != PAYLOAD_TYPE:
+        raise VerificationError(
+            f"DSSE payload type is {payload_type!r}, not {PAYLOAD_TYPE}",
+            code="PAYLOAD_TYPE",
+            expected=PAYLOAD_TYPE,
+            actual=str(payload_type),
+        )
+    payload = _b64(env.get("payload"), "dsseEnvelope.payload")
+    sigs = env.get("signatures")
+    if not isinstance(sigs, list) or len(sigs) != 1 or not isinstance(sigs[0], dict):
+        raise VerificationError(
+            "the DSSE envelope must carry exactly one signature", code="BUNDLE_INVALID"
+        )
+    signature = _b64(sigs[0].get("sig"), "dsseEnvelope.signatures[0].sig")
+    keyid = sigs[0].get("keyid", "")
+    if not isinstance(keyid, str):
+        raise VerificationError("signature keyid is not a string", code="BUNDLE_INVALID")
+
+    vm = b.get("verificationMaterial")
+    if not isinstance(vm, dict):
+        raise VerificationError("the bundle has no verificationMaterial", code="BUNDLE_INVALID")
+    hint = None
+    if "publicKey" in vm:
+        pk = vm["publicKey"]
+        if not isinstance(pk, dict) or not isinstance(pk.get("hint", ""), str):
+            raise VerificationError("publicKey.hint is not a string", code="BUNDLE_INVALID")
+        hint = pk.get("hint") or None
+    certs: list[bytes] = []
+    if "x509CertificateChain" in vm:
+        chain = vm["x509CertificateChain"]
+        items = chain.get("certificates") if isinstance(chain, dict) else None
+        if not isinstance(items, list) or not items:
+            raise VerificationError("the certificate chain is empty", code="BUNDLE_INVALID")
+        for i, c in enumerate(items):
+            raw = c.get("rawBytes") if isinstance(c, dict) else None
+            certs.append(_b64(raw, f"certificate {i}"))
+    if "certificate" in vm:
+        c = vm["certificate"]
+        certs.append(_b64(c.get("rawBytes") if isinstance(c, dict) else None, "certificate"))
+    if hint is None and not certs and "publicKey" not in vm:
+        raise VerificationError(
+            "verificationMaterial has no public key hint or certificate", code="BUNDLE_INVALID"
+        )
+    tlog = vm.get("tlogEntries", [])
+    if not isinstance(tlog, list):
+        raise VerificationError("tlogEntries is not a list", code="BUNDLE_INVALID")
+    transparency = bool(tlog) or bool(vm.get("timestampVerificationData"))
+    return Envelope(
+        str(media), payload, PAYLOAD_TYPE, signature, keyid, hint, tuple(certs), transparency, b
+    )

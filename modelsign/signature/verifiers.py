@@ -1,0 +1,149 @@
+"""Verifiers check a bundle's signature and say who signed it.
+
+A verifier is anything with ``verify_envelope(envelope) -> SignerInfo`` that
+raises :class:`~modelsign.errors.VerificationError` when the signature is not
+valid for its trust material. It never looks at the model: that is the
+statement check's job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Literal, Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import VerificationError
+from . import certs, keys
+from .bundle import Envelope, pae, pae_legacy
+from .statement import PREDICATE_LEGACY
+
+
+class SignerInfo(BaseModel):
+    """Who signed, as established by the verifier (part of the result JSON)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["key", "certificate", "sigstore"]
+    key_type: str | None = None
+    key_hint: str | None = None
+    subject: str | None = None
+    issuer: str | None = None
+    fingerprint: str | None = None  # SHA-256 of the leaf certificate, hex
+    chain: list[str] = []  # subjects, leaf to root
+    identity: str | None = None  # Sigstore: SAN of the Fulcio certificate
+    oidc_issuer: str | None = None
+    extensions: dict[str, str] = {}
+    signed_at: str | None = None  # trusted signing time (ISO 8601), when the bundle proves one
+
+
+class Verifier(Protocol):
+    """What ``modelsign.verify`` needs from a verification method."""
+
+    def verify_envelope(self, envelope: Envelope) -> SignerInfo:
+        """Check the envelope's signature; return the signer or raise VerificationError."""
+        ...
+
+
+def _is_legacy(payload: bytes) -> bool:
+    try:
+        return bool(json.loads(payload).get("predicateType") == PREDICATE_LEGACY)
+    except (ValueError, AttributeError):
+        return False
+
+
+def _ecdsa_sha256(key: ec.EllipticCurvePublicKey, envelope: Envelope, data: bytes) -> bool:
+    try:
+        key.verify(envelope.signature, data, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _check_signature(key: keys.PublicKey, envelope: Envelope) -> None:
+    if keys.verify_bytes(key, envelope.signature, pae(envelope.payload)):
+        return
+    # Pre-1.0 OMS signatures signed a mangled encoding, and certificate ones
+    # always with SHA-256; accept that only for statements of that era.
+    if _is_legacy(envelope.payload):
+        legacy = pae_legacy(envelope.payload)
+        if keys.verify_bytes(key, envelope.signature, legacy):
+            return
+        if isinstance(key, ec.EllipticCurvePublicKey) and _ecdsa_sha256(key, envelope, legacy):
+            return
+    raise VerificationError(
+        "the signature does not verify with this key: the statement or signature was "
+        "altered, or it was signed by another key",
+        code="BAD_SIGNATURE",
+    )
+
+
+class KeyVerifier:
+    """Verify with a trusted public key (PEM)."""
+
+    def __init__(self, public_key: keys.PublicKey) -> None:
+        self.key = public_key
+
+    @classmethod
+    def from_file(cls, path: str) -> KeyVerifier:
+        return cls(keys.load_public_key(path))
+
+    def verify_envelope(self, envelope: Envelope) -> SignerInfo:
+        hint = keys.key_hint(self.key)
+        if envelope.key_hint is not None and envelope.key_hint != hint:
+            raise VerificationError(
+                "the signature names another public key (key hint differs)",
+                code="KEY_HINT_MISMATCH",
+                expected=hint,
+                actual=envelope.key_hint,
+            )
+        _check_signature(self.key, envelope)
+        return SignerInfo(kind="key", key_type=keys.key_type(self.key), key_hint=hint)
+
+
+class CertificateVerifier:
+    """Verify a certificate-chain signature up to trusted root certificates.
+
+    The chain is checked at the bundle's trusted signing time when it has one;
+    key and certificate bundles have none, so at the current time: an expired
+    certificate fails (the OMS tool checks at the leaf's notBefore instead).
+    """
+
+    def __init__(self, roots: Sequence[certs.x509.Certificate], *, at: datetime | None = None):
+        if not roots:
+            raise VerificationError("no trusted root certificates given", code="NO_TRUST_ROOT")
+        self.roots = list(roots)
+        self.at = at
+
+    @classmethod
+    def from_files(cls, paths: Sequence[str]) -> CertificateVerifier:
+        return cls([c for p in paths for c in certs.load_certificates(p)])
+
+    def verify_envelope(self, envelope: Envelope) -> SignerInfo:
+        if not envelope.certificates:
+            raise VerificationError(
+                "the signature carries no certificate chain (was it signed with a bare key?)",
+                code="NO_CERTIFICATE",
+            )
+        chain = [
+            certs.load_der_certificate(d, f"certificate {i} of the bundle")
+            for i, d in enumerate(envelope.certificates)
+        ]
+        at = self.at or datetime.now(timezone.utc)
+        path = certs.verify_chain(chain[0], chain[1:], self.roots, at=at)
+        key = certs.leaf_public_key(chain[0])
+        _check_signature(key, envelope)
+        ident = certs.certificate_identity(chain[0])
+        return SignerInfo(
+            kind="certificate",
+            key_type=keys.key_type(key),
+            subject=ident.get("subject"),
+            issuer=ident.get("issuer"),
+            fingerprint=ident.get("fingerprint"),
+            chain=[c.subject.rfc4514_string() for c in path],
+        )

@@ -1,0 +1,523 @@
+"""Verification: signature → statement → the model on disk, file by file and tensor by tensor.
+
+The signed ``ignore_paths`` and symlink rule are re-applied as recorded; the
+verifier's own ``--ignore`` patterns can only excuse unsigned extra files, never
+a signed one. Weight files whose signed manifest covers every byte (header,
+tensors, zero padding, exact size) are checked by their header and tensor
+digests in parallel; everything else by its file digest. Any mismatch is
+diagnosed down to the tensor.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import stat
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import blake3
+from pydantic import BaseModel, ConfigDict
+
+from .compare import Problem, diff_weights
+from .discover import ModelFile, ModelTree, discover
+from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
+from .hashing import FileDigests, RangeJob, TensorHash, hash_file, hash_files, hash_ranges
+from .manifest import FileEntry, Manifest, weights_info
+from .sign import default_signature_path
+from .signature.bundle import read_bundle
+from .signature.statement import (
+    SINGLE_FILE_RESOURCE,
+    Resource,
+    SignedStatement,
+    parse_statement,
+)
+from .signature.verifiers import SignerInfo, Verifier
+
+RESULT_KIND = "modelsign.verification"
+
+
+class SubjectInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    sha256: str
+
+
+class VerificationResult(BaseModel):
+    """What was verified, by whom it was signed, and every problem found (stable schema)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["modelsign.verification"] = RESULT_KIND
+    version: Literal[1] = 1
+    verdict: Literal["verified", "failed"]
+    model: str
+    signature: str
+    signer: SignerInfo | None = None
+    predicate_type: str | None = None
+    subject: SubjectInfo | None = None
+    manifest_digest: str | None = None
+    weights_digest: str | None = None
+    files_verified: int = 0
+    files_by_tensor_digests: int = 0
+    tensors_verified: int = 0
+    bytes_verified: int = 0
+    problems: list[Problem] = []
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+
+def _read_signature(path: str) -> bytes:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError as exc:
+        raise InputError("no signature file here", code="SIGNATURE_NOT_FOUND", path=path) from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(
+            "the signature is not a regular file", code="SIGNATURE_NOT_FOUND", path=path
+        )
+    with open(path, "rb") as fh:
+        return fh.read(256 << 20 + 1)
+
+
+def verify(
+    model: str | os.PathLike[str],
+    *,
+    verifier: Verifier,
+    signature: str | os.PathLike[str] | None = None,
+    ignore: Sequence[str] = (),
+    jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> VerificationResult:
+    """Verify ``model`` against its signature; return what was verified.
+
+    Raises :class:`VerificationError` (with ``findings`` and ``result``) when
+    anything fails, and :class:`InputError` for unusable inputs.
+    """
+    path = os.fspath(model)
+    if not os.path.lexists(path):
+        raise InputError(f"no such file or folder: {path}", code="NOT_FOUND", path=path)
+    sig_path = os.fspath(signature) if signature is not None else default_signature_path(path)
+    data = _read_signature(sig_path)
+    result = VerificationResult(verdict="failed", model=path, signature=sig_path)
+    try:
+        envelope = read_bundle(data)
+        result.signer = verifier.verify_envelope(envelope)
+        statement = parse_statement(envelope.payload)
+    except VerificationError as exc:
+        result.problems = [
+            Problem(code=exc.code, message=exc.message, expected=exc.expected, actual=exc.actual)
+        ]
+        raise _failed(result) from exc
+    result.predicate_type = statement.predicate_type
+    result.subject = SubjectInfo(name=statement.subject_name, sha256=statement.subject_digest)
+    if statement.manifest is not None:
+        result.manifest_digest = statement.manifest.digest()
+        result.weights_digest = statement.manifest.weights_digest
+    _ModelCheck(path, sig_path, statement, ignore, jobs, progress, result).run()
+    if result.errors:
+        raise _failed(result)
+    result.verdict = "verified"
+    return result
+
+
+def _failed(result: VerificationResult) -> VerificationError:
+    errors = result.errors
+    first = errors[0] if errors else None
+    msg = f"verification failed: {len(errors)} problem(s)"
+    if first is not None:
+        msg += f"; first: {first.code}"
+    exc = VerificationError(msg, code=first.code if first else None, findings=result.problems)
+    exc.result = result
+    return exc
+
+
+def _any_hasher(algorithm: str) -> hashlib._Hash | blake3.blake3:
+    if algorithm == "blake3":
+        return blake3.blake3()
+    return hashlib.new(algorithm)
+
+
+class _ModelCheck:
+    """Compares the model on disk with a signed statement, filling in the result."""
+
+    def __init__(
+        self,
+        path: str,
+        sig_path: str,
+        statement: SignedStatement,
+        ignore: Sequence[str],
+        jobs: int | None,
+        progress: Callable[[int, int], None] | None,
+        result: VerificationResult,
+    ) -> None:
+        self.path = path
+        self.sig_path = sig_path
+        self.st = statement
+        self.manifest: Manifest | None = statement.manifest
+        self.ignore = ignore
+        self.jobs = jobs
+        self.result = result
+        self.problems: list[Problem] = []
+        self.done = 0
+        self.total = 0
+        self._progress = progress
+
+    def step(self, n: int) -> None:
+        self.done += n
+        if self._progress is not None:
+            self._progress(self.done, self.total)
+
+    def problem(self, code: str, message: str, **kw: str | None) -> None:
+        self.problems.append(Problem(code=code, message=message, **kw))  # type: ignore[arg-type]
+
+    # -- which files ---------------------------------------------------------
+
+    def _tree(self) -> ModelTree | None:
+        single = os.path.isfile(self.path)
+        exclude: list[str] = []
+        if not single:
+            rel = os.path.relpath(os.path.abspath(self.sig_path), os.path.abspath(self.path))
+            if not rel.startswith(os.pardir):
+                exclude.append(rel.replace(os.sep, "/"))
+            exclude += list(self.st.ignore_paths)
+        patterns = list(self.manifest.ignored.patterns) if self.manifest is not None else []
+        try:
+            return discover(
+                self.path,
+                ignore=patterns,
+                exclude=exclude,
+                allow_symlinks=self.st.allow_symlinks,
+                ignore_git=False,
+            )
+        except DiscoveryError as exc:
+            if exc.code == "EMPTY_MODEL":
+                return None
+            # What the signer recorded (no symlinks, no special files) is not met.
+            self.problem(exc.code, exc.message, file=exc.path)
+            return None
+
+    def run(self) -> None:
+        tree = self._tree()
+        on_disk = {f.path: f for f in tree.files} if tree is not None else {}
+        signed = self._signed_files(tree)
+        if signed is None:
+            self.result.problems = self.problems
+            return
+        self.total = sum(f.size for name, f in on_disk.items() if name in signed)
+        present = {n: on_disk[n] for n in signed if n in on_disk}
+        missing = [n for n in signed if n not in on_disk]
+        extra = [n for n in on_disk if n not in signed]
+        self._check_present(present, signed)
+        self._report_missing_and_extra(missing, extra, signed, on_disk)
+        self.result.problems = sorted(
+            self.problems, key=lambda p: (p.file or "", p.tensor or "", p.code)
+        )
+
+    def _signed_files(self, tree: ModelTree | None) -> dict[str, list[Resource]] | None:
+        """Signed resources grouped by file name (shards grouped under their file)."""
+        out: dict[str, list[Resource]] = {}
+        for r in self.st.resources:
+            name = r.name if self.st.method == "files" else r.name.rsplit(":", 2)[0]
+            out.setdefault(name, []).append(r)
+        if tree is not None and tree.single_file:
+            (f,) = tree.files
+            names = set(out)
+            if names <= {SINGLE_FILE_RESOURCE, f.path} and len(names) == 1:
+                return {f.path: next(iter(out.values()))}
+            self.problem(
+                "SIGNATURE_FOR_FOLDER",
+                f"the signature covers {len(names)} files of a folder, not this single file",
+                file=f.path,
+            )
+            return None
+        if SINGLE_FILE_RESOURCE in out:
+            self.problem(
+                "SIGNATURE_FOR_FILE",
+                "the signature is for a single file; verify that file, not a folder",
+            )
+            return None
+        return out
+
+    # -- signed files on disk ------------------------------------------------
+
+    def _entry(self, name: str) -> FileEntry | None:
+        if self.manifest is None:
+            return None
+        if self.manifest.single_file:
+            return self.manifest.files[0]
+        return self.manifest.file(name)
+
+    def _fast_path_ok(self, f: ModelFile, entry: FileEntry | None) -> bool:
+        """Whether the signed manifest covers every byte of this weight file."""
+        if self.manifest is None or self.manifest.hashing.tensor is None or entry is None:
+            return False
+        w = entry.weights
+        if w is None or any(t.digest is None for t in w.tensors) or entry.size != f.size:
+            return False
+        spans = [(0, w.header_size)] + [(t.offset, t.offset + t.length) for t in w.tensors]
+        spans += [(a, b) for a, b in w.padding]
+        spans.sort()
+        end = 0
+        for a, b in spans:
+            if a != end:
+                return False
+            end = b
+        return end == entry.size
+
+    def _check_present(
+        self, present: dict[str, ModelFile], signed: dict[str, list[Resource]]
+    ) -> None:
+        fast: list[tuple[ModelFile, FileEntry]] = []
+        whole: list[ModelFile] = []
+        other: list[ModelFile] = []
+        for name, f in present.items():
+            res = signed[name]
+            entry = self._entry(name)
+            if self.st.method == "files" and res[0].algorithm == "sha256":
+                if self._fast_path_ok(f, entry):
+                    assert entry is not None
+                    fast.append((f, entry))
+                else:
+                    whole.append(f)
+            else:
+                other.append(f)
+        self._check_fast(fast)
+        self._check_whole(whole, signed)
+        for f in other:
+            self._check_other(f, signed[f.path])
+
+    def _tensor_hash(self) -> TensorHash | None:
+        return self.manifest.hashing.tensor if self.manifest is not None else None
+
+    def _verified(self, f: ModelFile, entry: FileEntry | None, *, by_tensors: bool) -> None:
+        self.result.files_verified += 1
+        self.result.bytes_verified += f.size
+        if by_tensors:
+            self.result.files_by_tensor_digests += 1
+        if entry is not None and entry.weights is not None and self._tensor_hash() is not None:
+            self.result.tensors_verified += entry.weights.tensor_count
+
+    def _check_fast(self, items: list[tuple[ModelFile, FileEntry]]) -> None:
+        if not items:
+            return
+        assert self.manifest is not None
+        tensor_alg = self.manifest.hashing.tensor
+        header_alg = self.manifest.hashing.header
+        fds: list[int] = []
+        try:
+            jobs: list[RangeJob] = []
+            expect: list[tuple[int, str | bool]] = []  # (item index, expected result)
+            before = []
+            for i, (f, entry) in enumerate(items):
+                fd = _open(f)
+                fds.append(fd)
+                before.append(os.fstat(fd))
+                w = entry.weights
+                assert w is not None and tensor_alg is not None
+                jobs.append(RangeJob(fd, 0, w.header_size, header_alg))
+                expect.append((i, w.header_digest))
+                for t in w.tensors:
+                    jobs.append(RangeJob(fd, t.offset, t.offset + t.length, tensor_alg))
+                    expect.append((i, t.digest or ""))
+                for a, b in w.padding:
+                    jobs.append(RangeJob(fd, a, b, None))
+                    expect.append((i, True))
+            got = hash_ranges(jobs, threads=self.jobs, progress=self.step)
+            bad = {i for (i, want), have in zip(expect, got, strict=True) if want != have}
+            for i, (f, entry) in enumerate(items):
+                after = os.fstat(fds[i])
+                b = before[i]
+                if (after.st_size, after.st_mtime_ns) != (b.st_size, b.st_mtime_ns) or (
+                    after.st_size != entry.size
+                ):
+                    self.problem("FILE_CHANGED", "file changed while being verified", file=f.path)
+                elif i in bad:
+                    self._diagnose(f, entry, entry.sha256)
+                else:
+                    self._verified(f, entry, by_tensors=True)
+        except DiscoveryError as exc:
+            self.problem(exc.code, exc.message, file=exc.path)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _check_whole(self, files: list[ModelFile], signed: dict[str, list[Resource]]) -> None:
+        if not files:
+            return
+        alg = self._tensor_hash()
+        try:
+            digests = hash_files(
+                files,
+                tensor_hash=alg,
+                jobs=self.jobs,
+                progress=self.step,
+            )
+        except ModelsignError:
+            # Some signed file no longer parses (or changed meanwhile): go file by
+            # file so each is reported with its own reason.
+            self._whole_one_by_one(files, signed)
+            return
+        for d in digests:
+            self._judge(d.file, d.sha256, signed[d.file.path][0].digest, d)
+
+    def _whole_one_by_one(self, files: list[ModelFile], signed: dict[str, list[Resource]]) -> None:
+        for f in files:
+            expected = signed[f.path][0].digest
+            try:
+                d = hash_file(f, tensor_hash=self._tensor_hash())
+            except ModelsignError as exc:
+                actual = _plain_sha256(f)
+                if actual == expected:
+                    self._verified(f, self._entry(f.path), by_tensors=False)
+                    continue
+                self.problem(
+                    "FILE_MODIFIED",
+                    f"file content changed and no longer parses ({exc.code}: {exc.message})",
+                    file=f.path,
+                    expected=expected,
+                    actual=actual,
+                )
+                continue
+            self._judge(f, d.sha256, expected, d)
+
+    def _judge(self, f: ModelFile, actual: str, expected: str, d: FileDigests) -> None:
+        entry = self._entry(f.path)
+        if actual == expected:
+            self._verified(f, entry, by_tensors=False)
+            return
+        self.problem(
+            "FILE_MODIFIED", "file content changed", file=f.path, expected=expected, actual=actual
+        )
+        if entry is not None and entry.weights is not None and d.layout is not None:
+            self.problems += diff_weights(
+                f.path, entry.weights, weights_info(d, self._tensor_hash())
+            )
+
+    def _diagnose(self, f: ModelFile, entry: FileEntry, expected: str) -> None:
+        """A fast-path mismatch: read the file once more to say exactly what changed."""
+        try:
+            d = hash_file(f, tensor_hash=self._tensor_hash())
+        except ModelsignError as exc:
+            self.problem(
+                "FILE_MODIFIED",
+                f"file content changed and no longer parses ({exc.code}: {exc.message})",
+                file=f.path,
+                expected=expected,
+                actual=_plain_sha256(f),
+            )
+            return
+        self._judge(f, d.sha256, expected, d)
+
+    def _check_other(self, f: ModelFile, resources: list[Resource]) -> None:
+        """Non-SHA-256 file digests and shard signatures made by the OMS tool's API."""
+        fd = _open(f)
+        try:
+            for r in resources:
+                if self.st.method == "files":
+                    start, end, alg = 0, f.size, r.algorithm
+                else:
+                    _, a, b = r.name.rsplit(":", 2)
+                    start, end, alg = int(a), int(b), r.algorithm.split("-sharded-")[0]
+                h = _any_hasher(alg)
+                pos = start
+                while pos < end:
+                    chunk = os.pread(fd, min(1 << 20, end - pos), pos)
+                    if not chunk:
+                        break
+                    h.update(chunk)
+                    pos += len(chunk)
+                if h.hexdigest() != r.digest:
+                    self.problem(
+                        "FILE_MODIFIED",
+                        f"content of {r.name} changed ({alg})",
+                        file=f.path,
+                        expected=r.digest,
+                        actual=h.hexdigest(),
+                    )
+                    return
+            if self.st.method == "shards":
+                covered = sum(
+                    int(r.name.rsplit(":", 2)[2]) - int(r.name.rsplit(":", 2)[1]) for r in resources
+                )
+                if covered != f.size:
+                    self.problem(
+                        "FILE_MODIFIED",
+                        f"file is {f.size} bytes; the signed shards cover {covered}",
+                        file=f.path,
+                    )
+                    return
+            self._verified(f, None, by_tensors=False)
+        finally:
+            os.close(fd)
+
+    # -- files that are not where the signature says -------------------------
+
+    def _report_missing_and_extra(
+        self,
+        missing: list[str],
+        extra: list[str],
+        signed: dict[str, list[Resource]],
+        on_disk: dict[str, ModelFile],
+    ) -> None:
+        extra_digest: dict[str, str] = {}
+        excused = [n for n in extra if any(fnmatch.fnmatchcase(n, p) for p in self.ignore)]
+        for n in excused:
+            self.problems.append(
+                Problem(
+                    code="FILE_UNSIGNED_IGNORED",
+                    severity="info",
+                    message="unsigned file left out by the verifier's --ignore",
+                    file=n,
+                )
+            )
+        unexcused = [n for n in extra if n not in excused]
+        if unexcused and missing:
+            for d in hash_files([on_disk[n] for n in unexcused], tensor_hash=None, jobs=self.jobs):
+                extra_digest[d.file.path] = d.sha256
+        renamed: set[str] = set()
+        for m in missing:
+            want = signed[m][0].digest
+            match = next(
+                (n for n in unexcused if extra_digest.get(n) == want and n not in renamed), None
+            )
+            if match is not None:
+                renamed.add(match)
+                self.problem(
+                    "FILE_RENAMED",
+                    f"signed file is now named {match!r}",
+                    file=m,
+                    expected=m,
+                    actual=match,
+                )
+            else:
+                self.problem("FILE_MISSING", "signed file is missing", file=m, expected=want)
+        for n in unexcused:
+            if n not in renamed:
+                self.problem(
+                    "FILE_EXTRA",
+                    "file is not covered by the signature",
+                    file=n,
+                    actual=extra_digest.get(n),
+                )
+
+
+def _open(f: ModelFile) -> int:
+    try:
+        return os.open(f.real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise DiscoveryError(
+            f"cannot open: {exc.strerror}", code="UNREADABLE", path=f.path
+        ) from exc
+
+
+def _plain_sha256(f: ModelFile) -> str:
+    h = hashlib.sha256()
+    with open(f.real, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

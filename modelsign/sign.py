@@ -89,7 +89,10 @@ def sign(
         jobs=jobs,
         progress=progress,
     )
-    ignore_paths = [] if tree.single_file else sorted(set(GIT_PATHS) | set(tree.ignored))
+    # The signature is recorded even before it exists, so re-signing and the
+    # OMS tool's verifier both leave it out.
+    recorded = set(GIT_PATHS) | set(tree.ignored) | set(exclude)
+    ignore_paths = [] if tree.single_file else sorted(recorded)
     statement = build_statement(manifest, ignore_paths=ignore_paths)
     bundle = signer.sign_statement(statement)
     write_atomic(sig_path, bundle, force=force)

@@ -15,7 +15,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Final, Literal
 
 import blake3
 from pydantic import BaseModel, ConfigDict
@@ -35,7 +35,7 @@ from .signature.statement import (
 )
 from .signature.verifiers import SignerInfo, Verifier
 
-RESULT_KIND = "modelsign.verification"
+RESULT_KIND: Final = "modelsign.verification"
 
 
 class SubjectInfo(BaseModel):
@@ -312,7 +312,7 @@ class _ModelCheck:
         try:
             jobs: list[RangeJob] = []
             expect: list[tuple[int, str | bool]] = []  # (item index, expected result)
-            before = []
+            before: list[os.stat_result] = []
             for i, (f, entry) in enumerate(items):
                 fd = _open(f)
                 fds.append(fd)
@@ -331,8 +331,8 @@ class _ModelCheck:
             bad = {i for (i, want), have in zip(expect, got, strict=True) if want != have}
             for i, (f, entry) in enumerate(items):
                 after = os.fstat(fds[i])
-                b = before[i]
-                if (after.st_size, after.st_mtime_ns) != (b.st_size, b.st_mtime_ns) or (
+                then = before[i]
+                if (after.st_size, after.st_mtime_ns) != (then.st_size, then.st_mtime_ns) or (
                     after.st_size != entry.size
                 ):
                     self.problem("FILE_CHANGED", "file changed while being verified", file=f.path)

@@ -23,6 +23,10 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     second = load_manifest(tmp_path / "tiny-model-gguf.manifest.json")
     assert second.provenance.parents[0].digest == first.digest()
     assert "$ modelsign inspect" in r.stdout and "MOSTLY_Q8_0" in r.stdout
+    assert "verified " in r.stdout
+    assert "TENSOR_MODIFIED: model.safetensors [tensor model.layers.1.mlp.down_proj.weight]" in (
+        r.stdout
+    )
 
 
 def test_example_build_is_deterministic(tmp_path: Path) -> None:

@@ -255,10 +255,9 @@ def _check_path(path: Sequence[x509.Certificate], at: datetime) -> None:
 def _check_critical(cert: x509.Certificate, role: str) -> None:
     for ext in _extensions(cert):
         if ext.critical and ext.oid not in _SUPPORTED_CRITICAL:
-            label = getattr(ext.oid, "_name", None) or ext.oid.dotted_string
             raise VerificationError(
-                f"{_describe(cert, role)} has a critical {label} extension "
-                f"({ext.oid.dotted_string}), which modelsign does not support",
+                f"{_describe(cert, role)} has a critical extension {ext.oid.dotted_string} "
+                f"({type(ext.value).__name__}), which modelsign does not support",
                 code="CERT_UNSUPPORTED_CRITICAL",
             )
 
@@ -354,8 +353,8 @@ def _explain(
         except VerificationError as exc:
             return exc
         return VerificationError(
-            f"the certificate path {' -> '.join(_describe(c) for c in path)} "
-            f"is refused by the X.509 policy: {refusal}",
+            f"the certificate path {' -> '.join(repr(c.subject.rfc4514_string()) for c in path)} "
+            f"is refused by cryptography's X.509 policy: {refusal}",
             code="CERT_REJECTED",
         )
     # The branch that got furthest tells the most (the first one of that depth on a tie).
@@ -379,7 +378,7 @@ def _signed_paths(
     ``dead_ends`` collects (depth, why) for each branch that stopped.
     """
     anchors = {_der(r): r for r in roots}
-    pool = list(anchors.values()) + [c for c in intermediates if _der(c) not in anchors]
+    pool = list({**anchors, **{_der(c): c for c in intermediates}}.values())  # deduplicated
     budget = _SEARCH_BUDGET
 
     def extend(path: list[x509.Certificate]) -> Iterator[list[x509.Certificate]]:
@@ -391,6 +390,9 @@ def _signed_paths(
         if depth > MAX_INTERMEDIATES + 1:
             dead_ends.append((depth, f"more than {MAX_INTERMEDIATES} intermediate certificates"))
             return
+        if depth > 1 and child.subject == child.issuer and _signed_by(child, child):
+            # Self-signed but not an anchor: the likeliest story is an untrusted root.
+            dead_ends.append((depth + 1, f"it ends at {_describe(child)}, not a trusted root"))
         used = {_der(c) for c in path}
         named = [c for c in pool if c.subject == child.issuer and _der(c) not in used]
         if not named:
@@ -407,8 +409,13 @@ def _signed_paths(
                 return
             budget -= 1
             if not _signed_by(child, issuer):
+                kind = "trusted root" if _der(issuer) in anchors else "certificate"
                 dead_ends.append(
-                    (depth, f"{_describe(child)} is not signed by the key of {_describe(issuer)}")
+                    (
+                        depth,
+                        f"{_describe(child)} is not signed by the key of {kind} "
+                        f"{issuer.subject.rfc4514_string()!r}",
+                    )
                 )
                 continue
             yield from extend([*path, issuer])

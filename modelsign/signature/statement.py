@@ -80,7 +80,7 @@ def build_statement(manifest: Manifest, *, ignore_paths: list[str]) -> bytes:
     else:
         # Unicode code point order of the POSIX name, as the spec says.
         resources = [Resource(f.path, "sha256", f.sha256) for f in manifest.files]
-    statement = {
+    statement: dict[str, Any] = {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": manifest.name, "digest": {"sha256": root_digest(resources)}}],
         "predicateType": PREDICATE_V1,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Literal, Protocol
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -114,7 +115,7 @@ class CertificateVerifier:
     certificate fails (the OMS tool checks at the leaf's notBefore instead).
     """
 
-    def __init__(self, roots: Sequence[certs.x509.Certificate], *, at: datetime | None = None):
+    def __init__(self, roots: Sequence[x509.Certificate], *, at: datetime | None = None):
         if not roots:
             raise VerificationError("no trusted root certificates given", code="NO_TRUST_ROOT")
         self.roots = list(roots)

@@ -1,0 +1,33 @@
+"""Helpers to sign arbitrary (possibly malformed) statements and to tamper with files."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+from modelsign.signature import bundle, keys
+
+
+def sign_payload(key: keys.PrivateKey, payload: bytes, *, hint: bool = True) -> bytes:
+    """A validly signed bundle around any payload bytes (for statement-level tests)."""
+    material: dict[str, Any] = {"tlogEntries": []}
+    if hint:
+        material["publicKey"] = {"hint": keys.key_hint(key.public_key())}
+    return bundle.write_bundle(payload, keys.sign_bytes(key, bundle.pae(payload)), material)
+
+
+def payload_of(sig: Path) -> dict[str, Any]:
+    b = json.loads(sig.read_bytes())
+    return json.loads(base64.b64decode(b["dsseEnvelope"]["payload"]))  # type: ignore[no-any-return]
+
+
+def flip_tensor_byte(path: Path, tensor: str, at: int = 0) -> None:
+    """Flip one bit inside a safetensors tensor's data."""
+    raw = bytearray(path.read_bytes())
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8 : 8 + n])
+    raw[8 + n + header[tensor]["data_offsets"][0] + at] ^= 1
+    path.write_bytes(bytes(raw))

@@ -1,0 +1,102 @@
+"""Signing: where the signature goes, what is excluded, atomicity, determinism."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from modelsign.errors import FormatError, InputError
+from modelsign.sign import sign
+from modelsign.signature import keys
+from modelsign.signature.signers import KeySigner
+from modelsign.signature.statement import MANIFEST_FIELD, PREDICATE_V1
+
+from .helpers.signing import payload_of
+
+
+@pytest.fixture(scope="module")
+def signer() -> KeySigner:
+    return KeySigner(keys.generate_key("ec-p256"))
+
+
+def test_folder_signature_is_inside_and_excluded(tiny_model: Path, signer: KeySigner) -> None:
+    res = sign(tiny_model, signer=signer, env={})
+    sig = tiny_model / "model.sig"
+    assert res.signature == str(sig) and sig.is_file()
+    st = payload_of(sig)
+    assert st["predicateType"] == PREDICATE_V1
+    ser = st["predicate"]["serialization"]
+    assert "model.sig" in ser["ignore_paths"] and ".git" in ser["ignore_paths"]
+    assert ser["method"] == "files" and ser["hash_type"] == "sha256"
+    names = [r["name"] for r in st["predicate"]["resources"]]
+    assert names == ["LICENSE", "README.md", "config.json", "model.safetensors"]
+    assert st["predicate"][MANIFEST_FIELD]["name"] == "tiny-model"
+    assert st["subject"][0]["name"] == "tiny-model"
+
+
+def test_single_file_signature_beside_it(tiny_models: tuple[Path, Path], signer: KeySigner) -> None:
+    gguf_file = tiny_models[1] / "tiny-model-Q8_0.gguf"
+    res = sign(gguf_file, signer=signer, env={})
+    assert res.signature == str(gguf_file) + ".sig"
+    st = payload_of(Path(res.signature))
+    assert [r["name"] for r in st["predicate"]["resources"]] == ["."]  # as the OMS tool names it
+    with pytest.raises(InputError) as e:
+        sign(gguf_file, signer=signer, signature=gguf_file, force=True, env={})
+    assert e.value.code == "USAGE"
+
+
+def test_no_overwrite_without_force(tiny_model: Path, signer: KeySigner) -> None:
+    sig = tiny_model / "model.sig"
+    sig.write_text("precious")
+    with pytest.raises(InputError) as e:
+        sign(tiny_model, signer=signer, env={})
+    assert e.value.code == "OUTPUT_EXISTS" and sig.read_text() == "precious"
+    sign(tiny_model, signer=signer, env={}, force=True)
+    assert payload_of(sig)["_type"] == "https://in-toto.io/Statement/v1"
+
+
+def test_failure_leaves_nothing_behind(tiny_model: Path, signer: KeySigner) -> None:
+    (tiny_model / "broken.safetensors").write_bytes(b"\x10" + b"\x00" * 7 + b"{}")
+    with pytest.raises(FormatError):
+        sign(tiny_model, signer=signer, env={})
+    assert not (tiny_model / "model.sig").exists()
+    assert not [p for p in os.listdir(tiny_model) if p.startswith(".modelsign-")]
+
+
+def test_payload_is_deterministic(tiny_model: Path, signer: KeySigner, tmp_path: Path) -> None:
+    a = sign(tiny_model, signer=signer, signature=tmp_path / "a.sig", env={})
+    b = sign(tiny_model, signer=signer, signature=tmp_path / "b.sig", env={})
+    assert a.statement == b.statement
+    assert payload_of(tmp_path / "a.sig") == payload_of(tmp_path / "b.sig")
+
+
+def test_user_ignores_recorded_as_paths(tiny_model: Path, signer: KeySigner) -> None:
+    (tiny_model / "logs").mkdir()
+    (tiny_model / "logs" / "train.txt").write_text("x")
+    (tiny_model / "notes.tmp").write_text("x")
+    sign(tiny_model, signer=signer, ignore=["logs", "*.tmp"], env={})
+    st = payload_of(tiny_model / "model.sig")
+    ignored = st["predicate"]["serialization"]["ignore_paths"]
+    # concrete paths, which the OMS tool re-applies as paths; patterns ride in the manifest
+    assert "logs" in ignored and "notes.tmp" in ignored and "*.tmp" not in ignored
+    assert "*.tmp" in st["predicate"][MANIFEST_FIELD]["ignored"]["patterns"]
+
+
+def test_certificate_chain_in_bundle(tiny_model: Path, tmp_path: Path) -> None:
+    from .helpers.pki import build_pki, write_pki
+
+    files = write_pki(build_pki(), tmp_path / "pki")
+    signer = KeySigner.from_files(
+        str(files.leaf_key), cert=str(files.leaf), chain=[str(files.chain)]
+    )
+    res = sign(tiny_model, signer=signer, env={})
+    import json
+
+    vm = json.loads(Path(res.signature).read_bytes())["verificationMaterial"]
+    assert len(vm["x509CertificateChain"]["certificates"]) == 2 and vm["tlogEntries"] == []
+    other = write_pki(build_pki(), tmp_path / "other")
+    with pytest.raises(InputError) as e:
+        KeySigner.from_files(str(files.leaf_key), cert=str(other.leaf))
+    assert e.value.code == "CERT_KEY_MISMATCH"

@@ -14,7 +14,8 @@ from ..manifest import load_manifest
 from ..metadata.provenance import parse_source
 from ..sign import sign
 from ..signature import keys
-from ..signature.signers import KeySigner
+from ..signature.signers import KeySigner, Signer
+from ..signature.sigstore import TOKEN_ENV, SigstoreSigner, SigstoreVerifier, load_trusted_root
 from ..signature.verifiers import CertificateVerifier, KeyVerifier, Verifier
 from ..verify import VerificationResult, verify
 from . import _progress, cli, model_options
@@ -100,7 +101,27 @@ def _load_signer(
     type=click.Path(dir_okay=False),
     help="Where to write the signature (default MODEL/model.sig, or FILE.sig).",
 )
-@click.option("--key", type=click.Path(dir_okay=False), required=True, help="Private key (PEM).")
+@click.option("--key", type=click.Path(dir_okay=False), help="Private key (PEM).")
+@click.option(
+    "--sigstore", "use_sigstore", is_flag=True, help="Sign keylessly with Sigstore (OIDC identity)."
+)
+@click.option(
+    "--identity-token",
+    metavar="TOKEN",
+    help=f"OIDC token for --sigstore (or env {TOKEN_ENV}); "
+    "else CI ambient credentials, else a browser sign-in.",
+)
+@click.option("--staging", is_flag=True, help="Use Sigstore's staging instance.")
+@click.option(
+    "--trust-config",
+    type=click.Path(dir_okay=False),
+    help="Sigstore ClientTrustConfig JSON (a private instance).",
+)
+@click.option(
+    "--oauth-force-oob",
+    is_flag=True,
+    help="Interactive sign-in prints a URL and asks for the code.",
+)
 @click.option(
     "--password-env", metavar="VAR", help="Read the key's password from environment variable VAR."
 )
@@ -131,7 +152,12 @@ def _load_signer(
 def sign_cmd(
     model: str,
     signature: str | None,
-    key: str,
+    key: str | None,
+    use_sigstore: bool,
+    identity_token: str | None,
+    staging: bool,
+    trust_config: str | None,
+    oauth_force_oob: bool,
     password_env: str | None,
     cert: str | None,
     cert_chain: tuple[str, ...],
@@ -144,8 +170,27 @@ def sign_cmd(
     parents: tuple[str, ...],
     jobs: int | None,
 ) -> None:
-    """Sign MODEL: an OMS v1.0 compatible Sigstore bundle carrying its full manifest."""
-    signer = _load_signer(key, password_env, cert, cert_chain)
+    """Sign MODEL: an OMS v1.0 compatible Sigstore bundle carrying its full manifest.
+
+    With --key (and optionally --cert/--cert-chain) the signature is made
+    locally; with --sigstore it is keyless: a short-lived certificate for your
+    OIDC identity and an entry in the transparency log.
+    """
+    signer: Signer
+    if use_sigstore == bool(key):
+        raise InputError("give exactly one of --key or --sigstore", code="USAGE")
+    if use_sigstore:
+        if cert or cert_chain or password_env:
+            raise InputError("--cert, --cert-chain and --password-env go with --key", code="USAGE")
+        signer = SigstoreSigner.create(
+            identity_token=identity_token,
+            staging=staging,
+            trust_config=trust_config,
+            oauth_force_oob=oauth_force_oob,
+        )
+    else:
+        assert key is not None
+        signer = _load_signer(key, password_env, cert, cert_chain)
     with _progress(True, "signing") as progress:
         res = sign(
             model,
@@ -220,6 +265,39 @@ def _summary(r: VerificationResult) -> str:
     type=click.Path(dir_okay=False),
     help="Trusted root certificate(s) (PEM). Repeatable.",
 )
+@click.option("--identity", help="Sigstore: the signer's identity (certificate SAN), exactly.")
+@click.option(
+    "--identity-regex", metavar="RE", help="Sigstore: the signer's identity, as a full-match regex."
+)
+@click.option(
+    "--issuer",
+    metavar="URL",
+    help="Sigstore: the OIDC issuer of the identity (required with --identity).",
+)
+@click.option(
+    "--github-repository",
+    metavar="OWNER/REPO",
+    help="Sigstore: the GitHub repository the signing workflow ran in.",
+)
+@click.option(
+    "--github-ref", metavar="REF", help="Sigstore: the git ref it ran for, e.g. refs/tags/v1.0."
+)
+@click.option(
+    "--github-workflow",
+    metavar="PATH",
+    help="Sigstore: the workflow file, e.g. .github/workflows/release.yml.",
+)
+@click.option(
+    "--trusted-root",
+    type=click.Path(dir_okay=False),
+    help="Sigstore trusted root JSON (a private instance).",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Sigstore: no network; use the trusted root shipped with sigstore.",
+)
+@click.option("--staging", is_flag=True, help="Sigstore: trust the staging instance.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (stable schema).")
 @click.option(
     "--ignore",
@@ -233,19 +311,53 @@ def verify_cmd(
     signature: str | None,
     key: str | None,
     cert_chain: tuple[str, ...],
+    identity: str | None,
+    identity_regex: str | None,
+    issuer: str | None,
+    github_repository: str | None,
+    github_ref: str | None,
+    github_workflow: str | None,
+    trusted_root: str | None,
+    offline: bool,
+    staging: bool,
     as_json: bool,
     ignore: tuple[str, ...],
     jobs: int | None,
 ) -> None:
     """Verify MODEL against its signature.
 
-    Exit codes: 0 verified, 1 verification failed, 2 usage or input error.
+    Trust the signer by --key, by --cert-chain (root certificates), or, for
+    Sigstore bundles, by --identity (or --identity-regex) and --issuer, with
+    optional GitHub workflow claims. Exit codes: 0 verified, 1 verification
+    failed, 2 usage or input error.
     """
-    if bool(key) == bool(cert_chain):
-        raise InputError("give exactly one of --key or --cert-chain", code="USAGE")
-    verifier: Verifier = (
-        KeyVerifier.from_file(key) if key else CertificateVerifier.from_files(cert_chain)
-    )
+    sigstore = bool(identity or identity_regex or issuer)
+    if [bool(key), bool(cert_chain), sigstore].count(True) != 1:
+        raise InputError(
+            "give one way to trust the signer: --key, --cert-chain, or --identity/--issuer",
+            code="USAGE",
+        )
+    verifier: Verifier
+    if key:
+        verifier = KeyVerifier.from_file(key)
+    elif cert_chain:
+        verifier = CertificateVerifier.from_files(cert_chain)
+    else:
+        root = load_trusted_root(
+            trusted_root,
+            offline=offline,
+            staging=staging,
+            warn=lambda m: click.echo(f"warning: {m}", err=True),
+        )
+        verifier = SigstoreVerifier(
+            root,
+            issuer=issuer or "",
+            identity=identity,
+            identity_regex=identity_regex,
+            github_repository=github_repository,
+            github_ref=github_ref,
+            github_workflow=github_workflow,
+        )
     try:
         with _progress(not as_json, "verifying") as progress:
             result = verify(

@@ -1,0 +1,398 @@
+"""The Sigstore client conformance protocol's ``verify-bundle`` command.
+
+    python -m modelsign.conformance verify-bundle --bundle B \\
+        (--certificate-identity I --certificate-oidc-issuer U | --key K) \\
+        [--trusted-root T] ARTIFACT_OR_sha256:DIGEST
+
+Exit 0 when the bundle verifies, 1 (with a one-line reason on stderr) when it
+does not, 2 on a usage error.
+
+Identity mode is sigstore-python's public ``Verifier``, plus the subject check
+``verify_dsse`` leaves to its caller. Key mode ("managed key" bundles, which
+sigstore-python cannot verify) is done here: the signature with the given key,
+the log entry body against the bundle, and the entry's inclusion proof,
+checkpoint, signed entry timestamp and time against the trusted root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import json
+import re
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+from .errors import ModelsignError
+from .signature.bundle import PAYLOAD_TYPE, pae
+from .signature.keys import PublicKey, load_public_key, verify_bytes
+
+if TYPE_CHECKING:
+    from sigstore.models import TrustedRoot
+    from sigstore_models.bundle.v1 import Bundle as BundleModel
+    from sigstore_models.rekor.v1 import TransparencyLogEntry as EntryModel
+    from sigstore_models.trustroot.v1 import TransparencyLogInstance
+
+_DIGEST_ARG = re.compile(r"sha256:([0-9a-fA-F]{64})")
+_HASHES = {"SHA2_256": hashlib.sha256, "SHA2_384": hashlib.sha384, "SHA2_512": hashlib.sha512}
+#: Integrated times this far ahead of our clock are rejected (clock skew allowance).
+_FUTURE_SKEW_SECONDS = 60
+
+
+class Failure(Exception):
+    """Verification failed; the message is the one-line reason."""
+
+
+# -- artifact -----------------------------------------------------------------
+
+
+def artifact_digest(arg: str) -> bytes:
+    """SHA-256 of the artifact: ``sha256:HEX`` as given, else the file's bytes."""
+    m = _DIGEST_ARG.fullmatch(arg)
+    if m:
+        return bytes.fromhex(m.group(1))
+    h = hashlib.sha256()
+    try:
+        with open(arg, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    except OSError as exc:
+        raise Failure(f"cannot read the artifact {arg}: {exc.strerror}") from exc
+    return h.digest()
+
+
+def check_subject(payload_type: str, payload: bytes, digest: bytes) -> None:
+    """The in-toto statement must name the artifact's SHA-256 among its subjects."""
+    if payload_type != PAYLOAD_TYPE:
+        raise Failure(f"DSSE payload type is {payload_type!r}, not {PAYLOAD_TYPE}")
+    try:
+        statement = json.loads(payload)
+    except ValueError as exc:
+        raise Failure(f"DSSE payload is not JSON: {exc}") from exc
+    subjects = statement.get("subject") if isinstance(statement, dict) else None
+    if not isinstance(subjects, list):
+        raise Failure("the in-toto statement has no subject list")
+    for subject in subjects:
+        sub_digest = subject.get("digest") if isinstance(subject, dict) else None
+        if isinstance(sub_digest, dict) and sub_digest.get("sha256") == digest.hex():
+            return
+    raise Failure(f"artifact sha256:{digest.hex()} is not a subject of the statement")
+
+
+# -- identity mode (sigstore-python) -------------------------------------------
+
+
+def verify_identity(
+    bundle_json: bytes, trusted_root: TrustedRoot, identity: str, issuer: str, digest: bytes
+) -> None:
+    """Keyless verification through sigstore-python's public API."""
+    from sigstore.hashes import Hashed
+    from sigstore.models import Bundle
+    from sigstore.verify import Verifier, policy
+    from sigstore_models.common.v1 import HashAlgorithm
+
+    bundle = Bundle.from_json(bundle_json)
+    verifier = Verifier(trusted_root=trusted_root)
+    want = policy.Identity(identity=identity, issuer=issuer)
+    if _json_object(bundle_json).get("dsseEnvelope") is not None:
+        payload_type, payload = verifier.verify_dsse(bundle, want)
+        check_subject(payload_type, payload, digest)
+    else:
+        hashed = Hashed(algorithm=HashAlgorithm.SHA2_256, digest=digest)
+        verifier.verify_artifact(hashed, bundle, want)
+
+
+# -- key mode (our own) ---------------------------------------------------------
+
+
+def verify_key(bundle_json: bytes, trusted_root: TrustedRoot, key: PublicKey, digest: bytes) -> None:
+    """Managed-key verification: signature, log entry body, and log proofs."""
+    from sigstore_models.bundle.v1 import Bundle as BundleModel
+
+    bundle = BundleModel.from_json(bundle_json)
+    material = bundle.verification_material
+    if material.public_key is None:
+        raise Failure("the bundle carries a certificate, not a managed-key signature")
+    if len(material.tlog_entries) != 1:
+        raise Failure(f"expected exactly one log entry, found {len(material.tlog_entries)}")
+    entry = material.tlog_entries[0]
+
+    # The signature, over the artifact digest or the DSSE PAE.
+    if bundle.message_signature is not None:
+        sig = bundle.message_signature.signature
+        md = bundle.message_signature.message_digest
+        if md is not None and (md.algorithm.value != "SHA2_256" or md.digest != digest):
+            raise Failure("the bundle's message digest does not match the artifact")
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise Failure("message signatures are supported for EC keys only")
+        try:
+            key.verify(sig, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+        except InvalidSignature as exc:
+            raise Failure("the signature does not verify with the given key") from exc
+        signed: bytes | None = None
+    else:
+        envelope = bundle.dsse_envelope
+        assert envelope is not None  # the model requires one of the two
+        if len(envelope.signatures) != 1:
+            raise Failure("the DSSE envelope must carry exactly one signature")
+        sig = envelope.signatures[0].sig
+        signed = pae(envelope.payload, envelope.payload_type)
+        if not verify_bytes(key, sig, signed):
+            raise Failure("the DSSE signature does not verify with the given key")
+        check_subject(envelope.payload_type, envelope.payload, digest)
+
+    _check_entry_body(entry, key, sig, digest, signed, bundle)
+    times = _verify_log_entry(entry, bundle, trusted_root)
+    now = datetime.now(timezone.utc).timestamp()
+    if any(t.timestamp() > now + _FUTURE_SKEW_SECONDS for t in times):
+        raise Failure("the log entry's time is in the future")
+
+
+def _check_entry_body(
+    entry: EntryModel,
+    key: PublicKey,
+    sig: bytes,
+    digest: bytes,
+    signed_pae: bytes | None,
+    bundle: BundleModel,
+) -> None:
+    """The logged body must record this signature, this key and this artifact / payload."""
+    kind = (entry.kind_version.kind, entry.kind_version.version)
+    body = _json_object(entry.canonicalized_body)
+    if (body.get("kind"), body.get("apiVersion")) != kind:
+        raise Failure(f"log entry body is not the {kind[0]}/{kind[1]} its kindVersion claims")
+    spec = _field(body, "spec")
+    key_der = _spki(key)
+    if kind == ("hashedrekord", "0.0.1") and signed_pae is None:
+        data_hash = _field(_field(spec, "data"), "hash")
+        if data_hash.get("algorithm") != "sha256" or data_hash.get("value") != digest.hex():
+            raise Failure("the log entry records a different artifact digest")
+        sig_obj = _field(spec, "signature")
+        if _b64(sig_obj.get("content")) != sig:
+            raise Failure("the log entry records a different signature")
+        if _pem_spki(_b64(_field(sig_obj, "publicKey").get("content"))) != key_der:
+            raise Failure("the log entry records a different public key")
+    elif kind == ("hashedrekord", "0.0.2"):
+        rekord = _field(spec, "hashedRekordV002")
+        data = _field(rekord, "data")
+        algorithm = data.get("algorithm")
+        if signed_pae is None:
+            expected = digest if algorithm == "SHA2_256" else None
+        else:
+            expected = _HASHES[algorithm](signed_pae).digest() if algorithm in _HASHES else None
+        if expected is None or _b64(data.get("digest")) != expected:
+            raise Failure("the log entry records a different digest")
+        sig_obj = _field(rekord, "signature")
+        if _b64(sig_obj.get("content")) != sig:
+            raise Failure("the log entry records a different signature")
+        verifier_key = _field(_field(sig_obj, "verifier"), "publicKey")
+        if _b64(verifier_key.get("rawBytes")) != key_der:
+            raise Failure("the log entry records a different public key")
+    elif kind == ("dsse", "0.0.1") and signed_pae is not None:
+        envelope = bundle.dsse_envelope
+        assert envelope is not None
+        payload_hash = _field(spec, "payloadHash")
+        if (
+            payload_hash.get("algorithm") != "sha256"
+            or payload_hash.get("value") != hashlib.sha256(envelope.payload).hexdigest()
+        ):
+            raise Failure("the log entry records a different payload")
+        logged = spec.get("signatures")
+        if not isinstance(logged, list) or len(logged) != 1 or not isinstance(logged[0], dict):
+            raise Failure("the log entry must record exactly one signature")
+        if _b64(logged[0].get("signature")) != sig:
+            raise Failure("the log entry records a different signature")
+        if _pem_spki(_b64(logged[0].get("verifier"))) != key_der:
+            raise Failure("the log entry records a different public key")
+    else:
+        what = "DSSE envelope" if signed_pae is not None else "message signature"
+        raise Failure(f"unsupported log entry kind {kind[0]}/{kind[1]} for a {what}")
+
+
+def _verify_log_entry(
+    entry: EntryModel, bundle: BundleModel, trusted_root: TrustedRoot
+) -> list[datetime]:
+    """Inclusion proof, checkpoint and SET against the log's own key; return the verified times.
+
+    The Merkle / checkpoint / SET / timestamp checks are sigstore-python's own
+    (private) helpers, used here only; the log is picked by its log ID (no
+    fallback to other keys) and its key's validity period is checked at each
+    verified time.
+    """
+    from sigstore._internal.trust import Keyring, RekorKeyring
+    from sigstore.errors import VerificationError
+    from sigstore.models import TimestampVerificationData, TransparencyLogEntry
+    from sigstore.verify import Verifier
+
+    log = _find_log(trusted_root, entry.log_id.key_id)
+    wrapped = TransparencyLogEntry(entry)  # requires an inclusion proof with a checkpoint
+    try:
+        wrapped._verify(RekorKeyring(Keyring([log.public_key])))
+    except VerificationError as exc:
+        raise Failure(f"invalid log entry: {exc}") from exc
+
+    times: list[datetime] = []
+    if entry.inclusion_promise is not None and entry.integrated_time:
+        times.append(datetime.fromtimestamp(entry.integrated_time, timezone.utc))
+    tvd = bundle.verification_material.timestamp_verification_data
+    if tvd is not None and tvd.rfc3161_timestamps:
+        if not trusted_root.get_timestamp_authorities():
+            raise Failure("the bundle has signed timestamps but the trusted root has no TSA")
+        verifier = Verifier(trusted_root=trusted_root)
+        signature = (
+            bundle.message_signature.signature
+            if bundle.message_signature is not None
+            else bundle.dsse_envelope.signatures[0].sig  # type: ignore[union-attr]
+        )
+        for response in TimestampVerificationData(tvd).rfc3161_timestamps:
+            result = verifier._verify_signed_timestamp(response, signature)
+            if result is not None:
+                times.append(result.time)
+    if not times:
+        raise Failure("no verified time: neither a signed entry timestamp nor a trusted timestamp")
+
+    valid = log.public_key.valid_for
+    if valid is None:
+        raise Failure("the log's key in the trusted root has no validity period")
+    for t in times:
+        if t < valid.start or (valid.end is not None and t > valid.end):
+            raise Failure(f"the log's key was not valid at {t.isoformat()}")
+    return times
+
+
+def _find_log(trusted_root: TrustedRoot, log_id: bytes) -> TransparencyLogInstance:
+    for log in trusted_root._inner.tlogs:
+        if log.log_id.key_id == log_id:
+            return log
+    raise Failure(f"the log entry is from a log not in the trusted root ({log_id.hex()})")
+
+
+# -- small parsing helpers ----------------------------------------------------
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except ValueError as exc:
+        raise Failure(f"not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise Failure("not a JSON object")
+    return value
+
+
+def _field(obj: dict[str, Any], name: str) -> dict[str, Any]:
+    value = obj.get(name)
+    if not isinstance(value, dict):
+        raise Failure(f"log entry body: {name!r} is missing or not an object")
+    return value
+
+
+def _b64(value: object) -> bytes:
+    if not isinstance(value, str):
+        raise Failure("log entry body: expected a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise Failure("log entry body: invalid base64") from exc
+
+
+def _spki(key: PublicKey) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _pem_spki(pem: bytes) -> bytes:
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except ValueError as exc:
+        raise Failure("log entry body: the recorded key is not a PEM public key") from exc
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+# -- CLI ------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m modelsign.conformance",
+        description="Sigstore client conformance protocol (verification only).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    vb = sub.add_parser("verify-bundle", help="verify an artifact against a Sigstore bundle")
+    vb.add_argument("--bundle", required=True, help="the Sigstore bundle (JSON)")
+    vb.add_argument("--certificate-identity", help="expected signing identity (SAN)")
+    vb.add_argument("--certificate-oidc-issuer", help="expected OIDC issuer")
+    vb.add_argument("--key", help="PEM public key of a managed-key signature")
+    vb.add_argument("--trusted-root", help="trusted root JSON (default: production, offline)")
+    vb.add_argument("artifact", help="artifact file, or sha256:HEX")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> None:
+    from sigstore.models import TrustedRoot
+
+    from .signature.sigstore import shipped_trusted_root
+
+    digest = artifact_digest(args.artifact)
+    try:
+        with open(args.bundle, "rb") as fh:
+            bundle_json = fh.read()
+    except OSError as exc:
+        raise Failure(f"cannot read the bundle {args.bundle}: {exc.strerror}") from exc
+    root = TrustedRoot.from_file(args.trusted_root) if args.trusted_root else shipped_trusted_root()
+    assert isinstance(root, TrustedRoot)
+    if args.key is not None:
+        verify_key(bundle_json, root, load_public_key(args.key), digest)
+    else:
+        verify_identity(
+            bundle_json, root, args.certificate_identity, args.certificate_oidc_issuer, digest
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one conformance command; return the exit code."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error (already printed)
+        return exc.code if isinstance(exc.code, int) else 2
+    identity_mode = args.certificate_identity is not None or args.certificate_oidc_issuer is not None
+    if (args.key is None) == identity_mode or (
+        identity_mode and (args.certificate_identity is None or args.certificate_oidc_issuer is None)
+    ):
+        print(
+            "usage error: give --key K, or both --certificate-identity and "
+            "--certificate-oidc-issuer",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        _run(args)
+    except ModelsignError as exc:
+        print(f"FAIL: {_one_line(exc.message)}", file=sys.stderr)
+        return exc.exit_code if exc.exit_code != 0 else 1
+    except Exception as exc:  # noqa: BLE001 -- sigstore fails with many exception types
+        print(f"FAIL: {_one_line(str(exc)) or type(exc).__name__}", file=sys.stderr)
+        return 1
+    print("OK", file=sys.stderr)
+    return 0
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

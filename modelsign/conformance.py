@@ -21,10 +21,11 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import re
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
@@ -269,6 +270,18 @@ def _verify_log_entry(
     return times
 
 
+def _close_tsa_validity(trusted_root: TrustedRoot) -> None:
+    """Make the TSAs' validity periods closed intervals, as the trusted-root spec says.
+
+    sigstore-python 4.5.1 treats a TSA's ``validFor.end`` as exclusive
+    (``gen_time < end``); timestamps carry at most microseconds, so moving the
+    end one microsecond later gives exactly ``gen_time <= end``.
+    """
+    for tsa in trusted_root._inner.timestamp_authorities:
+        if tsa.valid_for.end is not None:
+            tsa.valid_for.end += timedelta(microseconds=1)
+
+
 def _find_log(trusted_root: TrustedRoot, log_id: bytes) -> TransparencyLogInstance:
     for log in trusted_root._inner.tlogs:
         if log.log_id.key_id == log_id:
@@ -353,6 +366,7 @@ def _run(args: argparse.Namespace) -> None:
         raise Failure(f"cannot read the bundle {args.bundle}: {exc.strerror}") from exc
     root = TrustedRoot.from_file(args.trusted_root) if args.trusted_root else shipped_trusted_root()
     assert isinstance(root, TrustedRoot)
+    _close_tsa_validity(root)
     if args.key is not None:
         verify_key(bundle_json, root, load_public_key(args.key), digest)
     else:
@@ -369,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, or a usage error (already printed)
         return exc.code if isinstance(exc.code, int) else 2
     identity_mode = args.certificate_identity is not None or args.certificate_oidc_issuer is not None
-    if (args.key is None) == identity_mode or (
+    if (args.key is not None) == identity_mode or (
         identity_mode and (args.certificate_identity is None or args.certificate_oidc_issuer is None)
     ):
         print(
@@ -378,11 +392,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    # sigstore logs warnings (e.g. a root CA in the bundle); the verdict is ours to print.
+    logging.getLogger("sigstore").addHandler(logging.NullHandler())
     try:
         _run(args)
-    except ModelsignError as exc:
-        print(f"FAIL: {_one_line(exc.message)}", file=sys.stderr)
-        return exc.exit_code if exc.exit_code != 0 else 1
+    except ModelsignError as exc:  # an unreadable or unsupported --key
+        where = f"{exc.path}: " if exc.path else ""
+        print(f"FAIL: {where}{_one_line(exc.message)}", file=sys.stderr)
+        return 1
     except Exception as exc:  # noqa: BLE001 -- sigstore fails with many exception types
         print(f"FAIL: {_one_line(str(exc)) or type(exc).__name__}", file=sys.stderr)
         return 1
@@ -390,8 +407,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+def _one_line(text: str, limit: int = 400) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import datetime
 import math
 
 import yaml
-from huggingface_hub.repocard import REGEX_YAML_BLOCK
 
 from ..findings import Finding
 
@@ -101,6 +100,10 @@ def parse_model_card(text: bytes, path: str) -> tuple[dict[str, object], list[Fi
         content = text.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         return _invalid(path, f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
+
+    # Imported here: huggingface_hub.repocard costs a quarter second to import,
+    # which every CLI call (and every verified load) would otherwise pay.
+    from huggingface_hub.repocard import REGEX_YAML_BLOCK
 
     match = REGEX_YAML_BLOCK.search(content)
     if match is None:

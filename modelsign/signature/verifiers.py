@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict
 
-from ..errors import VerificationError
+from ..errors import InputError, VerificationError
 from . import certs, keys
 from .bundle import Envelope, pae, pae_legacy
 from .statement import PREDICATE_LEGACY
@@ -117,7 +117,7 @@ class CertificateVerifier:
 
     def __init__(self, roots: Sequence[x509.Certificate], *, at: datetime | None = None):
         if not roots:
-            raise VerificationError("no trusted root certificates given", code="NO_TRUST_ROOT")
+            raise InputError("no trusted root certificates given", code="NO_TRUST_ROOT")
         self.roots = list(roots)
         self.at = at
 

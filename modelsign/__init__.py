@@ -5,8 +5,8 @@ The public API is what ``__all__`` lists; everything else may change.
 
 __version__ = "0.1.0"
 
-from .compare import Problem  # noqa: E402
-from .errors import (  # noqa: E402
+from .compare import Problem
+from .errors import (
     DiscoveryError,
     FormatError,
     InputError,
@@ -15,18 +15,18 @@ from .errors import (  # noqa: E402
     SignatureError,
     VerificationError,
 )
-from .findings import Finding  # noqa: E402
-from .manifest import Manifest, build_manifest, load_manifest  # noqa: E402
-from .sign import SignResult, sign  # noqa: E402
-from .signature.signers import KeySigner, Signer  # noqa: E402
-from .signature.sigstore import SigstoreSigner, SigstoreVerifier, load_trusted_root  # noqa: E402
-from .signature.verifiers import (  # noqa: E402
+from .findings import Finding
+from .manifest import Manifest, build_manifest, load_manifest
+from .sign import SignResult, sign
+from .signature.signers import KeySigner, Signer
+from .signature.sigstore import SigstoreSigner, SigstoreVerifier, load_trusted_root
+from .signature.verifiers import (
     CertificateVerifier,
     KeyVerifier,
     SignerInfo,
     Verifier,
 )
-from .verify import VerificationResult, verify  # noqa: E402
+from .verify import VerificationResult, verify
 
 __all__ = [
     "CertificateVerifier",

@@ -15,16 +15,19 @@ import hashlib
 import os
 import stat
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Final, Literal
 
 import blake3
 from pydantic import BaseModel, ConfigDict
 
-from .compare import Problem, diff_weights
+from .compare import Problem, ProblemSeverity, diff_weights
 from .discover import ModelFile, ModelTree, discover
 from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
+from .formats import SNIFF_BYTES, detect_format
 from .hashing import FileDigests, RangeJob, TensorHash, hash_file, hash_files, hash_ranges
-from .manifest import FileEntry, Manifest, weights_info
+from .manifest import FileEntry, Manifest, build_manifest, weights_info
+from .policy import Policy, PolicyReport, RuleResult, evaluate
 from .sign import default_signature_path
 from .signature.bundle import read_bundle
 from .signature.statement import (
@@ -65,6 +68,7 @@ class VerificationResult(BaseModel):
     tensors_verified: int = 0
     bytes_verified: int = 0
     problems: list[Problem] = []
+    policy: PolicyReport | None = None
 
     @property
     def errors(self) -> list[Problem]:
@@ -87,51 +91,163 @@ def _read_signature(path: str) -> bytes:
 def verify(
     model: str | os.PathLike[str],
     *,
-    verifier: Verifier,
+    verifier: Verifier | None = None,
+    policy: Policy | None = None,
     signature: str | os.PathLike[str] | None = None,
     ignore: Sequence[str] = (),
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    now: datetime | None = None,
 ) -> VerificationResult:
-    """Verify ``model`` against its signature; return what was verified.
+    """Verify ``model`` against its signature (and ``policy``); return what was verified.
 
-    Raises :class:`VerificationError` (with ``findings`` and ``result``) when
-    anything fails, and :class:`InputError` for unusable inputs.
+    The verifier is given, or made from the policy's ``signers``. Raises
+    :class:`VerificationError` (with ``findings`` and ``result``) when anything
+    fails — under a policy, when an enforced rule fails — and
+    :class:`InputError` for unusable inputs.
     """
     path = os.fspath(model)
     if not os.path.lexists(path):
         raise InputError(f"no such file or folder: {path}", code="NOT_FOUND", path=path)
+    if verifier is None:
+        if policy is None:
+            raise InputError("give a verifier, or a policy that lists signers", code="USAGE")
+        verifier = policy.verifier()
     sig_path = os.fspath(signature) if signature is not None else default_signature_path(path)
-    data = _read_signature(sig_path)
     result = VerificationResult(verdict="failed", model=path, signature=sig_path)
     try:
-        envelope = read_bundle(data)
-        result.signer = verifier.verify_envelope(envelope)
-        statement = parse_statement(envelope.payload)
-    except VerificationError as exc:
-        result.problems = [
-            Problem(code=exc.code, message=exc.message, expected=exc.expected, actual=exc.actual)
-        ]
-        raise _failed(result) from exc
-    result.predicate_type = statement.predicate_type
-    result.subject = SubjectInfo(name=statement.subject_name, sha256=statement.subject_digest)
-    if statement.manifest is not None:
-        result.manifest_digest = statement.manifest.digest()
-        result.weights_digest = statement.manifest.weights_digest
-    _ModelCheck(path, sig_path, statement, ignore, jobs, progress, result).run()
-    if result.errors:
+        data: bytes | None = _read_signature(sig_path)
+    except InputError as exc:
+        # Under a policy a missing signature is a failed rule (a warn-mode policy
+        # still reports everything else); without one it is an input error.
+        if policy is None or exc.code != "SIGNATURE_NOT_FOUND":
+            raise
+        data = None
+        result.problems = [Problem(code=exc.code, message=exc.message, file=exc.path)]
+    statement = None
+    if data is not None:
+        try:
+            envelope = read_bundle(data)
+            result.signer = verifier.verify_envelope(envelope)
+            statement = parse_statement(envelope.payload)
+        except VerificationError as exc:
+            result.problems = [
+                Problem(
+                    code=exc.code, message=exc.message, expected=exc.expected, actual=exc.actual
+                )
+            ]
+    if statement is not None:
+        result.predicate_type = statement.predicate_type
+        result.subject = SubjectInfo(name=statement.subject_name, sha256=statement.subject_digest)
+        if statement.manifest is not None:
+            result.manifest_digest = statement.manifest.digest()
+            result.weights_digest = statement.manifest.weights_digest
+        _ModelCheck(path, sig_path, statement, ignore, jobs, progress, result).run()
+    if policy is not None:
+        _apply_policy(policy, result, statement, path, now)
+        if result.policy is not None and result.policy.blocked:
+            raise _failed(result)
+    elif result.errors:
         raise _failed(result)
     result.verdict = "verified"
     return result
 
 
+def _apply_policy(
+    policy: Policy,
+    result: VerificationResult,
+    statement: SignedStatement | None,
+    path: str,
+    now: datetime | None,
+) -> None:
+    """Judge the policy, then set each problem's severity from the rule it belongs to."""
+    unsigned = {
+        p.file: _sniff(path, p.file)
+        for p in result.problems
+        if p.code in ("FILE_EXTRA", "FILE_UNSIGNED_IGNORED") and p.file
+    }
+    # Without a coverage rule, unsigned files fail the signature as they do without a policy.
+    extra_is_coverage = policy.coverage is not None
+    integrity = [
+        f"{p.code}: {p.file + ': ' if p.file else ''}{p.message}"
+        for p in result.problems
+        if p.severity == "error" and not (p.code == "FILE_EXTRA" and extra_is_coverage)
+    ]
+    verified = statement is not None and not integrity
+    manifest = statement.manifest if statement is not None and verified else None
+    if manifest is None:
+        # Nothing signed to judge: judge what is on disk, so a warn-mode policy
+        # still reports licence, format and provenance. Built from unverified
+        # bytes, it can only make rules fail, never let a signature pass.
+        try:
+            manifest = build_manifest(path, tensor_hash=None, allow_symlinks=True)
+        except ModelsignError as exc:
+            integrity.append(f"the model cannot be read: {exc.message}")
+    report = evaluate(
+        policy,
+        manifest=manifest,
+        signer=result.signer,
+        signature_problems=integrity,
+        unsigned_files=unsigned,
+        now=now,
+    )
+    rules = list(report.rules)
+    if policy.signers is None:  # signers came from the command line: always enforced
+        rules.insert(
+            0,
+            RuleResult(
+                rule="signers",
+                mode="enforce",
+                status="fail" if integrity else "pass",
+                reasons=integrity,
+            ),
+        )
+    result.policy = PolicyReport(rules=rules)
+    status = {r.rule: r.status for r in rules}
+    allow_unsigned = policy.coverage is not None and policy.coverage.unsigned_files == "allow"
+
+    def severity(p: Problem) -> ProblemSeverity:
+        if p.severity != "error":
+            return p.severity
+        if p.code == "FILE_EXTRA" and extra_is_coverage:
+            if allow_unsigned:
+                return "info"
+            return "warning" if status.get("coverage") != "fail" else "error"
+        return "warning" if status.get("signers") == "warn" else "error"
+
+    result.problems = [p.model_copy(update={"severity": severity(p)}) for p in result.problems]
+
+
+def _sniff(root: str, name: str) -> str:
+    """The format of an unsigned file, from its name and first bytes (never parsed)."""
+    full = os.path.join(root, name) if os.path.isdir(root) else root
+    try:
+        fd = os.open(
+            full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        )
+    except OSError:
+        return "opaque"
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "opaque"
+        return detect_format(name, os.pread(fd, SNIFF_BYTES, 0))
+    finally:
+        os.close(fd)
+
+
 def _failed(result: VerificationResult) -> VerificationError:
     errors = result.errors
     first = errors[0] if errors else None
+    failed_rules = (
+        [r.rule for r in result.policy.rules if r.status == "fail"] if result.policy else []
+    )
     msg = f"verification failed: {len(errors)} problem(s)"
+    if failed_rules:
+        msg += f"; policy rules failed: {', '.join(failed_rules)}"
     if first is not None:
         msg += f"; first: {first.code}"
-    exc = VerificationError(msg, code=first.code if first else None, findings=result.problems)
+    code = first.code if first else ("POLICY_FAILED" if failed_rules else None)
+    exc = VerificationError(msg, code=code, findings=result.problems)
     exc.result = result
     return exc
 

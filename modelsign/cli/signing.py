@@ -12,6 +12,7 @@ from ..errors import InputError, VerificationError
 from ..hashing import TENSOR_HASHES
 from ..manifest import load_manifest
 from ..metadata.provenance import parse_source
+from ..policy import Policy, explain
 from ..sign import sign
 from ..signature import keys
 from ..signature.signers import KeySigner, Signer
@@ -233,7 +234,10 @@ def _summary(r: VerificationResult) -> str:
             lines.append(f"manifest digest: {r.manifest_digest}")
     else:
         errors = r.errors
-        lines.append(f"FAILED {r.model}: {len(errors)} problem(s)")
+        failed = [x.rule for x in r.policy.rules if x.status == "fail"] if r.policy else []
+        why = [f"{len(errors)} problem(s)"] if errors or not failed else []
+        why += [f"policy rule(s) failed: {', '.join(failed)}"] if failed else []
+        lines.append(f"FAILED {r.model}: {'; '.join(why)}")
         if who:
             lines.append(f"signature valid, signed by {who}")
         for p in errors:
@@ -246,7 +250,13 @@ def _summary(r: VerificationResult) -> str:
                 lines.append(f"    actual:   {p.actual}")
     for p in r.problems:
         if p.severity != "error":
-            lines.append(f"  note {p.code}: {p.file or ''} {p.message}")
+            where = f"{p.file}: " if p.file else ""
+            lines.append(f"  {p.severity} {p.code}: {where}{p.message}")
+    if r.policy is not None:
+        lines.append("policy:")
+        for rule in r.policy.rules:
+            lines.append(f"  {rule.rule:13s} {rule.status:5s} ({rule.mode})")
+            lines += [f"      {reason}" for reason in rule.reasons]
     return "\n".join(lines)
 
 
@@ -298,6 +308,12 @@ def _summary(r: VerificationResult) -> str:
     help="Sigstore: no network; use the trusted root shipped with sigstore.",
 )
 @click.option("--staging", is_flag=True, help="Sigstore: trust the staging instance.")
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False),
+    help="Judge the model by this policy (it may supply the trusted signers).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (stable schema).")
 @click.option(
     "--ignore",
@@ -320,6 +336,7 @@ def verify_cmd(
     trusted_root: str | None,
     offline: bool,
     staging: bool,
+    policy_file: str | None,
     as_json: bool,
     ignore: tuple[str, ...],
     jobs: int | None,
@@ -332,13 +349,18 @@ def verify_cmd(
     failed, 2 usage or input error.
     """
     sigstore = bool(identity or identity_regex or issuer)
-    if [bool(key), bool(cert_chain), sigstore].count(True) != 1:
+    ways = [bool(key), bool(cert_chain), sigstore].count(True)
+    policy = Policy.load(policy_file) if policy_file else None
+    if ways > 1 or (ways == 0 and (policy is None or policy.signers is None)):
         raise InputError(
-            "give one way to trust the signer: --key, --cert-chain, or --identity/--issuer",
+            "give one way to trust the signer: --key, --cert-chain, --identity/--issuer, "
+            "or a --policy that lists signers",
             code="USAGE",
         )
-    verifier: Verifier
-    if key:
+    verifier: Verifier | None
+    if ways == 0:
+        verifier = None  # the policy's signers
+    elif key:
         verifier = KeyVerifier.from_file(key)
     elif cert_chain:
         verifier = CertificateVerifier.from_files(cert_chain)
@@ -363,6 +385,7 @@ def verify_cmd(
             result = verify(
                 model,
                 verifier=verifier,
+                policy=policy,
                 signature=signature,
                 ignore=ignore,
                 jobs=jobs,
@@ -381,3 +404,24 @@ def _emit(result: VerificationResult, as_json: bool) -> None:
         click.echo(json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True))
     else:
         click.echo(_summary(result))
+
+
+@cli.group("policy")
+def policy_group() -> None:
+    """Check and explain policy files."""
+
+
+@policy_group.command("check")
+@click.argument("policy_file", type=click.Path(dir_okay=False))
+def policy_check_cmd(policy_file: str) -> None:
+    """Validate POLICY_FILE (exit 0 valid, 2 invalid, naming the field and line)."""
+    policy = Policy.load(policy_file)
+    rules = ", ".join(policy.rules()) or "no rules"
+    click.echo(f"{policy_file}: valid policy (version {policy.version}; {rules})")
+
+
+@policy_group.command("explain")
+@click.argument("policy_file", type=click.Path(dir_okay=False))
+def policy_explain_cmd(policy_file: str) -> None:
+    """Say what POLICY_FILE requires, in plain words."""
+    click.echo(explain(Policy.load(policy_file)))

@@ -633,3 +633,49 @@ def detect_licence(
             )
         )
     return Licence(spdx=spdx, sources=found.sources, agree=agree), findings
+
+
+def licence_permitted(
+    expression: str, *, allow: Sequence[str] | None, deny: Sequence[str]
+) -> tuple[bool, str]:
+    """Whether an SPDX expression can be complied with under allow / deny lists.
+
+    ``A OR B`` is permitted when either choice is; ``A AND B`` when both are;
+    ``A WITH E`` is matched as written, or as ``A``. Lists are normalised the
+    same way, so ``apache-2.0`` in a policy matches ``Apache-2.0``.
+    """
+    try:
+        tree = _parse(expression)
+    except _Unrecognised as exc:
+        return False, f"licence {expression!r} is not an SPDX expression ({exc})"
+
+    def norm(items: Sequence[str]) -> set[str]:
+        out: set[str] = set()
+        for item in items:
+            spdx = to_spdx(item)
+            out.add((spdx or item).lower())
+        return out
+
+    allowed = norm(allow) if allow is not None else None
+    denied = norm(deny)
+
+    def term_ok(term: str) -> tuple[bool, str]:
+        names = {term.lower(), term.split(" WITH ")[0].lower()}
+        if names & denied:
+            return False, f"{term} is denied"
+        if allowed is not None and not names & allowed:
+            return False, f"{term} is not in the allowed list"
+        return True, f"{term} is allowed"
+
+    def ok(expr: _Expr) -> tuple[bool, str]:
+        if isinstance(expr, str):
+            return term_ok(expr)
+        op, items = expr
+        results = [ok(i) for i in items]
+        if op == "OR":
+            good = [r for r in results if r[0]]
+            return (True, good[0][1]) if good else (False, "; ".join(r[1] for r in results))
+        bad = [r for r in results if not r[0]]
+        return (False, "; ".join(r[1] for r in bad)) if bad else (True, "all terms allowed")
+
+    return ok(tree)

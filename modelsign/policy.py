@@ -1,0 +1,676 @@
+"""Policies: what a security team requires of every model, written once.
+
+A policy file (YAML or JSON, versioned, unknown fields refused) lists rules:
+who may sign (``signers``), which licences, provenance, formats and
+quantizations are acceptable, how much of the model the signature must cover,
+and how old a signature may be. Each rule is ``enforce`` (a failure blocks) or
+``warn`` (reported only). The same policy drives ``modelsign verify``, the
+pre-load hook and CI.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import InputError, VerificationError
+from .formats import FileFormat
+from .manifest import Manifest
+from .metadata.licence import licence_permitted
+from .signature import keys
+from .signature.bundle import Envelope
+from .signature.certs import load_certificates
+from .signature.verifiers import CertificateVerifier, KeyVerifier, SignerInfo
+
+Mode = Literal["enforce", "warn"]
+Status = Literal["pass", "fail", "warn", "skip"]
+RuleName = Literal[
+    "signers", "licences", "provenance", "formats", "quantization", "coverage", "freshness"
+]
+RULES: tuple[RuleName, ...] = (
+    "signers",
+    "licences",
+    "provenance",
+    "formats",
+    "quantization",
+    "coverage",
+    "freshness",
+)
+
+#: Extensions of files that look like weights; found as an opaque file, they are "unknown".
+WEIGHT_LIKE = (
+    ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".npy", ".npz", ".h5",
+    ".hdf5", ".keras", ".onnx", ".msgpack", ".tflite", ".mlmodel", ".pb", ".gguf",
+    ".safetensors", ".ggml", ".llamafile",
+)  # fmt: skip
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KeySpec(_Strict):
+    """A trusted public key: a PEM file (relative to the policy) or inline PEM."""
+
+    file: str | None = None
+    pem: str | None = None
+    fingerprint: str | None = None  # SHA-256 of the PEM (the bundle's key hint), if pinned
+
+    @model_validator(mode="after")
+    def _one_source(self) -> KeySpec:
+        if (self.file is None) == (self.pem is None):
+            raise ValueError("give exactly one of 'file' or 'pem'")
+        if self.fingerprint is not None and not re.fullmatch(r"[0-9a-f]{64}", self.fingerprint):
+            raise ValueError("fingerprint must be 64 lowercase hex digits")
+        return self
+
+
+class SigstoreSpec(_Strict):
+    """A trusted keyless identity: exact or regex, with its OIDC issuer and GitHub claims."""
+
+    identity: str | None = None
+    identity_regex: str | None = None
+    issuer: str
+    github_repository: str | None = None
+    github_ref: str | None = None
+    github_workflow: str | None = None
+
+    @model_validator(mode="after")
+    def _one_identity(self) -> SigstoreSpec:
+        if (self.identity is None) == (self.identity_regex is None):
+            raise ValueError("give exactly one of 'identity' or 'identity_regex'")
+        if self.identity_regex is not None:
+            try:
+                re.compile(self.identity_regex)
+            except re.error as exc:
+                raise ValueError(f"identity_regex is not a valid regex: {exc}") from exc
+        return self
+
+
+class SignersRule(_Strict):
+    mode: Mode | None = None
+    keys: list[KeySpec] = []
+    certificate_roots: list[str] = []  # PEM files, relative to the policy
+    sigstore: list[SigstoreSpec] = []
+    trusted_root: str | None = None  # Sigstore trusted root JSON; default: shipped with sigstore
+    offline: bool = True  # Sigstore: no network; the shipped (or given) trusted root
+
+    @model_validator(mode="after")
+    def _someone(self) -> SignersRule:
+        if not (self.keys or self.certificate_roots or self.sigstore):
+            raise ValueError("list at least one of keys, certificate_roots or sigstore")
+        return self
+
+
+class LicencesRule(_Strict):
+    mode: Mode | None = None
+    allow: list[str] | None = None
+    deny: list[str] = []
+    require: bool = True
+    require_agreement: bool = False
+
+
+ProvenanceField = Literal["source_repository", "pinned_revision", "base_model", "builder"]
+
+
+class ProvenanceRule(_Strict):
+    mode: Mode | None = None
+    require: list[ProvenanceField] = []
+    source_repositories: list[str] | None = None  # fnmatch patterns: "acme/*", "acme/model"
+    base_models: list[str] | None = None
+
+
+class FormatsRule(_Strict):
+    mode: Mode | None = None
+    allow: list[FileFormat | Literal["unknown"]] | None = None
+    deny: list[FileFormat | Literal["unknown"]] = ["pickle"]
+    allow_python_code: bool = False  # *.py files run under trust_remote_code
+    allow_chat_templates: bool = True  # GGUF Jinja templates run in the runtime
+
+
+class QuantizationRule(_Strict):
+    mode: Mode | None = None
+    allowed_schemes: list[str] | None = None
+    min_bits_per_weight: float | None = None
+    allow_unquantized: bool = True
+
+
+class CoverageRule(_Strict):
+    mode: Mode | None = None
+    require_tensor_digests: bool = True
+    unsigned_files: Literal["deny", "warn", "allow"] = "deny"
+
+
+class FreshnessRule(_Strict):
+    mode: Mode | None = None
+    max_age: str  # "90d", "12h", "2w"
+
+    @field_validator("max_age")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        _parse_duration(value)
+        return value
+
+
+def _parse_duration(value: str) -> timedelta:
+    m = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", value)
+    if m is None:
+        raise ValueError("max_age must look like 90d, 12h, 2w, 30m or 45s")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
+    return timedelta(**{unit: int(m.group(1))})
+
+
+class Policy(_Strict):
+    """A versioned policy; rules that are absent are not evaluated."""
+
+    version: Literal[1]
+    description: str | None = None
+    mode: Mode = "enforce"
+    signers: SignersRule | None = None
+    licences: LicencesRule | None = None
+    provenance: ProvenanceRule | None = None
+    formats: FormatsRule | None = None
+    quantization: QuantizationRule | None = None
+    coverage: CoverageRule | None = None
+    freshness: FreshnessRule | None = None
+    base_dir: str = Field(default=".", exclude=True)  # where relative paths resolve
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Policy:
+        """Read and validate a policy file; errors name the field and the line."""
+        return load_policy(path)
+
+    def mode_of(self, rule: RuleName) -> Mode:
+        spec = getattr(self, rule)
+        return (getattr(spec, "mode", None) if spec is not None else None) or self.mode
+
+    def rules(self) -> list[RuleName]:
+        return [r for r in RULES if getattr(self, r) is not None]
+
+    def _path(self, p: str) -> str:
+        return p if os.path.isabs(p) else os.path.join(self.base_dir, p)
+
+    def verifier(self) -> PolicyVerifier:
+        """A verifier that accepts a signature from any signer the policy lists."""
+        if self.signers is None:
+            raise InputError(
+                "the policy lists no signers: give --key, --cert-chain or --identity",
+                code="USAGE",
+            )
+        return PolicyVerifier(self)
+
+
+class RuleResult(BaseModel):
+    """The outcome of one rule (part of the verification result)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule: RuleName
+    mode: Mode
+    status: Status
+    reasons: list[str] = []
+
+
+class PolicyReport(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rules: list[RuleResult]
+
+    @property
+    def blocked(self) -> bool:
+        return any(r.status == "fail" for r in self.rules)
+
+
+# -- loading -------------------------------------------------------------------
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (YAML's last-one-wins hides mistakes)."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,
+)
+
+
+def _line_of(root: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
+    """The 1-based line of the YAML node at a pydantic error location."""
+    node = root
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == part), None)
+            if match is None:
+                key = next((k for k, _ in node.value if k.value == part), None)
+                return key.start_mark.line + 1 if key is not None else line
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+        else:
+            return line
+        line = node.start_mark.line + 1
+    return line
+
+
+def load_policy(path: str | os.PathLike[str]) -> Policy:
+    p = os.fspath(path)
+    try:
+        with open(p, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError as exc:
+        raise InputError("no such policy file", code="POLICY_NOT_FOUND", path=p) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the policy: {exc}", code="POLICY_INVALID", path=p) from exc
+    return parse_policy(text, p)
+
+
+def parse_policy(text: str, where: str) -> Policy:
+    """Validate policy text (YAML, of which JSON is a subset)."""
+    try:
+        root = yaml.compose(text, Loader=_UniqueKeyLoader)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        at = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputError(
+            f"not valid YAML{at}: {problem}", code="POLICY_INVALID", path=where
+        ) from exc
+    if not isinstance(data, dict):
+        raise InputError("a policy is a mapping of rules", code="POLICY_INVALID", path=where)
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = [x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-"))]
+        field_name = ".".join(str(x) for x in loc) or "(top level)"
+        line = _line_of(root, loc)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        raise InputError(
+            f"field {field_name}{f' (line {line})' if line else ''}: {msg}",
+            code="POLICY_INVALID",
+            path=where,
+        ) from exc
+    return policy.model_copy(update={"base_dir": os.path.dirname(os.path.abspath(where))})
+
+
+# -- the signers rule as a verifier ----------------------------------------------
+
+
+class PolicyVerifier:
+    """Tries every signer the policy trusts that fits the bundle; the first that verifies wins."""
+
+    def __init__(self, policy: Policy) -> None:
+        assert policy.signers is not None
+        self.policy = policy
+        self.spec = policy.signers
+
+    def _keys(self) -> list[keys.PublicKey]:
+        out = []
+        for k in self.spec.keys:
+            key = (
+                keys.load_public_key(self.policy._path(k.file))
+                if k.file is not None
+                else keys.load_public_key_pem((k.pem or "").encode(), "the policy's inline key")
+            )
+            if k.fingerprint is not None and keys.key_hint(key) != k.fingerprint:
+                raise InputError(
+                    f"policy key {k.file or 'inline'} does not have fingerprint {k.fingerprint}",
+                    code="POLICY_INVALID",
+                )
+            out.append(key)
+        return out
+
+    def verify_envelope(self, envelope: Envelope) -> SignerInfo:
+        reasons: list[str] = []
+        if envelope.transparency:
+            if not self.spec.sigstore:
+                raise VerificationError(
+                    "a Sigstore signature, but the policy trusts no Sigstore identity",
+                    code="SIGNER_NOT_TRUSTED",
+                )
+            from .signature.sigstore import SigstoreVerifier, load_trusted_root
+
+            root = load_trusted_root(
+                self.policy._path(self.spec.trusted_root) if self.spec.trusted_root else None,
+                offline=self.spec.offline,
+            )
+            for s in self.spec.sigstore:
+                v = SigstoreVerifier(
+                    root,
+                    issuer=s.issuer,
+                    identity=s.identity,
+                    identity_regex=s.identity_regex,
+                    github_repository=s.github_repository,
+                    github_ref=s.github_ref,
+                    github_workflow=s.github_workflow,
+                )
+                try:
+                    return v.verify_envelope(envelope)
+                except VerificationError as exc:
+                    reasons.append(f"{s.identity or s.identity_regex}: {exc.message}")
+        elif envelope.certificates and self.spec.certificate_roots:
+            roots = [
+                c
+                for p in self.spec.certificate_roots
+                for c in load_certificates(self.policy._path(p))
+            ]
+            try:
+                return CertificateVerifier(roots).verify_envelope(envelope)
+            except VerificationError as exc:
+                reasons.append(f"certificate roots: {exc.message}")
+        else:
+            for key in self._keys():
+                hint = keys.key_hint(key)
+                if envelope.key_hint is not None and envelope.key_hint != hint:
+                    continue
+                try:
+                    return KeyVerifier(key).verify_envelope(envelope)
+                except VerificationError as exc:
+                    reasons.append(f"key {hint[:16]}: {exc.message}")
+            if not reasons:
+                reasons.append(
+                    f"signed by key {envelope.key_hint or '(no hint)'}, "
+                    "which the policy does not list"
+                    if not envelope.certificates
+                    else "signed with a certificate, but the policy lists no certificate roots"
+                )
+        raise VerificationError(
+            "no signer the policy trusts verifies this signature: " + "; ".join(reasons),
+            code="SIGNER_NOT_TRUSTED",
+        )
+
+
+# -- evaluation ------------------------------------------------------------------
+
+
+_WARN = "warn:"  # a reason with this prefix only warns, whatever the rule's mode
+
+
+def _result(policy: Policy, rule: RuleName, reasons: list[str]) -> RuleResult:
+    mode = policy.mode_of(rule)
+    if not reasons:
+        return RuleResult(rule=rule, mode=mode, status="pass")
+    hard = [r for r in reasons if not r.startswith(_WARN)]
+    clean = [r.removeprefix(_WARN) for r in reasons]
+    status: Status = "fail" if hard and mode == "enforce" else "warn"
+    return RuleResult(rule=rule, mode=mode, status=status, reasons=clean)
+
+
+def evaluate(
+    policy: Policy,
+    *,
+    manifest: Manifest | None,
+    signer: SignerInfo | None,
+    signature_problems: Sequence[str],
+    unsigned_files: Mapping[str, str],
+    now: datetime | None = None,
+) -> PolicyReport:
+    """Judge every rule of ``policy``.
+
+    ``manifest`` is the verified, signed manifest (or, when the signature could
+    not be trusted, the manifest of what is on disk, for reporting);
+    ``signature_problems`` are the reasons the signature or content did not
+    verify; ``unsigned_files`` maps files present but not signed to their
+    sniffed format (the formats rule judges them too: an unsigned pickle
+    beside signed weights is still a pickle a loader may pick up).
+    """
+    now = now or datetime.now(timezone.utc)
+    out: list[RuleResult] = []
+    for rule in policy.rules():
+        reasons: list[str]
+        if rule == "signers":
+            reasons = list(signature_problems)
+        elif manifest is None:
+            reasons = [
+                "no manifest to judge (the signature carries none and the model could not be read)"
+            ]
+        else:
+            reasons = _JUDGES[rule](policy, manifest, signer, unsigned_files, now)
+        out.append(_result(policy, rule, reasons))
+    return PolicyReport(rules=out)
+
+
+def _licences(policy: Policy, m: Manifest, *_: Any) -> list[str]:
+    spec = policy.licences
+    assert spec is not None
+    reasons = []
+    if m.licence.spdx is None:
+        if spec.require:
+            reasons.append("no licence found (model card, GGUF metadata or LICENSE file)")
+    else:
+        ok, why = licence_permitted(m.licence.spdx, allow=spec.allow, deny=spec.deny)
+        if not ok:
+            reasons.append(f"licence {m.licence.spdx}: {why}")
+    if spec.require_agreement and not m.licence.agree:
+        found = ", ".join(f"{s.source}={s.spdx or s.value}" for s in m.licence.sources)
+        reasons.append(f"licence sources disagree: {found}")
+    return reasons
+
+
+def _provenance(policy: Policy, m: Manifest, *_: Any) -> list[str]:
+    spec = policy.provenance
+    assert spec is not None
+    p = m.provenance
+    reasons = []
+    need = set(spec.require)
+    if "source_repository" in need and p.source is None:
+        reasons.append("no source repository recorded")
+    if "pinned_revision" in need and (
+        p.source is None or not re.fullmatch(r"[0-9a-f]{40}", p.source.revision or "")
+    ):
+        reasons.append("the source revision is not pinned to a commit (40 hex digits)")
+    if "base_model" in need and not p.base_models:
+        reasons.append("no base model recorded")
+    if "builder" in need and p.builder is None:
+        reasons.append("no CI builder recorded")
+    if (
+        spec.source_repositories is not None
+        and p.source is not None
+        and not any(
+            fnmatch.fnmatchcase(p.source.repository, pat) for pat in spec.source_repositories
+        )
+    ):
+        reasons.append(f"source repository {p.source.repository} is not allowed")
+    if spec.base_models is not None:
+        for b in p.base_models:
+            if not any(fnmatch.fnmatchcase(b.name, pat) for pat in spec.base_models):
+                reasons.append(f"base model {b.name} is not allowed")
+    return reasons
+
+
+def _formats(
+    policy: Policy, m: Manifest, _s: Any, unsigned: Mapping[str, str], _n: Any
+) -> list[str]:
+    spec = policy.formats
+    assert spec is not None
+    reasons = []
+    files: list[tuple[str, str, list[str], str]] = [
+        (f.path, f.format, f.flags, "") for f in m.files
+    ]
+    known = {f.path for f in m.files}
+    files += [(p, fmt, [], " (unsigned)") for p, fmt in unsigned.items() if p not in known]
+    for path, fmt, flags, note in files:
+        kind: str = fmt
+        if kind == "opaque" and path.lower().endswith(WEIGHT_LIKE):
+            kind = "unknown"
+        if kind in spec.deny:
+            reasons.append(f"{path}{note}: format {kind} is denied")
+        elif spec.allow is not None and kind not in spec.allow and kind != "opaque":
+            reasons.append(f"{path}{note}: format {kind} is not allowed")
+        if (path.endswith(".py") or "code" in flags) and not spec.allow_python_code:
+            reasons.append(f"{path}{note}: Python code in the model (runs with trust_remote_code)")
+        if "chat-template" in flags and not spec.allow_chat_templates:
+            reasons.append(f"{path}: carries a chat template (a Jinja program the runtime runs)")
+    return reasons
+
+
+def _quantization(policy: Policy, m: Manifest, *_: Any) -> list[str]:
+    spec = policy.quantization
+    assert spec is not None
+    q = m.quantization
+    reasons = []
+    if not q.quantized:
+        if not spec.allow_unquantized:
+            reasons.append("the model is not quantized")
+        return reasons
+    if spec.allowed_schemes is not None and (q.scheme or "unknown") not in spec.allowed_schemes:
+        reasons.append(f"quantization scheme {q.scheme} is not allowed")
+    if spec.min_bits_per_weight is not None:
+        bpw = q.bits_per_weight
+        if bpw is None or bpw < spec.min_bits_per_weight:
+            reasons.append(f"{bpw} bits per weight is below the minimum {spec.min_bits_per_weight}")
+    return reasons
+
+
+def _coverage(
+    policy: Policy, m: Manifest, _s: Any, unsigned: Mapping[str, str], _n: Any
+) -> list[str]:
+    spec = policy.coverage
+    assert spec is not None
+    reasons = []
+    if spec.require_tensor_digests:
+        for f in m.files:
+            if f.format in ("safetensors", "gguf") and (
+                f.weights is None
+                or any(t.digest is None for t in f.weights.tensors)
+                or m.hashing.tensor is None
+            ):
+                reasons.append(
+                    f"{f.path}: the signature has no tensor digests for this weight file"
+                )
+    if spec.unsigned_files != "allow":
+        prefix = "" if spec.unsigned_files == "deny" else _WARN
+        reasons += [f"{prefix}{n}: file is not covered by the signature" for n in unsigned]
+    return reasons
+
+
+def _freshness(
+    policy: Policy, _m: Manifest, signer: SignerInfo | None, _u: Any, now: datetime
+) -> list[str]:
+    spec = policy.freshness
+    assert spec is not None
+    if signer is None or signer.signed_at is None:
+        return [
+            "the signature carries no trusted signing time "
+            "(key and certificate signatures have none)"
+        ]
+    signed = datetime.fromisoformat(signer.signed_at)
+    age = now - signed
+    if age > _parse_duration(spec.max_age):
+        return [f"signed {signed.isoformat()}, {age.days} days ago: older than {spec.max_age}"]
+    return []
+
+
+_JUDGES: dict[str, Any] = {
+    "licences": _licences,
+    "provenance": _provenance,
+    "formats": _formats,
+    "quantization": _quantization,
+    "coverage": _coverage,
+    "freshness": _freshness,
+}
+
+
+def explain(policy: Policy) -> str:
+    """What the policy requires, in plain words."""
+    lines = [policy.description.strip()] if policy.description else []
+    lines.append(f"Rules not given a mode {'block' if policy.mode == 'enforce' else 'only warn'}.")
+
+    def say(rule: RuleName, text: str) -> None:
+        verb = "requires" if policy.mode_of(rule) == "enforce" else "warns unless"
+        lines.append(f"- {rule} ({policy.mode_of(rule)}): {verb} {text}")
+
+    if (s := policy.signers) is not None:
+        who = [f"the key in {k.file}" if k.file else "an inline key" for k in s.keys]
+        who += [f"a certificate chaining to {r}" for r in s.certificate_roots]
+        for i in s.sigstore:
+            ident = i.identity or f"an identity matching /{i.identity_regex}/"
+            extra = ", ".join(
+                f"{k.removeprefix('github_')} {v}"
+                for k, v in (
+                    ("github_repository", i.github_repository),
+                    ("github_ref", i.github_ref),
+                    ("github_workflow", i.github_workflow),
+                )
+                if v
+            )
+            who.append(f"Sigstore {ident} from {i.issuer}" + (f" ({extra})" if extra else ""))
+        say("signers", "a valid signature over every file, by one of: " + "; ".join(who))
+    if (lic := policy.licences) is not None:
+        parts = ["a licence" if lic.require else "no particular licence"]
+        if lic.allow is not None:
+            parts.append("allowed: " + ", ".join(lic.allow))
+        if lic.deny:
+            parts.append("denied: " + ", ".join(lic.deny))
+        if lic.require_agreement:
+            parts.append("all licence sources agreeing")
+        say("licences", "; ".join(parts))
+    if (pv := policy.provenance) is not None:
+        parts = [f"recorded {', '.join(pv.require)}"] if pv.require else []
+        if pv.source_repositories is not None:
+            parts.append("source repository in " + ", ".join(pv.source_repositories))
+        if pv.base_models is not None:
+            parts.append("base models in " + ", ".join(pv.base_models))
+        say("provenance", "; ".join(parts) or "nothing in particular")
+    if (fm := policy.formats) is not None:
+        parts = []
+        if fm.allow is not None:
+            parts.append("formats among " + ", ".join(fm.allow))
+        if fm.deny:
+            parts.append("no " + ", ".join(fm.deny) + " files")
+        parts.append("Python files " + ("allowed" if fm.allow_python_code else "refused"))
+        parts.append("chat templates " + ("allowed" if fm.allow_chat_templates else "refused"))
+        say("formats", "; ".join(parts))
+    if (q := policy.quantization) is not None:
+        parts = []
+        if q.allowed_schemes is not None:
+            parts.append("schemes " + ", ".join(q.allowed_schemes))
+        if q.min_bits_per_weight is not None:
+            parts.append(f"at least {q.min_bits_per_weight} bits per weight")
+        parts.append("unquantized models " + ("allowed" if q.allow_unquantized else "refused"))
+        say("quantization", "; ".join(parts))
+    if (c := policy.coverage) is not None:
+        parts = (
+            ["tensor digests for every safetensors/GGUF file"] if c.require_tensor_digests else []
+        )
+        parts.append(
+            {
+                "deny": "no unsigned files",
+                "warn": "unsigned files reported",
+                "allow": "unsigned files tolerated",
+            }[c.unsigned_files]
+        )
+        say("coverage", "; ".join(parts))
+    if (fr := policy.freshness) is not None:
+        say("freshness", f"a signature younger than {fr.max_age} (needs a trusted signing time)")
+    return "\n".join(lines)
+
+
+def policy_json(policy: Policy) -> str:
+    return json.dumps(policy.model_dump(mode="json"), indent=2, sort_keys=True)

@@ -17,6 +17,7 @@ from .errors import (
 )
 from .findings import Finding
 from .manifest import Manifest, build_manifest, load_manifest
+from .policy import Policy, PolicyReport, RuleResult
 from .sign import SignResult, sign
 from .signature.signers import KeySigner, Signer
 from .signature.sigstore import SigstoreSigner, SigstoreVerifier, load_trusted_root
@@ -39,7 +40,10 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "ModelsignError",
+    "Policy",
+    "PolicyReport",
     "Problem",
+    "RuleResult",
     "SignResult",
     "SignatureError",
     "Signer",

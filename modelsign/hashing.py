@@ -383,12 +383,17 @@ def hash_files(
 
 @dataclass(frozen=True)
 class RangeJob:
-    """A byte range of an open file to digest (or, with no algorithm, to check is zero)."""
+    """A byte range to digest (or, with no algorithm, to check is zero).
+
+    The bytes come from an open file (``fd``) or, for loaders that hash exactly
+    the buffer they hand to the runtime, from ``buf``.
+    """
 
     fd: int
     start: int
     end: int
     algorithm: TensorHash | None
+    buf: memoryview | None = None
 
 
 def hash_ranges(
@@ -417,6 +422,17 @@ def hash_ranges(
             buf = local.buf = bytearray(CHUNK)
         view = memoryview(buf)
         h = new_hasher(job.algorithm) if job.algorithm is not None else None
+        if job.buf is not None:
+            part = job.buf[job.start : job.end]
+            if h is not None:
+                h.update(part)
+                results[i] = h.hexdigest()
+            else:
+                results[i] = part.tobytes().count(0) == len(part)
+            if progress is not None:
+                with lock:
+                    progress(job.end - job.start)
+            return
         zero = True
         pos = job.start
         while pos < job.end:

@@ -1,0 +1,252 @@
+"""``load_safetensors``: verified tensors from the very bytes that were verified."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from ..compare import Problem
+from ..errors import InputError
+from ..hashing import new_hasher
+from ..manifest import TensorEntry
+from ..policy import Policy
+from ..signature.verifiers import Verifier
+from ._context import Context, LoadReport, open_context, read_verified
+
+Framework = Literal["numpy", "torch"]
+
+_NUMPY = {
+    "BOOL": "bool", "U8": "uint8", "I8": "int8", "I16": "int16", "U16": "uint16",
+    "F16": "float16", "I32": "int32", "U32": "uint32", "F32": "float32", "I64": "int64",
+    "U64": "uint64", "F64": "float64", "C64": "complex64",
+}  # fmt: skip
+_TORCH = {
+    "BOOL": "bool", "U8": "uint8", "I8": "int8", "I16": "int16", "U16": "uint16",
+    "F16": "float16", "BF16": "bfloat16", "I32": "int32", "U32": "uint32", "F32": "float32",
+    "I64": "int64", "U64": "uint64", "F64": "float64", "C64": "complex64",
+    "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2", "F8_E8M0": "float8_e8m0fnu",
+    "F8_E4M3FNUZ": "float8_e4m3fnuz", "F8_E5M2FNUZ": "float8_e5m2fnuz",
+}  # fmt: skip
+
+
+class VerifiedTensors(dict[str, Any]):
+    """Tensors by name, with ``report`` saying what was verified and by whom."""
+
+    report: LoadReport
+
+
+def _make_tensor(framework: Framework, t: TensorEntry, buf: bytearray, offset: int) -> Any:
+    """A tensor over ``buf`` (no copy); ``offset`` is where its bytes start in ``buf``."""
+    if framework == "numpy":
+        import numpy as np
+
+        if t.dtype not in _NUMPY:
+            raise InputError(
+                f"numpy cannot hold {t.dtype}; load with framework='torch'",
+                code="UNSUPPORTED_DTYPE",
+                tensor=t.name,
+            )
+        dtype = np.dtype(_NUMPY[t.dtype]).newbyteorder("<")
+        count = t.length // dtype.itemsize
+        return np.frombuffer(buf, dtype=dtype, count=count, offset=offset).reshape(t.shape)
+    import torch
+
+    name = _TORCH.get(t.dtype)
+    if name is None or not hasattr(torch, name):
+        raise InputError(
+            f"this torch has no dtype for {t.dtype}", code="UNSUPPORTED_DTYPE", tensor=t.name
+        )
+    tdtype = getattr(torch, name)
+    if t.length == 0:
+        return torch.empty(t.shape, dtype=tdtype)
+    count = t.length // torch.empty((), dtype=tdtype).element_size()
+    return torch.frombuffer(buf, dtype=tdtype, count=count, offset=offset).reshape(t.shape)
+
+
+def _shard_names(ctx: Context, path: str) -> list[str]:
+    """The safetensors files to load: one file, the shards of an index, or all at the top."""
+    if ctx.single_file is not None:
+        return [ctx.single_file]
+    if os.path.isfile(path):
+        return [os.path.basename(path)]
+    index_names = sorted(
+        n for n in ctx.files if n.endswith(".safetensors.index.json") and "/" not in n
+    )
+    if index_names:
+        names: set[str] = set()
+        for index in index_names:
+            data = json.loads(bytes(read_verified(ctx, index)))
+            weight_map = data.get("weight_map", {}) if isinstance(data, dict) else {}
+            names.update(v for v in weight_map.values() if isinstance(v, str))
+        unsigned = sorted(n for n in names if ctx.signed_digest(n) is None)
+        if unsigned:
+            ctx.fail(
+                "the shard index names files the signature does not cover",
+                [
+                    Problem(code="FILE_UNSIGNED", message="shard not signed", file=n)
+                    for n in unsigned
+                ],
+                "FILE_UNSIGNED",
+            )
+        return sorted(names)
+    return sorted(n for n in ctx.files if n.endswith(".safetensors") and "/" not in n)
+
+
+def load_safetensors(
+    path_or_model_dir: str | os.PathLike[str],
+    *,
+    signature: str | os.PathLike[str] | None = None,
+    policy: Policy | None = None,
+    verifier: Verifier | None = None,
+    framework: Framework = "numpy",
+    tensors: Sequence[str] | None = None,
+    now: datetime | None = None,
+) -> VerifiedTensors:
+    """Load safetensors weights whose bytes match the signed manifest, or nothing.
+
+    Each file is read once into memory, checked there (header, tensor and
+    padding digests in parallel when the signed manifest covers every byte,
+    else the file SHA-256) and the tensors are built over that same buffer —
+    the path is never opened again. A sharded model is read through its
+    (signed) index. With ``tensors=[...]`` only those tensors (and each file's
+    header) are read and checked against their signed digests: a
+    tensor-parallel rank loading its slice.
+
+    Trust comes from ``verifier`` or from ``policy``'s signers; the policy is
+    judged before any weight is read. On any failure :class:`VerificationError`
+    is raised and nothing is returned (a warn-mode policy warns instead).
+    """
+    path = os.fspath(path_or_model_dir)
+    ctx = open_context(path, signature=signature, verifier=verifier, policy=policy, now=now)
+    names = _shard_names(ctx, path)
+    out = VerifiedTensors()
+    out.report = ctx.report
+    if tensors is not None:
+        _load_partial(ctx, names, list(tensors), framework, out)
+        return out
+    for name in names:
+        buf = read_verified(ctx, name)
+        entry = ctx.entry(name)
+        if entry is None or entry.weights is None:
+            # Signed only by its file digest (an OMS signature): the bytes are
+            # verified, the layout comes from the strict reader over the buffer.
+            entries = _layout_from_buffer(name, buf)
+        else:
+            entries = entry.weights.tensors
+        for t in entries:
+            if t.name in out:
+                ctx.fail(
+                    f"tensor {t.name} appears in two files",
+                    [
+                        Problem(
+                            code="DUPLICATE_TENSOR",
+                            message="in two shards",
+                            file=name,
+                            tensor=t.name,
+                        )
+                    ],
+                    "DUPLICATE_TENSOR",
+                )
+            out[t.name] = _make_tensor(framework, t, buf, t.offset)
+    return out
+
+
+def _layout_from_buffer(name: str, buf: bytearray) -> list[TensorEntry]:
+    import tempfile
+
+    from ..formats import read_layout
+
+    # The strict reader works on files; give it the verified bytes, not the path.
+    with tempfile.NamedTemporaryFile(suffix=".safetensors") as tmp:
+        tmp.write(buf)
+        tmp.flush()
+        layout = read_layout(tmp.name)
+    return [
+        TensorEntry(
+            name=t.name, dtype=t.dtype, shape=list(t.shape), offset=t.start, length=t.nbytes
+        )
+        for t in layout.tensors
+    ]
+
+
+def _load_partial(
+    ctx: Context, names: list[str], wanted: list[str], framework: Framework, out: VerifiedTensors
+) -> None:
+    m = ctx.manifest
+    if m is None or m.hashing.tensor is None:
+        raise InputError(
+            "partial loading needs a signature with tensor digests (signed by modelsign)",
+            code="NO_TENSOR_DIGESTS",
+        )
+    where: dict[str, tuple[str, TensorEntry]] = {}
+    for name in names:
+        entry = ctx.entry(name)
+        if entry is not None and entry.weights is not None:
+            for t in entry.weights.tensors:
+                where[t.name] = (name, t)
+    missing = [w for w in wanted if w not in where]
+    if missing:
+        raise InputError(
+            f"not in the signed model: {', '.join(missing[:10])}", code="NO_SUCH_TENSOR"
+        )
+    ctx.report.partial = True
+    by_file: dict[str, list[TensorEntry]] = {}
+    for w in wanted:
+        name, t = where[w]
+        by_file.setdefault(name, []).append(t)
+    for name, entries in by_file.items():
+        entry = ctx.entry(name)
+        assert entry is not None and entry.weights is not None
+        f = ctx.files[name]
+        fd = os.open(f.real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            if os.fstat(fd).st_size != entry.size:
+                ctx.fail(
+                    f"{name} has another size than signed",
+                    [Problem(code="FILE_MODIFIED", message="size changed", file=name)],
+                    "FILE_MODIFIED",
+                )
+            header = os.pread(fd, entry.weights.header_size, 0)
+            problems = []
+            if _digest(m.hashing.header, header) != entry.weights.header_digest:
+                problems.append(
+                    Problem(
+                        code="HEADER_MODIFIED",
+                        message="header changed",
+                        file=name,
+                        expected=entry.weights.header_digest,
+                        actual=_digest(m.hashing.header, header),
+                    )
+                )
+            for t in entries:
+                buf = bytearray(os.pread(fd, t.length, t.offset))
+                actual = _digest(m.hashing.tensor, bytes(buf))
+                if actual != t.digest:
+                    problems.append(
+                        Problem(
+                            code="TENSOR_MODIFIED",
+                            message="tensor data changed",
+                            file=name,
+                            tensor=t.name,
+                            expected=t.digest,
+                            actual=actual,
+                        )
+                    )
+                    continue
+                out[t.name] = _make_tensor(framework, t, buf, 0)
+                ctx.report.tensors.append(t.name)
+                ctx.report.bytes_verified += t.length
+            if problems:
+                ctx.fail(f"{name} does not match the signature", problems, problems[0].code)
+            ctx.report.files.append(name)
+        finally:
+            os.close(fd)
+
+
+def _digest(algorithm: str, data: bytes) -> str:
+    h = new_hasher(algorithm)  # type: ignore[arg-type]
+    h.update(data)
+    return h.hexdigest()

@@ -349,6 +349,23 @@ def verify_cmd(
     failed, 2 usage or input error.
     """
     sigstore = bool(identity or identity_regex or issuer)
+    sigstore_only = {
+        "--github-repository": github_repository,
+        "--github-ref": github_ref,
+        "--github-workflow": github_workflow,
+        "--trusted-root": trusted_root,
+    }
+    stray = (
+        [flag for flag, value in sigstore_only.items() if value]
+        + (["--offline"] if offline else [])
+        + (["--staging"] if staging else [])
+    )
+    if stray and not sigstore:
+        # Refused rather than ignored: a claim the user asked for must never go unchecked.
+        raise InputError(
+            f"{', '.join(stray)} only apply to Sigstore verification (--identity/--issuer)",
+            code="USAGE",
+        )
     ways = [bool(key), bool(cert_chain), sigstore].count(True)
     policy = Policy.load(policy_file) if policy_file else None
     if ways > 1 or (ways == 0 and (policy is None or policy.signers is None)):
@@ -365,20 +382,21 @@ def verify_cmd(
     elif cert_chain:
         verifier = CertificateVerifier.from_files(cert_chain)
     else:
-        root = load_trusted_root(
-            trusted_root,
-            offline=offline,
-            staging=staging,
-            warn=lambda m: click.echo(f"warning: {m}", err=True),
-        )
+        # Options are checked before the trusted root is fetched (which may go online).
         verifier = SigstoreVerifier(
-            root,
+            None,
             issuer=issuer or "",
             identity=identity,
             identity_regex=identity_regex,
             github_repository=github_repository,
             github_ref=github_ref,
             github_workflow=github_workflow,
+        )
+        verifier.trusted_root = load_trusted_root(
+            trusted_root,
+            offline=offline,
+            staging=staging,
+            warn=lambda m: click.echo(f"warning: {m}", err=True),
         )
     try:
         with _progress(not as_json, "verifying") as progress:

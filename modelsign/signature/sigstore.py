@@ -155,10 +155,13 @@ class _CertPolicy:
                     f"certificate source ref is {ref!r}, expected {self.github_ref!r}"
                 )
         if self.github_workflow is not None:
+            # Build signer URI: https://github.com/OWNER/REPO/PATH@REF; PATH must be
+            # exactly the workflow asked for (a suffix match would accept any repo's
+            # file of that name).
             signer = ext.get("build_signer_uri") or ""
-            path = signer.split("@", 1)[0]
+            parts = signer.split("@", 1)[0].removeprefix("https://github.com/").split("/", 2)
             want = self.github_workflow.lstrip("/")
-            if not path.endswith("/" + want):
+            if len(parts) != 3 or parts[2] != want:
                 raise SigstoreVerificationError(
                     f"certificate build signer {signer!r} is not workflow {want!r}"
                 )

@@ -117,7 +117,8 @@ def read_bundle(data: bytes) -> Envelope:
             "the DSSE envelope must carry exactly one signature", code="BUNDLE_INVALID"
         )
     signature = _b64(sigs[0].get("sig"), "dsseEnvelope.signatures[0].sig")
-    keyid = sigs[0].get("keyid", "")
+    # keyid is optional in DSSE; model_signing < 1.1 writes null.
+    keyid = sigs[0].get("keyid") or ""
     if not isinstance(keyid, str):
         raise VerificationError("signature keyid is not a string", code="BUNDLE_INVALID")
 

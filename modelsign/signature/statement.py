@@ -169,7 +169,8 @@ def parse_statement(payload: bytes) -> SignedStatement:
         allow = allow.lower() == "true"
     if not isinstance(allow, bool):
         raise _fail("serialization.allow_symlinks must be a boolean")
-    ignore = ser.get("ignore_paths", [])
+    # model_signing < 1.1 left the git paths out without recording them.
+    ignore = ser.get("ignore_paths", list(GIT_PATHS))
     if not isinstance(ignore, list) or not all(isinstance(p, str) for p in ignore):
         raise _fail("serialization.ignore_paths must be a list of strings")
     resources = _resources(predicate.get("resources"), method)

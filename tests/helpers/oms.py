@@ -27,6 +27,7 @@ MODEL_SIGNING = Path(sys.executable).with_name("model_signing")
 TIMEOUT = 120  # seconds per command: generous for a loaded 2-core machine
 
 Method = Literal["key", "certificate"]
+Proc = subprocess.CompletedProcess[str]
 
 
 def modelsign(*args: str | Path) -> list[str]:
@@ -62,7 +63,8 @@ def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[st
 
 
 def output(proc: subprocess.CompletedProcess[str]) -> str:
-    return proc.stdout + proc.stderr
+    """stdout and stderr; backslashes dropped, as model_signing prints its messages repr()ed."""
+    return (proc.stdout + proc.stderr).replace("\\", "")
 
 
 def errors(proc: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:

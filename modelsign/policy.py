@@ -22,7 +22,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import InputError, VerificationError
-from .formats import FileFormat
 from .manifest import Manifest
 from .metadata.licence import licence_permitted
 from .signature import keys
@@ -128,10 +127,13 @@ class ProvenanceRule(_Strict):
     base_models: list[str] | None = None
 
 
+PolicyFormat = Literal["safetensors", "gguf", "pickle", "opaque", "unknown"]
+
+
 class FormatsRule(_Strict):
     mode: Mode | None = None
-    allow: list[FileFormat | Literal["unknown"]] | None = None
-    deny: list[FileFormat | Literal["unknown"]] = ["pickle"]
+    allow: list[PolicyFormat] | None = None
+    deny: list[PolicyFormat] = ["pickle"]
     allow_python_code: bool = False  # *.py files run under trust_remote_code
     allow_chat_templates: bool = True  # GGUF Jinja templates run in the runtime
 
@@ -182,6 +184,15 @@ class Policy(_Strict):
     coverage: CoverageRule | None = None
     freshness: FreshnessRule | None = None
     base_dir: str = Field(default=".", exclude=True)  # where relative paths resolve
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_rules_take_defaults(cls, data: Any) -> Any:
+        # `formats:` with nothing under it means "this rule, with its defaults",
+        # not "no rule" (which would silently drop the pickle ban).
+        if isinstance(data, dict):
+            return {k: ({} if k in RULES and v is None else v) for k, v in data.items()}
+        return data
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Policy:
@@ -260,11 +271,13 @@ def _line_of(root: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
         if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if k.value == part), None)
-            if match is None:
-                key = next((k for k, _ in node.value if k.value == part), None)
-                return key.start_mark.line + 1 if key is not None else line
-            node = match
+            pair = next(((k, v) for k, v in node.value if k.value == part), None)
+            if pair is None:
+                return line
+            # The field is named on its key's line (a block value starts below it).
+            line = pair[0].start_mark.line + 1
+            node = pair[1]
+            continue
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             if part >= len(node.value):
                 return line
@@ -429,6 +442,8 @@ def evaluate(
     signer: SignerInfo | None,
     signature_problems: Sequence[str],
     unsigned_files: Mapping[str, str],
+    excused: Sequence[str] = (),
+    coverage_manifest: Manifest | None = None,
     now: datetime | None = None,
 ) -> PolicyReport:
     """Judge every rule of ``policy``.
@@ -438,7 +453,10 @@ def evaluate(
     ``signature_problems`` are the reasons the signature or content did not
     verify; ``unsigned_files`` maps files present but not signed to their
     sniffed format (the formats rule judges them too: an unsigned pickle
-    beside signed weights is still a pickle a loader may pick up).
+    beside signed weights is still a pickle a loader may pick up); ``excused``
+    are those the verifier's ``--ignore`` left out (not a coverage failure).
+    Coverage is about the signature, so it judges ``coverage_manifest`` (the
+    trusted signed manifest) and is skipped when there is none.
     """
     now = now or datetime.now(timezone.utc)
     out: list[RuleResult] = []
@@ -446,12 +464,25 @@ def evaluate(
         reasons: list[str]
         if rule == "signers":
             reasons = list(signature_problems)
+        elif rule == "coverage" and coverage_manifest is None:
+            out.append(
+                RuleResult(
+                    rule=rule,
+                    mode=policy.mode_of(rule),
+                    status="skip",
+                    reasons=["no trusted signed manifest to judge coverage by"],
+                )
+            )
+            continue
         elif manifest is None:
             reasons = [
                 "no manifest to judge (the signature carries none and the model could not be read)"
             ]
         else:
-            reasons = _JUDGES[rule](policy, manifest, signer, unsigned_files, now)
+            judged = {k: v for k, v in unsigned_files.items() if k not in excused}
+            files = unsigned_files if rule == "formats" else judged
+            subject = coverage_manifest if rule == "coverage" and coverage_manifest else manifest
+            reasons = _JUDGES[rule](policy, subject, signer, files, now)
         out.append(_result(policy, rule, reasons))
     return PolicyReport(rules=out)
 
@@ -499,7 +530,8 @@ def _provenance(policy: Policy, m: Manifest, *_: Any) -> list[str]:
         reasons.append(f"source repository {p.source.repository} is not allowed")
     if spec.base_models is not None:
         for b in p.base_models:
-            if not any(fnmatch.fnmatchcase(b.name, pat) for pat in spec.base_models):
+            names = [b.name] + ([f"{b.organization}/{b.name}"] if b.organization else [])
+            if not any(fnmatch.fnmatchcase(n, pat) for n in names for pat in spec.base_models):
                 reasons.append(f"base model {b.name} is not allowed")
     return reasons
 

@@ -173,22 +173,29 @@ def _apply_policy(
         for p in result.problems
         if p.severity == "error" and not (p.code == "FILE_EXTRA" and extra_is_coverage)
     ]
-    verified = statement is not None and not integrity
-    manifest = statement.manifest if statement is not None and verified else None
+    # A statement is only parsed once its signature verified, so its claims are
+    # authentic. Content rules judge the signed manifest while the files match
+    # it, else what is on disk (what would actually run); coverage is about the
+    # signature itself, so it judges the signed manifest, and is skipped when
+    # no signature could be trusted.
+    trusted = statement is not None
+    signed = statement.manifest if statement is not None else None
+    manifest = signed if signed is not None and not integrity else None
     if manifest is None:
-        # Nothing signed to judge: judge what is on disk, so a warn-mode policy
-        # still reports licence, format and provenance. Built from unverified
-        # bytes, it can only make rules fail, never let a signature pass.
+        # Built from unverified bytes, it can only make rules fail, never let a
+        # signature pass. env={}: the verifier's own CI is not the model's builder.
         try:
-            manifest = build_manifest(path, tensor_hash=None, allow_symlinks=True)
+            manifest = build_manifest(path, tensor_hash=None, allow_symlinks=True, env={})
         except ModelsignError as exc:
             integrity.append(f"the model cannot be read: {exc.message}")
     report = evaluate(
         policy,
         manifest=manifest,
+        coverage_manifest=(signed or manifest) if trusted else None,
         signer=result.signer,
         signature_problems=integrity,
         unsigned_files=unsigned,
+        excused=[p.file or "" for p in result.problems if p.code == "FILE_UNSIGNED_IGNORED"],
         now=now,
     )
     rules = list(report.rules)

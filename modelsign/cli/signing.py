@@ -229,7 +229,7 @@ def _summary(r: VerificationResult) -> str:
             f"verified {r.model}: {r.files_verified} files "
             f"({r.files_by_tensor_digests} by tensor digests), {r.tensors_verified} tensors"
         )
-        lines.append(f"signed by {who}")
+        lines.append(f"signed by {who}" if who else "no trusted signature (warn-mode policy)")
         if r.manifest_digest:
             lines.append(f"manifest digest: {r.manifest_digest}")
     else:

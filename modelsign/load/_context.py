@@ -164,6 +164,7 @@ def open_context(
             signer=ctx.signer,
             signature_problems=[f"{x.code}: {x.message}" for x in problems],
             unsigned_files=unsigned,
+            coverage_manifest=ctx.manifest,
             now=now,
         )
         failed = [r for r in report.policy.rules if r.status != "pass"]

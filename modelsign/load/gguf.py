@@ -14,6 +14,7 @@ that afterwards: :meth:`VerifiedGGUF.check_unchanged`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -318,8 +319,8 @@ def _check_set(ctx: Context, names: list[str]) -> None:
     if s is not None:
         signed = _signed_names(ctx)
         for n in sorted(ctx.files):
-            other = _split(n)
-            if other is not None and other[0] == s[0] and n not in names and n not in signed:
+            stray = _SPLIT.match(n)  # any numbering: x-00004-of-00003.gguf is one too
+            if stray and stray["prefix"] == s[0] and n not in names and n not in signed:
                 problems.append(
                     Problem(code="FILE_EXTRA", message="unsigned member of the split set", file=n)
                 )
@@ -334,11 +335,18 @@ def _open(ctx: Context, name: str) -> _Member:
     try:
         fd = os.open(f.real, flags)  # close-on-exec by default (PEP 446)
     except OSError as exc:
+        # Gone, or made a symlink (ELOOP), since the folder was listed: tampering.
+        if exc.errno == errno.ENOENT:
+            raise VerificationError("file is missing", code="FILE_MISSING", path=name) from exc
+        if exc.errno == errno.ELOOP:
+            raise VerificationError(
+                "file was replaced by a symlink", code="FILE_CHANGED", path=name
+            ) from exc
         raise DiscoveryError(f"cannot open: {exc.strerror}", code="UNREADABLE", path=name) from exc
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise DiscoveryError("is not a regular file", code="FILE_CHANGED", path=name)
+        raise VerificationError("is not a regular file", code="FILE_CHANGED", path=name)
     where = os.path.join(ctx.root, name)
     return _Member(name, where, fd, (st.st_size, st.st_mtime_ns, st.st_ctime_ns))
 

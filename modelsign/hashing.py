@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import blake3
 
@@ -386,7 +386,10 @@ class RangeJob:
     """A byte range to digest (or, with no algorithm, to check is zero).
 
     The bytes come from an open file (``fd``) or, for loaders that hash exactly
-    the buffer they hand to the runtime, from ``buf``.
+    the buffer they hand to the runtime, from ``buf``. With ``dest`` (a view of
+    exactly ``end - start`` bytes) the file's bytes are read into it and each
+    piece is hashed right after it is read, while it is still in the CPU cache:
+    a loader fills its tensor memory and verifies it in one parallel pass.
     """
 
     fd: int
@@ -394,6 +397,7 @@ class RangeJob:
     end: int
     algorithm: TensorHash | None
     buf: memoryview | None = None
+    dest: memoryview | None = None
 
 
 def hash_ranges(
@@ -437,17 +441,16 @@ def hash_ranges(
         pos = job.start
         while pos < job.end:
             want = min(CHUNK, job.end - pos)
-            if preadv is not None:
-                n = preadv(job.fd, [view[:want]], pos)
-                chunk = view[:n]
-            else:  # platforms without preadv: one allocation per chunk
-                data = os.pread(job.fd, want, pos)
-                n = len(data)
-                chunk = memoryview(data)
+            if job.dest is not None:
+                target = job.dest[pos - job.start : pos - job.start + want]
+            else:
+                target = view[:want]
+            n = _pread_into(job.fd, target, pos, preadv)
             if n == 0:
                 raise DiscoveryError(
                     f"file shrank while reading (at byte {pos})", code="FILE_CHANGED"
                 )
+            chunk = target[:n]
             if h is not None:
                 h.update(chunk)
             elif zero:
@@ -462,3 +465,12 @@ def hash_ranges(
         for fut in [pool.submit(one, i) for i in order]:
             fut.result()
     return results
+
+
+def _pread_into(fd: int, target: memoryview, offset: int, preadv: Any) -> int:
+    """Read at ``offset`` into ``target``; may return fewer bytes (the caller loops)."""
+    if preadv is not None:
+        return int(preadv(fd, [target], offset))
+    data = os.pread(fd, len(target), offset)  # platforms without preadv
+    target[: len(data)] = data
+    return len(data)

@@ -13,7 +13,7 @@ from typing import Literal
 from ..errors import InputError
 from .gguf import HEADER_LIMIT as GGUF_HEADER_LIMIT
 from .gguf import parse_gguf
-from .layout import HeaderReader, WeightLayout
+from .layout import BytesHeaderReader, HeaderReader, WeightLayout
 from .pickle import sniff_pickle
 from .safetensors import HEADER_LIMIT as SAFETENSORS_HEADER_LIMIT
 from .safetensors import looks_like_safetensors, parse_safetensors
@@ -52,6 +52,15 @@ def parse_weights(
     raise InputError(f"{fmt} files have no weight layout", path=path)
 
 
+def parse_weights_bytes(fmt: FileFormat, data: bytes | memoryview, path: str) -> WeightLayout:
+    """Strictly parse a weight file held in memory (never re-reading its path)."""
+    if fmt == "safetensors":
+        return parse_safetensors(BytesHeaderReader(data, path, limit=SAFETENSORS_HEADER_LIMIT + 8))
+    if fmt == "gguf":
+        return parse_gguf(BytesHeaderReader(data, path, limit=GGUF_HEADER_LIMIT))
+    raise InputError(f"{fmt} files have no weight layout", path=path)
+
+
 def read_layout(path: str | os.PathLike[str]) -> WeightLayout:
     """Open ``path`` and strictly parse it as the weight format it is."""
     p = os.fspath(path)
@@ -73,5 +82,6 @@ __all__ = [
     "WeightLayout",
     "detect_format",
     "parse_weights",
+    "parse_weights_bytes",
     "read_layout",
 ]

@@ -120,3 +120,16 @@ class HeaderReader:
         out = bytes(self._buf[self.consumed : end])
         self.consumed = end
         return out
+
+
+class BytesHeaderReader(HeaderReader):
+    """A :class:`HeaderReader` over bytes already in memory (a loader's verified buffer)."""
+
+    def __init__(self, data: bytes | memoryview, path: str, *, limit: int) -> None:
+        super().__init__(-1, len(data), path, limit=limit)
+        self._data = data
+
+    def _fill(self, upto: int) -> None:
+        have = len(self._buf)
+        if upto > have:
+            self._buf += bytes(self._data[have : min(upto, self.size)])

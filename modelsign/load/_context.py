@@ -17,12 +17,13 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from ..compare import Problem, diff_weights
 from ..discover import ModelFile, discover
-from ..errors import InputError, ModelsignError, VerificationError
-from ..formats import SNIFF_BYTES, detect_format
-from ..hashing import RangeJob, hash_file, hash_ranges
+from ..errors import DiscoveryError, InputError, ModelsignError, VerificationError
+from ..formats import SNIFF_BYTES, detect_format, parse_weights_bytes
+from ..hashing import FileDigests, RangeJob, hash_ranges, new_hasher
 from ..manifest import FileEntry, Manifest, weights_info
 from ..policy import Policy, PolicyReport, evaluate
 from ..sign import DEFAULT_SIGNATURE
@@ -174,8 +175,18 @@ def open_context(
                 f"{r.rule} ({'; '.join(r.reasons[:3])})" for r in failed
             )
             if blocked:
+                findings = problems + [
+                    Problem(code="FILE_EXTRA", message=f"not signed ({fmt})", file=n)
+                    for n, fmt in sorted(unsigned.items())
+                ]
+                findings += [
+                    Problem(code=f"POLICY_{r.rule.upper()}", message=reason)
+                    for r in failed
+                    if r.status == "fail"
+                    for reason in r.reasons
+                ]
                 refusal = VerificationError(
-                    f"refused by {msg}", code="POLICY_FAILED", findings=problems
+                    f"refused by {msg}", code="POLICY_FAILED", findings=findings
                 )
                 refusal.result = report
                 raise refusal
@@ -258,58 +269,97 @@ def _sniff(f: ModelFile) -> str:
         os.close(fd)
 
 
-def read_verified(ctx: Context, name: str) -> bytearray:
-    """Read signed file ``name`` once into a buffer and check it; return the buffer.
-
-    Raises (or, in a warn-mode policy, warns) when the bytes are not the signed ones.
-    """
+def open_signed(ctx: Context, name: str) -> int:
+    """Open signed file ``name`` (no symlink following); refuse a missing or unsigned one."""
     f = ctx.files.get(name)
     expected = ctx.signed_digest(name)
-    if f is None or expected is None:
-        what = "is not in the model" if f is None else "is not covered by the signature"
+    if f is None:
+        if expected is not None:
+            problem = Problem(
+                code="FILE_MISSING", message="signed file is missing", file=name, expected=expected
+            )
+            ctx.fail(f"{name} is signed but missing", [problem], "FILE_MISSING")
+        raise InputError(f"{name} is not in the model", code="NOT_FOUND", path=name)
+    if expected is None:
         ctx.fail(
-            f"{name} {what}",
-            [Problem(code="FILE_UNSIGNED", message=what, file=name)],
+            f"{name} is not covered by the signature",
+            [Problem(code="FILE_UNSIGNED", message="not covered by the signature", file=name)],
             "FILE_UNSIGNED",
         )
-        if f is None:
-            raise InputError(f"{name} is not in the model", code="NOT_FOUND", path=name)
-    fd = os.open(f.real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        fd = os.open(f.real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        # Replaced by a symlink (ELOOP) or removed since the signature was checked.
+        problem = Problem(code="FILE_CHANGED", message=f"cannot open: {exc.strerror}", file=name)
+        ctx.enforce = True  # nothing to load, whatever the policy mode
+        ctx.fail(f"{name} changed after the signature was checked", [problem], "FILE_CHANGED")
+        raise AssertionError("unreachable: ctx.fail raises when enforcing") from exc
+    return fd
+
+
+def read_verified(ctx: Context, name: str) -> Any:
+    """Read signed file ``name`` once into memory, verifying it on the way; return the buffer.
+
+    The buffer (a numpy ``uint8`` array, not zero-filled first) is filled by
+    parallel reads, each piece hashed while still in the CPU cache. Raises (or,
+    in a warn-mode policy, warns) when the bytes are not the signed ones.
+    """
+    import numpy as np
+
+    fd = open_signed(ctx, name)
+    expected = ctx.signed_digest(name) or ""
     try:
         before = os.fstat(fd)
-        buf = bytearray(before.st_size)
-        view = memoryview(buf)
-        pos = 0
-        while pos < len(buf):
-            n = os.readv(fd, [view[pos:]])
-            if n == 0:
-                break
-            pos += n
-        grew = bool(os.read(fd, 1))
+        size = before.st_size
+        buf = np.empty(size, dtype=np.uint8)
+        view = buf.data  # a writable memoryview of the array's bytes
+        entry = ctx.entry(name)
+        m = ctx.manifest
+        if m is not None and covered(entry, size, m):
+            jobs, want = _part_jobs(fd, entry, m, view)
+        else:
+            jobs, want = [RangeJob(fd, 0, size, "sha256", dest=view)], [expected]
+        try:
+            got = hash_ranges(jobs)
+            grew = bool(os.pread(fd, 1, size))
+        except DiscoveryError:
+            got, grew = [], True  # the file shrank: reported just below as FILE_CHANGED
         after = os.fstat(fd)
     finally:
         os.close(fd)
-    if (
-        pos != len(buf)
-        or grew
-        or (after.st_size, after.st_mtime_ns)
-        != (
-            before.st_size,
-            before.st_mtime_ns,
-        )
-    ):
+    if grew or (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
         ctx.fail(
             f"{name} changed while it was being read",
             [Problem(code="FILE_CHANGED", message="changed during load", file=name)],
             "FILE_CHANGED",
         )
-    problems = _check_buffer(ctx, name, view, expected or "")
-    if problems:
-        ctx.fail(f"{name} is not the signed file", problems, problems[0].code)
+    if got != want:
+        problems = _diagnose(ctx, name, entry, view, expected, want, got)
+        ctx.fail(f"{name} is not the signed file", problems, problems[-1].code)
     else:
         ctx.report.files.append(name)
-        ctx.report.bytes_verified += len(buf)
+        ctx.report.bytes_verified += size
+        if entry is not None and entry.weights is not None and len(jobs) > 1:
+            ctx.report.tensors += [t.name for t in entry.weights.tensors]
     return buf
+
+
+def _part_jobs(
+    fd: int, entry: FileEntry | None, m: Manifest, view: memoryview
+) -> tuple[list[RangeJob], list[str | bool]]:
+    """Header, tensor and padding jobs reading into ``view`` at their file offsets."""
+    assert entry is not None and entry.weights is not None and m.hashing.tensor is not None
+    w = entry.weights
+    jobs = [RangeJob(fd, 0, w.header_size, m.hashing.header, dest=view[: w.header_size])]
+    want: list[str | bool] = [w.header_digest]
+    for t in w.tensors:
+        a, b = t.offset, t.offset + t.length
+        jobs.append(RangeJob(fd, a, b, m.hashing.tensor, dest=view[a:b]))
+        want.append(t.digest or "")
+    for a, b in w.padding:
+        jobs.append(RangeJob(fd, a, b, None, dest=view[a:b]))
+        want.append(True)
+    return jobs, want
 
 
 def covered(entry: FileEntry | None, size: int, manifest: Manifest | None) -> bool:
@@ -337,28 +387,17 @@ def covered(entry: FileEntry | None, size: int, manifest: Manifest | None) -> bo
     return end == size
 
 
-def _check_buffer(ctx: Context, name: str, view: memoryview, expected: str) -> list[Problem]:
-    entry = ctx.entry(name)
-    m = ctx.manifest
-    if m is not None and entry is not None and covered(entry, len(view), m):
-        w = entry.weights
-        assert w is not None and m.hashing.tensor is not None
-        jobs = [RangeJob(-1, 0, w.header_size, m.hashing.header, view)]
-        want: list[str | bool] = [w.header_digest]
-        for t in w.tensors:
-            jobs.append(RangeJob(-1, t.offset, t.offset + t.length, m.hashing.tensor, view))
-            want.append(t.digest or "")
-        for a, b in w.padding:
-            jobs.append(RangeJob(-1, a, b, None, view))
-            want.append(True)
-        got = hash_ranges(jobs)
-        if got == want:
-            ctx.report.tensors += [t.name for t in w.tensors]
-            return []
-        return _diagnose(ctx, name, entry, expected)
+def _diagnose(
+    ctx: Context,
+    name: str,
+    entry: FileEntry | None,
+    view: memoryview,
+    expected: str,
+    want: list[str | bool],
+    got: list[str | bool],
+) -> list[Problem]:
+    """Say what differs, from the bytes that were read (the path is not opened again)."""
     actual = hashlib.sha256(view).hexdigest()
-    if actual == expected:
-        return []
     problems = [
         Problem(
             code="FILE_MODIFIED",
@@ -368,23 +407,54 @@ def _check_buffer(ctx: Context, name: str, view: memoryview, expected: str) -> l
             actual=actual,
         )
     ]
-    if entry is not None:
-        problems += _diagnose(ctx, name, entry, expected)[1:]
-    return problems
-
-
-def _diagnose(ctx: Context, name: str, entry: FileEntry, expected: str) -> list[Problem]:
-    """Say which tensors changed (reads the file again; only on failure)."""
-    problems = [
-        Problem(code="FILE_MODIFIED", message="content changed", file=name, expected=expected)
-    ]
-    f = ctx.files[name]
     m = ctx.manifest
-    try:
-        d = hash_file(f, tensor_hash=m.hashing.tensor if m is not None else None)
-    except ModelsignError as exc:
-        problems.append(Problem(code=exc.code, message=exc.message, file=name))
+    if entry is None or entry.weights is None or m is None:
         return problems
-    if entry.weights is not None and d.layout is not None and m is not None:
-        problems += diff_weights(name, entry.weights, weights_info(d, m.hashing.tensor))
+    w = entry.weights
+    if len(got) == len(want) and len(want) > 1 and got[0] == want[0]:
+        # Same header, so the same layout: the differing parts are exactly known.
+        for t, have in zip(w.tensors, got[1 : 1 + len(w.tensors)], strict=True):
+            if have != t.digest:
+                problems.append(
+                    Problem(
+                        code="TENSOR_MODIFIED",
+                        message="tensor data changed",
+                        file=name,
+                        tensor=t.name,
+                        expected=t.digest,
+                        actual=str(have),
+                    )
+                )
+        if any(g is not True for g in got[1 + len(w.tensors) :]):
+            problems.append(
+                Problem(code="PADDING_MODIFIED", message="padding bytes are not zero", file=name)
+            )
+        return problems
+    try:
+        layout = parse_weights_bytes(w.format, view, name)
+    except ModelsignError as exc:
+        problems.append(
+            Problem(
+                code=exc.code,
+                message=f"no longer parses: {exc.message}",
+                file=name,
+                tensor=exc.tensor,
+            )
+        )
+        return problems
+    alg = m.hashing.tensor
+    header = new_hasher(m.hashing.header)
+    header.update(view[: layout.header_size])
+    digests = None
+    if alg is not None:
+        jobs = [RangeJob(-1, t.start, t.end, alg, buf=view) for t in layout.tensors]
+        digests = [str(d) for d in hash_ranges(jobs)]
+    kv = None
+    if layout.kv_range is not None:
+        kv_hash = new_hasher(m.hashing.header)
+        kv_hash.update(view[layout.kv_range[0] : layout.kv_range[1]])
+        kv = kv_hash.hexdigest()
+    f = ctx.files[name]
+    d = FileDigests(f, w.format, actual, layout, header.hexdigest(), kv, digests)
+    problems += diff_weights(name, w, weights_info(d, alg))
     return problems

@@ -10,11 +10,11 @@ from typing import Any, Literal
 
 from ..compare import Problem
 from ..errors import InputError
-from ..hashing import new_hasher
+from ..hashing import RangeJob, hash_ranges
 from ..manifest import TensorEntry
 from ..policy import Policy
 from ..signature.verifiers import Verifier
-from ._context import Context, LoadReport, open_context, read_verified
+from ._context import Context, LoadReport, open_context, open_signed, read_verified
 
 Framework = Literal["numpy", "torch"]
 
@@ -38,7 +38,7 @@ class VerifiedTensors(dict[str, Any]):
     report: LoadReport
 
 
-def _make_tensor(framework: Framework, t: TensorEntry, buf: bytearray, offset: int) -> Any:
+def _make_tensor(framework: Framework, t: TensorEntry, buf: Any, offset: int) -> Any:
     """A tensor over ``buf`` (no copy); ``offset`` is where its bytes start in ``buf``."""
     if framework == "numpy":
         import numpy as np
@@ -92,7 +92,13 @@ def _shard_names(ctx: Context, path: str) -> list[str]:
                 "FILE_UNSIGNED",
             )
         return sorted(names)
-    return sorted(n for n in ctx.files if n.endswith(".safetensors") and "/" not in n)
+    # The signed top-level files, not whatever is on disk: a deleted signed
+    # file is then reported missing instead of silently loading fewer tensors.
+    if ctx.statement is not None:
+        signed = [r.name for r in ctx.statement.resources]
+    else:
+        signed = list(ctx.files)
+    return sorted(n for n in signed if n.endswith(".safetensors") and "/" not in n)
 
 
 def load_safetensors(
@@ -154,16 +160,10 @@ def load_safetensors(
     return out
 
 
-def _layout_from_buffer(name: str, buf: bytearray) -> list[TensorEntry]:
-    import tempfile
+def _layout_from_buffer(name: str, buf: Any) -> list[TensorEntry]:
+    from ..formats import parse_weights_bytes
 
-    from ..formats import read_layout
-
-    # The strict reader works on files; give it the verified bytes, not the path.
-    with tempfile.NamedTemporaryFile(suffix=".safetensors") as tmp:
-        tmp.write(buf)
-        tmp.flush()
-        layout = read_layout(tmp.name)
+    layout = parse_weights_bytes("safetensors", memoryview(buf), name)
     return [
         TensorEntry(
             name=t.name, dtype=t.dtype, shape=list(t.shape), offset=t.start, length=t.nbytes
@@ -197,11 +197,13 @@ def _load_partial(
     for w in wanted:
         name, t = where[w]
         by_file.setdefault(name, []).append(t)
+    import numpy as np
+
+    assert m.hashing.tensor is not None
     for name, entries in by_file.items():
         entry = ctx.entry(name)
         assert entry is not None and entry.weights is not None
-        f = ctx.files[name]
-        fd = os.open(f.real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = open_signed(ctx, name)
         try:
             if os.fstat(fd).st_size != entry.size:
                 ctx.fail(
@@ -209,44 +211,45 @@ def _load_partial(
                     [Problem(code="FILE_MODIFIED", message="size changed", file=name)],
                     "FILE_MODIFIED",
                 )
-            header = os.pread(fd, entry.weights.header_size, 0)
-            problems = []
-            if _digest(m.hashing.header, header) != entry.weights.header_digest:
-                problems.append(
-                    Problem(
-                        code="HEADER_MODIFIED",
-                        message="header changed",
-                        file=name,
-                        expected=entry.weights.header_digest,
-                        actual=_digest(m.hashing.header, header),
-                    )
-                )
-            for t in entries:
-                buf = bytearray(os.pread(fd, t.length, t.offset))
-                actual = _digest(m.hashing.tensor, bytes(buf))
-                if actual != t.digest:
-                    problems.append(
-                        Problem(
-                            code="TENSOR_MODIFIED",
-                            message="tensor data changed",
-                            file=name,
-                            tensor=t.name,
-                            expected=t.digest,
-                            actual=actual,
-                        )
-                    )
-                    continue
-                out[t.name] = _make_tensor(framework, t, buf, 0)
-                ctx.report.tensors.append(t.name)
-                ctx.report.bytes_verified += t.length
-            if problems:
-                ctx.fail(f"{name} does not match the signature", problems, problems[0].code)
-            ctx.report.files.append(name)
+            # Each requested tensor is read into its own buffer and hashed as it
+            # is read, in parallel; nothing else of the file is read but the header.
+            header = np.empty(entry.weights.header_size, dtype=np.uint8)
+            bufs = [np.empty(t.length, dtype=np.uint8) for t in entries]
+            jobs = [RangeJob(fd, 0, len(header), m.hashing.header, dest=header.data)]
+            jobs += [
+                RangeJob(fd, t.offset, t.offset + t.length, m.hashing.tensor, dest=b.data)
+                for t, b in zip(entries, bufs, strict=True)
+            ]
+            got = hash_ranges(jobs)
         finally:
             os.close(fd)
-
-
-def _digest(algorithm: str, data: bytes) -> str:
-    h = new_hasher(algorithm)  # type: ignore[arg-type]
-    h.update(data)
-    return h.hexdigest()
+        problems = []
+        if got[0] != entry.weights.header_digest:
+            problems.append(
+                Problem(
+                    code="HEADER_MODIFIED",
+                    message="header changed",
+                    file=name,
+                    expected=entry.weights.header_digest,
+                    actual=str(got[0]),
+                )
+            )
+        for t, b, have in zip(entries, bufs, got[1:], strict=True):
+            if have != t.digest:
+                problems.append(
+                    Problem(
+                        code="TENSOR_MODIFIED",
+                        message="tensor data changed",
+                        file=name,
+                        tensor=t.name,
+                        expected=t.digest,
+                        actual=str(have),
+                    )
+                )
+            out[t.name] = _make_tensor(framework, t, b, 0)
+        if problems:
+            ctx.fail(f"{name} does not match the signature", problems, problems[-1].code)
+        else:
+            ctx.report.tensors += [t.name for t in entries]
+            ctx.report.bytes_verified += sum(t.length for t in entries)
+        ctx.report.files.append(name)

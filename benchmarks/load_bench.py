@@ -1,0 +1,164 @@
+"""Verified-loading benchmark: ``load_safetensors`` vs hashing alone vs load-then-hash.
+
+Uses the single-file model of ``hash_bench.py`` (built there if missing, same
+size and folder ``single-<gb>gb``), signs it once with BLAKE3 and once with
+SHA-256 tensor digests, warms the page cache, then times, best of ``--repeat``:
+
+- (a) the floor: one all-core BLAKE3 and SHA-256 pass over the same bytes;
+- (b) what a careful user does today: ``safetensors.torch.load_file`` plus a
+  separate SHA-256 pass over the file (a file digest is one sequential stream);
+- (c) ``load_safetensors(..., framework="torch")``: read once, every header,
+  tensor and padding digest checked from that buffer, tensors built over it;
+- (d) a partial load of 10% of the tensors (a tensor-parallel rank's slice).
+
+Prints times, GB/s and the ratios the targets are stated in: a verified load
+within 1.1x the all-core pass of the same hash, a 10% partial load within
+0.15x a full verified load, and the speed-up over (b). Example:
+
+    python benchmarks/load_bench.py --gb 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import struct
+import sys
+import time
+from pathlib import Path
+
+import blake3
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hash_bench import GB, all_core, best, warm, write_safetensors
+
+
+def sha256_file(path: Path) -> str:
+    """The file's SHA-256, streamed through a reused 1 MiB buffer (as sha256sum does)."""
+    h = hashlib.sha256()
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def load_then_hash(path: Path, pinned: str) -> None:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    if sha256_file(path) != pinned:
+        raise SystemExit("the pinned SHA-256 does not match")
+    del tensors
+
+
+def tensor_names(path: Path) -> list[str]:
+    with open(path, "rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(n))
+    return [k for k in header if k != "__metadata__"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--workdir", type=Path, default=Path(__file__).parent / "out")
+    ap.add_argument("--gb", type=float, default=2.0)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--fraction", type=float, default=0.1, help="share of tensors, partial load")
+    args = ap.parse_args()
+
+    from safetensors.torch import load_file
+
+    from modelsign.load import load_safetensors
+    from modelsign.sign import sign
+    from modelsign.signature import keys
+    from modelsign.signature.signers import KeySigner
+    from modelsign.signature.verifiers import KeyVerifier
+
+    root = args.workdir / f"single-{args.gb:g}gb"
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "model.safetensors"
+    write_safetensors(path, int(args.gb * GB), seed=99 << 32)
+    stray = sorted(p.name for p in root.iterdir() if p != path)
+    if stray:
+        raise SystemExit(f"{root} holds files other than model.safetensors: {stray}")
+    size = path.stat().st_size
+    files = [path]
+
+    sigs = args.workdir / "sigs"
+    sigs.mkdir(exist_ok=True)
+    key = keys.generate_key("ec-p256")
+    verifier = KeyVerifier(key.public_key())
+    warm(files)
+    ours: dict[str, Path] = {}
+    for th in ("blake3", "sha256"):
+        sig = sigs / f"load-{root.name}-{th}.sig"
+        t = time.perf_counter()
+        sign(root, signer=KeySigner(key), signature=sig, tensor_hash=th, force=True, env={})
+        print(f"signed with {th} tensor digests in {time.perf_counter() - t:.1f} s")
+        ours[th] = sig
+
+    names = tensor_names(path)
+    count = max(1, round(len(names) * args.fraction))
+    step = len(names) / count
+    part = [names[int(i * step)] for i in range(count)]
+    check = load_safetensors(
+        root, signature=ours["blake3"], verifier=verifier, framework="torch", tensors=part
+    )
+    part_bytes = check.report.bytes_verified
+    del check
+    pinned = sha256_file(path)
+
+    def verified(th: str, tensors: list[str] | None = None) -> None:
+        out = load_safetensors(
+            root, signature=ours[th], verifier=verifier, framework="torch", tensors=tensors
+        )
+        assert out.report.verified
+        del out
+
+    r = args.repeat
+    rows = {
+        "(a) blake3 all-core pass": best(lambda: all_core(files, blake3.blake3), r),
+        "(a) sha256 all-core pass": best(lambda: all_core(files, hashlib.sha256), r),
+        "(b) load_file + sha256 file": best(lambda: load_then_hash(path, pinned), r),
+        "    load_file alone": best(lambda: load_file(str(path)), r),
+        "(c) verified load, blake3": best(lambda: verified("blake3"), r),
+        "(c) verified load, sha256": best(lambda: verified("sha256"), r),
+        "(d) partial load, blake3": best(lambda: verified("blake3", part), r),
+        "(d) partial load, sha256": best(lambda: verified("sha256", part), r),
+    }
+
+    print(f"\ncores: {os.cpu_count()}; repeat: best of {r}")
+    print(f"single-file model: {len(names)} tensors, {size / GB:.2f} GB")
+    print(
+        f"partial: {len(part)} of {len(names)} tensors, "
+        f"{part_bytes / GB:.3f} GB ({part_bytes / size:.1%} of the file)"
+    )
+    for name, t in rows.items():
+        gbps = (part_bytes if name.startswith("(d)") else size) / GB / t
+        print(f"  {name:30s} {t:7.3f} s  {gbps:6.2f} GB/s")
+    b3, s2 = rows["(c) verified load, blake3"], rows["(c) verified load, sha256"]
+    careful = rows["(b) load_file + sha256 file"]
+    print(
+        f"  verified load vs all-core pass of the same hash (time): "
+        f"blake3 {b3 / rows['(a) blake3 all-core pass']:.2f}x, "
+        f"sha256 {s2 / rows['(a) sha256 all-core pass']:.2f}x  (target <= 1.1)"
+    )
+    print(
+        f"  partial {args.fraction:.0%} vs full verified load (time): "
+        f"blake3 {rows['(d) partial load, blake3'] / b3:.2f}x, "
+        f"sha256 {rows['(d) partial load, sha256'] / s2:.2f}x  (target <= 0.15)"
+    )
+    print("  (load_file only maps the file: its tensors are read on first use, from a path")
+    print("   that can change after the SHA-256 pass)")
+    print(
+        f"  speed-up vs load_file + sha256 file: "
+        f"blake3 {careful / b3:.2f}x, sha256 {careful / s2:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()

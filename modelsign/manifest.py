@@ -363,9 +363,18 @@ def manifest_for_tree(
     env: Mapping[str, str] | None = None,
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    reuse: Mapping[str, tuple[FileEntry, list[Finding]]] | None = None,
 ) -> Manifest:
-    """Build the manifest of an already discovered model."""
-    total = sum(f.size for f in tree.files)
+    """Build the manifest of an already discovered model.
+
+    ``reuse`` maps file names to entries (and their findings) known to be
+    current — incremental re-signing — which are taken as they are instead of
+    read again. Small metadata files (model card, licence, config, shard index)
+    are always read, since the metadata readers need their content.
+    """
+    reuse = {k: v for k, v in (reuse or {}).items() if not _captured_name(k)}
+    todo = [f for f in tree.files if f.path not in reuse]
+    total = sum(f.size for f in todo)
     done = 0
 
     def step(n: int) -> None:
@@ -375,16 +384,20 @@ def manifest_for_tree(
             progress(done, total)
 
     digests = hash_files(
-        tree.files, tensor_hash=tensor_hash, capture=_captured_name, jobs=jobs, progress=step
+        todo, tensor_hash=tensor_hash, capture=_captured_name, jobs=jobs, progress=step
     )
     _hf_blob_check(tree, digests)
 
     findings: list[Finding] = []
-    entries: list[FileEntry] = []
+    made: dict[str, FileEntry] = {}
     for d in digests:
         entry, found = _file_entry(d, tensor_hash)
-        entries.append(entry)
+        made[d.file.path] = entry
         findings += found
+    for name, (entry, found) in reuse.items():
+        made[name] = entry
+        findings += found
+    entries = [made[f.path] for f in tree.files]
     by_path = {d.file.path: d for d in digests}
 
     # Sharded safetensors: every index must agree with its shards.
@@ -394,8 +407,8 @@ def manifest_for_tree(
         if e.weights is not None and e.weights.format == "safetensors"
     }
     for e in entries:
-        d = by_path[e.path]
-        if e.path.endswith(_INDEX_SUFFIX) and d.captured is not None:
+        d = by_path.get(e.path)  # reused entries were not read again
+        if e.path.endswith(_INDEX_SUFFIX) and d is not None and d.captured is not None:
             findings += check_safetensors_index(e.path, d.captured, shard_tensors)
 
     card: dict[str, object] = {}

@@ -6,14 +6,17 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from . import _statcache
 from ._atomic import write_atomic
-from .discover import GIT_PATHS, discover
-from .errors import InputError
+from .discover import GIT_PATHS, ModelTree, discover
+from .errors import InputError, ModelsignError
+from .findings import Finding
 from .hashing import TensorHash
-from .manifest import Manifest, manifest_for_tree
+from .manifest import FileEntry, Manifest, manifest_for_tree
 from .metadata.provenance import SourceRepo
+from .signature.bundle import read_bundle
 from .signature.signers import Signer
-from .signature.statement import build_statement
+from .signature.statement import build_statement, parse_statement
 
 DEFAULT_SIGNATURE = "model.sig"
 
@@ -56,12 +59,15 @@ def sign(
     env: Mapping[str, str] | None = None,
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    reuse: str | os.PathLike[str] | None = None,
 ) -> SignResult:
     """Sign ``model`` and write the signature bundle.
 
     The signature file itself is left out of what is signed and recorded in
     ``ignore_paths``; an existing signature is kept unless ``force``; a failure
-    leaves nothing behind.
+    leaves nothing behind. With ``reuse`` (an earlier signature of this model
+    made on this machine) only files whose size, mtime, inode or ctime changed
+    since are read again.
     """
     sig_path = os.fspath(signature) if signature is not None else default_signature_path(model)
     if os.path.lexists(sig_path) and not force:
@@ -80,6 +86,7 @@ def sign(
         tree.root, tree.files[0].path
     ):
         raise InputError("the signature would overwrite the model", code="USAGE", path=sig_path)
+    reusable = _reusable(tree, os.fspath(reuse), tensor_hash) if reuse is not None else None
     manifest = manifest_for_tree(
         tree,
         tensor_hash=tensor_hash,
@@ -88,6 +95,7 @@ def sign(
         env=env,
         jobs=jobs,
         progress=progress,
+        reuse=reusable,
     )
     # The signature is recorded even before it exists, so re-signing and the
     # OMS tool's verifier both leave it out.
@@ -96,4 +104,46 @@ def sign(
     statement = build_statement(manifest, ignore_paths=ignore_paths)
     bundle = signer.sign_statement(statement)
     write_atomic(sig_path, bundle, force=force)
+    real = {f.path: f.real for f in tree.files}
+    _statcache.save(
+        sig_path, [(e.path, real[e.path], e.model_dump(mode="json")) for e in manifest.files]
+    )
     return SignResult(manifest, sig_path, statement)
+
+
+def _reusable(
+    tree: ModelTree, old_signature: str, tensor_hash: TensorHash | None
+) -> dict[str, tuple[FileEntry, list[Finding]]]:
+    """Entries of the old signature whose files are provably untouched since it was made.
+
+    A file qualifies when the local cache recorded its exact identity (device,
+    inode, size, mtime, ctime) at that signing and the old signature holds the
+    same entry. The old signature is only read for its manifest here; it is
+    not trusted for anything else.
+    """
+    try:
+        with open(old_signature, "rb") as fh:
+            old = parse_statement(read_bundle(fh.read()).payload).manifest
+    except FileNotFoundError as exc:
+        raise InputError(
+            "no such signature", code="SIGNATURE_NOT_FOUND", path=old_signature
+        ) from exc
+    except ModelsignError as exc:
+        raise InputError(
+            f"cannot reuse this signature: {exc.message}", code="REUSE_INVALID", path=old_signature
+        ) from exc
+    if old is None or old.hashing.tensor != tensor_hash:
+        return {}  # an OMS-only signature, or another tensor hash: nothing to reuse
+    cached = _statcache.load(old_signature)
+    out: dict[str, tuple[FileEntry, list[Finding]]] = {}
+    for f in tree.files:
+        rec = cached.get(f.path)
+        entry = old.file(f.path)
+        if rec is None or entry is None or rec.get("real") != f.real:
+            continue
+        if rec.get("entry") != entry.model_dump(mode="json"):
+            continue
+        if rec.get("identity") != _statcache.identity(f.real):
+            continue
+        out[f.path] = (entry, [x for x in old.findings if x.path == f.path])
+    return out

@@ -12,6 +12,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keep the re-signing cache out of the user's home during tests."""
+    monkeypatch.setenv("MODELSIGN_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture
 def tiny_models(tmp_path: Path) -> tuple[Path, Path]:
     """The example safetensors model and its Q8_0 GGUF derivative, freshly built."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelsign.errors import FormatError, InputError
+from modelsign.manifest import Manifest
 from modelsign.sign import sign
 from modelsign.signature import keys
 from modelsign.signature.signers import KeySigner
@@ -100,3 +101,82 @@ def test_certificate_chain_in_bundle(tiny_model: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError) as e:
         KeySigner.from_files(str(files.leaf_key), cert=str(other.leaf))
     assert e.value.code == "CERT_KEY_MISMATCH"
+
+
+def _fresh(model: Path) -> Manifest:
+    """The manifest a full, non-incremental signing of ``model`` would sign."""
+    from modelsign.discover import discover
+    from modelsign.manifest import manifest_for_tree
+
+    return manifest_for_tree(discover(model, exclude=["model.sig"]), env={})
+
+
+def _age(folder: Path, seconds: int = 3600) -> None:
+    """Make every file look untouched for a while (as a downloaded model is)."""
+    import time
+
+    old = time.time() - seconds
+    for p in folder.rglob("*"):
+        if p.is_file():
+            os.utime(p, (old, old))
+
+
+def test_reuse_rehashes_only_changed_files(
+    tiny_model: Path, signer: KeySigner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelsign import manifest as manifest_module
+
+    _age(tiny_model)
+    first = sign(tiny_model, signer=signer, env={})
+    (tiny_model / "README.md").write_text(
+        (tiny_model / "README.md").read_text() + "\nA line added for the release notes.\n"
+    )
+    hashed: list[str] = []
+    real_hash_files = manifest_module.hash_files
+
+    def spy(files, **kw):  # type: ignore[no-untyped-def]
+        hashed.extend(f.path for f in files)
+        return real_hash_files(files, **kw)
+
+    monkeypatch.setattr(manifest_module, "hash_files", spy)
+    again = sign(tiny_model, signer=signer, env={}, force=True, reuse=first.signature)
+    # The weights were not read again; the small metadata files always are.
+    assert "model.safetensors" not in hashed and "README.md" in hashed
+    monkeypatch.setattr(manifest_module, "hash_files", real_hash_files)
+    # Reuse changes nothing but the time taken.
+    assert again.manifest.canonical_bytes() == _fresh(tiny_model).canonical_bytes()
+
+
+def test_reuse_notices_a_same_size_rewrite_with_mtime_reset(
+    tiny_model: Path, signer: KeySigner, tmp_path: Path
+) -> None:
+    from .helpers.signing import flip_tensor_byte
+
+    _age(tiny_model)
+    first = sign(tiny_model, signer=signer, env={})
+    weights = tiny_model / "model.safetensors"
+    st = weights.stat()
+    flip_tensor_byte(weights, "lm_head.weight")
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same mtime: ctime moved
+    again = sign(tiny_model, signer=signer, env={}, force=True, reuse=first.signature)
+    assert again.manifest.canonical_bytes() == _fresh(tiny_model).canonical_bytes()
+    assert again.manifest.weights_digest != first.manifest.weights_digest
+
+
+def test_reuse_of_a_replaced_or_foreign_signature_hashes_everything(
+    tiny_model: Path, signer: KeySigner, tmp_path: Path
+) -> None:
+    _age(tiny_model)
+    first = sign(tiny_model, signer=signer, env={})
+    other = KeySigner(keys.generate_key("ec-p256"))
+    sign(tiny_model, signer=other, env={}, force=True)  # replaces model.sig: cache is stale
+    from modelsign import _statcache
+
+    assert _statcache.load(first.signature) != {}  # the new signing recorded its own entries
+    with pytest.raises(InputError) as e:
+        sign(tiny_model, signer=signer, env={}, force=True, reuse=tmp_path / "missing.sig")
+    assert e.value.code == "SIGNATURE_NOT_FOUND"
+    (tmp_path / "junk.sig").write_text("{}")
+    with pytest.raises(InputError) as e:
+        sign(tiny_model, signer=signer, env={}, force=True, reuse=tmp_path / "junk.sig")
+    assert e.value.code == "REUSE_INVALID"

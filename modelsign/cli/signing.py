@@ -137,6 +137,12 @@ def _load_signer(
 @click.option("--force", is_flag=True, help="Replace an existing signature.")
 @click.option("--no-tensors", is_flag=True, help="Skip tensor digests.")
 @click.option(
+    "--reuse",
+    type=click.Path(dir_okay=False),
+    metavar="OLD_SIGNATURE",
+    help="Re-hash only files changed since OLD_SIGNATURE was made on this machine.",
+)
+@click.option(
     "--tensor-hash", type=click.Choice(TENSOR_HASHES), default="blake3", show_default=True
 )
 @model_options
@@ -164,6 +170,7 @@ def sign_cmd(
     cert_chain: tuple[str, ...],
     force: bool,
     no_tensors: bool,
+    reuse: str | None,
     tensor_hash: str,
     ignore: tuple[str, ...],
     allow_symlinks: bool,
@@ -205,6 +212,7 @@ def sign_cmd(
             parents=[load_manifest(p) for p in parents],
             jobs=jobs,
             progress=progress,
+            reuse=reuse,
         )
     m = res.manifest
     tensors = sum(f.weights.tensor_count for f in m.files if f.weights is not None)

@@ -1,0 +1,78 @@
+"""A local cache of file identities and digests, for incremental re-signing only.
+
+When ``modelsign sign`` finishes it records, per file, the ``(device, inode,
+size, mtime, ctime)`` it hashed and the manifest entry it produced. ``sign
+--reuse OLD_SIGNATURE`` re-hashes only the files whose identity changed since.
+The cache is a speed feature: verification never reads it, and a reused entry
+must also match the entry in the old signature being reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import warnings
+from collections.abc import Iterable
+
+from ._atomic import write_atomic
+from .errors import ModelsignError
+
+CACHE_ENV = "MODELSIGN_CACHE_DIR"
+#: A file modified this close to the signing may be rewritten again within the
+#: same timestamp tick, undetectably: such entries are never reused (as git's
+#: "racily clean" index entries).
+RACY_NS = 2_000_000_000
+
+
+def cache_dir() -> str:
+    base = os.environ.get(CACHE_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "modelsign"
+    )
+    return os.path.join(base, "resign")
+
+
+def _cache_file(signature: str) -> str:
+    key = hashlib.sha256(os.path.realpath(signature).encode("utf-8", "surrogateescape")).hexdigest()
+    return os.path.join(cache_dir(), key + ".json")
+
+
+def identity(path: str) -> list[int]:
+    st = os.stat(path)
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def save(signature: str, records: Iterable[tuple[str, str, dict[str, object]]]) -> None:
+    """Record ``(name, real path, manifest entry)`` for the files just signed."""
+    now = time.time_ns()
+    files = {}
+    for name, real, entry in records:
+        ident = identity(real)
+        if now - ident[3] > RACY_NS:
+            files[name] = {"real": real, "identity": ident, "entry": entry}
+    data = {"signature_sha256": _digest_file(signature), "files": files}
+    try:
+        os.makedirs(cache_dir(), mode=0o700, exist_ok=True)
+        write_atomic(_cache_file(signature), json.dumps(data).encode(), force=True, mode=0o600)
+    except (OSError, ModelsignError) as exc:
+        # The signature is written and valid; only the next re-signing will be slower.
+        warnings.warn(f"modelsign: cannot write the re-signing cache: {exc}", stacklevel=2)
+
+
+def load(signature: str) -> dict[str, dict[str, object]]:
+    """The records of the signing that wrote ``signature`` (empty when unknown or stale)."""
+    try:
+        with open(_cache_file(signature), "rb") as fh:
+            data = json.loads(fh.read())
+    except (OSError, ValueError):
+        return {}  # no cache: everything is hashed, which is always correct
+    if not isinstance(data, dict) or data.get("signature_sha256") != _digest_file(signature):
+        return {}  # the signature was replaced since: the records describe another signing
+    files = data.get("files")
+    return files if isinstance(files, dict) else {}
+
+
+def _digest_file(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hash_bench import GB, warm, write_safetensors  # noqa: E402
+from hash_bench import GB, warm, write_safetensors
 
 
 def main() -> None:

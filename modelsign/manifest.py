@@ -407,9 +407,9 @@ def manifest_for_tree(
         if e.weights is not None and e.weights.format == "safetensors"
     }
     for e in entries:
-        d = by_path.get(e.path)  # reused entries were not read again
-        if e.path.endswith(_INDEX_SUFFIX) and d is not None and d.captured is not None:
-            findings += check_safetensors_index(e.path, d.captured, shard_tensors)
+        read = by_path.get(e.path)  # reused entries were not read again
+        if e.path.endswith(_INDEX_SUFFIX) and read is not None and read.captured is not None:
+            findings += check_safetensors_index(e.path, read.captured, shard_tensors)
 
     card: dict[str, object] = {}
     card_path = next((n for n in _CARD_NAMES if n in by_path), None)

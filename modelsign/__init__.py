@@ -5,7 +5,10 @@ The public API is what ``__all__`` lists; everything else may change.
 
 __version__ = "0.1.0"
 
+from typing import TYPE_CHECKING
+
 from .compare import Problem
+from .diff import ModelDiff, diff_models
 from .errors import (
     DiscoveryError,
     FormatError,
@@ -16,6 +19,17 @@ from .errors import (
     VerificationError,
 )
 from .findings import Finding
+from .load import (
+    LoadReport,
+    ModelsignWarning,
+    VerifiedGGUF,
+    VerifiedTensors,
+    load_safetensors,
+    load_transformers,
+    open_gguf,
+    snapshot_path,
+    verify_hf_snapshot,
+)
 from .manifest import Manifest, build_manifest, load_manifest
 from .policy import Policy, PolicyReport, RuleResult
 from .sign import SignResult, sign
@@ -29,6 +43,19 @@ from .signature.verifiers import (
 )
 from .verify import VerificationResult, verify
 
+if TYPE_CHECKING:
+    from .sbom import ml_bom, ml_bom_json
+
+
+def __getattr__(name: str) -> object:
+    # The ML-BOM builders import cyclonedx (a quarter second): only when asked for.
+    if name in ("ml_bom", "ml_bom_json"):
+        from . import sbom
+
+        return getattr(sbom, name)
+    raise AttributeError(f"module 'modelsign' has no attribute {name!r}")
+
+
 __all__ = [
     "CertificateVerifier",
     "DiscoveryError",
@@ -37,9 +64,12 @@ __all__ = [
     "InputError",
     "KeySigner",
     "KeyVerifier",
+    "LoadReport",
     "Manifest",
     "ManifestError",
+    "ModelDiff",
     "ModelsignError",
+    "ModelsignWarning",
     "Policy",
     "PolicyReport",
     "Problem",
@@ -52,11 +82,21 @@ __all__ = [
     "SigstoreVerifier",
     "VerificationError",
     "VerificationResult",
+    "VerifiedGGUF",
+    "VerifiedTensors",
     "Verifier",
     "__version__",
     "build_manifest",
+    "diff_models",
     "load_manifest",
+    "load_safetensors",
+    "load_transformers",
     "load_trusted_root",
+    "ml_bom",
+    "ml_bom_json",
+    "open_gguf",
     "sign",
+    "snapshot_path",
     "verify",
+    "verify_hf_snapshot",
 ]

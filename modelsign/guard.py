@@ -42,9 +42,16 @@ other than transformers' (install early, e.g. from ``sitecustomize.py``).
 Enable it for every Python process of an environment with a
 ``sitecustomize.py`` on the path (for example in site-packages)::
 
+    import sys
+
     import modelsign.guard
 
-    modelsign.guard.install_from_env()  # installs when MODELSIGN_POLICY is set
+    try:
+        modelsign.guard.install_from_env()  # installs when MODELSIGN_POLICY is set
+    except Exception as exc:
+        # site.py only prints errors from sitecustomize and starts anyway:
+        # exit instead, so a broken policy never means an absent guard.
+        sys.exit(f"modelsign guard: {exc}")
 
 then ``MODELSIGN_POLICY=/etc/modelsign/policy.yaml python serve.py``.
 Installing imports neither torch nor transformers: modules not yet imported
@@ -73,6 +80,7 @@ from .errors import InputError, VerificationError
 from .load._context import Context, ModelsignWarning, open_context, read_verified
 from .load.hf import (
     HF_NOT_CACHED,
+    Buffer,
     Fingerprint,
     explained,
     fail_missing,
@@ -117,7 +125,7 @@ class _Session:
     what: str
     names: dict[str, str] = field(default_factory=dict)  # realpath -> signed-relative name
     prints: dict[str, Fingerprint] = field(default_factory=dict)  # name -> after the check
-    loaded: dict[str, bytearray] = field(default_factory=dict)  # weights served, verified
+    loaded: dict[str, Buffer] = field(default_factory=dict)  # weights served, verified
 
 
 def _sessions() -> list[_Session]:
@@ -157,8 +165,8 @@ def _open_session(g: _Guard, folder: str, code: bool, what: str) -> _Session:
     return s
 
 
-def _close_session(s: _Session) -> None:
-    """Verify the weights nobody opened; refuse files changed since they were checked."""
+def _close_session(s: _Session, weights: bool) -> None:
+    """Verify the weights nobody opened (when a model was loaded); refuse files changed since."""
     for name, before in s.prints.items():
         if name in s.loaded:
             continue
@@ -168,7 +176,7 @@ def _close_session(s: _Session) -> None:
                 [Problem(code="FILE_CHANGED", message="changed after verification", file=name)],
                 "FILE_CHANGED",
             )
-        if is_lazy_weight(s.ctx, name) and s.ctx.signed_digest(name) is not None:
+        if weights and is_lazy_weight(s.ctx, name) and s.ctx.signed_digest(name) is not None:
             read_verified(s.ctx, name)
 
 
@@ -179,7 +187,7 @@ def _relname(root: str, path: str) -> str:
     return os.path.relpath(os.path.abspath(path), os.path.abspath(root)).replace(os.sep, "/")
 
 
-def _verified(g: _Guard, path: str, what: str) -> tuple[Context, str, bytearray]:
+def _verified(g: _Guard, path: str, what: str) -> tuple[Context, str, Buffer]:
     """The verified bytes of ``path``: from the session that covers it, or checked now."""
     hit = _session_of(os.path.realpath(path))
     try:
@@ -196,7 +204,7 @@ def _verified(g: _Guard, path: str, what: str) -> tuple[Context, str, bytearray]
         raise explained(exc, what) from exc
 
 
-def _metadata(buf: bytearray) -> dict[str, str] | None:
+def _metadata(buf: Buffer) -> dict[str, str] | None:
     (n,) = struct.unpack_from("<Q", buf, 0)
     header = json.loads(bytes(buf[8 : 8 + n]))
     meta = header.get("__metadata__") if isinstance(header, dict) else None
@@ -364,7 +372,7 @@ def _from_pretrained(kind: str, cls: Any, args: Sequence[Any], kwargs: dict[str,
     try:
         result = original(*args, **kwargs)
         try:
-            _close_session(session)
+            _close_session(session, weights=kind != "AutoConfig")
         except VerificationError as exc:
             raise explained(exc, what) from exc
     finally:

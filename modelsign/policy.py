@@ -123,6 +123,8 @@ ProvenanceField = Literal["source_repository", "pinned_revision", "base_model", 
 class ProvenanceRule(_Strict):
     mode: Mode | None = None
     require: list[ProvenanceField] = []
+    require_attestation: bool = False  # a verified SLSA provenance (`attest provenance`)
+    builder_ids: list[str] | None = None  # fnmatch patterns for the attested builder id
     source_repositories: list[str] | None = None  # fnmatch patterns: "acme/*", "acme/model"
     base_models: list[str] | None = None
 
@@ -444,6 +446,7 @@ def evaluate(
     unsigned_files: Mapping[str, str],
     excused: Sequence[str] = (),
     coverage_manifest: Manifest | None = None,
+    attestation: Any = None,
     now: datetime | None = None,
 ) -> PolicyReport:
     """Judge every rule of ``policy``.
@@ -483,6 +486,8 @@ def evaluate(
             files = unsigned_files if rule == "formats" else judged
             subject = coverage_manifest if rule == "coverage" and coverage_manifest else manifest
             reasons = _JUDGES[rule](policy, subject, signer, files, now)
+            if rule == "provenance":
+                reasons += _attestation(policy, attestation)
         out.append(_result(policy, rule, reasons))
     return PolicyReport(rules=out)
 
@@ -534,6 +539,22 @@ def _provenance(policy: Policy, m: Manifest, *_: Any) -> list[str]:
             if not any(fnmatch.fnmatchcase(n, pat) for n in names for pat in spec.base_models):
                 reasons.append(f"base model {b.name} is not allowed")
     return reasons
+
+
+def _attestation(policy: Policy, info: Any) -> list[str]:
+    """The SLSA attestation part of the provenance rule (``info``: a ProvenanceInfo or None)."""
+    spec = policy.provenance
+    assert spec is not None
+    if info is None:
+        needed = spec.require_attestation or spec.builder_ids is not None
+        return (
+            ["no verified provenance attestation (modelsign attest provenance)"] if needed else []
+        )
+    if spec.builder_ids is not None and not any(
+        fnmatch.fnmatchcase(info.builder_id, pat) for pat in spec.builder_ids
+    ):
+        return [f"built by {info.builder_id}, which is not an allowed builder"]
+    return []
 
 
 def _formats(

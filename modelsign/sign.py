@@ -19,6 +19,7 @@ from .signature.signers import Signer
 from .signature.statement import build_statement, parse_statement
 
 DEFAULT_SIGNATURE = "model.sig"
+DEFAULT_PROVENANCE = "model.provenance.sig"  # see modelsign.provenance
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,9 @@ def sign(
         rel = _inside(os.path.abspath(model), sig_path)
         if rel is not None:
             exclude.append(rel)
+        # The release's provenance attestation sits beside the model's signature,
+        # whichever is made first.
+        exclude.append(DEFAULT_PROVENANCE)
     tree = discover(model, ignore=ignore, exclude=exclude, allow_symlinks=allow_symlinks)
     if tree.single_file and os.path.abspath(sig_path) == os.path.join(
         tree.root, tree.files[0].path

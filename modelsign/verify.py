@@ -28,6 +28,7 @@ from .formats import SNIFF_BYTES, detect_format
 from .hashing import FileDigests, RangeJob, TensorHash, hash_file, hash_files, hash_ranges
 from .manifest import FileEntry, Manifest, build_manifest, weights_info
 from .policy import Policy, PolicyReport, RuleResult, evaluate
+from .provenance import ProvenanceInfo, default_provenance_path, verify_provenance
 from .sign import default_signature_path
 from .signature.bundle import read_bundle
 from .signature.statement import (
@@ -69,6 +70,7 @@ class VerificationResult(BaseModel):
     bytes_verified: int = 0
     problems: list[Problem] = []
     policy: PolicyReport | None = None
+    provenance: ProvenanceInfo | None = None
 
     @property
     def errors(self) -> list[Problem]:
@@ -98,6 +100,7 @@ def verify(
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     now: datetime | None = None,
+    provenance: str | os.PathLike[str] | bool | None = None,
 ) -> VerificationResult:
     """Verify ``model`` against its signature (and ``policy``); return what was verified.
 
@@ -143,6 +146,18 @@ def verify(
             result.manifest_digest = statement.manifest.digest()
             result.weights_digest = statement.manifest.weights_digest
         _ModelCheck(path, sig_path, statement, ignore, jobs, progress, result).run()
+    wants = (
+        policy is not None
+        and policy.provenance is not None
+        and (policy.provenance.require_attestation or policy.provenance.builder_ids is not None)
+    )
+    if provenance or wants:
+        prov_path = (
+            os.fspath(provenance)
+            if isinstance(provenance, (str, os.PathLike))
+            else default_provenance_path(path)
+        )
+        _check_provenance(result, statement, prov_path, verifier, path)
     if policy is not None:
         _apply_policy(policy, result, statement, path, now)
         if result.policy is not None and result.policy.blocked:
@@ -151,6 +166,26 @@ def verify(
         raise _failed(result)
     result.verdict = "verified"
     return result
+
+
+def _check_provenance(
+    result: VerificationResult,
+    statement: SignedStatement | None,
+    prov_path: str,
+    verifier: Verifier,
+    model: str,
+) -> None:
+    """Verify the SLSA attestation against the files the model signature verified."""
+    if statement is None or result.errors:
+        return  # nothing verified to hold the attestation against
+    single = os.path.isfile(model)
+    files = {(os.path.basename(model) if single else r.name): r.digest for r in statement.resources}
+    try:
+        result.provenance = verify_provenance(prov_path, verifier=verifier, files=files)
+    except (VerificationError, InputError) as exc:
+        result.problems.append(
+            Problem(code=exc.code, message=exc.message, file=os.path.basename(prov_path))
+        )
 
 
 def _apply_policy(
@@ -196,6 +231,7 @@ def _apply_policy(
         signature_problems=integrity,
         unsigned_files=unsigned,
         excused=[p.file or "" for p in result.problems if p.code == "FILE_UNSIGNED_IGNORED"],
+        attestation=result.provenance,
         now=now,
     )
     rules = list(report.rules)

@@ -269,7 +269,14 @@ def test_bundle_is_oms_v1_and_carries_the_key_signing_statement(
         "method": "files",
         "hash_type": "sha256",
         "allow_symlinks": False,
-        "ignore_paths": [".git", ".gitattributes", ".github", ".gitignore", "model.sig"],
+        "ignore_paths": [
+            ".git",
+            ".gitattributes",
+            ".github",
+            ".gitignore",
+            "model.provenance.sig",
+            "model.sig",
+        ],
     }
     assert [(r["name"], r["algorithm"]) for r in predicate["resources"]] == [
         ("LICENSE", "sha256"),

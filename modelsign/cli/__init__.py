@@ -217,5 +217,7 @@ def main() -> None:
     cli(prog_name="modelsign")
 
 
-# Registers keygen / sign / verify on the group (they import from this module).
+# Register the other commands on the group (they import from this module).
+from . import diff as _diff  # noqa: E402,F401
+from . import sbom as _sbom  # noqa: E402,F401
 from . import signing as _signing  # noqa: E402,F401

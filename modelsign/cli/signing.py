@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Any, TypeVar
 
 import click
 
@@ -13,6 +14,7 @@ from ..hashing import TENSOR_HASHES
 from ..manifest import load_manifest
 from ..metadata.provenance import parse_source
 from ..policy import Policy, explain
+from ..provenance import attest_provenance, builder_id
 from ..sign import sign
 from ..signature import keys
 from ..signature.signers import KeySigner, Signer
@@ -20,6 +22,58 @@ from ..signature.sigstore import TOKEN_ENV, SigstoreSigner, SigstoreVerifier, lo
 from ..signature.verifiers import CertificateVerifier, KeyVerifier, Verifier
 from ..verify import VerificationResult, verify
 from . import _progress, cli, model_options
+
+F = TypeVar("F", bound=Any)
+
+
+def signer_options(func: F) -> F:
+    """How to sign: --key (with --cert/--cert-chain) or --sigstore."""
+    for option in reversed(_SIGNER_OPTIONS):
+        func = option(func)
+    return func
+
+
+_SIGNER_OPTIONS = [
+    click.option("--key", type=click.Path(dir_okay=False), help="Private key (PEM)."),
+    click.option(
+        "--sigstore",
+        "use_sigstore",
+        is_flag=True,
+        help="Sign keylessly with Sigstore (OIDC identity).",
+    ),
+    click.option(
+        "--identity-token",
+        metavar="TOKEN",
+        help=f"OIDC token for --sigstore (or env {TOKEN_ENV}); "
+        "else CI ambient credentials, else a browser sign-in.",
+    ),
+    click.option("--staging", is_flag=True, help="Use Sigstore's staging instance."),
+    click.option(
+        "--trust-config",
+        type=click.Path(dir_okay=False),
+        help="Sigstore ClientTrustConfig JSON (a private instance).",
+    ),
+    click.option(
+        "--oauth-force-oob",
+        is_flag=True,
+        help="Interactive sign-in prints a URL and asks for the code.",
+    ),
+    click.option(
+        "--password-env",
+        metavar="VAR",
+        help="Read the key's password from environment variable VAR.",
+    ),
+    click.option(
+        "--cert", type=click.Path(dir_okay=False), help="Leaf certificate for the key (PEM)."
+    ),
+    click.option(
+        "--cert-chain",
+        "cert_chain",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        help="Intermediate certificates (PEM) to include. Repeatable.",
+    ),
+]
 
 
 def _password_from_env(var: str | None) -> bytes | None:
@@ -82,6 +136,33 @@ def keygen_cmd(key_type: keys.KeyType, password_env: str | None, prefix: str, fo
     click.echo(f"key hint: {keys.key_hint(keys.load_public_key(pub_path))}", err=True)
 
 
+def _signer_from(
+    *,
+    key: str | None,
+    use_sigstore: bool,
+    identity_token: str | None,
+    staging: bool,
+    trust_config: str | None,
+    oauth_force_oob: bool,
+    password_env: str | None,
+    cert: str | None,
+    cert_chain: tuple[str, ...],
+) -> Signer:
+    if use_sigstore == bool(key):
+        raise InputError("give exactly one of --key or --sigstore", code="USAGE")
+    if use_sigstore:
+        if cert or cert_chain or password_env:
+            raise InputError("--cert, --cert-chain and --password-env go with --key", code="USAGE")
+        return SigstoreSigner.create(
+            identity_token=identity_token,
+            staging=staging,
+            trust_config=trust_config,
+            oauth_force_oob=oauth_force_oob,
+        )
+    assert key is not None
+    return _load_signer(key, password_env, cert, cert_chain)
+
+
 def _load_signer(
     key: str, password_env: str | None, cert: str | None, chain: tuple[str, ...]
 ) -> KeySigner:
@@ -102,38 +183,7 @@ def _load_signer(
     type=click.Path(dir_okay=False),
     help="Where to write the signature (default MODEL/model.sig, or FILE.sig).",
 )
-@click.option("--key", type=click.Path(dir_okay=False), help="Private key (PEM).")
-@click.option(
-    "--sigstore", "use_sigstore", is_flag=True, help="Sign keylessly with Sigstore (OIDC identity)."
-)
-@click.option(
-    "--identity-token",
-    metavar="TOKEN",
-    help=f"OIDC token for --sigstore (or env {TOKEN_ENV}); "
-    "else CI ambient credentials, else a browser sign-in.",
-)
-@click.option("--staging", is_flag=True, help="Use Sigstore's staging instance.")
-@click.option(
-    "--trust-config",
-    type=click.Path(dir_okay=False),
-    help="Sigstore ClientTrustConfig JSON (a private instance).",
-)
-@click.option(
-    "--oauth-force-oob",
-    is_flag=True,
-    help="Interactive sign-in prints a URL and asks for the code.",
-)
-@click.option(
-    "--password-env", metavar="VAR", help="Read the key's password from environment variable VAR."
-)
-@click.option("--cert", type=click.Path(dir_okay=False), help="Leaf certificate for the key (PEM).")
-@click.option(
-    "--cert-chain",
-    "cert_chain",
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    help="Intermediate certificates (PEM) to include. Repeatable.",
-)
+@signer_options
 @click.option("--force", is_flag=True, help="Replace an existing signature.")
 @click.option("--no-tensors", is_flag=True, help="Skip tensor digests.")
 @click.option(
@@ -159,15 +209,6 @@ def _load_signer(
 def sign_cmd(
     model: str,
     signature: str | None,
-    key: str | None,
-    use_sigstore: bool,
-    identity_token: str | None,
-    staging: bool,
-    trust_config: str | None,
-    oauth_force_oob: bool,
-    password_env: str | None,
-    cert: str | None,
-    cert_chain: tuple[str, ...],
     force: bool,
     no_tensors: bool,
     reuse: str | None,
@@ -177,6 +218,7 @@ def sign_cmd(
     source: str | None,
     parents: tuple[str, ...],
     jobs: int | None,
+    **how: Any,
 ) -> None:
     """Sign MODEL: an OMS v1.0 compatible Sigstore bundle carrying its full manifest.
 
@@ -184,21 +226,7 @@ def sign_cmd(
     locally; with --sigstore it is keyless: a short-lived certificate for your
     OIDC identity and an entry in the transparency log.
     """
-    signer: Signer
-    if use_sigstore == bool(key):
-        raise InputError("give exactly one of --key or --sigstore", code="USAGE")
-    if use_sigstore:
-        if cert or cert_chain or password_env:
-            raise InputError("--cert, --cert-chain and --password-env go with --key", code="USAGE")
-        signer = SigstoreSigner.create(
-            identity_token=identity_token,
-            staging=staging,
-            trust_config=trust_config,
-            oauth_force_oob=oauth_force_oob,
-        )
-    else:
-        assert key is not None
-        signer = _load_signer(key, password_env, cert, cert_chain)
+    signer = _signer_from(**how)
     with _progress(True, "signing") as progress:
         res = sign(
             model,
@@ -260,6 +288,11 @@ def _summary(r: VerificationResult) -> str:
         if p.severity != "error":
             where = f"{p.file}: " if p.file else ""
             lines.append(f"  {p.severity} {p.code}: {where}{p.message}")
+    if r.provenance is not None:
+        pv = r.provenance
+        lines.append(
+            f"provenance: built by {pv.builder_id}" + (f" from {pv.source}" if pv.source else "")
+        )
     if r.policy is not None:
         lines.append("policy:")
         for rule in r.policy.rules:
@@ -317,6 +350,14 @@ def _summary(r: VerificationResult) -> str:
 )
 @click.option("--staging", is_flag=True, help="Sigstore: trust the staging instance.")
 @click.option(
+    "--provenance",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="FILE",
+    help="Also verify the SLSA provenance attestation (default MODEL/model.provenance.sig).",
+)
+@click.option(
     "--policy",
     "policy_file",
     type=click.Path(dir_okay=False),
@@ -345,6 +386,7 @@ def verify_cmd(
     offline: bool,
     staging: bool,
     policy_file: str | None,
+    provenance: str | None,
     as_json: bool,
     ignore: tuple[str, ...],
     jobs: int | None,
@@ -412,6 +454,7 @@ def verify_cmd(
                 model,
                 verifier=verifier,
                 policy=policy,
+                provenance=(provenance or True) if provenance is not None else None,
                 signature=signature,
                 ignore=ignore,
                 jobs=jobs,
@@ -451,3 +494,68 @@ def policy_check_cmd(policy_file: str) -> None:
 def policy_explain_cmd(policy_file: str) -> None:
     """Say what POLICY_FILE requires, in plain words."""
     click.echo(explain(Policy.load(policy_file)))
+
+
+@cli.group("attest")
+def attest_group() -> None:
+    """Signed attestations about a model release."""
+
+
+@attest_group.command("provenance")
+@click.argument("model", type=click.Path())
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Where to write it (default MODEL/model.provenance.sig, or FILE.provenance.sig).",
+)
+@signer_options
+@click.option("--force", is_flag=True, help="Replace an existing attestation.")
+@click.option(
+    "--tensor-hash", type=click.Choice(TENSOR_HASHES), default="blake3", show_default=True
+)
+@model_options
+@click.option("--source", metavar="REPO@REV", help="Source repository and revision.")
+@click.option(
+    "--parent",
+    "parents",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    metavar="MANIFEST",
+    help="Manifest of a model this one derives from. Repeatable.",
+)
+def attest_provenance_cmd(
+    model: str,
+    output: str | None,
+    force: bool,
+    tensor_hash: str,
+    ignore: tuple[str, ...],
+    allow_symlinks: bool,
+    source: str | None,
+    parents: tuple[str, ...],
+    **how: Any,
+) -> None:
+    """Write a signed SLSA Provenance v1 statement for MODEL.
+
+    Subjects are the model's files (SHA-256); the builder (in CI: the workflow,
+    run and commit, from runner-set variables only), the build type and the
+    resolved dependencies (source repository and revision, base models, parent
+    manifests) come from the manifest. It is signed like a model (--key or
+    --sigstore); check it with `modelsign verify MODEL --provenance`.
+    """
+    signer = _signer_from(**how)
+    with _progress(True, "attesting") as progress:
+        res = attest_provenance(
+            model,
+            signer=signer,
+            output=output,
+            force=force,
+            tensor_hash=tensor_hash,  # type: ignore[arg-type]
+            ignore=ignore,
+            allow_symlinks=allow_symlinks,
+            source=parse_source(source) if source else None,
+            parents=tuple(load_manifest(p) for p in parents),
+            progress=progress,
+        )
+    click.echo(f"builder: {builder_id(res.manifest.provenance.builder)}", err=True)
+    click.echo(f"wrote {res.path}", err=True)

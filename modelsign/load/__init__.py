@@ -2,6 +2,7 @@
 
 from ._context import LoadReport, ModelsignWarning
 from .gguf import VerifiedGGUF, open_gguf
+from .hf import load_transformers, snapshot_path, verify_hf_snapshot
 from .safetensors import VerifiedTensors, load_safetensors
 
 __all__ = [
@@ -10,5 +11,8 @@ __all__ = [
     "VerifiedGGUF",
     "VerifiedTensors",
     "load_safetensors",
+    "load_transformers",
     "open_gguf",
+    "snapshot_path",
+    "verify_hf_snapshot",
 ]

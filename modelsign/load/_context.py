@@ -158,6 +158,13 @@ def open_context(
             ctx.single_file = name
     ctx.files = _files_on_disk(ctx, name)
     unsigned = _unsigned(ctx)
+    if policy is not None and policy.coverage is None and ctx.single_file is None:
+        # As in `modelsign verify`: without a coverage rule, unsigned files beside
+        # the model fail the signature (the signers rule decides the mode).
+        problems += [
+            Problem(code="FILE_EXTRA", message="not covered by the signature", file=n)
+            for n in sorted(unsigned)
+        ]
     if policy is not None:
         report.policy = evaluate(
             policy,

@@ -43,6 +43,8 @@ _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 _LAZY_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
 Fingerprint = tuple[int, int, int, int, int]
+#: A verified file's bytes as ``read_verified`` returns them (a numpy ``uint8`` array).
+Buffer = Any
 
 
 def snapshot_path(
@@ -149,7 +151,7 @@ def fingerprint(path: str) -> Fingerprint:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def read_checked(ctx: Context, name: str) -> tuple[bytearray, Fingerprint]:
+def read_checked(ctx: Context, name: str) -> tuple[Buffer, Fingerprint]:
     """``read_verified`` plus the file's fingerprint, the same before and after the read."""
     real = ctx.files[name].real
     before = fingerprint(real)
@@ -199,7 +201,7 @@ def explained(exc: VerificationError, what: str) -> VerificationError:
     return new
 
 
-def tensor_entries(ctx: Context, name: str, buf: bytearray) -> list[TensorEntry]:
+def tensor_entries(ctx: Context, name: str, buf: Buffer) -> list[TensorEntry]:
     """The tensors of safetensors file ``name``: as signed, else read from the verified buffer."""
     entry = ctx.entry(name)
     if entry is not None and entry.weights is not None:
@@ -208,7 +210,7 @@ def tensor_entries(ctx: Context, name: str, buf: bytearray) -> list[TensorEntry]
 
 
 def tensors_from_buffer(
-    ctx: Context, name: str, buf: bytearray, framework: Framework
+    ctx: Context, name: str, buf: Buffer, framework: Framework
 ) -> dict[str, Any]:
     """The tensors of safetensors file ``name`` as views over its verified buffer."""
     return {
@@ -219,7 +221,7 @@ def tensors_from_buffer(
 # -- transformers --------------------------------------------------------------------
 
 
-def _json(ctx: Context, name: str, buf: bytearray) -> dict[str, Any]:
+def _json(name: str, buf: Buffer) -> dict[str, Any]:
     try:
         data = json.loads(bytes(buf))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -229,7 +231,7 @@ def _json(ctx: Context, name: str, buf: bytearray) -> dict[str, Any]:
     return data
 
 
-def _weight_names(ctx: Context, buffers: Mapping[str, bytearray]) -> list[str]:
+def _weight_names(ctx: Context, buffers: Mapping[str, Buffer]) -> list[str]:
     """The safetensors files transformers would load: the index's shards, or the model file."""
     indexes = [n for n in ("model.safetensors.index.json",) if n in buffers]
     if not indexes:
@@ -239,7 +241,7 @@ def _weight_names(ctx: Context, buffers: Mapping[str, bytearray]) -> list[str]:
     if indexes:
         names: set[str] = set()
         for index in indexes:
-            weight_map = _json(ctx, index, buffers[index]).get("weight_map", {})
+            weight_map = _json(index, buffers[index]).get("weight_map", {})
             if isinstance(weight_map, dict):
                 names.update(v for v in weight_map.values() if isinstance(v, str))
         return sorted(names)
@@ -248,7 +250,7 @@ def _weight_names(ctx: Context, buffers: Mapping[str, bytearray]) -> list[str]:
     return sorted(n for n in ctx.files if n.endswith(".safetensors") and "/" not in n)
 
 
-def _verify_folder(ctx: Context, code: bool) -> dict[str, bytearray]:
+def _verify_folder(ctx: Context, code: bool) -> dict[str, Buffer]:
     """Check every signed file (every ``*.py`` too when ``code``); keep what the load needs."""
     fail_missing(ctx)
     signed = set(signed_names(ctx))
@@ -274,7 +276,7 @@ def _verify_folder(ctx: Context, code: bool) -> dict[str, bytearray]:
     return buffers
 
 
-def _state_dict(ctx: Context, buffers: Mapping[str, bytearray]) -> dict[str, Any]:
+def _state_dict(ctx: Context, buffers: Mapping[str, Buffer]) -> dict[str, Any]:
     names = _weight_names(ctx, buffers)
     if not names:
         raise InputError(
@@ -302,7 +304,7 @@ def _state_dict(ctx: Context, buffers: Mapping[str, bytearray]) -> dict[str, Any
 class _VerifiedCode:
     """The verified ``*.py`` bytes written to a private folder, for transformers to import."""
 
-    def __init__(self, buffers: Mapping[str, bytearray]) -> None:
+    def __init__(self, buffers: Mapping[str, Buffer]) -> None:
         sources = {n: bytes(b) for n, b in buffers.items() if n.endswith(".py")}
         digest = hashlib.sha256()
         for n in sorted(sources):
@@ -447,7 +449,7 @@ def load_transformers(
     try:
         ctx = open_context(folder, signature=signature, verifier=verifier, policy=policy, now=now)
         buffers = _verify_folder(ctx, trust_remote_code)
-        config_json = _json(ctx, "config.json", buffers["config.json"])
+        config_json = _json("config.json", buffers["config.json"])
         state_dict = _state_dict(ctx, buffers)
     except VerificationError as exc:
         raise explained(exc, what) from exc
@@ -470,7 +472,7 @@ def load_transformers(
         )
     gen = buffers.get("generation_config.json")
     if gen is not None and ctx.signed_digest("generation_config.json") is not None:
-        _set_generation_config(loaded, _json(ctx, "generation_config.json", gen))
+        _set_generation_config(loaded, _json("generation_config.json", gen))
     loaded.eval()
     loaded.modelsign_report = ctx.report
     return loaded

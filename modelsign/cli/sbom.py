@@ -1,0 +1,170 @@
+"""``modelsign sbom``: a CycloneDX 1.6 ML-BOM of a model, a manifest or a signature."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+import click
+
+from .._atomic import write_atomic
+from ..errors import InputError
+from . import _progress, cli, model_options
+
+if TYPE_CHECKING:
+    from ..manifest import Manifest
+    from ..sbom import Origin
+
+_CARD = "README.md"
+_CARD_LIMIT = 4 << 20  # what the manifest builder parses (hashing.CAPTURE_LIMIT)
+_JSON_LIMIT = 256 << 20  # a manifest or signature of a very large model still fits
+
+
+def _read_json_input(path: str) -> bytes | None:
+    """The bytes of ``path`` when it looks like JSON (a manifest or signature candidate).
+
+    Only the first bytes of anything else (a single-file model) are read.
+    """
+    try:
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size > _JSON_LIMIT:
+                return None
+            head = fh.read(64)
+            if head.lstrip()[:1] != b"{":
+                return None
+            data = head + fh.read(_JSON_LIMIT + 1 - len(head))
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", code="UNREADABLE", path=path) from exc
+    return data if len(data) <= _JSON_LIMIT else None
+
+
+def _json_kind(data: bytes) -> str | None:
+    """``manifest``, ``signature`` (a Sigstore bundle) or None for any other JSON."""
+    from ..manifest import MANIFEST_KIND
+
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    if obj.get("kind") == MANIFEST_KIND:
+        return "manifest"
+    if "dsseEnvelope" in obj or str(obj.get("mediaType", "")).startswith(
+        "application/vnd.dev.sigstore.bundle"
+    ):
+        return "signature"
+    return None
+
+
+def _card(real: dict[str, str], m: Manifest) -> dict[str, object] | None:
+    """The model card's front matter, from the bytes the manifest recorded."""
+    from ..metadata.card import parse_model_card
+
+    entry = m.file(_CARD)
+    if entry is None or entry.size > _CARD_LIMIT or _CARD not in real:
+        return None
+    with open(real[_CARD], "rb") as fh:
+        data = fh.read(_CARD_LIMIT + 1)
+    if hashlib.sha256(data).hexdigest() != entry.sha256:
+        click.echo(
+            f"warning: {_CARD} changed while it was read; its card data is left out", err=True
+        )
+        return None
+    card, _ = parse_model_card(data, _CARD)
+    return card
+
+
+def _load(
+    target: str, ignore: tuple[str, ...], allow_symlinks: bool
+) -> tuple[Manifest, dict[str, object] | None, Origin]:
+    from ..discover import _matches, discover
+    from ..manifest import manifest_for_tree, parse_manifest
+    from ..sbom import signature_manifest
+    from ..sign import DEFAULT_SIGNATURE
+
+    data = _read_json_input(target) if os.path.isfile(target) else None
+    if data is not None:
+        kind = _json_kind(data)
+        if kind == "manifest":
+            return parse_manifest(data, target), None, "manifest"
+        if kind == "signature":
+            return signature_manifest(data, target), None, "signature"
+    # A signature inside the folder is not part of the model. `sign` leaves it
+    # out before it exists, so it is not among the ignored files either: the
+    # manifest (and its digest) is then the signed one.
+    exclude = [DEFAULT_SIGNATURE] if os.path.isdir(target) else []
+    tree = discover(target, ignore=ignore, exclude=exclude, allow_symlinks=allow_symlinks)
+    if exclude and DEFAULT_SIGNATURE in tree.ignored and not _matches(DEFAULT_SIGNATURE, ignore):
+        kept = tuple(p for p in tree.ignored if p != DEFAULT_SIGNATURE)
+        tree = dataclasses.replace(tree, ignored=kept)
+    with _progress(True, "hashing") as progress:
+        m = manifest_for_tree(tree, progress=progress)
+    real = {f.path: f.real for f in tree.files}
+    return m, _card(real, m), "model"
+
+
+def _now() -> datetime:
+    """SOURCE_DATE_EPOCH when set (reproducible builds), else the current time."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is not None:
+        try:
+            return datetime.fromtimestamp(int(epoch), tz=timezone.utc)
+        except (ValueError, OverflowError, OSError) as exc:
+            raise InputError(
+                f"SOURCE_DATE_EPOCH is not a Unix time: {epoch!r}", code="BAD_SOURCE_DATE_EPOCH"
+            ) from exc
+    return datetime.now(tz=timezone.utc).replace(microsecond=0)
+
+
+@cli.command("sbom")
+@click.argument("model", type=click.Path(exists=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here (else stdout).")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option(
+    "--timestamp",
+    is_flag=True,
+    help="Record when the BOM was made (SOURCE_DATE_EPOCH if set); "
+    "without it the same model gives the same bytes.",
+)
+@model_options
+def sbom_cmd(
+    model: str,
+    output: str | None,
+    force: bool,
+    timestamp: bool,
+    ignore: tuple[str, ...],
+    allow_symlinks: bool,
+) -> None:
+    """Write a CycloneDX 1.6 ML-BOM (JSON) of MODEL.
+
+    MODEL is a model (folder, single file, Hugging Face cache snapshot), a
+    manifest JSON file, or a signature bundle — whose manifest is used without
+    verifying the signature, which the BOM records. Files with SHA-256 hashes,
+    licence, source repository, base models, model card data; formats, tensor
+    counts, weights digest, quantization and findings as modelsign: properties.
+    """
+    from ..sbom import ml_bom_json
+
+    if output and os.path.lexists(output) and not force:
+        raise InputError(
+            "output exists; pass --force to overwrite", code="OUTPUT_EXISTS", path=output
+        )
+    m, card, origin = _load(model, ignore, allow_symlinks)
+    if origin == "signature":
+        click.echo(
+            "warning: the signature was not verified; the BOM says so "
+            "(run `modelsign verify` to check it)",
+            err=True,
+        )
+    text = ml_bom_json(m, card=card, origin=origin, timestamp=_now() if timestamp else None)
+    if output:
+        write_atomic(output, text.encode("utf-8"), force=force)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+    click.echo(f"manifest digest: {m.digest()}", err=True)

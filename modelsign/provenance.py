@@ -1,0 +1,245 @@
+"""SLSA Provenance v1 for a model release, signed the same ways as models.
+
+``attest_provenance`` builds an in-toto Statement whose subjects are the
+model's files (SHA-256) and whose predicate says who built it (the CI builder,
+from runner-set variables only), how (build type, external parameters), and
+from what (the source repository and revision, base models, parent
+manifests). ``verify_provenance`` checks the signature like any other
+modelsign signature, then that the subjects are exactly the model's files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import rfc8785
+from pydantic import BaseModel, ConfigDict
+
+from . import __version__
+from ._atomic import write_atomic
+from .discover import discover
+from .errors import InputError, VerificationError
+from .hashing import TensorHash
+from .manifest import Manifest, manifest_for_tree
+from .metadata.provenance import Builder, SourceRepo
+from .sign import DEFAULT_PROVENANCE, DEFAULT_SIGNATURE
+from .signature.bundle import read_bundle
+from .signature.signers import Signer
+from .signature.statement import STATEMENT_TYPE, strict_json
+from .signature.verifiers import SignerInfo, Verifier
+
+SLSA_PREDICATE = "https://slsa.dev/provenance/v1"
+BUILD_TYPE = "https://modelsign.dev/model-release/v1"
+LOCAL_BUILDER = "https://modelsign.dev/builders/local"
+
+
+def builder_id(builder: Builder | None) -> str:
+    """The SLSA builder id: the CI workflow when there is one."""
+    if builder is None:
+        return LOCAL_BUILDER
+    f = builder.fields
+    if builder.kind == "github-actions" and f.get("GITHUB_WORKFLOW_REF"):
+        server = f.get("GITHUB_SERVER_URL", "https://github.com")
+        return f"{server}/{f['GITHUB_WORKFLOW_REF']}"
+    if builder.kind == "gitlab-ci" and f.get("CI_PROJECT_PATH"):
+        server = f.get("CI_SERVER_URL", "https://gitlab.com")
+        return f"{server}/{f['CI_PROJECT_PATH']}/-/blob/{f.get('CI_COMMIT_SHA', '')}/" + f.get(
+            "CI_CONFIG_PATH", ".gitlab-ci.yml"
+        )
+    return f"https://modelsign.dev/builders/{builder.kind}"
+
+
+def _invocation(builder: Builder | None) -> str | None:
+    if builder is None:
+        return None
+    f = builder.fields
+    if builder.kind == "github-actions" and f.get("GITHUB_RUN_ID") and f.get("GITHUB_REPOSITORY"):
+        server = f.get("GITHUB_SERVER_URL", "https://github.com")
+        attempt = f.get("GITHUB_RUN_ATTEMPT", "1")
+        run = f"{f['GITHUB_REPOSITORY']}/actions/runs/{f['GITHUB_RUN_ID']}"
+        return f"{server}/{run}/attempts/{attempt}"
+    if builder.kind == "gitlab-ci" and f.get("CI_JOB_ID") and f.get("CI_PROJECT_PATH"):
+        server = f.get("CI_SERVER_URL", "https://gitlab.com")
+        return f"{server}/{f['CI_PROJECT_PATH']}/-/jobs/{f['CI_JOB_ID']}"
+    return None
+
+
+def _source_uri(source: SourceRepo) -> str:
+    return f"git+https://huggingface.co/{source.repository}"
+
+
+def provenance_statement(manifest: Manifest) -> bytes:
+    """The canonical SLSA v1 statement for a manifest (deterministic for one CI run)."""
+    p = manifest.provenance
+    deps: list[dict[str, Any]] = []
+    external: dict[str, Any] = {"model": manifest.name}
+    if p.source is not None:
+        dep: dict[str, Any] = {"uri": _source_uri(p.source), "name": "source"}
+        if p.source.revision:
+            dep["digest"] = {"gitCommit": p.source.revision}
+            external["source"] = f"{p.source.repository}@{p.source.revision}"
+        else:
+            external["source"] = p.source.repository
+        deps.append(dep)
+    for b in p.base_models:
+        ref = f"{b.organization}/{b.name}" if b.organization and "/" not in b.name else b.name
+        dep = {"uri": b.repo_url or f"https://huggingface.co/{ref}", "name": f"base_model:{ref}"}
+        if b.relation:
+            dep["annotations"] = {"relation": b.relation}
+        deps.append(dep)
+    for parent in p.parents:
+        algorithm, _, value = parent.digest.partition(":")
+        deps.append({"name": f"parent_manifest:{parent.name or ''}", "digest": {algorithm: value}})
+    if p.builder is not None and p.builder.kind == "github-actions":
+        f = p.builder.fields
+        external["workflow"] = {
+            k: v
+            for k, v in (
+                ("ref", f.get("GITHUB_REF")),
+                ("repository", f.get("GITHUB_REPOSITORY")),
+                (
+                    "path",
+                    [*f.get("GITHUB_WORKFLOW_REF", "").split("@")[0].split("/", 2), "", ""][2],
+                ),
+            )
+            if v
+        }
+    run: dict[str, Any] = {"builder": {"id": builder_id(p.builder)}}
+    meta = {"invocationId": _invocation(p.builder)} if _invocation(p.builder) else {}
+    if meta:
+        run["metadata"] = meta
+    run["byproducts"] = [
+        {"name": "modelsign-manifest", "digest": {"sha256": manifest.digest().split(":", 1)[1]}}
+    ]
+    internal: dict[str, Any] = {"modelsign": __version__, "tensor_hash": manifest.hashing.tensor}
+    if p.builder is not None:
+        internal["builder_environment"] = dict(sorted(p.builder.fields.items()))
+    statement: dict[str, Any] = {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": f.path, "digest": {"sha256": f.sha256}} for f in manifest.files],
+        "predicateType": SLSA_PREDICATE,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": external,
+                "internalParameters": internal,
+                "resolvedDependencies": deps,
+            },
+            "runDetails": run,
+        },
+    }
+    return rfc8785.dumps(statement)
+
+
+@dataclass(frozen=True)
+class AttestResult:
+    manifest: Manifest
+    path: str
+    statement: bytes
+
+
+def default_provenance_path(model: str | os.PathLike[str]) -> str:
+    path = os.fspath(model)
+    if os.path.isdir(path):
+        return os.path.join(path, DEFAULT_PROVENANCE)
+    return path + ".provenance.sig"
+
+
+def attest_provenance(
+    model: str | os.PathLike[str],
+    *,
+    signer: Signer,
+    output: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    tensor_hash: TensorHash | None = "blake3",
+    ignore: tuple[str, ...] = (),
+    allow_symlinks: bool = False,
+    source: SourceRepo | None = None,
+    parents: tuple[Manifest, ...] = (),
+    env: Mapping[str, str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> AttestResult:
+    """Build, sign and write the SLSA provenance of ``model``."""
+    out = os.fspath(output) if output is not None else default_provenance_path(model)
+    if os.path.lexists(out) and not force:
+        raise InputError("provenance exists; pass --force", code="OUTPUT_EXISTS", path=out)
+    exclude = [DEFAULT_SIGNATURE, DEFAULT_PROVENANCE] if os.path.isdir(model) else []
+    tree = discover(model, ignore=ignore, exclude=exclude, allow_symlinks=allow_symlinks)
+    manifest = manifest_for_tree(
+        tree, tensor_hash=tensor_hash, source=source, parents=parents, env=env, progress=progress
+    )
+    statement = provenance_statement(manifest)
+    write_atomic(out, signer.sign_statement(statement), force=force)
+    return AttestResult(manifest, out, statement)
+
+
+class ProvenanceInfo(BaseModel):
+    """What a verified provenance attestation says (part of the verification result)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    verified: Literal[True] = True
+    path: str
+    signer: SignerInfo
+    builder_id: str
+    build_type: str
+    source: str | None = None
+    invocation: str | None = None
+    dependencies: list[str] = []
+
+
+def verify_provenance(path: str, *, verifier: Verifier, files: Mapping[str, str]) -> ProvenanceInfo:
+    """Check a provenance signature and that its subjects are exactly ``files`` (name → sha256).
+
+    ``files`` must come from a verified model (the verified signed resources).
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(64 << 20)
+    except FileNotFoundError as exc:
+        raise InputError(
+            "no provenance attestation here", code="PROVENANCE_NOT_FOUND", path=path
+        ) from exc
+    envelope = read_bundle(data)
+    signer = verifier.verify_envelope(envelope)
+    st = strict_json(envelope.payload, "the provenance statement")
+    if not isinstance(st, dict) or st.get("_type") != STATEMENT_TYPE:
+        raise VerificationError("not an in-toto statement", code="PROVENANCE_INVALID", path=path)
+    if st.get("predicateType") != SLSA_PREDICATE:
+        raise VerificationError(
+            f"predicate type {st.get('predicateType')!r} is not SLSA provenance v1",
+            code="PROVENANCE_INVALID",
+            path=path,
+        )
+    subjects = st.get("subject")
+    attested: dict[str, str] = {}
+    for s in subjects if isinstance(subjects, list) else []:
+        digest = s.get("digest") if isinstance(s, dict) else None
+        if isinstance(s, dict) and isinstance(s.get("name"), str) and isinstance(digest, dict):
+            attested[s["name"]] = str(digest.get("sha256", ""))
+    if attested != dict(files):
+        differ = sorted(set(attested.items()) ^ set(files.items()))
+        names = sorted({n for n, _ in differ})
+        raise VerificationError(
+            "the provenance is for other files: " + ", ".join(names[:10]),
+            code="PROVENANCE_SUBJECT_MISMATCH",
+            path=path,
+        )
+    pred = st.get("predicate") if isinstance(st.get("predicate"), dict) else {}
+    assert isinstance(pred, dict)
+    build = pred.get("buildDefinition") or {}
+    run = pred.get("runDetails") or {}
+    ext = build.get("externalParameters") or {}
+    deps = build.get("resolvedDependencies") or []
+    return ProvenanceInfo(
+        path=path,
+        signer=signer,
+        builder_id=str((run.get("builder") or {}).get("id", "")),
+        build_type=str(build.get("buildType", "")),
+        source=ext.get("source") if isinstance(ext.get("source"), str) else None,
+        invocation=(run.get("metadata") or {}).get("invocationId"),
+        dependencies=[str(d.get("uri") or d.get("name")) for d in deps if isinstance(d, dict)],
+    )

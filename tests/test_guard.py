@@ -1,0 +1,362 @@
+"""The guard: safetensors, torch.load and from_pretrained verified in a process that opted in.
+
+Every test that installs the guard uninstalls it in a fixture finalizer, so the
+rest of the suite (in this process) sees the original functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import safetensors
+import safetensors.numpy
+import safetensors.torch
+import torch
+import transformers
+
+import modelsign
+from modelsign import guard
+from modelsign.errors import VerificationError
+from modelsign.load import ModelsignWarning
+from modelsign.signature import keys
+
+from .helpers.signing import flip_tensor_byte
+from .load.test_hf_load import (
+    COMMIT,
+    INPUT,
+    TENSOR,
+    build_tiny_llama,
+    hf_cache,
+    logits,
+    make_remote_code,
+    modules_cache,
+    write_code,
+)
+
+__all__ = ["modules_cache"]  # a fixture, used by name
+
+ROOT = Path(__file__).resolve().parent.parent
+WEIGHTS = {
+    "alpha": torch.arange(12, dtype=torch.float32).reshape(3, 4),
+    "beta": torch.tensor([1, -2, 3], dtype=torch.int64),
+}
+
+
+@pytest.fixture(scope="module")
+def key() -> keys.PrivateKey:
+    return keys.generate_key()
+
+
+def sign(folder: Path, key: keys.PrivateKey) -> None:
+    modelsign.sign(folder, signer=modelsign.KeySigner(key), env={})
+
+
+def write_policy(
+    tmp_path: Path, key: keys.PrivateKey, *, mode: str = "enforce", **rules: Any
+) -> Path:
+    (tmp_path / "release.pub").write_bytes(keys.public_key_pem(key.public_key()))
+    policy = {"version": 1, "mode": mode, "signers": {"keys": [{"file": "release.pub"}]}, **rules}
+    path = tmp_path / "policy.yaml"
+    path.write_text(json.dumps(policy))
+    return path
+
+
+@pytest.fixture
+def weights(tmp_path: Path, key: keys.PrivateKey) -> Path:
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    safetensors.torch.save_file(WEIGHTS, str(folder / "w.safetensors"), metadata={"format": "pt"})
+    sign(folder, key)
+    return folder / "w.safetensors"
+
+
+@pytest.fixture
+def guarded(tmp_path: Path, key: keys.PrivateKey) -> Iterator[Path]:
+    policy = write_policy(tmp_path, key)
+    guard.install(policy=policy)
+    yield policy
+    guard.uninstall()
+
+
+@pytest.fixture
+def warn_guard(tmp_path: Path, key: keys.PrivateKey) -> Iterator[None]:
+    guard.install(policy=write_policy(tmp_path, key, mode="warn"))
+    yield
+    guard.uninstall()
+
+
+def test_load_file_and_safe_open_give_the_signed_tensors(weights: Path, guarded: Path) -> None:
+    loaded = safetensors.torch.load_file(weights)
+    assert loaded.keys() == WEIGHTS.keys()
+    assert all(torch.equal(loaded[k], WEIGHTS[k]) for k in WEIGHTS)
+    with safetensors.safe_open(str(weights), framework="pt", device="cpu") as f:
+        assert f.keys() == ["alpha", "beta"] and f.metadata() == {"format": "pt"}
+        assert torch.equal(f.get_tensor("beta"), WEIGHTS["beta"])
+        part = f.get_slice("alpha")
+        assert part.get_shape() == [3, 4] and part.get_dtype() == "F32"
+        assert torch.equal(part[1:, :2], WEIGHTS["alpha"][1:, :2])
+    arrays = safetensors.numpy.load_file(weights)
+    assert np.array_equal(arrays["alpha"], WEIGHTS["alpha"].numpy())
+
+
+def test_tampered_file_refused_naming_file_and_tensor(weights: Path, guarded: Path) -> None:
+    flip_tensor_byte(weights, "alpha", at=4)
+    calls = [
+        lambda: safetensors.torch.load_file(weights),
+        lambda: safetensors.safe_open(str(weights), framework="pt"),
+        lambda: safetensors.numpy.load_file(weights),
+    ]
+    for call in calls:
+        with pytest.raises(VerificationError) as e:
+            call()
+        assert e.value.path == "w.safetensors" and e.value.tensor == "alpha"
+        assert "w.safetensors" in str(e.value) and "'alpha'" in str(e.value)
+
+
+def test_unsigned_file_refused(tmp_path: Path, guarded: Path) -> None:
+    path = tmp_path / "loose.safetensors"
+    safetensors.torch.save_file(WEIGHTS, str(path))
+    with pytest.raises(VerificationError, match="signers"):
+        safetensors.torch.load_file(path)
+
+
+def test_warn_mode_warns_and_loads(weights: Path, warn_guard: None) -> None:
+    flip_tensor_byte(weights, "alpha")
+    with pytest.warns(ModelsignWarning, match="alpha"):
+        loaded = safetensors.torch.load_file(weights)
+    assert not torch.equal(loaded["alpha"], WEIGHTS["alpha"])
+
+
+def test_torch_load_of_a_pickle_refused(weights: Path, guarded: Path) -> None:
+    checkpoint = weights.parent / "pytorch_model.bin"
+    torch.save(WEIGHTS, checkpoint)
+    with pytest.raises(VerificationError, match="formats") as e:
+        torch.load(checkpoint)
+    assert "pytorch_model.bin" in str(e.value) and "pickle" in str(e.value)
+
+
+def test_torch_load_allowed_pickle_comes_from_the_signed_bytes(
+    tmp_path: Path, key: keys.PrivateKey
+) -> None:
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    torch.save(WEIGHTS, folder / "pytorch_model.bin")
+    sign(folder, key)
+    guard.install(policy=write_policy(tmp_path, key, formats={"deny": []}))
+    try:
+        loaded = torch.load(folder / "pytorch_model.bin", weights_only=True, mmap=True)
+        assert torch.equal(loaded["alpha"], WEIGHTS["alpha"])
+        raw = bytearray((folder / "pytorch_model.bin").read_bytes())
+        raw[len(raw) // 2] ^= 1
+        (folder / "pytorch_model.bin").write_bytes(bytes(raw))
+        with pytest.raises(VerificationError, match=r"pytorch_model\.bin"):
+            torch.load(folder / "pytorch_model.bin", weights_only=True)
+    finally:
+        guard.uninstall()
+
+
+@pytest.fixture
+def tiny(tmp_path: Path, key: keys.PrivateKey) -> tuple[Path, Any]:
+    folder = tmp_path / "tiny"
+    model = build_tiny_llama(folder)
+    sign(folder, key)
+    return folder, model
+
+
+def test_from_pretrained_of_a_signed_folder(
+    tiny: tuple[Path, Any], guarded: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, original = tiny
+    opened: list[Any] = []
+    served: list[str] = []
+    real_open, real_verified = guard._ORIGINAL["safe_open"], guard._verified
+    monkeypatch.setitem(
+        guard._ORIGINAL, "safe_open", lambda *a, **k: opened.append(a) or real_open(*a, **k)
+    )
+    monkeypatch.setattr(
+        guard,
+        "_verified",
+        lambda g, p, w: served.append(os.path.basename(p)) or real_verified(g, p, w),
+    )
+    for cls in (transformers.LlamaForCausalLM, transformers.AutoModelForCausalLM):
+        model = cls.from_pretrained(folder)
+        assert torch.equal(logits(model), logits(original))
+        report = model.modelsign_report
+        assert report.verified and {"config.json", "model.safetensors"} <= set(report.files)
+        assert report.files.count("model.safetensors") == 1  # checked once per load
+        assert TENSOR in report.tensors
+    assert opened == []  # the weights never came from safetensors' mmap of the path
+    assert set(served) == {"model.safetensors"}  # but from the session's verified buffer
+
+
+def test_from_pretrained_of_a_tampered_folder_refused(
+    tiny: tuple[Path, Any], guarded: Path
+) -> None:
+    folder, _ = tiny
+    flip_tensor_byte(folder / "model.safetensors", TENSOR)
+    for cls in (transformers.LlamaForCausalLM, transformers.AutoModelForCausalLM):
+        with pytest.raises(VerificationError) as e:
+            cls.from_pretrained(folder)
+        assert e.value.tensor == TENSOR and "model.safetensors" in str(e.value)
+        assert "from_pretrained" in str(e.value)
+
+
+def test_from_pretrained_edited_config_refused(tiny: tuple[Path, Any], guarded: Path) -> None:
+    folder, _ = tiny
+    (folder / "config.json").write_text((folder / "config.json").read_text() + " ")
+    with pytest.raises(VerificationError, match=r"config\.json"):
+        transformers.AutoModelForCausalLM.from_pretrained(folder)
+
+
+def test_from_pretrained_from_the_cache_offline(
+    tiny: tuple[Path, Any], guarded: Path, tmp_path: Path
+) -> None:
+    folder, original = tiny
+    cache = tmp_path / "hub"
+    hf_cache(cache, "acme/tiny", folder)
+    model = transformers.LlamaForCausalLM.from_pretrained("acme/tiny", cache_dir=str(cache))
+    assert torch.equal(logits(model), logits(original))
+    assert model.modelsign_report.model.endswith(COMMIT)
+    with pytest.raises(VerificationError) as e:
+        transformers.LlamaForCausalLM.from_pretrained("acme/absent", cache_dir=str(cache))
+    assert e.value.code == "HF_NOT_CACHED"
+
+
+def test_from_pretrained_warn_mode(tiny: tuple[Path, Any], warn_guard: None) -> None:
+    folder, _ = tiny
+    flip_tensor_byte(folder / "model.safetensors", TENSOR)
+    with pytest.warns(ModelsignWarning, match=TENSOR):
+        model = transformers.LlamaForCausalLM.from_pretrained(folder)
+    assert not model.modelsign_report.verified
+    assert model(INPUT).logits.shape == (1, INPUT.shape[1], 128)
+
+
+def test_from_pretrained_remote_code(
+    tmp_path: Path, key: keys.PrivateKey, guarded: Path, modules_cache: Path
+) -> None:
+    folder = tmp_path / "remote"
+    marker = tmp_path / "marker"
+    original = build_tiny_llama(folder)
+    make_remote_code(folder, marker)
+    sign(folder, key)
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)
+    assert type(model).__name__ == "TinyForCausalLM" and marker.exists()
+    assert torch.equal(logits(model), logits(original))
+    assert "modeling_tiny.py" in model.modelsign_report.files
+
+
+def test_changed_remote_code_refused_before_import(
+    tmp_path: Path, key: keys.PrivateKey, guarded: Path, modules_cache: Path
+) -> None:
+    folder = tmp_path / "remote"
+    marker = tmp_path / "marker"
+    build_tiny_llama(folder)
+    make_remote_code(folder, tmp_path / "elsewhere")
+    sign(folder, key)
+    write_code(folder, marker)
+    for cls in (transformers.AutoConfig, transformers.AutoModelForCausalLM):
+        with pytest.raises(VerificationError) as e:
+            cls.from_pretrained(folder, trust_remote_code=True)
+        assert e.value.path == "configuration_tiny.py" and e.value.code == "FILE_MODIFIED"
+    assert not marker.exists()
+
+
+def _originals() -> dict[str, Any]:
+    from transformers.modeling_utils import PreTrainedModel
+
+    return {
+        "safe_open": safetensors.safe_open,
+        "torch.safe_open": safetensors.torch.safe_open,
+        "torch.load_file": safetensors.torch.load_file,
+        "numpy.load_file": safetensors.numpy.load_file,
+        "torch.load": torch.load,
+        "mu.safe_open": transformers.modeling_utils.safe_open,
+        "PreTrainedModel": vars(PreTrainedModel)["from_pretrained"],
+        "AutoModelForCausalLM": vars(transformers.AutoModelForCausalLM)["from_pretrained"],
+        "AutoConfig": vars(transformers.AutoConfig)["from_pretrained"],
+    }
+
+
+def test_uninstall_restores_the_originals(guarded: Path, key: keys.PrivateKey) -> None:
+    guard.uninstall()
+    before = _originals()
+    guard.install(policy=guarded)
+    guard.install(policy=guarded)  # idempotent
+    during = _originals()
+    assert all(during[k] is not before[k] for k in before)
+    assert guard.installed()
+    guard.uninstall()
+    after = _originals()
+    assert all(after[k] is before[k] for k in before), [
+        k for k in before if after[k] is not before[k]
+    ]
+    assert not guard.installed()
+    guard.uninstall()  # a no-op
+
+
+def test_install_from_env(guarded: Path) -> None:
+    guard.uninstall()
+    assert not guard.install_from_env({})
+    assert not guard.installed()
+    assert guard.install_from_env({guard.ENV_VAR: str(guarded)})
+    assert guard.installed() and torch.load is guard._torch_load
+
+
+def test_sitecustomize_patches_modules_as_they_are_imported(
+    weights: Path, guarded: Path, tmp_path: Path
+) -> None:
+    """A fresh interpreter: install imports nothing heavy; later imports are patched."""
+    site = tmp_path / "site"
+    site.mkdir()
+    # The snippet the module docstring documents, verbatim.
+    doc = guard.__doc__ or ""
+    snippet = doc.split("site-packages)::\n", 1)[1].split("\nthen ", 1)[0]
+    (site / "sitecustomize.py").write_text(textwrap.dedent(snippet))
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from modelsign import guard
+        assert guard.installed() and "torch" not in sys.modules, sorted(sys.modules)
+        from safetensors.torch import load_file
+        import torch
+        assert torch.load is guard._torch_load and load_file is guard._torch_load_file
+        assert load_file({str(weights)!r})["alpha"].sum().item() == 66
+        import transformers
+        assert "transformers.modeling_utils" not in sys.modules
+        auto = transformers.AutoModelForCausalLM  # imports the model modules: patched now
+        assert vars(auto)["from_pretrained"].__func__.__module__ == "modelsign.guard"
+        assert transformers.modeling_utils.safe_open is guard._safe_open
+        from modelsign.errors import VerificationError
+        try:
+            torch.load({str(weights)!r})
+        except VerificationError as exc:
+            print("refused:", exc.message)
+        """
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]),
+        guard.ENV_VAR: str(guarded),
+        "HF_HUB_OFFLINE": "1",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert "refused: torch.load" in out.stdout and "formats" in out.stdout
+    # A policy that cannot be read stops the interpreter rather than run unguarded.
+    env[guard.ENV_VAR] = str(tmp_path / "missing.yaml")
+    out = subprocess.run(
+        [sys.executable, "-c", "print('started')"], env=env, capture_output=True, text=True
+    )
+    assert out.returncode != 0 and "started" not in out.stdout
+    assert "modelsign guard" in out.stderr and "POLICY_NOT_FOUND" in out.stderr

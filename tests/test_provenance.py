@@ -1,0 +1,158 @@
+"""SLSA provenance: the statement, its signature, the subject check, policies."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from modelsign import KeySigner, KeyVerifier, Policy, VerificationError, sign, verify
+from modelsign.metadata.provenance import parse_source
+from modelsign.provenance import (
+    BUILD_TYPE,
+    LOCAL_BUILDER,
+    SLSA_PREDICATE,
+    attest_provenance,
+)
+from modelsign.signature import keys
+
+KEY = keys.generate_key("ec-p256")
+SIGNER = KeySigner(KEY)
+VERIFIER = KeyVerifier(KEY.public_key())
+COMMIT = "c" * 40
+GITHUB = {
+    "GITHUB_ACTIONS": "true",
+    "GITHUB_REPOSITORY": "acme/models",
+    "GITHUB_WORKFLOW_REF": "acme/models/.github/workflows/release.yml@refs/tags/v1.0",
+    "GITHUB_REF": "refs/tags/v1.0",
+    "GITHUB_SHA": "d" * 40,
+    "GITHUB_RUN_ID": "42",
+    "GITHUB_RUN_ATTEMPT": "2",
+    "GITHUB_SERVER_URL": "https://github.com",
+}
+
+
+def statement_of(path: Path) -> dict:  # type: ignore[type-arg]
+    bundle = json.loads(path.read_bytes())
+    return json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))  # type: ignore[no-any-return]
+
+
+def test_statement_from_a_github_release(tiny_model: Path) -> None:
+    res = attest_provenance(
+        tiny_model, signer=SIGNER, env=GITHUB, source=parse_source(f"acme/tiny@{COMMIT}")
+    )
+    assert res.path == str(tiny_model / "model.provenance.sig")
+    st = statement_of(Path(res.path))
+    assert st["predicateType"] == SLSA_PREDICATE
+    assert {s["name"]: s["digest"]["sha256"] for s in st["subject"]} == {
+        f.path: f.sha256 for f in res.manifest.files
+    }
+    build = st["predicate"]["buildDefinition"]
+    run = st["predicate"]["runDetails"]
+    assert build["buildType"] == BUILD_TYPE
+    assert build["externalParameters"]["source"] == f"acme/tiny@{COMMIT}"
+    assert build["externalParameters"]["workflow"] == {
+        "ref": "refs/tags/v1.0",
+        "repository": "acme/models",
+        "path": ".github/workflows/release.yml",
+    }
+    deps = {d["name"]: d for d in build["resolvedDependencies"]}
+    assert deps["source"]["digest"] == {"gitCommit": COMMIT}
+    assert deps["base_model:modelsign-examples/tiny-base"]["annotations"] == {
+        "relation": "finetune"
+    }
+    assert run["builder"]["id"] == (
+        "https://github.com/acme/models/.github/workflows/release.yml@refs/tags/v1.0"
+    )
+    assert run["metadata"]["invocationId"] == (
+        "https://github.com/acme/models/actions/runs/42/attempts/2"
+    )
+    assert run["byproducts"][0]["digest"]["sha256"] == res.manifest.digest().split(":")[1]
+
+
+def test_verify_with_provenance(tiny_model: Path) -> None:
+    attest_provenance(tiny_model, signer=SIGNER, env=GITHUB)
+    sign(tiny_model, signer=SIGNER, env={})  # order does not matter: each leaves the other out
+    r = verify(tiny_model, verifier=VERIFIER, provenance=True)
+    assert r.provenance is not None and r.provenance.builder_id.endswith(
+        "release.yml@refs/tags/v1.0"
+    )
+    assert r.provenance.signer.key_hint == keys.key_hint(KEY.public_key())
+
+
+def test_provenance_for_other_files_is_refused(
+    tiny_model: Path, tiny_models: tuple[Path, Path]
+) -> None:
+    attest_provenance(tiny_model, signer=SIGNER, env={})
+    (tiny_model / "README.md").write_text("edited after the attestation\n")
+    sign(tiny_model, signer=SIGNER, env={})  # the model signature covers the edit
+    with pytest.raises(VerificationError) as e:
+        verify(tiny_model, verifier=VERIFIER, provenance=True)
+    assert [p.code for p in e.value.findings] == ["PROVENANCE_SUBJECT_MISMATCH"]
+
+
+def test_provenance_signed_by_another_key_or_missing(tiny_model: Path) -> None:
+    attest_provenance(tiny_model, signer=KeySigner(keys.generate_key()), env={})
+    sign(tiny_model, signer=SIGNER, env={})
+    with pytest.raises(VerificationError) as e:
+        verify(tiny_model, verifier=VERIFIER, provenance=True)
+    assert [p.code for p in e.value.findings] == ["KEY_HINT_MISMATCH"]
+    (tiny_model / "model.provenance.sig").unlink()
+    with pytest.raises(VerificationError) as e:
+        verify(tiny_model, verifier=VERIFIER, provenance=True)
+    assert [p.code for p in e.value.findings] == ["PROVENANCE_NOT_FOUND"]
+    # without asking for it, a model signature alone verifies
+    verify(tiny_model, verifier=VERIFIER)
+
+
+def test_local_builder_and_policy(tiny_model: Path, tmp_path: Path) -> None:
+    res = attest_provenance(tiny_model, signer=SIGNER, env={})
+    assert statement_of(Path(res.path))["predicate"]["runDetails"]["builder"]["id"] == LOCAL_BUILDER
+    sign(tiny_model, signer=SIGNER, env={})
+    pem = keys.public_key_pem(KEY.public_key()).decode()
+    policy_file = tmp_path / "p.yaml"
+    policy_file.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "signers": {"keys": [{"pem": pem}]},
+                "provenance": {
+                    "require_attestation": True,
+                    "builder_ids": ["https://github.com/acme/*"],
+                },
+            }
+        )
+    )
+    with pytest.raises(VerificationError) as e:
+        verify(tiny_model, policy=Policy.load(policy_file))
+    rule = next(r for r in e.value.result.policy.rules if r.rule == "provenance")
+    assert rule.status == "fail" and "not an allowed builder" in rule.reasons[0]
+    attest_provenance(tiny_model, signer=SIGNER, env=GITHUB, force=True)
+    r = verify(tiny_model, policy=Policy.load(policy_file))
+    assert {x.rule: x.status for x in r.policy.rules}["provenance"] == "pass"  # type: ignore[union-attr]
+    (tiny_model / "model.provenance.sig").unlink()
+    with pytest.raises(VerificationError) as e:
+        verify(tiny_model, policy=Policy.load(policy_file))
+    assert any(p.code == "PROVENANCE_NOT_FOUND" for p in e.value.findings)
+
+
+def test_cli(tiny_model: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from modelsign.cli import cli
+
+    prefix = tmp_path / "k"
+    keys.write_keypair(str(prefix), KEY, password=None)
+    r = CliRunner().invoke(
+        cli, ["attest", "provenance", str(tiny_model), "--key", f"{prefix}.key"], env=GITHUB
+    )
+    assert r.exit_code == 0, r.stderr
+    assert "builder: https://github.com/acme/models/" in r.stderr
+    r = CliRunner().invoke(cli, ["sign", str(tiny_model), "--key", f"{prefix}.key"], env={})
+    assert r.exit_code == 0, r.stderr
+    r = CliRunner().invoke(
+        cli, ["verify", str(tiny_model), "--key", f"{prefix}.pub", "--provenance"]
+    )
+    assert r.exit_code == 0 and "provenance: built by https://github.com/acme/models" in r.stdout

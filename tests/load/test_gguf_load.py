@@ -197,10 +197,11 @@ def test_split_unsigned_extra_member_is_refused(
 ) -> None:
     folder, _ = split
     write_gguf(folder / "x-00004-of-00003.gguf", tensors=model_tensors(9))
-    # With a policy, open_context lets unsigned files by; the split check does not.
+    # A policy without a coverage rule refuses unsigned files beside the model, as verify does.
     exc = failing(folder / SPLIT[0], verifier=None, policy=write_policy(tmp_path, "enforce"))
-    assert exc.code == "FILE_EXTRA"
-    assert [p.file for p in exc.findings] == ["x-00004-of-00003.gguf"]
+    assert exc.code == "POLICY_FAILED"
+    extra = [p.file for p in exc.findings if p.code == "FILE_EXTRA"]
+    assert extra == ["x-00004-of-00003.gguf"]
 
 
 def test_split_member_signed_alone_is_refused(tmp_path: Path) -> None:

@@ -182,9 +182,11 @@ def open_context(
                 f"{r.rule} ({'; '.join(r.reasons[:3])})" for r in failed
             )
             if blocked:
+                named = {p.file for p in problems if p.code == "FILE_EXTRA"}
                 findings = problems + [
                     Problem(code="FILE_EXTRA", message=f"not signed ({fmt})", file=n)
                     for n, fmt in sorted(unsigned.items())
+                    if n not in named
                 ]
                 findings += [
                     Problem(code=f"POLICY_{r.rule.upper()}", message=reason)

@@ -316,6 +316,11 @@ class SigstoreSigner:
         from sigstore.models import ClientTrustConfig
 
         env = os.environ if env is None else env
+        interactive = sys.stdin.isatty() if interactive is None else interactive
+        # The token first: a CI job without OIDC permission learns what to add
+        # before anything goes to the network.
+        raw = _ambient_token(identity_token or env.get(TOKEN_ENV), env=env, interactive=interactive)
+        parsed = _identity_token(raw, None, oauth_force_oob=False) if raw is not None else None
         if trust_config is not None:
             try:
                 with open(trust_config, encoding="utf-8") as fh:
@@ -338,13 +343,7 @@ class SigstoreSigner:
                     f"cannot fetch the Sigstore trust configuration: {exc}",
                     code="SIGSTORE_UNREACHABLE",
                 ) from exc
-        token = _identity_token(
-            identity_token or env.get(TOKEN_ENV),
-            config,
-            env=env,
-            oauth_force_oob=oauth_force_oob,
-            interactive=sys.stdin.isatty() if interactive is None else interactive,
-        )
+        token = parsed or _identity_token(None, config, oauth_force_oob=oauth_force_oob)
         return cls(config, token)
 
     def sign_statement(self, statement: bytes) -> bytes:
@@ -363,37 +362,38 @@ class SigstoreSigner:
         return bundle.to_json().encode("utf-8")
 
 
-def _identity_token(
-    raw: str | None,
-    config: object,
-    *,
-    env: Mapping[str, str],
-    oauth_force_oob: bool,
-    interactive: bool,
-) -> object:
-    from sigstore.oidc import IdentityToken, Issuer, detect_credential
+def _ambient_token(raw: str | None, *, env: Mapping[str, str], interactive: bool) -> str | None:
+    """A given or ambient CI token; None when an interactive sign-in will provide one."""
+    from sigstore.oidc import detect_credential
+
+    if raw is not None:
+        return raw
+    if env.get("GITHUB_ACTIONS") == "true" and not env.get("ACTIONS_ID_TOKEN_REQUEST_URL"):
+        raise InputError(
+            "this GitHub Actions job cannot request an OIDC token: add "
+            "'permissions: id-token: write' to the job (or the workflow)",
+            code="NO_IDENTITY_TOKEN",
+        )
+    try:
+        raw = detect_credential()
+    except Exception as exc:  # sigstore.oidc.IdentityError and id's errors
+        raise InputError(
+            f"ambient CI credentials were found but failed: {exc}", code="NO_IDENTITY_TOKEN"
+        ) from exc
+    if raw is None and not interactive:
+        raise InputError(
+            "no identity token: pass --identity-token, set "
+            f"{TOKEN_ENV}, run in CI with OIDC (GitHub Actions 'id-token: write', "
+            "GitLab SIGSTORE_ID_TOKEN), or run interactively",
+            code="NO_IDENTITY_TOKEN",
+        )
+    return raw
+
+
+def _identity_token(raw: str | None, config: object, *, oauth_force_oob: bool) -> object:
+    from sigstore.oidc import IdentityToken, Issuer
 
     if raw is None:
-        if env.get("GITHUB_ACTIONS") == "true" and not env.get("ACTIONS_ID_TOKEN_REQUEST_URL"):
-            raise InputError(
-                "this GitHub Actions job cannot request an OIDC token: add "
-                "'permissions: id-token: write' to the job (or the workflow)",
-                code="NO_IDENTITY_TOKEN",
-            )
-        try:
-            raw = detect_credential()
-        except Exception as exc:  # sigstore.oidc.IdentityError and id's errors
-            raise InputError(
-                f"ambient CI credentials were found but failed: {exc}", code="NO_IDENTITY_TOKEN"
-            ) from exc
-    if raw is None:
-        if not interactive:
-            raise InputError(
-                "no identity token: pass --identity-token, set "
-                f"{TOKEN_ENV}, run in CI with OIDC (GitHub Actions 'id-token: write', "
-                "GitLab SIGSTORE_ID_TOKEN), or run interactively",
-                code="NO_IDENTITY_TOKEN",
-            )
         try:
             url = config.signing_config.get_oidc_url()  # type: ignore[attr-defined]
             return Issuer(url).identity_token(force_oob=oauth_force_oob)

@@ -171,15 +171,21 @@ def report(label: str, root: Path, repeat: int) -> None:
     print(f"  sha256 tensors vs model_signing (time): {s2 / ms:.2f}x")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def model_args(description: str | None) -> argparse.ArgumentParser:
+    """The command-line options every benchmark over these models takes."""
+    ap = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawTextHelpFormatter
+    )
     ap.add_argument("--workdir", type=Path, default=Path(__file__).parent / "out")
     ap.add_argument("--multi-gb", type=float, default=2.0)
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--single-gb", type=float, default=2.0)
     ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
+    return ap
 
+
+def build_models(args: argparse.Namespace) -> tuple[Path, Path]:
+    """The multi-file and single-file models (built once, reused by later runs)."""
     multi = args.workdir / f"multi-{args.multi_gb:g}gb"
     single = args.workdir / f"single-{args.single_gb:g}gb"
     multi.mkdir(parents=True, exist_ok=True)
@@ -191,6 +197,12 @@ def main() -> None:
             seed=i << 32,
         )
     write_safetensors(single / "model.safetensors", int(args.single_gb * GB), seed=99 << 32)
+    return multi, single
+
+
+def main() -> None:
+    args = model_args(__doc__).parse_args()
+    multi, single = build_models(args)
 
     print(f"cores: {os.cpu_count()}; repeat: best of {args.repeat}")
     for label, root in (("multi-file", multi), ("single-file", single)):

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ import blake3
 from cryptography.hazmat.primitives import serialization
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hash_bench import GB, all_core, best, warm, write_safetensors
+from hash_bench import GB, all_core, best, build_models, model_args, warm
 
 
 def model_signing_verify(root: Path, sig: Path, pub: Path) -> None:
@@ -41,13 +40,7 @@ def model_signing_verify(root: Path, sig: Path, pub: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--workdir", type=Path, default=Path(__file__).parent / "out")
-    ap.add_argument("--multi-gb", type=float, default=2.0)
-    ap.add_argument("--shards", type=int, default=4)
-    ap.add_argument("--single-gb", type=float, default=2.0)
-    ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
+    args = model_args(__doc__).parse_args()
 
     import model_signing
 
@@ -57,17 +50,7 @@ def main() -> None:
     from modelsign.signature.verifiers import KeyVerifier
     from modelsign.verify import verify
 
-    multi = args.workdir / f"multi-{args.multi_gb:g}gb"
-    single = args.workdir / f"single-{args.single_gb:g}gb"
-    multi.mkdir(parents=True, exist_ok=True)
-    single.mkdir(parents=True, exist_ok=True)
-    for i in range(args.shards):
-        write_safetensors(
-            multi / f"model-{i + 1:05d}-of-{args.shards:05d}.safetensors",
-            int(args.multi_gb * GB / args.shards),
-            seed=i << 32,
-        )
-    write_safetensors(single / "model.safetensors", int(args.single_gb * GB), seed=99 << 32)
+    multi, single = build_models(args)
 
     sigs = args.workdir / "sigs"
     sigs.mkdir(exist_ok=True)

@@ -29,6 +29,20 @@ class Problem(BaseModel):
     actual: str | None = None
 
 
+def tensor_modified(
+    path: str, tensor: str, expected: str | None, actual: str | None, message: str = ""
+) -> Problem:
+    """The finding for a tensor whose bytes differ from the signed digest."""
+    return Problem(
+        code="TENSOR_MODIFIED",
+        message=message or "tensor data changed",
+        file=path,
+        tensor=tensor,
+        expected=expected,
+        actual=actual,
+    )
+
+
 def _shape(dtype: str, shape: list[int]) -> str:
     return f"{dtype}[{','.join(map(str, shape))}]"
 
@@ -127,13 +141,12 @@ def diff_weights(path: str, expected: WeightsInfo, actual: WeightsInfo) -> list[
                 )
             elif e.digest != a.digest:
                 out.append(
-                    Problem(
-                        code="TENSOR_MODIFIED",
-                        message=f"tensor {_shape(e.dtype, e.shape)} data changed",
-                        file=path,
-                        tensor=name,
-                        expected=e.digest,
-                        actual=a.digest,
+                    tensor_modified(
+                        path,
+                        name,
+                        e.digest,
+                        a.digest,
+                        f"tensor {_shape(e.dtype, e.shape)} data changed",
                     )
                 )
     return out

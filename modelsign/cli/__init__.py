@@ -102,6 +102,24 @@ def model_options(func: F) -> F:
     return func
 
 
+def origin_options(func: F) -> F:
+    """Where the model comes from: --source and --parent."""
+    func = click.option(
+        "--parent",
+        "parents",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        metavar="MANIFEST",
+        help="Manifest of a model this one derives from (recorded by digest). Repeatable.",
+    )(func)
+    func = click.option(
+        "--source",
+        metavar="REPO@REV",
+        help="Source repository and revision, e.g. org/name@<commit>.",
+    )(func)
+    return func
+
+
 @cli.command("manifest")
 @click.argument("model", type=click.Path(exists=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here (else stdout).")
@@ -115,17 +133,7 @@ def model_options(func: F) -> F:
     help="Tensor digest algorithm; sha256 for FIPS-bound users.",
 )
 @model_options
-@click.option(
-    "--source", metavar="REPO@REV", help="Source repository and revision, e.g. org/name@<commit>."
-)
-@click.option(
-    "--parent",
-    "parents",
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    metavar="MANIFEST",
-    help="Manifest of a model this one derives from (recorded by digest). Repeatable.",
-)
+@origin_options
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), help="Parallel hashing threads.")
 def manifest_cmd(
     model: str,

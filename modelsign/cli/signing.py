@@ -21,7 +21,7 @@ from ..signature.signers import KeySigner, Signer
 from ..signature.sigstore import TOKEN_ENV, SigstoreSigner, SigstoreVerifier, load_trusted_root
 from ..signature.verifiers import CertificateVerifier, KeyVerifier, Verifier
 from ..verify import VerificationResult, verify
-from . import _progress, cli, model_options
+from . import _progress, cli, model_options, origin_options
 
 F = TypeVar("F", bound=Any)
 
@@ -196,15 +196,7 @@ def _load_signer(
     "--tensor-hash", type=click.Choice(TENSOR_HASHES), default="blake3", show_default=True
 )
 @model_options
-@click.option("--source", metavar="REPO@REV", help="Source repository and revision.")
-@click.option(
-    "--parent",
-    "parents",
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    metavar="MANIFEST",
-    help="Manifest of a model this one derives from. Repeatable.",
-)
+@origin_options
 @click.option("-j", "--jobs", type=click.IntRange(1, 256))
 def sign_cmd(
     model: str,
@@ -515,15 +507,7 @@ def attest_group() -> None:
     "--tensor-hash", type=click.Choice(TENSOR_HASHES), default="blake3", show_default=True
 )
 @model_options
-@click.option("--source", metavar="REPO@REV", help="Source repository and revision.")
-@click.option(
-    "--parent",
-    "parents",
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    metavar="MANIFEST",
-    help="Manifest of a model this one derives from. Repeatable.",
-)
+@origin_options
 def attest_provenance_cmd(
     model: str,
     output: str | None,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..compare import Problem, diff_weights
+from ..compare import Problem, diff_weights, tensor_modified
 from ..discover import ModelFile, discover
 from ..errors import DiscoveryError, InputError, ModelsignError, VerificationError
 from ..formats import SNIFF_BYTES, detect_format, parse_weights_bytes
@@ -424,16 +424,7 @@ def _diagnose(
         # Same header, so the same layout: the differing parts are exactly known.
         for t, have in zip(w.tensors, got[1 : 1 + len(w.tensors)], strict=True):
             if have != t.digest:
-                problems.append(
-                    Problem(
-                        code="TENSOR_MODIFIED",
-                        message="tensor data changed",
-                        file=name,
-                        tensor=t.name,
-                        expected=t.digest,
-                        actual=str(have),
-                    )
-                )
+                problems.append(tensor_modified(name, t.name, t.digest, str(have)))
         if any(g is not True for g in got[1 + len(w.tensors) :]):
             problems.append(
                 Problem(code="PADDING_MODIFIED", message="padding bytes are not zero", file=name)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from ..compare import Problem
+from ..compare import Problem, tensor_modified
 from ..errors import InputError
 from ..hashing import RangeJob, hash_ranges
 from ..manifest import TensorEntry
@@ -236,16 +236,7 @@ def _load_partial(
             )
         for t, b, have in zip(entries, bufs, got[1:], strict=True):
             if have != t.digest:
-                problems.append(
-                    Problem(
-                        code="TENSOR_MODIFIED",
-                        message="tensor data changed",
-                        file=name,
-                        tensor=t.name,
-                        expected=t.digest,
-                        actual=str(have),
-                    )
-                )
+                problems.append(tensor_modified(name, t.name, t.digest, str(have)))
             out[t.name] = _make_tensor(framework, t, b, 0)
         if problems:
             ctx.fail(f"{name} does not match the signature", problems, problems[-1].code)

@@ -18,6 +18,7 @@ import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import __version__
+from ._json import unique_keys
 from .discover import ModelTree, discover
 from .errors import InputError, ManifestError, ModelsignError
 from .findings import Finding
@@ -289,16 +290,9 @@ def looks_like_manifest(data: bytes) -> bool:
 def parse_manifest(data: bytes, where: str) -> Manifest:
     """Validate manifest JSON bytes (duplicate keys refused)."""
 
-    def no_dupes(pairs: list[tuple[str, object]]) -> dict[str, object]:
-        out: dict[str, object] = {}
-        for k, v in pairs:
-            if k in out:
-                raise ManifestError(
-                    f"duplicate JSON key {k!r}", code="MANIFEST_INVALID", path=where
-                )
-            out[k] = v
-        return out
-
+    no_dupes = unique_keys(
+        lambda k: ManifestError(f"duplicate JSON key {k!r}", code="MANIFEST_INVALID", path=where)
+    )
     try:
         obj = json.loads(data.decode("utf-8"), object_pairs_hook=no_dupes)
     except (UnicodeDecodeError, ValueError) as exc:

@@ -14,7 +14,7 @@ serial number is a UUIDv5 of the manifest digest, and there is no timestamp
 unless one is asked for — the same model gives the same bytes.
 
 cyclonedx-python-lib builds and serializes everything except ``modelCard``,
-which it does not model yet (its ``Component.model_card`` is a TODO); the
+which it does not model yet (``Component.model_card`` is not implemented there); the
 model card is added to the serialized JSON, so :meth:`BomBuilder.to_json` (and
 :func:`ml_bom_json`) is the complete BOM and :func:`ml_bom` the library object
 without it.

@@ -16,6 +16,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from .._json import unique_keys
 from ..errors import FormatError
 from ..findings import Finding
 from .layout import HeaderReader, MetadataValue, TensorSpan, WeightLayout
@@ -200,21 +201,13 @@ def parse_safetensors(reader: HeaderReader) -> WeightLayout:
 
 
 def _reject_duplicates(path: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
-    """An ``object_pairs_hook`` that refuses duplicate keys (parsers disagree on them)."""
-
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise FormatError(
-                    f"duplicate JSON key {key!r} in the header",
-                    code="SAFETENSORS_DUPLICATE_KEY",
-                    path=path,
-                )
-            out[key] = value
-        return out
-
-    return hook
+    return unique_keys(
+        lambda key: FormatError(
+            f"duplicate JSON key {key!r} in the header",
+            code="SAFETENSORS_DUPLICATE_KEY",
+            path=path,
+        )
+    )
 
 
 def _bad_constant(path: str) -> Callable[[str], Any]:

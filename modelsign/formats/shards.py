@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from .._json import unique_keys
 from ..errors import FormatError
 from ..findings import Finding
 
@@ -92,21 +93,13 @@ def check_safetensors_index(
 
 
 def _reject_duplicates(index_path: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
-    """An ``object_pairs_hook`` refusing duplicate keys (parsers disagree on which wins)."""
-
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise FormatError(
-                    f"duplicate JSON key {key!r} in the index",
-                    code="SHARD_INDEX_BAD_JSON",
-                    path=index_path,
-                )
-            out[key] = value
-        return out
-
-    return hook
+    return unique_keys(
+        lambda key: FormatError(
+            f"duplicate JSON key {key!r} in the index",
+            code="SHARD_INDEX_BAD_JSON",
+            path=index_path,
+        )
+    )
 
 
 def _parse_index(index_path: str, index_bytes: bytes) -> dict[str, str]:

@@ -23,7 +23,6 @@ class Signer(Protocol):
 
     def sign_statement(self, statement: bytes) -> bytes:
         """Sign in-toto statement bytes; return the Sigstore bundle JSON."""
-        ...
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import Any
 
 import rfc8785
 
+from .._json import unique_keys
 from ..discover import GIT_PATHS, check_relative_name
 from ..errors import DiscoveryError, ManifestError, VerificationError
 from ..manifest import Manifest, parse_manifest
@@ -103,16 +104,11 @@ def build_statement(manifest: Manifest, *, ignore_paths: list[str]) -> bytes:
 def strict_json(data: bytes, what: str) -> Any:
     """Parse JSON, refusing duplicate keys (parsers disagree on which one wins)."""
 
-    def no_dupes(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for k, v in pairs:
-            if k in out:
-                raise VerificationError(
-                    f"{what} has a duplicate JSON key {k!r}", code="DUPLICATE_JSON_KEY"
-                )
-            out[k] = v
-        return out
-
+    no_dupes = unique_keys(
+        lambda k: VerificationError(
+            f"{what} has a duplicate JSON key {k!r}", code="DUPLICATE_JSON_KEY"
+        )
+    )
     try:
         return json.loads(data.decode("utf-8"), object_pairs_hook=no_dupes)
     except (UnicodeDecodeError, ValueError) as exc:

@@ -48,7 +48,6 @@ class Verifier(Protocol):
 
     def verify_envelope(self, envelope: Envelope) -> SignerInfo:
         """Check the envelope's signature; return the signer or raise VerificationError."""
-        ...
 
 
 def _is_legacy(payload: bytes) -> bool:

@@ -255,7 +255,7 @@ def hash_file(
             if tensor_hash is not None and size - pos > CHUNK:
                 lane = _Lane(feeder, free)
         elif head[:4] == b"PK\x03\x04":
-            fmt, pickle_members = _zip_checkpoint(fd, size, f.path, fmt, notes)
+            fmt, pickle_members = zip_checkpoint(fd, size, f.path, fmt, notes)
         # Without a lane one buffer is reused, so it stays in the CPU cache.
         for _ in range(DEPTH if lane is not None else 1):
             free.put(bytearray(min(CHUNK, max(size, 1))))
@@ -314,7 +314,7 @@ def hash_file(
     return result
 
 
-def _zip_checkpoint(
+def zip_checkpoint(
     fd: int, size: int, path: str, fmt: FileFormat, notes: list[Finding]
 ) -> tuple[FileFormat, list[str]]:
     """A ZIP holding a ``*.pkl`` member is a torch checkpoint, whatever its name.

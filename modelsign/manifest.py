@@ -206,7 +206,7 @@ def weights_info(d: FileDigests, tensor_hash: TensorHash | None) -> WeightsInfo:
     )
 
 
-def _file_entry(d: FileDigests, tensor_hash: TensorHash | None) -> tuple[FileEntry, list[Finding]]:
+def file_entry(d: FileDigests, tensor_hash: TensorHash | None) -> tuple[FileEntry, list[Finding]]:
     findings: list[Finding] = list(d.findings)
     flags: list[str] = []
     weights = None
@@ -251,18 +251,24 @@ def _file_entry(d: FileDigests, tensor_hash: TensorHash | None) -> tuple[FileEnt
 
 
 def _hf_blob_check(tree: ModelTree, digests: Sequence[FileDigests]) -> None:
-    """An LFS blob's name is its SHA-256: a mismatch is a corrupted or altered cache."""
+    """An LFS blob's name (its etag) is its SHA-256: a mismatch is a corrupted or altered cache.
+
+    The name checked is the snapshot link's own target in ``blobs/``; in the
+    2.x shared store that blob may link on to a file named by another hash.
+    """
     if tree.hf is None:
         return
     for d in digests:
-        blob = os.path.basename(d.file.real)
-        is_lfs_blob = len(blob) == 64 and all(c in "0123456789abcdef" for c in blob)
-        if d.file.symlink and is_lfs_blob and blob != d.sha256:
+        if not d.file.symlink:
+            continue
+        etag = os.path.basename(os.readlink(os.path.join(tree.root, d.file.path)))
+        is_lfs = len(etag) == 64 and all(c in "0123456789abcdef" for c in etag)
+        if is_lfs and etag != d.sha256:
             raise ManifestError(
                 "Hugging Face cache blob content does not match its name (SHA-256 etag)",
                 code="HF_BLOB_DIGEST_MISMATCH",
                 path=d.file.path,
-                expected=blob,
+                expected=etag,
                 actual=d.sha256,
             )
 
@@ -385,7 +391,7 @@ def manifest_for_tree(
     findings: list[Finding] = []
     made: dict[str, FileEntry] = {}
     for d in digests:
-        entry, found = _file_entry(d, tensor_hash)
+        entry, found = file_entry(d, tensor_hash)
         made[d.file.path] = entry
         findings += found
     for name, (entry, found) in reuse.items():

@@ -202,3 +202,18 @@ def test_real_model_from_pypi(real_model_dir: Path, tmp_path: Path) -> None:
     assert not m2.licence.agree
     assert any(f.code == "LICENCE_DISAGREEMENT" for f in m2.findings)
     assert os.path.getsize(copy / "model.safetensors") == st.size
+
+
+def test_hf_shared_store_blob_named_by_another_hash(tmp_path: Path) -> None:
+    """huggingface_hub 2.x: blobs/<sha256> may link on to a shared store file named otherwise."""
+    buf = tmp_path / "w.safetensors"
+    save_file({"w": np.ones(4, dtype=np.float32)}, str(buf))
+    cache = tmp_path / "cache"
+    repo = make_hf_cache(cache, {"model.safetensors": buf.read_bytes()})
+    (blob,) = (repo / "blobs").iterdir()
+    store = cache / "xet" / ("f" * 64)
+    store.parent.mkdir()
+    os.replace(blob, store)
+    os.symlink(os.path.relpath(store, blob.parent), blob)
+    m = build_manifest(repo, env={})
+    assert m.files[0].sha256 == blob.name

@@ -227,5 +227,6 @@ def main() -> None:
 
 # Register the other commands on the group (they import from this module).
 from . import diff as _diff  # noqa: E402,F401
+from . import inventory as _inventory  # noqa: E402,F401
 from . import sbom as _sbom  # noqa: E402,F401
 from . import signing as _signing  # noqa: E402,F401

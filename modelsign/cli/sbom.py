@@ -108,7 +108,7 @@ def _load(
     return m, _card(real, m), "model"
 
 
-def _now() -> datetime:
+def build_time() -> datetime:
     """SOURCE_DATE_EPOCH when set (reproducible builds), else the current time."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch is not None:
@@ -161,7 +161,7 @@ def sbom_cmd(
             "(run `modelsign verify` to check it)",
             err=True,
         )
-    text = ml_bom_json(m, card=card, origin=origin, timestamp=_now() if timestamp else None)
+    text = ml_bom_json(m, card=card, origin=origin, timestamp=build_time() if timestamp else None)
     if output:
         write_atomic(output, text.encode("utf-8"), force=force)
         click.echo(f"wrote {output}", err=True)

@@ -1,0 +1,202 @@
+"""``modelsign inventory``: which models are on this device, and are they the ones we signed?"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .._atomic import write_atomic
+from ..errors import InputError
+from . import _stderr_console, cli
+
+if TYPE_CHECKING:
+    from ..inventory import InventoryEntry
+
+_STYLES: dict[str, str] = {
+    "verified": "green",
+    "policy-failed": "red",
+    "signed-untrusted": "yellow",
+    "unsigned": "yellow",
+    "tampered": "bold red",
+    "unsafe-format": "red",
+    "unreadable": "magenta",
+}
+
+
+@contextmanager
+def _count_progress() -> Iterator[Callable[[int, int], None] | None]:
+    """A bar counting models on a terminal (stderr), nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+        console=_stderr_console(),
+    ) as bar:
+        task = bar.add_task("scanning models", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _display_name(m: InventoryEntry) -> str:
+    if m.revision is None:
+        return m.name
+    repo = m.name.rsplit("@", 1)[0]
+    at = m.refs[0] if m.refs else m.revision[:12]
+    return f"{repo}@{at}" + (f" ({m.revision[:12]})" if m.refs else "")
+
+
+def _render(models: list[InventoryEntry], counts: dict[str, int], policy: bool) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)  # a pipe or a file: keep rows on one line
+    table = Table(show_lines=False, header_style="bold")
+    for column in ("status", "model", "store", "size", "format", "quant", "licence", "signed"):
+        table.add_column(column, no_wrap=column in ("status", "size"))
+    table.add_column("checked", no_wrap=True)
+    table.add_column("reason", overflow="fold", ratio=1)
+    for m in models:
+        weights = [f for f in m.formats if f != "opaque"] or m.formats
+        q = m.quantization
+        quant = (q.scheme or ("quantized" if q.quantized else "none")) if q else ""
+        status: str = m.status + (" (blocked)" if m.blocked else "")
+        cells = [
+            _display_name(m),
+            m.store,
+            _size(m.size),
+            ",".join(weights),
+            quant,
+            m.licence or "",
+            "yes" if m.signature else "no",
+            m.checked,
+            m.reason or "",
+        ]
+        # Names and reasons come from files on disk: never rich markup.
+        table.add_row(f"[{_STYLES[m.status]}]{status}[/]", *(escape(c) for c in cells))
+    console.print(table)
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or "none"
+    blocked = sum(1 for m in models if m.blocked)
+    tail = f"; {blocked} blocked by the policy" if policy else ""
+    console.print(f"{len(models)} models: {summary}{tail}")
+
+
+@cli.command("inventory")
+@click.argument("roots", nargs=-1, type=click.Path(exists=False), metavar="[ROOT]...")
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False),
+    help="Judge every model by this policy; signed models are verified in full.",
+)
+@click.option(
+    "--verify",
+    "verify_all",
+    is_flag=True,
+    help="Hash every file: every content address and every signature's content is checked.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the inventory as JSON.")
+@click.option(
+    "--cyclonedx",
+    "bom_out",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Write a CycloneDX 1.6 ML-BOM of the device to FILE.",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing --cyclonedx FILE.")
+@click.option(
+    "--sort",
+    "sort_by",
+    type=click.Choice(["status", "size", "name"]),
+    default="status",
+    show_default=True,
+    help="Order of the table and the JSON: worst status, largest, or by name first.",
+)
+@click.option(
+    "--no-default-stores",
+    is_flag=True,
+    help="Scan only the ROOTs, not the runtimes' default stores.",
+)
+@click.pass_context
+def inventory_cmd(
+    ctx: click.Context,
+    roots: tuple[str, ...],
+    policy_file: str | None,
+    verify_all: bool,
+    as_json: bool,
+    bom_out: str | None,
+    force: bool,
+    sort_by: str,
+    no_default_stores: bool,
+) -> None:
+    """List the models on this machine and whether they are the ones you signed.
+
+    Scans the Hugging Face cache (HF_HUB_CACHE, HF_HOME), Ollama's store
+    (OLLAMA_MODELS), LM Studio's models folder (LMSTUDIO_MODELS), the llama.cpp
+    cache (LLAMA_CACHE) and every ROOT for safetensors, GGUF and pickle models.
+    Each gets a status: verified, policy-failed, signed-untrusted, unsigned,
+    tampered, unsafe-format or unreadable. Weights are never loaded; without
+    --verify only headers and small files are read.
+
+    Exit code 1 when a model fails an enforced rule of --policy (or is
+    tampered under it), 2 on usage or input errors, else 0.
+    """
+    from ..inventory import cyclonedx_json, scan, sort_models
+    from ..policy import Policy
+    from .sbom import build_time
+
+    if as_json and bom_out:
+        raise click.UsageError("give --json or --cyclonedx, not both")
+    if no_default_stores and not roots:
+        raise click.UsageError("nothing to scan: give a ROOT, or leave out --no-default-stores")
+    if bom_out and os.path.lexists(bom_out) and not force:
+        raise InputError(
+            "output exists; pass --force to overwrite", code="OUTPUT_EXISTS", path=bom_out
+        )
+    policy = Policy.load(policy_file) if policy_file else None
+    with _count_progress() as progress:
+        inventory = scan(
+            roots,
+            default_stores=not no_default_stores,
+            policy=policy,
+            verify=verify_all,
+            progress=progress,
+        )
+    models = sort_models(inventory.models, sort_by)  # type: ignore[arg-type]
+    if as_json:
+        shown: Any = inventory.model_copy(update={"models": models})
+        click.echo(shown.model_dump_json(indent=2))
+    else:
+        _render(models, inventory.counts(), policy is not None)
+    if bom_out:
+        text = cyclonedx_json(inventory, timestamp=build_time())
+        write_atomic(bom_out, text.encode("utf-8"), force=force)
+        click.echo(f"wrote {bom_out}", err=True)
+    if inventory.blocked:
+        ctx.exit(1)

@@ -19,6 +19,7 @@ from .errors import (
     VerificationError,
 )
 from .findings import Finding
+from .inventory import Inventory, InventoryEntry
 from .load import (
     LoadReport,
     ModelsignWarning,
@@ -42,6 +43,7 @@ from .signature.verifiers import (
     Verifier,
 )
 from .verify import VerificationResult, verify
+from .watch import Watcher
 
 if TYPE_CHECKING:
     from .sbom import ml_bom, ml_bom_json
@@ -62,6 +64,8 @@ __all__ = [
     "Finding",
     "FormatError",
     "InputError",
+    "Inventory",
+    "InventoryEntry",
     "KeySigner",
     "KeyVerifier",
     "LoadReport",
@@ -85,6 +89,7 @@ __all__ = [
     "VerifiedGGUF",
     "VerifiedTensors",
     "Verifier",
+    "Watcher",
     "__version__",
     "build_manifest",
     "diff_models",

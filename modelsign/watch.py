@@ -8,11 +8,22 @@ inotify queue, a watch limit) are caught by a periodic re-check that compares
 every file's stat (size, mtime, ctime, inode) and re-verifies on a difference —
 cheap enough to run every minute on models of any size.
 
-What it reports are transitions, as dicts with a stable schema (see
-:func:`event_dict`): ``verified`` (the first verification passed),
-``changed`` (files changed; a verification follows), ``tampered`` (a
-verification failed, or failed differently), ``restored`` (passes again after
-``tampered`` or ``removed``), ``removed`` (the model path is gone).
+It reports transitions, not every check, as dicts with a stable schema —
+every key always present::
+
+    {"event": "verified" | "changed" | "tampered" | "restored" | "removed",
+     "model": PATH as given, "time": ISO 8601 UTC,
+     "verdict": "verified" | "failed" | null (changed, removed),
+     "problems": [{"code", "severity", "file", "tensor", "message"}],
+     "failed_rules": [policy rules that failed], "signer": {...} | null,
+     "paths": [absolute paths that changed: changed only]}
+
+``verified``: the first verification passed (``tampered`` if it failed);
+``changed``: files changed, a verification follows; ``tampered``: a
+verification failed, or failed with other problems than last time;
+``restored``: it passes again after ``tampered`` or ``removed``; ``removed``:
+the model path is gone. A change that leaves the verdict and the problems as
+they were is reported by ``changed`` alone.
 
 Threads: the observer's thread only marks a model dirty; one worker thread
 does every verification — so a model is never verified twice at once — and
@@ -21,6 +32,7 @@ calls ``on_event`` in order.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shlex
@@ -30,6 +42,7 @@ import subprocess
 import threading
 import time
 import types
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -53,6 +66,7 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 
 from .compare import Problem
 from .errors import InputError, ModelsignError, VerificationError
+from .load import ModelsignWarning
 from .policy import Policy
 from .sign import default_signature_path
 from .signature.verifiers import Verifier
@@ -60,6 +74,7 @@ from .verify import VerificationResult, verify
 
 EventName = Literal["verified", "changed", "tampered", "restored", "removed"]
 Event = dict[str, Any]
+_State = Literal["verified", "tampered", "removed"]
 
 #: Opening and reading a file are events too; verification reads every file, so
 #: listening to them would make each verification trigger the next.
@@ -79,6 +94,8 @@ _EVENT_TYPES: Final[list[type[FileSystemEvent]]] = [
 _RACY_NS: Final = 2_000_000_000
 #: A model written to continuously is still checked, this many debounces after the first event.
 _MAX_DELAY: Final = 10
+#: Verifications of a model whose files keep changing under them, before one is reported.
+_ATTEMPTS: Final = 3
 #: How long ``watch`` waits between looks at ``stop_when``.
 _POLL: Final = 0.2
 ON_CHANGE_TIMEOUT: Final = 30.0
@@ -88,7 +105,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def event_dict(
+def _event(
     name: EventName,
     model: str,
     *,
@@ -98,11 +115,7 @@ def event_dict(
     signer: dict[str, Any] | None = None,
     paths: Sequence[str] = (),
 ) -> Event:
-    """One event; every key is always present, so consumers can rely on the schema.
-
-    ``verdict`` is null for ``changed`` and ``removed`` (nothing was verified);
-    ``paths`` lists what changed, for ``changed`` only.
-    """
+    """One event in the schema above."""
     return {
         "event": name,
         "model": model,
@@ -131,10 +144,11 @@ class _Snapshot:
     entries: dict[str, tuple[int, ...]]
     targets: frozenset[str]  # real paths of symlink targets outside the model (HF cache blobs)
     racy: bool
+    monotonic: float  # when it was taken
 
-    def changed_paths(self, other: _Snapshot) -> list[str]:
+    def changed_paths(self, other: _Snapshot) -> set[str]:
         keys = self.entries.keys() | other.entries.keys()
-        return sorted(k for k in keys if self.entries.get(k) != other.entries.get(k))
+        return {k for k in keys if self.entries.get(k) != other.entries.get(k)}
 
 
 @dataclass
@@ -144,16 +158,21 @@ class _Model:
     signature: str | None
     sig_abspath: str
     is_dir: bool
-    state: Literal["verified", "tampered", "removed"] | None = None
+    index: int
+    resolved: str = ""  # the folder a symlinked model path leads to; updated at each check
+    state: _State | None = None
     last_problems: tuple[tuple[str, str | None, str | None], ...] = ()
-    baseline: _Snapshot = field(default_factory=lambda: _Snapshot({}, frozenset(), racy=True))
+    baseline: _Snapshot = field(default_factory=lambda: _Snapshot({}, frozenset(), True, 0.0))
     # Read by the observer thread: replaced whole, never mutated.
     targets: frozenset[str] = frozenset()
 
     def concerns(self, p: str) -> bool:
-        if p in (self.abspath, self.sig_abspath) or p in self.targets:
+        if p in (self.abspath, self.sig_abspath, self.resolved) or p in self.targets:
             return True
-        return self.is_dir and p.startswith(self.abspath + os.sep)
+        return self.is_dir and p.startswith(self.roots())
+
+    def roots(self) -> tuple[str, ...]:
+        return (self.abspath + os.sep, self.resolved + os.sep)
 
 
 @dataclass
@@ -232,11 +251,13 @@ class Watcher:
             sig = os.fspath(signature) if signature is not None else None
             self._models.append(
                 _Model(
+                    index=len(self._models),
                     path=path,
                     abspath=absolute,
                     signature=sig,
                     sig_abspath=os.path.abspath(sig or default_signature_path(path)),
                     is_dir=os.path.isdir(path),
+                    resolved=os.path.realpath(absolute),
                 )
             )
         self._cond = threading.Condition()
@@ -253,6 +274,7 @@ class Watcher:
         self._observer: BaseObserver | None = None
         self._handler = _Handler(self)
         self._watches: dict[tuple[str, bool], tuple[ObservedWatch, tuple[int, int]]] = {}
+        self._unwatchable: set[str] = set()
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -264,12 +286,16 @@ class Watcher:
             self._started = True
             self._running = True
             self._next_tick = time.monotonic() + self._interval
-        if self._use_events:
-            self._observer = Observer()
-            self._observer.start()
-            self._sync_watches()
-        self._worker = threading.Thread(target=self._run, name="modelsign-watch", daemon=True)
-        self._worker.start()
+        try:
+            if self._use_events:
+                self._observer = Observer()
+                self._observer.start()
+                self._sync_watches()
+            self._worker = threading.Thread(target=self._run, name="modelsign-watch", daemon=True)
+            self._worker.start()
+        except BaseException:
+            self._shutdown()  # leave no thread behind
+            raise
 
     def stop(self) -> None:
         """Stop the worker (abandoning a verification under way) and the observer; join both.
@@ -317,6 +343,8 @@ class Watcher:
             self._cond.notify_all()
         if self._worker is not None:
             self._worker.join()
+        with self._cond:
+            self._running = False
         if self._observer is not None:
             self._observer.stop()
             self._observer.join()
@@ -351,7 +379,7 @@ class Watcher:
     def _run(self) -> None:
         try:
             for m in self._models:
-                self._verify(m, initial=True)
+                self._verify(m, announced=True, initial=True)
             self._after_job()
             while (job := self._next_job()) is not None:
                 job()
@@ -385,7 +413,7 @@ class Watcher:
         with self._cond:
             generation = self._wanted_check
         for m in self._models:
-            self._verify(m)
+            self._compare(m, always=True)
         with self._cond:
             self._done_check = generation
             self._cond.notify_all()
@@ -393,44 +421,83 @@ class Watcher:
     def _changes(self, due: dict[int, _Pending]) -> None:
         for i, pending in sorted(due.items()):
             m = self._models[i]
-            self._emit(event_dict("changed", m.path, paths=_leaves(pending.paths)))
-            self._verify(m)
+            self._on_event(_event("changed", m.path, paths=_leaves(pending.paths)))
+            self._verify(m, announced=True)
 
     def _tick(self) -> None:
         for m in self._models:
             self._compare(m)
 
-    def _compare(self, m: _Model) -> None:
+    def _compare(self, m: _Model, *, always: bool = False) -> None:
         """Re-verify when the stat of any path differs from the last verification's."""
         snap = _snapshot(m)
         changed = snap.changed_paths(m.baseline)
         if changed:
-            self._emit(event_dict("changed", m.path, paths=changed))
-        if changed or m.baseline.racy:
-            self._verify(m, snap)
+            self._on_event(_event("changed", m.path, paths=_leaves(changed)))
+        if changed or m.baseline.racy or always:
+            self._verify(m, snap, announced=bool(changed))
 
     def _after_job(self) -> None:
         """Follow replaced folders; what changed before a new watch took hold is compared."""
         for path in self._sync_watches():
             for m in self._models:
-                if m.abspath == path or os.path.dirname(m.abspath) == path:
+                if path in (m.abspath, m.resolved, os.path.dirname(m.abspath)):
                     self._compare(m)
 
     def _cancel_point(self, done: int, total: int) -> None:
         if self._stopping.is_set():
             raise _Stopped
 
-    def _verify(self, m: _Model, snap: _Snapshot | None = None, *, initial: bool = False) -> None:
-        # The snapshot is taken first: a change during the verification then
-        # differs from it at the next re-check.
-        snap = snap if snap is not None else _snapshot(m)
-        m.baseline = snap
-        m.targets = snap.targets
+    def _verify(
+        self,
+        m: _Model,
+        snap: _Snapshot | None = None,
+        *,
+        announced: bool = False,
+        initial: bool = False,
+    ) -> None:
+        """Verify, and report the outcome of a verification during which nothing changed.
+
+        Outcomes after the first follow a ``changed`` naming what changed,
+        whenever events or stat show it: a verification not started by one (a
+        re-check of racy timestamps) announces the events it covers, and one
+        that overlapped a change is announced and done again, a few times at
+        most, so a half-written file is not reported as tampered.
+        """
+        m.resolved = os.path.realpath(m.abspath)
+        current = snap if snap is not None else _snapshot(m)
+        attempt = 1
+        while True:
+            with self._cond:
+                # Events from before the snapshot are covered by this verification.
+                pending = self._pending.get(m.index)
+                if pending is not None and pending.last < current.monotonic:
+                    del self._pending[m.index]
+                else:
+                    pending = None
+            if pending is not None and not announced:
+                self._on_event(_event("changed", m.path, paths=_leaves(pending.paths)))
+            announced = True
+            state, result = self._outcome(m, initial)
+            after = _snapshot(m)
+            during = after.changed_paths(current)
+            if not during or attempt == _ATTEMPTS:
+                break
+            if not initial:  # the first event is the first outcome
+                self._on_event(_event("changed", m.path, paths=_leaves(during)))
+            current, attempt = after, attempt + 1
+        # The snapshot from before the verification: a change during it shows at the next re-check.
+        m.baseline = current
+        m.targets = current.targets
+        self._settle(m, state, result)
+
+    def _outcome(
+        self, m: _Model, initial: bool
+    ) -> tuple[_State, VerificationResult | ModelsignError | None]:
         if not os.path.lexists(m.path):
-            self._settle(m, "removed", None)
-            return
+            return "removed", None
         try:
-            result: VerificationResult | ModelsignError = verify(
+            result = verify(
                 m.path,
                 verifier=self._verifier,
                 policy=self._policy,
@@ -439,23 +506,23 @@ class Watcher:
                 progress=self._cancel_point,
             )
         except VerificationError as exc:
-            result = exc.result if isinstance(exc.result, VerificationResult) else exc
+            if isinstance(exc.result, VerificationResult):
+                return "tampered", exc.result
+            return "tampered", exc
         except InputError as exc:
             if exc.code == "NOT_FOUND":
-                self._settle(m, "removed", None)
-                return
+                return "removed", None
             if initial:
                 raise
-            result = exc
+            return "tampered", exc
         except ModelsignError as exc:
-            result = exc
-        ok = isinstance(result, VerificationResult) and result.verdict == "verified"
-        self._settle(m, "verified" if ok else "tampered", result)
+            return "tampered", exc
+        return ("verified" if result.verdict == "verified" else "tampered"), result
 
     def _settle(
         self,
         m: _Model,
-        state: Literal["verified", "tampered", "removed"],
+        state: _State,
         result: VerificationResult | ModelsignError | None,
     ) -> None:
         """Report a transition (or new problems while tampered); stay quiet otherwise."""
@@ -491,14 +558,11 @@ class Watcher:
         verdict: Literal["verified", "failed"] | None = None
         if state != "removed":
             verdict = "verified" if state == "verified" else "failed"
-        self._emit(
-            event_dict(
+        self._on_event(
+            _event(
                 name, m.path, verdict=verdict, problems=problems, failed_rules=rules, signer=signer
             )
         )
-
-    def _emit(self, event: Event) -> None:
-        self._on_event(event)
 
     # -- watches -------------------------------------------------------------
 
@@ -512,8 +576,8 @@ class Watcher:
         for m in self._models:
             wanted.add((os.path.dirname(m.abspath), False))
             if m.is_dir:
-                wanted.add((m.abspath, True))
-            if not (m.is_dir and m.sig_abspath.startswith(m.abspath + os.sep)):
+                wanted.add((m.resolved, True))  # inotify does not follow a symlinked folder
+            if not (m.is_dir and m.sig_abspath.startswith(m.roots())):
                 wanted.add((os.path.dirname(m.sig_abspath), False))
             wanted.update((os.path.dirname(t), False) for t in m.targets)
         return wanted
@@ -539,9 +603,16 @@ class Watcher:
                 watch = observer.schedule(
                     self._handler, key[0], recursive=key[1], event_filter=_EVENT_TYPES
                 )
-            except OSError:
-                # Gone since, or the OS refuses (inotify's watch limit): the
-                # periodic re-check covers this folder and retries the watch.
+            except OSError as exc:
+                # The periodic re-check covers the folder and the next sync retries.
+                if exc.errno != errno.ENOENT and key[0] not in self._unwatchable:
+                    self._unwatchable.add(key[0])  # say it once, not at every retry
+                    warnings.warn(
+                        f"modelsign: cannot watch {key[0]} for changes ({exc.strerror or exc}); "
+                        f"only the re-check every {self._interval:g} s covers it",
+                        ModelsignWarning,
+                        stacklevel=1,
+                    )
                 continue
             self._watches[key] = (watch, identity)
             fresh.append(key[0])
@@ -569,7 +640,7 @@ def _identity(path: str) -> tuple[int, int] | None:
 
 def _snapshot(m: _Model) -> _Snapshot:
     """Stat every path of the model (not following links out of it) and its signature."""
-    taken = time.time_ns()
+    taken, monotonic = time.time_ns(), time.monotonic()
     entries: dict[str, tuple[int, ...]] = {}
     targets: set[str] = set()
 
@@ -591,7 +662,7 @@ def _snapshot(m: _Model) -> _Snapshot:
         )
         if stat.S_ISLNK(st.st_mode):
             real = os.path.realpath(p)
-            if not real.startswith(m.abspath + os.sep):
+            if not real.startswith(m.roots()):
                 targets.add(real)
             try:
                 t = os.stat(p)
@@ -609,10 +680,13 @@ def _snapshot(m: _Model) -> _Snapshot:
                 visit(os.path.join(p, name), True)
 
     visit(m.abspath, m.is_dir)
+    if m.is_dir and m.resolved != m.abspath:
+        visit(m.resolved, True)
     if m.sig_abspath not in entries:
         visit(m.sig_abspath, False)
-    newest = max((e[3] for e in entries.values() if len(e) > 3), default=0)
-    return _Snapshot(entries, frozenset(targets), racy=newest >= taken - _RACY_NS)
+    # ctimes: the entry's own (index 3) and, for a symlink, its target's (index 9)
+    newest = max((e[i] for e in entries.values() for i in (3, 9) if len(e) > i), default=0)
+    return _Snapshot(entries, frozenset(targets), newest >= taken - _RACY_NS, monotonic)
 
 
 def watch(

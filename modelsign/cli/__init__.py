@@ -230,3 +230,4 @@ from . import diff as _diff  # noqa: E402,F401
 from . import inventory as _inventory  # noqa: E402,F401
 from . import sbom as _sbom  # noqa: E402,F401
 from . import signing as _signing  # noqa: E402,F401
+from . import watch as _watch  # noqa: E402,F401

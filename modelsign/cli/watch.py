@@ -49,8 +49,8 @@ from . import cli
 @click.option(
     "--on-change",
     metavar="CMD",
-    help="Run CMD (split like a shell would, run without one) for every event after the "
-    "first verification: the event JSON on its stdin, MODELSIGN_EVENT and MODELSIGN_MODEL "
+    help="Run CMD (split like a shell would, run without one) for every event but the "
+    "initial 'verified': the event JSON on its stdin, MODELSIGN_EVENT and MODELSIGN_MODEL "
     f"set, killed after {ON_CHANGE_TIMEOUT:g} s; a failure is reported, never fatal.",
 )
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), help="Parallel hashing threads.")

@@ -23,6 +23,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ._atomic import open_regular
 from .compare import Problem, diff_weights
 from .errors import InputError, SignatureError, VerificationError
 from .hashing import TensorHash
@@ -289,7 +290,7 @@ def _read_small(path: str) -> bytes | None:
                     path=path,
                 )
             return None
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             head = fh.read(64)
             if not is_sig and not head.lstrip().startswith(b"{"):
                 return None  # a weight file or other model file: never read whole here

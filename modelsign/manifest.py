@@ -18,6 +18,7 @@ import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import __version__
+from ._atomic import open_regular
 from ._json import unique_keys
 from .discover import ModelTree, discover
 from .errors import InputError, ManifestError, ModelsignError
@@ -277,7 +278,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     """Read and validate a manifest file."""
     p = os.fspath(path)
     try:
-        with open(p, "rb") as fh:
+        with open_regular(p) as fh:
             data = fh.read()
     except OSError as exc:
         raise InputError(f"cannot read manifest: {exc.strerror}", code="NOT_FOUND", path=p) from exc

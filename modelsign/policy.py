@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ._atomic import open_regular
 from .errors import InputError, VerificationError
 from .manifest import Manifest
 from .metadata.licence import licence_permitted
@@ -293,7 +294,7 @@ def _line_of(root: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
 def load_policy(path: str | os.PathLike[str]) -> Policy:
     p = os.fspath(path)
     try:
-        with open(p, encoding="utf-8") as fh:
+        with open_regular(p, "r", encoding="utf-8") as fh:
             text = fh.read()
     except FileNotFoundError as exc:
         raise InputError("no such policy file", code="POLICY_NOT_FOUND", path=p) from exc

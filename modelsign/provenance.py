@@ -19,7 +19,7 @@ import rfc8785
 from pydantic import BaseModel, ConfigDict
 
 from . import __version__
-from ._atomic import write_atomic
+from ._atomic import open_regular, write_atomic
 from .discover import discover
 from .errors import InputError, VerificationError
 from .hashing import TensorHash
@@ -197,7 +197,7 @@ def verify_provenance(path: str, *, verifier: Verifier, files: Mapping[str, str]
     ``files`` must come from a verified model (the verified signed resources).
     """
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             data = fh.read(64 << 20)
     except FileNotFoundError as exc:
         raise InputError(

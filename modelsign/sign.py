@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from . import _statcache
-from ._atomic import write_atomic
+from ._atomic import open_regular, write_atomic
 from .discover import GIT_PATHS, ModelTree, discover
 from .errors import InputError, ModelsignError
 from .findings import Finding
@@ -126,7 +126,7 @@ def _reusable(
     not trusted for anything else.
     """
     try:
-        with open(old_signature, "rb") as fh:
+        with open_regular(old_signature) as fh:
             old = parse_statement(read_bundle(fh.read()).payload).manifest
     except FileNotFoundError as exc:
         raise InputError(

@@ -21,6 +21,7 @@ from typing import Final, Literal
 import blake3
 from pydantic import BaseModel, ConfigDict
 
+from ._atomic import open_regular
 from .compare import Problem, ProblemSeverity, diff_weights
 from .discover import ModelFile, ModelTree, discover
 from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
@@ -86,7 +87,7 @@ def _read_signature(path: str) -> bytes:
         raise InputError(
             "the signature is not a regular file", code="SIGNATURE_NOT_FOUND", path=path
         )
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         return fh.read(256 << 20 + 1)
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .._atomic import write_atomic
+from .._atomic import open_regular, write_atomic
 from ..errors import InputError
 from . import _progress, cli, model_options
 
@@ -30,7 +30,7 @@ def _read_json_input(path: str) -> bytes | None:
     Only the first bytes of anything else (a single-file model) are read.
     """
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             if os.fstat(fh.fileno()).st_size > _JSON_LIMIT:
                 return None
             head = fh.read(64)

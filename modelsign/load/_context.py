@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .._atomic import open_regular
 from ..compare import Problem, diff_weights, tensor_modified
 from ..discover import ModelFile, discover
 from ..errors import DiscoveryError, InputError, ModelsignError, VerificationError
@@ -137,7 +138,7 @@ def open_context(
     ctx = Context(root, None, sig_path, None, None, report, {}, policy, enforce)
     problems: list[Problem] = []
     try:
-        with open(sig_path, "rb") as fh:
+        with open_regular(sig_path) as fh:
             envelope = read_bundle(fh.read(256 << 20))
         ctx.signer = report.signer = verifier.verify_envelope(envelope)
         ctx.statement = parse_statement(envelope.payload)

@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
+from .._atomic import open_regular
 from ..errors import InputError, VerificationError
 from .keys import PublicKey, key_type
 
@@ -69,7 +70,7 @@ _SAN_PREFIX = {
 def load_certificates(path: str) -> list[x509.Certificate]:
     """All PEM certificates in ``path`` (other PEM blocks and text are skipped)."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             data = fh.read()
     except FileNotFoundError as exc:
         raise InputError("certificate file not found", code="CERT_NOT_FOUND", path=path) from exc

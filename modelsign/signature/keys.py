@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from .._atomic import write_atomic
+from .._atomic import open_regular, write_atomic
 from ..errors import InputError
 
 KeyType = Literal["ec-p256", "ec-p384", "ec-p521", "ed25519"]
@@ -216,7 +216,7 @@ def _read_block(path: str, wanted: Callable[[bytes], bool], what: str) -> tuple[
     reports with the same exception.
     """
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             data = fh.read()
     except FileNotFoundError as exc:
         raise InputError(f"{what} file not found", code="KEY_NOT_FOUND", path=path) from exc

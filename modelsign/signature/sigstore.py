@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
 
+from .._atomic import open_regular
 from ..errors import InputError, SignatureError, VerificationError
 from .bundle import PAYLOAD_TYPE, Envelope
 from .verifiers import SignerInfo
@@ -323,7 +324,7 @@ class SigstoreSigner:
         parsed = _identity_token(raw, None, oauth_force_oob=False) if raw is not None else None
         if trust_config is not None:
             try:
-                with open(trust_config, encoding="utf-8") as fh:
+                with open_regular(trust_config, "r", encoding="utf-8") as fh:
                     config = ClientTrustConfig.from_json(fh.read())
             except FileNotFoundError as exc:
                 raise InputError(

@@ -94,3 +94,33 @@ def test_python_dash_m_and_help() -> None:
         [sys.executable, "-m", "modelsign", "--help"], capture_output=True, text=True, check=True
     )
     assert "manifest" in r.stdout and "inspect" in r.stdout
+
+
+def test_fifo_inputs_are_refused_without_hanging(tiny_model: Path, tmp_path: Path) -> None:
+    """Every user-supplied file is opened non-blocking and must be a regular file."""
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    f = str(fifo)
+    cases = [
+        ["policy", "check", f],
+        ["verify", str(tiny_model), "--key", f],
+        ["verify", str(tiny_model), "--policy", f],
+        ["verify", str(tiny_model), "--cert-chain", f],
+        ["sign", str(tiny_model), "--key", f],
+        ["manifest", str(tiny_model), "--parent", f],
+        ["inspect", f],
+        ["sbom", f],
+        ["diff", f, str(tiny_model)],
+    ]
+    for args in cases:
+        r = subprocess.run(
+            [sys.executable, "-m", "modelsign", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert r.returncode == 2, (args, r.stderr)
+        assert r.stderr.startswith("error[") and "Traceback" not in r.stderr, (args, r.stderr)

@@ -192,7 +192,7 @@ def discover(
         return ModelTree(folder, rel, True, (f,), (), patterns, allow_symlinks)
     if not stat.S_ISDIR(st.st_mode):
         raise DiscoveryError(
-            f"{_kind(st.st_mode)} is not a model (a folder or a regular file)",
+            f"{describe_mode(st.st_mode)} is not a model (a folder or a regular file)",
             code="SPECIAL_FILE",
             path=given,
         )
@@ -219,7 +219,8 @@ def discover(
     )
 
 
-def _kind(mode: int) -> str:
+def describe_mode(mode: int) -> str:
+    """What a file type is called in messages: "a FIFO", "a socket", ..."""
     if stat.S_ISFIFO(mode):
         return "a FIFO"
     if stat.S_ISSOCK(mode):
@@ -274,7 +275,7 @@ class _Walker:
                 self.files.append(self._symlink(entry.path, rel))
             else:
                 raise DiscoveryError(
-                    f"{_kind(st.st_mode)} cannot be part of a model",
+                    f"{describe_mode(st.st_mode)} cannot be part of a model",
                     code="SPECIAL_FILE",
                     path=rel,
                 )
@@ -315,7 +316,7 @@ class _Walker:
             ) from exc
         if not stat.S_ISREG(st.st_mode):
             raise DiscoveryError(
-                f"symlink to {target!r} points to {_kind(st.st_mode)}, not a regular file",
+                f"symlink to {target!r} points to {describe_mode(st.st_mode)}, not a regular file",
                 code="SYMLINK_NOT_FILE",
                 path=rel,
             )

@@ -56,7 +56,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from . import __version__
 from .compare import Problem
-from .discover import ModelFile, ModelTree, discover
+from .discover import ModelFile, ModelTree, describe_mode, discover
 from .errors import InputError, ModelsignError, VerificationError
 from .findings import Finding
 from .formats import SNIFF_BYTES, FileFormat, detect_format, parse_weights
@@ -388,20 +388,6 @@ def _os_reason(exc: OSError) -> str:
     return f"{exc.strerror or exc.__class__.__name__}{where}"
 
 
-def _kind_of(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISLNK(mode):
-        return "a symlink"
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    return "a special file"
-
-
 def _weight_name(name: str) -> bool:
     return name.lower().endswith(_WEIGHT_SUFFIXES)
 
@@ -438,7 +424,7 @@ def _read_small(path: str, limit: int) -> bytes:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise _Unreadable(f"{path} is {_kind_of(st.st_mode)}")
+            raise _Unreadable(f"{path} is {describe_mode(st.st_mode)}")
         return _pread_all(fd, min(limit, st.st_size))
     finally:
         os.close(fd)
@@ -573,7 +559,7 @@ def _read_signature(sig: str) -> bytes:
     """A signature file's bytes; never a FIFO (a link is followed: HF snapshots link theirs)."""
     st = os.stat(sig)
     if not stat.S_ISREG(st.st_mode):
-        raise _Unreadable(f"the signature {sig} is {_kind_of(st.st_mode)}")
+        raise _Unreadable(f"the signature {sig} is {describe_mode(st.st_mode)}")
     if st.st_size > MAX_SIGNATURE_BYTES:
         raise _Unreadable(f"the signature {sig} is larger than {MAX_SIGNATURE_BYTES} bytes")
     fd = os.open(sig, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -653,7 +639,9 @@ class _Scanner:
         elif stat.S_ISREG(st.st_mode):
             self._single_file(real, "path", os.path.basename(real))
         else:
-            self._broken(os.path.basename(path), "path", path, f"{_kind_of(st.st_mode)}; not read")
+            self._broken(
+                os.path.basename(path), "path", path, f"{describe_mode(st.st_mode)}; not read"
+            )
 
     def _broken(self, name: str, store: StoreKind, location: str, reason: str) -> None:
         self.jobs.append(_Job(name, store, location, None, reason))
@@ -726,7 +714,9 @@ class _Scanner:
                 elif stat.S_ISLNK(st.st_mode):
                     self._symlink(e.path, rel, top, kind)
                 elif not stat.S_ISREG(st.st_mode):
-                    self._broken(rel, kind, e.path, f"{_kind_of(st.st_mode)} named like weights")
+                    self._broken(
+                        rel, kind, e.path, f"{describe_mode(st.st_mode)} named like weights"
+                    )
                 elif self._looks_like_weights(e.path, e.name):
                     self._single_file(e.path, kind, rel)
             except OSError as exc:
@@ -979,7 +969,7 @@ class _Scanner:
                     raise _Unreadable(f"{fname}: blob {blob_name} is missing") from None
                 if not stat.S_ISREG(st.st_mode):
                     raise _Unreadable(
-                        f"{fname}: blob {blob_name} is {_kind_of(st.st_mode)}; not followed"
+                        f"{fname}: blob {blob_name} is {describe_mode(st.st_mode)}; not followed"
                     )
                 files.append(ModelFile(fname, blob, st.st_size, st.st_dev, st.st_ino))
                 addresses[fname] = _Address("sha256", digest, size, f"blobs/{blob_name}")
@@ -1356,7 +1346,7 @@ def _read_ollama_manifest(path: str) -> list[tuple[str, str, int]]:
     """``(role, sha256 hex, size)`` of every layer and the config; refuses anything odd."""
     st = os.lstat(path)
     if not stat.S_ISREG(st.st_mode):
-        raise _Unreadable(f"the manifest is {_kind_of(st.st_mode)}; not followed")
+        raise _Unreadable(f"the manifest is {describe_mode(st.st_mode)}; not followed")
     if st.st_size > _MANIFEST_LIMIT:
         raise _Unreadable(f"the manifest is {st.st_size} bytes, over {_MANIFEST_LIMIT}")
     data = _read_small(path, _MANIFEST_LIMIT)

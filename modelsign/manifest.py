@@ -150,6 +150,35 @@ class Manifest(_Model):
         return None
 
 
+#: One digest-covered byte range of a weight file: (start, end, algorithm, expected);
+#: algorithm None means the range is padding, expected to be all zero (True).
+Part = tuple[int, int, TensorHash | None, "str | bool"]
+
+
+def covering_parts(entry: FileEntry | None, size: int, hashing: Hashing) -> list[Part] | None:
+    """The header, tensor and padding ranges of a signed weight file, if they cover every byte.
+
+    Listed header first, then tensors, then padding (callers rely on that
+    order). None when the manifest does not cover the whole file of ``size``
+    bytes — then only the file digest can vouch for it. Verifying the parts
+    proves the same bytes as the file digest, and the parts hash in parallel.
+    """
+    if entry is None or entry.weights is None or hashing.tensor is None or entry.size != size:
+        return None
+    w = entry.weights
+    if any(t.digest is None for t in w.tensors):
+        return None
+    parts: list[Part] = [(0, w.header_size, hashing.header, w.header_digest)]
+    parts += [(t.offset, t.offset + t.length, hashing.tensor, t.digest or "") for t in w.tensors]
+    parts += [(a, b, None, True) for a, b in w.padding]
+    end = 0
+    for a, b, _alg, _want in sorted(parts, key=lambda p: (p[0], p[1])):
+        if a != end:
+            return None
+        end = b
+    return parts if end == size else None
+
+
 def weights_digest(tensors: Sequence[TensorEntry]) -> str | None:
     """Digest of the sorted (name, dtype, shape, digest) of tensors.
 

@@ -27,7 +27,7 @@ from .discover import ModelFile, ModelTree, discover
 from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
 from .formats import SNIFF_BYTES, detect_format
 from .hashing import FileDigests, RangeJob, TensorHash, hash_file, hash_files, hash_ranges
-from .manifest import FileEntry, Manifest, build_manifest, weights_info
+from .manifest import FileEntry, Manifest, Part, build_manifest, covering_parts, weights_info
 from .policy import Policy, PolicyReport, RuleResult, evaluate
 from .provenance import ProvenanceInfo, default_provenance_path, verify_provenance
 from .sign import default_signature_path
@@ -412,36 +412,20 @@ class _ModelCheck:
             return self.manifest.files[0]
         return self.manifest.file(name)
 
-    def _fast_path_ok(self, f: ModelFile, entry: FileEntry | None) -> bool:
-        """Whether the signed manifest covers every byte of this weight file."""
-        if self.manifest is None or self.manifest.hashing.tensor is None or entry is None:
-            return False
-        w = entry.weights
-        if w is None or any(t.digest is None for t in w.tensors) or entry.size != f.size:
-            return False
-        spans = [(0, w.header_size)] + [(t.offset, t.offset + t.length) for t in w.tensors]
-        spans += [(a, b) for a, b in w.padding]
-        spans.sort()
-        end = 0
-        for a, b in spans:
-            if a != end:
-                return False
-            end = b
-        return end == entry.size
-
     def _check_present(
         self, present: dict[str, ModelFile], signed: dict[str, list[Resource]]
     ) -> None:
-        fast: list[tuple[ModelFile, FileEntry]] = []
+        fast: list[tuple[ModelFile, list[Part]]] = []
         whole: list[ModelFile] = []
         other: list[ModelFile] = []
         for name, f in present.items():
             res = signed[name]
             entry = self._entry(name)
             if self.st.method == "files" and res[0].algorithm == "sha256":
-                if self._fast_path_ok(f, entry):
-                    assert entry is not None
-                    fast.append((f, entry))
+                m = self.manifest
+                parts = covering_parts(entry, f.size, m.hashing) if m is not None else None
+                if parts is not None:
+                    fast.append((f, parts))
                 else:
                     whole.append(f)
             else:
@@ -462,34 +446,27 @@ class _ModelCheck:
         if entry is not None and entry.weights is not None and self._tensor_hash() is not None:
             self.result.tensors_verified += entry.weights.tensor_count
 
-    def _check_fast(self, items: list[tuple[ModelFile, FileEntry]]) -> None:
+    def _check_fast(self, items: list[tuple[ModelFile, list[Part]]]) -> None:
+        """Weight files covered by their parts: every part of every file hashed in parallel."""
         if not items:
             return
-        assert self.manifest is not None
-        tensor_alg = self.manifest.hashing.tensor
-        header_alg = self.manifest.hashing.header
         fds: list[int] = []
         try:
             jobs: list[RangeJob] = []
             expect: list[tuple[int, str | bool]] = []  # (item index, expected result)
             before: list[os.stat_result] = []
-            for i, (f, entry) in enumerate(items):
+            for i, (f, parts) in enumerate(items):
                 fd = _open(f)
                 fds.append(fd)
                 before.append(os.fstat(fd))
-                w = entry.weights
-                assert w is not None and tensor_alg is not None
-                jobs.append(RangeJob(fd, 0, w.header_size, header_alg))
-                expect.append((i, w.header_digest))
-                for t in w.tensors:
-                    jobs.append(RangeJob(fd, t.offset, t.offset + t.length, tensor_alg))
-                    expect.append((i, t.digest or ""))
-                for a, b in w.padding:
-                    jobs.append(RangeJob(fd, a, b, None))
-                    expect.append((i, True))
+                for a, b, alg, want in parts:
+                    jobs.append(RangeJob(fd, a, b, alg))
+                    expect.append((i, want))
             got = hash_ranges(jobs, threads=self.jobs, progress=self.step)
             bad = {i for (i, want), have in zip(expect, got, strict=True) if want != have}
-            for i, (f, entry) in enumerate(items):
+            for i, (f, _parts) in enumerate(items):
+                entry = self._entry(f.path)
+                assert entry is not None  # a covered file has a signed entry
                 after = os.fstat(fds[i])
                 then = before[i]
                 if (after.st_size, after.st_mtime_ns) != (then.st_size, then.st_mtime_ns) or (

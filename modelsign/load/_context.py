@@ -25,7 +25,7 @@ from ..discover import ModelFile, discover
 from ..errors import DiscoveryError, InputError, ModelsignError, VerificationError
 from ..formats import SNIFF_BYTES, detect_format, parse_weights_bytes
 from ..hashing import FileDigests, RangeJob, hash_ranges, new_hasher
-from ..manifest import FileEntry, Manifest, weights_info
+from ..manifest import FileEntry, Manifest, covering_parts, weights_info
 from ..policy import Policy, PolicyReport, evaluate
 from ..sign import DEFAULT_SIGNATURE
 from ..signature.bundle import read_bundle
@@ -325,10 +325,11 @@ def read_verified(ctx: Context, name: str) -> Any:
         view = buf.data  # a writable memoryview of the array's bytes
         entry = ctx.entry(name)
         m = ctx.manifest
-        if m is not None and covered(entry, size, m):
-            jobs, want = _part_jobs(fd, entry, m, view)
-        else:
-            jobs, want = [RangeJob(fd, 0, size, "sha256", dest=view)], [expected]
+        parts = covering_parts(entry, size, m.hashing) if m is not None else None
+        if parts is None:
+            parts = [(0, size, "sha256", expected)]
+        jobs = [RangeJob(fd, a, b, alg, dest=view[a:b]) for a, b, alg, _ in parts]
+        want = [expected_part for _, _, _, expected_part in parts]
         try:
             got = hash_ranges(jobs)
             grew = bool(os.pread(fd, 1, size))
@@ -352,49 +353,6 @@ def read_verified(ctx: Context, name: str) -> Any:
         if entry is not None and entry.weights is not None and len(jobs) > 1:
             ctx.report.tensors += [t.name for t in entry.weights.tensors]
     return buf
-
-
-def _part_jobs(
-    fd: int, entry: FileEntry | None, m: Manifest, view: memoryview
-) -> tuple[list[RangeJob], list[str | bool]]:
-    """Header, tensor and padding jobs reading into ``view`` at their file offsets."""
-    assert entry is not None and entry.weights is not None and m.hashing.tensor is not None
-    w = entry.weights
-    jobs = [RangeJob(fd, 0, w.header_size, m.hashing.header, dest=view[: w.header_size])]
-    want: list[str | bool] = [w.header_digest]
-    for t in w.tensors:
-        a, b = t.offset, t.offset + t.length
-        jobs.append(RangeJob(fd, a, b, m.hashing.tensor, dest=view[a:b]))
-        want.append(t.digest or "")
-    for a, b in w.padding:
-        jobs.append(RangeJob(fd, a, b, None, dest=view[a:b]))
-        want.append(True)
-    return jobs, want
-
-
-def covered(entry: FileEntry | None, size: int, manifest: Manifest | None) -> bool:
-    """Whether header, tensor and padding digests cover every byte of the file."""
-    if (
-        entry is None
-        or entry.weights is None
-        or manifest is None
-        or manifest.hashing.tensor is None
-    ):
-        return False
-    w = entry.weights
-    if entry.size != size or any(t.digest is None for t in w.tensors):
-        return False
-    spans = sorted(
-        [(0, w.header_size)]
-        + [(t.offset, t.offset + t.length) for t in w.tensors]
-        + [(a, b) for a, b in w.padding]
-    )
-    end = 0
-    for a, b in spans:
-        if a != end:
-            return False
-        end = b
-    return end == size
 
 
 def _diagnose(

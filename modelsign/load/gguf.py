@@ -28,10 +28,10 @@ from ..compare import Problem, diff_weights
 from ..errors import DiscoveryError, InputError, ModelsignError, VerificationError
 from ..formats import parse_weights
 from ..hashing import FileDigests, RangeJob, digest_bytes, hash_ranges
-from ..manifest import FileEntry, weights_info
+from ..manifest import FileEntry, covering_parts, weights_info
 from ..policy import Policy
 from ..signature.verifiers import Verifier
-from ._context import Context, LoadReport, covered, open_context
+from ._context import Context, LoadReport, open_context
 
 # Where a descriptor can be reopened by name: Linux, then the BSDs and macOS.
 _FD_DIRS = ("/proc/self/fd", "/dev/fd")
@@ -370,20 +370,10 @@ def _verify(ctx: Context, members: list[_Member]) -> None:
             _refuse(ctx, mem.name, problems)
             continue
         start = len(jobs)
-        if m is not None and entry is not None and covered(entry, size, m):
-            w = entry.weights
-            assert w is not None and m.hashing.tensor is not None
-            jobs.append(RangeJob(mem.fd, 0, w.header_size, m.hashing.header))
-            want.append(w.header_digest)
-            for t in w.tensors:
-                jobs.append(RangeJob(mem.fd, t.offset, t.offset + t.length, m.hashing.tensor))
-                want.append(t.digest or "")
-            for a, b in w.padding:
-                jobs.append(RangeJob(mem.fd, a, b, None))
-                want.append(True)
-        else:
-            jobs.append(RangeJob(mem.fd, 0, size, "sha256"))
-            want.append(expected)
+        parts = covering_parts(entry, size, m.hashing) if m is not None else None
+        for a, b, alg, part_want in parts or [(0, size, "sha256", expected)]:
+            jobs.append(RangeJob(mem.fd, a, b, alg))
+            want.append(part_want)
         plans.append((mem, entry, expected, start, len(jobs)))
     got: list[str | bool | None]
     try:

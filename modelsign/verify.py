@@ -25,7 +25,7 @@ from ._atomic import open_regular
 from .compare import Problem, ProblemSeverity, diff_weights
 from .discover import ModelFile, ModelTree, discover
 from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
-from .formats import SNIFF_BYTES, detect_format
+from .formats import sniff_file
 from .hashing import FileDigests, RangeJob, TensorHash, hash_file, hash_files, hash_ranges
 from .manifest import FileEntry, Manifest, Part, build_manifest, covering_parts, weights_info
 from .policy import Policy, PolicyReport, RuleResult, evaluate
@@ -198,7 +198,7 @@ def _apply_policy(
 ) -> None:
     """Judge the policy, then set each problem's severity from the rule it belongs to."""
     unsigned = {
-        p.file: _sniff(path, p.file)
+        p.file: sniff_file(os.path.join(path, p.file) if os.path.isdir(path) else path, p.file)
         for p in result.problems
         if p.code in ("FILE_EXTRA", "FILE_UNSIGNED_IGNORED") and p.file
     }
@@ -260,23 +260,6 @@ def _apply_policy(
         return "warning" if status.get("signers") == "warn" else "error"
 
     result.problems = [p.model_copy(update={"severity": severity(p)}) for p in result.problems]
-
-
-def _sniff(root: str, name: str) -> str:
-    """The format of an unsigned file, from its name and first bytes (never parsed)."""
-    full = os.path.join(root, name) if os.path.isdir(root) else root
-    try:
-        fd = os.open(
-            full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-        )
-    except OSError:
-        return "opaque"
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return "opaque"
-        return detect_format(name, os.pread(fd, SNIFF_BYTES, 0))
-    finally:
-        os.close(fd)
 
 
 def _failed(result: VerificationResult) -> VerificationError:

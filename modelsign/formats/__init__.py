@@ -8,6 +8,7 @@ does not look right, so a damaged weight file is an error, not an opaque file.
 from __future__ import annotations
 
 import os
+import stat
 from typing import Literal
 
 from ..errors import InputError
@@ -61,6 +62,25 @@ def parse_weights_bytes(fmt: FileFormat, data: bytes | memoryview, path: str) ->
     raise InputError(f"{fmt} files have no weight layout", path=path)
 
 
+def sniff_file(path: str, name: str) -> FileFormat:
+    """The format of a file from its name and first bytes, without parsing or blocking.
+
+    For files judged but not read (unsigned files beside a model): a FIFO,
+    socket, device or unreadable path is reported as ``opaque``.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return "opaque"  # gone, a symlink, or unreadable: nothing to classify
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "opaque"
+        return detect_format(name, os.pread(fd, SNIFF_BYTES, 0))
+    finally:
+        os.close(fd)
+
+
 def read_layout(path: str | os.PathLike[str]) -> WeightLayout:
     """Open ``path`` and strictly parse it as the weight format it is."""
     p = os.fspath(path)
@@ -84,4 +104,5 @@ __all__ = [
     "parse_weights",
     "parse_weights_bytes",
     "read_layout",
+    "sniff_file",
 ]

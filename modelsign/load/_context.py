@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from .._atomic import open_regular
 from ..compare import Problem, diff_weights, tensor_modified
 from ..discover import ModelFile, discover
 from ..errors import DiscoveryError, InputError, ModelsignError, VerificationError
-from ..formats import SNIFF_BYTES, detect_format, parse_weights_bytes
+from ..formats import parse_weights_bytes, sniff_file
 from ..hashing import FileDigests, RangeJob, hash_ranges, new_hasher
 from ..manifest import FileEntry, Manifest, covering_parts, weights_info
 from ..policy import Policy, PolicyReport, evaluate
@@ -259,24 +258,11 @@ def _unsigned(ctx: Context) -> dict[str, str]:
         r.name.rsplit(":", 2)[0] if ctx.statement.method == "shards" else r.name
         for r in ctx.statement.resources
     }
-    out = {}
+    out: dict[str, str] = {}
     for n, f in ctx.files.items():
         if n not in signed:
-            out[n] = _sniff(f)
+            out[n] = sniff_file(f.real, f.path)
     return out
-
-
-def _sniff(f: ModelFile) -> str:
-    try:
-        fd = os.open(f.real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
-        return "opaque"
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return "opaque"
-        return detect_format(f.path, os.pread(fd, SNIFF_BYTES, 0))
-    finally:
-        os.close(fd)
 
 
 def open_signed(ctx: Context, name: str) -> int:

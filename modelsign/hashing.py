@@ -341,6 +341,61 @@ def zip_checkpoint(
     return ("pickle" if members or fmt == "pickle" else fmt), members
 
 
+#: Files up to this size are read (and hashed) whole when peeking: their
+#: first header read covers them anyway.
+PEEK_WHOLE = 1 << 20
+
+
+def peek_file(f: ModelFile) -> FileDigests:
+    """What the manifest engine learns from one file without reading its weights.
+
+    Weight files are parsed strictly (header and tensor table) and their header
+    and KV digests taken (SHA-256); ZIPs are checked for pickle members; a file
+    of at most :data:`PEEK_WHOLE` bytes is read whole and hashed. A larger
+    file's SHA-256 stays unknown (``""``): a peek describes a model, it never
+    vouches for its bytes.
+    """
+    fd = _open_checked(f)
+    try:
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, SNIFF_BYTES, 0)
+        fmt = detect_format(f.path, head)
+        d = FileDigests(f, fmt, "")
+        data: bytes | None = None
+        if fmt in ("safetensors", "gguf"):
+            layout, reader = parse_weights(fmt, fd, size, f.path)
+            first = reader.buffered
+            header = first[: layout.header_size]
+            if len(header) < layout.header_size:  # GGUF padding up to the data section
+                header += _pread_all(fd, layout.header_size - len(header), len(header))
+            d.layout = layout
+            d.header_digest = hashlib.sha256(header).hexdigest()
+            if layout.kv_range is not None:
+                a, b = layout.kv_range
+                d.kv_digest = hashlib.sha256(first[a:b]).hexdigest()
+            if len(first) >= size:
+                data = first[:size]
+        elif head[:4] == b"PK\x03\x04":
+            d.format, d.pickle_members = zip_checkpoint(fd, size, f.path, fmt, d.findings)
+        if data is None and size <= PEEK_WHOLE:
+            data = _pread_all(fd, size)
+        if data is not None and len(data) == size:
+            d.sha256 = hashlib.sha256(data).hexdigest()
+    finally:
+        os.close(fd)
+    return d
+
+
+def _pread_all(fd: int, size: int, offset: int = 0) -> bytes:
+    out = bytearray()
+    while len(out) < size:
+        chunk = os.pread(fd, size - len(out), offset + len(out))
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
+
+
 def hash_files(
     files: Sequence[ModelFile],
     *,

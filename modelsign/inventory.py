@@ -59,10 +59,17 @@ from .compare import Problem
 from .discover import ModelFile, ModelTree, describe_mode, discover
 from .errors import InputError, ModelsignError, VerificationError
 from .findings import Finding
-from .formats import SNIFF_BYTES, FileFormat, detect_format, parse_weights
+from .formats import SNIFF_BYTES, FileFormat, detect_format
 from .formats.pickle import TORCH_EXTENSIONS
-from .hashing import FileDigests, zip_checkpoint
-from .manifest import FileEntry, Hashing, Ignored, Manifest, Tool, file_entry, manifest_for_tree
+from .hashing import PEEK_WHOLE
+from .manifest import (
+    Hashing,
+    Ignored,
+    Manifest,
+    Tool,
+    manifest_for_tree,
+    metadata_manifest,
+)
 from .metadata.licence import Licence
 from .metadata.provenance import Provenance, SourceRepo
 from .metadata.quantization import ModelQuantization
@@ -118,7 +125,7 @@ Checked = Literal["none", "size", "sha256", "signature"]
 SortKey = Literal["status", "size", "name"]
 
 #: Files up to this size are read whole (the header reader's first block), so hashed.
-SMALL_FILE: Final = 1 << 20
+SMALL_FILE: Final = PEEK_WHOLE
 _MANIFEST_LIMIT: Final = 4 << 20  # an Ollama manifest is a few hundred bytes
 _REF_LIMIT: Final = 100
 
@@ -438,44 +445,6 @@ def _pread_all(fd: int, size: int, offset: int = 0) -> bytes:
             break
         out += chunk
     return bytes(out)
-
-
-def _peek(f: ModelFile) -> FileDigests:
-    """What the manifest engine learns from one file, from its header only.
-
-    Weight files are parsed strictly (header and tensor table); ZIP files are
-    checked for pickle members; a file of at most :data:`SMALL_FILE` bytes is
-    read whole and hashed. A larger file's SHA-256 stays unknown (``""``).
-    """
-    fd = _open_file(f)
-    try:
-        size = os.fstat(fd).st_size
-        head = os.pread(fd, SNIFF_BYTES, 0)
-        fmt = detect_format(f.path, head)
-        d = FileDigests(f, fmt, "")
-        data: bytes | None = None
-        if fmt in ("safetensors", "gguf"):
-            layout, reader = parse_weights(fmt, fd, size, f.path)
-            first = reader.buffered
-            header = first[: layout.header_size]
-            if len(header) < layout.header_size:  # GGUF padding up to the data section
-                header += _pread_all(fd, layout.header_size - len(header), len(header))
-            d.layout = layout
-            d.header_digest = hashlib.sha256(header).hexdigest()
-            if layout.kv_range is not None:
-                a, b = layout.kv_range
-                d.kv_digest = hashlib.sha256(first[a:b]).hexdigest()
-            if len(first) >= size:
-                data = first[:size]
-        elif head[:4] == b"PK\x03\x04":
-            d.format, d.pickle_members = zip_checkpoint(fd, size, f.path, fmt, d.findings)
-        if data is None and size <= SMALL_FILE:
-            data = _pread_all(fd, size)
-        if data is not None and len(data) == size:
-            d.sha256 = hashlib.sha256(data).hexdigest()
-    finally:
-        os.close(fd)
-    return d
 
 
 def _git_blob_sha1(f: ModelFile) -> str:
@@ -1018,14 +987,7 @@ class _Scanner:
         """Metadata of the model: by the manifest engine, hashing only what must be."""
         if self.verify:
             return manifest_for_tree(prep.tree, tensor_hash=None, source=prep.source, env={})
-        # Every file's header, handed to the builder as "already known"; it reads
-        # the small metadata files (card, licence, config, shard index) itself.
-        reuse: dict[str, tuple[FileEntry, list[Finding]]] = {}
-        for f in prep.tree.files:
-            reuse[f.path] = file_entry(_peek(f), None)
-        return manifest_for_tree(
-            prep.tree, tensor_hash=None, source=prep.source, env={}, reuse=reuse, jobs=1
-        )
+        return metadata_manifest(prep.tree, source=prep.source)
 
     def _check_addresses(
         self, prep: _Prepared, manifest: Manifest | None

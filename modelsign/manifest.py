@@ -26,7 +26,7 @@ from .findings import Finding
 from .formats import FileFormat
 from .formats.layout import MetadataValue
 from .formats.shards import check_safetensors_index
-from .hashing import FileDigests, TensorHash, hash_files
+from .hashing import FileDigests, TensorHash, hash_files, peek_file
 from .metadata.card import parse_model_card
 from .metadata.licence import Licence, detect_licence
 from .metadata.provenance import (
@@ -293,7 +293,7 @@ def _hf_blob_check(tree: ModelTree, digests: Sequence[FileDigests]) -> None:
             continue
         etag = os.path.basename(os.readlink(os.path.join(tree.root, d.file.path)))
         is_lfs = len(etag) == 64 and all(c in "0123456789abcdef" for c in etag)
-        if is_lfs and etag != d.sha256:
+        if is_lfs and d.sha256 and etag != d.sha256:
             raise ManifestError(
                 "Hugging Face cache blob content does not match its name (SHA-256 etag)",
                 code="HF_BLOB_DIGEST_MISMATCH",
@@ -489,6 +489,21 @@ def manifest_for_tree(
         licence=licence,
         provenance=provenance,
         findings=sorted(findings, key=lambda f: (f.path or "", f.code, f.tensor or "", f.message)),
+    )
+
+
+def metadata_manifest(
+    tree: ModelTree, *, source: SourceRepo | None = None, env: Mapping[str, str] | None = None
+) -> Manifest:
+    """What a model is — formats, tensors, quantization, licence, provenance — from headers.
+
+    Weights are not read: a file's SHA-256 is known only when it is small (see
+    :func:`~modelsign.hashing.peek_file`), so this manifest judges a model (a
+    policy's content rules, an inventory) and is never signed or verified.
+    """
+    reuse = {f.path: file_entry(peek_file(f), None) for f in tree.files}
+    return manifest_for_tree(
+        tree, tensor_hash=None, source=source, env={} if env is None else env, reuse=reuse, jobs=1
     )
 
 

@@ -27,7 +27,7 @@ from .discover import ModelFile, ModelTree, discover
 from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
 from .formats import sniff_file
 from .hashing import FileDigests, RangeJob, TensorHash, hash_file, hash_files, hash_ranges
-from .manifest import FileEntry, Manifest, Part, build_manifest, covering_parts, weights_info
+from .manifest import FileEntry, Manifest, Part, covering_parts, metadata_manifest, weights_info
 from .policy import Policy, PolicyReport, RuleResult, evaluate
 from .provenance import ProvenanceInfo, default_provenance_path, verify_provenance
 from .sign import default_signature_path
@@ -218,10 +218,11 @@ def _apply_policy(
     signed = statement.manifest if statement is not None else None
     manifest = signed if signed is not None and not integrity else None
     if manifest is None:
-        # Built from unverified bytes, it can only make rules fail, never let a
-        # signature pass. env={}: the verifier's own CI is not the model's builder.
+        # Read from headers only (the weights need not be read again to judge a
+        # licence or a format); unverified, it can only make rules fail, never let
+        # a signature pass. env={}: the verifier's own CI is not the model's builder.
         try:
-            manifest = build_manifest(path, tensor_hash=None, allow_symlinks=True, env={})
+            manifest = metadata_manifest(discover(path, allow_symlinks=True), env={})
         except ModelsignError as exc:
             integrity.append(f"the model cannot be read: {exc.message}")
     report = evaluate(

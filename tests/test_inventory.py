@@ -781,5 +781,5 @@ def test_permission_denied_is_reported_not_raised(
     monkeypatch.setattr(inventory_module.os, "open", guarded)
     m = {e.name: e for e in scan([tmp_path], env={}, default_stores=False).models}
     assert m["locked.gguf"].status == "unreadable"
-    assert m["locked.gguf"].reason == f"Permission denied: {locked}"
+    assert m["locked.gguf"].reason == "UNREADABLE: locked.gguf: cannot open: Permission denied"
     assert m["fine.gguf"].status == "unsigned"

@@ -300,3 +300,37 @@ def test_many_tensors_large_file(tmp_path: Path) -> None:
     flip_tensor_byte(tmp_path / "m.safetensors", "big", 2_000_000)
     exc = failing(tmp_path)
     assert [p.tensor for p in exc.findings if p.code == "TENSOR_MODIFIED"] == ["big"]
+
+
+def test_policy_judges_an_unsigned_model_from_headers_only(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a trusted signature the content rules read headers, not every weight byte."""
+    from modelsign import manifest as manifest_module
+    from modelsign.policy import Policy
+
+    pem = keys.public_key_pem(KEY.public_key()).decode()
+    policy_file = tmp_path / "p.yaml"
+    policy_file.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "mode": "warn",
+                "signers": {"keys": [{"pem": pem}]},
+                "licences": {},
+                "formats": {},
+            }
+        )
+    )
+    read: list[str] = []
+    real = manifest_module.hash_files
+
+    def spy(files, **kw):  # type: ignore[no-untyped-def]
+        read.extend(f.path for f in files)
+        return real(files, **kw)
+
+    monkeypatch.setattr(manifest_module, "hash_files", spy)
+    r = verify(tiny_model, policy=Policy.load(policy_file))  # no signature: warn mode reports
+    rules = {x.rule: x.status for x in r.policy.rules}  # type: ignore[union-attr]
+    assert rules == {"signers": "warn", "licences": "pass", "formats": "pass"}
+    assert "model.safetensors" not in read and "README.md" in read

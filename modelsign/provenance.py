@@ -19,14 +19,14 @@ import rfc8785
 from pydantic import BaseModel, ConfigDict
 
 from . import __version__
-from ._atomic import open_regular, write_atomic
+from ._atomic import write_atomic
 from .discover import discover
 from .errors import InputError, VerificationError
 from .hashing import TensorHash
 from .manifest import Manifest, manifest_for_tree
 from .metadata.provenance import Builder, SourceRepo
 from .sign import DEFAULT_PROVENANCE, DEFAULT_SIGNATURE
-from .signature.bundle import read_bundle
+from .signature.bundle import read_bundle, read_signature_file
 from .signature.signers import Signer
 from .signature.statement import STATEMENT_TYPE, strict_json
 from .signature.verifiers import SignerInfo, Verifier
@@ -196,13 +196,7 @@ def verify_provenance(path: str, *, verifier: Verifier, files: Mapping[str, str]
 
     ``files`` must come from a verified model (the verified signed resources).
     """
-    try:
-        with open_regular(path) as fh:
-            data = fh.read(64 << 20)
-    except FileNotFoundError as exc:
-        raise InputError(
-            "no provenance attestation here", code="PROVENANCE_NOT_FOUND", path=path
-        ) from exc
+    data = read_signature_file(path, missing="PROVENANCE_NOT_FOUND")
     envelope = read_bundle(data)
     signer = verifier.verify_envelope(envelope)
     st = strict_json(envelope.payload, "the provenance statement")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
-import stat
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Final, Literal
@@ -21,7 +20,6 @@ from typing import Final, Literal
 import blake3
 from pydantic import BaseModel, ConfigDict
 
-from ._atomic import open_regular
 from .compare import Problem, ProblemSeverity, diff_weights
 from .discover import ModelFile, ModelTree, discover
 from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
@@ -31,7 +29,7 @@ from .manifest import FileEntry, Manifest, Part, covering_parts, metadata_manife
 from .policy import Policy, PolicyReport, RuleResult, evaluate
 from .provenance import ProvenanceInfo, default_provenance_path, verify_provenance
 from .sign import default_signature_path
-from .signature.bundle import read_bundle
+from .signature.bundle import read_bundle, read_signature_file
 from .signature.statement import (
     SINGLE_FILE_RESOURCE,
     Resource,
@@ -78,19 +76,6 @@ class VerificationResult(BaseModel):
         return [p for p in self.problems if p.severity == "error"]
 
 
-def _read_signature(path: str) -> bytes:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError as exc:
-        raise InputError("no signature file here", code="SIGNATURE_NOT_FOUND", path=path) from exc
-    if not stat.S_ISREG(st.st_mode):
-        raise InputError(
-            "the signature is not a regular file", code="SIGNATURE_NOT_FOUND", path=path
-        )
-    with open_regular(path) as fh:
-        return fh.read(256 << 20 + 1)
-
-
 def verify(
     model: str | os.PathLike[str],
     *,
@@ -120,7 +105,7 @@ def verify(
     sig_path = os.fspath(signature) if signature is not None else default_signature_path(path)
     result = VerificationResult(verdict="failed", model=path, signature=sig_path)
     try:
-        data: bytes | None = _read_signature(sig_path)
+        data: bytes | None = read_signature_file(sig_path)
     except InputError as exc:
         # Under a policy a missing signature is a failed rule (a warn-mode policy
         # still reports everything else); without one it is an input error.

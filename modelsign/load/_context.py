@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .._atomic import open_regular
 from ..compare import Problem, diff_weights, tensor_modified
 from ..discover import ModelFile, discover
 from ..errors import DiscoveryError, InputError, ModelsignError, VerificationError
@@ -27,7 +26,7 @@ from ..hashing import FileDigests, RangeJob, hash_ranges, new_hasher
 from ..manifest import FileEntry, Manifest, covering_parts, weights_info
 from ..policy import Policy, PolicyReport, evaluate
 from ..sign import DEFAULT_SIGNATURE
-from ..signature.bundle import read_bundle
+from ..signature.bundle import read_bundle, read_signature_file
 from ..signature.statement import SINGLE_FILE_RESOURCE, SignedStatement, parse_statement
 from ..signature.verifiers import SignerInfo, Verifier
 
@@ -137,12 +136,13 @@ def open_context(
     ctx = Context(root, None, sig_path, None, None, report, {}, policy, enforce)
     problems: list[Problem] = []
     try:
-        with open_regular(sig_path) as fh:
-            envelope = read_bundle(fh.read(256 << 20))
+        envelope = read_bundle(read_signature_file(sig_path))
         ctx.signer = report.signer = verifier.verify_envelope(envelope)
         ctx.statement = parse_statement(envelope.payload)
-    except FileNotFoundError:
-        problems.append(Problem(code="SIGNATURE_NOT_FOUND", message="no signature", file=sig_path))
+    except InputError as exc:
+        if exc.code != "SIGNATURE_NOT_FOUND":
+            raise
+        problems.append(Problem(code=exc.code, message=exc.message, file=sig_path))
     except VerificationError as exc:
         problems.append(Problem(code=exc.code, message=exc.message, file=sig_path))
     if ctx.statement is not None:

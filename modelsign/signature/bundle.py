@@ -13,7 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import VerificationError
+from .._atomic import open_regular
+from ..errors import InputError, VerificationError
 from .statement import strict_json
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -78,6 +79,25 @@ def write_bundle(payload: bytes, signature: bytes, material: dict[str, Any]) -> 
         },
     }
     return json.dumps(bundle, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+
+
+def read_signature_file(path: str, *, missing: str = "SIGNATURE_NOT_FOUND") -> bytes:
+    """A signature file's bytes: a regular file only (never blocks on a FIFO), size-capped.
+
+    ``missing`` is the error code for an absent file (a provenance attestation
+    has its own). One byte more than the cap is read so :func:`read_bundle`
+    can refuse an oversized file.
+    """
+    try:
+        fh = open_regular(path)
+    except FileNotFoundError as exc:
+        raise InputError("no signature file here", code=missing, path=path) from exc
+    except OSError as exc:
+        raise InputError(
+            f"cannot read the signature: {exc.strerror}", code=missing, path=path
+        ) from exc
+    with fh:
+        return fh.read(MAX_SIGNATURE_BYTES + 1)
 
 
 def read_bundle(data: bytes) -> Envelope:

@@ -25,7 +25,7 @@ from .errors import InputError, VerificationError
 from .hashing import TensorHash
 from .manifest import Manifest, manifest_for_tree
 from .metadata.provenance import Builder, SourceRepo
-from .sign import DEFAULT_PROVENANCE, DEFAULT_SIGNATURE
+from .sign import DEFAULT_PROVENANCE, DEFAULT_SIGNATURE, default_signature_path
 from .signature.bundle import read_bundle, read_signature_file
 from .signature.signers import Signer
 from .signature.statement import STATEMENT_TYPE, strict_json
@@ -142,10 +142,7 @@ class AttestResult:
 
 
 def default_provenance_path(model: str | os.PathLike[str]) -> str:
-    path = os.fspath(model)
-    if os.path.isdir(path):
-        return os.path.join(path, DEFAULT_PROVENANCE)
-    return path + ".provenance.sig"
+    return default_signature_path(model, DEFAULT_PROVENANCE)
 
 
 def attest_provenance(

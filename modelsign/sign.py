@@ -31,12 +31,16 @@ class SignResult:
     statement: bytes
 
 
-def default_signature_path(model: str | os.PathLike[str]) -> str:
-    """``MODEL/model.sig`` for a folder, ``FILE.sig`` beside a single file."""
+def default_signature_path(model: str | os.PathLike[str], name: str = DEFAULT_SIGNATURE) -> str:
+    """``MODEL/model.sig`` for a folder, ``FILE.sig`` beside a single file.
+
+    With ``name="model.provenance.sig"``: ``MODEL/model.provenance.sig`` or
+    ``FILE.provenance.sig`` — each signature kind sits in the same place.
+    """
     path = os.fspath(model)
     if os.path.isdir(path):
-        return os.path.join(path, DEFAULT_SIGNATURE)
-    return path + ".sig"
+        return os.path.join(path, name)
+    return path + name.removeprefix("model")
 
 
 def _inside(root: str, path: str) -> str | None:

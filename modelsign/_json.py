@@ -24,3 +24,12 @@ def unique_keys(
         return out
 
     return hook
+
+
+def encodable(text: str) -> bool:
+    """False for strings holding lone surrogates (``\\ud800`` escapes), which no UTF-8 can carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -367,7 +367,7 @@ def peek_file(f: ModelFile) -> FileDigests:
             first = reader.buffered
             header = first[: layout.header_size]
             if len(header) < layout.header_size:  # GGUF padding up to the data section
-                header += _pread_all(fd, layout.header_size - len(header), len(header))
+                header += pread_all(fd, layout.header_size - len(header), len(header))
             d.layout = layout
             d.header_digest = hashlib.sha256(header).hexdigest()
             if layout.kv_range is not None:
@@ -378,7 +378,7 @@ def peek_file(f: ModelFile) -> FileDigests:
         elif head[:4] == b"PK\x03\x04":
             d.format, d.pickle_members = zip_checkpoint(fd, size, f.path, fmt, d.findings)
         if data is None and size <= PEEK_WHOLE:
-            data = _pread_all(fd, size)
+            data = pread_all(fd, size)
         if data is not None and len(data) == size:
             d.sha256 = hashlib.sha256(data).hexdigest()
     finally:
@@ -386,7 +386,21 @@ def peek_file(f: ModelFile) -> FileDigests:
     return d
 
 
-def _pread_all(fd: int, size: int, offset: int = 0) -> bytes:
+def stream_digest(f: ModelFile, hasher: Any) -> str:
+    """Feed a whole file (opened as discovery saw it) to ``hasher``; return its hex digest."""
+    fd = _open_checked(f)
+    try:
+        pos = 0
+        while chunk := os.pread(fd, CHUNK, pos):
+            hasher.update(chunk)
+            pos += len(chunk)
+    finally:
+        os.close(fd)
+    return str(hasher.hexdigest())
+
+
+def pread_all(fd: int, size: int, offset: int = 0) -> bytes:
+    """``size`` bytes at ``offset`` (fewer only at end of file): pread may return short."""
     out = bytearray()
     while len(out) < size:
         chunk = os.pread(fd, size - len(out), offset + len(out))

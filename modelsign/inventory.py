@@ -61,7 +61,7 @@ from .errors import InputError, ModelsignError, VerificationError
 from .findings import Finding
 from .formats import SNIFF_BYTES, FileFormat, detect_format
 from .formats.pickle import TORCH_EXTENSIONS
-from .hashing import PEEK_WHOLE
+from .hashing import PEEK_WHOLE, pread_all, stream_digest
 from .manifest import (
     Hashing,
     Ignored,
@@ -432,33 +432,9 @@ def _read_small(path: str, limit: int) -> bytes:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise _Unreadable(f"{path} is {describe_mode(st.st_mode)}")
-        return _pread_all(fd, min(limit, st.st_size))
+        return pread_all(fd, min(limit, st.st_size))
     finally:
         os.close(fd)
-
-
-def _pread_all(fd: int, size: int, offset: int = 0) -> bytes:
-    out = bytearray()
-    while len(out) < size:
-        chunk = os.pread(fd, size - len(out), offset + len(out))
-        if not chunk:
-            break
-        out += chunk
-    return bytes(out)
-
-
-def _git_blob_sha1(f: ModelFile) -> str:
-    """A git blob id: what the Hub names a non-LFS file's cache blob."""
-    h = hashlib.sha1(b"blob %d\0" % f.size, usedforsecurity=False)
-    fd = _open_file(f)
-    try:
-        pos = 0
-        while chunk := os.pread(fd, 1 << 20, pos):
-            h.update(chunk)
-            pos += len(chunk)
-    finally:
-        os.close(fd)
-    return h.hexdigest()
 
 
 def _empty_manifest(name: str, reason: str | None, location: str) -> Manifest:
@@ -533,7 +509,7 @@ def _read_signature(sig: str) -> bytes:
         raise _Unreadable(f"the signature {sig} is larger than {MAX_SIGNATURE_BYTES} bytes")
     fd = os.open(sig, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
-        return _pread_all(fd, st.st_size)
+        return pread_all(fd, st.st_size)
     finally:
         os.close(fd)
 
@@ -1011,11 +987,13 @@ class _Scanner:
             actual: str | None = None
             if addr.algorithm == "git-sha1":
                 if self.verify or f.size <= SMALL_FILE:
-                    actual = _git_blob_sha1(f)
+                    # A git blob id: what the Hub names a non-LFS file's cache blob.
+                    git = hashlib.sha1(b"blob %d\0" % f.size, usedforsecurity=False)
+                    actual = stream_digest(f, git)
             elif name in hashed:
                 actual = hashed[name]
             elif self.verify and manifest is None:  # a damaged file: altered, or as published?
-                actual = _plain_sha256(f)
+                actual = stream_digest(f, hashlib.sha256())
             if actual is None:
                 continue
             exact += 1
@@ -1279,19 +1257,6 @@ def _real_dir(path: str) -> bool:
 
 def _list(folder: str) -> list[str]:
     return sorted(os.listdir(folder))
-
-
-def _plain_sha256(f: ModelFile) -> str:
-    h = hashlib.sha256()
-    fd = _open_file(f)
-    try:
-        pos = 0
-        while chunk := os.pread(fd, 1 << 20, pos):
-            h.update(chunk)
-            pos += len(chunk)
-    finally:
-        os.close(fd)
-    return h.hexdigest()
 
 
 def _ollama_name(parts: Sequence[str]) -> str:

@@ -24,7 +24,15 @@ from .compare import Problem, ProblemSeverity, diff_weights
 from .discover import ModelFile, ModelTree, discover
 from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
 from .formats import sniff_file
-from .hashing import FileDigests, RangeJob, TensorHash, hash_file, hash_files, hash_ranges
+from .hashing import (
+    FileDigests,
+    RangeJob,
+    TensorHash,
+    hash_file,
+    hash_files,
+    hash_ranges,
+    stream_digest,
+)
 from .manifest import FileEntry, Manifest, Part, covering_parts, metadata_manifest, weights_info
 from .policy import Policy, PolicyReport, RuleResult, evaluate
 from .provenance import ProvenanceInfo, default_provenance_path, verify_provenance
@@ -477,7 +485,7 @@ class _ModelCheck:
             try:
                 d = hash_file(f, tensor_hash=self._tensor_hash())
             except ModelsignError as exc:
-                actual = _plain_sha256(f)
+                actual = stream_digest(f, hashlib.sha256())
                 if actual == expected:
                     self._verified(f, self._entry(f.path), by_tensors=False)
                     continue
@@ -514,7 +522,7 @@ class _ModelCheck:
                 f"file content changed and no longer parses ({exc.code}: {exc.message})",
                 file=f.path,
                 expected=expected,
-                actual=_plain_sha256(f),
+                actual=stream_digest(f, hashlib.sha256()),
             )
             return
         self._judge(f, d.sha256, expected, d)
@@ -619,11 +627,3 @@ def _open(f: ModelFile) -> int:
         raise DiscoveryError(
             f"cannot open: {exc.strerror}", code="UNREADABLE", path=f.path
         ) from exc
-
-
-def _plain_sha256(f: ModelFile) -> str:
-    h = hashlib.sha256()
-    with open(f.real, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -10,7 +10,8 @@ from rich.table import Table
 from ..manifest import Manifest
 
 
-def _size(n: int) -> str:
+def human_size(n: int) -> str:
+    """Bytes for a person: 512 B, 1.5 MiB, 3.2 GiB."""
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if value < 1024 or unit == "TiB":
@@ -26,7 +27,7 @@ def render(m: Manifest, *, show_tensors: bool = False, console: Console | None =
     out.print(f"[bold]{m.name}[/bold]  manifest {m.digest()}")
     total = sum(f.size for f in m.files)
     out.print(
-        f"{len(m.files)} files, {_size(total)}; file digests {m.hashing.file}, "
+        f"{len(m.files)} files, {human_size(total)}; file digests {m.hashing.file}, "
         f"tensor digests {m.hashing.tensor or 'none (--no-tensors)'}"
     )
     if m.weights_digest:
@@ -43,7 +44,7 @@ def render(m: Manifest, *, show_tensors: bool = False, console: Console | None =
         bpw = w.quantization.bits_per_weight if w else None
         files.add_row(
             f.path,
-            _size(f.size),
+            human_size(f.size),
             f.format,
             str(w.tensor_count) if w else "",
             dtypes,

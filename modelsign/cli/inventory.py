@@ -13,6 +13,7 @@ import click
 from .._atomic import write_atomic
 from ..errors import InputError
 from . import _stderr_console, cli
+from .inspect import human_size
 
 if TYPE_CHECKING:
     from ..inventory import InventoryEntry
@@ -52,15 +53,6 @@ def _count_progress() -> Iterator[Callable[[int, int], None] | None]:
         yield update
 
 
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
 def _display_name(m: InventoryEntry) -> str:
     if m.revision is None:
         return m.name
@@ -90,7 +82,7 @@ def _render(models: list[InventoryEntry], counts: dict[str, int], policy: bool) 
         cells = [
             _display_name(m),
             m.store,
-            _size(m.size),
+            human_size(m.size),
             ",".join(weights),
             quant,
             m.licence or "",

@@ -16,7 +16,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from .._json import unique_keys
+from .._json import encodable, unique_keys
 from ..errors import FormatError
 from ..findings import Finding
 from .layout import HeaderReader, MetadataValue, TensorSpan, WeightLayout
@@ -299,17 +299,8 @@ def _json_error(msg: str, text: str, pos: int, path: str) -> FormatError:
     )
 
 
-def _is_utf8(s: str) -> bool:
-    """False for strings holding lone surrogates (``\\ud800`` escapes), which no UTF-8 can carry."""
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _check_name(key: str, raw_key: str, path: str, findings: list[Finding]) -> None:
-    if not key or not _is_utf8(key):
+    if not key or not encodable(key):
         raise FormatError(
             f"tensor name {raw_key} is empty or not encodable as UTF-8",
             code="SAFETENSORS_BAD_NAME",
@@ -347,7 +338,7 @@ def _check_metadata(value: Any, path: str) -> dict[str, MetadataValue]:
                 code="SAFETENSORS_BAD_METADATA",
                 path=path,
             )
-        if not (_is_utf8(k) and _is_utf8(v)):
+        if not (encodable(k) and encodable(v)):
             raise FormatError(
                 f"__metadata__ entry {k!r} holds a lone surrogate escape",
                 code="SAFETENSORS_BAD_METADATA",

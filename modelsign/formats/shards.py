@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from .._json import unique_keys
+from .._json import encodable, unique_keys
 from ..errors import FormatError
 from ..findings import Finding
 
@@ -135,7 +135,7 @@ def _parse_index(index_path: str, index_bytes: bytes) -> dict[str, str]:
             path=index_path,
         )
     for tensor, shard in weight_map.items():
-        if not tensor or not _is_utf8(tensor):
+        if not tensor or not encodable(tensor):
             raise FormatError(
                 f"weight_map has an empty or unencodable tensor name {tensor!r}",
                 code="SHARD_INDEX_BAD_ENTRY",
@@ -151,14 +151,6 @@ def _parse_index(index_path: str, index_bytes: bytes) -> dict[str, str]:
     return weight_map
 
 
-def _is_utf8(s: str) -> bool:
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _check_shard_name(index_path: str, tensor: str, shard: str) -> None:
     """Accept only plain relative POSIX names that cannot leave the index's folder.
 
@@ -170,7 +162,7 @@ def _check_shard_name(index_path: str, tensor: str, shard: str) -> None:
         not shard
         or "\x00" in shard
         or "\\" in shard
-        or not _is_utf8(shard)
+        or not encodable(shard)
         or any(part in ("", ".", "..") for part in parts)
     ):
         raise FormatError(

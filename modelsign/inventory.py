@@ -1054,6 +1054,7 @@ class _Scanner:
                 signer=None,
                 signature_problems=[why],
                 unsigned_files={},
+                verifier_given=False,
             )
         if status == "unsigned" and report is not None and report.blocked:
             reason = "policy: " + _rules_text([r for r in report.rules if r.status == "fail"])
@@ -1217,6 +1218,7 @@ class _Scanner:
                 signer=None,
                 signature_problems=[f"the model is unreadable: {reason}"],
                 unsigned_files={},
+                verifier_given=False,
             )
         entry = InventoryEntry(
             name=job.name,

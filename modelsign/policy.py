@@ -28,9 +28,10 @@ from .metadata.licence import licence_permitted
 from .signature import keys
 from .signature.bundle import Envelope
 from .signature.certs import load_certificates
-from .signature.verifiers import CertificateVerifier, KeyVerifier, SignerInfo
+from .signature.verifiers import CertificateVerifier, KeyVerifier, SignerInfo, Verifier
 
 Mode = Literal["enforce", "warn"]
+NOT_COVERED = "file is not covered by the signature"
 Status = Literal["pass", "fail", "warn", "skip"]
 RuleName = Literal[
     "signers", "licences", "provenance", "formats", "quantization", "coverage", "freshness"
@@ -203,6 +204,8 @@ class Policy(_Strict):
         return load_policy(path)
 
     def mode_of(self, rule: RuleName) -> Mode:
+        if rule == "signers" and self.signers is None:
+            return "enforce"  # trust given by the caller (--key, a verifier) is never optional
         spec = getattr(self, rule)
         return (getattr(spec, "mode", None) if spec is not None else None) or self.mode
 
@@ -220,6 +223,15 @@ class Policy(_Strict):
                 code="USAGE",
             )
         return PolicyVerifier(self)
+
+
+def resolve_verifier(verifier: Verifier | None, policy: Policy | None) -> Verifier:
+    """The verifier given, else one trusting the policy's signers (a usage error if neither)."""
+    if verifier is not None:
+        return verifier
+    if policy is None:
+        raise InputError("give a verifier, or a policy that lists signers", code="USAGE")
+    return policy.verifier()
 
 
 class RuleResult(BaseModel):
@@ -448,6 +460,7 @@ def evaluate(
     excused: Sequence[str] = (),
     coverage_manifest: Manifest | None = None,
     attestation: Any = None,
+    verifier_given: bool = True,
     now: datetime | None = None,
 ) -> PolicyReport:
     """Judge every rule of ``policy``.
@@ -461,13 +474,25 @@ def evaluate(
     are those the verifier's ``--ignore`` left out (not a coverage failure).
     Coverage is about the signature, so it judges ``coverage_manifest`` (the
     trusted signed manifest) and is skipped when there is none.
+
+    The signers rule is judged when the policy lists signers, or when the
+    caller verified with its own trust (``verifier_given``: --key, a verifier
+    object), which is then enforced. Without a coverage rule, unsigned files
+    fail it, as they do without a policy. (A scan with no trust configured,
+    like the inventory, passes ``verifier_given=False``.)
     """
     now = now or datetime.now(timezone.utc)
+    judged = {k: v for k, v in unsigned_files.items() if k not in excused}
     out: list[RuleResult] = []
-    for rule in policy.rules():
+    judged_rules = policy.rules()
+    if verifier_given and policy.signers is None:
+        judged_rules.insert(0, "signers")
+    for rule in judged_rules:
         reasons: list[str]
         if rule == "signers":
             reasons = list(signature_problems)
+            if policy.coverage is None:
+                reasons += [f"FILE_EXTRA: {n}: {NOT_COVERED}" for n in sorted(judged)]
         elif rule == "coverage" and coverage_manifest is None:
             out.append(
                 RuleResult(
@@ -483,7 +508,6 @@ def evaluate(
                 "no manifest to judge (the signature carries none and the model could not be read)"
             ]
         else:
-            judged = {k: v for k, v in unsigned_files.items() if k not in excused}
             files = unsigned_files if rule == "formats" else judged
             subject = coverage_manifest if rule == "coverage" and coverage_manifest else manifest
             reasons = _JUDGES[rule](policy, subject, signer, files, now)
@@ -620,7 +644,7 @@ def _coverage(
                 )
     if spec.unsigned_files != "allow":
         prefix = "" if spec.unsigned_files == "deny" else _WARN
-        reasons += [f"{prefix}{n}: file is not covered by the signature" for n in unsigned]
+        reasons += [f"{prefix}{n}: {NOT_COVERED}" for n in unsigned]
     return reasons
 
 

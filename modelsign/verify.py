@@ -34,7 +34,7 @@ from .hashing import (
     stream_digest,
 )
 from .manifest import FileEntry, Manifest, Part, covering_parts, metadata_manifest, weights_info
-from .policy import Policy, PolicyReport, RuleResult, evaluate
+from .policy import Policy, PolicyReport, evaluate, resolve_verifier
 from .provenance import ProvenanceInfo, default_provenance_path, verify_provenance
 from .sign import default_signature_path
 from .signature.bundle import read_bundle, read_signature_file
@@ -106,10 +106,7 @@ def verify(
     path = os.fspath(model)
     if not os.path.lexists(path):
         raise InputError(f"no such file or folder: {path}", code="NOT_FOUND", path=path)
-    if verifier is None:
-        if policy is None:
-            raise InputError("give a verifier, or a policy that lists signers", code="USAGE")
-        verifier = policy.verifier()
+    verifier = resolve_verifier(verifier, policy)
     sig_path = os.fspath(signature) if signature is not None else default_signature_path(path)
     result = VerificationResult(verdict="failed", model=path, signature=sig_path)
     try:
@@ -195,13 +192,15 @@ def _apply_policy(
         for p in result.problems
         if p.code in ("FILE_EXTRA", "FILE_UNSIGNED_IGNORED") and p.file
     }
-    # Without a coverage rule, unsigned files fail the signature as they do without a policy.
-    extra_is_coverage = policy.coverage is not None
+    # Unsigned files are judged by the policy (coverage, or the signers rule
+    # without one), from the map above; everything else is about the signature.
     integrity = [
         f"{p.code}: {p.file + ': ' if p.file else ''}{p.message}"
         for p in result.problems
-        if p.severity == "error" and not (p.code == "FILE_EXTRA" and extra_is_coverage)
+        if p.severity == "error" and p.code != "FILE_EXTRA"
     ]
+    extra_is_coverage = policy.coverage is not None
+    extras_fail = not extra_is_coverage and any(p.code == "FILE_EXTRA" for p in result.problems)
     # A statement is only parsed once its signature verified, so its claims are
     # authentic. Content rules judge the signed manifest while the files match
     # it, else what is on disk (what would actually run); coverage is about the
@@ -209,7 +208,7 @@ def _apply_policy(
     # no signature could be trusted.
     trusted = statement is not None
     signed = statement.manifest if statement is not None else None
-    manifest = signed if signed is not None and not integrity else None
+    manifest = signed if signed is not None and not integrity and not extras_fail else None
     if manifest is None:
         # Read from headers only (the weights need not be read again to judge a
         # licence or a format); unverified, it can only make rules fail, never let
@@ -229,19 +228,8 @@ def _apply_policy(
         attestation=result.provenance,
         now=now,
     )
-    rules = list(report.rules)
-    if policy.signers is None:  # signers came from the command line: always enforced
-        rules.insert(
-            0,
-            RuleResult(
-                rule="signers",
-                mode="enforce",
-                status="fail" if integrity else "pass",
-                reasons=integrity,
-            ),
-        )
-    result.policy = PolicyReport(rules=rules)
-    status = {r.rule: r.status for r in rules}
+    result.policy = report
+    status = {r.rule: r.status for r in report.rules}
     allow_unsigned = policy.coverage is not None and policy.coverage.unsigned_files == "allow"
 
     def severity(p: Problem) -> ProblemSeverity:

@@ -1700,11 +1700,23 @@ def test_evaluate_without_a_manifest(tmp_path: Path) -> None:
         policy, manifest=None, signer=None, signature_problems=["X: broken"], unsigned_files={}
     )
     why = "no manifest to judge (the signature carries none and the model could not be read)"
-    assert [(r.rule, r.status, r.reasons) for r in report.rules] == [
-        ("licences", "warn", [why]),
-        ("formats", "fail", [why]),
+    # The caller's own trust (a verifier, as from --key) is judged and enforced even when the
+    # policy lists no signers and warns by default.
+    assert [(r.rule, r.mode, r.status, r.reasons) for r in report.rules] == [
+        ("signers", "enforce", "fail", ["X: broken"]),
+        ("licences", "warn", "warn", [why]),
+        ("formats", "enforce", "fail", [why]),
     ]
     assert report.blocked
+    no_trust = evaluate(
+        policy,
+        manifest=None,
+        signer=None,
+        signature_problems=["X: broken"],
+        unsigned_files={},
+        verifier_given=False,
+    )
+    assert [r.rule for r in no_trust.rules] == ["licences", "formats"]
 
 
 def test_evaluate_reports_are_json_serialisable(

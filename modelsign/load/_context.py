@@ -24,7 +24,7 @@ from ..errors import DiscoveryError, InputError, ModelsignError, VerificationErr
 from ..formats import parse_weights_bytes, sniff_file
 from ..hashing import FileDigests, RangeJob, hash_ranges, new_hasher
 from ..manifest import FileEntry, Manifest, covering_parts, weights_info
-from ..policy import Policy, PolicyReport, evaluate
+from ..policy import Policy, PolicyReport, evaluate, resolve_verifier
 from ..sign import DEFAULT_SIGNATURE
 from ..signature.bundle import read_bundle, read_signature_file
 from ..signature.statement import SINGLE_FILE_RESOURCE, SignedStatement, parse_statement
@@ -126,10 +126,7 @@ def open_context(
     p = os.fspath(path)
     if not os.path.lexists(p):
         raise InputError(f"no such file or folder: {p}", code="NOT_FOUND", path=p)
-    if verifier is None:
-        if policy is None:
-            raise InputError("give a verifier, or a policy that lists signers", code="USAGE")
-        verifier = policy.verifier()
+    verifier = resolve_verifier(verifier, policy)
     sig_path, root, name = _signature_for(p, os.fspath(signature) if signature else None)
     enforce = policy is None or policy.mode_of("signers") == "enforce"
     report = LoadReport(model=p, signature=sig_path, signer=None)
@@ -158,13 +155,6 @@ def open_context(
             ctx.single_file = name
     ctx.files = _files_on_disk(ctx, name)
     unsigned = _unsigned(ctx)
-    if policy is not None and policy.coverage is None and ctx.single_file is None:
-        # As in `modelsign verify`: without a coverage rule, unsigned files beside
-        # the model fail the signature (the signers rule decides the mode).
-        problems += [
-            Problem(code="FILE_EXTRA", message="not covered by the signature", file=n)
-            for n in sorted(unsigned)
-        ]
     if policy is not None:
         report.policy = evaluate(
             policy,
@@ -182,11 +172,9 @@ def open_context(
                 f"{r.rule} ({'; '.join(r.reasons[:3])})" for r in failed
             )
             if blocked:
-                named = {p.file for p in problems if p.code == "FILE_EXTRA"}
                 findings = problems + [
                     Problem(code="FILE_EXTRA", message=f"not signed ({fmt})", file=n)
                     for n, fmt in sorted(unsigned.items())
-                    if n not in named
                 ]
                 findings += [
                     Problem(code=f"POLICY_{r.rule.upper()}", message=reason)

@@ -656,3 +656,23 @@ def test_partial_load_survives_short_reads(
     np.testing.assert_array_equal(
         out["lm_head.weight"], np_load_file(str(signed / WEIGHTS))["lm_head.weight"]
     )
+
+
+def test_a_callers_verifier_is_enforced_under_a_warn_policy_without_signers(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """Regression: the loader let a wrong key through (with a warning) when a warn-mode policy
+    listed no signers, while `verify` enforced the same caller-given trust."""
+    sign(tiny_model, keys.generate_key())
+    policy_file = tmp_path / "p.yaml"
+    policy_file.write_text("version: 1\nmode: warn\nformats: {}\n")
+    stranger = modelsign.KeyVerifier(keys.generate_key().public_key())
+    exc = refused(
+        lambda: load_safetensors(
+            tiny_model, policy=modelsign.Policy.load(policy_file), verifier=stranger
+        )
+    )
+    assert exc.code == "POLICY_FAILED"
+    assert [p.code for p in exc.findings] == ["KEY_HINT_MISMATCH", "POLICY_SIGNERS"]
+    with pytest.raises(VerificationError):
+        modelsign.verify(tiny_model, policy=modelsign.Policy.load(policy_file), verifier=stranger)

@@ -89,7 +89,8 @@ def check_relative_name(name: str, *, where: str = "name") -> str:
     return name
 
 
-def _matches(rel: str, patterns: Iterable[str]) -> bool:
+def matches_pattern(rel: str, patterns: Iterable[str]) -> bool:
+    """fnmatch on the relative POSIX name, or (for a pattern without ``/``) on its base name."""
     base = rel.rsplit("/", 1)[-1]
     for pattern in patterns:
         pat = pattern.rstrip("/")
@@ -263,7 +264,7 @@ class _Walker:
             name = entry.name
             rel = f"{prefix}{name}"
             check_relative_name(rel)
-            if rel in self.exclude or _matches(rel, self.patterns):
+            if rel in self.exclude or matches_pattern(rel, self.patterns):
                 self.ignored.append(rel)
                 continue
             st = entry.stat(follow_symlinks=False)

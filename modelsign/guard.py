@@ -90,7 +90,7 @@ from .load.hf import (
     resolve_model_folder,
     tensor_entries,
 )
-from .load.safetensors import Framework, _make_tensor
+from .load.safetensors import Framework, tensor_from_buffer
 from .policy import FormatsRule, Policy
 from .signature.verifiers import Verifier
 
@@ -253,7 +253,7 @@ class VerifiedSafeOpen:
             )
         ctx, name, buf = _verified(g, path, what)
         entries = tensor_entries(ctx, name, buf)
-        self._tensors = {t.name: _make_tensor(fw, t, buf, t.offset) for t in entries}
+        self._tensors = {t.name: tensor_from_buffer(fw, t, buf, t.offset) for t in entries}
         self._dtypes = {t.name: t.dtype for t in entries}
         self._metadata = _metadata(buf)
         self._device = device

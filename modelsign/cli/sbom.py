@@ -82,7 +82,7 @@ def _card(real: dict[str, str], m: Manifest) -> dict[str, object] | None:
 def _load(
     target: str, ignore: tuple[str, ...], allow_symlinks: bool
 ) -> tuple[Manifest, dict[str, object] | None, Origin]:
-    from ..discover import _matches, discover
+    from ..discover import discover, matches_pattern
     from ..manifest import manifest_for_tree, parse_manifest
     from ..sbom import signature_manifest
     from ..sign import DEFAULT_SIGNATURE
@@ -99,7 +99,11 @@ def _load(
     # manifest (and its digest) is then the signed one.
     exclude = [DEFAULT_SIGNATURE] if os.path.isdir(target) else []
     tree = discover(target, ignore=ignore, exclude=exclude, allow_symlinks=allow_symlinks)
-    if exclude and DEFAULT_SIGNATURE in tree.ignored and not _matches(DEFAULT_SIGNATURE, ignore):
+    if (
+        exclude
+        and DEFAULT_SIGNATURE in tree.ignored
+        and not matches_pattern(DEFAULT_SIGNATURE, ignore)
+    ):
         kept = tuple(p for p in tree.ignored if p != DEFAULT_SIGNATURE)
         tree = dataclasses.replace(tree, ignored=kept)
     with _progress(True, "hashing") as progress:

@@ -33,7 +33,7 @@ from ..policy import Policy
 from ..signature.verifiers import Verifier
 from ..verify import VerificationResult, verify
 from ._context import Context, open_context, read_verified
-from .safetensors import Framework, _layout_from_buffer, _make_tensor
+from .safetensors import Framework, layout_from_buffer, tensor_from_buffer
 
 HF_NOT_CACHED = "HF_NOT_CACHED"
 
@@ -206,7 +206,7 @@ def tensor_entries(ctx: Context, name: str, buf: Buffer) -> list[TensorEntry]:
     entry = ctx.entry(name)
     if entry is not None and entry.weights is not None:
         return entry.weights.tensors
-    return _layout_from_buffer(name, buf)
+    return layout_from_buffer(name, buf)
 
 
 def tensors_from_buffer(
@@ -214,7 +214,8 @@ def tensors_from_buffer(
 ) -> dict[str, Any]:
     """The tensors of safetensors file ``name`` as views over its verified buffer."""
     return {
-        t.name: _make_tensor(framework, t, buf, t.offset) for t in tensor_entries(ctx, name, buf)
+        t.name: tensor_from_buffer(framework, t, buf, t.offset)
+        for t in tensor_entries(ctx, name, buf)
     }
 
 

@@ -38,7 +38,7 @@ class VerifiedTensors(dict[str, Any]):
     report: LoadReport
 
 
-def _make_tensor(framework: Framework, t: TensorEntry, buf: Any, offset: int) -> Any:
+def tensor_from_buffer(framework: Framework, t: TensorEntry, buf: Any, offset: int) -> Any:
     """A tensor over ``buf`` (no copy); ``offset`` is where its bytes start in ``buf``."""
     if framework == "numpy":
         import numpy as np
@@ -139,7 +139,7 @@ def load_safetensors(
         if entry is None or entry.weights is None:
             # Signed only by its file digest (an OMS signature): the bytes are
             # verified, the layout comes from the strict reader over the buffer.
-            entries = _layout_from_buffer(name, buf)
+            entries = layout_from_buffer(name, buf)
         else:
             entries = entry.weights.tensors
         for t in entries:
@@ -156,11 +156,11 @@ def load_safetensors(
                     ],
                     "DUPLICATE_TENSOR",
                 )
-            out[t.name] = _make_tensor(framework, t, buf, t.offset)
+            out[t.name] = tensor_from_buffer(framework, t, buf, t.offset)
     return out
 
 
-def _layout_from_buffer(name: str, buf: Any) -> list[TensorEntry]:
+def layout_from_buffer(name: str, buf: Any) -> list[TensorEntry]:
     from ..formats import parse_weights_bytes
 
     layout = parse_weights_bytes("safetensors", memoryview(buf), name)
@@ -237,7 +237,7 @@ def _load_partial(
         for t, b, have in zip(entries, bufs, got[1:], strict=True):
             if have != t.digest:
                 problems.append(tensor_modified(name, t.name, t.digest, str(have)))
-            out[t.name] = _make_tensor(framework, t, b, 0)
+            out[t.name] = tensor_from_buffer(framework, t, b, 0)
         if problems:
             ctx.fail(f"{name} does not match the signature", problems, problems[-1].code)
         else:

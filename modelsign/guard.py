@@ -77,7 +77,14 @@ from typing import Any
 
 from .compare import Problem
 from .errors import InputError, VerificationError
-from .load._context import Context, ModelsignWarning, open_context, read_verified
+from .load._context import (
+    MEMORY_MODES,
+    Context,
+    Memory,
+    ModelsignWarning,
+    open_context,
+    read_verified,
+)
 from .load.hf import (
     HF_NOT_CACHED,
     Buffer,
@@ -97,6 +104,7 @@ from .signature.verifiers import Verifier
 __all__ = ["install", "install_from_env", "installed", "uninstall"]
 
 ENV_VAR = "MODELSIGN_POLICY"
+MEMORY_ENV_VAR = "MODELSIGN_MEMORY"
 
 
 @dataclass
@@ -104,6 +112,7 @@ class _Guard:
     policy: Policy
     verifier: Verifier
     finder: _ImportHook
+    memory: Memory = "copy"
     patched: list[tuple[Any, str, Any, Any]] = field(default_factory=list)  # owner, attr, old, new
 
 
@@ -195,11 +204,11 @@ def _verified(g: _Guard, path: str, what: str) -> tuple[Context, str, Buffer]:
             s, name = hit
             buf = s.loaded.get(name)
             if buf is None:
-                buf = s.loaded[name] = read_verified(s.ctx, name)
+                buf = s.loaded[name] = read_verified(s.ctx, name, g.memory)
             return s.ctx, name, buf
         ctx = open_context(path, signature=None, verifier=g.verifier, policy=g.policy)
         name = ctx.single_file or _relname(ctx.root, path)
-        return ctx, name, read_verified(ctx, name)
+        return ctx, name, read_verified(ctx, name, g.memory)
     except VerificationError as exc:
         raise explained(exc, what) from exc
 
@@ -515,20 +524,31 @@ class _ImportHook(importlib.abc.MetaPathFinder):
         return None
 
 
-def install(*, policy: Policy | str | os.PathLike[str], verifier: Verifier | None = None) -> None:
+def install(
+    *,
+    policy: Policy | str | os.PathLike[str],
+    verifier: Verifier | None = None,
+    memory: Memory = "copy",
+) -> None:
     """Verify every model this process loads through safetensors, torch.load or transformers.
 
-    Idempotent: installing again only replaces the policy and verifier.
-    The verifier defaults to the policy's signers.
+    Idempotent: installing again only replaces the policy, verifier and memory.
+    The verifier defaults to the policy's signers. ``memory`` is where verified
+    safetensors bytes live, as for :func:`modelsign.load_safetensors`:
+    ``"mapped"``/``"auto"`` keep safetensors' shared, zero-copy page cache.
     """
     global _GUARD
+    if memory not in MEMORY_MODES:
+        raise InputError(
+            f"memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}", code="USAGE"
+        )
     pol = policy if isinstance(policy, Policy) else Policy.load(policy)
     ver = verifier if verifier is not None else pol.verifier()
     with _LOCK:
         if _GUARD is not None:
-            _GUARD.policy, _GUARD.verifier = pol, ver
+            _GUARD.policy, _GUARD.verifier, _GUARD.memory = pol, ver, memory
             return
-        g = _Guard(pol, ver, _ImportHook())
+        g = _Guard(pol, ver, _ImportHook(), memory=memory)
         _GUARD = g
         sys.meta_path.insert(0, g.finder)
         for name in sorted(_HOOKED):
@@ -572,10 +592,18 @@ def install_from_env(env: Mapping[str, str] | None = None) -> bool:
 
     Meant for ``sitecustomize.py``: without the variable nothing happens, and
     a named policy that cannot be read raises (a guard that silently is not
-    there would be worse than a failed start).
+    there would be worse than a failed start). ``MODELSIGN_MEMORY`` (``copy``,
+    ``mapped`` or ``auto``; default ``copy``) is passed on as ``memory``.
     """
-    path = (os.environ if env is None else env).get(ENV_VAR, "").strip()
+    values = os.environ if env is None else env
+    path = values.get(ENV_VAR, "").strip()
     if not path:
         return False
-    install(policy=path)
+    memory = values.get(MEMORY_ENV_VAR, "").strip() or "copy"
+    if memory not in MEMORY_MODES:
+        raise InputError(
+            f"{MEMORY_ENV_VAR} must be one of {', '.join(MEMORY_MODES)}, not {memory!r}",
+            code="USAGE",
+        )
+    install(policy=path, memory=memory)
     return True

@@ -450,6 +450,9 @@ def hash_files(
     return [r for r in results if r is not None]
 
 
+_PIECE = 32 << 20  # what a prepared buffer job faults in, then hashes
+
+
 @dataclass(frozen=True)
 class RangeJob:
     """A byte range to digest (or, with no algorithm, to check is zero).
@@ -459,6 +462,9 @@ class RangeJob:
     exactly ``end - start`` bytes) the file's bytes are read into it and each
     piece is hashed right after it is read, while it is still in the CPU cache:
     a loader fills its tensor memory and verifies it in one parallel pass.
+    With ``buf`` and ``prepare``, ``prepare(start, end)`` runs before each piece
+    of ``buf`` is hashed: a file mapping faults its pages in ahead, so one
+    thread waits for the disk while another hashes.
     """
 
     fd: int
@@ -467,6 +473,7 @@ class RangeJob:
     algorithm: TensorHash | None
     buf: memoryview | None = None
     dest: memoryview | None = None
+    prepare: Callable[[int, int], None] | None = None
 
 
 def hash_ranges(
@@ -496,12 +503,18 @@ def hash_ranges(
         view = memoryview(buf)
         h = new_hasher(job.algorithm) if job.algorithm is not None else None
         if job.buf is not None:
-            part = job.buf[job.start : job.end]
-            if h is not None:
-                h.update(part)
-                results[i] = h.hexdigest()
-            else:
-                results[i] = part.tobytes().count(0) == len(part)
+            zero = True
+            step = _PIECE if job.prepare is not None else max(1, job.end - job.start)
+            for a in range(job.start, job.end, step):
+                b = min(a + step, job.end)
+                if job.prepare is not None:
+                    job.prepare(a, b)
+                part = job.buf[a:b]
+                if h is not None:
+                    h.update(part)
+                elif zero:
+                    zero = part.tobytes().count(0) == len(part)
+            results[i] = h.hexdigest() if h is not None else zero
             if progress is not None:
                 with lock:
                     progress(job.end - job.start)

@@ -25,7 +25,7 @@ import transformers
 
 import modelsign
 from modelsign import guard
-from modelsign.errors import VerificationError
+from modelsign.errors import InputError, VerificationError
 from modelsign.load import ModelsignWarning
 from modelsign.signature import keys
 
@@ -309,6 +309,38 @@ def test_install_from_env(guarded: Path) -> None:
     assert not guard.installed()
     assert guard.install_from_env({guard.ENV_VAR: str(guarded)})
     assert guard.installed() and torch.load is guard._torch_load
+
+
+def test_install_from_env_memory(guarded: Path) -> None:
+    guard.uninstall()
+    assert guard.install_from_env({guard.ENV_VAR: str(guarded), guard.MEMORY_ENV_VAR: "auto"})
+    assert guard._GUARD is not None and guard._GUARD.memory == "auto"
+    guard.uninstall()
+    with pytest.raises(InputError) as info:
+        guard.install_from_env({guard.ENV_VAR: str(guarded), guard.MEMORY_ENV_VAR: "mmap"})
+    assert info.value.code == "USAGE" and guard.MEMORY_ENV_VAR in info.value.message
+    assert not guard.installed()
+
+
+def test_mapped_guard_keeps_a_lease_on_what_load_file_returned(
+    weights: Path, tmp_path: Path, key: keys.PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import modelsign.load._mapped as mapped
+
+    if mapped.filesystem_of(os.stat(weights).st_dev) not in mapped.LEASE_SAFE_FILESYSTEMS:
+        pytest.skip("the test folder is not on a local filesystem that supports leases")
+    monkeypatch.setattr(mapped, "MIN_MAPPED", 1)  # the test weights are tiny
+    guard.install(policy=write_policy(tmp_path, key), memory="mapped")
+    try:
+        loaded = safetensors.torch.load_file(weights)
+    finally:
+        guard.uninstall()
+    assert all(torch.equal(loaded[k], WEIGHTS[k]) for k in WEIGHTS)
+    with pytest.raises(BlockingIOError):  # a writer is held off (and the bytes copied out)
+        os.open(weights, os.O_WRONLY | os.O_NONBLOCK)
+    with open(weights, "r+b") as fh:
+        fh.write(b"\xff" * 200)
+    assert all(torch.equal(loaded[k], WEIGHTS[k]) for k in WEIGHTS)
 
 
 def test_sitecustomize_patches_modules_as_they_are_imported(

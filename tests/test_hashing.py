@@ -140,3 +140,33 @@ def test_torch_zip_detected_by_content_under_any_name(tmp_path: Path) -> None:
     with pytest.raises(FormatError) as e:
         hash_file(f, tensor_hash="blake3")
     assert e.value.code == "PICKLE_BAD_ZIP" and e.value.path == "broken.pt"
+
+
+def test_hash_ranges_prepares_each_piece_of_a_buffer_before_hashing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A mapped loader faults pages in per piece: every byte prepared, in order, before use."""
+    monkeypatch.setattr(hashing, "_PIECE", 1000)
+    data = bytearray(os.urandom(5500)) + bytearray(700)
+    view = memoryview(data)
+    prepared: list[tuple[int, int]] = []
+
+    def prepare(a: int, b: int) -> None:
+        prepared.append((a, b))
+
+    jobs = [
+        hashing.RangeJob(-1, 100, 5500, "sha256", buf=view, prepare=prepare),
+        hashing.RangeJob(-1, 5500, 6200, None, buf=view, prepare=prepare),
+        hashing.RangeJob(-1, 0, 0, "blake3", buf=view, prepare=prepare),
+    ]
+    got = hashing.hash_ranges(jobs, threads=1)
+    assert got == [
+        hashlib.sha256(data[100:5500]).hexdigest(),
+        True,
+        blake3.blake3(b"").hexdigest(),
+    ]
+    first = [p for p in prepared if p[0] < 5500]
+    assert first == [(a, min(a + 1000, 5500)) for a in range(100, 5500, 1000)]
+    assert [p for p in prepared if p[0] >= 5500] == [(5500, 6200)]
+    data[6000] = 1
+    assert hashing.hash_ranges(jobs[1:2])[0] is False

@@ -2,6 +2,7 @@
 
 from ._context import LoadReport, ModelsignWarning
 from .gguf import VerifiedGGUF, open_gguf
+from ._mapped import is_guarded
 from .hf import load_transformers, snapshot_path, verify_hf_snapshot
 from .safetensors import VerifiedTensors, load_safetensors
 
@@ -10,6 +11,7 @@ __all__ = [
     "ModelsignWarning",
     "VerifiedGGUF",
     "VerifiedTensors",
+    "is_guarded",
     "load_safetensors",
     "load_transformers",
     "open_gguf",

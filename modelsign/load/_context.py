@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from ..compare import Problem, diff_weights, tensor_modified
 from ..discover import ModelFile, discover
@@ -49,6 +49,8 @@ class LoadReport:
     verified: bool = True  # False only when a warn-mode policy let a failure through
     policy: PolicyReport | None = None
     warnings: list[str] = field(default_factory=list)
+    mapped: list[str] = field(default_factory=list)  # files handed out as leased mappings
+    not_mapped: dict[str, str] = field(default_factory=dict)  # why memory="auto" copied
 
 
 @dataclass
@@ -281,28 +283,67 @@ def open_signed(ctx: Context, name: str) -> int:
     return fd
 
 
-def read_verified(ctx: Context, name: str) -> Any:
+#: Where verified bytes live: a private copy, the leased page cache, or the latter when it can be.
+Memory = Literal["copy", "mapped", "auto"]
+MEMORY_MODES: tuple[Memory, ...] = ("copy", "mapped", "auto")
+
+
+def read_verified(ctx: Context, name: str, memory: Memory = "copy") -> Any:
     """Read signed file ``name`` once into memory, verifying it on the way; return the buffer.
 
-    The buffer (a numpy ``uint8`` array, not zero-filled first) is filled by
-    parallel reads, each piece hashed while still in the CPU cache. Raises (or,
-    in a warn-mode policy, warns) when the bytes are not the signed ones.
+    With ``memory="copy"`` the buffer (a numpy ``uint8`` array, not zero-filled
+    first) is filled by parallel reads, each piece hashed while still in the
+    CPU cache. With ``"mapped"`` a file of 1 MiB or more is mapped under a
+    read lease instead (see ``_mapped``) and the mapping itself is hashed; an
+    InputError ``MAPPING_UNAVAILABLE`` says why when that cannot be made safe,
+    where ``"auto"`` copies. Raises (or, in a warn-mode policy, warns) when the
+    bytes are not the signed ones.
     """
     import numpy as np
 
+    from ._mapped import MIN_MAPPED, Unavailable, map_leased, populate
+
+    if memory not in MEMORY_MODES:
+        raise InputError(
+            f"memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}", code="USAGE"
+        )
     fd = open_signed(ctx, name)
     expected = ctx.signed_digest(name) or ""
     try:
         before = os.fstat(fd)
         size = before.st_size
-        buf = np.empty(size, dtype=np.uint8)
-        view = buf.data  # a writable memoryview of the array's bytes
+        buf = None
+        if memory != "copy" and size >= MIN_MAPPED:
+            try:
+                buf = map_leased(fd, name)
+            except Unavailable as exc:
+                if memory == "mapped":
+                    raise InputError(
+                        f"{name} cannot be mapped safely: {exc}",
+                        code="MAPPING_UNAVAILABLE",
+                        path=name,
+                    ) from None
+                ctx.report.not_mapped[name] = str(exc)
         entry = ctx.entry(name)
         m = ctx.manifest
+        if buf is not None:
+            size = len(buf)  # as the lease fixed it; a change before that shows below
         parts = covering_parts(entry, size, m.hashing) if m is not None else None
         if parts is None:
             parts = [(0, size, "sha256", expected)]
-        jobs = [RangeJob(fd, a, b, alg, dest=view[a:b]) for a, b, alg, _ in parts]
+        if buf is None:
+            buf = np.empty(size, dtype=np.uint8)
+            view = buf.data  # a writable memoryview of the array's bytes
+            jobs = [RangeJob(fd, a, b, alg, dest=view[a:b]) for a, b, alg, _ in parts]
+        else:
+            view = buf.data
+            mapped = buf
+
+            def prepare(a: int, b: int) -> None:
+                populate(mapped, a, b)
+
+            jobs = [RangeJob(fd, a, b, alg, buf=view, prepare=prepare) for a, b, alg, _ in parts]
+            ctx.report.mapped.append(name)
         want = [expected_part for _, _, _, expected_part in parts]
         try:
             got = hash_ranges(jobs)

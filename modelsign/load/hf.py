@@ -32,7 +32,7 @@ from ..manifest import TensorEntry
 from ..policy import Policy
 from ..signature.verifiers import Verifier
 from ..verify import VerificationResult, verify
-from ._context import Context, open_context, read_verified
+from ._context import Context, Memory, open_context, read_verified
 from .safetensors import Framework, layout_from_buffer, tensor_from_buffer
 
 HF_NOT_CACHED = "HF_NOT_CACHED"
@@ -251,8 +251,11 @@ def _weight_names(ctx: Context, buffers: Mapping[str, Buffer]) -> list[str]:
     return sorted(n for n in ctx.files if n.endswith(".safetensors") and "/" not in n)
 
 
-def _verify_folder(ctx: Context, code: bool) -> dict[str, Buffer]:
-    """Check every signed file (every ``*.py`` too when ``code``); keep what the load needs."""
+def _verify_folder(ctx: Context, code: bool, memory: Memory = "copy") -> dict[str, Buffer]:
+    """Check every signed file (every ``*.py`` too when ``code``); keep what the load needs.
+
+    ``memory`` applies to the weight files the load uses (see ``read_verified``).
+    """
     fail_missing(ctx)
     signed = set(signed_names(ctx))
     names = sorted(n for n in ctx.files if n in signed or (code and n.endswith(".py")))
@@ -267,13 +270,13 @@ def _verify_folder(ctx: Context, code: bool) -> dict[str, Buffer]:
     for n in names:
         if n in buffers:
             continue
-        buf = read_verified(ctx, n)
+        buf = read_verified(ctx, n, memory if n in wanted else "copy")
         if n in wanted or (code and n.endswith(".py")):
             buffers[n] = buf
     # Needed but not signed (tolerated by the policy): read_verified refuses or warns.
     for n in sorted(wanted | {"config.json"}):
         if n not in buffers:
-            buffers[n] = read_verified(ctx, n)
+            buffers[n] = read_verified(ctx, n, memory if n in wanted else "copy")
     return buffers
 
 
@@ -424,6 +427,7 @@ def load_transformers(
     signature: str | os.PathLike[str] | None = None,
     trust_remote_code: bool = False,
     torch_dtype: Any = None,
+    memory: Memory = "copy",
     now: datetime | None = None,
     **kwargs: Any,
 ) -> Any:
@@ -436,7 +440,8 @@ def load_transformers(
     warn-mode policy warns). ``model_class`` is a model class or an Auto class
     (default: config.json's ``architectures``). Other keyword arguments go to
     ``from_pretrained`` (config attributes update the config, as there).
-    ``model.modelsign_report`` is the :class:`LoadReport`.
+    ``model.modelsign_report`` is the :class:`LoadReport`. ``memory`` is
+    where the verified weight bytes live, as for ``load_safetensors``.
     """
     for bad in ("state_dict", "gguf_file", "config"):
         if bad in kwargs:
@@ -449,7 +454,7 @@ def load_transformers(
     what = f"load_transformers({folder})"
     try:
         ctx = open_context(folder, signature=signature, verifier=verifier, policy=policy, now=now)
-        buffers = _verify_folder(ctx, trust_remote_code)
+        buffers = _verify_folder(ctx, trust_remote_code, memory)
         config_json = _json("config.json", buffers["config.json"])
         state_dict = _state_dict(ctx, buffers)
     except VerificationError as exc:

@@ -14,7 +14,15 @@ from ..hashing import RangeJob, hash_ranges
 from ..manifest import TensorEntry
 from ..policy import Policy
 from ..signature.verifiers import Verifier
-from ._context import Context, LoadReport, open_context, open_signed, read_verified
+from ._context import (
+    MEMORY_MODES,
+    Context,
+    LoadReport,
+    Memory,
+    open_context,
+    open_signed,
+    read_verified,
+)
 
 Framework = Literal["numpy", "torch"]
 
@@ -109,6 +117,7 @@ def load_safetensors(
     verifier: Verifier | None = None,
     framework: Framework = "numpy",
     tensors: Sequence[str] | None = None,
+    memory: Memory = "copy",
     now: datetime | None = None,
 ) -> VerifiedTensors:
     """Load safetensors weights whose bytes match the signed manifest, or nothing.
@@ -121,10 +130,25 @@ def load_safetensors(
     header) are read and checked against their signed digests: a
     tensor-parallel rank loading its slice.
 
+    ``memory`` says where the verified bytes live. ``"copy"`` (the default):
+    in private memory, which nothing outside the process can change.
+    ``"mapped"``: zero-copy, the file's page cache mapped under a Linux read
+    lease, so processes share it and loading costs little more than hashing;
+    a writer that shows up later is held by the kernel until the bytes are
+    copied out, so the tensors never change. It raises ``MAPPING_UNAVAILABLE``
+    where that cannot be guaranteed (not Linux, a network/FUSE/overlay
+    filesystem, the file open for writing, not the file's owner, SIGURG taken
+    by the application); ``"auto"`` copies there instead and says why in
+    ``report.not_mapped``. Partial loads always copy.
+
     Trust comes from ``verifier`` or from ``policy``'s signers; the policy is
     judged before any weight is read. On any failure :class:`VerificationError`
     is raised and nothing is returned (a warn-mode policy warns instead).
     """
+    if memory not in MEMORY_MODES:
+        raise InputError(
+            f"memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}", code="USAGE"
+        )
     path = os.fspath(path_or_model_dir)
     ctx = open_context(path, signature=signature, verifier=verifier, policy=policy, now=now)
     names = _shard_names(ctx, path)
@@ -134,7 +158,7 @@ def load_safetensors(
         _load_partial(ctx, names, list(tensors), framework, out)
         return out
     for name in names:
-        buf = read_verified(ctx, name)
+        buf = read_verified(ctx, name, memory)
         entry = ctx.entry(name)
         if entry is None or entry.weights is None:
             # Signed only by its file digest (an OMS signature): the bytes are

@@ -167,6 +167,21 @@ def test_load_matches_the_original(tiny: tuple[Path, Any], verifier: Any) -> Non
     assert model.generation_config.to_dict() == original.generation_config.to_dict()
 
 
+def test_mapped_weights(
+    tiny: tuple[Path, Any], verifier: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``memory="mapped"`` reaches the weight file only (config and code are copied)."""
+    import modelsign.load._mapped as mapped
+
+    folder, original = tiny
+    if mapped.filesystem_of(os.stat(folder).st_dev) not in mapped.LEASE_SAFE_FILESYSTEMS:
+        pytest.skip("the test folder is not on a local filesystem that supports leases")
+    monkeypatch.setattr(mapped, "MIN_MAPPED", 1)  # the tiny model's weights are 230 KB
+    model = load_transformers(folder, verifier=verifier, memory="mapped")
+    assert model.modelsign_report.mapped == ["model.safetensors"]
+    assert torch.equal(logits(model), logits(original))
+
+
 def test_auto_class_and_dtype(tiny: tuple[Path, Any], verifier: Any) -> None:
     folder, original = tiny
     model = load_transformers(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -288,6 +288,39 @@ Memory = Literal["copy", "mapped", "auto"]
 MEMORY_MODES: tuple[Memory, ...] = ("copy", "mapped", "auto")
 
 
+def map_signed(ctx: Context, fd: int, name: str, size: int, memory: Memory) -> Any | None:
+    """The open signed file mapped under a read lease, or None where ``memory`` means a copy."""
+    from ._mapped import MIN_MAPPED, Unavailable, map_leased
+
+    if memory not in MEMORY_MODES:
+        raise InputError(
+            f"memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}", code="USAGE"
+        )
+    if memory == "copy" or size < MIN_MAPPED:
+        return None
+    try:
+        buf = map_leased(fd, name)
+    except Unavailable as exc:
+        if memory == "mapped":
+            raise InputError(
+                f"{name} cannot be mapped safely: {exc}", code="MAPPING_UNAVAILABLE", path=name
+            ) from None
+        ctx.report.not_mapped[name] = str(exc)
+        return None
+    ctx.report.mapped.append(name)
+    return buf
+
+
+def faulting(mapped: Any) -> Callable[[int, int], None]:
+    """A ``RangeJob.prepare`` that faults a mapping's pages in ahead of hashing them."""
+    from ._mapped import populate
+
+    def prepare(a: int, b: int) -> None:
+        populate(mapped, a, b)
+
+    return prepare
+
+
 def read_verified(ctx: Context, name: str, memory: Memory = "copy") -> Any:
     """Read signed file ``name`` once into memory, verifying it on the way; return the buffer.
 
@@ -301,29 +334,12 @@ def read_verified(ctx: Context, name: str, memory: Memory = "copy") -> Any:
     """
     import numpy as np
 
-    from ._mapped import MIN_MAPPED, Unavailable, map_leased, populate
-
-    if memory not in MEMORY_MODES:
-        raise InputError(
-            f"memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}", code="USAGE"
-        )
     fd = open_signed(ctx, name)
     expected = ctx.signed_digest(name) or ""
     try:
         before = os.fstat(fd)
         size = before.st_size
-        buf = None
-        if memory != "copy" and size >= MIN_MAPPED:
-            try:
-                buf = map_leased(fd, name)
-            except Unavailable as exc:
-                if memory == "mapped":
-                    raise InputError(
-                        f"{name} cannot be mapped safely: {exc}",
-                        code="MAPPING_UNAVAILABLE",
-                        path=name,
-                    ) from None
-                ctx.report.not_mapped[name] = str(exc)
+        buf = map_signed(ctx, fd, name, size, memory)
         entry = ctx.entry(name)
         m = ctx.manifest
         if buf is not None:
@@ -337,13 +353,8 @@ def read_verified(ctx: Context, name: str, memory: Memory = "copy") -> Any:
             jobs = [RangeJob(fd, a, b, alg, dest=view[a:b]) for a, b, alg, _ in parts]
         else:
             view = buf.data
-            mapped = buf
-
-            def prepare(a: int, b: int) -> None:
-                populate(mapped, a, b)
-
+            prepare = faulting(buf)
             jobs = [RangeJob(fd, a, b, alg, buf=view, prepare=prepare) for a, b, alg, _ in parts]
-            ctx.report.mapped.append(name)
         want = [expected_part for _, _, _, expected_part in parts]
         try:
             got = hash_ranges(jobs)

@@ -19,6 +19,8 @@ from ._context import (
     Context,
     LoadReport,
     Memory,
+    faulting,
+    map_signed,
     open_context,
     open_signed,
     read_verified,
@@ -139,7 +141,7 @@ def load_safetensors(
     where that cannot be guaranteed (not Linux, a network/FUSE/overlay
     filesystem, the file open for writing, not the file's owner, SIGURG taken
     by the application); ``"auto"`` copies there instead and says why in
-    ``report.not_mapped``. Partial loads always copy.
+    ``report.not_mapped``. A partial load maps too, and reads only what it checks.
 
     Trust comes from ``verifier`` or from ``policy``'s signers; the policy is
     judged before any weight is read. On any failure :class:`VerificationError`
@@ -155,7 +157,7 @@ def load_safetensors(
     out = VerifiedTensors()
     out.report = ctx.report
     if tensors is not None:
-        _load_partial(ctx, names, list(tensors), framework, out)
+        _load_partial(ctx, names, list(tensors), framework, out, memory)
         return out
     for name in names:
         buf = read_verified(ctx, name, memory)
@@ -197,7 +199,12 @@ def layout_from_buffer(name: str, buf: Any) -> list[TensorEntry]:
 
 
 def _load_partial(
-    ctx: Context, names: list[str], wanted: list[str], framework: Framework, out: VerifiedTensors
+    ctx: Context,
+    names: list[str],
+    wanted: list[str],
+    framework: Framework,
+    out: VerifiedTensors,
+    memory: Memory,
 ) -> None:
     m = ctx.manifest
     if m is None or m.hashing.tensor is None:
@@ -235,15 +242,35 @@ def _load_partial(
                     [Problem(code="FILE_MODIFIED", message="size changed", file=name)],
                     "FILE_MODIFIED",
                 )
-            # Each requested tensor is read into its own buffer and hashed as it
-            # is read, in parallel; nothing else of the file is read but the header.
-            header = np.empty(entry.weights.header_size, dtype=np.uint8)
-            bufs = [np.empty(t.length, dtype=np.uint8) for t in entries]
-            jobs = [RangeJob(fd, 0, len(header), m.hashing.header, dest=header.data)]
-            jobs += [
-                RangeJob(fd, t.offset, t.offset + t.length, m.hashing.tensor, dest=b.data)
-                for t, b in zip(entries, bufs, strict=True)
-            ]
+            mapped = map_signed(ctx, fd, name, entry.size, memory)
+            if mapped is not None and len(mapped) != entry.size:
+                ctx.enforce = True  # shrank or grew before the lease: nothing to load
+                ctx.fail(
+                    f"{name} has another size than signed",
+                    [Problem(code="FILE_MODIFIED", message="size changed", file=name)],
+                    "FILE_MODIFIED",
+                )
+            if mapped is not None:
+                # Only the header's and the requested tensors' pages are ever read.
+                view, prepare = mapped.data, faulting(mapped)
+                hsize = entry.weights.header_size
+                jobs = [RangeJob(fd, 0, hsize, m.hashing.header, buf=view, prepare=prepare)]
+                jobs += [
+                    RangeJob(fd, t.offset, t.offset + t.length, m.hashing.tensor, buf=view,
+                             prepare=prepare)
+                    for t in entries
+                ]  # fmt: skip
+                bufs = [mapped[t.offset : t.offset + t.length] for t in entries]
+            else:
+                # Each requested tensor is read into its own buffer and hashed as
+                # it is read, in parallel; nothing else is read but the header.
+                header = np.empty(entry.weights.header_size, dtype=np.uint8)
+                bufs = [np.empty(t.length, dtype=np.uint8) for t in entries]
+                jobs = [RangeJob(fd, 0, len(header), m.hashing.header, dest=header.data)]
+                jobs += [
+                    RangeJob(fd, t.offset, t.offset + t.length, m.hashing.tensor, dest=b.data)
+                    for t, b in zip(entries, bufs, strict=True)
+                ]
             got = hash_ranges(jobs)
         finally:
             os.close(fd)

@@ -276,9 +276,20 @@ def test_unknown_memory_mode(signed: Path, verifier: Any) -> None:
     assert info.value.code == "USAGE"
 
 
-def test_partial_loads_copy(signed: Path, verifier: Any) -> None:
+def test_partial_loads_map_and_check_only_what_they_load(signed: Path, verifier: Any) -> None:
+    other = "model.layers.0.mlp.up_proj.weight"
+    flip_tensor_byte(signed / WEIGHTS, other, at=5)  # not requested: neither read nor judged
     out = load(signed, verifier, tensors=[TENSOR])
-    assert out.report.partial and out.report.mapped == [] and list(out) == [TENSOR]
+    assert out.report.partial and out.report.mapped == [WEIGHTS] and list(out) == [TENSOR]
+    assert out.report.tensors == [TENSOR]
+    ref = load_safetensors(signed, verifier=verifier, tensors=[TENSOR])
+    assert copies(out) == copies(ref)
+    before = copies(out)
+    _rewrite_in_child(signed / WEIGHTS)
+    assert copies(out) == before
+    with pytest.raises(VerificationError) as info:
+        load(signed, verifier, tensors=[TENSOR])
+    assert {(p.code, p.tensor) for p in info.value.findings} >= {("TENSOR_MODIFIED", TENSOR)}
 
 
 def test_a_failed_copy_out_warns_and_marks_the_weights_unguarded(

@@ -5,7 +5,9 @@
 - ``safetensors.safe_open``, ``safetensors.torch.load_file``,
   ``safetensors.numpy.load_file``: the file's model is verified (signature
   ``FILE.sig`` beside it, else ``model.sig`` in its folder) and the tensors
-  are views over the verified buffer — the path is never mmapped;
+  are views over the verified buffer — a private copy, or with
+  ``memory="mapped"``/``"auto"`` the page cache held under a read lease
+  (see ``modelsign.load._mapped``), never a mapping made after the check;
 - ``torch.load`` of a path: refused unless the policy's formats rule allows
   pickle (a policy without one denies it); if allowed, the signed bytes are
   unpickled from memory, not the path;
@@ -53,7 +55,8 @@ Enable it for every Python process of an environment with a
         # exit instead, so a broken policy never means an absent guard.
         sys.exit(f"modelsign guard: {exc}")
 
-then ``MODELSIGN_POLICY=/etc/modelsign/policy.yaml python serve.py``.
+then ``MODELSIGN_POLICY=/etc/modelsign/policy.yaml python serve.py`` (add
+``MODELSIGN_MEMORY=auto`` for zero-copy tensors where a lease can guard them).
 Installing imports neither torch nor transformers: modules not yet imported
 are patched when they are (an import hook), so interpreter start-up stays
 cheap.

@@ -749,9 +749,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, built_model: Path) -> dict[
     }
 
 
-def serve(model: Path, policy: Path) -> subprocess.CompletedProcess[str]:
+def serve(model: Path, policy: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(SERVING / "serve.py"), str(model), "--policy", str(policy)],
+        [sys.executable, str(SERVING / "serve.py"), str(model), "--policy", str(policy), *extra],
         env=clean_env(),
         capture_output=True,
         text=True,
@@ -774,6 +774,11 @@ def test_serve_py(served: dict[str, Path]) -> None:
     assert "extra_weights.bin" in padded.stderr
     missing = serve(served["signed"], SERVING / "policy.yaml")  # no release.pub shipped there
     assert missing.returncode == 2 and "KEY_NOT_FOUND" in missing.stderr
+    for memory in ("copy", "mapped"):  # the tiny model is below the size worth mapping
+        again = serve(served["signed"], served["policy"], "--memory", memory)
+        assert again.returncode == 0 and again.stdout == ok.stdout, again.stderr
+    bad_memory = serve(served["signed"], served["policy"], "--memory", "mmap")
+    assert bad_memory.returncode == 2 and "invalid choice" in bad_memory.stderr
 
 
 def run_sh(model: Path, policy: Path, *server: str) -> subprocess.CompletedProcess[str]:

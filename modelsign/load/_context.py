@@ -1,11 +1,11 @@
 """What every verified loader does first: trust the signature, then read verified bytes.
 
 A loader never verifies a path and lets a framework re-open it: it reads each
-file once into its own buffer, checks that buffer against the signed manifest
-(header and tensor digests in parallel when the manifest covers every byte,
-else the file's SHA-256), and builds the runtime's objects from the same
-buffer. A file swapped or rewritten between check and load is therefore
-either caught or never used.
+file once into its own buffer (or maps it under a read lease, ``_mapped``),
+checks that buffer against the signed manifest (header and tensor digests in
+parallel when the manifest covers every byte, else the file's SHA-256), and
+builds the runtime's objects from the same buffer. A file swapped or
+rewritten between check and load is therefore either caught or never used.
 """
 
 from __future__ import annotations

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import fcntl
 import mmap
 import os
 import signal
@@ -37,6 +36,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import DiscoveryError
+
+if sys.platform == "win32":  # no leases: map_leased says so before any use
+    fcntl: Any = None
+else:
+    import fcntl
 
 #: Filesystems whose pages change only through this kernel's opens and truncations.
 LEASE_SAFE_FILESYSTEMS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "f2fs"})
@@ -96,6 +100,9 @@ class _Keeper:
         inherited, self.regions = self.regions, {}
         for region in inherited.values():
             parent_fd = region.fd
+            if parent_fd < 0:  # already unguarded in the parent
+                self.regions[region.addr] = region
+                continue
             try:
                 # A new open file description of the same inode, even if unlinked.
                 region.fd = os.open(f"/proc/self/fd/{parent_fd}", os.O_RDONLY | os.O_CLOEXEC)

@@ -242,6 +242,9 @@ def test_a_filesystem_without_safe_leases(
     assert info.value.code == "MAPPING_UNAVAILABLE" and "nfs4 filesystem" in info.value.message
     out = load_safetensors(signed, verifier=verifier, memory="auto")
     assert out.report.mapped == [] and "nfs4" in out.report.not_mapped[WEIGHTS]
+    monkeypatch.setattr(mapped, "filesystem_of", lambda dev: None)  # not in mountinfo
+    with pytest.raises(InputError, match="an unknown filesystem"):
+        load(signed, verifier)
 
 
 def test_filesystem_of_this_folder(tmp_path: Path) -> None:

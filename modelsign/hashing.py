@@ -45,10 +45,14 @@ class _Hasher(Protocol):
     def hexdigest(self) -> str: ...
 
 
-def new_hasher(algorithm: TensorHash) -> _Hasher:
-    """A fresh hasher for tensor and header digests."""
+def new_hasher(algorithm: TensorHash, *, spread: bool = False) -> _Hasher:
+    """A fresh hasher for tensor and header digests.
+
+    ``spread``: a BLAKE3 hasher that splits large updates over all cores (the
+    digest is the same), for when there are fewer ranges than cores to share.
+    """
     if algorithm == "blake3":
-        return blake3.blake3()
+        return blake3.blake3(max_threads=blake3.blake3.AUTO if spread else 1)
     if algorithm == "sha256":
         return hashlib.sha256()
     raise InputError(f"unknown tensor hash {algorithm!r}", code="BAD_ALGORITHM")
@@ -490,6 +494,11 @@ def hash_ranges(
     """
     threads = threads or os.cpu_count() or 1
     order = sorted(range(len(jobs)), key=lambda i: jobs[i].start - jobs[i].end)
+    # The last ranges to start (all of them when there are few: a partial load,
+    # one huge tensor) would leave cores idle at the end, so their BLAKE3
+    # updates spread over all cores.
+    few = sum(j.end - j.start >= CHUNK for j in jobs) < 2 * threads
+    started = [0]
     results: list[str | bool] = [False] * len(jobs)
     local = threading.local()
     lock = threading.Lock()
@@ -501,7 +510,12 @@ def hash_ranges(
         if buf is None:
             buf = local.buf = bytearray(CHUNK)
         view = memoryview(buf)
-        h = new_hasher(job.algorithm) if job.algorithm is not None else None
+        with lock:
+            started[0] += 1
+            # (only for whole buffers: 1 MiB file reads are too small to split)
+            spread = job.buf is not None and threads > 1
+            spread = spread and (few or len(jobs) - started[0] < threads - 1)
+        h = new_hasher(job.algorithm, spread=spread) if job.algorithm is not None else None
         if job.buf is not None:
             zero = True
             step = _PIECE if job.prepare is not None else max(1, job.end - job.start)

@@ -170,3 +170,17 @@ def test_hash_ranges_prepares_each_piece_of_a_buffer_before_hashing_it(
     assert [p for p in prepared if p[0] >= 5500] == [(5500, 6200)]
     data[6000] = 1
     assert hashing.hash_ranges(jobs[1:2])[0] is False
+
+
+def test_few_large_buffer_ranges_spread_blake3_over_all_cores_with_the_same_digest() -> None:
+    data = os.urandom(3 << 20)
+    view = memoryview(data)
+    jobs = [hashing.RangeJob(-1, 0, len(data), "blake3", buf=view)]
+    jobs.append(hashing.RangeJob(-1, 5, len(data) - 5, "blake3", buf=view))
+    assert hashing.hash_ranges(jobs, threads=2) == [
+        blake3.blake3(data).hexdigest(),
+        blake3.blake3(data[5:-5]).hexdigest(),
+    ]
+    spread = hashing.new_hasher("blake3", spread=True)
+    spread.update(data)
+    assert spread.hexdigest() == blake3.blake3(data).hexdigest()

@@ -125,16 +125,6 @@ def hf_cache(cache: Path, repo_id: str, folder: Path, commit: str = COMMIT) -> P
     return repo
 
 
-@pytest.fixture(scope="module")
-def key() -> keys.PrivateKey:
-    return keys.generate_key()
-
-
-@pytest.fixture
-def verifier(key: keys.PrivateKey) -> modelsign.KeyVerifier:
-    return modelsign.KeyVerifier(key.public_key())
-
-
 @pytest.fixture
 def tiny(tmp_path: Path, key: keys.PrivateKey) -> tuple[Path, Any]:
     folder = tmp_path / "tiny"

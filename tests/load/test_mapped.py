@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-import modelsign
 import modelsign.load._mapped as mapped
 from modelsign.errors import InputError, VerificationError
 from modelsign.load import ModelsignWarning, load_safetensors
@@ -44,22 +43,12 @@ def map_small_files(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mapped, "MIN_MAPPED", 1)
 
 
-@pytest.fixture(scope="module")
-def key() -> keys.PrivateKey:
-    return keys.generate_key()
-
-
 @pytest.fixture
-def verifier(key: keys.PrivateKey) -> modelsign.KeyVerifier:
-    return modelsign.KeyVerifier(key.public_key())
-
-
-@pytest.fixture
-def signed(tiny_model: Path, key: keys.PrivateKey) -> Path:
-    modelsign.sign(tiny_model, signer=modelsign.KeySigner(key), env={})
-    if mapped.filesystem_of(os.stat(tiny_model).st_dev) not in mapped.LEASE_SAFE_FILESYSTEMS:
+def signed(signed: Path) -> Path:
+    """The signed example, where a lease can guard it."""
+    if mapped.filesystem_of(os.stat(signed).st_dev) not in mapped.LEASE_SAFE_FILESYSTEMS:
         pytest.skip("the test folder is not on a local filesystem that supports leases")
-    return tiny_model
+    return signed
 
 
 def load(model: Path, verifier: Any, **kw: Any) -> Any:

@@ -46,25 +46,8 @@ WANTED = ["model.layers.0.self_attn.q_proj.weight", "model.norm.weight"]
 OTHER = "model.layers.1.mlp.up_proj.weight"
 
 
-@pytest.fixture(scope="module")
-def key() -> keys.PrivateKey:
-    return keys.generate_key()
-
-
-@pytest.fixture
-def verifier(key: keys.PrivateKey) -> modelsign.KeyVerifier:
-    return modelsign.KeyVerifier(key.public_key())
-
-
 def sign(model: Path, key: keys.PrivateKey, **kw: Any) -> None:
     modelsign.sign(model, signer=modelsign.KeySigner(key), env={}, **kw)
-
-
-@pytest.fixture
-def signed(tiny_model: Path, key: keys.PrivateKey) -> Path:
-    """The example model, signed (BLAKE3 tensor digests)."""
-    sign(tiny_model, key)
-    return tiny_model
 
 
 def refused(call: Any) -> VerificationError:

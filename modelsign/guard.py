@@ -81,10 +81,10 @@ from typing import Any
 from .compare import Problem
 from .errors import InputError, VerificationError
 from .load._context import (
-    MEMORY_MODES,
     Context,
     Memory,
     ModelsignWarning,
+    check_memory,
     open_context,
     read_verified,
 )
@@ -541,10 +541,7 @@ def install(
     ``"mapped"``/``"auto"`` keep safetensors' shared, zero-copy page cache.
     """
     global _GUARD
-    if memory not in MEMORY_MODES:
-        raise InputError(
-            f"memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}", code="USAGE"
-        )
+    check_memory(memory)
     pol = policy if isinstance(policy, Policy) else Policy.load(policy)
     ver = verifier if verifier is not None else pol.verifier()
     with _LOCK:
@@ -602,11 +599,6 @@ def install_from_env(env: Mapping[str, str] | None = None) -> bool:
     path = values.get(ENV_VAR, "").strip()
     if not path:
         return False
-    memory = values.get(MEMORY_ENV_VAR, "").strip() or "copy"
-    if memory not in MEMORY_MODES:
-        raise InputError(
-            f"{MEMORY_ENV_VAR} must be one of {', '.join(MEMORY_MODES)}, not {memory!r}",
-            code="USAGE",
-        )
+    memory = check_memory(values.get(MEMORY_ENV_VAR, "").strip() or "copy", MEMORY_ENV_VAR)
     install(policy=path, memory=memory)
     return True

@@ -13,16 +13,17 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 
 from ..compare import Problem, diff_weights, tensor_modified
 from ..discover import ModelFile, discover
 from ..errors import DiscoveryError, InputError, ModelsignError, VerificationError
 from ..formats import parse_weights_bytes, sniff_file
-from ..hashing import FileDigests, RangeJob, hash_ranges, new_hasher
+from ..hashing import FileDigests, RangeJob, TensorHash, hash_ranges, new_hasher
 from ..manifest import FileEntry, Manifest, covering_parts, weights_info
 from ..policy import Policy, PolicyReport, evaluate, resolve_verifier
 from ..sign import DEFAULT_SIGNATURE
@@ -288,14 +289,20 @@ Memory = Literal["copy", "mapped", "auto"]
 MEMORY_MODES: tuple[Memory, ...] = ("copy", "mapped", "auto")
 
 
+def check_memory(value: str, what: str = "memory") -> Memory:
+    """``value`` as a memory mode, checked where a caller passes it in (before any work)."""
+    for mode in MEMORY_MODES:
+        if value == mode:
+            return mode
+    raise InputError(
+        f"{what} must be one of {', '.join(MEMORY_MODES)}, not {value!r}", code="USAGE"
+    )
+
+
 def map_signed(ctx: Context, fd: int, name: str, size: int, memory: Memory) -> Any | None:
     """The open signed file mapped under a read lease, or None where ``memory`` means a copy."""
     from ._mapped import MIN_MAPPED, Unavailable, map_leased
 
-    if memory not in MEMORY_MODES:
-        raise InputError(
-            f"memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}", code="USAGE"
-        )
     if memory == "copy" or size < MIN_MAPPED:
         return None
     try:
@@ -311,14 +318,30 @@ def map_signed(ctx: Context, fd: int, name: str, size: int, memory: Memory) -> A
     return buf
 
 
-def faulting(mapped: Any) -> Callable[[int, int], None]:
-    """A ``RangeJob.prepare`` that faults a mapping's pages in ahead of hashing them."""
+def verify_jobs(
+    fd: int, spans: Sequence[tuple[int, int, TensorHash | None]], buf: Any, mapped: bool
+) -> tuple[list[RangeJob], list[Any]]:
+    """Jobs checking ``spans`` (start, end, algorithm) of the open file, and the array of each.
+
+    ``buf`` is the whole file's array, or None for a fresh array per span.
+    ``mapped``: ``buf`` is a leased mapping, hashed in place with its pages
+    faulted in just ahead; otherwise the reads fill the arrays as they hash.
+    """
+    import numpy as np
+
     from ._mapped import populate
 
-    def prepare(a: int, b: int) -> None:
-        populate(mapped, a, b)
-
-    return prepare
+    prepare = partial(populate, buf) if mapped else None
+    jobs: list[RangeJob] = []
+    arrays: list[Any] = []
+    for a, b, alg in spans:
+        array = buf[a:b] if buf is not None else np.empty(b - a, dtype=np.uint8)
+        if mapped:
+            jobs.append(RangeJob(fd, a, b, alg, buf=buf.data, prepare=prepare))
+        else:
+            jobs.append(RangeJob(fd, a, b, alg, dest=array.data))
+        arrays.append(array)
+    return jobs, arrays
 
 
 def read_verified(ctx: Context, name: str, memory: Memory = "copy") -> Any:
@@ -347,14 +370,11 @@ def read_verified(ctx: Context, name: str, memory: Memory = "copy") -> Any:
         parts = covering_parts(entry, size, m.hashing) if m is not None else None
         if parts is None:
             parts = [(0, size, "sha256", expected)]
+        mapped = buf is not None
         if buf is None:
-            buf = np.empty(size, dtype=np.uint8)
-            view = buf.data  # a writable memoryview of the array's bytes
-            jobs = [RangeJob(fd, a, b, alg, dest=view[a:b]) for a, b, alg, _ in parts]
-        else:
-            view = buf.data
-            prepare = faulting(buf)
-            jobs = [RangeJob(fd, a, b, alg, buf=view, prepare=prepare) for a, b, alg, _ in parts]
+            buf = np.empty(size, dtype=np.uint8)  # not zero-filled: the reads fill it
+        view = buf.data
+        jobs, _ = verify_jobs(fd, [(a, b, alg) for a, b, alg, _ in parts], buf, mapped)
         want = [expected_part for _, _, _, expected_part in parts]
         try:
             got = hash_ranges(jobs)

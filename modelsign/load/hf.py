@@ -32,7 +32,7 @@ from ..manifest import TensorEntry
 from ..policy import Policy
 from ..signature.verifiers import Verifier
 from ..verify import VerificationResult, verify
-from ._context import Context, Memory, open_context, read_verified
+from ._context import Context, Memory, check_memory, open_context, read_verified
 from .safetensors import Framework, layout_from_buffer, tensor_from_buffer
 
 HF_NOT_CACHED = "HF_NOT_CACHED"
@@ -443,6 +443,7 @@ def load_transformers(
     ``model.modelsign_report`` is the :class:`LoadReport`. ``memory`` is
     where the verified weight bytes live, as for ``load_safetensors``.
     """
+    check_memory(memory)
     for bad in ("state_dict", "gguf_file", "config"):
         if bad in kwargs:
             raise InputError(f"load_transformers builds {bad!r} itself", code="USAGE")

@@ -10,20 +10,20 @@ from typing import Any, Literal
 
 from ..compare import Problem, tensor_modified
 from ..errors import InputError
-from ..hashing import RangeJob, hash_ranges
+from ..hashing import hash_ranges
 from ..manifest import TensorEntry
 from ..policy import Policy
 from ..signature.verifiers import Verifier
 from ._context import (
-    MEMORY_MODES,
     Context,
     LoadReport,
     Memory,
-    faulting,
+    check_memory,
     map_signed,
     open_context,
     open_signed,
     read_verified,
+    verify_jobs,
 )
 
 Framework = Literal["numpy", "torch"]
@@ -147,10 +147,7 @@ def load_safetensors(
     judged before any weight is read. On any failure :class:`VerificationError`
     is raised and nothing is returned (a warn-mode policy warns instead).
     """
-    if memory not in MEMORY_MODES:
-        raise InputError(
-            f"memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}", code="USAGE"
-        )
+    check_memory(memory)
     path = os.fspath(path_or_model_dir)
     ctx = open_context(path, signature=signature, verifier=verifier, policy=policy, now=now)
     names = _shard_names(ctx, path)
@@ -228,7 +225,6 @@ def _load_partial(
     for w in wanted:
         name, t = where[w]
         by_file.setdefault(name, []).append(t)
-    import numpy as np
 
     assert m.hashing.tensor is not None
     for name, entries in by_file.items():
@@ -250,27 +246,12 @@ def _load_partial(
                     [Problem(code="FILE_MODIFIED", message="size changed", file=name)],
                     "FILE_MODIFIED",
                 )
-            if mapped is not None:
-                # Only the header's and the requested tensors' pages are ever read.
-                view, prepare = mapped.data, faulting(mapped)
-                hsize = entry.weights.header_size
-                jobs = [RangeJob(fd, 0, hsize, m.hashing.header, buf=view, prepare=prepare)]
-                jobs += [
-                    RangeJob(fd, t.offset, t.offset + t.length, m.hashing.tensor, buf=view,
-                             prepare=prepare)
-                    for t in entries
-                ]  # fmt: skip
-                bufs = [mapped[t.offset : t.offset + t.length] for t in entries]
-            else:
-                # Each requested tensor is read into its own buffer and hashed as
-                # it is read, in parallel; nothing else is read but the header.
-                header = np.empty(entry.weights.header_size, dtype=np.uint8)
-                bufs = [np.empty(t.length, dtype=np.uint8) for t in entries]
-                jobs = [RangeJob(fd, 0, len(header), m.hashing.header, dest=header.data)]
-                jobs += [
-                    RangeJob(fd, t.offset, t.offset + t.length, m.hashing.tensor, dest=b.data)
-                    for t, b in zip(entries, bufs, strict=True)
-                ]
+            # Only the header and the requested tensors are read (copied into
+            # an array each, or, mapped, faulted in) and hashed, in parallel.
+            spans = [(0, entry.weights.header_size, m.hashing.header)]
+            spans += [(t.offset, t.offset + t.length, m.hashing.tensor) for t in entries]
+            jobs, arrays = verify_jobs(fd, spans, mapped, mapped is not None)
+            bufs = arrays[1:]
             got = hash_ranges(jobs)
         finally:
             os.close(fd)

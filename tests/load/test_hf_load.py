@@ -170,6 +170,9 @@ def test_mapped_weights(
     model = load_transformers(folder, verifier=verifier, memory="mapped")
     assert model.modelsign_report.mapped == ["model.safetensors"]
     assert torch.equal(logits(model), logits(original))
+    with pytest.raises(InputError) as info:  # refused before any file is read
+        load_transformers(folder / "absent", verifier=verifier, memory="mmap")  # type: ignore[arg-type]
+    assert info.value.code == "USAGE"
 
 
 def test_auto_class_and_dtype(tiny: tuple[Path, Any], verifier: Any) -> None:

@@ -16,7 +16,7 @@ import os
 import queue
 import stat
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -504,36 +504,20 @@ def hash_ranges(
     lock = threading.Lock()
     preadv = getattr(os, "preadv", None)
 
-    def one(i: int) -> None:
-        job = jobs[i]
-        buf = getattr(local, "buf", None)
-        if buf is None:
-            buf = local.buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        with lock:
-            started[0] += 1
-            # (only for whole buffers: 1 MiB file reads are too small to split)
-            spread = job.buf is not None and threads > 1
-            spread = spread and (few or len(jobs) - started[0] < threads - 1)
-        h = new_hasher(job.algorithm, spread=spread) if job.algorithm is not None else None
+    def pieces(job: RangeJob) -> Iterator[memoryview]:
+        """The job's bytes in order, each piece ready to hash."""
         if job.buf is not None:
-            zero = True
             step = _PIECE if job.prepare is not None else max(1, job.end - job.start)
             for a in range(job.start, job.end, step):
                 b = min(a + step, job.end)
                 if job.prepare is not None:
                     job.prepare(a, b)
-                part = job.buf[a:b]
-                if h is not None:
-                    h.update(part)
-                elif zero:
-                    zero = part.tobytes().count(0) == len(part)
-            results[i] = h.hexdigest() if h is not None else zero
-            if progress is not None:
-                with lock:
-                    progress(job.end - job.start)
+                yield job.buf[a:b]
             return
-        zero = True
+        buf = getattr(local, "buf", None)
+        if buf is None:
+            buf = local.buf = bytearray(CHUNK)
+        view = memoryview(buf)
         pos = job.start
         while pos < job.end:
             want = min(CHUNK, job.end - pos)
@@ -546,12 +530,23 @@ def hash_ranges(
                 raise DiscoveryError(
                     f"file shrank while reading (at byte {pos})", code="FILE_CHANGED"
                 )
-            chunk = target[:n]
-            if h is not None:
-                h.update(chunk)
-            elif zero:
-                zero = chunk.tobytes().count(0) == n
+            yield target[:n]
             pos += n
+
+    def one(i: int) -> None:
+        job = jobs[i]
+        with lock:
+            started[0] += 1
+            # (only for whole buffers: 1 MiB file reads are too small to split)
+            spread = job.buf is not None and threads > 1
+            spread = spread and (few or len(jobs) - started[0] < threads - 1)
+        h = new_hasher(job.algorithm, spread=spread) if job.algorithm is not None else None
+        zero = True
+        for part in pieces(job):
+            if h is not None:
+                h.update(part)
+            elif zero:
+                zero = part.tobytes().count(0) == len(part)
         results[i] = h.hexdigest() if h is not None else zero
         if progress is not None:
             with lock:

@@ -368,12 +368,9 @@ def peek_file(f: ModelFile) -> FileDigests:
         data: bytes | None = None
         if fmt in ("safetensors", "gguf"):
             layout, reader = parse_weights(fmt, fd, size, f.path)
-            first = reader.buffered
-            header = first[: layout.header_size]
-            if len(header) < layout.header_size:  # GGUF padding up to the data section
-                header += pread_all(fd, layout.header_size - len(header), len(header))
+            first = reader.buffered  # the strict readers read up to header_size at least
             d.layout = layout
-            d.header_digest = hashlib.sha256(header).hexdigest()
+            d.header_digest = hashlib.sha256(first[: layout.header_size]).hexdigest()
             if layout.kv_range is not None:
                 a, b = layout.kv_range
                 d.kv_digest = hashlib.sha256(first[a:b]).hexdigest()

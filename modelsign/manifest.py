@@ -21,7 +21,7 @@ from . import __version__
 from ._atomic import open_regular
 from ._json import unique_keys
 from .discover import ModelTree, discover
-from .errors import InputError, ManifestError, ModelsignError
+from .errors import InputError, ManifestError
 from .findings import Finding
 from .formats import FileFormat
 from .formats.layout import MetadataValue
@@ -331,9 +331,7 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
     )
     try:
         obj = json.loads(data.decode("utf-8"), object_pairs_hook=no_dupes)
-    except (UnicodeDecodeError, ValueError) as exc:
-        if isinstance(exc, ModelsignError):
-            raise
+    except (UnicodeDecodeError, ValueError) as exc:  # a ManifestError is neither: it passes
         raise ManifestError(f"not valid JSON: {exc}", code="MANIFEST_INVALID", path=where) from exc
     if not isinstance(obj, dict) or obj.get("kind") != MANIFEST_KIND:
         raise ManifestError("not a modelsign manifest", code="MANIFEST_INVALID", path=where)

@@ -16,7 +16,8 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from .._json import encodable, unique_keys
-from ..errors import FormatError
+from ..discover import check_relative_name
+from ..errors import DiscoveryError, FormatError
 from ..findings import Finding
 
 
@@ -37,8 +38,7 @@ def check_safetensors_index(
     resolved: dict[str, str] = {}
     for tensor, shard in weight_map.items():
         if shard not in resolved:
-            _check_shard_name(index_path, tensor, shard)
-            resolved[shard] = posixpath.join(folder, shard) if folder else shard
+            resolved[shard] = _resolve_shard(index_path, folder, tensor, shard)
     for shard, shard_path in resolved.items():
         if shard_path not in shard_tensors:
             raise FormatError(
@@ -151,27 +151,24 @@ def _parse_index(index_path: str, index_bytes: bytes) -> dict[str, str]:
     return weight_map
 
 
-def _check_shard_name(index_path: str, tensor: str, shard: str) -> None:
-    """Accept only plain relative POSIX names that cannot leave the index's folder.
+def _resolve_shard(index_path: str, folder: str, tensor: str, shard: str) -> str:
+    """The model path of ``shard``, which must stay below the index's folder.
 
-    Empty and ``.`` components and backslashes are refused too: tools normalise
-    them differently, so they could name different files to different readers.
+    The path must pass the rule for every name of a model (no empty, ``.`` or
+    ``..`` component, no backslash): tools normalise those differently, so they
+    could name different files to different readers.
     """
-    parts = shard.split("/")
-    if (
-        not shard
-        or "\x00" in shard
-        or "\\" in shard
-        or not encodable(shard)
-        or any(part in ("", ".", "..") for part in parts)
-    ):
+    path = posixpath.join(folder, shard)
+    try:
+        return check_relative_name(path)
+    except DiscoveryError:
         raise FormatError(
             f"shard name {shard!r} (for tensor {tensor!r}) must be a plain relative POSIX "
             "path below the index's folder",
             code="SHARD_INDEX_BAD_PATH",
             path=index_path,
             tensor=tensor,
-        )
+        ) from None
 
 
 def _shard_pattern(index_path: str) -> re.Pattern[str] | None:

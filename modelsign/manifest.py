@@ -499,7 +499,10 @@ def metadata_manifest(
     :func:`~modelsign.hashing.peek_file`), so this manifest judges a model (a
     policy's content rules, an inventory) and is never signed or verified.
     """
-    reuse = {f.path: file_entry(peek_file(f), None) for f in tree.files}
+    # Metadata files are read whole by manifest_for_tree anyway: peeking them would be wasted.
+    reuse = {
+        f.path: file_entry(peek_file(f), None) for f in tree.files if not _captured_name(f.path)
+    }
     return manifest_for_tree(
         tree, tensor_hash=None, source=source, env={} if env is None else env, reuse=reuse, jobs=1
     )

@@ -567,13 +567,15 @@ def _provenance(
     for e in entries:
         if e.weights is not None and e.weights.format == "gguf":
             base += base_models_from_gguf(e.weights.metadata, e.path)
-    parent_refs = sorted({(p.digest(), p.name) for p in parents}, key=lambda x: (x[0], x[1]))
+    # Provenance sorts its base models and parents itself.
     return (
         Provenance(
             source=source or cache_source,
-            base_models=sorted(base, key=lambda b: (b.name, b.source)),
+            base_models=base,
             builder=builder_from_env(os.environ if env is None else env),
-            parents=[ParentRef(digest=dg, name=n) for dg, n in parent_refs],
+            parents=[
+                ParentRef(digest=dg, name=n) for dg, n in {(p.digest(), p.name) for p in parents}
+            ],
         ),
         findings,
     )

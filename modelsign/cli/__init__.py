@@ -49,27 +49,37 @@ def cli() -> None:
 
 
 @contextmanager
-def _progress(enabled: bool, label: str) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar on a terminal, nothing otherwise."""
+def _progress(
+    enabled: bool, label: str, *, counting: bool = False
+) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on a terminal (stderr), nothing otherwise.
+
+    It counts bytes, with a transfer speed; ``counting`` counts items (N of M).
+    """
     if not enabled or not sys.stderr.isatty():
         yield None
         return
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         DownloadColumn,
+        MofNCompleteColumn,
         Progress,
+        ProgressColumn,
         TimeRemainingColumn,
         TransferSpeedColumn,
     )
 
+    amount: tuple[ProgressColumn, ...] = (
+        (MofNCompleteColumn(),) if counting else (DownloadColumn(), TransferSpeedColumn())
+    )
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
+        *amount,
         TimeRemainingColumn(),
         transient=True,
-        console=_stderr_console(),
+        console=Console(stderr=True),
     ) as bar:
         task = bar.add_task(label, total=None)
 
@@ -77,12 +87,6 @@ def _progress(enabled: bool, label: str) -> Iterator[Callable[[int, int], None] 
             bar.update(task, completed=done, total=total)
 
         yield update
-
-
-def _stderr_console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True)
 
 
 def model_options(func: F) -> F:

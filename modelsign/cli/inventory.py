@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from .._atomic import write_atomic
 from ..errors import InputError
-from . import _stderr_console, cli
+from . import _progress, cli
 from .inspect import human_size
 
 if TYPE_CHECKING:
@@ -27,30 +24,6 @@ _STYLES: dict[str, str] = {
     "unsafe-format": "red",
     "unreadable": "magenta",
 }
-
-
-@contextmanager
-def _count_progress() -> Iterator[Callable[[int, int], None] | None]:
-    """A bar counting models on a terminal (stderr), nothing otherwise."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        transient=True,
-        console=_stderr_console(),
-    ) as bar:
-        task = bar.add_task("scanning models", total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
 
 
 def _display_name(m: InventoryEntry) -> str:
@@ -172,7 +145,7 @@ def inventory_cmd(
             "output exists; pass --force to overwrite", code="OUTPUT_EXISTS", path=bom_out
         )
     policy = Policy.load(policy_file) if policy_file else None
-    with _count_progress() as progress:
+    with _progress(True, "scanning models", counting=True) as progress:
         inventory = scan(
             roots,
             default_stores=not no_default_stores,

@@ -124,6 +124,17 @@ def origin_options(func: F) -> F:
     return func
 
 
+def _refuse_existing(output: str | None, force: bool) -> None:
+    """Fail before any work when ``output`` exists and may not be replaced.
+
+    ``write_atomic`` checks again at the end, against a file created meanwhile.
+    """
+    if output and os.path.lexists(output) and not force:
+        raise InputError(
+            "output exists; pass --force to overwrite", code="OUTPUT_EXISTS", path=output
+        )
+
+
 @cli.command("manifest")
 @click.argument("model", type=click.Path(exists=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here (else stdout).")
@@ -157,10 +168,7 @@ def manifest_cmd(
     (models--org--name/snapshots/<commit>, or models--org--name via refs/main).
     The manifest's digest is printed on stderr.
     """
-    if output and os.path.lexists(output) and not force:
-        raise InputError(
-            "output exists; pass --force to overwrite", code="OUTPUT_EXISTS", path=output
-        )
+    _refuse_existing(output, force)
     parent_manifests = [load_manifest(p) for p in parents]
     with _progress(True, "hashing") as progress:
         m = build_manifest(

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from .._atomic import write_atomic
-from ..errors import InputError
-from . import _progress, cli
+from . import _progress, _refuse_existing, cli
 from .inspect import human_size
 
 if TYPE_CHECKING:
@@ -140,10 +138,7 @@ def inventory_cmd(
         raise click.UsageError("give --json or --cyclonedx, not both")
     if no_default_stores and not roots:
         raise click.UsageError("nothing to scan: give a ROOT, or leave out --no-default-stores")
-    if bom_out and os.path.lexists(bom_out) and not force:
-        raise InputError(
-            "output exists; pass --force to overwrite", code="OUTPUT_EXISTS", path=bom_out
-        )
+    _refuse_existing(bom_out, force)
     policy = Policy.load(policy_file) if policy_file else None
     with _progress(True, "scanning models", counting=True) as progress:
         inventory = scan(

@@ -13,7 +13,7 @@ import click
 
 from .._atomic import open_regular, write_atomic
 from ..errors import InputError
-from . import _progress, cli, model_options
+from . import _progress, _refuse_existing, cli, model_options
 
 if TYPE_CHECKING:
     from ..manifest import Manifest
@@ -154,10 +154,7 @@ def sbom_cmd(
     """
     from ..sbom import ml_bom_json
 
-    if output and os.path.lexists(output) and not force:
-        raise InputError(
-            "output exists; pass --force to overwrite", code="OUTPUT_EXISTS", path=output
-        )
+    _refuse_existing(output, force)
     m, card, origin = _load(model, ignore, allow_symlinks)
     if origin == "signature":
         click.echo(

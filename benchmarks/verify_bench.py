@@ -22,13 +22,12 @@ import sys
 from pathlib import Path
 
 import blake3
-from cryptography.hazmat.primitives import serialization
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hash_bench import GB, all_core, best, build_models, model_args, warm
 
 
-def model_signing_verify(root: Path, sig: Path, pub: Path) -> None:
+def model_signing_verify(root: Path, sig: Path, pub: str) -> None:
     import model_signing
 
     (
@@ -55,16 +54,7 @@ def main() -> None:
     sigs = args.workdir / "sigs"
     sigs.mkdir(exist_ok=True)
     key = keys.generate_key("ec-p256")
-    key_path = sigs / "bench.key"
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    pub_path = sigs / "bench.pub"
-    pub_path.write_bytes(keys.public_key_pem(key.public_key()))
+    key_path, pub_path = keys.write_keypair(str(sigs / "bench"), key, password=None, force=True)
     verifier = KeyVerifier(key.public_key())
 
     print("cores: 2 expected; repeat: best of", args.repeat)

@@ -35,6 +35,9 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check modelsign tests examples benchmarks
 	$(VENV)/bin/ruff format --check modelsign tests examples benchmarks
 
+typecheck: $(VENV)/.installed-test
+	$(VENV)/bin/mypy
+
 bench: $(VENV)/.installed-test
 	$(PY) benchmarks/hash_bench.py
 

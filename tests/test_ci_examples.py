@@ -20,8 +20,6 @@ inputs reaching scripts only through ``env:``). Then the scripts run for real:
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import re
 import shutil
@@ -39,6 +37,7 @@ import yaml
 import modelsign
 from modelsign.signature import keys
 from modelsign.signature.sigstore import SigstoreVerifier, load_trusted_root
+from tests.helpers.signing import payload_of
 from tests.sigstore_standin import GITHUB_ISSUER, SigstoreStandin
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -440,9 +439,7 @@ def keygen(prefix: Path, password: str | None = None) -> None:
 
 
 def payload_manifest(sig: Path) -> dict[str, Any]:
-    bundle = json.loads(sig.read_text())
-    statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
-    manifest: dict[str, Any] = statement["predicate"]["https://modelsign.dev/manifest/v1"]
+    manifest: dict[str, Any] = payload_of(sig)["predicate"]["https://modelsign.dev/manifest/v1"]
     return manifest
 
 

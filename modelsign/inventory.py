@@ -178,6 +178,8 @@ _CONTENT_PREFIXES: Final = ("FILE_", "TENSOR_", "SYMLINK_", "SAFETENSORS_", "GGU
 # Errors about the policy's own trust material: a broken policy, not a broken model.
 _CONFIG_PREFIXES: Final = ("KEY_", "CERT_", "TRUST_", "POLICY_")
 _CONFIG_CODES: Final = frozenset({"NO_TRUST_ROOT", "USAGE", "BAD_REGEX", "PASSWORD_ENV_UNSET"})
+# Where an entry's ML-BOM manifest came from (sbom.Origin); None: read from headers only.
+_BomOrigin = Literal["model", "verified-signature"] | None
 
 
 # --- the report (stable JSON schema) -------------------------------------------------
@@ -248,7 +250,7 @@ class Inventory(_Out):
     stores: list[StoreInfo]
     models: list[InventoryEntry]
     # What the ML-BOM is built from, by entry key; not part of the JSON.
-    _manifests: dict[str, tuple[Manifest, str | None]] = PrivateAttr(default_factory=dict)
+    _manifests: dict[str, tuple[Manifest, _BomOrigin]] = PrivateAttr(default_factory=dict)
 
     @property
     def blocked(self) -> bool:
@@ -944,7 +946,7 @@ class _Scanner:
 
     # -- judging ---------------------------------------------------------------------------
 
-    def judge(self, job: _Job) -> tuple[InventoryEntry, Manifest, str | None]:
+    def judge(self, job: _Job) -> tuple[InventoryEntry, Manifest, _BomOrigin]:
         if job.prepare is None:
             return self._unreadable(job, job.reason or "unreadable")
         try:
@@ -1007,7 +1009,7 @@ class _Scanner:
             return tampered, "sha256"
         return tampered, "size" if sized == len(prep.addresses) else "none"
 
-    def _judge(self, job: _Job, prep: _Prepared) -> tuple[InventoryEntry, Manifest, str | None]:
+    def _judge(self, job: _Job, prep: _Prepared) -> tuple[InventoryEntry, Manifest, _BomOrigin]:
         problem: str | None = None
         manifest: Manifest | None
         try:
@@ -1209,7 +1211,7 @@ class _Scanner:
             blocked=self._blocked(status, report),
         )
 
-    def _unreadable(self, job: _Job, reason: str) -> tuple[InventoryEntry, Manifest, str | None]:
+    def _unreadable(self, job: _Job, reason: str) -> tuple[InventoryEntry, Manifest, _BomOrigin]:
         report = None
         if self.policy is not None:
             report = evaluate(
@@ -1351,7 +1353,7 @@ def scan(
             seen.add((job.location, job.name))
             jobs.append(job)
     models: list[InventoryEntry] = []
-    manifests: dict[str, tuple[Manifest, str | None]] = {}
+    manifests: dict[str, tuple[Manifest, _BomOrigin]] = {}
     for i, job in enumerate(jobs):
         entry, manifest, origin = scanner.judge(job)
         models.append(entry)
@@ -1404,7 +1406,7 @@ def cyclonedx_json(inventory: Inventory, *, timestamp: datetime | None = None) -
         manifest, origin = inventory._manifests.get(
             _key(entry), (_empty_manifest(entry.name, entry.reason, entry.location), None)
         )
-        component = builder.add_model(manifest, origin=_origin(origin))
+        component = builder.add_model(manifest, origin=origin)
         ref = str(component.bom_ref)
         props = [
             prop("location", entry.location),
@@ -1436,11 +1438,3 @@ def cyclonedx_json(inventory: Inventory, *, timestamp: datetime | None = None) -
             sub.hashes = known(sub.hashes)
         component.components = subs  # re-sorted: hashes are part of a component's order
     return builder.to_json()
-
-
-def _origin(origin: str | None) -> Literal["model", "verified-signature"] | None:
-    if origin == "model":
-        return "model"
-    if origin == "verified-signature":
-        return "verified-signature"
-    return None

@@ -284,6 +284,8 @@ class _ModelCheck:
         self.sig_path = sig_path
         self.st = statement
         self.manifest: Manifest | None = statement.manifest
+        # Signed entries by path, looked up once per file (a manifest scan each was quadratic).
+        self._entries = {e.path: e for e in self.manifest.files} if self.manifest else {}
         self.ignore = ignore
         self.jobs = jobs
         self.result = result
@@ -371,16 +373,14 @@ class _ModelCheck:
     # -- signed files on disk ------------------------------------------------
 
     def _entry(self, name: str) -> FileEntry | None:
-        if self.manifest is None:
-            return None
-        if self.manifest.single_file:
+        if self.manifest is not None and self.manifest.single_file:
             return self.manifest.files[0]
-        return self.manifest.file(name)
+        return self._entries.get(name)
 
     def _check_present(
         self, present: dict[str, ModelFile], signed: dict[str, list[Resource]]
     ) -> None:
-        fast: list[tuple[ModelFile, list[Part]]] = []
+        fast: list[tuple[ModelFile, FileEntry, list[Part]]] = []
         whole: list[ModelFile] = []
         other: list[ModelFile] = []
         for name, f in present.items():
@@ -389,8 +389,8 @@ class _ModelCheck:
             if self.st.method == "files" and res[0].algorithm == "sha256":
                 m = self.manifest
                 parts = covering_parts(entry, f.size, m.hashing) if m is not None else None
-                if parts is not None:
-                    fast.append((f, parts))
+                if entry is not None and parts is not None:
+                    fast.append((f, entry, parts))
                 else:
                     whole.append(f)
             else:
@@ -411,7 +411,7 @@ class _ModelCheck:
         if entry is not None and entry.weights is not None and self._tensor_hash() is not None:
             self.result.tensors_verified += entry.weights.tensor_count
 
-    def _check_fast(self, items: list[tuple[ModelFile, list[Part]]]) -> None:
+    def _check_fast(self, items: list[tuple[ModelFile, FileEntry, list[Part]]]) -> None:
         """Weight files covered by their parts: every part of every file hashed in parallel."""
         if not items:
             return
@@ -420,7 +420,7 @@ class _ModelCheck:
             jobs: list[RangeJob] = []
             expect: list[tuple[int, str | bool]] = []  # (item index, expected result)
             before: list[os.stat_result] = []
-            for i, (f, parts) in enumerate(items):
+            for i, (f, _, parts) in enumerate(items):
                 fd = _open(f)
                 fds.append(fd)
                 before.append(os.fstat(fd))
@@ -429,9 +429,7 @@ class _ModelCheck:
                     expect.append((i, want))
             got = hash_ranges(jobs, threads=self.jobs, progress=self.step)
             bad = {i for (i, want), have in zip(expect, got, strict=True) if want != have}
-            for i, (f, _parts) in enumerate(items):
-                entry = self._entry(f.path)
-                assert entry is not None  # a covered file has a signed entry
+            for i, (f, entry, _parts) in enumerate(items):
                 after = os.fstat(fds[i])
                 then = before[i]
                 if (after.st_size, after.st_mtime_ns) != (then.st_size, then.st_mtime_ns) or (

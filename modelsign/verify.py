@@ -437,7 +437,7 @@ class _ModelCheck:
                 ):
                     self.problem("FILE_CHANGED", "file changed while being verified", file=f.path)
                 elif i in bad:
-                    self._diagnose(f, entry, entry.sha256)
+                    self._recheck(f, entry.sha256)  # read once more to say what changed
                 else:
                     self._verified(f, entry, by_tensors=True)
         except DiscoveryError as exc:
@@ -460,32 +460,33 @@ class _ModelCheck:
         except ModelsignError:
             # Some signed file no longer parses (or changed meanwhile): go file by
             # file so each is reported with its own reason.
-            self._whole_one_by_one(files, signed)
+            for f in files:
+                self._recheck(f, signed[f.path][0].digest)
             return
         for d in digests:
-            self._judge(d.file, d.sha256, signed[d.file.path][0].digest, d)
+            self._judge(d, signed[d.file.path][0].digest)
 
-    def _whole_one_by_one(self, files: list[ModelFile], signed: dict[str, list[Resource]]) -> None:
-        for f in files:
-            expected = signed[f.path][0].digest
-            try:
-                d = hash_file(f, tensor_hash=self._tensor_hash())
-            except ModelsignError as exc:
-                actual = stream_digest(f, hashlib.sha256())
-                if actual == expected:
-                    self._verified(f, self._entry(f.path), by_tensors=False)
-                    continue
-                self.problem(
-                    "FILE_MODIFIED",
-                    f"file content changed and no longer parses ({exc.code}: {exc.message})",
-                    file=f.path,
-                    expected=expected,
-                    actual=actual,
-                )
-                continue
-            self._judge(f, d.sha256, expected, d)
+    def _recheck(self, f: ModelFile, expected: str) -> None:
+        """Hash one file on its own, to say exactly what changed (or why it no longer parses)."""
+        try:
+            d = hash_file(f, tensor_hash=self._tensor_hash())
+        except ModelsignError as exc:
+            actual = stream_digest(f, hashlib.sha256())
+            if actual == expected:
+                self._verified(f, self._entry(f.path), by_tensors=False)
+                return
+            self.problem(
+                "FILE_MODIFIED",
+                f"file content changed and no longer parses ({exc.code}: {exc.message})",
+                file=f.path,
+                expected=expected,
+                actual=actual,
+            )
+            return
+        self._judge(d, expected)
 
-    def _judge(self, f: ModelFile, actual: str, expected: str, d: FileDigests) -> None:
+    def _judge(self, d: FileDigests, expected: str) -> None:
+        f, actual = d.file, d.sha256
         entry = self._entry(f.path)
         if actual == expected:
             self._verified(f, entry, by_tensors=False)
@@ -497,21 +498,6 @@ class _ModelCheck:
             self.problems += diff_weights(
                 f.path, entry.weights, weights_info(d, self._tensor_hash())
             )
-
-    def _diagnose(self, f: ModelFile, entry: FileEntry, expected: str) -> None:
-        """A fast-path mismatch: read the file once more to say exactly what changed."""
-        try:
-            d = hash_file(f, tensor_hash=self._tensor_hash())
-        except ModelsignError as exc:
-            self.problem(
-                "FILE_MODIFIED",
-                f"file content changed and no longer parses ({exc.code}: {exc.message})",
-                file=f.path,
-                expected=expected,
-                actual=stream_digest(f, hashlib.sha256()),
-            )
-            return
-        self._judge(f, d.sha256, expected, d)
 
     def _check_other(self, f: ModelFile, resources: list[Resource]) -> None:
         """Non-SHA-256 file digests and shard signatures made by the OMS tool's API."""

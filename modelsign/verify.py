@@ -25,6 +25,7 @@ from .discover import ModelFile, ModelTree, discover
 from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
 from .formats import sniff_file
 from .hashing import (
+    CHUNK,
     FileDigests,
     RangeJob,
     TensorHash,
@@ -502,6 +503,7 @@ class _ModelCheck:
     def _check_other(self, f: ModelFile, resources: list[Resource]) -> None:
         """Non-SHA-256 file digests and shard signatures made by the OMS tool's API."""
         fd = _open(f)
+        covered = 0
         try:
             for r in resources:
                 if self.st.method == "files":
@@ -509,10 +511,11 @@ class _ModelCheck:
                 else:
                     _, a, b = r.name.rsplit(":", 2)
                     start, end, alg = int(a), int(b), r.algorithm.split("-sharded-")[0]
+                covered += end - start
                 h = _any_hasher(alg)
                 pos = start
                 while pos < end:
-                    chunk = os.pread(fd, min(1 << 20, end - pos), pos)
+                    chunk = os.pread(fd, min(CHUNK, end - pos), pos)
                     if not chunk:
                         break
                     h.update(chunk)
@@ -526,17 +529,13 @@ class _ModelCheck:
                         actual=h.hexdigest(),
                     )
                     return
-            if self.st.method == "shards":
-                covered = sum(
-                    int(r.name.rsplit(":", 2)[2]) - int(r.name.rsplit(":", 2)[1]) for r in resources
+            if self.st.method == "shards" and covered != f.size:
+                self.problem(
+                    "FILE_MODIFIED",
+                    f"file is {f.size} bytes; the signed shards cover {covered}",
+                    file=f.path,
                 )
-                if covered != f.size:
-                    self.problem(
-                        "FILE_MODIFIED",
-                        f"file is {f.size} bytes; the signed shards cover {covered}",
-                        file=f.path,
-                    )
-                    return
+                return
             self._verified(f, None, by_tensors=False)
         finally:
             os.close(fd)

@@ -130,6 +130,11 @@ class ProvenanceRule(_Strict):
     source_repositories: list[str] | None = None  # fnmatch patterns: "acme/*", "acme/model"
     base_models: list[str] | None = None
 
+    @property
+    def needs_attestation(self) -> bool:
+        """Whether a verified attestation is needed: required, or its builder restricted."""
+        return self.require_attestation or self.builder_ids is not None
+
 
 PolicyFormat = Literal["safetensors", "gguf", "pickle", "opaque", "unknown"]
 
@@ -571,9 +576,10 @@ def _attestation(policy: Policy, info: Any) -> list[str]:
     spec = policy.provenance
     assert spec is not None
     if info is None:
-        needed = spec.require_attestation or spec.builder_ids is not None
         return (
-            ["no verified provenance attestation (modelsign attest provenance)"] if needed else []
+            ["no verified provenance attestation (modelsign attest provenance)"]
+            if spec.needs_attestation
+            else []
         )
     if spec.builder_ids is not None and not any(
         fnmatch.fnmatchcase(info.builder_id, pat) for pat in spec.builder_ids

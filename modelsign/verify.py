@@ -138,12 +138,8 @@ def verify(
             result.manifest_digest = statement.manifest.digest()
             result.weights_digest = statement.manifest.weights_digest
         _ModelCheck(path, sig_path, statement, ignore, jobs, progress, result).run()
-    wants = (
-        policy is not None
-        and policy.provenance is not None
-        and (policy.provenance.require_attestation or policy.provenance.builder_ids is not None)
-    )
-    if provenance or wants:
+    rule = policy.provenance if policy is not None else None
+    if provenance or (rule is not None and rule.needs_attestation):
         prov_path = (
             os.fspath(provenance)
             if isinstance(provenance, (str, os.PathLike))

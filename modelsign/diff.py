@@ -469,10 +469,6 @@ def _algorithm(digest: str) -> str:
     return digest.split(":", 1)[0]
 
 
-def _hex(digest: str) -> str:
-    return digest.split(":", 1)[1]
-
-
 def _short(value: str | None) -> str:
     if value is None:
         return "none"

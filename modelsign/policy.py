@@ -11,7 +11,6 @@ pre-load hook and CI.
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -754,7 +753,3 @@ def explain(policy: Policy) -> str:
     if (fr := policy.freshness) is not None:
         say("freshness", f"a signature younger than {fr.max_age} (needs a trusted signing time)")
     return "\n".join(lines)
-
-
-def policy_json(policy: Policy) -> str:
-    return json.dumps(policy.model_dump(mode="json"), indent=2, sort_keys=True)

@@ -108,9 +108,9 @@ def provenance_statement(manifest: Manifest) -> bytes:
             if v
         }
     run: dict[str, Any] = {"builder": {"id": builder_id(p.builder)}}
-    meta = {"invocationId": _invocation(p.builder)} if _invocation(p.builder) else {}
-    if meta:
-        run["metadata"] = meta
+    invocation = _invocation(p.builder)
+    if invocation:
+        run["metadata"] = {"invocationId": invocation}
     run["byproducts"] = [
         {"name": "modelsign-manifest", "digest": {"sha256": manifest.digest().split(":", 1)[1]}}
     ]

@@ -321,9 +321,11 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
 
 def parse_policy(text: str, where: str) -> Policy:
     """Validate policy text (YAML, of which JSON is a subset)."""
+    loader = _UniqueKeyLoader(text)
     try:
-        root = yaml.compose(text, Loader=_UniqueKeyLoader)
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        # Parsed once: the node tree gives the lines of errors, the data is built from it.
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         at = f" (line {mark.line + 1})" if mark is not None else ""
@@ -331,6 +333,8 @@ def parse_policy(text: str, where: str) -> Policy:
         raise InputError(
             f"not valid YAML{at}: {problem}", code="POLICY_INVALID", path=where
         ) from exc
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
         raise InputError("a policy is a mapping of rules", code="POLICY_INVALID", path=where)
     try:

@@ -251,7 +251,14 @@ def _files_of(m: Manifest) -> dict[str, _File]:
     return {f.path: _File(f.path, f"sha256:{f.sha256}", f.size, f.weights) for f in m.files}
 
 
-def _side_of_manifest(m: Manifest, kind: Literal["model", "manifest"], path: str | None) -> _Side:
+def _side_of_manifest(
+    m: Manifest,
+    kind: Literal["model", "manifest", "signature"],
+    path: str | None,
+    *,
+    signer: SignerClaim | None = None,
+    predicate_type: str | None = None,
+) -> _Side:
     info = DiffSide(
         kind=kind,
         path=path,
@@ -261,6 +268,8 @@ def _side_of_manifest(m: Manifest, kind: Literal["model", "manifest"], path: str
         tensor_hash=m.hashing.tensor,
         files=len(m.files),
         tensors=sum(f.weights.tensor_count for f in m.files if f.weights is not None),
+        signer=signer,
+        predicate_type=predicate_type,
     )
     return _Side(info, m, _files_of(m), m.single_file, from_disk=kind == "model")
 
@@ -373,34 +382,31 @@ def _side_of_signature(data: bytes, path: str) -> _Side:
             actual=exc.actual,
         ) from exc
     notes = [f"{path}: {UNVERIFIED_NOTE}"]
-    m = st.manifest
-    if m is not None:
-        files = _files_of(m)
-        tensors = sum(f.weights.tensor_count for f in m.files if f.weights is not None)
-        name, single = m.name, m.single_file
-    else:
-        files = _oms_files(st)
-        tensors = 0
-        names = {r.name if st.method == "files" else r.name.rsplit(":", 2)[0] for r in st.resources}
-        single = names == {SINGLE_FILE_RESOURCE}
-        name = st.subject_name or os.path.basename(path)
-        notes.append(
-            f"{path}: an OMS signature without a modelsign manifest: "
-            "files are compared by digest only"
+    if st.manifest is not None:
+        side = _side_of_manifest(
+            st.manifest, "signature", path, signer=signer, predicate_type=st.predicate_type
         )
+        side.ignore_paths, side.notes = st.ignore_paths, notes
+        return side
+    files = _oms_files(st)
+    names = {r.name if st.method == "files" else r.name.rsplit(":", 2)[0] for r in st.resources}
+    notes.append(
+        f"{path}: an OMS signature without a modelsign manifest: files are compared by digest only"
+    )
     info = DiffSide(
         kind="signature",
         path=path,
-        name=name,
-        manifest_digest=m.digest() if m is not None else None,
-        weights_digest=m.weights_digest if m is not None else None,
-        tensor_hash=m.hashing.tensor if m is not None else None,
+        name=st.subject_name or os.path.basename(path),
+        manifest_digest=None,
+        weights_digest=None,
+        tensor_hash=None,
         files=len(files),
-        tensors=tensors,
+        tensors=0,
         signer=signer,
         predicate_type=st.predicate_type,
     )
-    return _Side(info, m, files, single, False, st.ignore_paths, notes)
+    single = names == {SINGLE_FILE_RESOURCE}
+    return _Side(info, None, files, single, False, st.ignore_paths, notes)
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,14 @@ def _sha256(hex_digest: str) -> HashType:
 
 def model_ref(manifest: Manifest) -> str:
     """The model component's ``bom-ref``: unique per manifest, stable across runs."""
-    return "model:" + manifest.digest()
+    return _model_ref(manifest.digest())
+
+
+# The manifest digest (canonical JSON of the whole manifest, tensors included) is
+# worked out once per model and handed down: it names the component, its model
+# card and the BOM's serial number.
+def _model_ref(digest: str) -> str:
+    return "model:" + digest
 
 
 # --- the model component ------------------------------------------------------
@@ -225,10 +232,10 @@ def _file_component(parent_ref: str, f: FileEntry) -> Component:
     )
 
 
-def _model_properties(manifest: Manifest, origin: Origin | None) -> list[Property]:
+def _model_properties(manifest: Manifest, digest: str, origin: Origin | None) -> list[Property]:
     m = manifest
     props = [
-        _prop("manifest:digest", m.digest()),
+        _prop("manifest:digest", digest),
         _prop("manifest:version", m.version),
         _prop("manifest:tool", f"{m.tool.name} {m.tool.version}"),
         _prop("single_file", m.single_file),
@@ -340,7 +347,13 @@ def model_component(
     Base models are not part of it (see :meth:`BomBuilder.add_model`), nor the
     model card, which the library cannot hold (see :func:`model_card`).
     """
-    ref = model_ref(manifest)
+    return _model_component(manifest, manifest.digest(), card, origin)
+
+
+def _model_component(
+    manifest: Manifest, digest: str, card: Mapping[str, object] | None, origin: Origin | None
+) -> Component:
+    ref = _model_ref(digest)
     src = manifest.provenance.source
     hashes = [_sha256(manifest.files[0].sha256)] if manifest.single_file else []
     tags = _strings(card.get("tags")) if card else []
@@ -353,7 +366,7 @@ def model_component(
         hashes=hashes,
         licenses=_licences(manifest),
         external_references=_source_references(manifest),
-        properties=_model_properties(manifest, origin),
+        properties=_model_properties(manifest, digest, origin),
         components=[_file_component(ref, f) for f in manifest.files],
         tags=tags,
     )
@@ -446,6 +459,12 @@ def model_card(
     descriptive keys properties. GGUF ``general.architecture`` gives the
     architecture family.
     """
+    return _model_card(manifest, manifest.digest(), card)
+
+
+def _model_card(
+    manifest: Manifest, digest: str, card: Mapping[str, object] | None
+) -> dict[str, Any] | None:
     card = card or {}
     params: dict[str, Any] = {}
     task = card.get("pipeline_tag")
@@ -457,7 +476,7 @@ def model_card(
     datasets = _strings(card.get("datasets"))
     if datasets:
         params["datasets"] = [_dataset(d) for d in datasets]
-    out: dict[str, Any] = {"bom-ref": "model-card:" + manifest.digest()}
+    out: dict[str, Any] = {"bom-ref": "model-card:" + digest}
     if params:
         out["modelParameters"] = params
     metrics = _metrics(card.get("model-index"))
@@ -525,14 +544,15 @@ class BomBuilder:
         subject: bool = False,
     ) -> Component:
         """Add one model; returns its component (the same one for the same manifest)."""
-        ref = model_ref(manifest)
+        digest = manifest.digest()
+        ref = _model_ref(digest)
         if ref in self._models:
             return self._models[ref]
         if subject and self._subject is not None:
             raise ValueError("the BOM already has a subject")
-        component = model_component(manifest, card=card, origin=origin)
+        component = _model_component(manifest, digest, card, origin)
         self._models[ref] = component
-        self._digests.add(manifest.digest())
+        self._digests.add(digest)
         if subject:
             self._subject = component
         bases = self._depends.setdefault(ref, set())
@@ -541,7 +561,7 @@ class BomBuilder:
             key = str(base.bom_ref)
             self._bases.setdefault(key, base)
             bases.add(key)
-        mc = model_card(manifest, card)
+        mc = _model_card(manifest, digest, card)
         if mc is not None:
             self._cards[ref] = mc
         return component

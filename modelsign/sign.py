@@ -7,14 +7,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from . import _statcache
-from ._atomic import open_regular, write_atomic
+from ._atomic import write_atomic
 from .discover import GIT_PATHS, ModelTree, discover
 from .errors import InputError, ModelsignError
 from .findings import Finding
 from .hashing import TensorHash
 from .manifest import FileEntry, Manifest, manifest_for_tree
 from .metadata.provenance import SourceRepo
-from .signature.bundle import read_bundle
+from .signature.bundle import read_bundle, read_signature_file
 from .signature.signers import Signer
 from .signature.statement import build_statement, parse_statement
 
@@ -129,13 +129,9 @@ def _reusable(
     same entry. The old signature is only read for its manifest here; it is
     not trusted for anything else.
     """
+    data = read_signature_file(old_signature)
     try:
-        with open_regular(old_signature) as fh:
-            old = parse_statement(read_bundle(fh.read()).payload).manifest
-    except FileNotFoundError as exc:
-        raise InputError(
-            "no such signature", code="SIGNATURE_NOT_FOUND", path=old_signature
-        ) from exc
+        old = parse_statement(read_bundle(data).payload).manifest
     except ModelsignError as exc:
         raise InputError(
             f"cannot reuse this signature: {exc.message}", code="REUSE_INVALID", path=old_signature

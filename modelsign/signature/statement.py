@@ -170,12 +170,13 @@ def parse_statement(payload: bytes) -> SignedStatement:
     if not isinstance(ignore, list) or not all(isinstance(p, str) for p in ignore):
         raise _fail("serialization.ignore_paths must be a list of strings")
     resources = _resources(predicate.get("resources"), method)
-    if root_digest(resources) != digest["sha256"]:
+    actual = root_digest(resources)
+    if actual != digest["sha256"]:
         raise VerificationError(
             "the subject digest does not match the signed resources",
             code="SUBJECT_DIGEST_MISMATCH",
             expected=digest["sha256"],
-            actual=root_digest(resources),
+            actual=actual,
         )
     manifest = None
     if MANIFEST_FIELD in predicate:
@@ -196,15 +197,15 @@ def parse_statement(payload: bytes) -> SignedStatement:
         method,
         hash_type,
         allow,
-        tuple(_safe_ignore(p) for p in ignore),
+        tuple(_safe_name(p.rstrip("/"), "ignore path") for p in ignore),
         manifest,
     )
 
 
-def _safe_ignore(path: str) -> str:
-    path = path.rstrip("/")
+def _safe_name(path: str, where: str) -> str:
+    """``path`` if it is a safe relative POSIX name, else an UNSAFE_NAME failure."""
     try:
-        return check_relative_name(path, where="ignore path")
+        return check_relative_name(path, where=where)
     except DiscoveryError as exc:
         raise _fail(exc.message, "UNSAFE_NAME") from exc
 
@@ -220,11 +221,12 @@ def _resources(raw: object, method: str) -> list[Resource]:
         name = _str(item, "name", f"resources[{i}]")
         algorithm = _str(item, "algorithm", f"resources[{i}]")
         digest = _str(item, "digest", f"resources[{i}]").lower()
-        if method == "files" and algorithm not in ("sha256", "blake2b", "blake3"):
-            raise _fail(
-                f"resource {name!r}: unknown hash algorithm {algorithm!r}", "UNKNOWN_ALGORITHM"
-            )
-        if method == "shards" and not _SHARD_ALG.match(algorithm):
+        known = (
+            algorithm in ("sha256", "blake2b", "blake3")
+            if method == "files"
+            else _SHARD_ALG.match(algorithm)
+        )
+        if not known:
             raise _fail(
                 f"resource {name!r}: unknown hash algorithm {algorithm!r}", "UNKNOWN_ALGORITHM"
             )
@@ -233,10 +235,7 @@ def _resources(raw: object, method: str) -> list[Resource]:
             raise _fail(f"resource {name!r}: digest is not {want} hex digits")
         path = name if method == "files" else name.rsplit(":", 2)[0]
         if path != SINGLE_FILE_RESOURCE:
-            try:
-                check_relative_name(path, where="resource name")
-            except DiscoveryError as exc:
-                raise _fail(exc.message, "UNSAFE_NAME") from exc
+            _safe_name(path, "resource name")
         if name in seen:
             raise _fail(f"resource {name!r} is listed twice", "DUPLICATE_RESOURCE")
         seen.add(name)
@@ -268,10 +267,7 @@ def _parse_legacy(subjects: list[Any]) -> SignedStatement:
         value = digest["sha256"].lower()
         if not _HEX64.match(value):
             raise _fail(f"subject {name!r}: digest is not 64 hex digits")
-        try:
-            check_relative_name(name, where="subject name")
-        except DiscoveryError as exc:
-            raise _fail(exc.message, "UNSAFE_NAME") from exc
+        _safe_name(name, "subject name")
         resources.append(Resource(name, "sha256", value))
     return SignedStatement(
         PREDICATE_LEGACY,

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 import requests
 from sigstore._internal.fulcio.client import FulcioClientError
-from sigstore.dsse import Statement
 from sigstore.errors import Error as SigstoreError
-from sigstore.models import Bundle, ClientTrustConfig, TrustedRoot
+from sigstore.models import Bundle, ClientTrustConfig
 from sigstore.oidc import IdentityToken
 from sigstore.sign import SigningContext
-from sigstore.verify import Verifier, policy
+from sigstore.verify import policy
 from sigstore.verify.policy import VerificationPolicy
 
 from . import DEFAULT_IDENTITY, DEFAULT_ISSUER, GITHUB_ISSUER, SigstoreStandin, tamper
@@ -33,16 +32,9 @@ STATEMENT = json.dumps(
 EMAIL_POLICY = policy.Identity(identity=DEFAULT_IDENTITY, issuer=DEFAULT_ISSUER)
 
 
-def _sign(standin: SigstoreStandin, token: str | None = None) -> Bundle:
-    """Keyless DSSE signing exactly as a sigstore user writes it."""
-    ctx = SigningContext.from_trust_config(standin.trust_config())
-    with ctx.signer(IdentityToken(token or standin.token())) as signer:
-        return signer.sign_dsse(Statement(STATEMENT))
-
-
-def _verify(root_path: Path, bundle: Bundle, identity: VerificationPolicy) -> bytes:
-    verifier = Verifier(trusted_root=TrustedRoot.from_file(str(root_path)))
-    payload_type, payload = verifier.verify_dsse(bundle, identity)
+def _verify(standin: SigstoreStandin, bundle: Bundle, identity: VerificationPolicy) -> bytes:
+    """Verify against ``standin``'s trusted root (read from its file: no server needed)."""
+    payload_type, payload = standin.verifier().verify_dsse(bundle, identity)
     assert payload_type == "application/vnd.in-toto+json"
     return payload
 
@@ -55,7 +47,7 @@ def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SigstoreStandi
 
 @pytest.fixture(scope="module")
 def bundle(standin: SigstoreStandin) -> Bundle:
-    return _sign(standin)
+    return standin.sign_dsse(STATEMENT)
 
 
 def test_trust_config_loads_with_http_urls(standin: SigstoreStandin) -> None:
@@ -65,9 +57,7 @@ def test_trust_config_loads_with_http_urls(standin: SigstoreStandin) -> None:
 
 
 def test_keyless_dsse_round_trip(standin: SigstoreStandin, bundle: Bundle) -> None:
-    assert json.loads(_verify(standin.trusted_root_path, bundle, EMAIL_POLICY)) == json.loads(
-        STATEMENT
-    )
+    assert json.loads(_verify(standin, bundle, EMAIL_POLICY)) == json.loads(STATEMENT)
     # Both sources of time verify: the TSA's RFC 3161 token and the log's SET.
     sources = {t.source.name for t in standin.verifier()._establish_time(bundle)}
     assert sources == {"TIMESTAMP_AUTHORITY", "TRANSPARENCY_SERVICE"}
@@ -82,20 +72,18 @@ def test_identity_policy_mismatch_fails(
     standin: SigstoreStandin, bundle: Bundle, identity: str, issuer: str
 ) -> None:
     with pytest.raises(SigstoreError, match=r"do(es)? not match"):
-        _verify(
-            standin.trusted_root_path, bundle, policy.Identity(identity=identity, issuer=issuer)
-        )
+        _verify(standin, bundle, policy.Identity(identity=identity, issuer=issuer))
 
 
 def test_uri_identity(standin: SigstoreStandin) -> None:
     uri = "https://ci.example.test/pipelines/7"
-    bundle = _sign(standin, standin.token(uri))
-    _verify(standin.trusted_root_path, bundle, policy.Identity(identity=uri, issuer=DEFAULT_ISSUER))
+    bundle = standin.sign_dsse(STATEMENT, standin.token(uri))
+    _verify(standin, bundle, policy.Identity(identity=uri, issuer=DEFAULT_ISSUER))
 
 
 def test_github_workflow_claims_become_extensions(standin: SigstoreStandin) -> None:
     token = standin.token(github={"repository": "acme/models", "ref": "refs/tags/v1"})
-    bundle = _sign(standin, token)
+    bundle = standin.sign_dsse(STATEMENT, token)
     workflow = "https://github.com/acme/models/.github/workflows/release.yml@refs/tags/v1"
     passing = policy.AllOf(
         [
@@ -107,10 +95,10 @@ def test_github_workflow_claims_become_extensions(standin: SigstoreStandin) -> N
             policy.Identity(identity=workflow, issuer=GITHUB_ISSUER),
         ]
     )
-    _verify(standin.trusted_root_path, bundle, passing)
+    _verify(standin, bundle, passing)
     with pytest.raises(SigstoreError, match="does not match"):
         _verify(
-            standin.trusted_root_path,
+            standin,
             bundle,
             policy.OIDCSourceRepositoryURI("https://github.com/acme/other"),
         )
@@ -121,7 +109,7 @@ def test_another_trust_root_rejects_the_bundle(bundle: Bundle, tmp_path: Path) -
         SigstoreStandin(tmp_path) as other,
         pytest.raises(SigstoreError, match="certificate chain"),
     ):
-        _verify(other.trusted_root_path, bundle, EMAIL_POLICY)
+        _verify(other, bundle, EMAIL_POLICY)
 
 
 def test_fulcio_refuses_a_token_it_did_not_sign(standin: SigstoreStandin, tmp_path: Path) -> None:
@@ -147,30 +135,28 @@ TAMPERS: dict[str, tuple[Callable[[str], str], str]] = {
 @pytest.mark.parametrize("name", TAMPERS)
 def test_tampered_bundle_fails(standin: SigstoreStandin, bundle: Bundle, name: str) -> None:
     change, reason = TAMPERS[name]
-    second = _sign(standin)
+    second = standin.sign_dsse(STATEMENT)
     for original in (bundle, second):
         tampered = Bundle.from_json(change(original.to_json()))
         with pytest.raises(SigstoreError, match=reason):
-            _verify(standin.trusted_root_path, tampered, EMAIL_POLICY)
+            _verify(standin, tampered, EMAIL_POLICY)
 
 
 def test_recorded_bundle_verifies_after_shutdown(tmp_path: Path) -> None:
     with SigstoreStandin(tmp_path) as standin:
-        recorded = _sign(standin).to_json()
+        recorded = standin.sign_dsse(STATEMENT).to_json()
     (tmp_path / "model.sig").write_text(recorded)
     reread = Bundle.from_json((tmp_path / "model.sig").read_text())
-    _verify(standin.trusted_root_path, reread, EMAIL_POLICY)
+    _verify(standin, reread, EMAIL_POLICY)
     # Timestamps are optional for Rekor v1: the SET alone dates the signature.
-    _verify(
-        standin.trusted_root_path, Bundle.from_json(tamper.drop_timestamps(recorded)), EMAIL_POLICY
-    )
+    _verify(standin, Bundle.from_json(tamper.drop_timestamps(recorded)), EMAIL_POLICY)
 
 
 def test_rekor_v2_needs_and_uses_the_timestamp(tmp_path: Path) -> None:
     with SigstoreStandin(tmp_path, rekor_version=2) as standin:
-        bundle = _sign(standin)
+        bundle = standin.sign_dsse(STATEMENT)
     assert bundle.log_entry._inner.kind_version.version == "0.0.2"
-    _verify(standin.trusted_root_path, Bundle.from_json(bundle.to_json()), EMAIL_POLICY)
+    _verify(standin, Bundle.from_json(bundle.to_json()), EMAIL_POLICY)
     with pytest.raises(SigstoreError, match="inclusion promise or signed timestamp"):
         Bundle.from_json(tamper.drop_timestamps(bundle.to_json()))
 
@@ -179,22 +165,22 @@ def test_bad_timestamp_is_only_fatal_when_it_is_the_sole_time_source(tmp_path: P
     # sigstore drops an RFC 3161 token that fails to verify and carries on with the rest:
     # with Rekor v1 the SET still dates the entry, with Rekor v2 nothing else does.
     with SigstoreStandin(tmp_path / "v1") as v1:
-        bad_v1 = Bundle.from_json(tamper.timestamp_signature(_sign(v1).to_json()))
-    _verify(v1.trusted_root_path, bad_v1, EMAIL_POLICY)
+        bad_v1 = Bundle.from_json(tamper.timestamp_signature(v1.sign_dsse(STATEMENT).to_json()))
+    _verify(v1, bad_v1, EMAIL_POLICY)
     sources = {t.source.name for t in v1.verifier()._establish_time(bad_v1)}
     assert sources == {"TRANSPARENCY_SERVICE"}
 
     with SigstoreStandin(tmp_path / "v2", rekor_version=2) as v2:
-        bad_v2 = Bundle.from_json(tamper.timestamp_signature(_sign(v2).to_json()))
+        bad_v2 = Bundle.from_json(tamper.timestamp_signature(v2.sign_dsse(STATEMENT).to_json()))
     with pytest.raises(SigstoreError, match="not enough sources of verified time"):
-        _verify(v2.trusted_root_path, bad_v2, EMAIL_POLICY)
+        _verify(v2, bad_v2, EMAIL_POLICY)
 
 
 def test_rekor_v1_without_tsa(tmp_path: Path) -> None:
     with SigstoreStandin(tmp_path, timestamps=False) as standin:
-        bundle = _sign(standin)
+        bundle = standin.sign_dsse(STATEMENT)
     assert bundle.verification_material.timestamp_verification_data is None
-    _verify(standin.trusted_root_path, bundle, EMAIL_POLICY)
+    _verify(standin, bundle, EMAIL_POLICY)
 
 
 def test_servers_stop_at_exit(tmp_path: Path) -> None:

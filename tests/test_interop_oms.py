@@ -27,6 +27,7 @@ from modelsign.discover import GIT_PATHS
 from tests.helpers import oms
 from tests.helpers.oms import Credentials, codes, ok, output, run, run_all
 from tests.helpers.pki import build_pki
+from tests.helpers.signing import payload_bytes, payload_of
 
 pytestmark = pytest.mark.skipif(
     not oms.MODEL_SIGNING.exists(), reason=f"model_signing CLI not found at {oms.MODEL_SIGNING}"
@@ -134,7 +135,7 @@ def test_folder_signatures_cross_over(
         ok(proc)
     for sig in (ours, theirs):
         _check_material(creds, sig)
-        ignore_paths = set(oms.statement(sig)["predicate"]["serialization"]["ignore_paths"])
+        ignore_paths = set(payload_of(sig)["predicate"]["serialization"]["ignore_paths"])
         # The signature's own place is recorded (relative to the model) when inside it;
         # modelsign also always leaves out the provenance attestation's default place.
         extra = {"model.provenance.sig"} if sig == ours else set()
@@ -182,7 +183,7 @@ def test_single_file_signatures_cross_over(
     signed = _sha256(gguf)
     for sig in (ours, theirs):
         _check_material(creds, sig)
-        st = oms.statement(sig)
+        st = payload_of(sig)
         assert st["subject"][0]["name"] == gguf.name
         resources = st["predicate"]["resources"]
         assert [(r["name"], r["digest"]) for r in resources] == [(".", signed)]
@@ -225,7 +226,7 @@ def test_ignored_paths_are_neither_required_nor_checked(
     ):
         ok(proc)
     for sig in (ours, theirs):
-        recorded = oms.statement(sig)["predicate"]["serialization"]["ignore_paths"]
+        recorded = payload_of(sig)["predicate"]["serialization"]["ignore_paths"]
         assert {"scratch", "run.log", "model.sig"} <= set(recorded)
         assert sorted(oms.resource_names(sig)) == ALL_FILES
 
@@ -365,8 +366,8 @@ def test_statement_payload_is_deterministic(model: Path, tmp_path: Path) -> None
         [creds.ms_sign(model, signature=first), creds.ms_sign(model, signature=second)]
     ):
         ok(proc)
-    payload = oms.payload_bytes(first)
-    assert payload == oms.payload_bytes(second)
+    payload = payload_bytes(first)
+    assert payload == payload_bytes(second)
     assert payload == rfc8785.dumps(json.loads(payload))  # canonical JSON
     sigs = [oms.bundle_of(s)["dsseEnvelope"]["signatures"][0]["sig"] for s in (first, second)]
     assert sigs[0] != sigs[1]  # ECDSA signatures are randomized; the statement is not

@@ -40,7 +40,7 @@ from modelsign.signature.sigstore import (
 from modelsign.signature.statement import MANIFEST_FIELD, PREDICATE_V1, STATEMENT_TYPE
 from modelsign.verify import verify
 
-from .helpers.signing import flip_tensor_byte
+from .helpers.signing import flip_tensor_byte, payload_bytes
 from .sigstore_standin import (
     DEFAULT_IDENTITY,
     DEFAULT_ISSUER,
@@ -114,10 +114,6 @@ def result_json(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 
 def codes(result: dict[str, Any]) -> list[str]:
     return [p["code"] for p in result["problems"] if p["severity"] == "error"]
-
-
-def payload(sig: Path) -> bytes:
-    return base64.b64decode(json.loads(sig.read_text())["dsseEnvelope"]["payload"])
 
 
 def copy_model(src: Path, dest: Path, *, keep_signature: bool = True) -> Path:
@@ -258,7 +254,7 @@ def test_bundle_is_oms_v1_and_carries_the_key_signing_statement(
     assert {"inclusionProof", "inclusionPromise"} <= entry.keys()
     assert len(material["timestampVerificationData"]["rfc3161Timestamps"]) == 1
 
-    sigstore_payload = payload(signed / "model.sig")
+    sigstore_payload = payload_bytes(signed / "model.sig")
     statement = json.loads(sigstore_payload)
     assert statement["_type"] == STATEMENT_TYPE
     assert statement["predicateType"] == PREDICATE_V1
@@ -290,7 +286,7 @@ def test_bundle_is_oms_v1_and_carries_the_key_signing_statement(
     twin = copy_model(signed, tmp_path / "tiny-model", keep_signature=False)
     res = sign(twin, signer=KeySigner(keys.generate_key("ec-p256")), env=clean_env())
     assert res.statement == sigstore_payload
-    assert payload(twin / "model.sig") == sigstore_payload
+    assert payload_bytes(twin / "model.sig") == sigstore_payload
 
 
 # -- 2. verification failures -------------------------------------------------------------------

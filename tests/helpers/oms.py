@@ -7,7 +7,6 @@ intermediate and root) and spells the matching arguments for each tool.
 
 from __future__ import annotations
 
-import base64
 import json
 import struct
 import subprocess
@@ -22,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .pki import Pki, write_pki
+from .signing import payload_of
 
 MODEL_SIGNING = Path(sys.executable).with_name("model_signing")
 TIMEOUT = 120  # seconds per command: generous for a loaded 2-core machine
@@ -84,17 +84,8 @@ def bundle_of(sig: Path) -> dict[str, Any]:
     return json.loads(sig.read_bytes())  # type: ignore[no-any-return]
 
 
-def payload_bytes(sig: Path) -> bytes:
-    """The signed statement bytes (the decoded DSSE payload) of a signature file."""
-    return base64.b64decode(bundle_of(sig)["dsseEnvelope"]["payload"])
-
-
-def statement(sig: Path) -> dict[str, Any]:
-    return json.loads(payload_bytes(sig))  # type: ignore[no-any-return]
-
-
 def resource_names(sig: Path) -> list[str]:
-    return [r["name"] for r in statement(sig)["predicate"]["resources"]]
+    return [r["name"] for r in payload_of(sig)["predicate"]["resources"]]
 
 
 def component_order(names: Sequence[str]) -> list[str]:

@@ -19,9 +19,14 @@ def sign_payload(key: keys.PrivateKey, payload: bytes, *, hint: bool = True) -> 
     return bundle.write_bundle(payload, keys.sign_bytes(key, bundle.pae(payload)), material)
 
 
+def payload_bytes(sig: Path) -> bytes:
+    """The signed statement bytes (the decoded DSSE payload) of a signature file."""
+    return base64.b64decode(json.loads(sig.read_bytes())["dsseEnvelope"]["payload"])
+
+
 def payload_of(sig: Path) -> dict[str, Any]:
-    b = json.loads(sig.read_bytes())
-    return json.loads(base64.b64decode(b["dsseEnvelope"]["payload"]))  # type: ignore[no-any-return]
+    """The signed statement of a signature file, parsed."""
+    return json.loads(payload_bytes(sig))  # type: ignore[no-any-return]
 
 
 def flip_tensor_byte(path: Path, tensor: str, at: int = 0) -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -46,6 +47,8 @@ from .keys import PublicKey, key_type
 
 MAX_INTERMEDIATES = 8
 
+_Ext = TypeVar("_Ext", bound=x509.ExtensionType)
+
 _SUPPORTED_CRITICAL = frozenset(
     {
         ExtensionOID.BASIC_CONSTRAINTS,
@@ -53,6 +56,10 @@ _SUPPORTED_CRITICAL = frozenset(
         ExtensionOID.EXTENDED_KEY_USAGE,
         ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
     }
+)
+# An issuer's EKU, if it has one, must allow code signing (EKU chaining).
+_ISSUER_EKUS = frozenset(
+    {ExtendedKeyUsageOID.CODE_SIGNING, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}
 )
 # Bounds the diagnostic path search on hostile bundles (many same-named certificates).
 _SEARCH_BUDGET = 256
@@ -279,24 +286,19 @@ def _check_validity(cert: x509.Certificate, role: str, at: datetime) -> None:
 
 
 def _check_leaf_usage(cert: x509.Certificate) -> None:
-    extensions = _extensions(cert)
-    try:
-        key_usage = extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        key_usage = None
+    key_usage = _extension(cert, x509.KeyUsage)
     if key_usage is not None and not key_usage.digital_signature:
         raise VerificationError(
             f"{_describe(cert, 'leaf')} may not make signatures: its KeyUsage lacks "
             "digitalSignature",
             code="CERT_BAD_USAGE",
         )
-    try:
-        eku = extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
+    eku = _extension(cert, x509.ExtendedKeyUsage)
+    if eku is None:
         raise VerificationError(
             f"{_describe(cert, 'leaf')} has no ExtendedKeyUsage; code signing needs codeSigning",
             code="CERT_BAD_USAGE",
-        ) from None
+        )
     if ExtendedKeyUsageOID.CODE_SIGNING not in eku:
         raise VerificationError(
             f"{_describe(cert, 'leaf')} is not for code signing: its ExtendedKeyUsage lacks "
@@ -307,30 +309,21 @@ def _check_leaf_usage(cert: x509.Certificate) -> None:
 
 def _check_issuer_usage(cert: x509.Certificate, role: str = "issuer") -> x509.BasicConstraints:
     """Check that ``cert`` may issue code-signing certificates; return its BasicConstraints."""
-    extensions = _extensions(cert)
-    constraints = _basic_constraints(cert)
+    constraints = _extension(cert, x509.BasicConstraints)
     if constraints is None or not constraints.ca:
         raise VerificationError(
             f"{_describe(cert, role)} issued a certificate but is not a CA "
             "(BasicConstraints CA:TRUE missing)",
             code="CERT_BAD_CA",
         )
-    try:
-        key_usage = extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        key_usage = None
+    key_usage = _extension(cert, x509.KeyUsage)
     if key_usage is not None and not key_usage.key_cert_sign:
         raise VerificationError(
             f"{_describe(cert, role)} may not sign certificates: its KeyUsage lacks keyCertSign",
             code="CERT_BAD_CA",
         )
-    try:
-        eku = extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        return constraints
-    if not {ExtendedKeyUsageOID.CODE_SIGNING, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE} & set(
-        eku
-    ):
+    eku = _extension(cert, x509.ExtendedKeyUsage)
+    if eku is not None and _ISSUER_EKUS.isdisjoint(eku):
         raise VerificationError(
             f"{_describe(cert, role)} is restricted by ExtendedKeyUsage to purposes other "
             "than code signing",
@@ -444,9 +437,10 @@ def _extensions(cert: x509.Certificate) -> x509.Extensions:
         ) from exc
 
 
-def _basic_constraints(cert: x509.Certificate) -> x509.BasicConstraints | None:
+def _extension(cert: x509.Certificate, kind: type[_Ext]) -> _Ext | None:
+    """The value of ``cert``'s extension of type ``kind``; None when it has none."""
     try:
-        return _extensions(cert).get_extension_for_class(x509.BasicConstraints).value
+        return _extensions(cert).get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
         return None
 

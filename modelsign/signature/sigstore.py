@@ -87,6 +87,11 @@ def fulcio_extensions(cert: x509.Certificate) -> dict[str, str]:
     return out
 
 
+def oidc_issuer(extensions: Mapping[str, str]) -> str | None:
+    """The OIDC issuer named by Fulcio extensions (``fulcio_extensions``): v2, else v1."""
+    return extensions.get("issuer") or extensions.get("issuer (v1)")
+
+
 def san_identities(cert: x509.Certificate) -> list[str]:
     """Email and URI SAN values (what Sigstore calls the identity)."""
     try:
@@ -125,7 +130,7 @@ class _CertPolicy:
         from sigstore.errors import VerificationError as SigstoreVerificationError
 
         ext = fulcio_extensions(cert)
-        issuer = ext.get("issuer") or ext.get("issuer (v1)")
+        issuer = oidc_issuer(ext)
         if issuer != self.issuer:
             raise SigstoreVerificationError(
                 f"certificate OIDC issuer is {issuer!r}, expected {self.issuer!r}"
@@ -280,7 +285,7 @@ class SigstoreVerifier:
         return SignerInfo(
             kind="sigstore",
             identity=sans[0] if sans else None,
-            oidc_issuer=ext.get("issuer") or ext.get("issuer (v1)"),
+            oidc_issuer=oidc_issuer(ext),
             issuer=cert.issuer.rfc4514_string(),
             extensions={k: v for k, v in ext.items() if not k.startswith("issuer")},
             signed_at=_signed_at(bundle),

@@ -16,6 +16,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from cryptography import x509
@@ -106,25 +107,16 @@ def san_identities(cert: x509.Certificate) -> list[str]:
     return values
 
 
+@dataclass(frozen=True, kw_only=True)
 class _CertPolicy:
     """A sigstore verification policy over our own reading of the certificate."""
 
-    def __init__(
-        self,
-        *,
-        issuer: str,
-        identity: str | None,
-        identity_regex: re.Pattern[str] | None,
-        github_repository: str | None,
-        github_ref: str | None,
-        github_workflow: str | None,
-    ) -> None:
-        self.issuer = issuer
-        self.identity = identity
-        self.identity_regex = identity_regex
-        self.github_repository = github_repository
-        self.github_ref = github_ref
-        self.github_workflow = github_workflow
+    issuer: str
+    identity: str | None
+    identity_regex: re.Pattern[str] | None
+    github_repository: str | None
+    github_ref: str | None
+    github_workflow: str | None
 
     def verify(self, cert: x509.Certificate) -> None:
         from sigstore.errors import VerificationError as SigstoreVerificationError

@@ -6,6 +6,7 @@ manifests, signed statements) goes through this hook.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,31 @@ def unique_keys(
         return out
 
     return hook
+
+
+def strict_loads(
+    data: bytes,
+    on_duplicate: Callable[[str], Exception],
+    on_invalid: Callable[[str], Exception],
+) -> Any:
+    """Parse UTF-8 JSON someone else wrote, refusing what parsers disagree on.
+
+    Duplicate keys raise ``on_duplicate(key)``. Bad UTF-8, bad JSON, NaN or
+    Infinity (Python extensions, not JSON) and nesting too deep to parse
+    raise ``on_invalid(reason)``.
+    """
+
+    def constant(token: str) -> Any:
+        raise ValueError(f"{token} is not JSON")
+
+    try:
+        return json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=unique_keys(on_duplicate),
+            parse_constant=constant,
+        )
+    except (ValueError, RecursionError) as exc:  # includes UnicodeDecodeError, JSONDecodeError
+        raise on_invalid(str(exc) or type(exc).__name__) from exc
 
 
 def encodable(text: str) -> bool:

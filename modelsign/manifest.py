@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import __version__
 from ._atomic import open_regular
-from ._json import unique_keys
+from ._json import strict_loads
 from .discover import ModelTree, discover
 from .errors import InputError, ManifestError
 from .findings import Finding
@@ -326,13 +326,16 @@ def looks_like_manifest(data: bytes) -> bool:
 def parse_manifest(data: bytes, where: str) -> Manifest:
     """Validate manifest JSON bytes (duplicate keys refused)."""
 
-    no_dupes = unique_keys(
-        lambda k: ManifestError(f"duplicate JSON key {k!r}", code="MANIFEST_INVALID", path=where)
+    obj = strict_loads(
+        data,
+        lambda k: ManifestError(f"duplicate JSON key {k!r}", code="MANIFEST_INVALID", path=where),
+        lambda why: ManifestError(f"not valid JSON: {why}", code="MANIFEST_INVALID", path=where),
     )
-    try:
-        obj = json.loads(data.decode("utf-8"), object_pairs_hook=no_dupes)
-    except (UnicodeDecodeError, ValueError) as exc:  # a ManifestError is neither: it passes
-        raise ManifestError(f"not valid JSON: {exc}", code="MANIFEST_INVALID", path=where) from exc
+    return manifest_from_json(obj, where)
+
+
+def manifest_from_json(obj: object, where: str) -> Manifest:
+    """Validate an already parsed manifest (as a signed statement carries it)."""
     if not isinstance(obj, dict) or obj.get("kind") != MANIFEST_KIND:
         raise ManifestError("not a modelsign manifest", code="MANIFEST_INVALID", path=where)
     if obj.get("version") != MANIFEST_VERSION:

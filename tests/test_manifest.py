@@ -171,6 +171,10 @@ def test_round_trip_and_invalid_manifests(tiny_model: Path, tmp_path: Path) -> N
     with pytest.raises(ManifestError) as e:
         parse_manifest(b"[1]", "x.json")
     assert e.value.code == "MANIFEST_INVALID"
+    for junk in (b'{"kind": NaN}', b"[" * 100_000 + b"]" * 100_000, b"\xff{}"):
+        with pytest.raises(ManifestError) as e:
+            parse_manifest(junk, "junk.json")
+        assert e.value.code == "MANIFEST_INVALID" and "not valid JSON" in e.value.message
     bad = json.loads(m.canonical_bytes())
     bad["files"][0]["size"] = "big"
     with pytest.raises(ManifestError) as e:

@@ -236,6 +236,16 @@ def test_duplicate_keys_in_payload(signed: Path) -> None:
     assert codes(failing(signed)) == {"DUPLICATE_JSON_KEY"}
 
 
+def test_payloads_no_json_parser_agrees_on_are_refused(signed: Path) -> None:
+    """NaN/Infinity (Python extensions) and nesting deeper than any parser recurses."""
+    raw = rfc8785.dumps(payload_of(signed / "model.sig"))
+    raw = raw.replace(b'"_type":', b'"nan":NaN,"_type":', 1)
+    _resign(signed, raw)
+    assert codes(failing(signed)) == {"MALFORMED_JSON"}
+    _resign(signed, b"[" * 100_000 + b"]" * 100_000)
+    assert codes(failing(signed)) == {"MALFORMED_JSON"}
+
+
 def test_signature_for_another_model(signed: Path, tiny_models: tuple[Path, Path]) -> None:
     other = tiny_models[1]
     shutil.copy(signed / "model.sig", other / "model.sig")

@@ -9,13 +9,11 @@ must therefore describe the shards exactly.
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
-from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from collections.abc import Collection, Mapping
 
-from .._json import encodable, unique_keys
+from .._json import encodable, strict_loads
 from ..discover import check_relative_name
 from ..errors import DiscoveryError, FormatError
 from ..findings import Finding
@@ -92,32 +90,19 @@ def check_safetensors_index(
     return findings
 
 
-def _reject_duplicates(index_path: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
-    return unique_keys(
+def _parse_index(index_path: str, index_bytes: bytes) -> dict[str, str]:
+    """Strictly parse the index and return its ``weight_map``."""
+    doc = strict_loads(
+        index_bytes,
         lambda key: FormatError(
             f"duplicate JSON key {key!r} in the index",
             code="SHARD_INDEX_BAD_JSON",
             path=index_path,
-        )
+        ),
+        lambda why: FormatError(
+            f"index is not valid UTF-8 JSON: {why}", code="SHARD_INDEX_BAD_JSON", path=index_path
+        ),
     )
-
-
-def _parse_index(index_path: str, index_bytes: bytes) -> dict[str, str]:
-    """Strictly parse the index and return its ``weight_map``."""
-
-    def bad_constant(token: str) -> Any:
-        raise ValueError(f"{token} is not JSON")
-
-    try:
-        doc = json.loads(
-            index_bytes.decode("utf-8"),
-            object_pairs_hook=_reject_duplicates(index_path),
-            parse_constant=bad_constant,
-        )
-    except (ValueError, RecursionError) as exc:  # includes UnicodeDecodeError, JSONDecodeError
-        raise FormatError(
-            f"index is not valid UTF-8 JSON: {exc}", code="SHARD_INDEX_BAD_JSON", path=index_path
-        ) from None
     if not isinstance(doc, dict):
         raise FormatError(
             "index must be a JSON object", code="SHARD_INDEX_BAD_JSON", path=index_path

@@ -14,17 +14,16 @@ keys, unknown algorithms and unsafe resource names are errors.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import rfc8785
 
-from .._json import unique_keys
+from .._json import strict_loads
 from ..discover import GIT_PATHS, check_relative_name
 from ..errors import DiscoveryError, ManifestError, VerificationError
-from ..manifest import Manifest, parse_manifest
+from ..manifest import Manifest, manifest_from_json
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_V1 = "https://model_signing/signature/v1.0"
@@ -104,15 +103,13 @@ def build_statement(manifest: Manifest, *, ignore_paths: list[str]) -> bytes:
 def strict_json(data: bytes, what: str) -> Any:
     """Parse JSON, refusing duplicate keys (parsers disagree on which one wins)."""
 
-    no_dupes = unique_keys(
+    return strict_loads(
+        data,
         lambda k: VerificationError(
             f"{what} has a duplicate JSON key {k!r}", code="DUPLICATE_JSON_KEY"
-        )
+        ),
+        lambda why: VerificationError(f"{what} is not valid JSON: {why}", code="MALFORMED_JSON"),
     )
-    try:
-        return json.loads(data.decode("utf-8"), object_pairs_hook=no_dupes)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise VerificationError(f"{what} is not valid JSON: {exc}", code="MALFORMED_JSON") from exc
 
 
 def _fail(message: str, code: str = "STATEMENT_INVALID") -> VerificationError:
@@ -181,9 +178,8 @@ def parse_statement(payload: bytes) -> SignedStatement:
     manifest = None
     if MANIFEST_FIELD in predicate:
         try:
-            manifest = parse_manifest(
-                rfc8785.dumps(predicate[MANIFEST_FIELD]), "the signed manifest"
-            )
+            # Already parsed with the payload (duplicate keys refused there).
+            manifest = manifest_from_json(predicate[MANIFEST_FIELD], "the signed manifest")
         except ManifestError as exc:
             raise _fail(
                 f"the signed manifest is invalid: {exc.message}", "MANIFEST_INVALID"

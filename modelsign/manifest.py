@@ -200,7 +200,7 @@ def _captured_name(path: str) -> bool:
     )
 
 
-def weights_info(d: FileDigests, tensor_hash: TensorHash | None) -> WeightsInfo:
+def weights_info(d: FileDigests) -> WeightsInfo:
     """The manifest's view of a parsed weight file from its digests."""
     layout = d.layout
     assert layout is not None and d.header_digest is not None
@@ -236,12 +236,12 @@ def weights_info(d: FileDigests, tensor_hash: TensorHash | None) -> WeightsInfo:
     )
 
 
-def file_entry(d: FileDigests, tensor_hash: TensorHash | None) -> tuple[FileEntry, list[Finding]]:
+def file_entry(d: FileDigests) -> tuple[FileEntry, list[Finding]]:
     findings: list[Finding] = list(d.findings)
     flags: list[str] = []
     weights = None
     if d.layout is not None:
-        weights = weights_info(d, tensor_hash)
+        weights = weights_info(d)
         findings += [
             f if f.path is not None else f.model_copy(update={"path": d.file.path})
             for f in d.layout.findings
@@ -422,7 +422,7 @@ def manifest_for_tree(
     findings: list[Finding] = []
     made: dict[str, FileEntry] = {}
     for d in digests:
-        entry, found = file_entry(d, tensor_hash)
+        entry, found = file_entry(d)
         made[d.file.path] = entry
         findings += found
     for name, (entry, found) in reuse.items():
@@ -503,9 +503,7 @@ def metadata_manifest(
     policy's content rules, an inventory) and is never signed or verified.
     """
     # Metadata files are read whole by manifest_for_tree anyway: peeking them would be wasted.
-    reuse = {
-        f.path: file_entry(peek_file(f), None) for f in tree.files if not _captured_name(f.path)
-    }
+    reuse = {f.path: file_entry(peek_file(f)) for f in tree.files if not _captured_name(f.path)}
     return manifest_for_tree(
         tree, tensor_hash=None, source=source, env={} if env is None else env, reuse=reuse, jobs=1
     )

@@ -492,9 +492,7 @@ class _ModelCheck:
             "FILE_MODIFIED", "file content changed", file=f.path, expected=expected, actual=actual
         )
         if entry is not None and entry.weights is not None and d.layout is not None:
-            self.problems += diff_weights(
-                f.path, entry.weights, weights_info(d, self._tensor_hash())
-            )
+            self.problems += diff_weights(f.path, entry.weights, weights_info(d))
 
     def _check_other(self, f: ModelFile, resources: list[Resource]) -> None:
         """Non-SHA-256 file digests and shard signatures made by the OMS tool's API."""

@@ -461,5 +461,5 @@ def _diagnose(
         kv = kv_hash.hexdigest()
     f = ctx.files[name]
     d = FileDigests(f, w.format, actual, layout, header.hexdigest(), kv, digests)
-    problems += diff_weights(name, w, weights_info(d, alg))
+    problems += diff_weights(name, w, weights_info(d))
     return problems

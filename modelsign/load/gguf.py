@@ -463,7 +463,7 @@ def _explain(ctx: Context, mem: _Member, entry: FileEntry | None, expected: str)
             kv_digest=kv,
             tensor_digests=[str(g) for g in got[2 : 2 + n]] if tensor_alg is not None else None,
         )
-        problems += diff_weights(mem.name, entry.weights, weights_info(digests, tensor_alg))
+        problems += diff_weights(mem.name, entry.weights, weights_info(digests))
     for (a, b), zero in zip(layout.padding, got[2 + n :], strict=True):
         if zero is not True:
             problems.append(

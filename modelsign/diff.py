@@ -40,7 +40,7 @@ from .metadata.provenance import BaseModelRef, Builder, Provenance, SourceRepo
 from .metadata.quantization import FileQuantization, ModelQuantization
 from .signature.bundle import KNOWN_MEDIA_TYPES, MAX_SIGNATURE_BYTES, Envelope, read_bundle
 from .signature.certs import certificate_identity, load_der_certificate
-from .signature.sigstore import fulcio_extensions, san_identities
+from .signature.sigstore import fulcio_identity
 from .signature.statement import SINGLE_FILE_RESOURCE, SignedStatement, parse_statement
 
 __all__ = [
@@ -330,13 +330,8 @@ def _signer_claim(envelope: Envelope) -> SignerClaim:
         return SignerClaim(kind="key", key_hint=envelope.key_hint)
     leaf = load_der_certificate(envelope.certificates[0], "the signing certificate")
     if envelope.transparency:
-        identities = san_identities(leaf)
-        ext = fulcio_extensions(leaf)
-        return SignerClaim(
-            kind="sigstore",
-            identity=identities[0] if identities else None,
-            oidc_issuer=ext.get("issuer") or ext.get("issuer (v1)"),
-        )
+        identity, issuer, _ = fulcio_identity(leaf)
+        return SignerClaim(kind="sigstore", identity=identity, oidc_issuer=issuer)
     ident = certificate_identity(leaf)
     return SignerClaim(
         kind="certificate",

@@ -93,6 +93,13 @@ def oidc_issuer(extensions: Mapping[str, str]) -> str | None:
     return extensions.get("issuer") or extensions.get("issuer (v1)")
 
 
+def fulcio_identity(cert: x509.Certificate) -> tuple[str | None, str | None, dict[str, str]]:
+    """What a Fulcio certificate claims: (identity, OIDC issuer, its Fulcio extensions)."""
+    sans = san_identities(cert)
+    ext = fulcio_extensions(cert)
+    return (sans[0] if sans else None), oidc_issuer(ext), ext
+
+
 def san_identities(cert: x509.Certificate) -> list[str]:
     """Email and URI SAN values (what Sigstore calls the identity)."""
     try:
@@ -272,12 +279,11 @@ class SigstoreVerifier:
                 "verified payload differs from the envelope", code="BAD_SIGNATURE"
             )
         cert = bundle.signing_certificate
-        ext = fulcio_extensions(cert)
-        sans = san_identities(cert)
+        identity, issuer, ext = fulcio_identity(cert)
         return SignerInfo(
             kind="sigstore",
-            identity=sans[0] if sans else None,
-            oidc_issuer=oidc_issuer(ext),
+            identity=identity,
+            oidc_issuer=issuer,
             issuer=cert.issuer.rfc4514_string(),
             extensions={k: v for k, v in ext.items() if not k.startswith("issuer")},
             signed_at=_signed_at(bundle),

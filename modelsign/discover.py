@@ -62,6 +62,17 @@ class ModelTree:
     hf: HFSnapshot | None = None
 
 
+def name_inside(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> str | None:
+    """``path`` as a POSIX name relative to folder ``root``, or None when it is not inside it.
+
+    What a signature written into the model folder is excluded from the walk by.
+    """
+    rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+    if rel == os.curdir or rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        return None
+    return rel.replace(os.sep, "/")
+
+
 def check_relative_name(name: str, *, where: str = "name") -> str:
     """Refuse a name that is not a plain relative POSIX path inside the root.
 

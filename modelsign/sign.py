@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from . import _statcache
 from ._atomic import write_atomic
-from .discover import GIT_PATHS, ModelTree, discover
+from .discover import GIT_PATHS, ModelTree, discover, name_inside
 from .errors import InputError, ModelsignError
 from .findings import Finding
 from .hashing import TensorHash
@@ -41,13 +41,6 @@ def default_signature_path(model: str | os.PathLike[str], name: str = DEFAULT_SI
     if os.path.isdir(path):
         return os.path.join(path, name)
     return path + name.removeprefix("model")
-
-
-def _inside(root: str, path: str) -> str | None:
-    rel = os.path.relpath(os.path.abspath(path), root)
-    if rel == os.curdir or rel.startswith(os.pardir + os.sep) or rel == os.pardir:
-        return None
-    return rel.replace(os.sep, "/")
 
 
 def sign(
@@ -83,7 +76,7 @@ def sign(
         )
     exclude: list[str] = []
     if os.path.isdir(model):
-        rel = _inside(os.path.abspath(model), sig_path)
+        rel = name_inside(model, sig_path)
         if rel is not None:
             exclude.append(rel)
         # The release's provenance attestation sits beside the model's signature,

@@ -21,7 +21,7 @@ import blake3
 from pydantic import BaseModel, ConfigDict
 
 from .compare import Problem, ProblemSeverity, diff_weights
-from .discover import ModelFile, ModelTree, discover
+from .discover import ModelFile, ModelTree, discover, name_inside
 from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
 from .formats import sniff_file
 from .hashing import (
@@ -305,9 +305,9 @@ class _ModelCheck:
         single = os.path.isfile(self.path)
         exclude: list[str] = []
         if not single:
-            rel = os.path.relpath(os.path.abspath(self.sig_path), os.path.abspath(self.path))
-            if not rel.startswith(os.pardir):
-                exclude.append(rel.replace(os.sep, "/"))
+            rel = name_inside(self.path, self.sig_path)
+            if rel is not None:
+                exclude.append(rel)
             exclude += list(self.st.ignore_paths)
         patterns = list(self.manifest.ignored.patterns) if self.manifest is not None else []
         try:

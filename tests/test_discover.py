@@ -205,3 +205,13 @@ def test_hf_cache_bad_ref(tmp_path: Path) -> None:
     with pytest.raises(DiscoveryError) as e:
         discover(repo)
     assert e.value.code == "HF_CACHE_BAD_REF"
+
+
+def test_name_inside(tmp_path: Path) -> None:
+    from modelsign.discover import name_inside
+
+    assert name_inside(tmp_path, tmp_path / "a" / "b.sig") == "a/b.sig"
+    assert name_inside(tmp_path, tmp_path / "..sig") == "..sig"
+    assert name_inside(tmp_path, tmp_path) is None
+    assert name_inside(tmp_path / "m", tmp_path / "x.sig") is None
+    assert name_inside(tmp_path / "m", tmp_path / "m2" / "x.sig") is None

@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any, Literal
 
 from ..compare import Problem, diff_weights, tensor_modified
-from ..discover import ModelFile, discover
+from ..discover import ModelFile, discover, name_inside
 from ..errors import DiscoveryError, InputError, ModelsignError, VerificationError
 from ..formats import parse_weights_bytes, sniff_file
 from ..hashing import FileDigests, RangeJob, TensorHash, hash_ranges, new_hasher
@@ -219,11 +219,8 @@ def _files_on_disk(ctx: Context, name: str | None) -> dict[str, ModelFile]:
             )
         }
     statement = ctx.statement
-    exclude = (
-        [os.path.basename(ctx.signature)]
-        if os.path.dirname(os.path.abspath(ctx.signature)) == os.path.abspath(ctx.root)
-        else []
-    )
+    inside = name_inside(ctx.root, ctx.signature)
+    exclude = [inside] if inside is not None else []
     if statement is not None:
         exclude += list(statement.ignore_paths)
     patterns = list(ctx.manifest.ignored.patterns) if ctx.manifest is not None else []

@@ -659,3 +659,15 @@ def test_a_callers_verifier_is_enforced_under_a_warn_policy_without_signers(
     assert [p.code for p in exc.findings] == ["KEY_HINT_MISMATCH", "POLICY_SIGNERS"]
     with pytest.raises(VerificationError):
         modelsign.verify(tiny_model, policy=modelsign.Policy.load(policy_file), verifier=stranger)
+
+
+def test_a_signature_kept_in_a_subfolder_of_the_model(
+    tiny_model: Path, key: keys.PrivateKey, verifier: Any
+) -> None:
+    """It is not one of the model's files, for the loader as for ``verify`` and ``sign``."""
+    sig = tiny_model / "signatures" / "release.sig"
+    sig.parent.mkdir()
+    sign(tiny_model, key, signature=sig)
+    assert modelsign.verify(tiny_model, signature=sig, verifier=verifier).verdict == "verified"
+    out = load_safetensors(tiny_model, signature=sig, verifier=verifier)
+    assert out.report.verified and out.report.files == [WEIGHTS]

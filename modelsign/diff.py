@@ -384,7 +384,7 @@ def _side_of_signature(data: bytes, path: str) -> _Side:
         side.ignore_paths, side.notes = st.ignore_paths, notes
         return side
     files = _oms_files(st)
-    names = {r.name if st.method == "files" else r.name.rsplit(":", 2)[0] for r in st.resources}
+    names = st.files
     notes.append(
         f"{path}: an OMS signature without a modelsign manifest: files are compared by digest only"
     )

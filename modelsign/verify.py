@@ -346,8 +346,7 @@ class _ModelCheck:
         """Signed resources grouped by file name (shards grouped under their file)."""
         out: dict[str, list[Resource]] = {}
         for r in self.st.resources:
-            name = r.name if self.st.method == "files" else r.name.rsplit(":", 2)[0]
-            out.setdefault(name, []).append(r)
+            out.setdefault(self.st.file_of(r), []).append(r)
         if tree is not None and tree.single_file:
             (f,) = tree.files
             names = set(out)

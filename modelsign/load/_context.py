@@ -242,10 +242,7 @@ def _unsigned(ctx: Context) -> dict[str, str]:
     """Files on disk the signature does not name, with their sniffed format."""
     if ctx.statement is None or ctx.single_file is not None:
         return {}
-    signed = {
-        r.name.rsplit(":", 2)[0] if ctx.statement.method == "shards" else r.name
-        for r in ctx.statement.resources
-    }
+    signed = ctx.statement.files
     out: dict[str, str] = {}
     for n, f in ctx.files.items():
         if n not in signed:

@@ -263,9 +263,7 @@ def _signed_names(ctx: Context) -> set[str]:
         return set()
     if ctx.single_file is not None:
         return {ctx.single_file}
-    if st.method == "shards":
-        return {r.name.rsplit(":", 2)[0] for r in st.resources}
-    return {r.name for r in st.resources}
+    return st.files
 
 
 def _choose(ctx: Context, path: str) -> list[str]:

@@ -126,9 +126,7 @@ def signed_names(ctx: Context) -> list[str]:
     st = ctx.statement
     if st is None:
         return []
-    return sorted(
-        {r.name.rsplit(":", 2)[0] if st.method == "shards" else r.name for r in st.resources}
-    )
+    return sorted(st.files)
 
 
 def fail_missing(ctx: Context) -> None:

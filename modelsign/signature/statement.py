@@ -59,6 +59,20 @@ class SignedStatement:
     ignore_paths: tuple[str, ...]
     manifest: Manifest | None  # present when modelsign signed it
 
+    def file_of(self, r: Resource) -> str:
+        """The file a resource covers (a shard is named ``FILE:START:END``)."""
+        return resource_file(r.name, self.method)
+
+    @property
+    def files(self) -> set[str]:
+        """The names of every file the resources cover."""
+        return {self.file_of(r) for r in self.resources}
+
+
+def resource_file(name: str, method: str) -> str:
+    """The file a resource named ``name`` covers, under serialization ``method``."""
+    return name.rsplit(":", 2)[0] if method == "shards" else name
+
 
 def root_digest(resources: list[Resource] | tuple[Resource, ...]) -> str:
     """SHA-256 over the raw bytes of every resource digest, in listed order (as OMS does)."""
@@ -229,7 +243,7 @@ def _resources(raw: object, method: str) -> list[Resource]:
         want = 128 if algorithm.startswith("blake2b") else 64
         if len(digest) != want or not all(c in "0123456789abcdef" for c in digest):
             raise _fail(f"resource {name!r}: digest is not {want} hex digits")
-        path = name if method == "files" else name.rsplit(":", 2)[0]
+        path = resource_file(name, method)
         if path != SINGLE_FILE_RESOURCE:
             _safe_name(path, "resource name")
         if name in seen:

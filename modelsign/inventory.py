@@ -1021,7 +1021,7 @@ class _Scanner:
         tampered, checked = self._check_addresses(prep, manifest)
         outcome: _SignatureOutcome | None = None
         if not tampered and manifest is not None and prep.signature is not None:
-            outcome = self._check_signature(prep)
+            outcome = self._check_signature(prep, self._known(prep, manifest))
         if outcome is not None and outcome.compared:
             checked = "signature"
 
@@ -1073,14 +1073,24 @@ class _Scanner:
             )
         return entry, manifest, "model" if self.verify else None
 
-    def _check_signature(self, prep: _Prepared) -> _SignatureOutcome:
+    def _known(self, prep: _Prepared, manifest: Manifest) -> dict[tuple[int, int], str]:
+        """The SHA-256 of each file the manifest hashed (all, under --verify), by inode.
+
+        verify() then reads a file again only when it differs from its signature.
+        """
+        hashed = {e.path: e.sha256 for e in manifest.files if e.sha256}
+        return {(f.dev, f.ino): hashed[f.path] for f in prep.tree.files if f.path in hashed}
+
+    def _check_signature(
+        self, prep: _Prepared, known: dict[tuple[int, int], str]
+    ) -> _SignatureOutcome:
         assert prep.signature is not None
         policy = self.policy
         if policy is not None and policy.signers is not None:
-            result = self._run_verify(prep, policy)
+            result = self._run_verify(prep, policy, known)
             outcome = self._classify(result, policy)
             if outcome.status == "signed-untrusted" and not outcome.compared and self.verify:
-                content = self._classify(self._run_verify(prep, None), None)
+                content = self._classify(self._run_verify(prep, None, known), None)
                 if content.status == "tampered":
                     content.report = outcome.report
                     content.signer = outcome.signer
@@ -1096,7 +1106,7 @@ class _Scanner:
             else "no policy gives trusted signers"
         )
         if self.verify:
-            outcome = self._classify(self._run_verify(prep, None), None)
+            outcome = self._classify(self._run_verify(prep, None, known), None)
             if outcome.status == "verified":  # content matches, but nobody vouches for it
                 outcome.status = "signed-untrusted"
                 outcome.reason = f"the content matches the signature, but {why}"
@@ -1108,11 +1118,15 @@ class _Scanner:
             False,
         )
 
-    def _run_verify(self, prep: _Prepared, policy: Policy | None) -> VerificationResult:
+    def _run_verify(
+        self, prep: _Prepared, policy: Policy | None, known: dict[tuple[int, int], str]
+    ) -> VerificationResult:
+        target, sig = prep.target, prep.signature
         try:
             if policy is None:
-                return _verify_model(prep.target, verifier=_AnySigner(), signature=prep.signature)
-            return _verify_model(prep.target, policy=policy, signature=prep.signature)
+                verifier = _AnySigner()
+                return _verify_model(target, verifier=verifier, signature=sig, _known_sha256=known)
+            return _verify_model(target, policy=policy, signature=sig, _known_sha256=known)
         except VerificationError as exc:
             if exc.result is None:
                 raise

@@ -367,6 +367,40 @@ def test_verify_without_policy_finds_tampering_but_trusts_nobody(device: Device)
     assert m["loose/single.safetensors"].files[0].sha256  # everything hashed
 
 
+def test_verify_reads_a_signed_file_again_only_when_it_differs(
+    device: Device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--verify hashes every file once; verify() reuses those digests for matching files."""
+    import importlib
+
+    verify_module = importlib.import_module("modelsign.verify")  # the name is also a function
+    read: list[str] = []
+    real_open, real_hash_file = verify_module._open, verify_module.hash_file
+    real_hash_files = verify_module.hash_files
+
+    def spy_open(f: Any) -> int:
+        read.append(f.real)
+        return real_open(f)
+
+    def spy_hash_file(f: Any, **kw: Any) -> Any:
+        read.append(f.real)
+        return real_hash_file(f, **kw)
+
+    def spy_hash_files(files: Any, **kw: Any) -> Any:
+        read.extend(f.real for f in files)
+        return real_hash_files(files, **kw)
+
+    monkeypatch.setattr(verify_module, "_open", spy_open)
+    monkeypatch.setattr(verify_module, "hash_file", spy_hash_file)
+    monkeypatch.setattr(verify_module, "hash_files", spy_hash_files)
+    m = by_name(scan([device.root], env=device.env, policy=Policy.load(device.policy), verify=True))
+    assert m["signed-model"].status == "verified" and m["signed-model"].checked == "signature"
+    assert m["tampered-signed"].status == "tampered"
+    assert "model.safetensors" in (m["tampered-signed"].reason or "")
+    assert not [p for p in read if f"{os.sep}signed-model{os.sep}" in p]
+    assert [p for p in read if f"{os.sep}tampered-signed{os.sep}" in p]  # read to name the change
+
+
 def test_policy_without_verify_still_verifies_signed_models(device: Device) -> None:
     m = by_name(scan([device.root], env=device.env, policy=Policy.load(device.policy)))
     assert m[HF_SIGNED].status == "verified" and m["signed-model"].status == "verified"

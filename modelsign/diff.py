@@ -267,7 +267,7 @@ def _side_of_manifest(
         weights_digest=m.weights_digest,
         tensor_hash=m.hashing.tensor,
         files=len(m.files),
-        tensors=sum(f.weights.tensor_count for f in m.files if f.weights is not None),
+        tensors=m.tensor_count,
         signer=signer,
         predicate_type=predicate_type,
     )
@@ -687,8 +687,7 @@ def _source_text(s: SourceRepo | None) -> str | None:
 
 
 def _base_text(b: BaseModelRef) -> str:
-    name = f"{b.organization}/{b.name}" if b.organization and "/" not in b.name else b.name
-    return name + (f" ({b.relation})" if b.relation else "")
+    return b.full_name + (f" ({b.relation})" if b.relation else "")
 
 
 def _builder_text(b: Builder | None) -> str | None:

@@ -139,6 +139,11 @@ class Manifest(_Model):
         """RFC 8785 canonical JSON: the bytes that are digested and signed."""
         return rfc8785.dumps(self.model_dump(mode="json"))
 
+    @property
+    def tensor_count(self) -> int:
+        """Tensors in all weight files."""
+        return sum(f.weights.tensor_count for f in self.files if f.weights is not None)
+
     def digest(self) -> str:
         """``sha256:<hex>`` of the canonical bytes."""
         return "sha256:" + hashlib.sha256(self.canonical_bytes()).hexdigest()

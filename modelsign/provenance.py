@@ -85,7 +85,7 @@ def provenance_statement(manifest: Manifest) -> bytes:
             external["source"] = p.source.repository
         deps.append(dep)
     for b in p.base_models:
-        ref = f"{b.organization}/{b.name}" if b.organization and "/" not in b.name else b.name
+        ref = b.full_name
         dep = {"uri": b.repo_url or f"https://huggingface.co/{ref}", "name": f"base_model:{ref}"}
         if b.relation:
             dep["annotations"] = {"relation": b.relation}

@@ -243,7 +243,7 @@ def _model_properties(manifest: Manifest, digest: str, origin: Origin | None) ->
         _prop("hashing:file", m.hashing.file),
         _prop("hashing:tensor", m.hashing.tensor or "none"),
         _prop("hashing:header", m.hashing.header),
-        _prop("tensor_count", sum(f.weights.tensor_count for f in m.files if f.weights)),
+        _prop("tensor_count", m.tensor_count),
     ]
     if origin is not None:
         props.append(_prop("manifest:origin", origin))

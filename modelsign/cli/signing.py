@@ -235,8 +235,7 @@ def sign_cmd(
             reuse=reuse,
         )
     m = res.manifest
-    tensors = sum(f.weights.tensor_count for f in m.files if f.weights is not None)
-    click.echo(f"signed {m.name}: {len(m.files)} files, {tensors} tensors", err=True)
+    click.echo(f"signed {m.name}: {len(m.files)} files, {m.tensor_count} tensors", err=True)
     click.echo(f"manifest digest: {m.digest()}", err=True)
     click.echo(f"wrote {res.signature}", err=True)
 

@@ -51,6 +51,13 @@ class BaseModelRef(_Model):
     repo_url: str | None = None
     source: str  # "README.md:base_model", "model.gguf:general.base_model.0"
 
+    @property
+    def full_name(self) -> str:
+        """``organization/name`` when the organization is known and not already in the name."""
+        if self.organization and "/" not in self.name:
+            return f"{self.organization}/{self.name}"
+        return self.name
+
 
 class Builder(_Model):
     """The CI job that produced the manifest, from runner-set variables."""

@@ -43,36 +43,38 @@ def identity(path: str) -> list[int]:
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def save(signature: str, records: Iterable[tuple[str, str, dict[str, object]]]) -> None:
-    """Record ``(name, real path, manifest entry)`` for the files just signed."""
+def save(
+    signature: str, data: bytes, records: Iterable[tuple[str, str, dict[str, object]]]
+) -> None:
+    """Record ``(name, real path, manifest entry)`` for the files just signed as ``data``."""
     now = time.time_ns()
     files = {}
     for name, real, entry in records:
         ident = identity(real)
         if now - ident[3] > RACY_NS:
             files[name] = {"real": real, "identity": ident, "entry": entry}
-    data = {"signature_sha256": _digest_file(signature), "files": files}
+    record = {"signature_sha256": hashlib.sha256(data).hexdigest(), "files": files}
     try:
         os.makedirs(cache_dir(), mode=0o700, exist_ok=True)
-        write_atomic(_cache_file(signature), json.dumps(data).encode(), force=True, mode=0o600)
+        write_atomic(_cache_file(signature), json.dumps(record).encode(), force=True, mode=0o600)
     except (OSError, ModelsignError) as exc:
         # The signature is written and valid; only the next re-signing will be slower.
         warnings.warn(f"modelsign: cannot write the re-signing cache: {exc}", stacklevel=2)
 
 
-def load(signature: str) -> dict[str, dict[str, object]]:
-    """The records of the signing that wrote ``signature`` (empty when unknown or stale)."""
+def load(signature: str, data: bytes) -> dict[str, dict[str, object]]:
+    """The records of the signing that wrote ``data`` to ``signature`` (empty when unknown).
+
+    Records of another signing (the file was replaced since) are not returned.
+    """
     try:
         with open(_cache_file(signature), "rb") as fh:
-            data = json.loads(fh.read())
+            record = json.loads(fh.read())
     except (OSError, ValueError):
         return {}  # no cache: everything is hashed, which is always correct
-    if not isinstance(data, dict) or data.get("signature_sha256") != _digest_file(signature):
-        return {}  # the signature was replaced since: the records describe another signing
-    files = data.get("files")
+    if not isinstance(record, dict):
+        return {}
+    if record.get("signature_sha256") != hashlib.sha256(data).hexdigest():
+        return {}  # the records describe another signing
+    files = record.get("files")
     return files if isinstance(files, dict) else {}
-
-
-def _digest_file(path: str) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.sha256(fh.read()).hexdigest()

@@ -107,7 +107,9 @@ def sign(
     write_atomic(sig_path, bundle, force=force)
     real = {f.path: f.real for f in tree.files}
     _statcache.save(
-        sig_path, [(e.path, real[e.path], e.model_dump(mode="json")) for e in manifest.files]
+        sig_path,
+        bundle,
+        [(e.path, real[e.path], e.model_dump(mode="json")) for e in manifest.files],
     )
     return SignResult(manifest, sig_path, statement)
 
@@ -131,7 +133,7 @@ def _reusable(
         ) from exc
     if old is None or old.hashing.tensor != tensor_hash:
         return {}  # an OMS-only signature, or another tensor hash: nothing to reuse
-    cached = _statcache.load(old_signature)
+    cached = _statcache.load(old_signature, data)
     out: dict[str, tuple[FileEntry, list[Finding]]] = {}
     for f in tree.files:
         rec = cached.get(f.path)

@@ -172,7 +172,9 @@ def test_reuse_of_a_replaced_or_foreign_signature_hashes_everything(
     sign(tiny_model, signer=other, env={}, force=True)  # replaces model.sig: cache is stale
     from modelsign import _statcache
 
-    assert _statcache.load(first.signature) != {}  # the new signing recorded its own entries
+    current = Path(first.signature).read_bytes()
+    assert _statcache.load(first.signature, current) != {}  # the new signing recorded its own
+    assert _statcache.load(first.signature, b"another signing") == {}
     with pytest.raises(InputError) as e:
         sign(tiny_model, signer=signer, env={}, force=True, reuse=tmp_path / "missing.sig")
     assert e.value.code == "SIGNATURE_NOT_FOUND"

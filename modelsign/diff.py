@@ -38,10 +38,12 @@ from .manifest import (
 from .metadata.licence import Licence
 from .metadata.provenance import BaseModelRef, Builder, Provenance, SourceRepo
 from .metadata.quantization import FileQuantization, ModelQuantization
-from .signature.bundle import KNOWN_MEDIA_TYPES, MAX_SIGNATURE_BYTES, Envelope, read_bundle
+from .sign import SIGNATURE_FILES
+from .signature.attestation import load_signature
+from .signature.bundle import KNOWN_MEDIA_TYPES, MAX_SIGNATURE_BYTES, Envelope
 from .signature.certs import certificate_identity, load_der_certificate
 from .signature.sigstore import fulcio_identity
-from .signature.statement import SINGLE_FILE_RESOURCE, SignedStatement, parse_statement
+from .signature.statement import SINGLE_FILE_RESOURCE, SignedStatement
 
 __all__ = [
     "UNVERIFIED_NOTE",
@@ -365,8 +367,8 @@ def _oms_files(st: SignedStatement) -> dict[str, _File]:
 
 def _side_of_signature(data: bytes, path: str) -> _Side:
     try:
-        envelope = read_bundle(data)
-        st = parse_statement(envelope.payload)
+        signed = load_signature(path, data=data)
+        envelope, st = signed.envelope, signed.statement
         signer = _signer_claim(envelope)
     except VerificationError as exc:
         raise SignatureError(
@@ -425,8 +427,9 @@ def _build(pending: _Pending, other: _Side | _Pending, opts: _BuildOptions) -> _
         if other.manifest is not None:
             ignore += other.manifest.ignored.patterns
             exclude += other.manifest.ignored.paths
-    if os.path.isdir(pending.path) and os.path.isfile(os.path.join(pending.path, "model.sig")):
-        exclude.append("model.sig")  # a signature is never part of what it signs
+    if os.path.isdir(pending.path):
+        # A signature (and its claims) is never part of what it signs.
+        exclude += [n for n in SIGNATURE_FILES if os.path.isfile(os.path.join(pending.path, n))]
     m = build_manifest(
         pending.path,
         tensor_hash=tensor_hash,

@@ -177,7 +177,9 @@ def discover(
             f"cannot read {given}: {exc.strerror}", code="UNREADABLE", path=given
         ) from exc
 
-    patterns = tuple(ignore) + (GIT_PATHS if ignore_git else ())
+    patterns = tuple(ignore)
+    # The default exclusions are top-level names only (OMS §6.2.1): sub/.git is signed.
+    exclude = (*exclude, *GIT_PATHS) if ignore_git else tuple(exclude)
     hf = resolve_hf_snapshot(given) if stat.S_ISDIR(st.st_mode) else None
     if hf is not None:
         root = hf[0]

@@ -74,9 +74,9 @@ from .metadata.licence import Licence
 from .metadata.provenance import Provenance, SourceRepo
 from .metadata.quantization import ModelQuantization
 from .policy import Policy, PolicyReport, RuleResult, evaluate
-from .sign import DEFAULT_PROVENANCE, DEFAULT_SIGNATURE
+from .sign import DEFAULT_PROVENANCE, DEFAULT_SIGNATURE, SIGNATURE_FILES
+from .signature.attestation import load_signature
 from .signature.bundle import MAX_SIGNATURE_BYTES, Envelope, read_bundle
-from .signature.statement import parse_statement
 from .signature.verifiers import SignerInfo
 from .verify import VerificationResult
 from .verify import verify as _verify_model
@@ -139,7 +139,7 @@ _INDEX_SUFFIX: Final = ".safetensors.index.json"
 # Half-downloaded files: huggingface_hub, llama.cpp, browsers and download tools.
 _PARTIAL_SUFFIXES: Final = (".incomplete", ".downloadinprogress", ".part", ".partial")
 _SKIP_DIRS: Final = frozenset({".git", "__pycache__"})
-_SIGNATURE_FILES: Final = (DEFAULT_SIGNATURE, DEFAULT_PROVENANCE)
+_SIGNATURE_FILES: Final = (*SIGNATURE_FILES, DEFAULT_PROVENANCE)
 
 _HF_REPO_DIR = re.compile(r"(models|datasets|spaces)--.")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -1162,7 +1162,7 @@ class _Scanner:
 
     def _signed_manifest(self, sig: str) -> Manifest | None:
         """The manifest a verified signature carries (None for an OMS-only signature)."""
-        return parse_statement(read_bundle(_read_signature(sig)).payload).manifest
+        return load_signature(sig, data=_read_signature(sig)).statement.manifest
 
     def _blocked(self, status: Status, report: PolicyReport | None) -> bool:
         if self.policy is None:

@@ -25,7 +25,7 @@ from .errors import InputError, VerificationError
 from .hashing import TensorHash
 from .manifest import Manifest, manifest_for_tree
 from .metadata.provenance import Builder, SourceRepo
-from .sign import DEFAULT_PROVENANCE, DEFAULT_SIGNATURE, default_signature_path
+from .sign import DEFAULT_PROVENANCE, SIGNATURE_FILES, default_signature_path
 from .signature.bundle import read_bundle, read_signature_file
 from .signature.signers import Signer
 from .signature.statement import STATEMENT_TYPE, strict_json
@@ -163,7 +163,7 @@ def attest_provenance(
     out = os.fspath(output) if output is not None else default_provenance_path(model)
     if os.path.lexists(out) and not force:
         raise InputError("provenance exists; pass --force", code="OUTPUT_EXISTS", path=out)
-    exclude = [DEFAULT_SIGNATURE, DEFAULT_PROVENANCE] if os.path.isdir(model) else []
+    exclude = [*SIGNATURE_FILES, DEFAULT_PROVENANCE] if os.path.isdir(model) else []
     tree = discover(model, ignore=ignore, exclude=exclude, allow_symlinks=allow_symlinks)
     manifest = manifest_for_tree(
         tree, tensor_hash=tensor_hash, source=source, parents=parents, env=env, progress=progress

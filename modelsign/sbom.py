@@ -669,11 +669,10 @@ def signature_manifest(data: bytes, where: str) -> Manifest:
     checks the signature), but nothing about the signer is checked.
     """
     from .errors import InputError, ModelsignError
-    from .signature.bundle import read_bundle
-    from .signature.statement import parse_statement
+    from .signature.attestation import load_signature
 
     try:
-        manifest = parse_statement(read_bundle(data).payload).manifest
+        manifest = load_signature(where, data=data).statement.manifest
     except ModelsignError as exc:
         raise InputError(
             f"cannot read the signature: {exc.message}", code=exc.code, path=where

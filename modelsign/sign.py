@@ -14,12 +14,17 @@ from .findings import Finding
 from .hashing import TensorHash
 from .manifest import FileEntry, Manifest, manifest_for_tree
 from .metadata.provenance import SourceRepo
-from .signature.bundle import read_bundle, read_signature_file
-from .signature.signers import Signer
-from .signature.statement import build_statement, parse_statement
+from .signature.attestation import build_attestation, claims_path, load_signature, merged_claims
+from .signature.attestation import read_claims as _read_claims
+from .signature.bundle import read_signature_file
+from .signature.signers import Signer, sign_all
+from .signature.statement import SingleFileName, build_statement
 
 DEFAULT_SIGNATURE = "model.sig"
+DEFAULT_CLAIMS = "claims.jsonl"  # modelsign's attestation beside model.sig (signature.attestation)
 DEFAULT_PROVENANCE = "model.provenance.sig"  # see modelsign.provenance
+#: What ``sign`` writes inside a model folder by default: never part of the model.
+SIGNATURE_FILES = (DEFAULT_SIGNATURE, DEFAULT_CLAIMS)
 
 
 @dataclass(frozen=True)
@@ -28,7 +33,9 @@ class SignResult:
 
     manifest: Manifest
     signature: str
-    statement: bytes
+    statement: bytes  # the OMS statement (in ``signature``)
+    claims: str  # the claims file holding the attestation
+    attestation: bytes  # modelsign's attestation statement (one line of ``claims``)
 
 
 def default_signature_path(model: str | os.PathLike[str], name: str = DEFAULT_SIGNATURE) -> str:
@@ -58,16 +65,23 @@ def sign(
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     reuse: str | os.PathLike[str] | None = None,
+    shard_size: int | None = None,
+    single_file_name: SingleFileName = "oms-tool",
 ) -> SignResult:
-    """Sign ``model`` and write the signature bundle.
+    """Sign ``model``: write the OMS bundle and, in the claims file beside it, the attestation.
 
-    The signature file itself is left out of what is signed and recorded in
-    ``ignore_paths``; an existing signature is kept unless ``force``; a failure
-    leaves nothing behind. With ``reuse`` (an earlier signature of this model
-    made on this machine) only files whose size, mtime, inode or ctime changed
-    since are read again.
+    The OMS bundle (``model.sig``) is a plain OMS v1.0 signature; modelsign's
+    manifest goes into an attestation signed by the same signer, one line of
+    ``claims.jsonl`` (other lines are kept). Both files are left out of what is
+    signed and recorded in ``ignore_paths``; an existing signature is kept
+    unless ``force``; a failure leaves no signature behind. With ``reuse`` (an
+    earlier signature of this model made on this machine) only files whose
+    size, mtime, inode or ctime changed since are read again. ``shard_size``
+    selects the OMS shard serialization; ``single_file_name="spec"`` names a
+    single file's resource after the file instead of ``"."``.
     """
     sig_path = os.fspath(signature) if signature is not None else default_signature_path(model)
+    claims = claims_path(sig_path)
     if os.path.lexists(sig_path) and not force:
         raise InputError(
             "a signature already exists; pass --force to replace it",
@@ -76,9 +90,10 @@ def sign(
         )
     exclude: list[str] = []
     if os.path.isdir(model):
-        rel = name_inside(model, sig_path)
-        if rel is not None:
-            exclude.append(rel)
+        for written in (sig_path, claims):
+            rel = name_inside(model, written)
+            if rel is not None:
+                exclude.append(rel)
         # The release's provenance attestation sits beside the model's signature,
         # whichever is made first.
         exclude.append(DEFAULT_PROVENANCE)
@@ -102,16 +117,47 @@ def sign(
     # OMS tool's verifier both leave it out.
     recorded = set(GIT_PATHS) | set(tree.ignored) | set(exclude)
     ignore_paths = [] if tree.single_file else sorted(recorded)
-    statement = build_statement(manifest, ignore_paths=ignore_paths)
-    bundle = signer.sign_statement(statement)
+    shards = None
+    if shard_size is not None:
+        shards = _shards(tree, manifest, shard_size, jobs)
+    statement = build_statement(
+        manifest,
+        subject_name=tree.files[0].path if tree.single_file else os.path.basename(tree.root),
+        ignore_paths=ignore_paths,
+        single_file_name=single_file_name,
+        shards=shards,
+        shard_size=shard_size,
+    )
+    attestation = build_attestation(manifest, statement)
+    existing = _read_claims(claims) or []
+    bundle, attested = sign_all(signer, [statement, attestation])
     write_atomic(sig_path, bundle, force=force)
+    try:
+        write_atomic(claims, merged_claims(existing, attested), force=True)
+    except BaseException:
+        os.unlink(sig_path)  # a marker without its attestation would only fail later
+        raise
     real = {f.path: f.real for f in tree.files}
     _statcache.save(
         sig_path,
         bundle,
         [(e.path, real[e.path], e.model_dump(mode="json")) for e in manifest.files],
     )
-    return SignResult(manifest, sig_path, statement)
+    return SignResult(manifest, sig_path, statement, claims, attestation)
+
+
+def _shards(
+    tree: ModelTree, manifest: Manifest, shard_size: int, jobs: int | None
+) -> list[dict[str, str]]:
+    """The spec-form shard resources of every file (all cores, even inside one file)."""
+    from .hashing import hash_shards
+    from .signature.shards import shard_resources
+
+    if shard_size <= 0:
+        raise InputError("--shard-size must be a positive number of bytes", code="USAGE")
+    digests = hash_shards(tree.files, shard_size, "sha256", jobs=jobs)
+    sizes = {f.path: f.size for f in manifest.files}
+    return shard_resources(digests, sizes, shard_size, "sha256")
 
 
 def _reusable(
@@ -126,7 +172,7 @@ def _reusable(
     """
     data = read_signature_file(old_signature)
     try:
-        old = parse_statement(read_bundle(data).payload).manifest
+        old = load_signature(old_signature, data=data).statement.manifest
     except ModelsignError as exc:
         raise InputError(
             f"cannot reuse this signature: {exc.message}", code="REUSE_INVALID", path=old_signature

@@ -38,12 +38,12 @@ from .manifest import FileEntry, Manifest, Part, covering_parts, metadata_manife
 from .policy import Policy, PolicyReport, evaluate, resolve_verifier
 from .provenance import ProvenanceInfo, default_provenance_path, verify_provenance
 from .sign import default_signature_path
-from .signature.bundle import read_bundle, read_signature_file
+from .signature.attestation import claims_path, load_signature
+from .signature.bundle import read_signature_file
 from .signature.statement import (
     SINGLE_FILE_RESOURCE,
     Resource,
     SignedStatement,
-    parse_statement,
 )
 from .signature.verifiers import SignerInfo, Verifier
 
@@ -96,6 +96,7 @@ def verify(
     progress: Callable[[int, int], None] | None = None,
     now: datetime | None = None,
     provenance: str | os.PathLike[str] | bool | None = None,
+    claims: str | os.PathLike[str] | None = None,
     _known_sha256: Mapping[tuple[int, int], str] | None = None,
 ) -> VerificationResult:
     """Verify ``model`` against its signature (and ``policy``); return what was verified.
@@ -103,7 +104,8 @@ def verify(
     The verifier is given, or made from the policy's ``signers``. Raises
     :class:`VerificationError` (with ``findings`` and ``result``) when anything
     fails — under a policy, when an enforced rule fails — and
-    :class:`InputError` for unusable inputs.
+    :class:`InputError` for unusable inputs. ``claims`` is the file holding
+    modelsign's attestation (default: ``claims.jsonl`` beside ``model.sig``).
 
     ``_known_sha256`` (internal, for the inventory): SHA-256 digests of files,
     by (device, inode), that the caller has just computed; a file whose digest
@@ -125,11 +127,18 @@ def verify(
         data = None
         result.problems = [Problem(code=exc.code, message=exc.message, file=exc.path)]
     statement = None
+    notes: list[Problem] = []
+    claims_file = os.fspath(claims) if claims is not None else claims_path(sig_path)
     if data is not None:
         try:
-            envelope = read_bundle(data)
-            result.signer = verifier.verify_envelope(envelope)
-            statement = parse_statement(envelope.payload)
+            signed = load_signature(
+                sig_path, verify=verifier.verify_envelope, claims=claims_file, data=data
+            )
+            result.signer, statement = signed.signer, signed.statement
+            notes = [
+                Problem(code="LEGACY_SIGNATURE", severity="warning", message=n)
+                for n in signed.notes
+            ]
         except VerificationError as exc:
             result.problems = [
                 Problem(
@@ -144,7 +153,9 @@ def verify(
             result.weights_digest = statement.manifest.weights_digest
         check = _ModelCheck(path, sig_path, statement, ignore, jobs, progress, result)
         check.known = _known_sha256 or {}
+        check.written = [claims_file]
         check.run()
+        result.problems += notes
     rule = policy.provenance if policy is not None else None
     if provenance or (rule is not None and rule.needs_attestation):
         prov_path = (
@@ -298,6 +309,7 @@ class _ModelCheck:
         self.total = 0
         self._progress = progress
         self.known: Mapping[tuple[int, int], str] = {}
+        self.written: list[str] = []  # modelsign's other outputs (the claims file)
 
     def step(self, n: int) -> None:
         self.done += n
@@ -313,15 +325,15 @@ class _ModelCheck:
         single = os.path.isfile(self.path)
         exclude: list[str] = []
         if not single:
-            rel = name_inside(self.path, self.sig_path)
-            if rel is not None:
-                exclude.append(rel)
+            for written in (self.sig_path, *self.written):
+                rel = name_inside(self.path, written)
+                if rel is not None:
+                    exclude.append(rel)
             exclude += list(self.st.ignore_paths)
-        patterns = list(self.manifest.ignored.patterns) if self.manifest is not None else []
+        # Only the concrete signed paths: a recorded pattern is never expanded again.
         try:
             return discover(
                 self.path,
-                ignore=patterns,
                 exclude=exclude,
                 allow_symlinks=self.st.allow_symlinks,
                 ignore_git=False,

@@ -37,7 +37,7 @@ import yaml
 import modelsign
 from modelsign.signature import keys
 from modelsign.signature.sigstore import SigstoreVerifier, load_trusted_root
-from tests.helpers.signing import payload_of
+from tests.helpers.signing import manifest_of
 from tests.sigstore_standin import GITHUB_ISSUER, SigstoreStandin
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -439,8 +439,7 @@ def keygen(prefix: Path, password: str | None = None) -> None:
 
 
 def payload_manifest(sig: Path) -> dict[str, Any]:
-    manifest: dict[str, Any] = payload_of(sig)["predicate"]["https://modelsign.dev/manifest/v1"]
-    return manifest
+    return manifest_of(sig)
 
 
 def test_action_keyless_signs_and_verifies_the_workflow_identity(

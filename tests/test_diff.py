@@ -20,11 +20,10 @@ from modelsign.metadata.provenance import parse_source
 from modelsign.sign import sign
 from modelsign.signature import keys
 from modelsign.signature.signers import KeySigner
-from modelsign.signature.statement import MANIFEST_FIELD
 
 from .helpers.gguf_files import QT, quantized, random_quant, write_gguf
 from .helpers.pki import build_pki, issue, leaf_usage, make_key
-from .helpers.signing import flip_tensor_byte, payload_of, sign_payload
+from .helpers.signing import flip_tensor_byte, payload_of, sign_payload, strip_marker
 
 KEY_A = keys.generate_key("ec-p256")
 KEY_B = keys.generate_key("ec-p256")
@@ -286,7 +285,7 @@ def _oms_only(tiny_model: Path, dest: Path) -> Path:
     """A signature as the OMS tool writes it: the file list, no modelsign manifest."""
     sig = Path(sign(tiny_model, signer=KeySigner(KEY_A), signature=dest, env={}).signature)
     statement = payload_of(sig)
-    del statement["predicate"][MANIFEST_FIELD]
+    strip_marker(statement)
     dest.write_bytes(sign_payload(KEY_A, rfc8785.dumps(statement)))
     return dest
 

@@ -138,7 +138,10 @@ def test_folder_signatures_cross_over(
         ignore_paths = set(payload_of(sig)["predicate"]["serialization"]["ignore_paths"])
         # The signature's own place is recorded (relative to the model) when inside it;
         # modelsign also always leaves out the provenance attestation's default place.
-        extra = {"model.provenance.sig"} if sig == ours else set()
+        # modelsign's claims file sits beside its signature and is recorded the same way.
+        claims = {r.replace("m.sig", "m.claims.jsonl") for r in recorded}
+        claims = {"claims.jsonl"} if recorded == {"model.sig"} else claims
+        extra = {"model.provenance.sig", *claims} if sig == ours else set()
         assert ignore_paths - set(GIT_PATHS) == recorded | extra
     # modelsign lists resources in code-point order, as the spec says; model_signing
     # by path component. Each verifier must accept the other's order.

@@ -12,9 +12,9 @@ from modelsign.manifest import Manifest
 from modelsign.sign import sign
 from modelsign.signature import keys
 from modelsign.signature.signers import KeySigner
-from modelsign.signature.statement import MANIFEST_FIELD, PREDICATE_V1
+from modelsign.signature.statement import PREDICATE_V1
 
-from .helpers.signing import payload_of
+from .helpers.signing import manifest_of, payload_of
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +30,12 @@ def test_folder_signature_is_inside_and_excluded(tiny_model: Path, signer: KeySi
     assert st["predicateType"] == PREDICATE_V1
     ser = st["predicate"]["serialization"]
     assert "model.sig" in ser["ignore_paths"] and ".git" in ser["ignore_paths"]
+    assert "claims.jsonl" in ser["ignore_paths"] and (tiny_model / "claims.jsonl").is_file()
     assert ser["method"] == "files" and ser["hash_type"] == "sha256"
     names = [r["name"] for r in st["predicate"]["resources"]]
     assert names == ["LICENSE", "README.md", "config.json", "model.safetensors"]
-    assert st["predicate"][MANIFEST_FIELD]["name"] == "tiny-model"
+    assert set(st["predicate"]) == {"resources", "serialization"}
+    assert manifest_of(sig)["name"] == "tiny-model"
     assert st["subject"][0]["name"] == "tiny-model"
 
 
@@ -82,7 +84,7 @@ def test_user_ignores_recorded_as_paths(tiny_model: Path, signer: KeySigner) -> 
     ignored = st["predicate"]["serialization"]["ignore_paths"]
     # concrete paths, which the OMS tool re-applies as paths; patterns ride in the manifest
     assert "logs" in ignored and "notes.tmp" in ignored and "*.tmp" not in ignored
-    assert "*.tmp" in st["predicate"][MANIFEST_FIELD]["ignored"]["patterns"]
+    assert "*.tmp" in manifest_of(tiny_model / "model.sig")["ignored"]["patterns"]
 
 
 def test_certificate_chain_in_bundle(tiny_model: Path, tmp_path: Path) -> None:
@@ -108,7 +110,7 @@ def _fresh(model: Path) -> Manifest:
     from modelsign.discover import discover
     from modelsign.manifest import manifest_for_tree
 
-    return manifest_for_tree(discover(model, exclude=["model.sig"]), env={})
+    return manifest_for_tree(discover(model, exclude=["model.sig", "claims.jsonl"]), env={})
 
 
 def _age(folder: Path, seconds: int = 3600) -> None:

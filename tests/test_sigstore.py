@@ -37,10 +37,10 @@ from modelsign.signature.sigstore import (
     load_trusted_root,
     shipped_trusted_root,
 )
-from modelsign.signature.statement import MANIFEST_FIELD, PREDICATE_V1, STATEMENT_TYPE
+from modelsign.signature.statement import PREDICATE_V1, STATEMENT_TYPE
 from modelsign.verify import verify
 
-from .helpers.signing import flip_tensor_byte, payload_bytes
+from .helpers.signing import flip_tensor_byte, manifest_of, payload_bytes
 from .sigstore_standin import (
     DEFAULT_IDENTITY,
     DEFAULT_ISSUER,
@@ -260,7 +260,7 @@ def test_bundle_is_oms_v1_and_carries_the_key_signing_statement(
     assert statement["predicateType"] == PREDICATE_V1
     assert statement["subject"][0]["name"] == "tiny-model"
     predicate = statement["predicate"]
-    assert set(predicate) == {"resources", "serialization", MANIFEST_FIELD}
+    assert set(predicate) == {"resources", "serialization"}
     assert predicate["serialization"] == {
         "method": "files",
         "hash_type": "sha256",
@@ -270,6 +270,7 @@ def test_bundle_is_oms_v1_and_carries_the_key_signing_statement(
             ".gitattributes",
             ".github",
             ".gitignore",
+            "claims.jsonl",
             "model.provenance.sig",
             "model.sig",
         ],
@@ -280,7 +281,7 @@ def test_bundle_is_oms_v1_and_carries_the_key_signing_statement(
         ("config.json", "sha256"),
         ("model.safetensors", "sha256"),
     ]
-    assert predicate[MANIFEST_FIELD]["name"] == "tiny-model"
+    assert manifest_of(signed / "model.sig")["name"] == "tiny-model"
 
     # Key signing the same model (same folder name and signature place) signs the same bytes.
     twin = copy_model(signed, tmp_path / "tiny-model", keep_signature=False)

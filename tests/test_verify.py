@@ -249,6 +249,7 @@ def test_payloads_no_json_parser_agrees_on_are_refused(signed: Path) -> None:
 def test_signature_for_another_model(signed: Path, tiny_models: tuple[Path, Path]) -> None:
     other = tiny_models[1]
     shutil.copy(signed / "model.sig", other / "model.sig")
+    shutil.copy(signed / "claims.jsonl", other / "claims.jsonl")
     exc = failing(other)
     assert {"FILE_MISSING", "FILE_EXTRA"} <= codes(exc)
 

@@ -85,7 +85,7 @@ def _load(
     from ..discover import discover, matches_pattern
     from ..manifest import manifest_for_tree, parse_manifest
     from ..sbom import signature_manifest
-    from ..sign import DEFAULT_SIGNATURE
+    from ..sign import SIGNATURE_FILES
 
     data = _read_json_input(target) if os.path.isfile(target) else None
     if data is not None:
@@ -97,14 +97,11 @@ def _load(
     # A signature inside the folder is not part of the model. `sign` leaves it
     # out before it exists, so it is not among the ignored files either: the
     # manifest (and its digest) is then the signed one.
-    exclude = [DEFAULT_SIGNATURE] if os.path.isdir(target) else []
+    exclude = list(SIGNATURE_FILES) if os.path.isdir(target) else []
     tree = discover(target, ignore=ignore, exclude=exclude, allow_symlinks=allow_symlinks)
-    if (
-        exclude
-        and DEFAULT_SIGNATURE in tree.ignored
-        and not matches_pattern(DEFAULT_SIGNATURE, ignore)
-    ):
-        kept = tuple(p for p in tree.ignored if p != DEFAULT_SIGNATURE)
+    unasked = {n for n in exclude if not matches_pattern(n, ignore)}
+    if unasked & set(tree.ignored):
+        kept = tuple(p for p in tree.ignored if p not in unasked)
         tree = dataclasses.replace(tree, ignored=kept)
     with _progress(True, "hashing") as progress:
         m = manifest_for_tree(tree, progress=progress)

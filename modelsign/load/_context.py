@@ -27,8 +27,8 @@ from ..hashing import FileDigests, RangeJob, TensorHash, hash_ranges, new_hasher
 from ..manifest import FileEntry, Manifest, covering_parts, weights_info
 from ..policy import Policy, PolicyReport, evaluate, resolve_verifier
 from ..sign import DEFAULT_SIGNATURE
-from ..signature.bundle import read_bundle, read_signature_file
-from ..signature.statement import SINGLE_FILE_RESOURCE, SignedStatement, parse_statement
+from ..signature.attestation import claims_path, load_signature
+from ..signature.statement import SINGLE_FILE_RESOURCE, SignedStatement
 from ..signature.verifiers import SignerInfo, Verifier
 
 
@@ -75,9 +75,12 @@ class Context:
     def signed_digest(self, name: str) -> str | None:
         if self.statement is None:
             return None
+        if self.single_file is not None and self.single_file != name:
+            return None
+        # A single file's resource is "." (the OMS tool) or the file's own name (the spec).
+        names = {name, SINGLE_FILE_RESOURCE} if self.single_file is not None else {name}
         for r in self.statement.resources:
-            rname = SINGLE_FILE_RESOURCE if self.single_file is not None else name
-            if r.name == rname and (self.single_file is None or self.single_file == name):
+            if r.name in names and self.statement.method == "files":
                 return r.digest if r.algorithm == "sha256" else None
         return None
 
@@ -136,9 +139,12 @@ def open_context(
     ctx = Context(root, None, sig_path, None, None, report, {}, policy, enforce)
     problems: list[Problem] = []
     try:
-        envelope = read_bundle(read_signature_file(sig_path))
-        ctx.signer = report.signer = verifier.verify_envelope(envelope)
-        ctx.statement = parse_statement(envelope.payload)
+        signed = load_signature(sig_path, verify=verifier.verify_envelope)
+        ctx.signer = report.signer = signed.signer
+        ctx.statement = signed.statement
+        for note in signed.notes:
+            report.warnings.append(f"modelsign: {note}")
+            warnings.warn(f"modelsign: {note}", ModelsignWarning, stacklevel=2)
     except InputError as exc:
         if exc.code != "SIGNATURE_NOT_FOUND":
             raise
@@ -146,7 +152,14 @@ def open_context(
     except VerificationError as exc:
         problems.append(Problem(code=exc.code, message=exc.message, file=sig_path))
     if ctx.statement is not None:
-        single = [r.name for r in ctx.statement.resources] == [SINGLE_FILE_RESOURCE]
+        only = ctx.statement.single_file_name
+        m = ctx.statement.manifest
+        # "." (the OMS tool's name), or the spec's own file name in a signature
+        # made for a single file (the manifest says so; without one, the file
+        # beside its ".sig" is taken as the single file it names).
+        single = only == SINGLE_FILE_RESOURCE or (
+            only is not None and only == name and (m.single_file if m is not None else True)
+        )
         if single:
             if name is None:
                 problems.append(
@@ -219,15 +232,14 @@ def _files_on_disk(ctx: Context, name: str | None) -> dict[str, ModelFile]:
             )
         }
     statement = ctx.statement
-    inside = name_inside(ctx.root, ctx.signature)
-    exclude = [inside] if inside is not None else []
+    written = (ctx.signature, claims_path(ctx.signature))
+    exclude = [rel for w in written if (rel := name_inside(ctx.root, w)) is not None]
     if statement is not None:
         exclude += list(statement.ignore_paths)
-    patterns = list(ctx.manifest.ignored.patterns) if ctx.manifest is not None else []
+    # Only the concrete signed paths: a recorded pattern is never expanded again.
     try:
         tree = discover(
             ctx.root,
-            ignore=patterns,
             exclude=exclude,
             allow_symlinks=statement.allow_symlinks if statement is not None else True,
             ignore_git=statement is None,

@@ -25,6 +25,18 @@ class Signer(Protocol):
         """Sign in-toto statement bytes; return the Sigstore bundle JSON."""
 
 
+def sign_all(signer: Signer, statements: Sequence[bytes]) -> list[bytes]:
+    """Sign several statements as one signer: in one session when the signer has one.
+
+    A Sigstore signer signs them all under one identity token and one signing
+    certificate (``sign_statements``); any other signer signs them in turn.
+    """
+    many = getattr(signer, "sign_statements", None)
+    if callable(many):
+        return list(many(statements))
+    return [signer.sign_statement(s) for s in statements]
+
+
 @dataclass
 class KeySigner:
     """Sign with a local private key, optionally with its certificate chain.
@@ -83,3 +95,6 @@ class KeySigner:
     def sign_statement(self, statement: bytes) -> bytes:
         signature = keys.sign_bytes(self.key, bundle.pae(statement))
         return bundle.write_bundle(statement, signature, self.material())
+
+    def sign_statements(self, statements: Sequence[bytes]) -> list[bytes]:
+        return [self.sign_statement(s) for s in statements]

@@ -15,7 +15,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -351,19 +351,24 @@ class SigstoreSigner:
         return cls(config, token)
 
     def sign_statement(self, statement: bytes) -> bytes:
+        return self.sign_statements([statement])[0]
+
+    def sign_statements(self, statements: Sequence[bytes]) -> list[bytes]:
+        """Sign each statement with one identity token and one signing certificate."""
         from sigstore import dsse
         from sigstore.sign import SigningContext
 
         try:
             ctx = SigningContext.from_trust_config(self.trust_config)  # type: ignore[arg-type]
-            with ctx.signer(self.token) as signer:  # type: ignore[arg-type]
-                bundle = signer.sign_dsse(dsse.Statement(statement))
+            # cache=True: the certificate is fetched once and signs every statement.
+            with ctx.signer(self.token, cache=True) as signer:  # type: ignore[arg-type]
+                bundles = [signer.sign_dsse(dsse.Statement(s)) for s in statements]
         except Exception as exc:  # network, Fulcio and Rekor errors of many types
             detail = str(exc) or repr(exc.__cause__ or exc)
             raise SignatureError(
                 f"Sigstore signing failed: {detail}", code="SIGSTORE_SIGNING_FAILED"
             ) from exc
-        return bundle.to_json().encode("utf-8")
+        return [b.to_json().encode("utf-8") for b in bundles]
 
 
 def _ambient_token(raw: str | None, *, env: Mapping[str, str], interactive: bool) -> str | None:

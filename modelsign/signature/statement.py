@@ -1,22 +1,28 @@
-"""The in-toto statement: OMS v1.0 on the wire, the modelsign manifest inside.
+"""The OMS v1.0 statement: written spec-valid, read strictly.
 
-What OMS v1.0 verifiers read is ``predicate.serialization`` and
-``predicate.resources`` (one SHA-256 per file, the subject digest over them in
-listed order). The full manifest rides in one extra, namespaced predicate
-field, which the OMS spec tells v1.0 verifiers to ignore. The payload is RFC
-8785 canonical JSON, so the signed bytes are deterministic.
+What modelsign writes is exactly what the OMS v1.0 schema allows: a
+predicate holding ``resources`` and ``serialization`` and nothing else. The
+first resource descriptor carries one annotation, a signed marker saying that
+a modelsign attestation (the manifest, in ``claims.jsonl``) extends this
+statement; in-toto resource descriptors are the one place the spec leaves
+open ("verifiers MUST ignore unrecognized fields", §5.2.1). The payload is
+RFC 8785 canonical JSON, so the signed bytes are deterministic.
 
-Reading accepts what the OMS tool writes (v1.0, and the legacy
-``Digests/v0.1`` predicate of its pre-1.0 releases), strictly: duplicate JSON
-keys, unknown algorithms and unsafe resource names are errors.
+Reading validates the statement against the v1.0 schema's rules, naming the
+field at fault, and tolerates only the documented deviations of deployed
+``model_signing`` versions: per-component resource order, a float
+``shard_size``, the ``"."`` name of a single file, the ``Digests/v0.1``
+predicate, and (from earlier modelsign versions) the manifest inside the
+predicate.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import rfc8785
 
@@ -28,12 +34,24 @@ from ..manifest import Manifest, manifest_from_json
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_V1 = "https://model_signing/signature/v1.0"
 PREDICATE_LEGACY = "https://model_signing/Digests/v0.1"
-#: The predicate field carrying the modelsign manifest (ignored by OMS v1.0 verifiers).
-MANIFEST_FIELD = "https://modelsign.dev/manifest/v1"
+#: Where modelsign < 0.2 put its manifest (inside the OMS predicate, which the
+#: v1.0 schema forbids); still read, with a warning to re-sign.
+LEGACY_MANIFEST_FIELD = "https://modelsign.dev/manifest/v1"
+#: The predicate type of modelsign's attestation (see ``attestation``).
+ATTESTATION_TYPE = "https://modelsign.dev/attestation/v1"
+#: The annotation on a resource descriptor that says the attestation exists.
+MARKER = "dev.modelsign.attestation"
 SINGLE_FILE_RESOURCE = "."  # how the OMS tool names the resource of a single-file model
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_SHARD_ALG = re.compile(r"^(sha256|blake2b|blake3)-sharded-\d+(\.0)?$")
+#: The OMS algorithm registry: file hash → hex digits of its digest.
+HASH_HEX_LENGTH = {"sha256": 64, "blake2b": 128, "blake3": 64}
+_HEX = re.compile(r"^[0-9a-f]+$")
+_SHARD_ALG = re.compile(r"^(sha256|blake2b|blake3)-sharded-(\d+)$")
+_PREDICATE_KEYS = {"resources", "serialization"}
+_SERIALIZATION_KEYS = {"method", "hash_type", "allow_symlinks", "ignore_paths", "shard_size"}
+_STATEMENT_KEYS = {"_type", "subject", "predicateType", "predicate"}
+
+SingleFileName = Literal["oms-tool", "spec"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +59,7 @@ class Resource:
     """One signed resource: a file (or a shard of one) and its digest."""
 
     name: str
-    algorithm: str
+    algorithm: str  # the file hash ("sha256", ...), also for model_signing's "-sharded-N" form
     digest: str
 
 
@@ -57,7 +75,13 @@ class SignedStatement:
     hash_type: str
     allow_symlinks: bool
     ignore_paths: tuple[str, ...]
-    manifest: Manifest | None  # present when modelsign signed it
+    #: The modelsign manifest: from the bound attestation, or from an old
+    #: modelsign signature's predicate (``legacy_manifest``).
+    manifest: Manifest | None
+    payload_sha256: str = ""  # SHA-256 of the signed payload bytes: what an attestation binds to
+    attestation_type: str | None = None  # the signed marker: an attestation must extend this
+    legacy_manifest: bool = False
+    shard_size: int | None = None
 
     def file_of(self, r: Resource) -> str:
         """The file a resource covers (a shard is named ``FILE:START:END``)."""
@@ -68,48 +92,73 @@ class SignedStatement:
         """The names of every file the resources cover."""
         return {self.file_of(r) for r in self.resources}
 
+    @property
+    def single_file_name(self) -> str | None:
+        """The one resource's file name when the statement may cover a single file."""
+        names = self.files
+        return next(iter(names)) if len(names) == 1 else None
+
 
 def resource_file(name: str, method: str) -> str:
     """The file a resource named ``name`` covers, under serialization ``method``."""
     return name.rsplit(":", 2)[0] if method == "shards" else name
 
 
-def root_digest(resources: list[Resource] | tuple[Resource, ...]) -> str:
-    """SHA-256 over the raw bytes of every resource digest, in listed order (as OMS does)."""
+def root_digest(resources: Sequence[Resource]) -> str:
+    """SHA-256 over the raw bytes of every resource digest, in listed order (OMS §6.5.1)."""
     h = hashlib.sha256()
     for r in resources:
         h.update(bytes.fromhex(r.digest))
     return h.hexdigest()
 
 
-def build_statement(manifest: Manifest, *, ignore_paths: list[str]) -> bytes:
-    """The canonical statement bytes for ``manifest``.
+def build_statement(
+    manifest: Manifest,
+    *,
+    subject_name: str,
+    ignore_paths: Sequence[str],
+    single_file_name: SingleFileName = "oms-tool",
+    shards: Sequence[Mapping[str, str]] | None = None,
+    shard_size: int | None = None,
+    attested: bool = True,
+) -> bytes:
+    """The canonical OMS statement bytes for ``manifest``.
 
-    ``ignore_paths`` are the concrete relative paths to record (the OMS tool
-    re-applies them as paths, not patterns, when verifying).
+    ``ignore_paths`` are concrete relative paths (the spec forbids patterns).
+    ``shards`` (spec-form resource dicts) with ``shard_size`` select the shard
+    serialization. With ``attested`` the first resource carries the marker
+    that a modelsign attestation extends this statement.
     """
-    if manifest.single_file:
+    items: list[dict[str, Any]]
+    if shards is not None:
+        items = [dict(r) for r in shards]
+    elif manifest.single_file:
         (f,) = manifest.files
-        resources = [Resource(SINGLE_FILE_RESOURCE, "sha256", f.sha256)]
+        name = SINGLE_FILE_RESOURCE if single_file_name == "oms-tool" else f.path
+        items = [{"name": name, "algorithm": "sha256", "digest": f.sha256}]
     else:
-        # Unicode code point order of the POSIX name, as the spec says.
-        resources = [Resource(f.path, "sha256", f.sha256) for f in manifest.files]
+        items = [
+            {"name": f.path, "algorithm": "sha256", "digest": f.sha256} for f in manifest.files
+        ]
+    items.sort(key=lambda r: r["name"])  # Unicode code point order (§5.2.1)
+    if not items:
+        raise ManifestError("an OMS statement needs at least one resource", code="EMPTY_MODEL")
+    if attested:
+        items[0]["annotations"] = {MARKER: ATTESTATION_TYPE}
+    serialization: dict[str, Any] = {
+        "method": "shards" if shards is not None else "files",
+        "hash_type": "sha256",
+        "allow_symlinks": manifest.allow_symlinks,
+        "ignore_paths": sorted(set(ignore_paths)),
+    }
+    if shards is not None:
+        serialization["shard_size"] = shard_size
+    resources = [Resource(r["name"], r["algorithm"], r["digest"]) for r in items]
     statement: dict[str, Any] = {
         "_type": STATEMENT_TYPE,
-        "subject": [{"name": manifest.name, "digest": {"sha256": root_digest(resources)}}],
+        "subject": [{"name": subject_name, "digest": {"sha256": root_digest(resources)}}],
         "predicateType": PREDICATE_V1,
-        "predicate": {
-            "serialization": {
-                "method": "files",
-                "hash_type": "sha256",
-                "allow_symlinks": manifest.allow_symlinks,
-                "ignore_paths": sorted(set(ignore_paths)),
-            },
-            "resources": [
-                {"name": r.name, "algorithm": r.algorithm, "digest": r.digest} for r in resources
-            ],
-            MANIFEST_FIELD: manifest.model_dump(mode="json"),
-        },
+        "predicate": {"serialization": serialization, "resources": items},
     }
     return rfc8785.dumps(statement)
 
@@ -130,15 +179,27 @@ def _fail(message: str, code: str = "STATEMENT_INVALID") -> VerificationError:
     return VerificationError(message, code=code)
 
 
-def _str(obj: dict[str, Any], key: str, where: str) -> str:
+def _str(obj: Mapping[str, Any], key: str, where: str, *, empty: bool = False) -> str:
     value = obj.get(key)
     if not isinstance(value, str):
-        raise _fail(f"{where}.{key} must be a string, got {type(value).__name__}")
+        got = "missing" if key not in obj else f"a {type(value).__name__}"
+        raise _fail(f"{where}.{key} must be a string, got {got}")
+    if not value and not empty:
+        raise _fail(f"{where}.{key} must not be empty")
     return value
 
 
+def _no_extra(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    extra = sorted(set(obj) - allowed)
+    if extra:
+        raise _fail(
+            f"{where} has a field the OMS v1.0 schema does not allow: {extra[0]!r}",
+            "STATEMENT_SCHEMA",
+        )
+
+
 def parse_statement(payload: bytes) -> SignedStatement:
-    """Read a statement from a DSSE payload and check it is self-consistent."""
+    """Read an OMS statement from a DSSE payload and check it against the v1.0 rules."""
     st = strict_json(payload, "the signed statement")
     if not isinstance(st, dict):
         raise _fail("the statement is not a JSON object")
@@ -154,62 +215,111 @@ def parse_statement(payload: bytes) -> SignedStatement:
         return _parse_legacy(subjects)
     if ptype != PREDICATE_V1:
         raise _fail(f"unsupported predicate type {ptype!r}", "PREDICATE_TYPE")
-    if len(subjects) != 1 or not isinstance(subjects[0], dict):
-        raise _fail(f"an OMS v1.0 statement has exactly one subject, got {len(subjects)}")
-    subject = subjects[0]
-    name = _str(subject, "name", "subject")
-    digest = subject.get("digest")
-    if not isinstance(digest, dict) or not isinstance(digest.get("sha256"), str):
-        raise _fail("subject digest must hold a sha256 value")
+    _no_extra(st, _STATEMENT_KEYS, "the statement")
+    name, subject_digest = _subject(subjects)
     predicate = st.get("predicate")
     if not isinstance(predicate, dict):
         raise _fail("the predicate is not a JSON object")
+    legacy = LEGACY_MANIFEST_FIELD in predicate
+    _no_extra(
+        predicate, _PREDICATE_KEYS | ({LEGACY_MANIFEST_FIELD} if legacy else set()), "predicate"
+    )
     ser = predicate.get("serialization")
     if not isinstance(ser, dict):
-        raise _fail("predicate.serialization is missing")
+        raise _fail("predicate.serialization is missing or not an object")
+    _no_extra(ser, _SERIALIZATION_KEYS, "predicate.serialization")
     method = _str(ser, "method", "serialization")
     hash_type = _str(ser, "hash_type", "serialization")
     if method not in ("files", "shards"):
         raise _fail(f"unknown serialization method {method!r}", "UNSUPPORTED_METHOD")
-    allow = ser.get("allow_symlinks", False)
-    if isinstance(allow, str):  # the legacy compat path of the OMS tool writes "false"
-        allow = allow.lower() == "true"
+    if hash_type not in HASH_HEX_LENGTH:
+        raise _fail(
+            f"serialization.hash_type {hash_type!r} is not in the OMS algorithm registry",
+            "UNKNOWN_ALGORITHM",
+        )
+    allow = ser.get("allow_symlinks")
     if not isinstance(allow, bool):
-        raise _fail("serialization.allow_symlinks must be a boolean")
-    # model_signing < 1.1 left the git paths out without recording them.
+        raise _fail("serialization.allow_symlinks is required and must be a boolean")
+    # model_signing < 1.1 left the git paths out without recording them (§11.2).
     ignore = ser.get("ignore_paths", list(GIT_PATHS))
-    if not isinstance(ignore, list) or not all(isinstance(p, str) for p in ignore):
-        raise _fail("serialization.ignore_paths must be a list of strings")
-    resources = _resources(predicate.get("resources"), method)
+    if not isinstance(ignore, list) or not all(isinstance(p, str) and p for p in ignore):
+        raise _fail("serialization.ignore_paths must be a list of non-empty strings")
+    for p in ignore:
+        if any(c in p for c in "*?["):
+            raise _fail(f"serialization.ignore_paths entry {p!r} has a glob character")
+    raw = predicate.get("resources")
+    shard_size = _shard_size(ser, method, raw)
+    resources = _resources(raw, method, hash_type, shard_size)
     actual = root_digest(resources)
-    if actual != digest["sha256"]:
+    if actual != subject_digest:
         raise VerificationError(
             "the subject digest does not match the signed resources",
             code="SUBJECT_DIGEST_MISMATCH",
-            expected=digest["sha256"],
+            expected=subject_digest,
             actual=actual,
         )
-    manifest = None
-    if MANIFEST_FIELD in predicate:
-        try:
-            # Already parsed with the payload (duplicate keys refused there).
-            manifest = manifest_from_json(predicate[MANIFEST_FIELD], "the signed manifest")
-        except ManifestError as exc:
-            raise _fail(
-                f"the signed manifest is invalid: {exc.message}", "MANIFEST_INVALID"
-            ) from exc
-        _check_manifest_matches(manifest, resources)
+    manifest = _legacy_manifest(predicate[LEGACY_MANIFEST_FIELD], resources) if legacy else None
     return SignedStatement(
         PREDICATE_V1,
         name,
-        digest["sha256"],
+        subject_digest,
         tuple(resources),
         method,
         hash_type,
         allow,
         tuple(_safe_name(p.rstrip("/"), "ignore path") for p in ignore),
         manifest,
+        payload_sha256=hashlib.sha256(payload).hexdigest(),
+        attestation_type=_marker(raw),
+        legacy_manifest=legacy,
+        shard_size=shard_size,
     )
+
+
+def _subject(subjects: list[Any]) -> tuple[str, str]:
+    if len(subjects) != 1 or not isinstance(subjects[0], dict):
+        raise _fail(f"an OMS v1.0 statement has exactly one subject, got {len(subjects)}")
+    subject = subjects[0]
+    name = _str(subject, "name", "subject[0]")
+    digest = subject.get("digest")
+    if not isinstance(digest, dict) or not isinstance(digest.get("sha256"), str):
+        raise _fail("subject[0].digest must hold a sha256 value")
+    for alg, value in digest.items():
+        if not isinstance(value, str) or not _HEX.match(value):
+            raise _fail(f"subject[0].digest.{alg} is not lower-case hex")
+    if len(digest["sha256"]) != 64:
+        raise _fail("subject[0].digest.sha256 is not 64 hex digits")
+    return name, digest["sha256"]
+
+
+def _shard_size(ser: Mapping[str, Any], method: str, raw: object) -> int | None:
+    value = ser.get("shard_size")
+    if method == "files":
+        if "shard_size" in ser:
+            raise _fail("serialization.shard_size must be absent when the method is 'files'")
+        return None
+    # model_signing writes it as a float (1000000000.0): accepted only when integral.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise _fail(
+            f"serialization.shard_size must be a positive integer, got {value!r}",
+            "SHARD_SIZE_INVALID",
+        )
+    return value
+
+
+def _marker(raw: object) -> str | None:
+    """The attestation type a resource descriptor's annotation promises, if any."""
+    assert isinstance(raw, list)
+    for item in raw:
+        notes = item.get("annotations") if isinstance(item, dict) else None
+        if isinstance(notes, dict) and MARKER in notes:
+            value = notes[MARKER]
+            if not isinstance(value, str) or not value:
+                raise _fail(f"the {MARKER} annotation must be a non-empty string")
+            return value
+    return None
 
 
 def _safe_name(path: str, where: str) -> str:
@@ -220,29 +330,45 @@ def _safe_name(path: str, where: str) -> str:
         raise _fail(exc.message, "UNSAFE_NAME") from exc
 
 
-def _resources(raw: object, method: str) -> list[Resource]:
+def _algorithm(algorithm: str, method: str, hash_type: str, shard_size: int | None) -> str:
+    """The file hash a resource uses, which must be the serialization's ``hash_type``."""
+    base = algorithm
+    m = _SHARD_ALG.match(algorithm)
+    if method == "shards" and m is not None:
+        # model_signing's form names the shard size in the algorithm: it must agree.
+        base = m.group(1)
+        if int(m.group(2)) != shard_size:
+            raise _fail(
+                f"algorithm {algorithm!r} disagrees with serialization.shard_size {shard_size}",
+                "SHARD_SIZE_INVALID",
+            )
+    if base not in HASH_HEX_LENGTH:
+        raise _fail(f"unknown hash algorithm {algorithm!r}", "UNKNOWN_ALGORITHM")
+    if base != hash_type:
+        raise _fail(
+            f"algorithm {algorithm!r} disagrees with serialization.hash_type {hash_type!r}",
+            "ALGORITHM_MISMATCH",
+        )
+    return base
+
+
+def _resources(raw: object, method: str, hash_type: str, shard_size: int | None) -> list[Resource]:
     if not isinstance(raw, list):
         raise _fail("predicate.resources must be a list")
+    if not raw:
+        raise _fail("predicate.resources is empty: an OMS model has at least one file")
     out: list[Resource] = []
     seen: set[str] = set()
     for i, item in enumerate(raw):
+        where = f"resources[{i}]"
         if not isinstance(item, dict):
-            raise _fail(f"resource {i} is not an object")
-        name = _str(item, "name", f"resources[{i}]")
-        algorithm = _str(item, "algorithm", f"resources[{i}]")
-        digest = _str(item, "digest", f"resources[{i}]").lower()
-        known = (
-            algorithm in ("sha256", "blake2b", "blake3")
-            if method == "files"
-            else _SHARD_ALG.match(algorithm)
-        )
-        if not known:
-            raise _fail(
-                f"resource {name!r}: unknown hash algorithm {algorithm!r}", "UNKNOWN_ALGORITHM"
-            )
-        want = 128 if algorithm.startswith("blake2b") else 64
-        if len(digest) != want or not all(c in "0123456789abcdef" for c in digest):
-            raise _fail(f"resource {name!r}: digest is not {want} hex digits")
+            raise _fail(f"{where} is not an object")
+        name = _str(item, "name", where)
+        algorithm = _algorithm(_str(item, "algorithm", where), method, hash_type, shard_size)
+        digest = _str(item, "digest", where)
+        want = HASH_HEX_LENGTH[algorithm]
+        if len(digest) != want or not _HEX.match(digest):
+            raise _fail(f"{where} ({name!r}): digest is not {want} lower-case hex digits")
         path = resource_file(name, method)
         if path != SINGLE_FILE_RESOURCE:
             _safe_name(path, "resource name")
@@ -250,12 +376,58 @@ def _resources(raw: object, method: str) -> list[Resource]:
             raise _fail(f"resource {name!r} is listed twice", "DUPLICATE_RESOURCE")
         seen.add(name)
         out.append(Resource(name, algorithm, digest))
+    _check_order(out, method)
     return out
 
 
-def _check_manifest_matches(manifest: Manifest, resources: list[Resource]) -> None:
-    """The manifest and the OMS resources are signed together: they must agree."""
-    if manifest.single_file:
+def _check_order(resources: list[Resource], method: str) -> None:
+    """Code point order (the spec), or the per-component order ``model_signing`` writes."""
+    names = [r.name for r in resources]
+    if names == sorted(names):
+        return
+
+    def component_key(name: str) -> tuple[list[str], int]:
+        if method == "shards":
+            path, start, _ = name.rsplit(":", 2)
+            return path.split("/"), int(start) if start.isdigit() else -1
+        return name.split("/"), 0
+
+    if names != sorted(names, key=component_key):
+        raise _fail(
+            "predicate.resources are not in Unicode code point order (§5.2.1)", "RESOURCE_ORDER"
+        )
+
+
+def _legacy_manifest(raw: object, resources: list[Resource]) -> Manifest:
+    """The manifest an earlier modelsign put inside the predicate, checked against the resources."""
+    try:
+        # Already parsed with the payload (duplicate keys refused there).
+        manifest = manifest_from_json(raw, "the signed manifest")
+    except ManifestError as exc:
+        raise _fail(f"the signed manifest is invalid: {exc.message}", "MANIFEST_INVALID") from exc
+    check_manifest_matches(manifest, resources)
+    return manifest
+
+
+def check_manifest_matches(
+    manifest: Manifest, resources: Sequence[Resource], method: str = "files"
+) -> None:
+    """A manifest and the OMS resources it extends are signed together: they must agree.
+
+    Under shard serialization every non-empty file of the manifest is tiled by
+    its shards up to its recorded size (zero-length files have no shard).
+    """
+    if method == "shards":
+        ends: dict[str, int] = {}
+        for r in resources:
+            path, _, end = r.name.rsplit(":", 2)
+            ends[path] = max(ends.get(path, 0), int(end))
+        files = manifest.files
+        if manifest.single_file and len(ends) == 1 and len(files) == 1:
+            ok = next(iter(ends.values())) == files[0].size
+        else:
+            ok = ends == {f.path: f.size for f in files if f.size > 0}
+    elif manifest.single_file:
         ok = len(resources) == 1 and len(manifest.files) == 1
         ok = ok and resources[0].digest == manifest.files[0].sha256
     else:
@@ -274,9 +446,9 @@ def _parse_legacy(subjects: list[Any]) -> SignedStatement:
         digest = s.get("digest")
         if not isinstance(digest, dict) or not isinstance(digest.get("sha256"), str):
             raise _fail(f"subject {name!r} has no sha256 digest", "UNKNOWN_ALGORITHM")
-        value = digest["sha256"].lower()
-        if not _HEX64.match(value):
-            raise _fail(f"subject {name!r}: digest is not 64 hex digits")
+        value = digest["sha256"]
+        if len(value) != 64 or not _HEX.match(value):
+            raise _fail(f"subject {name!r}: digest is not 64 lower-case hex digits")
         _safe_name(name, "subject name")
         resources.append(Resource(name, "sha256", value))
     return SignedStatement(

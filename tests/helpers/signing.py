@@ -36,3 +36,27 @@ def flip_tensor_byte(path: Path, tensor: str, at: int = 0) -> None:
     header = json.loads(raw[8 : 8 + n])
     raw[8 + n + header[tensor]["data_offsets"][0] + at] ^= 1
     path.write_bytes(bytes(raw))
+
+
+def attestation_of(sig: Path) -> dict[str, Any]:
+    """modelsign's attestation statement from the claims file beside a signature, parsed."""
+    from modelsign.signature.attestation import claims_path
+    from modelsign.signature.statement import ATTESTATION_TYPE
+
+    for line in Path(claims_path(str(sig))).read_bytes().splitlines():
+        st = json.loads(base64.b64decode(json.loads(line)["dsseEnvelope"]["payload"]))
+        if st["predicateType"] == ATTESTATION_TYPE:
+            return st  # type: ignore[no-any-return]
+    raise AssertionError(f"no modelsign attestation beside {sig}")
+
+
+def manifest_of(sig: Path) -> dict[str, Any]:
+    """The modelsign manifest a signature's attestation carries, as JSON."""
+    return attestation_of(sig)["predicate"]["manifest"]  # type: ignore[no-any-return]
+
+
+def strip_marker(statement: dict[str, Any]) -> dict[str, Any]:
+    """The OMS statement without modelsign's marker: as the OMS tool would write it."""
+    for r in statement["predicate"]["resources"]:
+        r.pop("annotations", None)
+    return statement

@@ -1,0 +1,273 @@
+"""modelsign's attestation: the manifest in its own statement, bound to the OMS one.
+
+The OMS v1.0 predicate allows nothing beyond ``resources`` and
+``serialization``, so the manifest (tensor digests, quantization, licence,
+provenance) travels as a second in-toto statement about the same subject,
+signed by the same signer in the same run. It names the OMS statement it
+extends by the SHA-256 of that statement's payload; the OMS statement carries
+a signed marker saying that such an attestation exists, so removing it is a
+failure rather than a silent downgrade to file-level checks.
+
+Layout (the unified layout proposed for OMS, ossf/model-signing-spec PR #5):
+``model.sig`` stays a plain OMS bundle, and the attestation is one line of
+``claims.jsonl`` beside it, each line a complete Sigstore bundle. Lines of
+other tools are kept when modelsign rewrites the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import rfc8785
+
+from .._atomic import open_regular
+from ..errors import InputError, ManifestError, VerificationError
+from ..manifest import Manifest, manifest_from_json
+from .bundle import MAX_SIGNATURE_BYTES, Envelope, read_bundle, read_signature_file
+from .statement import (
+    ATTESTATION_TYPE,
+    PREDICATE_V1,
+    STATEMENT_TYPE,
+    SignedStatement,
+    check_manifest_matches,
+    parse_statement,
+    strict_json,
+)
+from .verifiers import SignerInfo
+
+CLAIMS_FILE = "claims.jsonl"
+SIGNATURE_FILE = "model.sig"
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """modelsign's attestation as read from one claims line (signature not yet checked)."""
+
+    subject_name: str
+    subject_digest: str
+    statement_sha256: str  # the OMS payload it extends
+    manifest: Manifest
+
+
+@dataclass
+class Signed:
+    """A signature read (and, with a verifier, verified) together with its attestation."""
+
+    envelope: Envelope
+    statement: SignedStatement
+    signer: SignerInfo | None = None
+    claims: str | None = None  # the claims file the manifest came from
+    notes: list[str] = field(default_factory=list)
+
+
+def claims_path(signature: str) -> str:
+    """Where the claims of a signature live: ``claims.jsonl`` beside ``model.sig``,
+    else ``NAME.claims.jsonl`` beside ``NAME.sig`` (a single file, a chosen name)."""
+    folder, base = os.path.split(signature)
+    if base == SIGNATURE_FILE:
+        return os.path.join(folder, CLAIMS_FILE)
+    return os.path.join(folder, base.removesuffix(".sig") + ".claims.jsonl")
+
+
+def build_attestation(manifest: Manifest, oms_statement: bytes) -> bytes:
+    """The canonical attestation bytes extending ``oms_statement`` with ``manifest``."""
+    subject = json.loads(oms_statement)["subject"]
+    statement = {
+        "_type": STATEMENT_TYPE,
+        "subject": subject,
+        "predicateType": ATTESTATION_TYPE,
+        "predicate": {
+            "statement": {
+                "predicateType": PREDICATE_V1,
+                "sha256": hashlib.sha256(oms_statement).hexdigest(),
+            },
+            "manifest": manifest.model_dump(mode="json"),
+        },
+    }
+    return rfc8785.dumps(statement)
+
+
+def _fail(message: str, code: str = "ATTESTATION_INVALID") -> VerificationError:
+    return VerificationError(message, code=code)
+
+
+def _object(value: object, keys: set[str], where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _fail(f"{where} is not a JSON object")
+    if set(value) != keys:
+        raise _fail(f"{where} must have exactly the fields {sorted(keys)}, has {sorted(value)}")
+    return value
+
+
+def parse_attestation(payload: bytes) -> Attestation:
+    """Read a modelsign attestation strictly (its own format: no unknown fields)."""
+    st = _object(
+        strict_json(payload, "the attestation"),
+        {"_type", "subject", "predicateType", "predicate"},
+        "the attestation",
+    )
+    if st["_type"] != STATEMENT_TYPE or st["predicateType"] != ATTESTATION_TYPE:
+        raise _fail(f"not a modelsign attestation ({st['predicateType']!r})")
+    subjects = st["subject"]
+    if not isinstance(subjects, list) or len(subjects) != 1:
+        raise _fail("the attestation must have exactly one subject")
+    subject = _object(subjects[0], {"name", "digest"}, "the attestation's subject")
+    digest = _object(subject["digest"], {"sha256"}, "the attestation's subject digest")
+    predicate = _object(st["predicate"], {"statement", "manifest"}, "the attestation's predicate")
+    ref = _object(predicate["statement"], {"predicateType", "sha256"}, "predicate.statement")
+    values = (subject["name"], digest["sha256"], ref["sha256"])
+    if not all(isinstance(v, str) and v for v in values):
+        raise _fail("the attestation's subject and statement reference must be strings")
+    try:
+        manifest = manifest_from_json(predicate["manifest"], "the attested manifest")
+    except ManifestError as exc:
+        raise _fail(f"the attested manifest is invalid: {exc.message}", "MANIFEST_INVALID") from exc
+    return Attestation(subject["name"], digest["sha256"], ref["sha256"], manifest)
+
+
+def read_claims(path: str) -> list[bytes] | None:
+    """The lines of a claims file (None when there is none): regular files only, size-capped."""
+    try:
+        with open_regular(path) as fh:
+            data = fh.read(MAX_SIGNATURE_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise InputError(
+            f"cannot read the claims file: {exc.strerror}", code="CLAIMS_UNREADABLE", path=path
+        ) from exc
+    if len(data) > MAX_SIGNATURE_BYTES:
+        raise InputError(
+            f"the claims file is larger than {MAX_SIGNATURE_BYTES} bytes",
+            code="CLAIMS_UNREADABLE",
+            path=path,
+        )
+    return [line for line in data.split(b"\n") if line.strip()]
+
+
+def _predicate_type(envelope: Envelope) -> object:
+    try:
+        st = json.loads(envelope.payload)
+    except ValueError:
+        return None
+    return st.get("predicateType") if isinstance(st, dict) else None
+
+
+def merged_claims(existing: Sequence[bytes], bundle: bytes) -> bytes:
+    """The claims file after signing: others' lines kept, modelsign's replaced by ``bundle``."""
+    keep: list[bytes] = []
+    for line in existing:
+        try:
+            ours = _predicate_type(read_bundle(line)) == ATTESTATION_TYPE
+        except VerificationError:
+            ours = False  # not ours to judge: left as it was
+        if not ours:
+            keep.append(line.strip())
+    compact = json.dumps(json.loads(bundle), separators=(",", ":"), sort_keys=True).encode()
+    return b"\n".join([*keep, compact]) + b"\n"
+
+
+def same_signer(a: SignerInfo, b: SignerInfo) -> bool:
+    """Whether two verified signatures were made by one signer.
+
+    Keys by their hint, certificates by the leaf itself, Sigstore by the
+    certificate's identity and OIDC issuer (a later run gets another
+    short-lived certificate for the same identity).
+    """
+    if a.kind != b.kind:
+        return False
+    if a.kind == "key":
+        return a.key_hint is not None and a.key_hint == b.key_hint
+    if a.kind == "certificate":
+        return a.fingerprint is not None and a.fingerprint == b.fingerprint
+    return a.identity is not None and (a.identity, a.oidc_issuer) == (b.identity, b.oidc_issuer)
+
+
+def bind(
+    signed: Signed,
+    lines: Sequence[bytes] | None,
+    verify: Callable[[Envelope], SignerInfo] | None,
+) -> Signed:
+    """Attach the attestation that extends ``signed``'s statement, or fail if one is promised.
+
+    A line counts when it is a modelsign attestation naming this exact OMS
+    payload and subject; with ``verify`` its signature must verify and be the
+    OMS signer's. Without ``verify`` (reading a signature to show or compare
+    it) the binding is by digest only.
+    """
+    st = signed.statement
+    if st.legacy_manifest:
+        signed.notes.append(
+            "signed by an earlier modelsign version (the manifest inside the OMS predicate, "
+            "which OMS v1.0 forbids): re-sign to get a spec-valid signature"
+        )
+        return signed
+    why: list[str] = []
+    for i, line in enumerate(lines or ()):
+        try:
+            env = read_bundle(line)
+            if _predicate_type(env) != ATTESTATION_TYPE:
+                continue
+            att = parse_attestation(env.payload)
+        except VerificationError as exc:
+            why.append(f"line {i + 1}: {exc.message}")
+            continue
+        if att.statement_sha256 != st.payload_sha256 or att.subject_digest != st.subject_digest:
+            why.append(f"line {i + 1}: extends another statement (sha256 {att.statement_sha256})")
+            continue
+        try:
+            check_manifest_matches(att.manifest, st.resources, st.method)
+            if verify is not None:
+                who = verify(env)
+                if signed.signer is None or not same_signer(who, signed.signer):
+                    raise _fail(
+                        "signed by someone other than the model's signer", "ATTESTATION_SIGNER"
+                    )
+        except VerificationError as exc:
+            why.append(f"line {i + 1}: {exc.message}")
+            continue
+        signed.statement = replace(st, manifest=att.manifest)
+        return signed
+    if st.attestation_type is None:
+        return signed  # an OMS signature with nothing more promised: file-level checks
+    if st.attestation_type != ATTESTATION_TYPE:
+        raise _fail(
+            f"the signature promises an attestation of type {st.attestation_type!r}, "
+            "which this modelsign cannot check",
+            "ATTESTATION_UNSUPPORTED",
+        )
+    where = signed.claims or "the claims file"
+    if lines is None:
+        raise _fail(
+            f"the signature says a modelsign attestation extends it, but {where} is missing",
+            "ATTESTATION_MISSING",
+        )
+    detail = "; ".join(why[:3]) or "no modelsign attestation in it"
+    raise _fail(
+        f"no attestation in {where} is bound to this signature ({detail})", "ATTESTATION_UNBOUND"
+    )
+
+
+def load_signature(
+    path: str,
+    *,
+    verify: Callable[[Envelope], SignerInfo] | None = None,
+    claims: str | None = None,
+    data: bytes | None = None,
+) -> Signed:
+    """Read the OMS bundle at ``path`` (verifying it with ``verify``) and bind its attestation.
+
+    ``claims`` defaults to :func:`claims_path` of ``path``.
+    """
+    envelope = read_bundle(read_signature_file(path) if data is None else data)
+    signer = verify(envelope) if verify is not None else None
+    statement = parse_statement(envelope.payload)
+    where = claims if claims is not None else claims_path(path)
+    signed = Signed(envelope, statement, signer, where)
+    lines = None if statement.predicate_type != PREDICATE_V1 else read_claims(where)
+    return bind(signed, lines, verify)

@@ -17,11 +17,13 @@ def unique_keys(
     """An ``object_pairs_hook`` raising ``on_duplicate(key)`` for a repeated key."""
 
     def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise on_duplicate(key)
-            out[key] = value
+        out = dict(pairs)  # at C speed; only a short dict means a repeated key
+        if len(out) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    raise on_duplicate(key)
+                seen.add(key)
         return out
 
     return hook

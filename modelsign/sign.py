@@ -67,6 +67,7 @@ def sign(
     reuse: str | os.PathLike[str] | None = None,
     shard_size: int | None = None,
     single_file_name: SingleFileName = "oms-tool",
+    claims: str | os.PathLike[str] | None = None,
 ) -> SignResult:
     """Sign ``model``: write the OMS bundle and, in the claims file beside it, the attestation.
 
@@ -78,10 +79,13 @@ def sign(
     earlier signature of this model made on this machine) only files whose
     size, mtime, inode or ctime changed since are read again. ``shard_size``
     selects the OMS shard serialization; ``single_file_name="spec"`` names a
-    single file's resource after the file instead of ``"."``.
+    single file's resource after the file instead of ``"."``. ``claims``
+    defaults to ``claims.jsonl`` beside ``model.sig`` (else ``NAME.claims.jsonl``).
     """
     sig_path = os.fspath(signature) if signature is not None else default_signature_path(model)
-    claims = claims_path(sig_path)
+    claims = os.fspath(claims) if claims is not None else claims_path(sig_path)
+    if os.path.abspath(claims) == os.path.abspath(sig_path):
+        raise InputError("the claims file cannot be the signature", code="USAGE", path=claims)
     if os.path.lexists(sig_path) and not force:
         raise InputError(
             "a signature already exists; pass --force to replace it",
@@ -117,6 +121,15 @@ def sign(
     # OMS tool's verifier both leave it out.
     recorded = set(GIT_PATHS) | set(tree.ignored) | set(exclude)
     ignore_paths = [] if tree.single_file else sorted(recorded)
+    globbed = [p for p in ignore_paths if any(c in p for c in "*?[")]
+    if globbed:
+        # OMS §6.2.1: ignore_paths are concrete paths, never patterns.
+        raise InputError(
+            f"{globbed[0]!r} cannot be recorded in ignore_paths: the OMS spec forbids "
+            "'*', '?' and '[' there; rename it or leave it in the model",
+            code="IGNORE_PATH_GLOB",
+            path=globbed[0],
+        )
     shards = None
     if shard_size is not None:
         shards = _shards(tree, manifest, shard_size, jobs)

@@ -117,7 +117,7 @@ def codes(result: dict[str, Any]) -> list[str]:
 
 
 def copy_model(src: Path, dest: Path, *, keep_signature: bool = True) -> Path:
-    ignore = None if keep_signature else shutil.ignore_patterns("model.sig")
+    ignore = None if keep_signature else shutil.ignore_patterns("model.sig", "claims.jsonl")
     shutil.copytree(src, dest, ignore=ignore)
     for p in [dest, *dest.rglob("*")]:  # the shared vectors are read-only
         p.chmod(p.stat().st_mode | stat.S_IWUSR)
@@ -239,6 +239,29 @@ def test_sign_and_verify_through_the_cli(signed: Path, standin: SigstoreStandin)
     proc = cli("verify", signed, "--trusted-root", standin.trusted_root_path, *STANDIN_SIGNER)
     assert proc.returncode == 0, proc.stderr
     assert f"signed by {DEFAULT_IDENTITY} via {DEFAULT_ISSUER}" in proc.stdout
+
+
+def test_the_attestation_shares_the_signing_certificate(signed: Path) -> None:
+    """One identity token, one Fulcio certificate for the OMS bundle and the attestation."""
+    oms_material = json.loads((signed / "model.sig").read_text())["verificationMaterial"]
+    (line,) = (signed / "claims.jsonl").read_text().splitlines()
+    att_material = json.loads(line)["verificationMaterial"]
+    assert att_material["certificate"] == oms_material["certificate"]
+    assert len(att_material["tlogEntries"]) == 1
+    assert manifest_of(signed / "model.sig")["name"] == "tiny-model"
+
+
+def test_an_attestation_by_another_identity_is_not_bound(
+    signed: Path, standin: SigstoreStandin, tmp_path: Path
+) -> None:
+    model = copy_model(signed, tmp_path / "tiny-model")
+    line = (model / "claims.jsonl").read_text()
+    payload = base64.b64decode(json.loads(line)["dsseEnvelope"]["payload"])
+    forged = standin.sign_dsse(payload, standin.token("mallory@example.com"))
+    (model / "claims.jsonl").write_text(forged.to_json().replace("\n", "") + "\n")
+    proc = cli(*verify_args(model, standin.trusted_root_path), *STANDIN_SIGNER)
+    assert proc.returncode == 1, proc.stderr
+    assert codes(result_json(proc)) == ["ATTESTATION_UNBOUND"]
 
 
 def test_bundle_is_oms_v1_and_carries_the_key_signing_statement(

@@ -18,7 +18,7 @@ from .. import __version__
 from .._atomic import write_atomic
 from ..errors import InputError, ModelsignError
 from ..hashing import TENSOR_HASHES
-from ..manifest import Manifest, build_manifest, load_manifest, looks_like_manifest, parse_manifest
+from ..manifest import build_manifest, load_manifest
 from ..metadata.provenance import parse_source
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -202,34 +202,28 @@ def inspect_cmd(
     ignore: tuple[str, ...],
     allow_symlinks: bool,
 ) -> None:
-    """Show a model or manifest for a person.
+    """Show a model, a manifest or a signature for a person.
 
-    TARGET is a model (folder, file, cache snapshot) or a manifest JSON file.
-    Files, formats, tensor counts, dtypes and quantization, licences with their
-    sources, provenance and findings, as tables.
+    TARGET is a model (folder, file, cache snapshot), a manifest JSON file, or
+    a signature (its manifest comes from the attestation in the claims file
+    beside it, read but not verified). Files, formats, tensor counts, dtypes
+    and quantization, licences with their sources, provenance and findings,
+    as tables.
     """
     from .inspect import render
+    from .sbom import load_target
 
-    m = _manifest_or_model(target, ignore, allow_symlinks)
+    m, _, origin = load_target(target, ignore, allow_symlinks)
+    if origin == "signature":
+        click.echo(
+            f"{target}: read from a signature, NOT verified (use `modelsign verify`)", err=True
+        )
     if as_json:
         import json
 
         click.echo(json.dumps(m.model_dump(mode="json"), indent=2, sort_keys=True))
         return
     render(m, show_tensors=show_tensors)
-
-
-def _manifest_or_model(target: str, ignore: tuple[str, ...], allow_symlinks: bool) -> Manifest:
-    """A ``.json`` file that is a modelsign manifest is shown as such; anything else is a model."""
-    if target.endswith(".json") and os.path.isfile(target) and not os.path.islink(target):
-        with open(target, "rb") as fh:
-            data = fh.read()
-        if looks_like_manifest(data):
-            return parse_manifest(data, target)
-    with _progress(True, "hashing") as progress:
-        return build_manifest(
-            target, ignore=ignore, allow_symlinks=allow_symlinks, progress=progress
-        )
 
 
 def main() -> None:

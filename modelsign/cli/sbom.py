@@ -79,7 +79,7 @@ def _card(real: dict[str, str], m: Manifest) -> dict[str, object] | None:
     return card
 
 
-def _load(
+def load_target(
     target: str, ignore: tuple[str, ...], allow_symlinks: bool
 ) -> tuple[Manifest, dict[str, object] | None, Origin]:
     from ..discover import discover, matches_pattern
@@ -152,7 +152,7 @@ def sbom_cmd(
     from ..sbom import ml_bom_json
 
     _refuse_existing(output, force)
-    m, card, origin = _load(model, ignore, allow_symlinks)
+    m, card, origin = load_target(model, ignore, allow_symlinks)
     if origin == "signature":
         click.echo(
             "warning: the signature was not verified; the BOM says so "

@@ -183,6 +183,27 @@ def _load_signer(
     type=click.Path(dir_okay=False),
     help="Where to write the signature (default MODEL/model.sig, or FILE.sig).",
 )
+@click.option(
+    "--claims",
+    type=click.Path(dir_okay=False),
+    help="Where modelsign's attestation goes (default: claims.jsonl beside model.sig, "
+    "else NAME.claims.jsonl beside NAME.sig); other lines in it are kept.",
+)
+@click.option(
+    "--shard-size",
+    type=click.IntRange(min=1),
+    metavar="BYTES",
+    help="OMS shard serialization: digest every BYTES-long range of each file "
+    "(all cores, even for one file); the spec's default is 1000000000.",
+)
+@click.option(
+    "--single-file-name",
+    type=click.Choice(["oms-tool", "spec"]),
+    default="oms-tool",
+    show_default=True,
+    help="A single file's resource name: '.' as model_signing 1.1.1 writes and requires, "
+    "or the file's name as the OMS v1.0 spec says.",
+)
 @signer_options
 @click.option("--force", is_flag=True, help="Replace an existing signature.")
 @click.option("--no-tensors", is_flag=True, help="Skip tensor digests.")
@@ -201,6 +222,9 @@ def _load_signer(
 def sign_cmd(
     model: str,
     signature: str | None,
+    claims: str | None,
+    shard_size: int | None,
+    single_file_name: str,
     force: bool,
     no_tensors: bool,
     reuse: str | None,
@@ -212,11 +236,14 @@ def sign_cmd(
     jobs: int | None,
     **how: Any,
 ) -> None:
-    """Sign MODEL: an OMS v1.0 compatible Sigstore bundle carrying its full manifest.
+    """Sign MODEL: an OMS v1.0 bundle, and its manifest as an attestation beside it.
 
-    With --key (and optionally --cert/--cert-chain) the signature is made
-    locally; with --sigstore it is keyless: a short-lived certificate for your
-    OIDC identity and an entry in the transparency log.
+    model.sig is a plain OMS v1.0 signature (what model_signing verifies); the
+    full manifest (tensor digests, quantization, licence, provenance) is a
+    second statement signed by the same signer, a line of claims.jsonl. With
+    --key (and optionally --cert/--cert-chain) the signature is made locally;
+    with --sigstore it is keyless: a short-lived certificate for your OIDC
+    identity and an entry in the transparency log.
     """
     signer = _signer_from(**how)
     with _progress(True, "signing") as progress:
@@ -233,11 +260,14 @@ def sign_cmd(
             jobs=jobs,
             progress=progress,
             reuse=reuse,
+            claims=claims,
+            shard_size=shard_size,
+            single_file_name=single_file_name,  # type: ignore[arg-type]
         )
     m = res.manifest
     click.echo(f"signed {m.name}: {len(m.files)} files, {m.tensor_count} tensors", err=True)
     click.echo(f"manifest digest: {m.digest()}", err=True)
-    click.echo(f"wrote {res.signature}", err=True)
+    click.echo(f"wrote {res.signature} and {res.claims}", err=True)
 
 
 def _summary(r: VerificationResult) -> str:
@@ -298,6 +328,11 @@ def _summary(r: VerificationResult) -> str:
     "--signature",
     type=click.Path(dir_okay=False),
     help="Signature file (default MODEL/model.sig, or FILE.sig).",
+)
+@click.option(
+    "--claims",
+    type=click.Path(dir_okay=False),
+    help="The claims file with modelsign's attestation (default: beside the signature).",
 )
 @click.option("--key", type=click.Path(dir_okay=False), help="Trusted public key (PEM).")
 @click.option(
@@ -365,6 +400,7 @@ def _summary(r: VerificationResult) -> str:
 def verify_cmd(
     model: str,
     signature: str | None,
+    claims: str | None,
     key: str | None,
     cert_chain: tuple[str, ...],
     identity: str | None,
@@ -447,6 +483,7 @@ def verify_cmd(
                 policy=policy,
                 provenance=(provenance or True) if provenance is not None else None,
                 signature=signature,
+                claims=claims,
                 ignore=ignore,
                 jobs=jobs,
                 progress=progress,

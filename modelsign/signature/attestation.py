@@ -106,11 +106,11 @@ def _object(value: object, keys: set[str], where: str) -> dict[str, Any]:
 
 def parse_attestation(payload: bytes) -> Attestation:
     """Read a modelsign attestation strictly (its own format: no unknown fields)."""
-    st = _object(
-        strict_json(payload, "the attestation"),
-        {"_type", "subject", "predicateType", "predicate"},
-        "the attestation",
-    )
+    return _attestation(strict_json(payload, "the attestation"))
+
+
+def _attestation(parsed: object) -> Attestation:
+    st = _object(parsed, {"_type", "subject", "predicateType", "predicate"}, "the attestation")
     if st["_type"] != STATEMENT_TYPE or st["predicateType"] != ATTESTATION_TYPE:
         raise _fail(f"not a modelsign attestation ({st['predicateType']!r})")
     subjects = st["subject"]
@@ -211,9 +211,11 @@ def bind(
     for i, line in enumerate(lines or ()):
         try:
             env = read_bundle(line)
-            if _predicate_type(env) != ATTESTATION_TYPE:
+            # Parsed once, strictly (a large model's manifest is tens of megabytes).
+            parsed = strict_json(env.payload, "the attestation")
+            if not isinstance(parsed, dict) or parsed.get("predicateType") != ATTESTATION_TYPE:
                 continue
-            att = parse_attestation(env.payload)
+            att = _attestation(parsed)
         except VerificationError as exc:
             why.append(f"line {i + 1}: {exc.message}")
             continue

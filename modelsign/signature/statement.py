@@ -142,7 +142,11 @@ def build_statement(
         ]
     items.sort(key=lambda r: r["name"])  # Unicode code point order (§5.2.1)
     if not items:
-        raise ManifestError("an OMS statement needs at least one resource", code="EMPTY_MODEL")
+        # Only zero-length files under shard serialization: nothing to sign (§6.1).
+        raise ManifestError(
+            "no resource to sign: every file is empty (shards skip empty files)",
+            code="EMPTY_MODEL",
+        )
     if attested:
         items[0]["annotations"] = {MARKER: ATTESTATION_TYPE}
     serialization: dict[str, Any] = {

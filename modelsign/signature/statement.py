@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import rfc8785
@@ -24,6 +25,14 @@ from .._json import strict_loads
 from ..discover import GIT_PATHS, check_relative_name
 from ..errors import DiscoveryError, ManifestError, VerificationError
 from ..manifest import Manifest, manifest_from_json
+from .shards import (
+    Shard,
+    known_shard_algorithm,
+    parse_shard_name,
+    shard_hash,
+    shard_size_of,
+    tile_shards,
+)
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_V1 = "https://model_signing/signature/v1.0"
@@ -33,7 +42,6 @@ MANIFEST_FIELD = "https://modelsign.dev/manifest/v1"
 SINGLE_FILE_RESOURCE = "."  # how the OMS tool names the resource of a single-file model
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_SHARD_ALG = re.compile(r"^(sha256|blake2b|blake3)-sharded-\d+(\.0)?$")
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,9 @@ class SignedStatement:
     allow_symlinks: bool
     ignore_paths: tuple[str, ...]
     manifest: Manifest | None  # present when modelsign signed it
+    shard_size: int | None = None  # method "shards" only
+    # method "shards": each file's ranges in offset order, checked to tile it from 0
+    shards: Mapping[str, tuple[Shard, ...]] = field(default_factory=dict)
 
     def file_of(self, r: Resource) -> str:
         """The file a resource covers (a shard is named ``FILE:START:END``)."""
@@ -181,6 +192,16 @@ def parse_statement(payload: bytes) -> SignedStatement:
     if not isinstance(ignore, list) or not all(isinstance(p, str) for p in ignore):
         raise _fail("serialization.ignore_paths must be a list of strings")
     resources = _resources(predicate.get("resources"), method)
+    shard_size, shards = None, {}
+    if method == "shards":
+        # Both wire forms: the spec's, and model_signing's "<hash>-sharded-N" + float size.
+        shard_size = shard_size_of(ser, [r.algorithm for r in resources])
+        resources = [
+            replace(r, algorithm=shard_hash(r.algorithm, hash_type, r.name)) for r in resources
+        ]
+        shards = tile_shards(resources, shard_size)
+    elif "shard_size" in ser:
+        raise _fail("serialization.shard_size must be absent when method is 'files'")
     actual = root_digest(resources)
     if actual != digest["sha256"]:
         raise VerificationError(
@@ -198,7 +219,7 @@ def parse_statement(payload: bytes) -> SignedStatement:
             raise _fail(
                 f"the signed manifest is invalid: {exc.message}", "MANIFEST_INVALID"
             ) from exc
-        _check_manifest_matches(manifest, resources)
+        _check_manifest_matches(manifest, resources, shards if shard_size else None)
     return SignedStatement(
         PREDICATE_V1,
         name,
@@ -209,6 +230,8 @@ def parse_statement(payload: bytes) -> SignedStatement:
         allow,
         tuple(_safe_name(p.rstrip("/"), "ignore path") for p in ignore),
         manifest,
+        shard_size,
+        shards,
     )
 
 
@@ -234,7 +257,7 @@ def _resources(raw: object, method: str) -> list[Resource]:
         known = (
             algorithm in ("sha256", "blake2b", "blake3")
             if method == "files"
-            else _SHARD_ALG.match(algorithm)
+            else known_shard_algorithm(algorithm)
         )
         if not known:
             raise _fail(
@@ -243,7 +266,7 @@ def _resources(raw: object, method: str) -> list[Resource]:
         want = 128 if algorithm.startswith("blake2b") else 64
         if len(digest) != want or not all(c in "0123456789abcdef" for c in digest):
             raise _fail(f"resource {name!r}: digest is not {want} hex digits")
-        path = resource_file(name, method)
+        path = parse_shard_name(name)[0] if method == "shards" else name
         if path != SINGLE_FILE_RESOURCE:
             _safe_name(path, "resource name")
         if name in seen:
@@ -253,9 +276,18 @@ def _resources(raw: object, method: str) -> list[Resource]:
     return out
 
 
-def _check_manifest_matches(manifest: Manifest, resources: list[Resource]) -> None:
+def _check_manifest_matches(
+    manifest: Manifest, resources: list[Resource], shards: Mapping[str, tuple[Shard, ...]] | None
+) -> None:
     """The manifest and the OMS resources are signed together: they must agree."""
-    if manifest.single_file:
+    if shards is not None:
+        # Shards carry no whole-file digest: the files and their sizes must agree.
+        sizes = {n: s[-1].end for n, s in shards.items()}
+        files = {f.path: f.size for f in manifest.files if f.size}
+        ok = sizes == files or (
+            manifest.single_file and list(sizes.values()) == list(files.values())
+        )
+    elif manifest.single_file:
         ok = len(resources) == 1 and len(manifest.files) == 1
         ok = ok and resources[0].digest == manifest.files[0].sha256
     else:

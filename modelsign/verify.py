@@ -558,40 +558,57 @@ class _ModelCheck:
         the signed end or a missing tail (the tiling of the ranges from byte 0
         was checked when the statement was parsed).
         """
-        sized = [(f, shards) for f, shards in items if self._shard_size_ok(f, shards)]
-        if not sized:
-            return
         alg = cast(RangeHash, self.st.hash_type)  # one of HASH_TYPES: checked by the parser
-        fds: list[int] = []
+        opened: list[tuple[ModelFile, tuple[Shard, ...], int, os.stat_result]] = []
         try:
-            before: list[os.stat_result] = []
-            jobs: list[RangeJob] = []
-            for f, shards in sized:
-                fds.append(_open(f))
-                before.append(os.fstat(fds[-1]))
-                jobs += [RangeJob(fds[-1], s.start, s.end, alg) for s in shards]
-            got = iter(hash_ranges(jobs, threads=self.jobs, progress=self.step))
-            for (f, shards), fd, then in zip(sized, fds, before, strict=True):
+            for f, shards in items:
+                if self._shard_size_ok(f, shards):
+                    handle = self._open_sized(f, shards)
+                    if handle is not None:
+                        opened.append((f, shards, *handle))
+            jobs = [
+                RangeJob(fd, s.start, s.end, alg) for _, shards, fd, _ in opened for s in shards
+            ]
+            try:
+                got = iter(hash_ranges(jobs, threads=self.jobs, progress=self.step))
+            except DiscoveryError as exc:  # a file shrank under us: say which, if we can
+                moved: list[str | None] = [f.path for f, _, fd, then in opened if _moved(fd, then)]
+                for path in moved or [None]:  # never no verdict at all
+                    self.problem(exc.code, exc.message, file=path)
+                return
+            for f, shards, fd, then in opened:
                 bad = [(s, str(d)) for s in shards if (d := next(got)) != s.digest]
-                after = os.fstat(fd)
-                if (after.st_size, after.st_mtime_ns) != (then.st_size, then.st_mtime_ns) or (
-                    after.st_size != shards[-1].end
-                ):
+                if _moved(fd, then):
                     self.problem("FILE_CHANGED", "file changed while being verified", file=f.path)
                 elif bad:
                     self._shard_modified(f, bad)
                 else:
                     self._verified(f, self._entry(f.path), by_tensors=False)
-        except DiscoveryError as exc:
-            self.problem(exc.code, exc.message, file=exc.path)
         finally:
-            for fd in fds:
+            for _, _, fd, _ in opened:
                 os.close(fd)
+
+    def _open_sized(
+        self, f: ModelFile, shards: tuple[Shard, ...]
+    ) -> tuple[int, os.stat_result] | None:
+        """The file opened, if it still has the size the shards end at (else a problem)."""
+        try:
+            fd = _open(f)
+        except DiscoveryError as exc:
+            self.problem(exc.code, exc.message, file=f.path)
+            return None
+        st = os.fstat(fd)
+        if st.st_size != shards[-1].end:
+            os.close(fd)
+            self.problem("FILE_CHANGED", "file changed while being verified", file=f.path)
+            return None
+        return fd, st
 
     def _shard_size_ok(self, f: ModelFile, shards: tuple[Shard, ...]) -> bool:
         end = shards[-1].end
         if f.size == end:
             return True
+        self.step(f.size)  # judged without reading: done, as far as progress goes
         why = (
             f"{f.size - end} bytes past the signed end are not covered by any shard"
             if f.size > end
@@ -676,6 +693,12 @@ class _ModelCheck:
                     file=n,
                     actual=extra_digest.get(n),
                 )
+
+
+def _moved(fd: int, then: os.stat_result) -> bool:
+    """Whether an open file's size or mtime changed since ``then`` (it was written to)."""
+    now = os.fstat(fd)
+    return (now.st_size, now.st_mtime_ns) != (then.st_size, then.st_mtime_ns)
 
 
 def _open(f: ModelFile) -> int:

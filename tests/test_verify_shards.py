@@ -189,6 +189,24 @@ def test_size_is_compared_before_anything_is_read(
     assert sorted(read) == [(0, 7), (0, 300)]  # only the other two files were hashed
 
 
+def test_file_shrinking_while_hashed_fails(
+    folder: Path, tmp_path: Path, key_pem: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sig = tmp_path / "m.sig"
+    ms_sign(folder, sig, key_pem, shard_size=4096, alg="sha256")
+
+    real = hashing.hash_ranges
+
+    def shrinking(jobs: Any, **kw: Any) -> Any:
+        with open(folder / "weights.bin", "r+b") as fh:
+            fh.truncate(5000)  # after the size check, before the bytes are read
+        return real(jobs, **kw)
+
+    monkeypatch.setattr(verify_module, "hash_ranges", shrinking)
+    (p,) = errors(failing(folder, sig))
+    assert (p.code, p.file) == ("FILE_CHANGED", "weights.bin")
+
+
 def test_blake2b_shards_and_blake2b_files(folder: Path, tmp_path: Path, key_pem: Path) -> None:
     shards, files = tmp_path / "s.sig", tmp_path / "f.sig"
     ms_sign(folder, shards, key_pem, shard_size=4096, alg="blake2")

@@ -187,6 +187,8 @@ def tile_shards(resources: Iterable[_NamedDigest], shard_size: int) -> dict[str,
 
 def _tile(path: str, shards: list[Shard], shard_size: int) -> tuple[Shard, ...]:
     shards.sort()
+    # Contiguity first: an overlap or gap is the real fault, even where it
+    # also makes a range the wrong length.
     expected = 0
     for i, s in enumerate(shards):
         if s.start < expected:
@@ -197,6 +199,8 @@ def _tile(path: str, shards: list[Shard], shard_size: int) -> tuple[Shard, ...]:
             )
         if s.start > expected:
             raise _fail(f"file {path!r}: bytes {expected}:{s.start} are in no shard", "SHARD_GAP")
+        expected = s.end
+    for i, s in enumerate(shards):
         last = i == len(shards) - 1
         if (s.end - s.start != shard_size) if not last else (s.end - s.start > shard_size):
             raise _fail(
@@ -204,7 +208,6 @@ def _tile(path: str, shards: list[Shard], shard_size: int) -> tuple[Shard, ...]:
                 f"{'at most ' if last else ''}{shard_size} expected (shard_size)",
                 "SHARD_SIZE_MISMATCH",
             )
-        expected = s.end
     return tuple(shards)
 
 

@@ -15,7 +15,7 @@ import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 import blake3
 from pydantic import BaseModel, ConfigDict
@@ -25,8 +25,9 @@ from .discover import ModelFile, ModelTree, discover, name_inside
 from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
 from .formats import sniff_file
 from .hashing import (
-    CHUNK,
+    SHARD_BATCH,
     FileDigests,
+    RangeHash,
     RangeJob,
     TensorHash,
     hash_file,
@@ -40,6 +41,7 @@ from .provenance import ProvenanceInfo, default_provenance_path, verify_provenan
 from .sign import default_signature_path
 from .signature.attestation import claims_path, load_signature
 from .signature.bundle import read_signature_file
+from .signature.shards import Shard
 from .signature.statement import (
     SINGLE_FILE_RESOURCE,
     Resource,
@@ -355,12 +357,40 @@ class _ModelCheck:
         self.total = sum(f.size for name, f in on_disk.items() if name in signed)
         present = {n: on_disk[n] for n in signed if n in on_disk}
         missing = [n for n in signed if n not in on_disk]
-        extra = [n for n in on_disk if n not in signed]
+        extra = [n for n in on_disk if n not in signed and not self._empty_unlisted(on_disk[n])]
+        if self.st.method == "shards" and self.manifest is not None:
+            # Empty files have no shard: the attested manifest still names them.
+            gone = [e for e in self.manifest.files if e.size == 0 and e.path not in on_disk]
+            for e in gone:
+                self.problem("FILE_MISSING", "signed (empty) file is missing", file=e.path)
         self._check_present(present, signed)
         self._report_missing_and_extra(missing, extra, signed, on_disk)
         self.result.problems = sorted(
             self.problems, key=lambda p: (p.file or "", p.tensor or "", p.code)
         )
+
+    def _empty_unlisted(self, f: ModelFile) -> bool:
+        """A zero-length file under shard serialization: accounted for, not unsigned.
+
+        OMS §6.3.2 omits zero-length files from the resources, so a shard
+        signature cannot say whether one was there: it is the same signature
+        either way. Reported for information, never as an unsigned file —
+        unless modelsign's attested manifest lists the files, which decides.
+        """
+        if self.st.method != "shards" or f.size != 0:
+            return False
+        if self.manifest is not None:
+            entry = self._entries.get(f.path)
+            return entry is not None and entry.size == 0
+        self.problems.append(
+            Problem(
+                code="FILE_EMPTY_UNLISTED",
+                severity="info",
+                message="zero-length file: shard signatures list no resource for empty files",
+                file=f.path,
+            )
+        )
+        return True
 
     def _signed_files(self, tree: ModelTree | None) -> dict[str, list[Resource]] | None:
         """Signed resources grouped by file name (shards grouped under their file)."""
@@ -399,10 +429,13 @@ class _ModelCheck:
         fast: list[tuple[ModelFile, FileEntry, list[Part]]] = []
         whole: list[ModelFile] = []
         other: list[ModelFile] = []
+        sharded: list[tuple[ModelFile, tuple[Shard, ...]]] = []
         for name, f in present.items():
             res = signed[name]
             entry = self._entry(name)
-            if self.st.method == "files" and res[0].algorithm == "sha256":
+            if self.st.method == "shards":
+                sharded.append((f, self.st.shards[self.st.file_of(res[0])]))
+            elif res[0].algorithm == "sha256":
                 if self.known.get((f.dev, f.ino)) == res[0].digest:
                     self._verified(f, entry, by_tensors=False)
                     self.step(f.size)
@@ -417,6 +450,8 @@ class _ModelCheck:
                 other.append(f)
         self._check_fast(fast)
         self._check_whole(whole, signed)
+        for i in range(0, len(sharded), SHARD_BATCH):
+            self._check_shards(sharded[i : i + SHARD_BATCH])
         for f in other:
             self._check_other(f, signed[f.path])
 
@@ -518,44 +553,117 @@ class _ModelCheck:
             self.problems += diff_weights(f.path, entry.weights, weights_info(d))
 
     def _check_other(self, f: ModelFile, resources: list[Resource]) -> None:
-        """Non-SHA-256 file digests and shard signatures made by the OMS tool's API."""
-        fd = _open(f)
-        covered = 0
+        """Whole-file digests other than SHA-256 (BLAKE2b, BLAKE3) made by the OMS tool."""
+        (r,) = resources
         try:
-            for r in resources:
-                if self.st.method == "files":
-                    start, end, alg = 0, f.size, r.algorithm
-                else:
-                    _, a, b = r.name.rsplit(":", 2)
-                    start, end, alg = int(a), int(b), r.algorithm.split("-sharded-")[0]
-                covered += end - start
-                h = _any_hasher(alg)
-                pos = start
-                while pos < end:
-                    chunk = os.pread(fd, min(CHUNK, end - pos), pos)
-                    if not chunk:
-                        break
-                    h.update(chunk)
-                    pos += len(chunk)
-                if h.hexdigest() != r.digest:
-                    self.problem(
-                        "FILE_MODIFIED",
-                        f"content of {r.name} changed ({alg})",
-                        file=f.path,
-                        expected=r.digest,
-                        actual=h.hexdigest(),
-                    )
-                    return
-            if self.st.method == "shards" and covered != f.size:
-                self.problem(
-                    "FILE_MODIFIED",
-                    f"file is {f.size} bytes; the signed shards cover {covered}",
-                    file=f.path,
-                )
+            actual = stream_digest(f, _any_hasher(r.algorithm))
+        except DiscoveryError as exc:
+            self.problem(exc.code, exc.message, file=f.path)
+            return
+        if actual != r.digest:
+            self.problem(
+                "FILE_MODIFIED",
+                f"file content changed ({r.algorithm})",
+                file=f.path,
+                expected=r.digest,
+                actual=actual,
+            )
+            return
+        self.step(f.size)
+        self._verified(f, None, by_tensors=False)
+
+    def _check_shards(self, items: list[tuple[ModelFile, tuple[Shard, ...]]]) -> None:
+        """Shard signatures: every shard of every file in one all-core pass.
+
+        Sizes are compared first, so nothing is read of a file with bytes past
+        the signed end or a missing tail (the tiling of the ranges from byte 0
+        was checked when the statement was parsed).
+        """
+        alg = cast(RangeHash, self.st.hash_type)  # one of HASH_TYPES: checked by the parser
+        opened: list[tuple[ModelFile, tuple[Shard, ...], int, os.stat_result]] = []
+        try:
+            for f, shards in items:
+                if self._shard_size_ok(f, shards):
+                    handle = self._open_sized(f, shards)
+                    if handle is not None:
+                        opened.append((f, shards, *handle))
+            jobs = [
+                RangeJob(fd, s.start, s.end, alg) for _, shards, fd, _ in opened for s in shards
+            ]
+            try:
+                got = iter(hash_ranges(jobs, threads=self.jobs, progress=self.step))
+            except DiscoveryError as exc:  # a file shrank under us: say which, if we can
+                moved: list[str | None] = [f.path for f, _, fd, then in opened if _moved(fd, then)]
+                for path in moved or [None]:  # never no verdict at all
+                    self.problem(exc.code, exc.message, file=path)
                 return
-            self._verified(f, None, by_tensors=False)
+            for f, shards, fd, then in opened:
+                bad = [(s, str(d)) for s in shards if (d := next(got)) != s.digest]
+                if _moved(fd, then):
+                    self.problem("FILE_CHANGED", "file changed while being verified", file=f.path)
+                elif bad:
+                    self._shard_modified(f, bad)
+                else:
+                    self._verified(f, self._entry(f.path), by_tensors=False)
         finally:
+            for _, _, fd, _ in opened:
+                os.close(fd)
+
+    def _open_sized(
+        self, f: ModelFile, shards: tuple[Shard, ...]
+    ) -> tuple[int, os.stat_result] | None:
+        """The file opened, if it still has the size the shards end at (else a problem)."""
+        try:
+            fd = _open(f)
+        except DiscoveryError as exc:
+            self.problem(exc.code, exc.message, file=f.path)
+            return None
+        st = os.fstat(fd)
+        if st.st_size != shards[-1].end:
             os.close(fd)
+            self.problem("FILE_CHANGED", "file changed while being verified", file=f.path)
+            return None
+        return fd, st
+
+    def _shard_size_ok(self, f: ModelFile, shards: tuple[Shard, ...]) -> bool:
+        end = shards[-1].end
+        if f.size == end:
+            return True
+        self.step(f.size)  # judged without reading: done, as far as progress goes
+        why = (
+            f"{f.size - end} bytes past the signed end are not covered by any shard"
+            if f.size > end
+            else f"the signed bytes {f.size}:{end} are missing"
+        )
+        self.problem(
+            "FILE_SIZE_MISMATCH",
+            f"file is {f.size} bytes, the signed shards end at {end}: {why}",
+            file=f.path,
+            expected=str(end),
+            actual=str(f.size),
+        )
+        return False
+
+    def _shard_modified(self, f: ModelFile, bad: list[tuple[Shard, str]]) -> None:
+        """Name the first changed range; with a signed manifest, name the tensors too."""
+        s, actual = bad[0]
+        more = f" (and {len(bad) - 1} more shard(s))" if len(bad) > 1 else ""
+        self.problem(
+            "FILE_MODIFIED",
+            f"bytes {s.start}:{s.end} changed ({self.st.hash_type}){more}",
+            file=f.path,
+            expected=s.digest,
+            actual=actual,
+        )
+        entry = self._entry(f.path)
+        if entry is None or entry.weights is None:
+            return
+        try:
+            d = hash_file(f, tensor_hash=self._tensor_hash())
+        except ModelsignError:
+            return  # no longer parses: the changed range above is all there is to say
+        if d.layout is not None:
+            self.problems += diff_weights(f.path, entry.weights, weights_info(d))
 
     # -- files that are not where the signature says -------------------------
 
@@ -606,6 +714,12 @@ class _ModelCheck:
                     file=n,
                     actual=extra_digest.get(n),
                 )
+
+
+def _moved(fd: int, then: os.stat_result) -> bool:
+    """Whether an open file's size or mtime changed since ``then`` (it was written to)."""
+    now = os.fstat(fd)
+    return (now.st_size, now.st_mtime_ns) != (then.st_size, then.st_mtime_ns)
 
 
 def _open(f: ModelFile) -> int:

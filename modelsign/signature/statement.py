@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import rfc8785
@@ -30,6 +30,7 @@ from .._json import strict_loads
 from ..discover import GIT_PATHS, check_relative_name
 from ..errors import DiscoveryError, ManifestError, VerificationError
 from ..manifest import Manifest, manifest_from_json
+from .shards import Shard, parse_shard_name, shard_hash, shard_size_of, tile_shards
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_V1 = "https://model_signing/signature/v1.0"
@@ -46,7 +47,6 @@ SINGLE_FILE_RESOURCE = "."  # how the OMS tool names the resource of a single-fi
 #: The OMS algorithm registry: file hash → hex digits of its digest.
 HASH_HEX_LENGTH = {"sha256": 64, "blake2b": 128, "blake3": 64}
 _HEX = re.compile(r"^[0-9a-f]+$")
-_SHARD_ALG = re.compile(r"^(sha256|blake2b|blake3)-sharded-(\d+)$")
 _PREDICATE_KEYS = {"resources", "serialization"}
 _SERIALIZATION_KEYS = {"method", "hash_type", "allow_symlinks", "ignore_paths", "shard_size"}
 _STATEMENT_KEYS = {"_type", "subject", "predicateType", "predicate"}
@@ -81,7 +81,9 @@ class SignedStatement:
     payload_sha256: str = ""  # SHA-256 of the signed payload bytes: what an attestation binds to
     attestation_type: str | None = None  # the signed marker: an attestation must extend this
     legacy_manifest: bool = False
-    shard_size: int | None = None
+    shard_size: int | None = None  # method "shards" only
+    # method "shards": each file's ranges in offset order, checked to tile it from 0
+    shards: Mapping[str, tuple[Shard, ...]] = field(default_factory=dict)
 
     def file_of(self, r: Resource) -> str:
         """The file a resource covers (a shard is named ``FILE:START:END``)."""
@@ -252,8 +254,20 @@ def parse_statement(payload: bytes) -> SignedStatement:
         if any(c in p for c in "*?["):
             raise _fail(f"serialization.ignore_paths entry {p!r} has a glob character")
     raw = predicate.get("resources")
-    shard_size = _shard_size(ser, method, raw)
-    resources = _resources(raw, method, hash_type, shard_size)
+    shard_size, shards = None, {}
+    if method == "shards":
+        # Both wire forms: the spec's, and model_signing's "<hash>-sharded-N" + float size.
+        algorithms = (
+            [r.get("algorithm") for r in raw if isinstance(r, dict)]
+            if isinstance(raw, list)
+            else []
+        )
+        shard_size = shard_size_of(ser, [a for a in algorithms if isinstance(a, str)])
+    elif "shard_size" in ser:
+        raise _fail("serialization.shard_size must be absent when the method is 'files'")
+    resources = _resources(raw, method, hash_type)
+    if method == "shards":
+        shards = tile_shards(resources, shard_size or 0)
     actual = root_digest(resources)
     if actual != subject_digest:
         raise VerificationError(
@@ -277,6 +291,7 @@ def parse_statement(payload: bytes) -> SignedStatement:
         attestation_type=_marker(raw),
         legacy_manifest=legacy,
         shard_size=shard_size,
+        shards=shards,
     )
 
 
@@ -294,23 +309,6 @@ def _subject(subjects: list[Any]) -> tuple[str, str]:
     if len(digest["sha256"]) != 64:
         raise _fail("subject[0].digest.sha256 is not 64 hex digits")
     return name, digest["sha256"]
-
-
-def _shard_size(ser: Mapping[str, Any], method: str, raw: object) -> int | None:
-    value = ser.get("shard_size")
-    if method == "files":
-        if "shard_size" in ser:
-            raise _fail("serialization.shard_size must be absent when the method is 'files'")
-        return None
-    # model_signing writes it as a float (1000000000.0): accepted only when integral.
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise _fail(
-            f"serialization.shard_size must be a positive integer, got {value!r}",
-            "SHARD_SIZE_INVALID",
-        )
-    return value
 
 
 def _marker(raw: object) -> str | None:
@@ -334,29 +332,22 @@ def _safe_name(path: str, where: str) -> str:
         raise _fail(exc.message, "UNSAFE_NAME") from exc
 
 
-def _algorithm(algorithm: str, method: str, hash_type: str, shard_size: int | None) -> str:
+def _algorithm(algorithm: str, method: str, hash_type: str, name: str) -> str:
     """The file hash a resource uses, which must be the serialization's ``hash_type``."""
-    base = algorithm
-    m = _SHARD_ALG.match(algorithm)
-    if method == "shards" and m is not None:
-        # model_signing's form names the shard size in the algorithm: it must agree.
-        base = m.group(1)
-        if int(m.group(2)) != shard_size:
-            raise _fail(
-                f"algorithm {algorithm!r} disagrees with serialization.shard_size {shard_size}",
-                "SHARD_SIZE_INVALID",
-            )
-    if base not in HASH_HEX_LENGTH:
-        raise _fail(f"unknown hash algorithm {algorithm!r}", "UNKNOWN_ALGORITHM")
-    if base != hash_type:
+    if method == "shards":
+        return shard_hash(algorithm, hash_type, name)  # also model_signing's "-sharded-N"
+    if algorithm not in HASH_HEX_LENGTH:
+        raise _fail(f"resource {name!r}: unknown hash algorithm {algorithm!r}", "UNKNOWN_ALGORITHM")
+    if algorithm != hash_type:
         raise _fail(
-            f"algorithm {algorithm!r} disagrees with serialization.hash_type {hash_type!r}",
+            f"resource {name!r}: algorithm {algorithm!r} disagrees with "
+            f"serialization.hash_type {hash_type!r}",
             "ALGORITHM_MISMATCH",
         )
-    return base
+    return algorithm
 
 
-def _resources(raw: object, method: str, hash_type: str, shard_size: int | None) -> list[Resource]:
+def _resources(raw: object, method: str, hash_type: str) -> list[Resource]:
     if not isinstance(raw, list):
         raise _fail("predicate.resources must be a list")
     if not raw:
@@ -368,12 +359,12 @@ def _resources(raw: object, method: str, hash_type: str, shard_size: int | None)
         if not isinstance(item, dict):
             raise _fail(f"{where} is not an object")
         name = _str(item, "name", where)
-        algorithm = _algorithm(_str(item, "algorithm", where), method, hash_type, shard_size)
+        algorithm = _algorithm(_str(item, "algorithm", where), method, hash_type, name)
         digest = _str(item, "digest", where)
         want = HASH_HEX_LENGTH[algorithm]
         if len(digest) != want or not _HEX.match(digest):
             raise _fail(f"{where} ({name!r}): digest is not {want} lower-case hex digits")
-        path = resource_file(name, method)
+        path = parse_shard_name(name)[0] if method == "shards" else name
         if path != SINGLE_FILE_RESOURCE:
             _safe_name(path, "resource name")
         if name in seen:

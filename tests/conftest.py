@@ -53,7 +53,7 @@ def _bundles_are_schema_valid(
     if not oms_schema.SCHEMAS_PRESENT:
         yield
         return
-    violations: list[str] = []
+    violations = request.node.stash[oms_schema.VIOLATIONS] = []
 
     def check(where: str, bundle: bytes) -> None:
         errors = oms_schema.bundle_errors(bundle)

@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry, Resource
 
@@ -30,6 +31,8 @@ SKIP_REASON = (
     f"OMS v1.0 schemas not found at {SCHEMA_DIR} "
     "(expected ../shared/conformance/ beside the project checkout)"
 )
+#: Where tests/conftest.py's autouse fixture keeps the violations a test's signers made.
+VIOLATIONS = pytest.StashKey[list[str]]()
 OMS_PREDICATE_TYPE = "https://model_signing/signature/v1.0"
 
 #: An in-toto Statement v1 with any predicate (the attestation beside an OMS signature).

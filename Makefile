@@ -27,13 +27,13 @@ demo: $(VENV)/.installed
 	$(PY) examples/demo.py
 
 test: $(VENV)/.installed-test
-	$(VENV)/bin/ruff check modelsign tests examples benchmarks
+	$(VENV)/bin/ruff check modelsign tests tools examples benchmarks
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 -q
 
 lint: $(VENV)/.installed-test
-	$(VENV)/bin/ruff check modelsign tests examples benchmarks
-	$(VENV)/bin/ruff format --check modelsign tests examples benchmarks
+	$(VENV)/bin/ruff check modelsign tests tools examples benchmarks
+	$(VENV)/bin/ruff format --check modelsign tests tools examples benchmarks
 
 typecheck: $(VENV)/.installed-test
 	$(VENV)/bin/mypy

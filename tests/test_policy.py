@@ -760,7 +760,7 @@ def test_signers_certificate_bundle_against_keys_only(
     (reason,) = rule_of(result, "signers").reasons
     assert reason.startswith(
         "SIGNER_NOT_TRUSTED: no signer the policy trusts verifies this signature: "
-        f"key {release.hint[:16]}: the signature does not verify with this key"
+        f"key {release.hint[:16]}: the bundle is signed with the certificate method, not key"
     )
 
 

@@ -345,3 +345,21 @@ def test_policy_judges_an_unsigned_model_from_headers_only(
     rules = {x.rule: x.status for x in r.policy.rules}  # type: ignore[union-attr]
     assert rules == {"signers": "warn", "licences": "pass", "formats": "pass"}
     assert "model.safetensors" not in read and "README.md" in read
+
+
+def test_verification_material_must_match_the_method(tiny_model: Path, tmp_path: Path) -> None:
+    """OMS §11.1: a key verifier never accepts a certificate-method bundle, nor the reverse."""
+    files = write_pki(build_pki(), tmp_path / "pki")
+    signer = KeySigner.from_files(
+        str(files.leaf_key), cert=str(files.leaf), chain=[str(files.chain)]
+    )
+    sign(tiny_model, signer=signer, env={})
+    leaf_key = keys.load_private_key(str(files.leaf_key), None)
+    exc = failing(tiny_model, verifier=KeyVerifier(leaf_key.public_key()))
+    assert codes(exc) == {"METHOD_MISMATCH"} and "--cert-chain" in exc.findings[0].message
+    bundle = json.loads((tiny_model / "model.sig").read_bytes())
+    bundle["verificationMaterial"]["publicKey"] = {"hint": keys.key_hint(leaf_key.public_key())}
+    (tiny_model / "model.sig").write_text(json.dumps(bundle))
+    assert codes(failing(tiny_model, verifier=KeyVerifier(leaf_key.public_key()))) == {
+        "BUNDLE_INVALID"
+    }

@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .._atomic import open_regular
 from ..errors import InputError, VerificationError
@@ -56,6 +56,9 @@ class Envelope:
     certificates: tuple[bytes, ...]  # DER, leaf first (x509CertificateChain or certificate)
     transparency: bool  # has tlog entries or timestamps: a Sigstore bundle
     raw: dict[str, Any]
+    #: The OMS signing method its verification material is for (§4.1): ``publicKey``,
+    #: ``x509CertificateChain`` or a single ``certificate``; verifiers match it.
+    method: Literal["key", "certificate", "sigstore"] = "key"
 
 
 def _b64(value: object, what: str) -> bytes:
@@ -167,10 +170,32 @@ def read_bundle(data: bytes) -> Envelope:
         raise VerificationError(
             "verificationMaterial has no public key hint or certificate", code="BUNDLE_INVALID"
         )
+    kinds = [k for k in ("publicKey", "x509CertificateChain", "certificate") if k in vm]
+    if len(kinds) > 1:
+        raise VerificationError(
+            f"verificationMaterial holds both {kinds[0]} and {kinds[1]}: one signing method only",
+            code="BUNDLE_INVALID",
+        )
+    method: Literal["key", "certificate", "sigstore"] = (
+        "certificate"
+        if kinds == ["x509CertificateChain"]
+        else "sigstore"
+        if kinds == ["certificate"]
+        else "key"
+    )
     tlog = vm.get("tlogEntries", [])
     if not isinstance(tlog, list):
         raise VerificationError("tlogEntries is not a list", code="BUNDLE_INVALID")
     transparency = bool(tlog) or bool(vm.get("timestampVerificationData"))
     return Envelope(
-        str(media), payload, PAYLOAD_TYPE, signature, keyid, hint, tuple(certs), transparency, b
+        str(media),
+        payload,
+        PAYLOAD_TYPE,
+        signature,
+        keyid,
+        hint,
+        tuple(certs),
+        transparency,
+        b,
+        method,
     )

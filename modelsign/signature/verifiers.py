@@ -83,6 +83,25 @@ def _check_signature(key: keys.PublicKey, envelope: Envelope) -> None:
     )
 
 
+_HOW = {
+    "key": "--key PUBLIC_KEY",
+    "certificate": "--cert-chain ROOT_PEM",
+    "sigstore": "--identity/--issuer",
+}
+
+
+def _require_method(envelope: Envelope, method: str, flag: str) -> None:
+    """OMS §11.1: the verification material must be the one of the verifier's method."""
+    if envelope.method != method:
+        raise VerificationError(
+            f"the bundle is signed with the {envelope.method} method, not {method} ({flag}): "
+            f"verify it with {_HOW[envelope.method]}",
+            code="METHOD_MISMATCH",
+            expected=method,
+            actual=envelope.method,
+        )
+
+
 class KeyVerifier:
     """Verify with a trusted public key (PEM)."""
 
@@ -94,6 +113,7 @@ class KeyVerifier:
         return cls(keys.load_public_key(path))
 
     def verify_envelope(self, envelope: Envelope) -> SignerInfo:
+        _require_method(envelope, "key", "--key")
         hint = keys.key_hint(self.key)
         if envelope.key_hint is not None and envelope.key_hint != hint:
             raise VerificationError(
@@ -125,6 +145,8 @@ class CertificateVerifier:
         return cls([c for p in paths for c in certs.load_certificates(p)])
 
     def verify_envelope(self, envelope: Envelope) -> SignerInfo:
+        if envelope.certificates:
+            _require_method(envelope, "certificate", "--cert-chain")
         if not envelope.certificates:
             raise VerificationError(
                 "the signature carries no certificate chain (was it signed with a bare key?)",

@@ -414,3 +414,45 @@ def test_layouts_cross_over_and_tampering_fails(
     by_them, by_us = run_all([creds.oms_verify(ours, our_sig), creds.ms_verify(theirs)])
     assert _model_signing_findings(by_them)["mismatch"] == {case.tamper}
     assert codes(by_us) == [("FILE_MODIFIED", case.tamper, None)]
+
+
+def test_hugging_face_snapshots_cross_over(creds: Credentials, tmp_path: Path) -> None:
+    """A cache snapshot is links into ``../../blobs``: recorded as links (allow_symlinks),
+    named by the commit (§6.5); ``model_signing --allow_symlinks`` reads it the same way."""
+    from tests.test_discover import make_hf_cache
+
+    files = {"config.json": b'{"model_type": "bert"}', "weights.bin": bytes(range(256)) * 16}
+    ours = make_hf_cache(tmp_path / "a", files) / "snapshots" / ("a" * 40)
+    theirs = make_hf_cache(tmp_path / "b", files) / "snapshots" / ("a" * 40)
+    our_sig, their_sig = tmp_path / "ours.sig", tmp_path / "theirs.sig"
+    for proc in run_all(
+        [
+            creds.ms_sign(ours, signature=our_sig),
+            creds.oms_sign(theirs, their_sig, "--allow_symlinks"),
+        ]
+    ):
+        ok(proc)
+    st = payload_of(our_sig)
+    assert st["subject"][0]["name"] == "a" * 40
+    assert st["predicate"]["serialization"]["allow_symlinks"] is True
+    assert oms.resource_names(our_sig) == ["config.json", "weights.bin"]
+    by_them, by_us = run_all(
+        [
+            creds.oms_verify(ours, our_sig, "--allow_symlinks"),
+            creds.ms_verify(theirs, signature=their_sig),
+        ]
+    )
+    _oms_ok(by_them)
+    _verified(by_us, 2)
+    for snapshot in (ours, theirs):
+        blob = (snapshot / "weights.bin").resolve()
+        blob.chmod(0o644)
+        oms.flip_byte(blob, 7)
+    by_them, by_us = run_all(
+        [
+            creds.oms_verify(ours, our_sig, "--allow_symlinks"),
+            creds.ms_verify(theirs, signature=their_sig),
+        ]
+    )
+    assert _model_signing_findings(by_them)["mismatch"] == {"weights.bin"}
+    assert ("FILE_MODIFIED", "weights.bin", None) in codes(by_us)

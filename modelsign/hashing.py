@@ -556,8 +556,20 @@ def hash_ranges(
             with lock:
                 progress(job.end - job.start)
 
+    # Each worker takes the next job itself: a future per job costs more than
+    # hashing a small tensor (100,000 tensors: seconds of hand-offs).
+    queue = iter(order)
+
+    def worker() -> None:
+        while True:
+            with lock:
+                i = next(queue, None)
+            if i is None:
+                return
+            one(i)
+
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for fut in [pool.submit(one, i) for i in order]:
+        for fut in [pool.submit(worker) for _ in range(min(threads, len(jobs)))]:
             fut.result()
     return results
 

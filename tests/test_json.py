@@ -15,7 +15,7 @@ from modelsign.manifest import build_manifest
 CASES: list[Any] = [
     {"b": 1, "a": [1, 2, {"z": None, "y": True}], "c": "x"},
     {"é": 1, "e": 2, "\ue000": 3, "𝄞": 4, "z": [{"\u20ac": 1.5}]},  # UTF-16 key order
-    [{"name": "a\x00\x1f\x7f\u2028\"\\é𝄞", "n": -(2**53 - 1)}, {"name": "", "n": 2**53 - 1}],
+    [{"name": 'a\x00\x1f\x7f\u2028"\\é𝄞', "n": -(2**53 - 1)}, {"name": "", "n": 2**53 - 1}],
     [{"f": 0.1, "g": 1e21, "h": 1e-7, "i": -0.0, "j": 5.0}],  # ES6 number formatting
     {"tensors": [{"name": f"t{i}", "shape": [i, 3], "digest": "ab" * 32} for i in range(50)]},
     [],

@@ -116,8 +116,8 @@ def known_shard_algorithm(algorithm: str) -> bool:
     return algorithm in HASH_TYPES or _SHARDED.fullmatch(algorithm) is not None
 
 
-def shard_hash(algorithm: str, hash_type: str, name: str = "") -> HashType:
-    """The base hash of a shard resource's ``algorithm``, which must be ``hash_type``.
+def resource_hash(algorithm: str, hash_type: str, name: str = "") -> HashType:
+    """The base hash of a resource's ``algorithm``, which must be ``hash_type``.
 
     ``sha256-sharded-1000`` (model_signing) and ``sha256`` (the spec) both give
     ``sha256``: the ``-N`` is checked against ``shard_size`` by :func:`shard_size_of`.

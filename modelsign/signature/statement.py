@@ -28,7 +28,7 @@ from .._json import canonical_dumps, strict_loads
 from ..discover import GIT_PATHS, check_relative_name
 from ..errors import DiscoveryError, ManifestError, VerificationError
 from ..manifest import Manifest, manifest_from_json
-from .shards import Shard, parse_shard_name, shard_hash, shard_size_of, tile_shards
+from .shards import Shard, parse_shard_name, resource_hash, shard_size_of, tile_shards
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_V1 = "https://model_signing/signature/v1.0"
@@ -332,17 +332,10 @@ def _safe_name(path: str, where: str) -> str:
 
 def _algorithm(algorithm: str, method: str, hash_type: str, name: str) -> str:
     """The file hash a resource uses, which must be the serialization's ``hash_type``."""
-    if method == "shards":
-        return shard_hash(algorithm, hash_type, name)  # also model_signing's "-sharded-N"
-    if algorithm not in HASH_HEX_LENGTH:
+    if method == "files" and algorithm not in HASH_HEX_LENGTH:
+        # model_signing's "<hash>-sharded-N" names belong to shard statements only.
         raise _fail(f"resource {name!r}: unknown hash algorithm {algorithm!r}", "UNKNOWN_ALGORITHM")
-    if algorithm != hash_type:
-        raise _fail(
-            f"resource {name!r}: algorithm {algorithm!r} disagrees with "
-            f"serialization.hash_type {hash_type!r}",
-            "ALGORITHM_MISMATCH",
-        )
-    return algorithm
+    return resource_hash(algorithm, hash_type, name)
 
 
 def _resources(raw: object, method: str, hash_type: str) -> list[Resource]:

@@ -60,3 +60,8 @@ def strip_marker(statement: dict[str, Any]) -> dict[str, Any]:
     for r in statement["predicate"]["resources"]:
         r.pop("annotations", None)
     return statement
+
+
+def error_codes(exc: Any) -> set[str]:
+    """The codes of a VerificationError's error-severity findings."""
+    return {p.code for p in exc.findings if p.severity == "error"}

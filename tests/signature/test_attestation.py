@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import rfc8785
@@ -28,6 +29,7 @@ from modelsign.verify import verify
 
 from ..helpers.signing import (
     attestation_of,
+    error_codes,
     flip_tensor_byte,
     manifest_of,
     payload_bytes,
@@ -51,13 +53,13 @@ class EitherKey:
             return KeyVerifier(OTHER.public_key()).verify_envelope(envelope)
 
 
-def codes(exc: VerificationError) -> set[str]:
-    return {p.code for p in exc.findings if p.severity == "error"}
+codes = error_codes
 
 
-def failing(model: Path, **kw: object) -> VerificationError:
+def failing(model: Path, **kw: Any) -> VerificationError:
+    """``verify`` (trusting KEY unless told otherwise) that must fail."""
     with pytest.raises(VerificationError) as e:
-        verify(model, verifier=kw.pop("verifier", VERIFIER), **kw)  # type: ignore[arg-type]
+        verify(model, **{"verifier": VERIFIER, **kw})
     return e.value
 
 
@@ -223,9 +225,10 @@ def test_ignored_path_with_glob_characters_is_refused(tiny_model: Path) -> None:
 def test_recorded_patterns_are_not_expanded_again(tiny_model: Path) -> None:
     (tiny_model / "a.tmp").write_text("x")
     sign(tiny_model, signer=KeySigner(KEY), ignore=["*.tmp"], env={})
-    assert "a.tmp" in payload_of(tiny_model / "model.sig")["predicate"]["serialization"][
-        "ignore_paths"
-    ]
+    assert (
+        "a.tmp"
+        in payload_of(tiny_model / "model.sig")["predicate"]["serialization"]["ignore_paths"]
+    )
     (tiny_model / "b.tmp").write_text("dropped later")
     exc = failing(tiny_model)
     assert codes(exc) == {"FILE_EXTRA"} and exc.findings[0].file == "b.tmp"

@@ -12,7 +12,7 @@ from modelsign.errors import InputError, VerificationError
 from modelsign.signature.shards import (
     Shard,
     parse_shard_name,
-    shard_hash,
+    resource_hash,
     shard_resources,
     shard_size_of,
     tile_shards,
@@ -171,12 +171,12 @@ def test_bad_shard_sizes(ser: dict[str, Any], algorithms: list[str]) -> None:
 
 
 def test_shard_hash_normalises_and_must_match_hash_type() -> None:
-    assert shard_hash("sha256-sharded-1000", "sha256") == "sha256"
-    assert shard_hash("blake2b", "blake2b") == "blake2b"
-    assert code_of(shard_hash, "blake2b-sharded-4", "sha256", "f:0:4") == "ALGORITHM_MISMATCH"
-    assert code_of(shard_hash, "sha256", "blake3") == "ALGORITHM_MISMATCH"
-    assert code_of(shard_hash, "md5", "sha256") == "UNKNOWN_ALGORITHM"
-    assert code_of(shard_hash, "sha256", "md5") == "UNKNOWN_ALGORITHM"
+    assert resource_hash("sha256-sharded-1000", "sha256") == "sha256"
+    assert resource_hash("blake2b", "blake2b") == "blake2b"
+    assert code_of(resource_hash, "blake2b-sharded-4", "sha256", "f:0:4") == "ALGORITHM_MISMATCH"
+    assert code_of(resource_hash, "sha256", "blake3") == "ALGORITHM_MISMATCH"
+    assert code_of(resource_hash, "md5", "sha256") == "UNKNOWN_ALGORITHM"
+    assert code_of(resource_hash, "sha256", "md5") == "UNKNOWN_ALGORITHM"
 
 
 # -- signing side ---------------------------------------------------------------

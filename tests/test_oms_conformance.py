@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from modelsign.errors import ModelsignError, VerificationError
 from modelsign.signature import keys
+from modelsign.signature.attestation import claims_path
 from modelsign.signature.bundle import read_bundle
 from modelsign.signature.signers import KeySigner
 from modelsign.signature.sigstore import SigstoreVerifier, shipped_trusted_root
@@ -229,9 +230,8 @@ def check_written(signature: Path) -> None:
     the bundle and in-toto schemas and is about the same subject."""
     data = signature.read_bytes()
     assert oms_errors(data) == [], signature
-    claims = signature.with_name("claims.jsonl")
-    if not claims.exists():
-        return
+    claims = Path(claims_path(str(signature)))
+    assert claims.is_file(), f"modelsign writes its attestation to {claims}"
     subject = _subject(data)
     lines = claims.read_bytes().splitlines()
     assert lines, f"{claims} is empty"
@@ -279,6 +279,27 @@ def test_every_key_signs_schema_valid(curve: ec.EllipticCurve, tmp_path: Path) -
     model = CASES[1].build(tmp_path)
     oms.ok(oms.run(creds.ms_sign(model)))
     check_written(model / "model.sig")
+
+
+@pytest.mark.parametrize("extra", [["--shard-size", "1000"], ["--single-file-name", "spec"]])
+def test_shard_and_spec_name_signatures_are_schema_valid(extra: list[str], tmp_path: Path) -> None:
+    """The spec's shard form (integer shard_size, plain algorithm) and single-file name."""
+    creds = oms.Credentials.for_key(*oms.write_ec_key(tmp_path / "keys", ec.SECP256R1()))
+    model = CASES[1].build(tmp_path)
+    target = next(p for p in sorted(model.rglob("*")) if p.is_file() and p.stat().st_size > 0)
+    signed = model if extra[0] == "--shard-size" else target
+    oms.ok(oms.run(creds.ms_sign(signed, *extra)))
+    sig = signed / "model.sig" if signed.is_dir() else Path(f"{signed}.sig")
+    check_written(sig)
+    statement = json.loads(
+        base64.b64decode(json.loads(sig.read_bytes())["dsseEnvelope"]["payload"])
+    )
+    serialization = statement["predicate"]["serialization"]
+    if extra[0] == "--shard-size":
+        assert serialization["method"] == "shards" and serialization["shard_size"] == 1000
+    else:
+        assert [r["name"] for r in statement["predicate"]["resources"]] == [target.name]
+    oms.ok(oms.run(creds.ms_verify(signed)))
 
 
 def test_certificate_chain_signs_schema_valid(tmp_path: Path) -> None:

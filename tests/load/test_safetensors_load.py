@@ -671,3 +671,30 @@ def test_a_signature_kept_in_a_subfolder_of_the_model(
     assert modelsign.verify(tiny_model, signature=sig, verifier=verifier).verdict == "verified"
     out = load_safetensors(tiny_model, signature=sig, verifier=verifier)
     assert out.report.verified and out.report.files == [WEIGHTS]
+
+
+def test_the_attestation_gives_the_loader_its_tensor_digests(
+    signed: Path, key: keys.PrivateKey, verifier: Any
+) -> None:
+    """Loaders check tensors against the attested manifest, refuse a stripped one, and
+    still read an earlier modelsign signature (manifest in the predicate) with a warning."""
+    import rfc8785
+
+    from ..helpers.signing import manifest_of, payload_of, sign_payload, strip_marker
+
+    out = load_safetensors(signed, verifier=verifier)
+    assert set(WANTED) <= set(out) and out.report.verified
+    legacy = strip_marker(payload_of(signed / "model.sig"))
+    legacy["predicate"]["https://modelsign.dev/manifest/v1"] = manifest_of(signed / "model.sig")
+    (signed / "claims.jsonl").unlink()
+    assert codes(refused(lambda: load_safetensors(signed, verifier=verifier))) == {
+        "ATTESTATION_MISSING"
+    }
+    (signed / "model.sig").write_bytes(sign_payload(key, rfc8785.dumps(legacy)))
+    with pytest.warns(ModelsignWarning, match="re-sign"):
+        out = load_safetensors(signed, verifier=verifier)
+    assert set(WANTED) <= set(out) and any("re-sign" in w for w in out.report.warnings)
+    flip_tensor_byte(signed / WEIGHTS, WANTED[1])
+    with pytest.warns(ModelsignWarning):
+        exc = refused(lambda: load_safetensors(signed, verifier=verifier))
+    assert "TENSOR_MODIFIED" in codes(exc)

@@ -148,6 +148,7 @@ def test_action_metadata(action: dict[str, Any]) -> None:
     outputs = action["outputs"]
     assert outputs["signature-path"]["value"] == "${{ steps.sign.outputs.signature-path }}"
     assert outputs["manifest-digest"]["value"] == "${{ steps.sign.outputs.manifest-digest }}"
+    assert outputs["claims-path"]["value"] == "${{ steps.sign.outputs.claims-path }}"
     sign = next(s for s in action["runs"]["steps"] if s.get("id") == "sign")
     for name in outputs:
         assert f'echo "{name}=' in sign["run"], name
@@ -456,6 +457,7 @@ def test_action_keyless_signs_and_verifies_the_workflow_identity(
     assert run.ok, run.log
     sig = workspace / "build" / "tiny-model" / "model.sig"
     assert run.outputs["signature-path"] == "build/tiny-model/model.sig"
+    assert run.outputs["claims-path"] == "build/tiny-model/claims.jsonl"
     assert sig.is_file()
     # pip installed the action's own checkout into the action's virtualenv.
     assert runner.pip_log.read_text().split()[-1] == str(ROOT)
@@ -568,6 +570,7 @@ def test_action_with_a_key_and_hostile_inputs(tmp_path: Path, workspace: Path) -
     assert not list(workspace.parent.rglob("PWNED*")), "an input ran as shell code"
     sig = workspace / "dist" / "$(touch PWNED3).sig"
     assert run.outputs["signature-path"] == "dist/$(touch PWNED3).sig" and sig.is_file()
+    assert run.outputs["claims-path"] == "dist/$(touch PWNED3).claims.jsonl"
     manifest = payload_manifest(sig)
     assert manifest["provenance"]["source"]["repository"] == "acme/tiny-model"
     assert manifest["hashing"]["tensor"] == "sha256"

@@ -331,7 +331,7 @@ def _signer_claim(envelope: Envelope) -> SignerClaim:
     if not envelope.certificates:
         return SignerClaim(kind="key", key_hint=envelope.key_hint)
     leaf = load_der_certificate(envelope.certificates[0], "the signing certificate")
-    if envelope.transparency:
+    if envelope.method == "sigstore":
         identity, issuer, _ = fulcio_identity(leaf)
         return SignerClaim(kind="sigstore", identity=identity, oidc_issuer=issuer)
     ident = certificate_identity(leaf)

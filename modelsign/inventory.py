@@ -484,7 +484,7 @@ class _AnySigner:
     """
 
     def verify_envelope(self, envelope: Envelope) -> SignerInfo:
-        if envelope.transparency:
+        if envelope.method == "sigstore":
             return SignerInfo(kind="sigstore")
         if envelope.certificates:
             return SignerInfo(kind="certificate")

@@ -27,6 +27,7 @@ from .metadata.licence import licence_permitted
 from .signature import keys
 from .signature.bundle import Envelope
 from .signature.certs import load_certificates
+from .signature.timestamps import TimestampAuthority
 from .signature.verifiers import CertificateVerifier, KeyVerifier, SignerInfo, Verifier
 
 Mode = Literal["enforce", "warn"]
@@ -102,6 +103,8 @@ class SignersRule(_Strict):
     sigstore: list[SigstoreSpec] = []
     trusted_root: str | None = None  # Sigstore trusted root JSON; default: shipped with sigstore
     offline: bool = True  # Sigstore: no network; the shipped (or given) trusted root
+    # RFC 3161 authorities (PEM chains, TSA certificate first) dating key / certificate signatures
+    timestamp_authorities: list[str] = []
 
     @model_validator(mode="after")
     def _someone(self) -> SignersRule:
@@ -382,9 +385,15 @@ class PolicyVerifier:
             out.append(key)
         return out
 
+    def _tsa(self) -> list[TimestampAuthority]:
+        return [
+            TimestampAuthority.from_file(self.policy._path(p))
+            for p in self.spec.timestamp_authorities
+        ]
+
     def verify_envelope(self, envelope: Envelope) -> SignerInfo:
         reasons: list[str] = []
-        if envelope.transparency:
+        if envelope.method == "sigstore":
             if not self.spec.sigstore:
                 raise VerificationError(
                     "a Sigstore signature, but the policy trusts no Sigstore identity",
@@ -417,7 +426,7 @@ class PolicyVerifier:
                 for c in load_certificates(self.policy._path(p))
             ]
             try:
-                return CertificateVerifier(roots).verify_envelope(envelope)
+                return CertificateVerifier(roots, tsa=self._tsa()).verify_envelope(envelope)
             except VerificationError as exc:
                 reasons.append(f"certificate roots: {exc.message}")
         else:
@@ -426,7 +435,7 @@ class PolicyVerifier:
                 if envelope.key_hint is not None and envelope.key_hint != hint:
                     continue
                 try:
-                    return KeyVerifier(key).verify_envelope(envelope)
+                    return KeyVerifier(key, tsa=self._tsa()).verify_envelope(envelope)
                 except VerificationError as exc:
                     reasons.append(f"key {hint[:16]}: {exc.message}")
             if not reasons:
@@ -665,7 +674,8 @@ def _freshness(
     if signer is None or signer.signed_at is None:
         return [
             "the signature carries no trusted signing time "
-            "(key and certificate signatures have none)"
+            "(a key or certificate signature has one only with a timestamp from a TSA "
+            "the policy trusts: sign with --tsa-url, list signers.timestamp_authorities)"
         ]
     signed = datetime.fromisoformat(signer.signed_at)
     age = now - signed

@@ -246,7 +246,10 @@ def _fulcio_like(tiny_model: Path, dest: Path, email: str) -> Path:
     signer = KeySigner(leaf.key, [leaf.cert, pki.intermediate.cert])  # type: ignore[arg-type]
     sig = Path(sign(tiny_model, signer=signer, signature=dest, env={}).signature)
     bundle = json.loads(sig.read_text())
-    bundle["verificationMaterial"]["tlogEntries"] = [{"logIndex": "1"}]
+    material = bundle["verificationMaterial"]
+    # Sigstore v0.3 shape: one `certificate` (not a chain) and a log entry.
+    material["certificate"] = material.pop("x509CertificateChain")["certificates"][0]
+    material["tlogEntries"] = [{"logIndex": "1"}]
     sig.write_text(json.dumps(bundle))
     return sig
 

@@ -17,8 +17,10 @@ from ..policy import Policy, explain
 from ..provenance import attest_provenance, builder_id
 from ..sign import sign
 from ..signature import keys
+from ..signature.certs import load_certificates
 from ..signature.signers import KeySigner, Signer
 from ..signature.sigstore import TOKEN_ENV, SigstoreSigner, SigstoreVerifier, load_trusted_root
+from ..signature.timestamps import TimestampAuthority
 from ..signature.verifiers import CertificateVerifier, KeyVerifier, Verifier
 from ..verify import VerificationResult, verify
 from . import _progress, cli, model_options, origin_options
@@ -72,6 +74,12 @@ _SIGNER_OPTIONS = [
         multiple=True,
         type=click.Path(dir_okay=False),
         help="Intermediate certificates (PEM) to include. Repeatable.",
+    ),
+    click.option(
+        "--tsa-url",
+        metavar="URL",
+        help="With --key: have this RFC 3161 timestamp authority date the signature "
+        "(a trusted signing time, for freshness and rollback rules).",
     ),
 ]
 
@@ -147,12 +155,17 @@ def _signer_from(
     password_env: str | None,
     cert: str | None,
     cert_chain: tuple[str, ...],
+    tsa_url: str | None,
 ) -> Signer:
     if use_sigstore == bool(key):
         raise InputError("give exactly one of --key or --sigstore", code="USAGE")
     if use_sigstore:
-        if cert or cert_chain or password_env:
-            raise InputError("--cert, --cert-chain and --password-env go with --key", code="USAGE")
+        if cert or cert_chain or password_env or tsa_url:
+            raise InputError(
+                "--cert, --cert-chain, --password-env and --tsa-url go with --key "
+                "(Sigstore's own timestamp authorities come with its trust configuration)",
+                code="USAGE",
+            )
         return SigstoreSigner.create(
             identity_token=identity_token,
             staging=staging,
@@ -160,20 +173,26 @@ def _signer_from(
             oauth_force_oob=oauth_force_oob,
         )
     assert key is not None
-    return _load_signer(key, password_env, cert, cert_chain)
+    return _load_signer(key, password_env, cert, cert_chain, tsa_url)
 
 
 def _load_signer(
-    key: str, password_env: str | None, cert: str | None, chain: tuple[str, ...]
+    key: str,
+    password_env: str | None,
+    cert: str | None,
+    chain: tuple[str, ...],
+    tsa_url: str | None,
 ) -> KeySigner:
     password = _password_from_env(password_env)
     try:
-        return KeySigner.from_files(key, password=password, cert=cert, chain=chain)
+        return KeySigner.from_files(key, password=password, cert=cert, chain=chain, tsa_url=tsa_url)
     except InputError as exc:
         if exc.code != "KEY_PASSWORD_REQUIRED" or password is not None or not sys.stdin.isatty():
             raise
     typed = click.prompt(f"Password for {key}", hide_input=True)
-    return KeySigner.from_files(key, password=typed.encode("utf-8"), cert=cert, chain=chain)
+    return KeySigner.from_files(
+        key, password=typed.encode("utf-8"), cert=cert, chain=chain, tsa_url=tsa_url
+    )
 
 
 @cli.command("sign")
@@ -336,6 +355,14 @@ def _summary(r: VerificationResult) -> str:
 )
 @click.option("--key", type=click.Path(dir_okay=False), help="Trusted public key (PEM).")
 @click.option(
+    "--tsa-cert-chain",
+    "tsa_chains",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="With --key or --cert-chain: a trusted RFC 3161 timestamp authority's certificates "
+    "(PEM, TSA certificate first, root last); its timestamps give the signing time. Repeatable.",
+)
+@click.option(
     "--cert-chain",
     "cert_chain",
     multiple=True,
@@ -402,6 +429,7 @@ def verify_cmd(
     signature: str | None,
     claims: str | None,
     key: str | None,
+    tsa_chains: tuple[str, ...],
     cert_chain: tuple[str, ...],
     identity: str | None,
     identity_regex: str | None,
@@ -451,13 +479,18 @@ def verify_cmd(
             "or a --policy that lists signers",
             code="USAGE",
         )
+    if tsa_chains and not (key or cert_chain):
+        raise InputError("--tsa-cert-chain goes with --key or --cert-chain", code="USAGE")
+    tsa = [TimestampAuthority.from_file(p) for p in tsa_chains]
     verifier: Verifier | None
     if ways == 0:
         verifier = None  # the policy's signers
     elif key:
-        verifier = KeyVerifier.from_file(key)
+        verifier = KeyVerifier(keys.load_public_key(key), tsa=tsa)
     elif cert_chain:
-        verifier = CertificateVerifier.from_files(cert_chain)
+        verifier = CertificateVerifier(
+            [c for p in cert_chain for c in load_certificates(p)], tsa=tsa
+        )
     else:
         # Options are checked before the trusted root is fetched (which may go online).
         verifier = SigstoreVerifier(

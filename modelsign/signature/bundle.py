@@ -59,6 +59,7 @@ class Envelope:
     #: The OMS signing method its verification material is for (§4.1): ``publicKey``,
     #: ``x509CertificateChain`` or a single ``certificate``; verifiers match it.
     method: Literal["key", "certificate", "sigstore"] = "key"
+    timestamps: tuple[bytes, ...] = ()  # RFC 3161 tokens (DER) over ``signature``
 
 
 def _b64(value: object, what: str) -> bytes:
@@ -176,17 +177,22 @@ def read_bundle(data: bytes) -> Envelope:
             f"verificationMaterial holds both {kinds[0]} and {kinds[1]}: one signing method only",
             code="BUNDLE_INVALID",
         )
-    method: Literal["key", "certificate", "sigstore"] = (
-        "certificate"
-        if kinds == ["x509CertificateChain"]
-        else "sigstore"
-        if kinds == ["certificate"]
-        else "key"
-    )
     tlog = vm.get("tlogEntries", [])
     if not isinstance(tlog, list):
         raise VerificationError("tlogEntries is not a list", code="BUNDLE_INVALID")
     transparency = bool(tlog) or bool(vm.get("timestampVerificationData"))
+    method: Literal["key", "certificate", "sigstore"] = "key"
+    if kinds == ["certificate"]:
+        method = "sigstore"
+    elif kinds == ["x509CertificateChain"]:
+        # Sigstore bundles before v0.3 carried the Fulcio certificate as a chain;
+        # with log entries such a bundle is keyless, not an OMS certificate one.
+        method = (
+            "sigstore"
+            if tlog and media != BUNDLE_MEDIA_TYPE and "0.3" not in media
+            else ("certificate")
+        )
+    timestamps = _timestamps(vm.get("timestampVerificationData"))
     return Envelope(
         str(media),
         payload,
@@ -198,4 +204,18 @@ def read_bundle(data: bytes) -> Envelope:
         transparency,
         b,
         method,
+        timestamps,
+    )
+
+
+def _timestamps(data: object) -> tuple[bytes, ...]:
+    """The RFC 3161 tokens of ``timestampVerificationData`` (absent: none)."""
+    if data is None:
+        return ()
+    items = data.get("rfc3161Timestamps", []) if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise VerificationError("rfc3161Timestamps is not a list", code="BUNDLE_INVALID")
+    return tuple(
+        _b64(t.get("signedTimestamp") if isinstance(t, dict) else None, f"timestamp {i}")
+        for i, t in enumerate(items)
     )

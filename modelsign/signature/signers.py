@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ..errors import InputError
-from . import bundle, certs, keys
+from . import bundle, certs, keys, timestamps
 
 
 class Signer(Protocol):
@@ -48,6 +48,7 @@ class KeySigner:
 
     key: keys.PrivateKey
     certificates: Sequence[x509.Certificate] = field(default_factory=list)
+    tsa_url: str | None = None  # an RFC 3161 timestamp authority: a trusted signing time
 
     @classmethod
     def from_files(
@@ -57,6 +58,7 @@ class KeySigner:
         password: bytes | None = None,
         cert: str | None = None,
         chain: Sequence[str] = (),
+        tsa_url: str | None = None,
     ) -> KeySigner:
         key = keys.load_private_key(key_path, password)
         certificates: list[x509.Certificate] = []
@@ -79,7 +81,7 @@ class KeySigner:
             certificates = leaf + [c for p in chain for c in certs.load_certificates(p)]
         elif chain:
             raise InputError("--cert-chain needs --cert (the leaf certificate)", code="USAGE")
-        return cls(key, certificates)
+        return cls(key, certificates, tsa_url)
 
     def material(self) -> dict[str, Any]:
         if self.certificates:
@@ -94,7 +96,11 @@ class KeySigner:
 
     def sign_statement(self, statement: bytes) -> bytes:
         signature = keys.sign_bytes(self.key, bundle.pae(statement))
-        return bundle.write_bundle(statement, signature, self.material())
+        material = self.material()
+        if self.tsa_url is not None:
+            token = timestamps.request_timestamp(self.tsa_url, signature)
+            material["timestampVerificationData"] = timestamps.timestamp_material([token])
+        return bundle.write_bundle(statement, signature, material)
 
     def sign_statements(self, statements: Sequence[bytes]) -> list[bytes]:
         return [self.sign_statement(s) for s in statements]

@@ -23,6 +23,7 @@ from ..errors import InputError, VerificationError
 from . import certs, keys
 from .bundle import Envelope, pae, pae_legacy
 from .statement import PREDICATE_LEGACY
+from .timestamps import TimestampAuthority, verified_time
 
 
 class SignerInfo(BaseModel):
@@ -105,8 +106,11 @@ def _require_method(envelope: Envelope, method: str, flag: str) -> None:
 class KeyVerifier:
     """Verify with a trusted public key (PEM)."""
 
-    def __init__(self, public_key: keys.PublicKey) -> None:
+    def __init__(
+        self, public_key: keys.PublicKey, *, tsa: Sequence[TimestampAuthority] = ()
+    ) -> None:
         self.key = public_key
+        self.tsa = tuple(tsa)  # authorities whose timestamps give a trusted signing time
 
     @classmethod
     def from_file(cls, path: str) -> KeyVerifier:
@@ -123,7 +127,13 @@ class KeyVerifier:
                 actual=envelope.key_hint,
             )
         _check_signature(self.key, envelope)
-        return SignerInfo(kind="key", key_type=keys.key_type(self.key), key_hint=hint)
+        when = verified_time(envelope.timestamps, envelope.signature, self.tsa)
+        return SignerInfo(
+            kind="key",
+            key_type=keys.key_type(self.key),
+            key_hint=hint,
+            signed_at=when.isoformat() if when is not None else None,
+        )
 
 
 class CertificateVerifier:
@@ -134,11 +144,18 @@ class CertificateVerifier:
     certificate fails (the OMS tool checks at the leaf's notBefore instead).
     """
 
-    def __init__(self, roots: Sequence[x509.Certificate], *, at: datetime | None = None):
+    def __init__(
+        self,
+        roots: Sequence[x509.Certificate],
+        *,
+        at: datetime | None = None,
+        tsa: Sequence[TimestampAuthority] = (),
+    ):
         if not roots:
             raise InputError("no trusted root certificates given", code="NO_TRUST_ROOT")
         self.roots = list(roots)
         self.at = at
+        self.tsa = tuple(tsa)
 
     @classmethod
     def from_files(cls, paths: Sequence[str]) -> CertificateVerifier:
@@ -156,7 +173,10 @@ class CertificateVerifier:
             certs.load_der_certificate(d, f"certificate {i} of the bundle")
             for i, d in enumerate(envelope.certificates)
         ]
-        at = self.at or datetime.now(timezone.utc)
+        # A trusted timestamp dates the signature: the chain must hold then (as
+        # Sigstore checks a short-lived certificate); without one, it must hold now.
+        when = verified_time(envelope.timestamps, envelope.signature, self.tsa)
+        at = self.at or when or datetime.now(timezone.utc)
         path = certs.verify_chain(chain[0], chain[1:], self.roots, at=at)
         key = certs.leaf_public_key(chain[0])
         _check_signature(key, envelope)
@@ -168,4 +188,5 @@ class CertificateVerifier:
             issuer=ident.get("issuer"),
             fingerprint=ident.get("fingerprint"),
             chain=[c.subject.rfc4514_string() for c in path],
+            signed_at=when.isoformat() if when is not None else None,
         )

@@ -68,6 +68,7 @@ def sign(
     shard_size: int | None = None,
     single_file_name: SingleFileName = "oms-tool",
     claims: str | os.PathLike[str] | None = None,
+    release: str | None = None,
 ) -> SignResult:
     """Sign ``model``: write the OMS bundle and, in the claims file beside it, the attestation.
 
@@ -81,6 +82,8 @@ def sign(
     selects the OMS shard serialization; ``single_file_name="spec"`` names a
     single file's resource after the file instead of ``"."``. ``claims``
     defaults to ``claims.jsonl`` beside ``model.sig`` (else ``NAME.claims.jsonl``).
+    ``release`` (``v1.4``) is signed into the attestation: the version the
+    signature speaks for, which verifiers and policies can require.
     """
     sig_path = os.fspath(signature) if signature is not None else default_signature_path(model)
     claims = os.fspath(claims) if claims is not None else claims_path(sig_path)
@@ -141,7 +144,9 @@ def sign(
         shards=shards,
         shard_size=shard_size,
     )
-    attestation = build_attestation(manifest, statement)
+    if release is not None and (not release.strip() or len(release) > 200):
+        raise InputError("--release must be a short non-empty version", code="USAGE")
+    attestation = build_attestation(manifest, statement, release=release)
     existing = _read_claims(claims) or []
     bundle, attested = sign_all(signer, [statement, attestation])
     write_atomic(sig_path, bundle, force=force)

@@ -74,6 +74,9 @@ class VerificationResult(BaseModel):
     subject: SubjectInfo | None = None
     manifest_digest: str | None = None
     weights_digest: str | None = None
+    model_name: str | None = None  # the signed manifest's name (bind it with expect_name)
+    source: str | None = None  # the signed source repository, "org/name[@revision]"
+    release: str | None = None  # the release the signature speaks for (sign --release)
     files_verified: int = 0
     files_by_tensor_digests: int = 0
     tensors_verified: int = 0
@@ -99,6 +102,8 @@ def verify(
     now: datetime | None = None,
     provenance: str | os.PathLike[str] | bool | None = None,
     claims: str | os.PathLike[str] | None = None,
+    expect_name: str | None = None,
+    expect_source: str | None = None,
     _known_sha256: Mapping[tuple[int, int], str] | None = None,
 ) -> VerificationResult:
     """Verify ``model`` against its signature (and ``policy``); return what was verified.
@@ -108,6 +113,9 @@ def verify(
     fails — under a policy, when an enforced rule fails — and
     :class:`InputError` for unusable inputs. ``claims`` is the file holding
     modelsign's attestation (default: ``claims.jsonl`` beside ``model.sig``).
+    ``expect_name`` / ``expect_source`` bind the signature to the model the
+    caller means: another model signed by the same signer, copied over this
+    one, carries another name or source (``org/name``, or ``org/name@rev``).
 
     ``_known_sha256`` (internal, for the inventory): SHA-256 digests of files,
     by (device, inode), that the caller has just computed; a file whose digest
@@ -150,14 +158,20 @@ def verify(
     if statement is not None:
         result.predicate_type = statement.predicate_type
         result.subject = SubjectInfo(name=statement.subject_name, sha256=statement.subject_digest)
+        result.release = statement.release
         if statement.manifest is not None:
-            result.manifest_digest = statement.manifest.digest()
-            result.weights_digest = statement.manifest.weights_digest
+            m = statement.manifest
+            result.manifest_digest = m.digest()
+            result.weights_digest = m.weights_digest
+            result.model_name = m.name
+            src = m.provenance.source
+            if src is not None:
+                result.source = src.repository + (f"@{src.revision}" if src.revision else "")
         check = _ModelCheck(path, sig_path, statement, ignore, jobs, progress, result)
         check.known = _known_sha256 or {}
         check.written = [claims_file]
         check.run()
-        result.problems += notes
+        result.problems += notes + _expectations(result, expect_name, expect_source)
     rule = policy.provenance if policy is not None else None
     if provenance or (rule is not None and rule.needs_attestation):
         prov_path = (
@@ -174,6 +188,26 @@ def verify(
         raise _failed(result)
     result.verdict = "verified"
     return result
+
+
+def _expectations(
+    result: VerificationResult, name: str | None, source: str | None
+) -> list[Problem]:
+    """The caller's expected model name and source, against what the signer signed."""
+    out: list[Problem] = []
+    for code, want, have, what in (
+        ("MODEL_NAME_MISMATCH", name, result.model_name, "model name"),
+        ("SOURCE_MISMATCH", source, result.source, "source repository"),
+    ):
+        if want is None:
+            continue
+        got = have
+        if code == "SOURCE_MISMATCH" and have is not None and "@" not in want:
+            got = have.split("@", 1)[0]  # "org/name" accepts any signed revision
+        if got != want:
+            why = "the signature names no" if have is None else "the signature is for another"
+            out.append(Problem(code=code, message=f"{why} {what}", expected=want, actual=have))
+    return out
 
 
 def _check_provenance(

@@ -363,3 +363,42 @@ def test_verification_material_must_match_the_method(tiny_model: Path, tmp_path:
     assert codes(failing(tiny_model, verifier=KeyVerifier(leaf_key.public_key()))) == {
         "BUNDLE_INVALID"
     }
+
+
+def test_substitution_is_caught_by_the_expected_name_and_source(
+    tiny_models: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Another model signed by the same key, copied over this one, verifies as itself; the
+    caller's expected name and source are what tell them apart."""
+    from modelsign.metadata.provenance import parse_source
+
+    model, other = tiny_models
+    sign(model, signer=SIGNER, env={}, source=parse_source("acme/tiny@" + "a" * 40))
+    sign(other, signer=SIGNER, env={}, source=parse_source("evil/other@" + "b" * 40), release="v9")
+    shutil.rmtree(model)
+    shutil.copytree(other, model)  # the substitution: a validly signed, different model
+    r = verify(model, verifier=VERIFIER)
+    assert (r.model_name, r.source, r.release) == (
+        "tiny-model-gguf",
+        "evil/other@" + "b" * 40,
+        "v9",
+    )
+    exc = failing(model, expect_name="tiny-model", expect_source="acme/tiny")
+    got = {(p.code, p.expected, p.actual) for p in exc.findings}
+    assert got == {
+        ("MODEL_NAME_MISMATCH", "tiny-model", "tiny-model-gguf"),
+        ("SOURCE_MISMATCH", "acme/tiny", "evil/other@" + "b" * 40),
+    }
+    assert verify(model, verifier=VERIFIER, expect_source="evil/other").verdict == "verified"
+    assert codes(failing(model, expect_source="evil/other@" + "c" * 40)) == {"SOURCE_MISMATCH"}
+
+
+def test_an_oms_only_signature_cannot_meet_an_expected_name(tiny_model: Path) -> None:
+    from .helpers.signing import strip_marker
+
+    sign(tiny_model, signer=SIGNER, env={})
+    st = strip_marker(payload_of(tiny_model / "model.sig"))
+    (tiny_model / "model.sig").write_bytes(sign_payload(KEY, rfc8785.dumps(st)))
+    (tiny_model / "claims.jsonl").unlink()
+    exc = failing(tiny_model, expect_name="tiny-model")
+    assert codes(exc) == {"MODEL_NAME_MISMATCH"} and "names no" in exc.findings[0].message

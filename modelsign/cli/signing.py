@@ -216,6 +216,12 @@ def _load_signer(
     "(all cores, even for one file); the spec's default is 1000000000.",
 )
 @click.option(
+    "--release",
+    metavar="VERSION",
+    help="The release this signature speaks for (e.g. v1.4), signed into the attestation: "
+    "verifiers and policies can refuse an older one put back in place.",
+)
+@click.option(
     "--single-file-name",
     type=click.Choice(["oms-tool", "spec"]),
     default="oms-tool",
@@ -243,6 +249,7 @@ def sign_cmd(
     signature: str | None,
     claims: str | None,
     shard_size: int | None,
+    release: str | None,
     single_file_name: str,
     force: bool,
     no_tensors: bool,
@@ -282,6 +289,7 @@ def sign_cmd(
             claims=claims,
             shard_size=shard_size,
             single_file_name=single_file_name,  # type: ignore[arg-type]
+            release=release,
         )
     m = res.manifest
     click.echo(f"signed {m.name}: {len(m.files)} files, {m.tensor_count} tensors", err=True)
@@ -308,6 +316,11 @@ def _summary(r: VerificationResult) -> str:
         lines.append(f"signed by {who}" if who else "no trusted signature (warn-mode policy)")
         if r.manifest_digest:
             lines.append(f"manifest digest: {r.manifest_digest}")
+        named = [f"model {r.model_name}"] if r.model_name else []
+        named += [f"from {r.source}"] if r.source else []
+        named += [f"release {r.release}"] if r.release else []
+        if named:
+            lines.append("signed as " + ", ".join(named))
     else:
         errors = r.errors
         failed = [x.rule for x in r.policy.rules if x.status == "fail"] if r.policy else []
@@ -352,6 +365,17 @@ def _summary(r: VerificationResult) -> str:
     "--claims",
     type=click.Path(dir_okay=False),
     help="The claims file with modelsign's attestation (default: beside the signature).",
+)
+@click.option(
+    "--expect-name",
+    metavar="NAME",
+    help="Fail unless the signed manifest names this model (another model signed by the "
+    "same signer and copied here carries another name).",
+)
+@click.option(
+    "--expect-source",
+    metavar="ORG/NAME[@REV]",
+    help="Fail unless the signed source repository is this one (and this revision, if given).",
 )
 @click.option("--key", type=click.Path(dir_okay=False), help="Trusted public key (PEM).")
 @click.option(
@@ -428,6 +452,8 @@ def verify_cmd(
     model: str,
     signature: str | None,
     claims: str | None,
+    expect_name: str | None,
+    expect_source: str | None,
     key: str | None,
     tsa_chains: tuple[str, ...],
     cert_chain: tuple[str, ...],
@@ -517,6 +543,8 @@ def verify_cmd(
                 provenance=(provenance or True) if provenance is not None else None,
                 signature=signature,
                 claims=claims,
+                expect_name=expect_name,
+                expect_source=expect_source,
                 ignore=ignore,
                 jobs=jobs,
                 progress=progress,

@@ -51,6 +51,7 @@ class Attestation:
     subject_digest: str
     statement_sha256: str  # the OMS payload it extends
     manifest: Manifest
+    release: str | None = None  # the version this signature speaks for, as the signer said
 
 
 @dataclass
@@ -73,20 +74,29 @@ def claims_path(signature: str) -> str:
     return os.path.join(folder, base.removesuffix(".sig") + ".claims.jsonl")
 
 
-def build_attestation(manifest: Manifest, oms_statement: bytes) -> bytes:
-    """The canonical attestation bytes extending ``oms_statement`` with ``manifest``."""
+def build_attestation(
+    manifest: Manifest, oms_statement: bytes, *, release: str | None = None
+) -> bytes:
+    """The canonical attestation bytes extending ``oms_statement`` with ``manifest``.
+
+    ``release`` names the version the signature speaks for (``v1.4``): signed,
+    it lets a verifier refuse an older release put back in place.
+    """
     subject = json.loads(oms_statement)["subject"]
+    predicate: dict[str, Any] = {
+        "statement": {
+            "predicateType": PREDICATE_V1,
+            "sha256": hashlib.sha256(oms_statement).hexdigest(),
+        },
+        "manifest": manifest.model_dump(mode="json"),
+    }
+    if release is not None:
+        predicate["release"] = release
     statement = {
         "_type": STATEMENT_TYPE,
         "subject": subject,
         "predicateType": ATTESTATION_TYPE,
-        "predicate": {
-            "statement": {
-                "predicateType": PREDICATE_V1,
-                "sha256": hashlib.sha256(oms_statement).hexdigest(),
-            },
-            "manifest": manifest.model_dump(mode="json"),
-        },
+        "predicate": predicate,
     }
     return canonical_dumps(statement)
 
@@ -95,10 +105,12 @@ def _fail(message: str, code: str = "ATTESTATION_INVALID") -> VerificationError:
     return VerificationError(message, code=code)
 
 
-def _object(value: object, keys: set[str], where: str) -> dict[str, Any]:
+def _object(
+    value: object, keys: set[str], where: str, optional: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _fail(f"{where} is not a JSON object")
-    if set(value) != keys:
+    if not keys <= set(value) <= keys | optional:
         raise _fail(f"{where} must have exactly the fields {sorted(keys)}, has {sorted(value)}")
     return value
 
@@ -117,7 +129,15 @@ def _attestation(parsed: object) -> Attestation:
         raise _fail("the attestation must have exactly one subject")
     subject = _object(subjects[0], {"name", "digest"}, "the attestation's subject")
     digest = _object(subject["digest"], {"sha256"}, "the attestation's subject digest")
-    predicate = _object(st["predicate"], {"statement", "manifest"}, "the attestation's predicate")
+    predicate = _object(
+        st["predicate"],
+        {"statement", "manifest"},
+        "the attestation's predicate",
+        frozenset({"release"}),
+    )
+    release = predicate.get("release")
+    if release is not None and (not isinstance(release, str) or not release):
+        raise _fail("the attestation's release must be a non-empty string")
     ref = _object(predicate["statement"], {"predicateType", "sha256"}, "predicate.statement")
     values = (subject["name"], digest["sha256"], ref["sha256"])
     if not all(isinstance(v, str) and v for v in values):
@@ -126,7 +146,7 @@ def _attestation(parsed: object) -> Attestation:
         manifest = manifest_from_json(predicate["manifest"], "the attested manifest")
     except ManifestError as exc:
         raise _fail(f"the attested manifest is invalid: {exc.message}", "MANIFEST_INVALID") from exc
-    return Attestation(subject["name"], digest["sha256"], ref["sha256"], manifest)
+    return Attestation(subject["name"], digest["sha256"], ref["sha256"], manifest, release)
 
 
 def read_claims(path: str) -> list[bytes] | None:
@@ -232,7 +252,7 @@ def bind(
         except VerificationError as exc:
             why.append(f"line {i + 1}: {exc.message}")
             continue
-        signed.statement = replace(st, manifest=att.manifest)
+        signed.statement = replace(st, manifest=att.manifest, release=att.release)
         return signed
     if st.attestation_type is None:
         return signed  # an OMS signature with nothing more promised: file-level checks

@@ -79,6 +79,7 @@ class SignedStatement:
     payload_sha256: str = ""  # SHA-256 of the signed payload bytes: what an attestation binds to
     attestation_type: str | None = None  # the signed marker: an attestation must extend this
     legacy_manifest: bool = False
+    release: str | None = None  # the release the bound attestation names (``sign --release``)
     shard_size: int | None = None  # method "shards" only
     # method "shards": each file's ranges in offset order, checked to tile it from 0
     shards: Mapping[str, tuple[Shard, ...]] = field(default_factory=dict)

@@ -129,6 +129,9 @@ class ProvenanceRule(_Strict):
     require: list[ProvenanceField] = []
     require_attestation: bool = False  # a verified SLSA provenance (`attest provenance`)
     builder_ids: list[str] | None = None  # fnmatch patterns for the attested builder id
+    # The builder must be vouched for by a keyless signing certificate (a CI job's
+    # OIDC identity), not self-reported from environment variables.
+    require_certified_builder: bool = False
     source_repositories: list[str] | None = None  # fnmatch patterns: "acme/*", "acme/model"
     base_models: list[str] | None = None
 
@@ -551,11 +554,16 @@ def _licences(policy: Policy, m: Manifest, *_: Any) -> list[str]:
     return reasons
 
 
-def _provenance(policy: Policy, m: Manifest, *_: Any) -> list[str]:
+def _provenance(policy: Policy, m: Manifest, signer: SignerInfo | None, *_: Any) -> list[str]:
     spec = policy.provenance
     assert spec is not None
     p = m.provenance
     reasons = []
+    if spec.require_certified_builder and (signer is None or signer.kind != "sigstore"):
+        reasons.append(
+            "the CI builder is self-reported (a key or certificate signature): "
+            "a keyless CI signature is required to vouch for it"
+        )
     need = set(spec.require)
     if "source_repository" in need and p.source is None:
         reasons.append("no source repository recorded")
@@ -597,6 +605,11 @@ def _attestation(policy: Policy, info: Any) -> list[str]:
         fnmatch.fnmatchcase(info.builder_id, pat) for pat in spec.builder_ids
     ):
         return [f"built by {info.builder_id}, which is not an allowed builder"]
+    if spec.require_certified_builder and not info.builder_certified:
+        return [
+            f"the attestation's builder {info.builder_id} is self-reported "
+            "(a key signature): a keyless CI signature is required to vouch for it"
+        ]
     return []
 
 
@@ -734,7 +747,15 @@ def explain(policy: Policy) -> str:
             parts.append("source repository in " + ", ".join(pv.source_repositories))
         if pv.base_models is not None:
             parts.append("base models in " + ", ".join(pv.base_models))
+        if pv.require_certified_builder:
+            parts.append("a CI builder vouched for by a keyless signing certificate")
         say("provenance", "; ".join(parts) or "nothing in particular")
+        if "builder" in pv.require or pv.builder_ids is not None:
+            lines.append(
+                "  note: with a key signature the builder is self-reported (environment "
+                "variables anyone can set); only a keyless CI signature's certificate vouches "
+                "for it (require_certified_builder)"
+            )
     if (fm := policy.formats) is not None:
         parts = []
         if fm.allow is not None:

@@ -52,6 +52,46 @@ def builder_id(builder: Builder | None) -> str:
     return f"https://modelsign.dev/builders/{builder.kind}"
 
 
+def _claimed_source(builder: Builder) -> tuple[str | None, str | None]:
+    """(repository URI, commit) a CI builder's variables name."""
+    f = builder.fields
+    if builder.kind == "github-actions" and f.get("GITHUB_REPOSITORY"):
+        server = f.get("GITHUB_SERVER_URL", "https://github.com")
+        return f"{server}/{f['GITHUB_REPOSITORY']}", f.get("GITHUB_SHA")
+    if builder.kind == "gitlab-ci" and f.get("CI_PROJECT_PATH"):
+        server = f.get("CI_SERVER_URL", "https://gitlab.com")
+        return f"{server}/{f['CI_PROJECT_PATH']}", f.get("CI_COMMIT_SHA")
+    return None, None
+
+
+def builder_disagreement(builder: Builder | None, signer: SignerInfo | None) -> str | None:
+    """Why a keyless signature's certificate contradicts the CI builder the signer claims.
+
+    The builder is read from environment variables anyone can set on a laptop;
+    a Fulcio certificate issued to a CI job says, in the generic extensions
+    every CI provider fills (source repository URI and commit, build signer
+    URI), which job really signed. None when they agree, or when there is
+    nothing to compare (no builder claimed, or a key signature: self-reported).
+    """
+    if builder is None or signer is None or signer.kind != "sigstore":
+        return None
+    ext = signer.extensions
+    repo, commit = _claimed_source(builder)
+    cert_repo, cert_commit = ext.get("source_repository_uri"), ext.get("source_repository_digest")
+    if repo is None or cert_repo is None:
+        return "the certificate names no CI job, but the manifest claims a CI builder"
+    if repo != cert_repo:
+        return f"the builder claims {repo}, the certificate was issued to {cert_repo}"
+    if commit is not None and cert_commit is not None and commit != cert_commit:
+        return f"the builder claims commit {commit}, the certificate {cert_commit}"
+    signer_uri = ext.get("build_signer_uri")
+    if builder.kind == "github-actions" and signer_uri is not None:
+        claimed = builder_id(builder)
+        if claimed != signer_uri:
+            return f"the builder claims workflow {claimed}, the certificate {signer_uri}"
+    return None
+
+
 def _invocation(builder: Builder | None) -> str | None:
     if builder is None:
         return None
@@ -182,10 +222,29 @@ class ProvenanceInfo(BaseModel):
     path: str
     signer: SignerInfo
     builder_id: str
+    #: Whether a keyless signing certificate vouches for the builder; with a key
+    #: signature the builder is self-reported, whatever it says.
+    builder_certified: bool = False
     build_type: str
     source: str | None = None
     invocation: str | None = None
     dependencies: list[str] = []
+
+
+def _certified_builder_id(signer: SignerInfo, claimed: str, path: str) -> bool:
+    """Whether the certificate vouches for the attested builder id; a keyless
+    attestation whose certificate names another builder is refused."""
+    if signer.kind != "sigstore" or claimed == LOCAL_BUILDER:
+        return False  # a key signature (self-reported builder), or no CI builder claimed
+    uri = signer.extensions.get("build_signer_uri")
+    if uri is None or uri != claimed:
+        raise VerificationError(
+            f"the attestation claims builder {claimed}, but its signing certificate "
+            f"was issued to {uri or 'no CI build'}",
+            code="BUILDER_MISMATCH",
+            path=path,
+        )
+    return True
 
 
 def verify_provenance(path: str, *, verifier: Verifier, files: Mapping[str, str]) -> ProvenanceInfo:
@@ -225,10 +284,13 @@ def verify_provenance(path: str, *, verifier: Verifier, files: Mapping[str, str]
     run = pred.get("runDetails") or {}
     ext = build.get("externalParameters") or {}
     deps = build.get("resolvedDependencies") or []
+    claimed = str((run.get("builder") or {}).get("id", ""))
+    certified = _certified_builder_id(signer, claimed, path)
     return ProvenanceInfo(
         path=path,
         signer=signer,
-        builder_id=str((run.get("builder") or {}).get("id", "")),
+        builder_id=claimed,
+        builder_certified=certified,
         build_type=str(build.get("buildType", "")),
         source=ext.get("source") if isinstance(ext.get("source"), str) else None,
         invocation=(run.get("metadata") or {}).get("invocationId"),

@@ -37,7 +37,12 @@ from .hashing import (
 )
 from .manifest import FileEntry, Manifest, Part, covering_parts, metadata_manifest, weights_info
 from .policy import Policy, PolicyReport, evaluate, resolve_verifier
-from .provenance import ProvenanceInfo, default_provenance_path, verify_provenance
+from .provenance import (
+    ProvenanceInfo,
+    builder_disagreement,
+    default_provenance_path,
+    verify_provenance,
+)
 from .sign import default_signature_path
 from .signature.attestation import claims_path, load_signature
 from .signature.bundle import read_signature_file
@@ -172,6 +177,9 @@ def verify(
         check.written = [claims_file]
         check.run()
         result.problems += notes + _expectations(result, expect_name, expect_source)
+        builder = statement.manifest.provenance.builder if statement.manifest else None
+        if (why := builder_disagreement(builder, result.signer)) is not None:
+            result.problems.append(Problem(code="BUILDER_MISMATCH", message=why))
     rule = policy.provenance if policy is not None else None
     if provenance or (rule is not None and rule.needs_attestation):
         prov_path = (

@@ -664,7 +664,9 @@ exec "{py}" -m modelsign "$cmd" "$@"
         CI_COMMIT_REF_NAME=tag,
         CI_COMMIT_SHA="b" * 40,
         CI_JOB_ID="77",
-        SIGSTORE_ID_TOKEN=standin.token(identity=identity, issuer=f"https://{server}"),
+        SIGSTORE_ID_TOKEN=standin.token(
+            gitlab={"server": server, "project_path": path, "ref": tag, "sha": "b" * 40}
+        ),
     )
     env |= {k: str(v) for k, v in ci.get("variables", {}).items()}
     script = "\n".join(["set -eo pipefail", *job["script"]])  # as GitLab's bash shell runs it

@@ -457,7 +457,8 @@ def test_github_actions_rejects_other_signers(
             "fail",
             [
                 "the signature carries no trusted signing time "
-                "(key and certificate signatures have none)"
+                "(a key or certificate signature has one only with a timestamp from a TSA "
+                "the policy trusts: sign with --tsa-url, list signers.timestamp_authorities)"
             ],
         ),
     }

@@ -53,7 +53,11 @@ GH_REPO = "acme/models"
 GH_REF = "refs/tags/v1.0"
 GH_WORKFLOW = ".github/workflows/release.yml"
 GH_IDENTITY = f"https://github.com/{GH_REPO}/{GH_WORKFLOW}@{GH_REF}"
-NO_TIME = "the signature carries no trusted signing time (key and certificate signatures have none)"
+NO_TIME = (
+    "the signature carries no trusted signing time (a key or certificate signature has one "
+    "only with a timestamp from a TSA the policy trusts: sign with --tsa-url, list "
+    "signers.timestamp_authorities)"
+)
 NOT_COVERED = "file is not covered by the signature"
 
 

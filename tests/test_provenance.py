@@ -156,3 +156,118 @@ def test_cli(tiny_model: Path, tmp_path: Path) -> None:
         cli, ["verify", str(tiny_model), "--key", f"{prefix}.pub", "--provenance"]
     )
     assert r.exit_code == 0 and "provenance: built by https://github.com/acme/models" in r.stdout
+
+
+# -- a builder is certified only by a keyless CI certificate -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from .sigstore_standin import SigstoreStandin
+
+    with SigstoreStandin(tmp_path_factory.mktemp("standin")) as running:
+        yield running
+
+
+def _keyless(standin, token: str):  # type: ignore[no-untyped-def]
+    from sigstore.oidc import IdentityToken
+
+    from modelsign import SigstoreSigner
+
+    return SigstoreSigner(standin.trust_config(), IdentityToken(token))
+
+
+def _keyless_verifier(standin, identity: str, issuer: str):  # type: ignore[no-untyped-def]
+    from modelsign import SigstoreVerifier
+
+    return SigstoreVerifier(standin.trusted_root(), identity=identity, issuer=issuer)
+
+
+GH_CLAIMS = {"repository": "acme/models", "ref": "refs/tags/v1.0", "sha": "d" * 40}
+GH_IDENTITY = "https://github.com/acme/models/.github/workflows/release.yml@refs/tags/v1.0"
+GH_ISSUER = "https://token.actions.githubusercontent.com"
+
+
+def test_a_keyless_ci_signature_certifies_the_builder(standin, tiny_model: Path) -> None:  # type: ignore[no-untyped-def]
+    signer = _keyless(standin, standin.token(github=GH_CLAIMS))
+    sign(tiny_model, signer=signer, env=GITHUB)
+    res = attest_provenance(tiny_model, signer=signer, env=GITHUB)
+    r = verify(
+        tiny_model,
+        verifier=_keyless_verifier(standin, GH_IDENTITY, GH_ISSUER),
+        provenance=res.path,
+    )
+    assert r.verdict == "verified" and r.provenance is not None
+    assert r.provenance.builder_certified
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        pytest.param({**GITHUB, "GITHUB_REPOSITORY": "evil/models"}, id="other-repository"),
+        pytest.param({**GITHUB, "GITHUB_SHA": "e" * 40}, id="other-commit"),
+        pytest.param(
+            {**GITHUB, "GITHUB_WORKFLOW_REF": "acme/models/.github/workflows/x.yml@refs/tags/v1.0"},
+            id="other-workflow",
+        ),
+    ],
+)
+def test_a_builder_the_certificate_contradicts_fails(
+    standin, tiny_model: Path, claims: dict[str, str]
+) -> None:  # type: ignore[no-untyped-def]
+    signer = _keyless(standin, standin.token(github=GH_CLAIMS))
+    sign(tiny_model, signer=signer, env=claims)
+    with pytest.raises(VerificationError) as e:
+        verify(tiny_model, verifier=_keyless_verifier(standin, GH_IDENTITY, GH_ISSUER))
+    assert [p.code for p in e.value.findings] == ["BUILDER_MISMATCH"]
+
+
+def test_a_laptop_posing_as_ci_is_caught(standin, tiny_model: Path) -> None:  # type: ignore[no-untyped-def]
+    """GITHUB_ACTIONS=true on a laptop, signing keylessly as a person."""
+    from modelsign.provenance import verify_provenance
+
+    from .sigstore_standin.oidc import DEFAULT_ISSUER
+
+    signer = _keyless(standin, standin.token("dev@example.com"))
+    sign(tiny_model, signer=signer, env=GITHUB)
+    verifier = _keyless_verifier(standin, "dev@example.com", DEFAULT_ISSUER)
+    with pytest.raises(VerificationError) as e:
+        verify(tiny_model, verifier=verifier)
+    assert [p.code for p in e.value.findings] == ["BUILDER_MISMATCH"]
+    res = attest_provenance(tiny_model, signer=signer, env=GITHUB)
+    resources = statement_of(tiny_model / "model.sig")["predicate"]["resources"]
+    files = {r["name"]: r["digest"] for r in resources}
+    with pytest.raises(VerificationError) as ex:
+        verify_provenance(res.path, verifier=verifier, files=files)
+    assert ex.value.code == "BUILDER_MISMATCH"
+
+
+def test_a_key_signature_builder_is_self_reported(tiny_model: Path, tmp_path: Path) -> None:
+    from modelsign.policy import explain
+
+    sign(tiny_model, signer=SIGNER, env=GITHUB)
+    attest_provenance(tiny_model, signer=SIGNER, env=GITHUB)
+    assert (
+        verify(tiny_model, verifier=VERIFIER, provenance=True).provenance.builder_certified is False
+    )  # type: ignore[union-attr]
+    pem = keys.public_key_pem(KEY.public_key()).decode()
+    policy_file = tmp_path / "p.yaml"
+    policy_file.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "signers": {"keys": [{"pem": pem}]},
+                "provenance": {
+                    "require": ["builder"],
+                    "builder_ids": ["https://github.com/acme/*"],
+                    "require_certified_builder": True,
+                },
+            }
+        )
+    )
+    policy = Policy.load(policy_file)
+    with pytest.raises(VerificationError) as e:
+        verify(tiny_model, policy=policy)
+    rule = next(r for r in e.value.result.policy.rules if r.rule == "provenance")
+    assert rule.status == "fail" and any("self-reported" in x for x in rule.reasons)
+    assert "self-reported" in explain(policy)

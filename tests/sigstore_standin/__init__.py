@@ -55,6 +55,7 @@ from .oidc import (
     GITHUB_ISSUER,
     TokenIssuer,
     github_claims,
+    gitlab_claims,
     identity_claims,
 )
 from .server import TSA_PATH, Server, Services
@@ -258,6 +259,7 @@ class SigstoreStandin:
         issuer: str | None = None,
         *,
         github: dict[str, str] | None = None,
+        gitlab: dict[str, str] | None = None,
     ) -> str:
         """A JWT this stand-in's Fulcio accepts.
 
@@ -268,6 +270,8 @@ class SigstoreStandin:
         the defaults; the certificate identity is then ``https://github.com/<job_workflow_ref>``
         and ``identity`` must not be given.
         """
+        if gitlab is not None:  # server, project_path, ref, sha
+            return self.tokens.mint(gitlab_claims(**gitlab))
         if github is not None:
             if identity is not None:
                 raise ValueError("a GitHub token's identity comes from job_workflow_ref")

@@ -91,6 +91,19 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
         san: x509.GeneralName = x509.UniformResourceIdentifier(
             f"{GITHUB_SERVER}/{values['job_workflow_ref']}"
         )
+    elif "ci_config_ref_uri" in claims:
+        # GitLab CI, as Fulcio issues it: the pipeline's config file is the identity, and
+        # the generic extensions name the project and commit.
+        config = f"https://{claims['ci_config_ref_uri']}"
+        extensions |= {
+            "1.3.6.1.4.1.57264.1.9": _der.utf8_string(config),
+            "1.3.6.1.4.1.57264.1.12": _der.utf8_string(f"{issuer}/{claims['project_path']}"),
+            "1.3.6.1.4.1.57264.1.13": _der.utf8_string(str(claims["sha"])),
+            "1.3.6.1.4.1.57264.1.14": _der.utf8_string(
+                f"refs/{claims['ref_type']}s/{claims['ref']}"
+            ),
+        }
+        san = x509.UniformResourceIdentifier(config)
     elif "email" in claims:
         if claims.get("email_verified") is not True:
             raise FulcioError("token e-mail is not verified")

@@ -55,6 +55,20 @@ def identity_claims(identity: str, issuer: str) -> dict[str, Any]:
     return claims
 
 
+def gitlab_claims(server: str, project_path: str, ref: str, sha: str) -> dict[str, Any]:
+    """GitLab CI ID-token claims for a tag pipeline of ``project_path`` on ``server``."""
+    return {
+        "iss": f"https://{server}",
+        "sub": f"project_path:{project_path}:ref_type:tag:ref:{ref}",
+        "project_path": project_path,
+        "ref": ref,
+        "ref_type": "tag",
+        "sha": sha,
+        "ci_config_ref_uri": f"{server}/{project_path}//.gitlab-ci.yml@refs/tags/{ref}",
+        **_timing(),
+    }
+
+
 def github_claims(overrides: Mapping[str, str], issuer: str) -> dict[str, Any]:
     """GitHub Actions ID-token claims; unset ones derive from ``repository``, ``ref``, ``sha``."""
     repository = overrides.get("repository", "octo-org/octo-repo")

@@ -18,12 +18,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 import yaml
+from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ._atomic import open_regular
 from .errors import InputError, VerificationError
 from .manifest import Manifest
 from .metadata.licence import licence_permitted
+from .metadata.provenance import source_matches, source_text
 from .signature import keys
 from .signature.bundle import Envelope
 from .signature.certs import load_certificates
@@ -34,10 +36,18 @@ Mode = Literal["enforce", "warn"]
 NOT_COVERED = "file is not covered by the signature"
 Status = Literal["pass", "fail", "warn", "skip"]
 RuleName = Literal[
-    "signers", "licences", "provenance", "formats", "quantization", "coverage", "freshness"
+    "signers",
+    "identity",
+    "licences",
+    "provenance",
+    "formats",
+    "quantization",
+    "coverage",
+    "freshness",
 ]
 RULES: tuple[RuleName, ...] = (
     "signers",
+    "identity",
     "licences",
     "provenance",
     "formats",
@@ -165,6 +175,37 @@ class CoverageRule(_Strict):
     unsigned_files: Literal["deny", "warn", "allow"] = "deny"
 
 
+class IdentityRule(_Strict):
+    """Which model, from where, and no older than what: rollback and substitution.
+
+    A signature alone says "this signer signed these files"; another model (or
+    an older release) by the same signer verifies just as well. The pins judge
+    the signed manifest: its name, source repository, weights digest (which
+    covers every tensor), and the release and trusted time the signature has.
+    """
+
+    mode: Mode | None = None
+    name: str | None = None
+    source: str | None = None  # "org/name" (any revision) or "org/name@revision"
+    weights_digest: str | None = None
+    min_release: str | None = None  # PEP 440 versions; a leading "v" is ignored
+    signed_after: datetime | None = None  # needs a trusted signing time
+
+    @field_validator("min_release")
+    @classmethod
+    def _version(cls, value: str | None) -> str | None:
+        if value is not None:
+            _version(value)
+        return value
+
+
+def _version(text: str) -> Version:
+    try:
+        return Version(text.removeprefix("v"))
+    except InvalidVersion as exc:
+        raise ValueError(f"{text!r} is not a version (like 1.4 or v2.0.1)") from exc
+
+
 class FreshnessRule(_Strict):
     mode: Mode | None = None
     max_age: str  # "90d", "12h", "2w"
@@ -191,6 +232,7 @@ class Policy(_Strict):
     description: str | None = None
     mode: Mode = "enforce"
     signers: SignersRule | None = None
+    identity: IdentityRule | None = None
     licences: LicencesRule | None = None
     provenance: ProvenanceRule | None = None
     formats: FormatsRule | None = None
@@ -482,6 +524,7 @@ def evaluate(
     attestation: Any = None,
     verifier_given: bool = True,
     now: datetime | None = None,
+    release: str | None = None,
 ) -> PolicyReport:
     """Judge every rule of ``policy``.
 
@@ -513,6 +556,8 @@ def evaluate(
             reasons = list(signature_problems)
             if policy.coverage is None:
                 reasons += [f"FILE_EXTRA: {n}: {NOT_COVERED}" for n in sorted(judged)]
+        elif rule == "identity":
+            reasons = _identity(policy, coverage_manifest, signer, release, now)
         elif rule == "coverage" and coverage_manifest is None:
             out.append(
                 RuleResult(
@@ -679,6 +724,49 @@ def _coverage(
     return reasons
 
 
+def _identity(
+    policy: Policy,
+    signed: Manifest | None,
+    signer: SignerInfo | None,
+    release: str | None,
+    now: datetime,
+) -> list[str]:
+    """The identity pins, judged on the trusted signed manifest only (never the disk)."""
+    spec = policy.identity
+    assert spec is not None
+    if signed is None:
+        return ["no trusted signed manifest to check the model's identity against"]
+    reasons = []
+    if spec.name is not None and signed.name != spec.name:
+        reasons.append(f"the signature is for model {signed.name!r}, not {spec.name!r}")
+    have = source_text(signed.provenance.source)
+    if spec.source is not None and not source_matches(spec.source, have):
+        reasons.append(f"the signature is for source {have or '(none)'}, not {spec.source}")
+    if spec.weights_digest is not None and signed.weights_digest != spec.weights_digest:
+        reasons.append(f"the weights digest is {signed.weights_digest}, not {spec.weights_digest}")
+    if spec.min_release is not None:
+        reasons += _release_reasons(spec.min_release, release)
+    if spec.signed_after is not None:
+        when = signer.signed_at if signer is not None else None
+        after = spec.signed_after
+        after = after if after.tzinfo else after.replace(tzinfo=timezone.utc)
+        if when is None:
+            reasons.append("the signature carries no trusted signing time to compare")
+        elif datetime.fromisoformat(when) < after:
+            reasons.append(f"signed {when}, before {after.isoformat()}")
+    return reasons
+
+
+def _release_reasons(minimum: str, release: str | None) -> list[str]:
+    if release is None:
+        return [f"the signature names no release (sign --release); at least {minimum} required"]
+    try:
+        older = _version(release) < _version(minimum)
+    except ValueError:
+        return [f"the signed release {release!r} is not a version to compare with {minimum}"]
+    return [f"release {release} is older than {minimum}"] if older else []
+
+
 def _freshness(
     policy: Policy, _m: Manifest, signer: SignerInfo | None, _u: Any, now: datetime
 ) -> list[str]:
@@ -732,6 +820,14 @@ def explain(policy: Policy) -> str:
             )
             who.append(f"Sigstore {ident} from {i.issuer}" + (f" ({extra})" if extra else ""))
         say("signers", "a valid signature over every file, by one of: " + "; ".join(who))
+    if (pin := policy.identity) is not None:
+        pins = [f"the model named {pin.name}"] if pin.name else []
+        pins += [f"from {pin.source}"] if pin.source else []
+        pins += [f"with weights digest {pin.weights_digest}"] if pin.weights_digest else []
+        pins += [f"release {pin.min_release} or later"] if pin.min_release else []
+        if pin.signed_after is not None:
+            pins.append(f"signed after {pin.signed_after.isoformat()} (a trusted time)")
+        say("identity", ", ".join(pins) or "nothing in particular")
     if (lic := policy.licences) is not None:
         parts = ["a licence" if lic.require else "no particular licence"]
         if lic.allow is not None:

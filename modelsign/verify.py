@@ -36,6 +36,7 @@ from .hashing import (
     stream_digest,
 )
 from .manifest import FileEntry, Manifest, Part, covering_parts, metadata_manifest, weights_info
+from .metadata.provenance import source_matches, source_text
 from .policy import Policy, PolicyReport, evaluate, resolve_verifier
 from .provenance import (
     ProvenanceInfo,
@@ -169,9 +170,7 @@ def verify(
             result.manifest_digest = m.digest()
             result.weights_digest = m.weights_digest
             result.model_name = m.name
-            src = m.provenance.source
-            if src is not None:
-                result.source = src.repository + (f"@{src.revision}" if src.revision else "")
+            result.source = source_text(m.provenance.source)
         check = _ModelCheck(path, sig_path, statement, ignore, jobs, progress, result)
         check.known = _known_sha256 or {}
         check.written = [claims_file]
@@ -203,16 +202,13 @@ def _expectations(
 ) -> list[Problem]:
     """The caller's expected model name and source, against what the signer signed."""
     out: list[Problem] = []
-    for code, want, have, what in (
-        ("MODEL_NAME_MISMATCH", name, result.model_name, "model name"),
-        ("SOURCE_MISMATCH", source, result.source, "source repository"),
-    ):
-        if want is None:
-            continue
-        got = have
-        if code == "SOURCE_MISMATCH" and have is not None and "@" not in want:
-            got = have.split("@", 1)[0]  # "org/name" accepts any signed revision
-        if got != want:
+    checks = (
+        ("MODEL_NAME_MISMATCH", name, result.model_name, name == result.model_name, "model name"),
+        ("SOURCE_MISMATCH", source, result.source, source_matches(source or "", result.source),
+         "source repository"),
+    )  # fmt: skip
+    for code, want, have, ok, what in checks:
+        if want is not None and not ok:
             why = "the signature names no" if have is None else "the signature is for another"
             out.append(Problem(code=code, message=f"{why} {what}", expected=want, actual=have))
     return out
@@ -286,6 +282,7 @@ def _apply_policy(
         excused=[p.file or "" for p in result.problems if p.code == "FILE_UNSIGNED_IGNORED"],
         attestation=result.provenance,
         now=now,
+        release=statement.release if trusted and statement is not None else None,
     )
     result.policy = report
     status = {r.rule: r.status for r in report.rules}

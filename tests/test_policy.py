@@ -547,6 +547,7 @@ def test_explain_mentions_every_rule(tmp_path: Path) -> None:
                     }
                 ],
             },
+            "identity": {"name": "tiny-model", "source": "acme/tiny", "min_release": "1.4"},
             "licences": {"allow": ["MIT"], "deny": ["GPL-3.0-only"], "require_agreement": True},
             "provenance": {
                 "require": ["source_repository", "pinned_revision"],
@@ -573,6 +574,10 @@ def test_explain_mentions_every_rule(tmp_path: Path) -> None:
         "the key in keys/release.pub; an inline key; a certificate chaining to pki/root.pem; "
         "Sigstore an identity matching /^https://github\\.com/acme/.*$/ from "
         f"{GITHUB_ISSUER} (repository {GH_REPO}, ref {GH_REF})"
+    )
+    assert by_rule["identity"] == (
+        "- identity (warn): warns unless the model named tiny-model, from acme/tiny, "
+        "release 1.4 or later"
     )
     assert by_rule["licences"] == (
         "- licences (warn): warns unless a licence; allowed: MIT; denied: GPL-3.0-only; "

@@ -180,6 +180,7 @@ def open_context(
             unsigned_files=unsigned,
             coverage_manifest=ctx.manifest,
             now=now,
+            release=ctx.statement.release if ctx.statement is not None else None,
         )
         failed = [r for r in report.policy.rules if r.status != "pass"]
         if failed:

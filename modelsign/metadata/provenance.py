@@ -42,6 +42,21 @@ class SourceRepo(_Model):
     origin: Literal["hf-cache", "cli"]
 
 
+def source_text(source: SourceRepo | None) -> str | None:
+    """``org/name@revision`` (or ``org/name``) of a recorded source, None without one."""
+    if source is None:
+        return None
+    return source.repository + (f"@{source.revision}" if source.revision else "")
+
+
+def source_matches(want: str, have: str | None) -> bool:
+    """Whether a recorded source (``source_text``) is the one asked for:
+    ``org/name`` accepts any revision, ``org/name@rev`` only that one."""
+    if have is None:
+        return False
+    return (have if "@" in want else have.split("@", 1)[0]) == want
+
+
 class BaseModelRef(_Model):
     """A model this one derives from, as some file states it."""
 

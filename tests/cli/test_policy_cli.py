@@ -173,6 +173,7 @@ def _rule_case(setup: Setup, rule: str, mode: str) -> tuple[Path, dict[str, Any]
     if rule == "signers":
         return setup.signed, {"signers": {"mode": mode, "keys": [{"pem": _pem(setup)}]}}, 1
     specs: dict[str, dict[str, Any]] = {
+        "identity": {"name": "another-model"},
         "licences": {"deny": ["Apache-2.0"]},
         "provenance": {"require": ["source_repository"]},
         "formats": {},  # refuses *.py by default

@@ -229,13 +229,67 @@ class Policy(_Strict):
         return PolicyVerifier(self)
 
 
-def resolve_verifier(verifier: Verifier | None, policy: Policy | None) -> Verifier:
-    """The verifier given, else one trusting the policy's signers (a usage error if neither)."""
-    if verifier is not None:
-        return verifier
-    if policy is None:
-        raise InputError("give a verifier, or a policy that lists signers", code="USAGE")
-    return policy.verifier()
+class Trust:
+    """How one verification checks a signature, and how it judges a failure.
+
+    The one rule, shared by ``verify()``, the CLI, the loaders, the guard, the
+    inventory and ``watch``: trust the caller gives (``--key``, a verifier
+    object) is always enforced; a policy's ``signers``, when listed, must also
+    verify, failing as the signers rule's mode says. A policy never loosens
+    what the caller demands: its warn mode only softens its own signer list.
+    Make one per verification (it collects that verification's warnings).
+    """
+
+    def __init__(self, caller: Verifier | None, policy: Policy | None) -> None:
+        if caller is None and (policy is None or policy.signers is None):
+            raise InputError(
+                "give a verifier, or a policy that lists signers (--key, --cert-chain, "
+                "--identity, or signers in the policy)",
+                code="USAGE",
+            )
+        self.caller = caller
+        self.policy = policy
+        self.warnings: list[str] = []  # the policy's warn-mode signers that did not verify
+
+    @property
+    def caller_given(self) -> bool:
+        return self.caller is not None
+
+    @property
+    def enforce(self) -> bool:
+        """Whether a signature or content failure blocks (else it is only reported)."""
+        return (
+            self.caller is not None
+            or self.policy is None
+            or self.policy.mode_of("signers") == "enforce"
+        )
+
+    def verify_envelope(self, envelope: Envelope) -> SignerInfo:
+        """The caller's verifier, then the policy's signers (a Verifier itself)."""
+        info = self.caller.verify_envelope(envelope) if self.caller is not None else None
+        if self.policy is None or self.policy.signers is None:
+            assert info is not None  # __init__: no policy signers means a caller verifier
+            return info
+        try:
+            listed = PolicyVerifier(self.policy).verify_envelope(envelope)
+        except VerificationError as exc:
+            # Without the caller's trust, or under an enforced signers rule, this blocks.
+            if info is None or self.policy.mode_of("signers") == "enforce":
+                raise
+            # (PolicyVerifier's failures are all SIGNER_NOT_TRUSTED.)
+            if exc.message not in self.warnings:  # the OMS bundle and the attestation: once
+                self.warnings.append(exc.message)
+            return info
+        return info if info is not None else listed
+
+    def warn_reasons(self) -> list[str]:
+        """The warnings as signers-rule reasons that never block (see :func:`evaluate`)."""
+        return [f"{_WARN}SIGNER_NOT_TRUSTED: {w}" for w in self.warnings]
+
+
+def resolve_trust(verifier: Verifier | None, policy: Policy | None) -> Trust:
+    """The trust for one verification (a usage error when neither gives a signer)."""
+    return Trust(verifier, policy)
 
 
 class RuleResult(BaseModel):
@@ -448,8 +502,10 @@ class PolicyVerifier:
 _WARN = "warn:"  # a reason with this prefix only warns, whatever the rule's mode
 
 
-def _result(policy: Policy, rule: RuleName, reasons: list[str]) -> RuleResult:
-    mode = policy.mode_of(rule)
+def _result(
+    policy: Policy, rule: RuleName, reasons: list[str], mode: Mode | None = None
+) -> RuleResult:
+    mode = mode or policy.mode_of(rule)
     if not reasons:
         return RuleResult(rule=rule, mode=mode, status="pass")
     hard = [r for r in reasons if not r.startswith(_WARN)]
@@ -485,9 +541,11 @@ def evaluate(
 
     The signers rule is judged when the policy lists signers, or when the
     caller verified with its own trust (``verifier_given``: --key, a verifier
-    object), which is then enforced. Without a coverage rule, unsigned files
-    fail it, as they do without a policy. (A scan with no trust configured,
-    like the inventory, passes ``verifier_given=False``.)
+    object). With the caller's trust it is enforced whatever the policy's
+    mode (see :class:`Trust`); failures of the policy's own warn-mode signers
+    then arrive as ``Trust.warn_reasons()``, which only warn. Without a
+    coverage rule, unsigned files fail it, as they do without a policy. (Only
+    the policy's trust, or none, as in the inventory: ``verifier_given=False``.)
     """
     now = now or datetime.now(timezone.utc)
     judged = {k: v for k, v in unsigned_files.items() if k not in excused}
@@ -521,7 +579,9 @@ def evaluate(
             reasons = _JUDGES[rule](policy, subject, signer, files, now)
             if rule == "provenance":
                 reasons += _attestation(policy, attestation)
-        out.append(_result(policy, rule, reasons))
+        # A policy never loosens what the caller demands (Trust).
+        mode: Mode | None = "enforce" if rule == "signers" and verifier_given else None
+        out.append(_result(policy, rule, reasons, mode))
     return PolicyReport(rules=out)
 
 

@@ -36,7 +36,7 @@ from .hashing import (
     stream_digest,
 )
 from .manifest import FileEntry, Manifest, Part, covering_parts, metadata_manifest, weights_info
-from .policy import Policy, PolicyReport, evaluate, resolve_verifier
+from .policy import Policy, PolicyReport, Trust, evaluate, resolve_trust
 from .provenance import ProvenanceInfo, default_provenance_path, verify_provenance
 from .sign import default_signature_path
 from .signature.attestation import claims_path, load_signature
@@ -103,7 +103,9 @@ def verify(
 ) -> VerificationResult:
     """Verify ``model`` against its signature (and ``policy``); return what was verified.
 
-    The verifier is given, or made from the policy's ``signers``. Raises
+    Trust follows :class:`~modelsign.policy.Trust`: ``verifier`` (the
+    caller's) is always enforced, and the policy's ``signers``, when listed,
+    must also verify, as their rule's mode says. Raises
     :class:`VerificationError` (with ``findings`` and ``result``) when anything
     fails — under a policy, when an enforced rule fails — and
     :class:`InputError` for unusable inputs. ``claims`` is the file holding
@@ -116,7 +118,7 @@ def verify(
     path = os.fspath(model)
     if not os.path.lexists(path):
         raise InputError(f"no such file or folder: {path}", code="NOT_FOUND", path=path)
-    verifier = resolve_verifier(verifier, policy)
+    trust = resolve_trust(verifier, policy)
     sig_path = os.fspath(signature) if signature is not None else default_signature_path(path)
     result = VerificationResult(verdict="failed", model=path, signature=sig_path)
     try:
@@ -134,7 +136,7 @@ def verify(
     if data is not None:
         try:
             signed = load_signature(
-                sig_path, verify=verifier.verify_envelope, claims=claims_file, data=data
+                sig_path, verify=trust.verify_envelope, claims=claims_file, data=data
             )
             result.signer, statement = signed.signer, signed.statement
             notes = [
@@ -165,9 +167,12 @@ def verify(
             if isinstance(provenance, (str, os.PathLike))
             else default_provenance_path(path)
         )
-        _check_provenance(result, statement, prov_path, verifier, path)
+        _check_provenance(result, statement, prov_path, trust, path)
+    result.problems += [
+        Problem(code="SIGNER_NOT_TRUSTED", severity="warning", message=w) for w in trust.warnings
+    ]
     if policy is not None:
-        _apply_policy(policy, result, statement, path, now)
+        _apply_policy(policy, result, statement, path, now, trust)
         if result.policy is not None and result.policy.blocked:
             raise _failed(result)
     elif result.errors:
@@ -202,6 +207,7 @@ def _apply_policy(
     statement: SignedStatement | None,
     path: str,
     now: datetime | None,
+    trust: Trust,
 ) -> None:
     """Judge the policy, then set each problem's severity from the rule it belongs to."""
     unsigned = {
@@ -239,10 +245,11 @@ def _apply_policy(
         manifest=manifest,
         coverage_manifest=(signed or manifest) if trusted else None,
         signer=result.signer,
-        signature_problems=integrity,
+        signature_problems=integrity + trust.warn_reasons(),
         unsigned_files=unsigned,
         excused=[p.file or "" for p in result.problems if p.code == "FILE_UNSIGNED_IGNORED"],
         attestation=result.provenance,
+        verifier_given=trust.caller_given,
         now=now,
     )
     result.policy = report

@@ -25,7 +25,7 @@ from ..errors import DiscoveryError, InputError, ModelsignError, VerificationErr
 from ..formats import parse_weights_bytes, sniff_file
 from ..hashing import FileDigests, RangeJob, TensorHash, hash_ranges, new_hasher
 from ..manifest import FileEntry, Manifest, covering_parts, weights_info
-from ..policy import Policy, PolicyReport, evaluate, resolve_verifier
+from ..policy import Policy, PolicyReport, evaluate, resolve_trust
 from ..sign import DEFAULT_SIGNATURE
 from ..signature.attestation import claims_path, load_signature
 from ..signature.statement import SINGLE_FILE_RESOURCE, SignedStatement
@@ -66,7 +66,7 @@ class Context:
     report: LoadReport
     files: dict[str, ModelFile]  # on disk, by signed-relative name
     policy: Policy | None
-    enforce: bool  # False: a warn-mode policy, failures only warn
+    enforce: bool  # False: a warn-mode policy and no trust from the caller; failures only warn
 
     @property
     def manifest(self) -> Manifest | None:
@@ -132,14 +132,14 @@ def open_context(
     p = os.fspath(path)
     if not os.path.lexists(p):
         raise InputError(f"no such file or folder: {p}", code="NOT_FOUND", path=p)
-    verifier = resolve_verifier(verifier, policy)
+    trust = resolve_trust(verifier, policy)  # the caller's verifier always enforced
     sig_path, root, name = _signature_for(p, os.fspath(signature) if signature else None)
-    enforce = policy is None or policy.mode_of("signers") == "enforce"
+    enforce = trust.enforce
     report = LoadReport(model=p, signature=sig_path, signer=None)
     ctx = Context(root, None, sig_path, None, None, report, {}, policy, enforce)
     problems: list[Problem] = []
     try:
-        signed = load_signature(sig_path, verify=verifier.verify_envelope)
+        signed = load_signature(sig_path, verify=trust.verify_envelope)
         ctx.signer = report.signer = signed.signer
         ctx.statement = signed.statement
         for note in signed.notes:
@@ -176,9 +176,10 @@ def open_context(
             policy,
             manifest=ctx.manifest,
             signer=ctx.signer,
-            signature_problems=[f"{x.code}: {x.message}" for x in problems],
+            signature_problems=[f"{x.code}: {x.message}" for x in problems] + trust.warn_reasons(),
             unsigned_files=unsigned,
             coverage_manifest=ctx.manifest,
+            verifier_given=trust.caller_given,
             now=now,
         )
         failed = [r for r in report.policy.rules if r.status != "pass"]

@@ -175,7 +175,10 @@ def _parse_duration(value: str) -> timedelta:
     if m is None:
         raise ValueError("max_age must look like 90d, 12h, 2w, 30m or 45s")
     unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
-    return timedelta(**{unit: int(m.group(1))})
+    try:
+        return timedelta(**{unit: int(m.group(1))})
+    except OverflowError:  # pydantic reports ValueError; an OverflowError would escape it
+        raise ValueError(f"max_age {value.strip()} is too large") from None
 
 
 class Policy(_Strict):
@@ -316,13 +319,57 @@ class PolicyReport(BaseModel):
 # -- loading -------------------------------------------------------------------
 
 
+#: Bounds on a policy document: a policy is a few dozen lines, never deep or huge,
+#: and the recursive composer must never meet a nesting Python's stack cannot hold.
+MAX_POLICY_BYTES = 1 << 20
+MAX_POLICY_DEPTH = 32
+MAX_POLICY_NODES = 100_000
+
+
+class _ShapeError(yaml.MarkedYAMLError):
+    """Valid YAML, but not the shape any policy has (too deep, too large, a non-scalar key)."""
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (YAML's last-one-wins hides mistakes)."""
+    """SafeLoader that refuses duplicate and non-scalar keys, and bounds depth and size.
+
+    Depth is checked as the node tree is composed (the composer recurses, so
+    5,000 nested brackets would otherwise end in a RecursionError), and the
+    count of composed nodes, aliases included, bounds the work after it.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        self._nodes += 1
+        try:
+            if self._depth > MAX_POLICY_DEPTH or self._nodes > MAX_POLICY_NODES:
+                what = (
+                    f"nested deeper than {MAX_POLICY_DEPTH} levels"
+                    if self._depth > MAX_POLICY_DEPTH
+                    else f"more than {MAX_POLICY_NODES} values"
+                )
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise _ShapeError(None, None, what, mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: set[Any] = set()
     for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            # A list or mapping as a key is legal YAML, but unhashable in Python and
+            # meaningless in a policy: refused with its line, never a TypeError.
+            kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
+            raise _ShapeError(
+                None, None, f"a key must be a plain value, not a {kind}", key_node.start_mark
+            )
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
@@ -365,7 +412,7 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     p = os.fspath(path)
     try:
         with open_regular(p, "r", encoding="utf-8") as fh:
-            text = fh.read()
+            text = fh.read(MAX_POLICY_BYTES + 1)
     except FileNotFoundError as exc:
         raise InputError("no such policy file", code="POLICY_NOT_FOUND", path=p) from exc
     except (OSError, UnicodeDecodeError) as exc:
@@ -375,6 +422,12 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
 
 def parse_policy(text: str, where: str) -> Policy:
     """Validate policy text (YAML, of which JSON is a subset)."""
+    if len(text) > MAX_POLICY_BYTES:
+        raise InputError(
+            f"larger than {MAX_POLICY_BYTES} characters: not a policy",
+            code="POLICY_INVALID",
+            path=where,
+        )
     loader = _UniqueKeyLoader(text)
     try:
         # Parsed once: the node tree gives the lines of errors, the data is built from it.
@@ -384,9 +437,8 @@ def parse_policy(text: str, where: str) -> Policy:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         at = f" (line {mark.line + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise InputError(
-            f"not valid YAML{at}: {problem}", code="POLICY_INVALID", path=where
-        ) from exc
+        what = "not a policy" if isinstance(exc, _ShapeError) else "not valid YAML"
+        raise InputError(f"{what}{at}: {problem}", code="POLICY_INVALID", path=where) from exc
     finally:
         loader.dispose()
     if not isinstance(data, dict):

@@ -73,7 +73,7 @@ from .manifest import (
 from .metadata.licence import Licence
 from .metadata.provenance import Provenance, SourceRepo
 from .metadata.quantization import ModelQuantization
-from .policy import Policy, PolicyReport, RuleResult, evaluate
+from .policy import FormatsRule, Policy, PolicyReport, RuleResult, evaluate
 from .sign import DEFAULT_PROVENANCE, DEFAULT_SIGNATURE, SIGNATURE_FILES
 from .signature.attestation import load_signature
 from .signature.bundle import MAX_SIGNATURE_BYTES, Envelope, read_bundle
@@ -1030,12 +1030,18 @@ class _Scanner:
 
         status: Status
         reason: str | None = None
+        # Every file in the folder counts, signed, ignored at signing or unsigned: a
+        # signature never makes a pickle beside the model safe to have (unless the
+        # policy's formats rule allows pickle).
         pickle = manifest is not None and any(f.format == "pickle" for f in manifest.files)
+        verified_ok = outcome is not None and outcome.status == "verified"
         if tampered:
             status, reason = "tampered", "; ".join(tampered)
         elif manifest is None:
             status, reason = "unreadable", problem
-        elif outcome is not None and outcome.status in ("tampered", "verified"):
+        elif outcome is not None and (
+            outcome.status == "tampered" or (verified_ok and not (pickle and not self._pickle_ok()))
+        ):
             status, reason = outcome.status, outcome.reason
         elif pickle:
             names = [f.path for f in manifest.files if f.format == "pickle"]
@@ -1176,6 +1182,13 @@ class _Scanner:
     def _signed_manifest(self, sig: str) -> Manifest | None:
         """The manifest a verified signature carries (None for an OMS-only signature)."""
         return load_signature(sig, data=_read_signature(sig)).statement.manifest
+
+    def _pickle_ok(self) -> bool:
+        """Whether the policy's formats rule allows pickle (a policy without one denies it)."""
+        if self.policy is None:
+            return False
+        rule = self.policy.formats or FormatsRule()
+        return "pickle" not in rule.deny and (rule.allow is None or "pickle" in rule.allow)
 
     def _blocked(self, status: Status, report: PolicyReport | None) -> bool:
         if self.policy is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
@@ -21,7 +21,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ._atomic import open_regular
-from .errors import InputError, VerificationError
+from .discover import discover, name_inside
+from .errors import InputError, ModelsignError, VerificationError
+from .formats import sniff_file
 from .manifest import Manifest
 from .metadata.licence import licence_permitted
 from .signature import keys
@@ -548,6 +550,28 @@ class PolicyVerifier:
         )
 
 
+# -- what the formats rule sees ---------------------------------------------------
+
+
+def formats_beside(root: str, *, known: Collection[str], own: Sequence[str]) -> dict[str, str]:
+    """Files in the model folder beyond ``known`` ones, with their sniffed format.
+
+    The formats rule judges every file present, whatever an ignore pattern (at
+    signing, recorded as ``ignore_paths``, or at verifying) left out of the
+    signature: a runtime loads what is in the folder, not what was signed.
+    Only the default exclusions stay out — the top-level git paths and
+    modelsign's own files (``own``: the signature, claims, provenance).
+    """
+    if not os.path.isdir(root):
+        return {}
+    exclude = [rel for p in own if (rel := name_inside(root, p)) is not None]
+    try:
+        tree = discover(root, exclude=exclude, allow_symlinks=True)
+    except ModelsignError:
+        return {}  # the signed-tree walk reports what makes the folder unreadable
+    return {f.path: sniff_file(f.real, f.path) for f in tree.files if f.path not in known}
+
+
 # -- evaluation ------------------------------------------------------------------
 
 
@@ -574,6 +598,7 @@ def evaluate(
     signature_problems: Sequence[str],
     unsigned_files: Mapping[str, str],
     excused: Sequence[str] = (),
+    ignored_files: Mapping[str, str] | None = None,
     coverage_manifest: Manifest | None = None,
     attestation: Any = None,
     verifier_given: bool = True,
@@ -587,7 +612,10 @@ def evaluate(
     verify; ``unsigned_files`` maps files present but not signed to their
     sniffed format (the formats rule judges them too: an unsigned pickle
     beside signed weights is still a pickle a loader may pick up); ``excused``
-    are those the verifier's ``--ignore`` left out (not a coverage failure).
+    are those the verifier's ``--ignore`` left out (not a coverage failure);
+    ``ignored_files`` are those the signature's ``ignore_paths`` left out
+    (:func:`formats_beside`): judged by the formats rule only, since no
+    ignore pattern makes a pickle safe to have beside a model.
     Coverage is about the signature, so it judges ``coverage_manifest`` (the
     trusted signed manifest) and is skipped when there is none.
 
@@ -626,7 +654,7 @@ def evaluate(
                 "no manifest to judge (the signature carries none and the model could not be read)"
             ]
         else:
-            files = unsigned_files if rule == "formats" else judged
+            files = {**(ignored_files or {}), **unsigned_files} if rule == "formats" else judged
             subject = coverage_manifest if rule == "coverage" and coverage_manifest else manifest
             reasons = _JUDGES[rule](policy, subject, signer, files, now)
             if rule == "provenance":

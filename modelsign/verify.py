@@ -36,7 +36,7 @@ from .hashing import (
     stream_digest,
 )
 from .manifest import FileEntry, Manifest, Part, covering_parts, metadata_manifest, weights_info
-from .policy import Policy, PolicyReport, Trust, evaluate, resolve_trust
+from .policy import Policy, PolicyReport, Trust, evaluate, formats_beside, resolve_trust
 from .provenance import ProvenanceInfo, default_provenance_path, verify_provenance
 from .sign import default_signature_path
 from .signature.attestation import claims_path, load_signature
@@ -172,7 +172,8 @@ def verify(
         Problem(code="SIGNER_NOT_TRUSTED", severity="warning", message=w) for w in trust.warnings
     ]
     if policy is not None:
-        _apply_policy(policy, result, statement, path, now, trust)
+        own = [sig_path, claims_file, default_provenance_path(path)]
+        _apply_policy(policy, result, statement, path, now, trust, own)
         if result.policy is not None and result.policy.blocked:
             raise _failed(result)
     elif result.errors:
@@ -208,6 +209,7 @@ def _apply_policy(
     path: str,
     now: datetime | None,
     trust: Trust,
+    own: Sequence[str],
 ) -> None:
     """Judge the policy, then set each problem's severity from the rule it belongs to."""
     unsigned = {
@@ -231,6 +233,12 @@ def _apply_policy(
     # no signature could be trusted.
     trusted = statement is not None
     signed = statement.manifest if statement is not None else None
+    # Files the signature's ignore_paths left out are still in the folder: formats judges them.
+    ignored = (
+        formats_beside(path, known=statement.files | unsigned.keys(), own=own)
+        if statement is not None
+        else {}
+    )
     manifest = signed if signed is not None and not integrity and not extras_fail else None
     if manifest is None:
         # Read from headers only (the weights need not be read again to judge a
@@ -248,6 +256,7 @@ def _apply_policy(
         signature_problems=integrity + trust.warn_reasons(),
         unsigned_files=unsigned,
         excused=[p.file or "" for p in result.problems if p.code == "FILE_UNSIGNED_IGNORED"],
+        ignored_files=ignored,
         attestation=result.provenance,
         verifier_given=trust.caller_given,
         now=now,

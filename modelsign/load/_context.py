@@ -25,8 +25,8 @@ from ..errors import DiscoveryError, InputError, ModelsignError, VerificationErr
 from ..formats import parse_weights_bytes, sniff_file
 from ..hashing import FileDigests, RangeJob, TensorHash, hash_ranges, new_hasher
 from ..manifest import FileEntry, Manifest, covering_parts, weights_info
-from ..policy import Policy, PolicyReport, evaluate, resolve_trust
-from ..sign import DEFAULT_SIGNATURE
+from ..policy import Policy, PolicyReport, evaluate, formats_beside, resolve_trust
+from ..sign import DEFAULT_PROVENANCE, DEFAULT_SIGNATURE
 from ..signature.attestation import claims_path, load_signature
 from ..signature.statement import SINGLE_FILE_RESOURCE, SignedStatement
 from ..signature.verifiers import SignerInfo, Verifier
@@ -178,6 +178,7 @@ def open_context(
             signer=ctx.signer,
             signature_problems=[f"{x.code}: {x.message}" for x in problems] + trust.warn_reasons(),
             unsigned_files=unsigned,
+            ignored_files=_ignored(ctx, unsigned),
             coverage_manifest=ctx.manifest,
             verifier_given=trust.caller_given,
             now=now,
@@ -261,6 +262,14 @@ def _unsigned(ctx: Context) -> dict[str, str]:
         if n not in signed:
             out[n] = sniff_file(f.real, f.path)
     return out
+
+
+def _ignored(ctx: Context, unsigned: dict[str, str]) -> dict[str, str]:
+    """Files the signature's ignore_paths left out, for the formats rule (still in the folder)."""
+    if ctx.statement is None or ctx.single_file is not None:
+        return {}
+    own = (ctx.signature, claims_path(ctx.signature), os.path.join(ctx.root, DEFAULT_PROVENANCE))
+    return formats_beside(ctx.root, known=ctx.files.keys() | unsigned.keys(), own=own)
 
 
 def open_signed(ctx: Context, name: str) -> int:

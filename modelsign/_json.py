@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -115,6 +116,53 @@ def _plain(value: object) -> bool:
             else:
                 return False  # floats (ES6 number formatting) and anything else
     return True
+
+
+def _bad_number(x: object) -> str | None:
+    kind = type(x)
+    if kind is int and not -_SAFE_INT <= x <= _SAFE_INT:  # type: ignore[operator]
+        return f"integer {x} is beyond ±(2**53 - 1)"
+    if kind is float and not math.isfinite(x):  # type: ignore[arg-type]
+        return f"number {x} is not finite"
+    return None
+
+
+def out_of_domain(value: object) -> str | None:
+    """Where ``value`` holds a number RFC 8785 cannot encode, or None when it holds none.
+
+    An integer beyond 2**53 - 1 in magnitude, or a float that is not finite
+    (JSON ``1e400`` parses as infinity). Such a number in a parsed document
+    would make the canonical encoder raise far from where the document was
+    read; validators call this so nothing downstream ever sees one. The walk
+    keeps no paths (a manifest has millions of values); only a hit is located.
+    """
+    stack: list[Any] = [value]
+    pop, extend = stack.pop, stack.extend
+    lo, hi = -_SAFE_INT, _SAFE_INT
+    while stack:
+        x = pop()
+        kind = type(x)
+        if kind is dict:
+            extend(x.values())
+        elif kind is list:
+            extend(x)
+        elif (kind is int and not lo <= x <= hi) or (kind is float and x - x != 0.0):
+            return _locate(value)  # (x - x is NaN for an infinity or NaN)
+    return None
+
+
+def _locate(value: object) -> str:
+    """The first bad number's message, with its path (``files.3.weights.tensors.0.offset``)."""
+    stack: list[tuple[str, object]] = [("", value)]
+    while stack:
+        where, x = stack.pop()
+        if type(x) is dict:
+            stack += [(f"{where}.{k}".lstrip("."), v) for k, v in x.items()]
+        elif type(x) is list:
+            stack += [(f"{where}.{i}".lstrip("."), v) for i, v in enumerate(x)]
+        elif (why := _bad_number(x)) is not None:
+            return f"{why} (at {where or 'the top level'})"
+    raise AssertionError("unreachable: out_of_domain found a bad number")
 
 
 def _canonical(value: Any, out: list[str]) -> None:

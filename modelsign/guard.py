@@ -101,7 +101,7 @@ from .load.hf import (
     tensor_entries,
 )
 from .load.safetensors import Framework, tensor_from_buffer
-from .policy import FormatsRule, Policy
+from .policy import FormatsRule, Policy, resolve_trust
 from .signature.verifiers import Verifier
 
 __all__ = ["install", "install_from_env", "installed", "uninstall"]
@@ -113,7 +113,7 @@ MEMORY_ENV_VAR = "MODELSIGN_MEMORY"
 @dataclass
 class _Guard:
     policy: Policy
-    verifier: Verifier
+    verifier: Verifier | None  # the caller's, enforced on top of the policy's signers (Trust)
     finder: _ImportHook
     memory: Memory = "copy"
     patched: list[tuple[Any, str, Any, Any]] = field(default_factory=list)  # owner, attr, old, new
@@ -367,7 +367,7 @@ def _from_pretrained(kind: str, cls: Any, args: Sequence[Any], kwargs: dict[str,
         if exc.code != HF_NOT_CACHED:
             raise
         message = f"{what}: refused: {exc.message} [rule signers]"
-        if g.policy.mode_of("signers") == "enforce":
+        if resolve_trust(g.verifier, g.policy).enforce:
             raise VerificationError(message, code=HF_NOT_CACHED, path=exc.path) from exc
         warnings.warn(f"modelsign: {message}", ModelsignWarning, stacklevel=3)
         return original(*args, **kwargs)
@@ -536,14 +536,17 @@ def install(
     """Verify every model this process loads through safetensors, torch.load or transformers.
 
     Idempotent: installing again only replaces the policy, verifier and memory.
-    The verifier defaults to the policy's signers. ``memory`` is where verified
-    safetensors bytes live, as for :func:`modelsign.load_safetensors`:
+    A ``verifier`` is always enforced, on top of the policy's signers (which
+    follow their rule's mode); without one the policy must list signers.
+    ``memory`` is where verified safetensors bytes live, as for
+    :func:`modelsign.load_safetensors`:
     ``"mapped"``/``"auto"`` keep safetensors' shared, zero-copy page cache.
     """
     global _GUARD
     check_memory(memory)
     pol = policy if isinstance(policy, Policy) else Policy.load(policy)
-    ver = verifier if verifier is not None else pol.verifier()
+    resolve_trust(verifier, pol)  # a usage error now, not at the first load
+    ver = verifier
     with _LOCK:
         if _GUARD is not None:
             _GUARD.policy, _GUARD.verifier, _GUARD.memory = pol, ver, memory

@@ -73,11 +73,11 @@ from .manifest import (
 from .metadata.licence import Licence
 from .metadata.provenance import Provenance, SourceRepo
 from .metadata.quantization import ModelQuantization
-from .policy import Policy, PolicyReport, RuleResult, evaluate
+from .policy import FormatsRule, Policy, PolicyReport, RuleResult, evaluate
 from .sign import DEFAULT_PROVENANCE, DEFAULT_SIGNATURE, SIGNATURE_FILES
 from .signature.attestation import load_signature
 from .signature.bundle import MAX_SIGNATURE_BYTES, Envelope, read_bundle
-from .signature.verifiers import SignerInfo
+from .signature.verifiers import SignerInfo, Verifier
 from .verify import VerificationResult
 from .verify import verify as _verify_model
 
@@ -551,9 +551,12 @@ def _rules_text(rules: Sequence[RuleResult]) -> str:
 class _Scanner:
     """Finds models (cheap: directory listings only), then judges them one by one."""
 
-    def __init__(self, policy: Policy | None, verify: bool) -> None:
+    def __init__(
+        self, policy: Policy | None, verify: bool, verifier: Verifier | None = None
+    ) -> None:
         self.policy = policy
         self.verify = verify
+        self.verifier = verifier  # the caller's trust: enforced on top of the policy's (Trust)
         self.jobs: list[_Job] = []
         self.stores: list[StoreInfo] = []
         self.scanned: set[str] = set()  # real paths of folders already handled
@@ -1027,12 +1030,18 @@ class _Scanner:
 
         status: Status
         reason: str | None = None
+        # Every file in the folder counts, signed, ignored at signing or unsigned: a
+        # signature never makes a pickle beside the model safe to have (unless the
+        # policy's formats rule allows pickle).
         pickle = manifest is not None and any(f.format == "pickle" for f in manifest.files)
+        verified_ok = outcome is not None and outcome.status == "verified"
         if tampered:
             status, reason = "tampered", "; ".join(tampered)
         elif manifest is None:
             status, reason = "unreadable", problem
-        elif outcome is not None and outcome.status in ("tampered", "verified"):
+        elif outcome is not None and (
+            outcome.status == "tampered" or (verified_ok and not (pickle and not self._pickle_ok()))
+        ):
             status, reason = outcome.status, outcome.reason
         elif pickle:
             names = [f.path for f in manifest.files if f.format == "pickle"]
@@ -1056,7 +1065,7 @@ class _Scanner:
                 signer=None,
                 signature_problems=[why],
                 unsigned_files={},
-                verifier_given=False,
+                verifier_given=self.verifier is not None,
             )
         if status == "unsigned" and report is not None and report.blocked:
             reason = "policy: " + _rules_text([r for r in report.rules if r.status == "fail"])
@@ -1086,9 +1095,9 @@ class _Scanner:
     ) -> _SignatureOutcome:
         assert prep.signature is not None
         policy = self.policy
-        if policy is not None and policy.signers is not None:
-            result = self._run_verify(prep, policy, known)
-            outcome = self._classify(result, policy)
+        if self.verifier is not None or (policy is not None and policy.signers is not None):
+            result = self._run_verify(prep, policy, known, trusted=True)
+            outcome = self._classify(result, policy, trusted=True)
             if outcome.status == "signed-untrusted" and not outcome.compared and self.verify:
                 content = self._classify(self._run_verify(prep, None, known), None)
                 if content.status == "tampered":
@@ -1119,21 +1128,31 @@ class _Scanner:
         )
 
     def _run_verify(
-        self, prep: _Prepared, policy: Policy | None, known: dict[tuple[int, int], str]
+        self,
+        prep: _Prepared,
+        policy: Policy | None,
+        known: dict[tuple[int, int], str],
+        *,
+        trusted: bool = False,
     ) -> VerificationResult:
+        """verify() with the caller's and the policy's trust, or (untrusted) any signer's."""
         target, sig = prep.target, prep.signature
         try:
-            if policy is None:
+            if not trusted:
                 verifier = _AnySigner()
                 return _verify_model(target, verifier=verifier, signature=sig, _known_sha256=known)
-            return _verify_model(target, policy=policy, signature=sig, _known_sha256=known)
+            return _verify_model(
+                target, verifier=self.verifier, policy=policy, signature=sig, _known_sha256=known
+            )
         except VerificationError as exc:
             if exc.result is None:
                 raise
             result: VerificationResult = exc.result
             return result
 
-    def _classify(self, result: VerificationResult, policy: Policy | None) -> _SignatureOutcome:
+    def _classify(
+        self, result: VerificationResult, policy: Policy | None, *, trusted: bool = False
+    ) -> _SignatureOutcome:
         problems = [p for p in result.problems if p.severity != "info"]
         if policy is not None and policy.coverage is not None:
             # Unsigned extra files are the coverage rule's to judge.
@@ -1141,7 +1160,7 @@ class _Scanner:
         content = [p for p in problems if _is_content_problem(p.code)]
         trust = [p for p in problems if not _is_content_problem(p.code)]
         signer = _signer_text(result.signer)
-        if policy is None and signer is not None:
+        if not trusted and signer is not None:
             signer += " (not verified)"
         compared = result.subject is not None
         report = result.policy
@@ -1164,9 +1183,17 @@ class _Scanner:
         """The manifest a verified signature carries (None for an OMS-only signature)."""
         return load_signature(sig, data=_read_signature(sig)).statement.manifest
 
-    def _blocked(self, status: Status, report: PolicyReport | None) -> bool:
+    def _pickle_ok(self) -> bool:
+        """Whether the policy's formats rule allows pickle (a policy without one denies it)."""
         if self.policy is None:
             return False
+        rule = self.policy.formats or FormatsRule()
+        return "pickle" not in rule.deny and (rule.allow is None or "pickle" in rule.allow)
+
+    def _blocked(self, status: Status, report: PolicyReport | None) -> bool:
+        if self.policy is None:
+            # The caller's trust alone: a signed model it does not vouch for is refused.
+            return self.verifier is not None and status in ("tampered", "signed-untrusted")
         if report is not None and report.blocked:
             return True
         # No policy rule can make altered content acceptable; a pickle is refused
@@ -1234,7 +1261,7 @@ class _Scanner:
                 signer=None,
                 signature_problems=[f"the model is unreadable: {reason}"],
                 unsigned_files={},
-                verifier_given=False,
+                verifier_given=self.verifier is not None,
             )
         entry = InventoryEntry(
             name=job.name,
@@ -1335,10 +1362,13 @@ def scan(
     policy: Policy | None = None,
     verify: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    verifier: Verifier | None = None,
 ) -> Inventory:
     """Inventory every model in the default stores (from ``env``) and under ``roots``.
 
     ``policy`` judges every model (and verifies every signed one in full);
+    ``verifier`` is the caller's own trust, enforced on top of the policy's
+    signers as in :func:`modelsign.verify` (see :class:`~modelsign.policy.Trust`);
     ``verify`` hashes every file, checking every content address and every
     signature's content. ``progress(done, total)`` is called once per model.
     Raises :class:`InputError` for a ROOT that does not exist or a policy whose
@@ -1346,7 +1376,7 @@ def scan(
     its entry instead.
     """
     environ = os.environ if env is None else env
-    scanner = _Scanner(policy, verify)
+    scanner = _Scanner(policy, verify, verifier)
     if default_stores:
         for info in store_locations(environ):
             scanner.add_store(info)

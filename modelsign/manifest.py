@@ -12,13 +12,13 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from . import __version__
 from ._atomic import open_regular
-from ._json import canonical_dumps, paused_gc, strict_loads
+from ._json import canonical_dumps, out_of_domain, paused_gc, strict_loads
 from .discover import ModelTree, discover
 from .errors import InputError, ManifestError
 from .findings import Finding
@@ -133,6 +133,17 @@ class Manifest(_Model):
     licence: Licence
     provenance: Provenance
     findings: list[Finding]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _json_safe_numbers(cls, data: Any) -> Any:
+        # Every size, offset, length, shape, count and metadata value must have
+        # an exact RFC 8785 form: refused here, not when diff, sbom, inspect or
+        # verify canonicalises the manifest (or a range past 2**53 reaches I/O).
+        where = out_of_domain(data)
+        if where is not None:
+            raise ValueError(where)
+        return data
 
     def canonical_bytes(self) -> bytes:
         """RFC 8785 canonical JSON: the bytes that are digested and signed."""
@@ -354,8 +365,11 @@ def manifest_from_json(obj: object, where: str) -> Manifest:
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(x) for x in first["loc"])
+        msg = first["msg"].removeprefix("Value error, ")
         raise ManifestError(
-            f"manifest field {loc}: {first['msg']}", code="MANIFEST_INVALID", path=where
+            f"manifest field {loc}: {msg}" if loc else f"manifest: {msg}",
+            code="MANIFEST_INVALID",
+            path=where,
         ) from exc
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
@@ -22,7 +22,9 @@ from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ._atomic import open_regular
-from .errors import InputError, VerificationError
+from .discover import discover, name_inside
+from .errors import InputError, ModelsignError, VerificationError
+from .formats import sniff_file
 from .manifest import Manifest
 from .metadata.licence import licence_permitted
 from .metadata.provenance import source_matches, source_text
@@ -222,7 +224,10 @@ def _parse_duration(value: str) -> timedelta:
     if m is None:
         raise ValueError("max_age must look like 90d, 12h, 2w, 30m or 45s")
     unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
-    return timedelta(**{unit: int(m.group(1))})
+    try:
+        return timedelta(**{unit: int(m.group(1))})
+    except OverflowError:  # pydantic reports ValueError; an OverflowError would escape it
+        raise ValueError(f"max_age {value.strip()} is too large") from None
 
 
 class Policy(_Strict):
@@ -277,13 +282,67 @@ class Policy(_Strict):
         return PolicyVerifier(self)
 
 
-def resolve_verifier(verifier: Verifier | None, policy: Policy | None) -> Verifier:
-    """The verifier given, else one trusting the policy's signers (a usage error if neither)."""
-    if verifier is not None:
-        return verifier
-    if policy is None:
-        raise InputError("give a verifier, or a policy that lists signers", code="USAGE")
-    return policy.verifier()
+class Trust:
+    """How one verification checks a signature, and how it judges a failure.
+
+    The one rule, shared by ``verify()``, the CLI, the loaders, the guard, the
+    inventory and ``watch``: trust the caller gives (``--key``, a verifier
+    object) is always enforced; a policy's ``signers``, when listed, must also
+    verify, failing as the signers rule's mode says. A policy never loosens
+    what the caller demands: its warn mode only softens its own signer list.
+    Make one per verification (it collects that verification's warnings).
+    """
+
+    def __init__(self, caller: Verifier | None, policy: Policy | None) -> None:
+        if caller is None and (policy is None or policy.signers is None):
+            raise InputError(
+                "give a verifier, or a policy that lists signers (--key, --cert-chain, "
+                "--identity, or signers in the policy)",
+                code="USAGE",
+            )
+        self.caller = caller
+        self.policy = policy
+        self.warnings: list[str] = []  # the policy's warn-mode signers that did not verify
+
+    @property
+    def caller_given(self) -> bool:
+        return self.caller is not None
+
+    @property
+    def enforce(self) -> bool:
+        """Whether a signature or content failure blocks (else it is only reported)."""
+        return (
+            self.caller is not None
+            or self.policy is None
+            or self.policy.mode_of("signers") == "enforce"
+        )
+
+    def verify_envelope(self, envelope: Envelope) -> SignerInfo:
+        """The caller's verifier, then the policy's signers (a Verifier itself)."""
+        info = self.caller.verify_envelope(envelope) if self.caller is not None else None
+        if self.policy is None or self.policy.signers is None:
+            assert info is not None  # __init__: no policy signers means a caller verifier
+            return info
+        try:
+            listed = PolicyVerifier(self.policy).verify_envelope(envelope)
+        except VerificationError as exc:
+            # Without the caller's trust, or under an enforced signers rule, this blocks.
+            if info is None or self.policy.mode_of("signers") == "enforce":
+                raise
+            # (PolicyVerifier's failures are all SIGNER_NOT_TRUSTED.)
+            if exc.message not in self.warnings:  # the OMS bundle and the attestation: once
+                self.warnings.append(exc.message)
+            return info
+        return info if info is not None else listed
+
+    def warn_reasons(self) -> list[str]:
+        """The warnings as signers-rule reasons that never block (see :func:`evaluate`)."""
+        return [f"{_WARN}SIGNER_NOT_TRUSTED: {w}" for w in self.warnings]
+
+
+def resolve_trust(verifier: Verifier | None, policy: Policy | None) -> Trust:
+    """The trust for one verification (a usage error when neither gives a signer)."""
+    return Trust(verifier, policy)
 
 
 class RuleResult(BaseModel):
@@ -310,13 +369,57 @@ class PolicyReport(BaseModel):
 # -- loading -------------------------------------------------------------------
 
 
+#: Bounds on a policy document: a policy is a few dozen lines, never deep or huge,
+#: and the recursive composer must never meet a nesting Python's stack cannot hold.
+MAX_POLICY_BYTES = 1 << 20
+MAX_POLICY_DEPTH = 32
+MAX_POLICY_NODES = 100_000
+
+
+class _ShapeError(yaml.MarkedYAMLError):
+    """Valid YAML, but not the shape any policy has (too deep, too large, a non-scalar key)."""
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (YAML's last-one-wins hides mistakes)."""
+    """SafeLoader that refuses duplicate and non-scalar keys, and bounds depth and size.
+
+    Depth is checked as the node tree is composed (the composer recurses, so
+    5,000 nested brackets would otherwise end in a RecursionError), and the
+    count of composed nodes, aliases included, bounds the work after it.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        self._nodes += 1
+        try:
+            if self._depth > MAX_POLICY_DEPTH or self._nodes > MAX_POLICY_NODES:
+                what = (
+                    f"nested deeper than {MAX_POLICY_DEPTH} levels"
+                    if self._depth > MAX_POLICY_DEPTH
+                    else f"more than {MAX_POLICY_NODES} values"
+                )
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise _ShapeError(None, None, what, mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: set[Any] = set()
     for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            # A list or mapping as a key is legal YAML, but unhashable in Python and
+            # meaningless in a policy: refused with its line, never a TypeError.
+            kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
+            raise _ShapeError(
+                None, None, f"a key must be a plain value, not a {kind}", key_node.start_mark
+            )
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
@@ -359,7 +462,7 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     p = os.fspath(path)
     try:
         with open_regular(p, "r", encoding="utf-8") as fh:
-            text = fh.read()
+            text = fh.read(MAX_POLICY_BYTES + 1)
     except FileNotFoundError as exc:
         raise InputError("no such policy file", code="POLICY_NOT_FOUND", path=p) from exc
     except (OSError, UnicodeDecodeError) as exc:
@@ -369,6 +472,12 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
 
 def parse_policy(text: str, where: str) -> Policy:
     """Validate policy text (YAML, of which JSON is a subset)."""
+    if len(text) > MAX_POLICY_BYTES:
+        raise InputError(
+            f"larger than {MAX_POLICY_BYTES} characters: not a policy",
+            code="POLICY_INVALID",
+            path=where,
+        )
     loader = _UniqueKeyLoader(text)
     try:
         # Parsed once: the node tree gives the lines of errors, the data is built from it.
@@ -378,9 +487,8 @@ def parse_policy(text: str, where: str) -> Policy:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         at = f" (line {mark.line + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise InputError(
-            f"not valid YAML{at}: {problem}", code="POLICY_INVALID", path=where
-        ) from exc
+        what = "not a policy" if isinstance(exc, _ShapeError) else "not valid YAML"
+        raise InputError(f"{what}{at}: {problem}", code="POLICY_INVALID", path=where) from exc
     finally:
         loader.dispose()
     if not isinstance(data, dict):
@@ -496,14 +604,38 @@ class PolicyVerifier:
         )
 
 
+# -- what the formats rule sees ---------------------------------------------------
+
+
+def formats_beside(root: str, *, known: Collection[str], own: Sequence[str]) -> dict[str, str]:
+    """Files in the model folder beyond ``known`` ones, with their sniffed format.
+
+    The formats rule judges every file present, whatever an ignore pattern (at
+    signing, recorded as ``ignore_paths``, or at verifying) left out of the
+    signature: a runtime loads what is in the folder, not what was signed.
+    Only the default exclusions stay out — the top-level git paths and
+    modelsign's own files (``own``: the signature, claims, provenance).
+    """
+    if not os.path.isdir(root):
+        return {}
+    exclude = [rel for p in own if (rel := name_inside(root, p)) is not None]
+    try:
+        tree = discover(root, exclude=exclude, allow_symlinks=True)
+    except ModelsignError:
+        return {}  # the signed-tree walk reports what makes the folder unreadable
+    return {f.path: sniff_file(f.real, f.path) for f in tree.files if f.path not in known}
+
+
 # -- evaluation ------------------------------------------------------------------
 
 
 _WARN = "warn:"  # a reason with this prefix only warns, whatever the rule's mode
 
 
-def _result(policy: Policy, rule: RuleName, reasons: list[str]) -> RuleResult:
-    mode = policy.mode_of(rule)
+def _result(
+    policy: Policy, rule: RuleName, reasons: list[str], mode: Mode | None = None
+) -> RuleResult:
+    mode = mode or policy.mode_of(rule)
     if not reasons:
         return RuleResult(rule=rule, mode=mode, status="pass")
     hard = [r for r in reasons if not r.startswith(_WARN)]
@@ -520,6 +652,7 @@ def evaluate(
     signature_problems: Sequence[str],
     unsigned_files: Mapping[str, str],
     excused: Sequence[str] = (),
+    ignored_files: Mapping[str, str] | None = None,
     coverage_manifest: Manifest | None = None,
     attestation: Any = None,
     verifier_given: bool = True,
@@ -534,15 +667,20 @@ def evaluate(
     verify; ``unsigned_files`` maps files present but not signed to their
     sniffed format (the formats rule judges them too: an unsigned pickle
     beside signed weights is still a pickle a loader may pick up); ``excused``
-    are those the verifier's ``--ignore`` left out (not a coverage failure).
+    are those the verifier's ``--ignore`` left out (not a coverage failure);
+    ``ignored_files`` are those the signature's ``ignore_paths`` left out
+    (:func:`formats_beside`): judged by the formats rule only, since no
+    ignore pattern makes a pickle safe to have beside a model.
     Coverage is about the signature, so it judges ``coverage_manifest`` (the
     trusted signed manifest) and is skipped when there is none.
 
     The signers rule is judged when the policy lists signers, or when the
     caller verified with its own trust (``verifier_given``: --key, a verifier
-    object), which is then enforced. Without a coverage rule, unsigned files
-    fail it, as they do without a policy. (A scan with no trust configured,
-    like the inventory, passes ``verifier_given=False``.)
+    object). With the caller's trust it is enforced whatever the policy's
+    mode (see :class:`Trust`); failures of the policy's own warn-mode signers
+    then arrive as ``Trust.warn_reasons()``, which only warn. Without a
+    coverage rule, unsigned files fail it, as they do without a policy. (Only
+    the policy's trust, or none, as in the inventory: ``verifier_given=False``.)
     """
     now = now or datetime.now(timezone.utc)
     judged = {k: v for k, v in unsigned_files.items() if k not in excused}
@@ -573,12 +711,14 @@ def evaluate(
                 "no manifest to judge (the signature carries none and the model could not be read)"
             ]
         else:
-            files = unsigned_files if rule == "formats" else judged
+            files = {**(ignored_files or {}), **unsigned_files} if rule == "formats" else judged
             subject = coverage_manifest if rule == "coverage" and coverage_manifest else manifest
             reasons = _JUDGES[rule](policy, subject, signer, files, now)
             if rule == "provenance":
                 reasons += _attestation(policy, attestation)
-        out.append(_result(policy, rule, reasons))
+        # A policy never loosens what the caller demands (Trust).
+        mode: Mode | None = "enforce" if rule == "signers" and verifier_given else None
+        out.append(_result(policy, rule, reasons, mode))
     return PolicyReport(rules=out)
 
 

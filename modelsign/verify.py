@@ -37,7 +37,7 @@ from .hashing import (
 )
 from .manifest import FileEntry, Manifest, Part, covering_parts, metadata_manifest, weights_info
 from .metadata.provenance import source_matches, source_text
-from .policy import Policy, PolicyReport, evaluate, resolve_verifier
+from .policy import Policy, PolicyReport, Trust, evaluate, formats_beside, resolve_trust
 from .provenance import (
     ProvenanceInfo,
     builder_disagreement,
@@ -114,7 +114,9 @@ def verify(
 ) -> VerificationResult:
     """Verify ``model`` against its signature (and ``policy``); return what was verified.
 
-    The verifier is given, or made from the policy's ``signers``. Raises
+    Trust follows :class:`~modelsign.policy.Trust`: ``verifier`` (the
+    caller's) is always enforced, and the policy's ``signers``, when listed,
+    must also verify, as their rule's mode says. Raises
     :class:`VerificationError` (with ``findings`` and ``result``) when anything
     fails — under a policy, when an enforced rule fails — and
     :class:`InputError` for unusable inputs. ``claims`` is the file holding
@@ -130,7 +132,7 @@ def verify(
     path = os.fspath(model)
     if not os.path.lexists(path):
         raise InputError(f"no such file or folder: {path}", code="NOT_FOUND", path=path)
-    verifier = resolve_verifier(verifier, policy)
+    trust = resolve_trust(verifier, policy)
     sig_path = os.fspath(signature) if signature is not None else default_signature_path(path)
     result = VerificationResult(verdict="failed", model=path, signature=sig_path)
     try:
@@ -148,7 +150,7 @@ def verify(
     if data is not None:
         try:
             signed = load_signature(
-                sig_path, verify=verifier.verify_envelope, claims=claims_file, data=data
+                sig_path, verify=trust.verify_envelope, claims=claims_file, data=data
             )
             result.signer, statement = signed.signer, signed.statement
             notes = [
@@ -186,9 +188,13 @@ def verify(
             if isinstance(provenance, (str, os.PathLike))
             else default_provenance_path(path)
         )
-        _check_provenance(result, statement, prov_path, verifier, path)
+        _check_provenance(result, statement, prov_path, trust, path)
+    result.problems += [
+        Problem(code="SIGNER_NOT_TRUSTED", severity="warning", message=w) for w in trust.warnings
+    ]
     if policy is not None:
-        _apply_policy(policy, result, statement, path, now)
+        own = [sig_path, claims_file, default_provenance_path(path)]
+        _apply_policy(policy, result, statement, path, now, trust, own)
         if result.policy is not None and result.policy.blocked:
             raise _failed(result)
     elif result.errors:
@@ -240,6 +246,8 @@ def _apply_policy(
     statement: SignedStatement | None,
     path: str,
     now: datetime | None,
+    trust: Trust,
+    own: Sequence[str],
 ) -> None:
     """Judge the policy, then set each problem's severity from the rule it belongs to."""
     unsigned = {
@@ -263,6 +271,12 @@ def _apply_policy(
     # no signature could be trusted.
     trusted = statement is not None
     signed = statement.manifest if statement is not None else None
+    # Files the signature's ignore_paths left out are still in the folder: formats judges them.
+    ignored = (
+        formats_beside(path, known=statement.files | unsigned.keys(), own=own)
+        if statement is not None
+        else {}
+    )
     manifest = signed if signed is not None and not integrity and not extras_fail else None
     if manifest is None:
         # Read from headers only (the weights need not be read again to judge a
@@ -277,10 +291,12 @@ def _apply_policy(
         manifest=manifest,
         coverage_manifest=(signed or manifest) if trusted else None,
         signer=result.signer,
-        signature_problems=integrity,
+        signature_problems=integrity + trust.warn_reasons(),
         unsigned_files=unsigned,
         excused=[p.file or "" for p in result.problems if p.code == "FILE_UNSIGNED_IGNORED"],
+        ignored_files=ignored,
         attestation=result.provenance,
+        verifier_given=trust.caller_given,
         now=now,
         release=statement.release if trusted and statement is not None else None,
     )

@@ -67,7 +67,7 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from .compare import Problem
 from .errors import InputError, ModelsignError, VerificationError
 from .load import ModelsignWarning
-from .policy import Policy
+from .policy import Policy, resolve_trust
 from .sign import default_signature_path
 from .signature.verifiers import Verifier
 from .verify import VerificationResult, verify
@@ -232,7 +232,8 @@ class Watcher:
         if not interval > 0 or not debounce >= 0:
             raise InputError("the interval must be > 0 and the debounce >= 0", code="USAGE")
         self._policy = policy
-        self._verifier = verifier if verifier is not None else policy.verifier()
+        resolve_trust(verifier, policy)  # a usage error now, not in the worker
+        self._verifier = verifier  # the caller's, enforced on top of the policy's signers
         self._on_event = on_event
         self._interval = float(interval)
         self._debounce = float(debounce)

@@ -25,8 +25,8 @@ from ..errors import DiscoveryError, InputError, ModelsignError, VerificationErr
 from ..formats import parse_weights_bytes, sniff_file
 from ..hashing import FileDigests, RangeJob, TensorHash, hash_ranges, new_hasher
 from ..manifest import FileEntry, Manifest, covering_parts, weights_info
-from ..policy import Policy, PolicyReport, evaluate, resolve_verifier
-from ..sign import DEFAULT_SIGNATURE
+from ..policy import Policy, PolicyReport, evaluate, formats_beside, resolve_trust
+from ..sign import DEFAULT_PROVENANCE, DEFAULT_SIGNATURE
 from ..signature.attestation import claims_path, load_signature
 from ..signature.statement import SINGLE_FILE_RESOURCE, SignedStatement
 from ..signature.verifiers import SignerInfo, Verifier
@@ -66,7 +66,7 @@ class Context:
     report: LoadReport
     files: dict[str, ModelFile]  # on disk, by signed-relative name
     policy: Policy | None
-    enforce: bool  # False: a warn-mode policy, failures only warn
+    enforce: bool  # False: a warn-mode policy and no trust from the caller; failures only warn
 
     @property
     def manifest(self) -> Manifest | None:
@@ -132,14 +132,14 @@ def open_context(
     p = os.fspath(path)
     if not os.path.lexists(p):
         raise InputError(f"no such file or folder: {p}", code="NOT_FOUND", path=p)
-    verifier = resolve_verifier(verifier, policy)
+    trust = resolve_trust(verifier, policy)  # the caller's verifier always enforced
     sig_path, root, name = _signature_for(p, os.fspath(signature) if signature else None)
-    enforce = policy is None or policy.mode_of("signers") == "enforce"
+    enforce = trust.enforce
     report = LoadReport(model=p, signature=sig_path, signer=None)
     ctx = Context(root, None, sig_path, None, None, report, {}, policy, enforce)
     problems: list[Problem] = []
     try:
-        signed = load_signature(sig_path, verify=verifier.verify_envelope)
+        signed = load_signature(sig_path, verify=trust.verify_envelope)
         ctx.signer = report.signer = signed.signer
         ctx.statement = signed.statement
         for note in signed.notes:
@@ -176,9 +176,11 @@ def open_context(
             policy,
             manifest=ctx.manifest,
             signer=ctx.signer,
-            signature_problems=[f"{x.code}: {x.message}" for x in problems],
+            signature_problems=[f"{x.code}: {x.message}" for x in problems] + trust.warn_reasons(),
             unsigned_files=unsigned,
+            ignored_files=_ignored(ctx, unsigned),
             coverage_manifest=ctx.manifest,
+            verifier_given=trust.caller_given,
             now=now,
             release=ctx.statement.release if ctx.statement is not None else None,
         )
@@ -261,6 +263,14 @@ def _unsigned(ctx: Context) -> dict[str, str]:
         if n not in signed:
             out[n] = sniff_file(f.real, f.path)
     return out
+
+
+def _ignored(ctx: Context, unsigned: dict[str, str]) -> dict[str, str]:
+    """Files the signature's ignore_paths left out, for the formats rule (still in the folder)."""
+    if ctx.statement is None or ctx.single_file is not None:
+        return {}
+    own = (ctx.signature, claims_path(ctx.signature), os.path.join(ctx.root, DEFAULT_PROVENANCE))
+    return formats_beside(ctx.root, known=ctx.files.keys() | unsigned.keys(), own=own)
 
 
 def open_signed(ctx: Context, name: str) -> int:

@@ -227,6 +227,7 @@ def bind(
         )
         return signed
     why: list[str] = []
+    invalid: VerificationError | None = None  # a modelsign attestation whose manifest is invalid
     for i, line in enumerate(lines or ()):
         try:
             env = read_bundle(line)
@@ -237,6 +238,8 @@ def bind(
             att = _attestation(parsed)
         except VerificationError as exc:
             why.append(f"line {i + 1}: {exc.message}")
+            if exc.code == "MANIFEST_INVALID" and invalid is None:
+                invalid = _fail(f"{signed.claims} line {i + 1}: {exc.message}", exc.code)
             continue
         if att.statement_sha256 != st.payload_sha256 or att.subject_digest != st.subject_digest:
             why.append(f"line {i + 1}: extends another statement (sha256 {att.statement_sha256})")
@@ -268,6 +271,8 @@ def bind(
             f"the signature says a modelsign attestation extends it, but {where} is missing",
             "ATTESTATION_MISSING",
         )
+    if invalid is not None:
+        raise invalid  # the manifest's own fault, said with its code (nothing else bound)
     detail = "; ".join(why[:3]) or "no modelsign attestation in it"
     raise _fail(
         f"no attestation in {where} is bound to this signature ({detail})", "ATTESTATION_UNBOUND"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
@@ -270,6 +270,10 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, Hashable):  # `{[a]: 1}` or `{{a: 1}: 2}`: no policy key
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a plain value", key_node.start_mark
+            )
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -321,7 +325,10 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
 
 def parse_policy(text: str, where: str) -> Policy:
     """Validate policy text (YAML, of which JSON is a subset)."""
-    loader = _UniqueKeyLoader(text)
+    try:
+        loader = _UniqueKeyLoader(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters before parsing
+        raise InputError(f"not valid YAML: {exc}", code="POLICY_INVALID", path=where) from exc
     try:
         # Parsed once: the node tree gives the lines of errors, the data is built from it.
         root = loader.get_single_node()

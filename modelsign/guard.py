@@ -10,9 +10,16 @@
   (see ``modelsign.load._mapped``), never a mapping made after the check;
 - ``torch.load`` of a path: refused unless the policy's formats rule allows
   pickle (a policy without one denies it); if allowed, the signed bytes are
-  unpickled from memory, not the path;
+  unpickled from memory, not the path. ``torch.serialization._open_file_like``
+  too, which is how ``torch.load`` opens a path: a ``load`` bound before
+  ``install`` (``from torch import load``) is checked there;
 - ``from_pretrained`` of transformers models, of the Auto model classes, and
   of ``AutoConfig`` with ``trust_remote_code``: see below.
+
+Each function is replaced under every name a safetensors, torch or
+transformers module holds it by (found by identity, e.g.
+``torch.serialization.load``), at install and whenever a patched module is
+imported later; ``uninstall`` puts every one back.
 
 A refusal is a :class:`modelsign.VerificationError` naming the file, the
 tensor and the failed rule; under a warn-mode policy a
@@ -37,9 +44,11 @@ code) are covered by that re-check, not by a second hash, and remote code
 swapped after the check runs before the re-check catches it.
 :func:`modelsign.load.hf.load_transformers` closes that gap by building the
 model from verified bytes only; prefer it where the calling code can change.
-Not patched: tokenizers, processors and pipelines' own ``from_pretrained``,
-and modules that bound ``safe_open``/``load_file`` by name before ``install``
-other than transformers' (install early, e.g. from ``sitecustomize.py``).
+Not patched: tokenizers, processors and pipelines' own ``from_pretrained``;
+loads from bytes or file objects; ``torch.jit.load``, ``pickle.load``,
+``joblib.load``, ``numpy.load``; and modules outside those three packages that
+bound ``safe_open`` itself before ``install`` (install early, e.g. from
+``sitecustomize.py``).
 
 Enable it for every Python process of an environment with a
 ``sitecustomize.py`` on the path (for example in site-packages)::
@@ -331,12 +340,8 @@ def _pickle_allowed(policy: Policy) -> bool:
     return "pickle" not in rule.deny and (rule.allow is None or "pickle" in rule.allow)
 
 
-def _torch_load(f: Any, *args: Any, **kwargs: Any) -> Any:
-    g = _GUARD
-    if g is None or not isinstance(f, (str, os.PathLike)):
-        # A file object's bytes belong to the caller (and are how the guard itself loads).
-        return _ORIGINAL["torch.load"](f, *args, **kwargs)
-    path = os.fspath(f)
+def _torch_checked(g: _Guard, path: str) -> Buffer:
+    """The verified bytes of a pickle checkpoint, once the policy's formats rule allows pickle."""
     what = f"torch.load({path})"
     if not _pickle_allowed(g.policy):
         message = (
@@ -345,10 +350,48 @@ def _torch_load(f: Any, *args: Any, **kwargs: Any) -> Any:
         )
         if g.policy.mode_of("formats") == "enforce":
             raise VerificationError(message, code="POLICY_FAILED", path=path)
-        warnings.warn(f"modelsign: {message}", ModelsignWarning, stacklevel=2)
-    _, _, buf = _verified(g, path, what)
+        warnings.warn(f"modelsign: {message}", ModelsignWarning, stacklevel=4)
+    return _verified(g, path, what)[2]
+
+
+def _torch_load(f: Any, *args: Any, **kwargs: Any) -> Any:
+    g = _GUARD
+    if g is None or not isinstance(f, (str, os.PathLike)):
+        # A file object's bytes belong to the caller (and are how the guard itself loads).
+        return _ORIGINAL["torch.load"](f, *args, **kwargs)
+    buf = _torch_checked(g, os.fspath(f))
     kwargs.pop("mmap", None)  # a memory buffer cannot be mmapped
     return _ORIGINAL["torch.load"](io.BytesIO(buf), *args, **kwargs)
+
+
+def _torch_open_file_like(name_or_buffer: Any, mode: str) -> Any:
+    """torch.load's own opening of a path: the backstop for references bound before install.
+
+    ``from torch import load`` keeps the original function, but that function
+    opens a path through this module global, so its bytes are checked here.
+    """
+    original = _ORIGINAL["torch._open_file_like"]
+    g = _GUARD
+    caller = sys._getframe(1)
+    if (
+        g is None
+        or "r" not in mode
+        or not isinstance(name_or_buffer, (str, os.PathLike))
+        or caller.f_code is not _ORIGINAL["torch.load"].__code__
+    ):
+        return original(name_or_buffer, mode)
+    path = os.fspath(name_or_buffer)
+    buf = _torch_checked(g, path)
+    if caller.f_locals.get("mmap"):
+        # torch.load would map the path for the tensor storages: bytes never checked.
+        raise InputError(
+            f"torch.load({path}, mmap=True) through a reference bound before "
+            "modelsign.guard.install() maps the path, not the verified bytes: "
+            "call torch.load after install, or without mmap",
+            code="USAGE",
+            path=path,
+        )
+    return original(io.BytesIO(buf), mode)
 
 
 def _from_pretrained(kind: str, cls: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
@@ -410,6 +453,7 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "torch.load_file": _torch_load_file,
     "numpy.load_file": _numpy_load_file,
     "torch.load": _torch_load,
+    "torch._open_file_like": _torch_open_file_like,
 }
 #: module -> (attribute, kind) of module-level functions to replace.
 _MODULE_TARGETS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -417,16 +461,20 @@ _MODULE_TARGETS: dict[str, tuple[tuple[str, str], ...]] = {
     "safetensors.torch": (("load_file", "torch.load_file"), ("safe_open", "safe_open")),
     "safetensors.numpy": (("load_file", "numpy.load_file"), ("safe_open", "safe_open")),
     "torch": (("load", "torch.load"),),
+    # torch.load opens paths through this global: patched, it covers references to
+    # torch.load bound before install too.
+    "torch.serialization": (("load", "torch.load"), ("_open_file_like", "torch._open_file_like")),
 }
-#: Modules that bind the replaced functions by name (``from safetensors import safe_open``).
-_ALIAS_MODULES = ("transformers.modeling_utils",)
+#: Packages whose modules are searched for aliases of a replaced function: any
+#: attribute that IS an original (``from safetensors import safe_open``), whatever its name.
+_ALIAS_ROOTS = ("safetensors", "torch", "transformers")
 _CLASS_MODULES = (
     "transformers.modeling_utils",
     "transformers.models.auto.auto_factory",
     "transformers.models.auto.modeling_auto",
     "transformers.models.auto.configuration_auto",
 )
-_HOOKED = frozenset(_MODULE_TARGETS) | frozenset(_CLASS_MODULES)
+_HOOKED = (frozenset(_MODULE_TARGETS) | frozenset(_CLASS_MODULES)) - {"torch.serialization"}
 
 
 def _set(g: _Guard, owner: Any, attr: str, new: Any) -> None:
@@ -444,15 +492,40 @@ def _patch_module(g: _Guard, name: str, module: ModuleType) -> None:
             continue
         _ORIGINAL.setdefault(kind, current)
         _set(g, module, attr, _FUNCTIONS[kind])
-    if name in _ALIAS_MODULES:
-        for attr, value in list(vars(module).items()):
-            for kind, original in list(_ORIGINAL.items()):
-                if value is original and kind in _FUNCTIONS:
-                    _set(g, module, attr, _FUNCTIONS[kind])
     for cls, kind in _classes(name, module):
         _ORIGINAL.setdefault(kind, vars(cls)["from_pretrained"])
         # Each Auto class has its own copy of from_pretrained: one kind per class.
         _set(g, cls, "from_pretrained", _classmethod(kind))
+
+
+def _framework_modules() -> list[ModuleType]:
+    return [
+        m
+        for name, m in list(sys.modules.items())
+        if isinstance(m, ModuleType) and name.partition(".")[0] in _ALIAS_ROOTS
+    ]
+
+
+def _rebind(swap: Mapping[int, Any], record: _Guard | None) -> None:
+    """Set every framework-module attribute whose value's id is in ``swap`` (identity, not name)."""
+    for module in _framework_modules():
+        for attr, value in list(vars(module).items()):
+            new = swap.get(id(value))
+            if new is None:
+                continue
+            if record is not None:
+                _set(record, module, attr, new)
+            else:
+                setattr(module, attr, new)
+
+
+def _patch_all(g: _Guard, names: Sequence[str]) -> None:
+    """Patch these target modules (those loaded), then every alias of what they held."""
+    for name in names:
+        module = sys.modules.get(name)
+        if module is not None:
+            _patch_module(g, name, module)
+    _rebind({id(_ORIGINAL[k]): fn for k, fn in _FUNCTIONS.items() if k in _ORIGINAL}, g)
 
 
 def _classes(name: str, module: ModuleType) -> list[tuple[type, str]]:
@@ -502,7 +575,10 @@ class _PatchingLoader(importlib.abc.Loader):
         self._loader.exec_module(module)
         with _LOCK:
             if _GUARD is not None:
-                _patch_module(_GUARD, module.__name__, module)
+                # Only this module: other hooked ones may still be half-initialised.
+                name = module.__name__
+                extra = ("torch.serialization",) if name == "torch" else ()
+                _patch_all(_GUARD, (name, *extra))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._loader, name)
@@ -554,10 +630,7 @@ def install(
         g = _Guard(pol, ver, _ImportHook(), memory=memory)
         _GUARD = g
         sys.meta_path.insert(0, g.finder)
-        for name in sorted(_HOOKED):
-            module = sys.modules.get(name)
-            if module is not None:
-                _patch_module(g, name, module)
+        _patch_all(g, sorted(_HOOKED | {"torch.serialization"}))
 
 
 def uninstall() -> None:
@@ -575,14 +648,7 @@ def uninstall() -> None:
             if current is new:
                 setattr(owner, attr, old)
         # Modules imported while installed bound the replacements by name: rebind them.
-        for name in _ALIAS_MODULES + tuple(_MODULE_TARGETS):
-            module = sys.modules.get(name)
-            if module is None:
-                continue
-            for attr, value in list(vars(module).items()):
-                for kind, fn in _FUNCTIONS.items():
-                    if value is fn and kind in _ORIGINAL:
-                        setattr(module, attr, _ORIGINAL[kind])
+        _rebind({id(fn): _ORIGINAL[k] for k, fn in _FUNCTIONS.items() if k in _ORIGINAL}, None)
 
 
 def installed() -> bool:

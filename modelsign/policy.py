@@ -478,7 +478,10 @@ def parse_policy(text: str, where: str) -> Policy:
             code="POLICY_INVALID",
             path=where,
         )
-    loader = _UniqueKeyLoader(text)
+    try:
+        loader = _UniqueKeyLoader(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters before parsing
+        raise InputError(f"not valid YAML: {exc}", code="POLICY_INVALID", path=where) from exc
     try:
         # Parsed once: the node tree gives the lines of errors, the data is built from it.
         root = loader.get_single_node()

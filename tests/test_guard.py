@@ -6,6 +6,7 @@ rest of the suite (in this process) sees the original functions.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -21,7 +22,9 @@ import safetensors
 import safetensors.numpy
 import safetensors.torch
 import torch
+import torch.serialization
 import transformers
+import transformers.integrations.accelerate  # binds safe_open by name, before any install
 
 import modelsign
 from modelsign import guard
@@ -279,6 +282,10 @@ def _originals() -> dict[str, Any]:
         "torch.load_file": safetensors.torch.load_file,
         "numpy.load_file": safetensors.numpy.load_file,
         "torch.load": torch.load,
+        "serialization.load": torch.serialization.load,
+        "serialization._open_file_like": torch.serialization._open_file_like,
+        "rust.safe_open": safetensors._safetensors_rust.safe_open,
+        "accelerate.safe_open": transformers.integrations.accelerate.safe_open,
         "mu.safe_open": transformers.modeling_utils.safe_open,
         "PreTrainedModel": vars(PreTrainedModel)["from_pretrained"],
         "AutoModelForCausalLM": vars(transformers.AutoModelForCausalLM)["from_pretrained"],
@@ -361,6 +368,7 @@ def test_sitecustomize_patches_modules_as_they_are_imported(
         from safetensors.torch import load_file
         import torch
         assert torch.load is guard._torch_load and load_file is guard._torch_load_file
+        assert torch.serialization.load is guard._torch_load
         assert load_file({str(weights)!r})["alpha"].sum().item() == 66
         import transformers
         assert "transformers.modeling_utils" not in sys.modules
@@ -392,3 +400,80 @@ def test_sitecustomize_patches_modules_as_they_are_imported(
     )
     assert out.returncode != 0 and "started" not in out.stdout
     assert "modelsign guard" in out.stderr and "POLICY_NOT_FOUND" in out.stderr
+
+
+class _Payload:
+    """A pickle that writes a marker file when it is unpickled: code execution, observable."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.write_text, (self.marker, "pwned"))
+
+
+@pytest.fixture
+def payload(tmp_path: Path) -> tuple[Path, Path]:
+    marker = tmp_path / "marker"
+    path = tmp_path / "evil.pt"
+    torch.save({"x": _Payload(marker)}, path)
+    return path, marker
+
+
+def test_every_alias_of_torch_load_refuses_an_unsigned_pickle(
+    payload: tuple[Path, Path], tmp_path: Path, key: keys.PrivateKey
+) -> None:
+    """torch.load is also torch.serialization.load, and can be bound before install."""
+    from torch import load as bound_before  # a reference guard.install cannot rebind
+
+    path, marker = payload
+    guard.install(policy=write_policy(tmp_path, key))
+    try:
+        for call in (torch.load, torch.serialization.load, bound_before):
+            with pytest.raises(VerificationError, match="pickle is denied") as e:
+                call(path, weights_only=False)
+            assert e.value.code == "POLICY_FAILED"
+        assert not marker.exists()
+    finally:
+        guard.uninstall()
+    assert torch.serialization.load is bound_before and torch.load is bound_before
+
+
+def test_every_alias_of_safe_open_is_guarded(
+    weights: Path, guarded: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by identity: every framework module that bound safe_open gets the guarded one."""
+    accelerate = transformers.integrations.accelerate
+    assert accelerate.safe_open is guard._safe_open
+    flip_tensor_byte(weights, "alpha")
+    with pytest.raises(VerificationError, match="alpha"):
+        accelerate.safe_open(str(weights), framework="pt")
+
+
+def test_torch_load_bound_before_install_reads_the_verified_bytes(
+    tmp_path: Path, key: keys.PrivateKey
+) -> None:
+    from torch.serialization import load as bound_before
+
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    torch.save(WEIGHTS, folder / "pytorch_model.bin")
+    sign(folder, key)
+    guard.install(policy=write_policy(tmp_path, key, formats={"deny": []}))
+    try:
+        loaded = bound_before(folder / "pytorch_model.bin", weights_only=True)
+        assert torch.equal(loaded["alpha"], WEIGHTS["alpha"])
+        with pytest.raises(InputError, match="mmap") as e:  # would map the unchecked path
+            bound_before(folder / "pytorch_model.bin", weights_only=True, mmap=True)
+        assert e.value.code == "USAGE"
+        raw = bytearray((folder / "pytorch_model.bin").read_bytes())
+        raw[len(raw) // 2] ^= 1
+        (folder / "pytorch_model.bin").write_bytes(bytes(raw))
+        with pytest.raises(VerificationError, match=r"pytorch_model\.bin"):
+            bound_before(folder / "pytorch_model.bin", weights_only=True)
+        buffer = io.BytesIO()  # a file object's bytes are the caller's: not judged
+        torch.save(WEIGHTS, buffer)
+        buffer.seek(0)
+        assert torch.equal(bound_before(buffer)["beta"], WEIGHTS["beta"])
+    finally:
+        guard.uninstall()

@@ -7,12 +7,17 @@ page-cache pages that were hashed, and several processes share them, but it is
 only safe while nothing can change those pages. A Linux read lease provides
 that on a local filesystem: taking it fails while any process has the file
 open for writing, and while it is held the kernel holds back every open for
-writing and every truncation (for up to ``/proc/sys/fs/lease-break-time``
+writing and every ``truncate()`` (for up to ``/proc/sys/fs/lease-break-time``
 seconds) and tells the holder. A keeper thread watches the leases; when one is
 being broken it copies the region into private memory at the same address
 (``mremap``) and only then releases the lease, so the writer goes on and the
 runtime's bytes stay the verified ones. The copy is paid only when someone
 tries to write.
+
+One truncation a lease does not hold back: ``open(path, O_RDONLY | O_TRUNC)``.
+So only files no one but the owner may write are mapped, and if the file
+shrinks anyway the region is made inaccessible and ``is_guarded`` says False:
+the weights can be lost (the process faults), never replaced.
 
 Why these filesystems only: on NFS, FUSE, overlay and the like, the bytes can
 change without a local open for writing (another client, a FUSE server, a
@@ -26,6 +31,7 @@ import errno
 import mmap
 import os
 import signal
+import stat
 import sys
 import threading
 import time
@@ -50,6 +56,7 @@ POLL = 0.02  # seconds between lease checks: the longest a writer waits before t
 _COPY_CHUNK = 64 << 20
 _MADV_POPULATE_READ = 22  # Linux 5.14
 _MREMAP_MAYMOVE, _MREMAP_FIXED = 1, 2
+_MAP_FIXED, _PROT_NONE = 0x10, 0  # not in the mmap module
 # The lease-break signal. SIGURG is ignored by default, so a break never kills
 # the process; the keeper polls the lease instead of handling the signal,
 # which only the main thread could do.
@@ -161,9 +168,36 @@ class _Keeper:
                         )
                     if region.fd < 0:
                         continue
-                    if fcntl.fcntl(region.fd, fcntl.F_GETLEASE) != fcntl.F_RDLCK:
+                    # Size first: after a truncation no page is left to copy out.
+                    if os.fstat(region.fd).st_size != region.size:
+                        self._truncated(region)
+                    elif fcntl.fcntl(region.fd, fcntl.F_GETLEASE) != fcntl.F_RDLCK:
                         self._privatize(region)
             last = now
+
+    def _truncated(self, region: _Region) -> None:
+        """The file shrank under the lease (an O_TRUNC open for reading does not break it).
+
+        The kernel has taken the pages; nothing can bring the verified bytes
+        back. The region is made inaccessible before the lease goes, so bytes
+        written later can never show through: an access faults instead.
+        """
+        if region.guarded:
+            region.guarded = False
+            _warn(
+                f"{region.name} was truncated while mapped (an open with O_TRUNC, which a "
+                "lease does not hold back): the mapped weights are gone, and touching "
+                "them stops the process"
+            )
+        try:
+            _make_inaccessible(region.addr, region.size)
+        except OSError:
+            return  # keep the lease: writers stay held off; retried at the next poll
+        if region.leased:
+            fcntl.fcntl(region.fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+            region.leased = False
+        os.close(region.fd)
+        region.fd = -1  # kept only so is_guarded can tell
 
     def _privatize(self, region: _Region, check_stamp: bool = False) -> None:
         owner = region.owner()  # keeps the mapping alive while it is swapped
@@ -270,6 +304,15 @@ def _copy_in_place(addr: int, size: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
+def _make_inaccessible(addr: int, size: int) -> None:
+    """Replace the pages at ``addr`` with a mapping that faults on any access."""
+    libc = _libc()
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_FIXED
+    if libc.mmap(addr, size, _PROT_NONE, flags, -1, 0) != addr:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
 def filesystem_of(st_dev: int) -> str | None:
     """The filesystem type mounted on device ``st_dev``, from ``/proc/self/mountinfo``."""
     want = f"{os.major(st_dev)}:{os.minor(st_dev)}"
@@ -304,6 +347,7 @@ def map_leased(fd: int, name: str) -> Any:
         )
     if signal.getsignal(_SIGNAL) not in (signal.SIG_DFL, signal.SIG_IGN):
         raise Unavailable("the application handles SIGURG, which lease breaks are sent as")
+    _check_writers(fd)
     lease_fd = os.dup(fd)
     try:
         _take_lease(lease_fd)
@@ -321,6 +365,29 @@ def map_leased(fd: int, name: str) -> Any:
     keeper.add(_Region(name, lease_fd, addr, size, weakref.ref(arr), _stamp(lease_fd)))
     weakref.finalize(arr, keeper.drop, addr)
     return arr
+
+
+def _check_writers(fd: int) -> None:
+    """Only the owner (and root) may write the file.
+
+    Whoever may write it can truncate it past a read lease (``open(path,
+    O_RDONLY | O_TRUNC)`` does not break one), so a file others can write is
+    not mapped. The owner and root could as well signal or trace this process.
+    """
+    mode = os.fstat(fd).st_mode
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise Unavailable(
+            f"the file is writable by its group or others (mode {stat.S_IMODE(mode):o}), "
+            "and whoever can write it can truncate it past a lease"
+        )
+    try:
+        os.getxattr(fd, "system.posix_acl_access")
+    except OSError:
+        return  # no access ACL (ENODATA), or none possible here
+    raise Unavailable(
+        "the file has an access ACL, which may let others write it, and whoever can write "
+        "it can truncate it past a lease"
+    )
 
 
 def _take_lease(fd: int) -> None:
@@ -375,5 +442,8 @@ def is_guarded(arr: Any) -> bool:
     with keeper.lock:
         for region in keeper.regions.values():
             if region.addr <= ptr < region.addr + max(region.size, 1):
+                # Not only the keeper's verdict: a truncation it has not polled yet counts.
+                if region.guarded and region.fd >= 0:
+                    return os.fstat(region.fd).st_size == region.size
                 return region.guarded
     return True

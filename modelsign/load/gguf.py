@@ -8,7 +8,9 @@ whatever the path names by then. A split set (``NAME-00001-of-0000N.gguf``) is
 verified as a whole under one signature, since llama.cpp loads every member and
 members signed separately could be mixed across releases. What a descriptor
 cannot prevent is a rewrite in place of the verified inode; only its stat shows
-that afterwards: :meth:`VerifiedGGUF.check_unchanged`.
+that afterwards: :meth:`VerifiedGGUF.check_unchanged`. ``memory="copy"`` closes
+that gap: each file is copied into a memfd, sealed against every write, resize
+and further sealing, and it is that copy which is hashed and handed out.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import tempfile
 import weakref
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from ..compare import Problem, diff_weights
 from ..errors import DiscoveryError, InputError, ModelsignError, VerificationError
@@ -32,6 +35,11 @@ from ..manifest import FileEntry, covering_parts, weights_info
 from ..policy import Policy
 from ..signature.verifiers import Verifier
 from ._context import Context, LoadReport, open_context
+
+#: Where open_gguf's loader reads: the verified file itself, or a sealed private copy.
+GGUFMemory = Literal["file", "copy"]
+_GGUF_MEMORY: tuple[GGUFMemory, ...] = ("file", "copy")
+_COPY_CHUNK = 1 << 30  # sendfile's count per call
 
 # Where a descriptor can be reopened by name: Linux, then the BSDs and macOS.
 _FD_DIRS = ("/proc/self/fd", "/dev/fd")
@@ -76,6 +84,7 @@ class _Member:
     where: str  # the path as the user sees it (symlinks followed at each check)
     fd: int
     stamp: tuple[int, int, int]  # (size, mtime_ns, ctime_ns) of the fd when verified
+    sealed: bool = False  # fd is a sealed memfd copy: nothing can change it
 
 
 def _release(fds: list[int], linkdir: list[str]) -> None:
@@ -147,11 +156,14 @@ class VerifiedGGUF:
         keeps reading the file, so for certainty load with ``use_mmap=False``
         and call this once loading is done. Timestamps have the kernel's
         clock granularity (milliseconds); this check raises in every policy
-        mode, since the caller asked for it.
+        mode, since the caller asked for it. A sealed copy (``memory="copy"``)
+        cannot change and has no path: it always passes.
         """
         self._require_open()
         problems: list[Problem] = []
         for m in self._members:
+            if m.sealed:
+                continue
             now = os.fstat(m.fd)
             try:
                 there = os.stat(m.where)
@@ -222,6 +234,7 @@ def open_gguf(
     policy: Policy | None = None,
     verifier: Verifier | None = None,
     now: datetime | None = None,
+    memory: GGUFMemory = "file",
 ) -> VerifiedGGUF:
     """Open and verify a GGUF file or split set; return descriptors the loader reopens.
 
@@ -234,10 +247,22 @@ def open_gguf(
     SHA-256), so the bytes the loader reads through :attr:`VerifiedGGUF.path`
     are the bytes that were checked.
 
+    ``memory="file"`` (the default) hands out the verified file itself: a
+    rewrite in place after the check is only detected, by
+    :meth:`VerifiedGGUF.check_unchanged`. ``memory="copy"`` copies each file
+    into a memfd sealed against writes, truncation and growth (Linux), hashes
+    that copy and hands it out: nothing can change what the loader reads, at
+    the cost of a copy in memory (shared with the loader's mapping of it);
+    ``InputError`` ``SEALING_UNAVAILABLE`` says why where that is impossible.
+
     On any failure every descriptor is closed and :class:`VerificationError`
     is raised, naming the tensors that changed (a warn-mode policy warns
     instead and marks ``report.verified`` False).
     """
+    if memory not in _GGUF_MEMORY:
+        raise InputError(
+            f"memory must be one of {', '.join(_GGUF_MEMORY)}, not {memory!r}", code="USAGE"
+        )
     fd_dir = _fd_dir()
     p = os.fspath(path)
     ctx = open_context(p, signature=signature, verifier=verifier, policy=policy, now=now)
@@ -247,7 +272,8 @@ def open_gguf(
     try:
         for name in names:
             if name in ctx.files:
-                members.append(_open(ctx, name))
+                member = _open(ctx, name)
+                members.append(_sealed(member) if memory == "copy" else member)
         if not members:
             raise InputError(f"no member of {names[0]} is present", code="FILE_MISSING", path=p)
         _verify(ctx, members)
@@ -347,6 +373,63 @@ def _open(ctx: Context, name: str) -> _Member:
         raise VerificationError("is not a regular file", code="FILE_CHANGED", path=name)
     where = os.path.join(ctx.root, name)
     return _Member(name, where, fd, (st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+
+
+def _sealed(member: _Member) -> _Member:
+    """``member`` copied into a memfd sealed against every change; the original is closed."""
+    import fcntl
+
+    seals = ("F_ADD_SEALS", "F_SEAL_WRITE", "F_SEAL_SHRINK", "F_SEAL_GROW", "F_SEAL_SEAL")
+    if not hasattr(os, "memfd_create") or not all(hasattr(fcntl, s) for s in seals):
+        os.close(member.fd)
+        raise InputError(
+            "memory='copy' needs a sealed memfd (os.memfd_create and F_ADD_SEALS: Linux); "
+            "use memory='file' and check_unchanged() here",
+            code="SEALING_UNAVAILABLE",
+            path=member.name,
+        )
+    try:
+        copy = os.memfd_create(
+            f"modelsign:{os.path.basename(member.name)}", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
+        )
+    except OSError as exc:
+        os.close(member.fd)
+        raise InputError(
+            f"memory='copy': cannot create a sealed memfd ({exc.strerror})",
+            code="SEALING_UNAVAILABLE",
+            path=member.name,
+        ) from exc
+    try:
+        _copy_fd(member.fd, copy, member.stamp[0])
+        # F_SEAL_SEAL last: the seals themselves can then never be lifted or changed.
+        fcntl.fcntl(
+            copy,
+            fcntl.F_ADD_SEALS,
+            fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL,
+        )
+    except OSError as exc:
+        os.close(copy)
+        raise InputError(
+            f"memory='copy': cannot make the sealed copy ({exc.strerror})",
+            code="SEALING_UNAVAILABLE",
+            path=member.name,
+        ) from exc
+    finally:
+        os.close(member.fd)
+    st = os.fstat(copy)
+    return _Member(
+        member.name, member.where, copy, (st.st_size, st.st_mtime_ns, st.st_ctime_ns), True
+    )
+
+
+def _copy_fd(src: int, dst: int, size: int) -> None:
+    """Copy ``size`` bytes of ``src`` into ``dst`` in the kernel; stop early if ``src`` shrank."""
+    done = 0
+    while done < size:
+        n = os.sendfile(dst, src, done, min(_COPY_CHUNK, size - done))
+        if n == 0:
+            return  # the file shrank: the copy is shorter, and verification refuses it
+        done += n
 
 
 def _verify(ctx: Context, members: list[_Member]) -> None:

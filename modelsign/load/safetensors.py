@@ -137,11 +137,15 @@ def load_safetensors(
     ``"mapped"``: zero-copy, the file's page cache mapped under a Linux read
     lease, so processes share it and loading costs little more than hashing;
     a writer that shows up later is held by the kernel until the bytes are
-    copied out, so the tensors never change. It raises ``MAPPING_UNAVAILABLE``
-    where that cannot be guaranteed (not Linux, a network/FUSE/overlay
-    filesystem, the file open for writing, not the file's owner, SIGURG taken
-    by the application); ``"auto"`` copies there instead and says why in
-    ``report.not_mapped``. A partial load maps too, and reads only what it checks.
+    copied out, so the tensors never change. ``open(path, O_RDONLY|O_TRUNC)``
+    is not held back: only files no one but their owner can write are mapped,
+    and after such a truncation ``is_guarded`` is False and touching the
+    tensors faults (they are lost, never replaced). It raises
+    ``MAPPING_UNAVAILABLE`` where that cannot be guaranteed (not Linux, a
+    network/FUSE/overlay filesystem, the file open for writing, writable by
+    group or others, not the file's owner, SIGURG taken by the application);
+    ``"auto"`` copies there instead and says why in ``report.not_mapped``.
+    A partial load maps too, and reads only what it checks.
 
     Trust comes from ``verifier`` or from ``policy``'s signers; the policy is
     judged before any weight is read. On any failure :class:`VerificationError`

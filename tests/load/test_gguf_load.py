@@ -312,3 +312,86 @@ def test_file_made_a_symlink_after_listing_is_refused(
     monkeypatch.setattr(gguf_load, "open_context", swap_after_listing)
     exc = failing(path)
     assert exc.code == "FILE_CHANGED"
+
+
+needs_memfd = pytest.mark.skipif(
+    not hasattr(os, "memfd_create"), reason="sealed copies need memfd_create (Linux)"
+)
+
+
+@needs_memfd
+def test_sealed_copy_serves_the_verified_bytes_after_a_rewrite(
+    single: tuple[Path, dict[str, TensorValue]],
+) -> None:
+    """``memory="copy"``: an in-place rewrite of the file cannot reach the loader at all."""
+    path, tensors = single
+    with open_gguf(path, verifier=VERIFIER, memory="copy") as handle:
+        flip(path, "token_embd.weight")  # same inode, after the check
+        with open(path, "r+b") as fh:
+            fh.truncate(10)
+        assert read_tensors(handle.path) == expected(tensors)
+        handle.check_unchanged()  # nothing the handle serves can have changed
+        assert handle.report.verified and handle.report.files == ["model.gguf"]
+
+
+@needs_memfd
+def test_sealed_copy_refuses_every_write(single: tuple[Path, dict[str, TensorValue]]) -> None:
+    import fcntl
+    import mmap
+
+    path, _ = single
+    with open_gguf(path, verifier=VERIFIER, memory="copy") as handle:
+        fd = handle.fds[0]
+        seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+        want = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
+        assert seals & want == want
+        size = os.fstat(fd).st_size
+        reopened = os.open(handle.path, os.O_RDWR)  # what a loader (or anyone) could get
+        try:
+            for target in (fd, reopened):
+                with pytest.raises(PermissionError):
+                    os.pwrite(target, b"x", 0)
+                with pytest.raises(PermissionError):
+                    os.ftruncate(target, 0)
+                with pytest.raises(PermissionError):
+                    os.ftruncate(target, size + 1)
+                with pytest.raises(PermissionError):
+                    mmap.mmap(target, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        finally:
+            os.close(reopened)
+        assert os.fstat(fd).st_size == size
+
+
+@needs_memfd
+def test_sealed_copy_of_a_split_set(split: tuple[Path, list[dict[str, TensorValue]]]) -> None:
+    folder, parts = split
+    with open_gguf(folder, verifier=VERIFIER, memory="copy") as handle:
+        for name in SPLIT:
+            flip(folder / name, "token_embd.weight")
+        for p, tensors in zip(handle.paths, parts, strict=True):
+            assert read_tensors(p) == expected(tensors)
+        linked = os.path.dirname(handle.llama_path)
+        assert read_tensors(os.path.join(linked, SPLIT[2])) == expected(parts[2])
+
+
+def test_sealed_copy_unavailable_is_a_clear_error(
+    single: tuple[Path, dict[str, TensorValue]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, _ = single
+
+    def no_memfd(name: str, flags: int = 0) -> int:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "memfd_create", no_memfd, raising=False)
+    before = open_fds()
+    with pytest.raises(InputError) as e:
+        open_gguf(path, verifier=VERIFIER, memory="copy")
+    assert e.value.code == "SEALING_UNAVAILABLE" and "memfd" in e.value.message
+    assert open_fds() == before
+    monkeypatch.delattr(os, "memfd_create")
+    with pytest.raises(InputError) as e:
+        open_gguf(path, verifier=VERIFIER, memory="copy")
+    assert e.value.code == "SEALING_UNAVAILABLE"
+    with pytest.raises(InputError) as e:
+        open_gguf(path, verifier=VERIFIER, memory="mapped")  # type: ignore[arg-type]
+    assert e.value.code == "USAGE" and "file, copy" in e.value.message

@@ -344,3 +344,54 @@ def test_a_forked_child_keeps_the_verified_bytes(signed: Path, verifier: Any) ->
     assert os.waitstatus_to_exitcode(status) == 0, "the child saw the rewritten bytes"
     assert copies(out) == before
     assert took < 10
+
+
+@pytest.mark.parametrize("refill", [False, True])
+def test_an_open_with_o_trunc_for_reading_is_not_held_back_and_is_told(
+    signed: Path, key: keys.PrivateKey, tmp_path: Path, refill: bool
+) -> None:
+    """``open(path, O_RDONLY | O_TRUNC)`` truncates without breaking a read lease.
+
+    The kernel then takes the pages away (SIGBUS on access): no lease can stop
+    it, so is_guarded must say False, and the bytes must never silently change,
+    even when the file is then written back to its old size.
+    """
+    public = tmp_path / "key.pub"
+    public.write_bytes(keys.public_key_pem(key.public_key()))
+    code = textwrap.dedent(
+        f"""
+        import os, subprocess, sys, time
+        import modelsign
+        import modelsign.load._mapped as mapped
+        from modelsign.signature import keys
+        mapped.MIN_MAPPED = 1
+        model = {str(signed)!r}
+        verifier = modelsign.KeyVerifier(keys.load_public_key({str(public)!r}))
+        out = modelsign.load_safetensors(model, verifier=verifier, memory="mapped")
+        tensor = out[{TENSOR!r}]
+        assert mapped.is_guarded(tensor)
+        path = os.path.join(model, "model.safetensors")
+        size = os.path.getsize(path)
+        attack = f"import os; os.close(os.open({{path!r}}, os.O_RDONLY | os.O_TRUNC))"
+        if {refill!r}:
+            attack += f"; open({{path!r}}, 'r+b').write(b'X' * {{size}})"
+        subprocess.run([sys.executable, "-c", attack], check=True, timeout=60)
+        assert os.path.getsize(path) == (size if {refill!r} else 0)
+        print("guarded" if mapped.is_guarded(tensor) else "unguarded", flush=True)
+        tensor.tobytes()  # the kernel took the pages: SIGBUS, never other bytes
+        print("read", flush=True)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["unguarded"], done.stderr
+    assert done.returncode in (-signal.SIGBUS, -signal.SIGSEGV)  # the pages, or poisoned
+
+
+def test_a_file_others_can_write_is_not_mapped(signed: Path, verifier: Any) -> None:
+    """Anyone with write permission can truncate past the lease: only the owner may write."""
+    os.chmod(signed / WEIGHTS, 0o664)
+    with pytest.raises(InputError) as info:
+        load(signed, verifier)
+    assert info.value.code == "MAPPING_UNAVAILABLE" and "writable by" in info.value.message
+    out = load_safetensors(signed, verifier=verifier, memory="auto")
+    assert out.report.mapped == [] and "writable by" in out.report.not_mapped[WEIGHTS]

@@ -1,0 +1,199 @@
+"""Fuzz targets: every parser that reads untrusted bytes, and the seeds they start from.
+
+The rule each target checks: any input either parses or raises a
+:class:`modelsign.errors.ModelsignError` — never another exception, never a
+hang. Seeds are made here by code (a tiny model signed with a throwaway key),
+so the corpus needs no files from elsewhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from modelsign.formats import parse_weights_bytes
+from modelsign.formats.shards import check_safetensors_index
+from modelsign.policy import parse_policy
+from modelsign.signature.attestation import parse_attestation
+from modelsign.signature.bundle import read_bundle
+from modelsign.signature.statement import parse_statement
+
+
+def _safetensors(data: bytes) -> None:
+    parse_weights_bytes("safetensors", data, "fuzz.safetensors")
+
+
+def _gguf(data: bytes) -> None:
+    parse_weights_bytes("gguf", data, "fuzz.gguf")
+
+
+def _shard_index(data: bytes) -> None:
+    shards = {
+        "model-00001-of-00002.safetensors": ["a", "b"],
+        "model-00002-of-00002.safetensors": ["c"],
+    }
+    check_safetensors_index("model.safetensors.index.json", data, shards)
+
+
+def _policy(data: bytes) -> None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return  # a policy file that is not UTF-8 is refused before parsing (load_policy)
+    parse_policy(text, "fuzz-policy.yaml")
+
+
+#: name -> the call that parses one input.
+TARGETS: dict[str, Callable[[bytes], object]] = {
+    "safetensors": _safetensors,
+    "gguf": _gguf,
+    "shard_index": _shard_index,
+    "bundle": read_bundle,
+    "statement": parse_statement,
+    "attestation": parse_attestation,
+    "policy": _policy,
+}
+
+
+def _payload(bundle: bytes) -> bytes:
+    return base64.b64decode(json.loads(bundle)["dsseEnvelope"]["payload"])
+
+
+def _gguf_bytes(folder: Path) -> bytes:
+    import gguf
+
+    path = folder / "model.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_uint32("llama.context_length", 8)
+    writer.add_string("general.name", "fuzz")
+    writer.add_array("tokenizer.ggml.tokens", ["a", "b"])
+    writer.add_tensor("token_embd.weight", np.arange(8, dtype=np.float32).reshape(2, 4))
+    writer.add_tensor("output.weight", np.ones(3, dtype=np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path.read_bytes()
+
+
+_POLICIES = [
+    {"version": 1, "mode": "enforce", "signers": {"keys": [{"file": "release.pub"}]}},
+    {
+        "version": 1,
+        "mode": "warn",
+        "signers": {
+            "sigstore": [
+                {
+                    "identity_regex": "^https://github.com/acme/.*$",
+                    "issuer": "https://token.actions.githubusercontent.com",
+                    "github_repository": "acme/model",
+                }
+            ]
+        },
+        "formats": {"deny": ["pickle"], "allow_chat_templates": False},
+        "quantization": {"allowed_schemes": ["Q4_K"], "min_bits_per_weight": 4.0},
+        "freshness": {"max_age": "90d"},
+        "coverage": {},
+    },
+]
+
+
+def make_seeds() -> dict[str, list[bytes]]:
+    """A few valid inputs per target, built from a freshly signed tiny model."""
+    import safetensors.numpy
+
+    import modelsign
+    from modelsign.signature import keys
+
+    with tempfile.TemporaryDirectory(prefix="modelsign-fuzz-") as tmp:
+        folder = Path(tmp) / "model"
+        folder.mkdir()
+        tensors = {"a": np.arange(6, dtype=np.float32), "b": np.zeros((2, 2), dtype=np.int8)}
+        safetensors.numpy.save_file(tensors, str(folder / "model.safetensors"), {"k": "v"})
+        modelsign.sign(folder, signer=modelsign.KeySigner(keys.generate_key("ec-p256")), env={})
+        bundle = (folder / "model.sig").read_bytes()
+        claim = (folder / "claims.jsonl").read_bytes().splitlines()[0]
+        st = (folder / "model.safetensors").read_bytes()
+        gguf_file = _gguf_bytes(Path(tmp))
+    index = {
+        "metadata": {"total_size": 28},
+        "weight_map": {
+            "a": "model-00001-of-00002.safetensors",
+            "b": "model-00001-of-00002.safetensors",
+            "c": "model-00002-of-00002.safetensors",
+        },
+    }
+    return {
+        "safetensors": [st, st[: len(st) // 2]],
+        "gguf": [gguf_file],
+        "shard_index": [json.dumps(index).encode()],
+        "bundle": [bundle, claim],
+        "statement": [_payload(bundle)],
+        "attestation": [_payload(claim)],
+        "policy": [json.dumps(p).encode() for p in _POLICIES]
+        + [b"version: 1\nmode: enforce\nformats:\ncoverage: {}\n"],
+    }
+
+
+def write_corpus(root: Path) -> dict[str, Path]:
+    """The seeds as files, one folder per target (what libFuzzer takes as a corpus)."""
+    out: dict[str, Path] = {}
+    for name, seeds in make_seeds().items():
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, seed in enumerate(seeds):
+            (folder / f"seed-{i}").write_bytes(seed)
+        out[name] = folder
+    return out
+
+
+_INTS = [0, 1, 0x7F, 0xFF, 0x7FFFFFFF, 2**32 - 1, 2**63 - 1, 2**64 - 1]
+_TOKENS = [
+    b'"',
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b",",
+    b":",
+    b"null",
+    b"1e999",
+    b"-0",
+    b"\\u0000",
+    b"&a",
+    b"*a",
+    b"!!python/object",
+    b"\n- ",
+    b"\xff",
+    b"\xc3",
+]
+
+
+def mutate(data: bytes, rng: np.random.Generator) -> bytes:
+    """One random edit of the kinds that break parsers: flips, splices, cuts, big numbers."""
+    b = bytearray(data or b"\0")
+    for _ in range(int(rng.integers(1, 5))):
+        kind = int(rng.integers(0, 6))
+        i = int(rng.integers(0, len(b) + 1))
+        if kind == 0 and b:  # flip bits
+            j = min(i, len(b) - 1)
+            b[j] ^= 1 << int(rng.integers(0, 8))
+        elif kind == 1:  # insert random bytes
+            b[i:i] = rng.bytes(int(rng.integers(1, 9)))
+        elif kind == 2:  # cut
+            del b[i : i + int(rng.integers(1, 65))]
+        elif kind == 3:  # an interesting integer, little-endian, over 8 bytes
+            value = _INTS[int(rng.integers(0, len(_INTS)))]
+            b[i : i + 8] = value.to_bytes(8, "little")
+        elif kind == 4:  # duplicate a slice
+            j = int(rng.integers(0, len(b) + 1))
+            b[i:i] = b[min(i, j) : max(i, j)][:256]
+        else:  # a JSON/YAML token
+            token = _TOKENS[int(rng.integers(0, len(_TOKENS)))]
+            b[i:i] = token
+    return bytes(b)

@@ -378,9 +378,9 @@ def test_verify_reads_a_signed_file_again_only_when_it_differs(
     real_open, real_hash_file = verify_module._open, verify_module.hash_file
     real_hash_files = verify_module.hash_files
 
-    def spy_open(f: Any) -> int:
+    def spy_open(f: Any, *args: Any) -> int:
         read.append(f.real)
-        return real_open(f)
+        return real_open(f, *args)
 
     def spy_hash_file(f: Any, **kw: Any) -> Any:
         read.append(f.real)

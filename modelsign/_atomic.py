@@ -111,17 +111,20 @@ def open_regular_fd(path: str, name: str | None = None) -> int:
         raise
 
 
-def open_model_file(f: ModelFile, *, size: int | None = None) -> int:
+def open_model_file(f: ModelFile, *, size: int | None = None, same_file: bool = True) -> int:
     """Open model file ``f`` as discovery saw it: the one way model bytes are opened.
 
-    The path is resolved (so an allowed link, or a folder swapped for a link,
-    is followed by us, not by ``open``) and must stay inside ``f.within``; the
-    resolved path is opened as :func:`open_regular_fd` does; the descriptor
-    must be the inode discovery recorded (``FILE_CHANGED``) and, given the
-    signed ``size``, have exactly that size (``FILE_SIZE_MISMATCH``) — checked
-    before a caller reads or allocates anything.
+    Its folder is resolved (a folder swapped for a link is followed by us, not
+    by ``open``) and must stay inside ``f.within``; the file itself is opened
+    as :func:`open_regular_fd` does, never through a link (an allowed link was
+    resolved by discovery: ``f.real`` is its target). With ``same_file`` the
+    descriptor must be the inode discovery recorded (``FILE_CHANGED``); a
+    loader, which checks the very bytes it reads, passes False to say what
+    changed instead. Given the signed ``size``, another size is
+    ``FILE_SIZE_MISMATCH`` — before a caller reads or allocates anything.
     """
-    target = os.path.realpath(f.real)
+    folder, base = os.path.split(f.real)
+    target = os.path.join(os.path.realpath(folder), base)
     if f.within and not target.startswith(f.within.rstrip(os.sep) + os.sep):
         raise DiscoveryError(
             f"now resolves to {target!r}, outside {f.within!r}", code="SYMLINK_ESCAPE", path=f.path
@@ -129,7 +132,7 @@ def open_model_file(f: ModelFile, *, size: int | None = None) -> int:
     fd = open_regular_fd(target, f.path)
     try:
         st = os.fstat(fd)
-        if (st.st_dev, st.st_ino) != (f.dev, f.ino):
+        if same_file and (st.st_dev, st.st_ino) != (f.dev, f.ino):
             raise DiscoveryError(
                 "the file was replaced after discovery", code="FILE_CHANGED", path=f.path
             )

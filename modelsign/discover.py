@@ -17,6 +17,7 @@ import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ._atomic import open_regular
 from .errors import DiscoveryError, InputError
 
 #: Paths never part of a model (recorded as ignored), as the OMS tool does.
@@ -125,7 +126,7 @@ def resolve_hf_snapshot(path: str) -> tuple[str, HFSnapshot] | None:
     if m and os.path.isdir(os.path.join(path, "snapshots")):
         ref_file = os.path.join(path, "refs", "main")
         try:
-            with open(ref_file, encoding="ascii") as fh:
+            with open_regular(ref_file, "r", encoding="ascii") as fh:  # a FIFO: no hang
                 commit = fh.read(100).strip()
         except (OSError, UnicodeDecodeError) as exc:
             raise DiscoveryError(

@@ -55,9 +55,10 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from . import __version__
+from ._atomic import open_regular_fd
 from .compare import Problem
 from .discover import ModelFile, ModelTree, describe_mode, discover
-from .errors import InputError, ModelsignError, VerificationError
+from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
 from .findings import Finding
 from .formats import SNIFF_BYTES, FileFormat, detect_format
 from .formats.pickle import TORCH_EXTENSIONS
@@ -416,25 +417,14 @@ def _is_package(names: Iterable[str]) -> bool:
 # --- reading a model without hashing its weights ---------------------------------------------
 
 
-def _open_file(f: ModelFile) -> int:
-    """Open what discovery saw, never a FIFO or a file swapped in since."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(f.real, flags)
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (f.dev, f.ino):
-        os.close(fd)
-        raise _Unreadable(f"{f.path}: the file was replaced while being scanned")
-    return fd
-
-
 def _read_small(path: str, limit: int) -> bytes:
     """The first ``limit`` bytes of a regular file, never blocking on a FIFO or following a link."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise _Unreadable(f"{path} is {describe_mode(st.st_mode)}")
-        return pread_all(fd, min(limit, st.st_size))
+        fd = open_regular_fd(path)
+    except DiscoveryError as exc:
+        raise _Unreadable(f"{path}: {exc.message}") from None
+    try:
+        return pread_all(fd, limit)
     finally:
         os.close(fd)
 

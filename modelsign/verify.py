@@ -21,7 +21,7 @@ import blake3
 from pydantic import BaseModel, ConfigDict
 
 from ._atomic import open_model_file, size_mismatch
-from .compare import Problem, ProblemSeverity, diff_weights
+from .compare import Problem, ProblemSeverity, diff_layouts, diff_weights
 from .discover import ModelFile, ModelTree, discover, name_inside
 from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
 from .formats import sniff_file
@@ -41,7 +41,6 @@ from .manifest import (
     FileEntry,
     Manifest,
     Part,
-    WeightsInfo,
     covering_parts,
     metadata_manifest,
     weights_info,
@@ -479,9 +478,7 @@ class _ModelCheck:
             try:
                 d = peek_file(f)  # the header and tensor table: bounded reads, whatever the size
                 if d.layout is not None:
-                    found = diff_weights(
-                        f.path, _unhashed(entry.weights), _unhashed(weights_info(d))
-                    )
+                    found = diff_layouts(f.path, entry.weights, weights_info(d))
             except ModelsignError as why:
                 message += f"; it no longer parses ({why.code}: {why.message})"
         self.problem(exc.code, message, file=f.path, expected=exc.expected, actual=exc.actual)
@@ -775,15 +772,6 @@ class _ModelCheck:
                     file=n,
                     actual=extra_digest.get(n),
                 )
-
-
-def _unhashed(w: WeightsInfo) -> WeightsInfo:
-    """``w`` without the digests of bytes a header-only look does not read.
-
-    What is left (tensor names, types, shapes, metadata) still says what changed.
-    """
-    tensors = [t.model_copy(update={"digest": None}) for t in w.tensors]
-    return w.model_copy(update={"tensors": tensors, "header_digest": "", "kv_digest": None})
 
 
 def _moved(fd: int, then: os.stat_result) -> bool:

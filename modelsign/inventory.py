@@ -47,7 +47,7 @@ import os
 import re
 import socket
 import stat
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Final, Literal
@@ -57,7 +57,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 from . import __version__
 from ._atomic import open_regular_fd
 from .compare import Problem
-from .discover import ModelFile, ModelTree, describe_mode, discover
+from .discover import MAX_DEPTH, ModelFile, ModelTree, describe_mode, discover
 from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
 from .findings import Finding
 from .formats import SNIFF_BYTES, FileFormat, detect_format
@@ -593,6 +593,10 @@ class _Scanner:
             if folder in self.scanned:
                 continue  # reached from another store or ROOT already
             self.scanned.add(folder)
+            if rel.count(os.sep) >= MAX_DEPTH:
+                why = f"TOO_DEEP: folders nest more than {MAX_DEPTH} levels; not entered"
+                self._broken(name, kind, folder, why)
+                continue
             try:
                 entries = sorted(os.scandir(folder), key=lambda e: e.name)
             except OSError as exc:
@@ -769,7 +773,7 @@ class _Scanner:
         """Commit → the refs naming it, read from ``refs/`` (an unreadable ref is reported)."""
         refs: dict[str, list[str]] = {}
         refs_dir = os.path.join(repo_dir, "refs")
-        for folder, _dirs, files in os.walk(refs_dir, onerror=self._walk_error("huggingface")):
+        for folder, _dirs, files in _walk_tree(refs_dir, self._walk_error("huggingface")):
             for fname in files:
                 path = os.path.join(folder, fname)
                 try:
@@ -851,7 +855,7 @@ class _Scanner:
             )
             return
         present = set(blob_names)
-        for folder, dirs, files in os.walk(manifests, onerror=self._walk_error("ollama")):
+        for folder, dirs, files in _walk_tree(manifests, self._walk_error("ollama")):
             links = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
             for d in links:
                 path = os.path.join(folder, d)
@@ -1257,6 +1261,34 @@ def _mentions(text: str, path: str) -> bool:
 
 def _hf_repo_id(repo_dir: str) -> str:
     return os.path.basename(repo_dir).split("--", 1)[-1].replace("--", "/")
+
+
+def _walk_tree(
+    top: str, onerror: Callable[[OSError], None]
+) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk(top, onerror=...)`` (top-down, links listed, not followed) with a stack.
+
+    Python 3.11's ``os.walk`` recurses, so a store nested deep enough would end
+    the scan in a ``RecursionError``; past :data:`MAX_DEPTH` a folder is
+    reported through ``onerror`` and not entered.
+    """
+    stack = [(top, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            onerror(exc)
+            continue
+        dirs = [e.name for e in entries if e.is_dir()]
+        files = [e.name for e in entries if not e.is_dir()]
+        yield folder, dirs, files  # the caller may prune ``dirs``, as with os.walk
+        deeper = [os.path.join(folder, d) for d in dirs]
+        deeper = [d for d in deeper if not os.path.islink(d)]
+        if deeper and depth >= MAX_DEPTH:
+            onerror(OSError(0, f"TOO_DEEP: folders nest more than {MAX_DEPTH} levels", folder))
+            continue
+        stack.extend((d, depth + 1) for d in reversed(deeper))
 
 
 def _real_dir(path: str) -> bool:

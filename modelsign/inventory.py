@@ -55,7 +55,7 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from . import __version__
-from ._atomic import open_regular_fd
+from ._atomic import open_regular_fd, size_mismatch
 from .compare import Problem
 from .discover import MAX_DEPTH, ModelFile, ModelTree, describe_mode, discover
 from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
@@ -955,11 +955,39 @@ class _Scanner:
         except OSError as exc:
             return self._unreadable(job, _os_reason(exc))
 
-    def _manifest(self, prep: _Prepared) -> Manifest:
+    def _manifest(self, prep: _Prepared, *, hash_all: bool) -> Manifest:
         """Metadata of the model: by the manifest engine, hashing only what must be."""
-        if self.verify:
+        if self.verify and hash_all:
             return manifest_for_tree(prep.tree, tensor_hash=None, source=prep.source, env={})
         return metadata_manifest(prep.tree, source=prep.source)
+
+    def _size_mismatches(self, prep: _Prepared) -> list[str]:
+        """Files whose size is not the one the signature's manifest records (read, not trusted).
+
+        Compared before anything is hashed: such a model differs from its
+        signature whoever signed it (``tampered``), and its files are not read
+        — a huge or sparse file swapped in costs a stat, not a read.
+        """
+        if prep.signature is None:
+            return []
+        try:
+            signed = self._signed_manifest(prep.signature)
+        except (ModelsignError, OSError, _Unreadable):
+            return []  # verify() says why the signature is unusable
+        if signed is None:
+            return []
+        files = prep.tree.files
+        if signed.single_file:
+            target = os.path.abspath(prep.target)
+            files = tuple(f for f in files if f.real == target) or files[:1]
+            sizes = {f.path: signed.files[0].size for f in files}
+        else:
+            sizes = {e.path: e.size for e in signed.files}
+        return [
+            _describe(size_mismatch(f.path, sizes[f.path], f.size))
+            for f in files
+            if sizes.get(f.path, f.size) != f.size
+        ]
 
     def _check_addresses(
         self, prep: _Prepared, manifest: Manifest | None
@@ -1006,13 +1034,15 @@ class _Scanner:
     def _judge(self, job: _Job, prep: _Prepared) -> tuple[InventoryEntry, Manifest, _BomOrigin]:
         problem: str | None = None
         manifest: Manifest | None
+        wrong_size = self._size_mismatches(prep)
         try:
-            manifest = self._manifest(prep)
+            manifest = self._manifest(prep, hash_all=not wrong_size)
         except ModelsignError as exc:
             if _is_config_error(exc):
                 raise
             manifest, problem = None, _describe(exc)
         tampered, checked = self._check_addresses(prep, manifest)
+        tampered = wrong_size + tampered
         outcome: _SignatureOutcome | None = None
         if not tampered and manifest is not None and prep.signature is not None:
             outcome = self._check_signature(prep, self._known(prep, manifest))

@@ -1,4 +1,10 @@
-"""File I/O rules: atomic output (temporary file, fsync, rename) and safe input."""
+"""File I/O rules: atomic output (temporary file, fsync, rename) and safe input.
+
+Every open of a model file goes through :func:`open_model_file` (or, for a
+path with no discovery record, :func:`open_regular_fd`), so that no code path
+can block on a FIFO, follow a link swapped in after discovery, or read a file
+of another size than the signature records.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,21 @@ import errno
 import os
 import stat
 import tempfile
-from typing import IO, Any, BinaryIO, Literal, TextIO, overload
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal, TextIO, overload
 
-from .errors import InputError
+from .errors import DiscoveryError, InputError
+
+if TYPE_CHECKING:
+    from .discover import ModelFile
+
+#: Never block (a FIFO's open waits for a writer), never follow a last-component
+#: link, never leak the descriptor into a child process.
+_READ_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
 
 
 def write_atomic(path: str, data: bytes, *, force: bool = False, mode: int = 0o644) -> None:
@@ -66,3 +84,72 @@ def open_regular(path: str, mode: str = "rb", *, encoding: str | None = None) ->
     except BaseException:
         os.close(fd)
         raise
+
+
+def open_regular_fd(path: str, name: str | None = None) -> int:
+    """A blocking descriptor of regular file ``path``, opened without blocking or following.
+
+    A FIFO, socket or device (swapped in at any time) is ``SPECIAL_FILE``,
+    naming ``name`` (the model-relative name) or the path; open failures are
+    the ``OSError`` (ELOOP for a link), for callers to map as they report.
+    """
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            from .discover import describe_mode
+
+            raise DiscoveryError(
+                f"{describe_mode(mode)} is where a regular file was; it is not read",
+                code="SPECIAL_FILE",
+                path=name or path,
+            )
+        os.set_blocking(fd, True)  # reads of a regular file must not return EAGAIN
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_model_file(f: ModelFile, *, size: int | None = None, same_file: bool = True) -> int:
+    """Open model file ``f`` as discovery saw it: the one way model bytes are opened.
+
+    Its folder is resolved (a folder swapped for a link is followed by us, not
+    by ``open``) and must stay inside ``f.within``; the file itself is opened
+    as :func:`open_regular_fd` does, never through a link (an allowed link was
+    resolved by discovery: ``f.real`` is its target). With ``same_file`` the
+    descriptor must be the inode discovery recorded (``FILE_CHANGED``); a
+    loader, which checks the very bytes it reads, passes False to say what
+    changed instead. Given the signed ``size``, another size is
+    ``FILE_SIZE_MISMATCH`` — before a caller reads or allocates anything.
+    """
+    folder, base = os.path.split(f.real)
+    target = os.path.join(os.path.realpath(folder), base)
+    if f.within and not target.startswith(f.within.rstrip(os.sep) + os.sep):
+        raise DiscoveryError(
+            f"now resolves to {target!r}, outside {f.within!r}", code="SYMLINK_ESCAPE", path=f.path
+        )
+    fd = open_regular_fd(target, f.path)
+    try:
+        st = os.fstat(fd)
+        if same_file and (st.st_dev, st.st_ino) != (f.dev, f.ino):
+            raise DiscoveryError(
+                "the file was replaced after discovery", code="FILE_CHANGED", path=f.path
+            )
+        if size is not None and st.st_size != size:
+            raise size_mismatch(f.path, size, st.st_size)
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def size_mismatch(name: str, signed: int, actual: int) -> DiscoveryError:
+    """``FILE_SIZE_MISMATCH``: the file is not the signed size, so none of it is read."""
+    return DiscoveryError(
+        f"file is {actual} bytes, {signed} were signed; not read",
+        code="FILE_SIZE_MISMATCH",
+        path=name,
+        expected=str(signed),
+        actual=str(actual),
+    )

@@ -17,10 +17,15 @@ import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ._atomic import open_regular
 from .errors import DiscoveryError, InputError
 
 #: Paths never part of a model (recorded as ignored), as the OMS tool does.
 GIT_PATHS = (".git", ".gitattributes", ".github", ".gitignore")
+
+#: How many folders deep a model may nest (the root's own files are at depth 0).
+#: Real models nest a few levels; the cap turns an absurd tree into ``TOO_DEEP``.
+MAX_DEPTH = 256
 
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _HF_REPO_DIR_RE = re.compile(r"^(models|datasets|spaces)--(.+)$")
@@ -36,6 +41,9 @@ class ModelFile:
     dev: int
     ino: int
     symlink: bool = False
+    #: Real folder the file must resolve inside when it is opened ("" for no such
+    #: rule): the model root, or for a Hugging Face snapshot the cache holding its blobs.
+    within: str = ""
 
 
 @dataclass(frozen=True)
@@ -118,7 +126,7 @@ def resolve_hf_snapshot(path: str) -> tuple[str, HFSnapshot] | None:
     if m and os.path.isdir(os.path.join(path, "snapshots")):
         ref_file = os.path.join(path, "refs", "main")
         try:
-            with open(ref_file, encoding="ascii") as fh:
+            with open_regular(ref_file, "r", encoding="ascii") as fh:  # a FIFO: no hang
                 commit = fh.read(100).strip()
         except (OSError, UnicodeDecodeError) as exc:
             raise DiscoveryError(
@@ -214,7 +222,7 @@ def discover(
         )
 
     walker = _Walker(root, patterns, set(exclude), allow_symlinks, hf[1] if hf else None)
-    walker.walk(root, "")
+    walker.walk()
     if not walker.files:
         raise DiscoveryError(
             "the model has no files to record"
@@ -268,13 +276,33 @@ class _Walker:
         self.files: list[ModelFile] = []
         self.ignored: list[str] = []
 
-    def walk(self, folder: str, prefix: str) -> None:
+    def walk(self) -> None:
+        """Every entry under the root, depth first in name order, without recursion.
+
+        A stack, not the call stack: a folder nested deeper than Python's
+        recursion limit must be an error with a code, not a ``RecursionError``.
+        """
+        stack: list[tuple[str, str, int]] = [(self.root, "", 0)]
+        while stack:
+            folder, prefix, depth = stack.pop()
+            subfolders = self._list(folder, prefix, depth)
+            stack.extend(reversed(subfolders))
+
+    def _list(self, folder: str, prefix: str, depth: int) -> list[tuple[str, str, int]]:
+        """Record the files of one folder; return its subfolders (in name order) to walk."""
+        if depth > MAX_DEPTH:
+            raise DiscoveryError(
+                f"folders nest more than {MAX_DEPTH} levels deep; a model is not walked that far",
+                code="TOO_DEEP",
+                path=prefix.rstrip("/"),
+            )
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
             raise DiscoveryError(
                 f"cannot list folder: {exc.strerror}", code="UNREADABLE", path=prefix or "."
             ) from exc
+        subfolders: list[tuple[str, str, int]] = []
         for entry in entries:
             name = entry.name
             rel = f"{prefix}{name}"
@@ -284,9 +312,9 @@ class _Walker:
                 continue
             st = entry.stat(follow_symlinks=False)
             if stat.S_ISDIR(st.st_mode):
-                self.walk(entry.path, rel + "/")
+                subfolders.append((entry.path, rel + "/", depth + 1))
             elif stat.S_ISREG(st.st_mode):
-                self.files.append(ModelFile(rel, entry.path, st.st_size, st.st_dev, st.st_ino))
+                self.files.append(self._file(rel, entry.path, st))
             elif stat.S_ISLNK(st.st_mode):
                 self.files.append(self._symlink(entry.path, rel))
             else:
@@ -295,17 +323,22 @@ class _Walker:
                     code="SPECIAL_FILE",
                     path=rel,
                 )
+        return subfolders
+
+    def _file(self, rel: str, path: str, st: os.stat_result) -> ModelFile:
+        return ModelFile(rel, path, st.st_size, st.st_dev, st.st_ino, within=self.real_root)
 
     def _symlink(self, link: str, rel: str) -> ModelFile:
         target = os.readlink(link)
         real = os.path.realpath(link)
+        within = self.real_root
         if self.hf is not None:
             # A snapshot entry must point into this repo's blobs/ (lexically);
             # the blob itself may link on into the cache's shared store.
             lexical = os.path.normpath(os.path.join(os.path.dirname(link), target))
             blobs = os.path.join(self.hf.repo_dir, "blobs") + os.sep
-            cache_root = os.path.realpath(os.path.dirname(self.hf.repo_dir)) + os.sep
-            if not lexical.startswith(blobs) or not real.startswith(cache_root):
+            within = os.path.realpath(os.path.dirname(self.hf.repo_dir))
+            if not lexical.startswith(blobs) or not real.startswith(within + os.sep):
                 raise DiscoveryError(
                     f"snapshot link points to {target!r}, outside this repo's blobs/",
                     code="SYMLINK_ESCAPE",
@@ -336,4 +369,4 @@ class _Walker:
                 code="SYMLINK_NOT_FILE",
                 path=rel,
             )
-        return ModelFile(rel, real, st.st_size, st.st_dev, st.st_ino, symlink=True)
+        return ModelFile(rel, real, st.st_size, st.st_dev, st.st_ino, symlink=True, within=within)

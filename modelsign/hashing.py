@@ -14,15 +14,15 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
-import stat
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import blake3
 
+from ._atomic import open_model_file
 from .discover import ModelFile
 from .errors import DiscoveryError, FormatError, InputError, ModelsignError
 from .findings import Finding
@@ -205,21 +205,13 @@ class _Lane:
             raise self.error
 
 
-def _open_checked(f: ModelFile) -> int:
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+def _open_checked(f: ModelFile, size: int | None = None) -> int:
     try:
-        fd = os.open(f.real, flags)
+        return open_model_file(f, size=size)
     except OSError as exc:
         raise DiscoveryError(
             f"cannot open: {exc.strerror}", code="UNREADABLE", path=f.path
         ) from exc
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (f.dev, f.ino):
-        os.close(fd)
-        raise DiscoveryError(
-            "the file was replaced after discovery", code="FILE_CHANGED", path=f.path
-        )
-    return fd
 
 
 def hash_file(
@@ -228,9 +220,14 @@ def hash_file(
     tensor_hash: TensorHash | None,
     capture: bool = False,
     progress: Callable[[int], None] | None = None,
+    size: int | None = None,
 ) -> FileDigests:
-    """Digest one file in a single pass; parse its header strictly if it is a weight file."""
-    fd = _open_checked(f)
+    """Digest one file in a single pass; parse its header strictly if it is a weight file.
+
+    With ``size`` (the signed size) a file of another size is refused before
+    anything is read.
+    """
+    fd = _open_checked(f, size)
     try:
         st = os.fstat(fd)
         size = st.st_size
@@ -390,9 +387,12 @@ def peek_file(f: ModelFile) -> FileDigests:
     return d
 
 
-def stream_digest(f: ModelFile, hasher: Any) -> str:
-    """Feed a whole file (opened as discovery saw it) to ``hasher``; return its hex digest."""
-    fd = _open_checked(f)
+def stream_digest(f: ModelFile, hasher: Any, *, size: int | None = None) -> str:
+    """Feed a whole file (opened as discovery saw it) to ``hasher``; return its hex digest.
+
+    With ``size`` (the signed size) a file of another size is refused unread.
+    """
+    fd = _open_checked(f, size)
     try:
         pos = 0
         while chunk := os.pread(fd, CHUNK, pos):
@@ -421,8 +421,13 @@ def hash_files(
     capture: Callable[[str], bool] = lambda _p: False,
     jobs: int | None = None,
     progress: Callable[[int], None] | None = None,
+    sizes: Mapping[str, int] | None = None,
 ) -> list[FileDigests]:
-    """Digest ``files`` (largest first, ``jobs`` at a time); results in input order."""
+    """Digest ``files`` (largest first, ``jobs`` at a time); results in input order.
+
+    ``sizes``: signed sizes by file name; a file of another size is refused unread.
+    """
+    sizes = sizes or {}
     jobs = jobs or os.cpu_count() or 1
     order = sorted(range(len(files)), key=lambda i: -files[i].size)
     results: list[FileDigests | None] = [None] * len(files)
@@ -434,8 +439,13 @@ def hash_files(
                 progress(n)
 
     def one(i: int) -> None:
+        f = files[i]
         results[i] = hash_file(
-            files[i], tensor_hash=tensor_hash, capture=capture(files[i].path), progress=report
+            f,
+            tensor_hash=tensor_hash,
+            capture=capture(f.path),
+            progress=report,
+            size=sizes.get(f.path),
         )
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:

@@ -47,7 +47,7 @@ import os
 import re
 import socket
 import stat
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Final, Literal
@@ -55,9 +55,10 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from . import __version__
+from ._atomic import open_regular_fd, size_mismatch
 from .compare import Problem
-from .discover import ModelFile, ModelTree, describe_mode, discover
-from .errors import InputError, ModelsignError, VerificationError
+from .discover import MAX_DEPTH, ModelFile, ModelTree, describe_mode, discover
+from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
 from .findings import Finding
 from .formats import SNIFF_BYTES, FileFormat, detect_format
 from .formats.pickle import TORCH_EXTENSIONS
@@ -416,25 +417,14 @@ def _is_package(names: Iterable[str]) -> bool:
 # --- reading a model without hashing its weights ---------------------------------------------
 
 
-def _open_file(f: ModelFile) -> int:
-    """Open what discovery saw, never a FIFO or a file swapped in since."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(f.real, flags)
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (f.dev, f.ino):
-        os.close(fd)
-        raise _Unreadable(f"{f.path}: the file was replaced while being scanned")
-    return fd
-
-
 def _read_small(path: str, limit: int) -> bytes:
     """The first ``limit`` bytes of a regular file, never blocking on a FIFO or following a link."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise _Unreadable(f"{path} is {describe_mode(st.st_mode)}")
-        return pread_all(fd, min(limit, st.st_size))
+        fd = open_regular_fd(path)
+    except DiscoveryError as exc:
+        raise _Unreadable(f"{path}: {exc.message}") from None
+    try:
+        return pread_all(fd, limit)
     finally:
         os.close(fd)
 
@@ -606,6 +596,10 @@ class _Scanner:
             if folder in self.scanned:
                 continue  # reached from another store or ROOT already
             self.scanned.add(folder)
+            if rel.count(os.sep) >= MAX_DEPTH:
+                why = f"TOO_DEEP: folders nest more than {MAX_DEPTH} levels; not entered"
+                self._broken(name, kind, folder, why)
+                continue
             try:
                 entries = sorted(os.scandir(folder), key=lambda e: e.name)
             except OSError as exc:
@@ -782,7 +776,7 @@ class _Scanner:
         """Commit → the refs naming it, read from ``refs/`` (an unreadable ref is reported)."""
         refs: dict[str, list[str]] = {}
         refs_dir = os.path.join(repo_dir, "refs")
-        for folder, _dirs, files in os.walk(refs_dir, onerror=self._walk_error("huggingface")):
+        for folder, _dirs, files in _walk_tree(refs_dir, self._walk_error("huggingface")):
             for fname in files:
                 path = os.path.join(folder, fname)
                 try:
@@ -864,7 +858,7 @@ class _Scanner:
             )
             return
         present = set(blob_names)
-        for folder, dirs, files in os.walk(manifests, onerror=self._walk_error("ollama")):
+        for folder, dirs, files in _walk_tree(manifests, self._walk_error("ollama")):
             links = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
             for d in links:
                 path = os.path.join(folder, d)
@@ -964,11 +958,39 @@ class _Scanner:
         except OSError as exc:
             return self._unreadable(job, _os_reason(exc))
 
-    def _manifest(self, prep: _Prepared) -> Manifest:
+    def _manifest(self, prep: _Prepared, *, hash_all: bool) -> Manifest:
         """Metadata of the model: by the manifest engine, hashing only what must be."""
-        if self.verify:
+        if self.verify and hash_all:
             return manifest_for_tree(prep.tree, tensor_hash=None, source=prep.source, env={})
         return metadata_manifest(prep.tree, source=prep.source)
+
+    def _size_mismatches(self, prep: _Prepared) -> list[str]:
+        """Files whose size is not the one the signature's manifest records (read, not trusted).
+
+        Compared before anything is hashed: such a model differs from its
+        signature whoever signed it (``tampered``), and its files are not read
+        — a huge or sparse file swapped in costs a stat, not a read.
+        """
+        if prep.signature is None:
+            return []
+        try:
+            signed = self._signed_manifest(prep.signature)
+        except (ModelsignError, OSError, _Unreadable):
+            return []  # verify() says why the signature is unusable
+        if signed is None:
+            return []
+        files = prep.tree.files
+        if signed.single_file:
+            target = os.path.abspath(prep.target)
+            files = tuple(f for f in files if f.real == target) or files[:1]
+            sizes = {f.path: signed.files[0].size for f in files}
+        else:
+            sizes = {e.path: e.size for e in signed.files}
+        return [
+            _describe(size_mismatch(f.path, sizes[f.path], f.size))
+            for f in files
+            if sizes.get(f.path, f.size) != f.size
+        ]
 
     def _check_addresses(
         self, prep: _Prepared, manifest: Manifest | None
@@ -1015,13 +1037,15 @@ class _Scanner:
     def _judge(self, job: _Job, prep: _Prepared) -> tuple[InventoryEntry, Manifest, _BomOrigin]:
         problem: str | None = None
         manifest: Manifest | None
+        wrong_size = self._size_mismatches(prep)
         try:
-            manifest = self._manifest(prep)
+            manifest = self._manifest(prep, hash_all=not wrong_size)
         except ModelsignError as exc:
             if _is_config_error(exc):
                 raise
             manifest, problem = None, _describe(exc)
         tampered, checked = self._check_addresses(prep, manifest)
+        tampered = wrong_size + tampered
         outcome: _SignatureOutcome | None = None
         if not tampered and manifest is not None and prep.signature is not None:
             outcome = self._check_signature(prep, self._known(prep, manifest))
@@ -1294,6 +1318,34 @@ def _mentions(text: str, path: str) -> bool:
 
 def _hf_repo_id(repo_dir: str) -> str:
     return os.path.basename(repo_dir).split("--", 1)[-1].replace("--", "/")
+
+
+def _walk_tree(
+    top: str, onerror: Callable[[OSError], None]
+) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk(top, onerror=...)`` (top-down, links listed, not followed) with a stack.
+
+    Python 3.11's ``os.walk`` recurses, so a store nested deep enough would end
+    the scan in a ``RecursionError``; past :data:`MAX_DEPTH` a folder is
+    reported through ``onerror`` and not entered.
+    """
+    stack = [(top, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            onerror(exc)
+            continue
+        dirs = [e.name for e in entries if e.is_dir()]
+        files = [e.name for e in entries if not e.is_dir()]
+        yield folder, dirs, files  # the caller may prune ``dirs``, as with os.walk
+        deeper = [os.path.join(folder, d) for d in dirs]
+        deeper = [d for d in deeper if not os.path.islink(d)]
+        if deeper and depth >= MAX_DEPTH:
+            onerror(OSError(0, f"TOO_DEEP: folders nest more than {MAX_DEPTH} levels", folder))
+            continue
+        stack.extend((d, depth + 1) for d in reversed(deeper))
 
 
 def _real_dir(path: str) -> bool:

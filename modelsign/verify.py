@@ -20,7 +20,8 @@ from typing import Final, Literal, cast
 import blake3
 from pydantic import BaseModel, ConfigDict
 
-from .compare import Problem, ProblemSeverity, diff_weights
+from ._atomic import open_model_file, size_mismatch
+from .compare import Problem, ProblemSeverity, diff_layouts, diff_weights
 from .discover import ModelFile, ModelTree, discover, name_inside
 from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
 from .formats import sniff_file
@@ -33,6 +34,7 @@ from .hashing import (
     hash_file,
     hash_files,
     hash_ranges,
+    peek_file,
     stream_digest,
 )
 from .manifest import FileEntry, Manifest, Part, covering_parts, metadata_manifest, weights_info
@@ -398,6 +400,8 @@ class _ModelCheck:
         except DiscoveryError as exc:
             if exc.code == "EMPTY_MODEL":
                 return None
+            if exc.code == "TOO_DEEP":
+                raise  # no signer could have signed it: the model cannot be checked at all
             # What the signer recorded (no symlinks, no special files) is not met.
             self.problem(exc.code, exc.message, file=exc.path)
             return None
@@ -488,6 +492,9 @@ class _ModelCheck:
         for name, f in present.items():
             res = signed[name]
             entry = self._entry(name)
+            if self.st.method != "shards" and entry is not None and entry.size != f.size:
+                self._size_mismatch(f, entry)  # judged without reading its content
+                continue
             if self.st.method == "shards":
                 sharded.append((f, self.st.shards[self.st.file_of(res[0])]))
             elif res[0].algorithm == "sha256":
@@ -510,6 +517,29 @@ class _ModelCheck:
         for f in other:
             self._check_other(f, signed[f.path])
 
+    def _size_mismatch(self, f: ModelFile, entry: FileEntry) -> None:
+        """A file not of its signed size: refused unread, diagnosed from its header alone."""
+        self.step(f.size)  # judged without reading: done, as far as progress goes
+        exc = size_mismatch(f.path, entry.size, f.size)
+        message, found = exc.message, []
+        if entry.weights is not None:
+            try:
+                d = peek_file(f)  # the header and tensor table: bounded reads, whatever the size
+                if d.layout is not None:
+                    found = diff_layouts(f.path, entry.weights, weights_info(d))
+            except ModelsignError as why:
+                message += f"; it no longer parses ({why.code}: {why.message})"
+        self.problem(exc.code, message, file=f.path, expected=exc.expected, actual=exc.actual)
+        self.problems += found
+
+    def _signed_size(self, name: str) -> int | None:
+        """The size the signature records for ``name``, when it records one."""
+        entry = self._entry(name)
+        if entry is not None:
+            return entry.size
+        shards = self.st.shards.get(name) if self.st.method == "shards" else None
+        return shards[-1].end if shards else None
+
     def _tensor_hash(self) -> TensorHash | None:
         return self.manifest.hashing.tensor if self.manifest is not None else None
 
@@ -530,13 +560,23 @@ class _ModelCheck:
             jobs: list[RangeJob] = []
             expect: list[tuple[int, str | bool]] = []  # (item index, expected result)
             before: list[os.stat_result] = []
-            for i, (f, _, parts) in enumerate(items):
-                fd = _open(f)
+            opened: list[tuple[ModelFile, FileEntry, list[Part]]] = []
+            for f, entry, parts in items:
+                try:
+                    fd = _open(f, entry.size)
+                except DiscoveryError as exc:
+                    self.problem(
+                        exc.code, exc.message, file=f.path, expected=exc.expected, actual=exc.actual
+                    )
+                    continue
+                i = len(opened)
+                opened.append((f, entry, parts))
                 fds.append(fd)
                 before.append(os.fstat(fd))
                 for a, b, alg, want in parts:
                     jobs.append(RangeJob(fd, a, b, alg))
                     expect.append((i, want))
+            items = opened
             got = hash_ranges(jobs, threads=self.jobs, progress=self.step)
             bad = {i for (i, want), have in zip(expect, got, strict=True) if want != have}
             for i, (f, entry, _parts) in enumerate(items):
@@ -566,6 +606,7 @@ class _ModelCheck:
                 tensor_hash=alg,
                 jobs=self.jobs,
                 progress=self.step,
+                sizes={f.path: n for f in files if (n := self._signed_size(f.path)) is not None},
             )
         except ModelsignError:
             # Some signed file no longer parses (or changed meanwhile): go file by
@@ -579,8 +620,14 @@ class _ModelCheck:
     def _recheck(self, f: ModelFile, expected: str) -> None:
         """Hash one file on its own, to say exactly what changed (or why it no longer parses)."""
         try:
-            d = hash_file(f, tensor_hash=self._tensor_hash())
+            d = hash_file(f, tensor_hash=self._tensor_hash(), size=self._signed_size(f.path))
         except ModelsignError as exc:
+            if exc.code in ("FILE_SIZE_MISMATCH", "SPECIAL_FILE", "FILE_CHANGED", "UNREADABLE"):
+                # Refused at open: nothing was read, and nothing more is.
+                self.problem(
+                    exc.code, exc.message, file=f.path, expected=exc.expected, actual=exc.actual
+                )
+                return
             actual = stream_digest(f, hashlib.sha256())
             if actual == expected:
                 self._verified(f, self._entry(f.path), by_tensors=False)
@@ -611,7 +658,7 @@ class _ModelCheck:
         """Whole-file digests other than SHA-256 (BLAKE2b, BLAKE3) made by the OMS tool."""
         (r,) = resources
         try:
-            actual = stream_digest(f, _any_hasher(r.algorithm))
+            actual = stream_digest(f, _any_hasher(r.algorithm), size=self._signed_size(f.path))
         except DiscoveryError as exc:
             self.problem(exc.code, exc.message, file=f.path)
             return
@@ -741,8 +788,12 @@ class _ModelCheck:
                 )
             )
         unexcused = [n for n in extra if n not in excused]
-        if unexcused and missing:
-            for d in hash_files([on_disk[n] for n in unexcused], tensor_hash=None, jobs=self.jobs):
+        sizes = [self._signed_size(m) for m in missing]
+        # Only an extra file of a missing file's signed size can be it renamed:
+        # others are not read (without recorded sizes, every one is).
+        candidates = [on_disk[n] for n in unexcused if None in sizes or on_disk[n].size in sizes]
+        if candidates and missing:
+            for d in hash_files(candidates, tensor_hash=None, jobs=self.jobs):
                 extra_digest[d.file.path] = d.sha256
         renamed: set[str] = set()
         for m in missing:
@@ -777,9 +828,10 @@ def _moved(fd: int, then: os.stat_result) -> bool:
     return (now.st_size, now.st_mtime_ns) != (then.st_size, then.st_mtime_ns)
 
 
-def _open(f: ModelFile) -> int:
+def _open(f: ModelFile, size: int | None = None) -> int:
+    """Open a signed file as discovery saw it; with its signed ``size``, refuse another first."""
     try:
-        return os.open(f.real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        return open_model_file(f, size=size)
     except OSError as exc:
         raise DiscoveryError(
             f"cannot open: {exc.strerror}", code="UNREADABLE", path=f.path

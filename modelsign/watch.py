@@ -65,6 +65,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
 from .compare import Problem
+from .discover import MAX_DEPTH
 from .errors import InputError, ModelsignError, VerificationError
 from .load import ModelsignWarning
 from .policy import Policy, resolve_trust
@@ -518,6 +519,11 @@ class Watcher:
             return "tampered", exc
         except ModelsignError as exc:
             return "tampered", exc
+        except _Stopped:
+            raise
+        except Exception as exc:  # a model's content must not stop the monitor
+            why = f"the model could not be checked ({exc.__class__.__name__}: {exc})"
+            return "tampered", ModelsignError(why[:500], code="UNREADABLE", path=m.path)
         return ("verified" if result.verdict == "verified" else "tampered"), result
 
     def _settle(
@@ -604,12 +610,15 @@ class Watcher:
                 watch = observer.schedule(
                     self._handler, key[0], recursive=key[1], event_filter=_EVENT_TYPES
                 )
-            except OSError as exc:
+            except (OSError, RecursionError) as exc:
                 # The periodic re-check covers the folder and the next sync retries.
-                if exc.errno != errno.ENOENT and key[0] not in self._unwatchable:
+                # (RecursionError: the observer walks a folder tree recursively.)
+                enoent = isinstance(exc, OSError) and exc.errno == errno.ENOENT
+                if not enoent and key[0] not in self._unwatchable:
                     self._unwatchable.add(key[0])  # say it once, not at every retry
+                    why = getattr(exc, "strerror", None) or exc
                     warnings.warn(
-                        f"modelsign: cannot watch {key[0]} for changes ({exc.strerror or exc}); "
+                        f"modelsign: cannot watch {key[0]} for changes ({why}); "
                         f"only the re-check every {self._interval:g} s covers it",
                         ModelsignWarning,
                         stacklevel=1,
@@ -644,50 +653,72 @@ def _snapshot(m: _Model) -> _Snapshot:
     taken, monotonic = time.time_ns(), time.monotonic()
     entries: dict[str, tuple[int, ...]] = {}
     targets: set[str] = set()
-
-    def visit(p: str, recurse: bool) -> None:
-        try:
-            st = os.lstat(p)
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            entries[p] = (-(exc.errno or 1),)  # unreadable is a state too
-            return
-        rec: tuple[int, ...] = (
-            st.st_mode,
-            st.st_size,
-            st.st_mtime_ns,
-            st.st_ctime_ns,
-            st.st_ino,
-            st.st_dev,
-        )
-        if stat.S_ISLNK(st.st_mode):
-            real = os.path.realpath(p)
-            if not real.startswith(m.roots()):
-                targets.add(real)
-            try:
-                t = os.stat(p)
-                rec += (t.st_mode, t.st_size, t.st_mtime_ns, t.st_ctime_ns, t.st_ino, t.st_dev)
-            except OSError as exc:
-                rec += (-(exc.errno or 1),)
-        entries[p] = rec
-        if recurse and stat.S_ISDIR(st.st_mode):
-            try:
-                names = sorted(os.listdir(p))
-            except OSError as exc:
-                entries[p] = (*rec, -(exc.errno or 1))
-                return
-            for name in names:
-                visit(os.path.join(p, name), True)
-
-    visit(m.abspath, m.is_dir)
-    if m.is_dir and m.resolved != m.abspath:
-        visit(m.resolved, True)
-    if m.sig_abspath not in entries:
-        visit(m.sig_abspath, False)
+    for top, recurse in _snapshot_roots(m):
+        if top not in entries:
+            _visit(m, top, recurse, entries, targets)
     # ctimes: the entry's own (index 3) and, for a symlink, its target's (index 9)
     newest = max((e[i] for e in entries.values() for i in (3, 9) if len(e) > i), default=0)
     return _Snapshot(entries, frozenset(targets), newest >= taken - _RACY_NS, monotonic)
+
+
+def _snapshot_roots(m: _Model) -> list[tuple[str, bool]]:
+    roots = [(m.abspath, m.is_dir)]
+    if m.is_dir and m.resolved != m.abspath:
+        roots.append((m.resolved, True))
+    return [*roots, (m.sig_abspath, False)]
+
+
+def _visit(
+    m: _Model, top: str, recurse: bool, entries: dict[str, tuple[int, ...]], targets: set[str]
+) -> None:
+    """Stat ``top`` and, with ``recurse``, everything under it — with a stack, not recursion.
+
+    A tree deeper than :data:`MAX_DEPTH` is not followed further (verification
+    refuses it as ``TOO_DEEP``), so a model's content can never crash the monitor.
+    """
+    stack = [(top, 0)]
+    while stack:
+        p, depth = stack.pop()
+        rec = _stat_entry(m, p, targets)
+        if rec is None:
+            continue
+        entries[p] = rec
+        if not (recurse and stat.S_ISDIR(rec[0]) and len(rec) > 1) or depth >= MAX_DEPTH:
+            continue
+        try:
+            names = sorted(os.listdir(p))
+        except OSError as exc:
+            entries[p] = (*rec, -(exc.errno or 1))
+            continue
+        stack.extend((os.path.join(p, name), depth + 1) for name in reversed(names))
+
+
+def _stat_entry(m: _Model, p: str, targets: set[str]) -> tuple[int, ...] | None:
+    """What a path's stat says (a link: its target's too); None when it is gone."""
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return (-(exc.errno or 1),)  # unreadable is a state too
+    rec: tuple[int, ...] = (
+        st.st_mode,
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+        st.st_ino,
+        st.st_dev,
+    )
+    if stat.S_ISLNK(st.st_mode):
+        real = os.path.realpath(p)
+        if not real.startswith(m.roots()):
+            targets.add(real)
+        try:
+            t = os.stat(p)
+            rec += (t.st_mode, t.st_size, t.st_mtime_ns, t.st_ctime_ns, t.st_ino, t.st_dev)
+        except OSError as exc:
+            rec += (-(exc.errno or 1),)
+    return rec
 
 
 def watch(

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from modelsign.discover import check_relative_name, discover
+from modelsign.discover import MAX_DEPTH, check_relative_name, discover
 from modelsign.errors import DiscoveryError, InputError
+
+from .helpers.deep import make_deep, remove_deep
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -217,3 +219,19 @@ def test_name_inside(tmp_path: Path) -> None:
     assert name_inside(tmp_path, tmp_path) is None
     assert name_inside(tmp_path / "m", tmp_path / "x.sig") is None
     assert name_inside(tmp_path / "m", tmp_path / "m2" / "x.sig") is None
+
+
+def test_folders_nested_too_deep_are_an_error_not_a_recursion_error(tmp_path: Path) -> None:
+    """A walk never recurses: ~1,100 levels are TOO_DEEP (naming the path), 256 are fine."""
+    (tmp_path / "ok").mkdir()
+    make_deep(tmp_path / "ok", MAX_DEPTH)
+    assert len(discover(tmp_path / "ok").files) == 1
+    remove_deep(tmp_path / "ok")
+    make_deep(tmp_path)
+    try:
+        with pytest.raises(DiscoveryError) as e:
+            discover(tmp_path)
+        assert e.value.code == "TOO_DEEP"
+        assert e.value.path == "/".join(["d"] * (MAX_DEPTH + 1))
+    finally:
+        remove_deep(tmp_path)

@@ -269,7 +269,8 @@ def test_changed_remote_code_refused_before_import(
     for cls in (transformers.AutoConfig, transformers.AutoModelForCausalLM):
         with pytest.raises(VerificationError) as e:
             cls.from_pretrained(folder, trust_remote_code=True)
-        assert e.value.path == "configuration_tiny.py" and e.value.code == "FILE_MODIFIED"
+        # (the new code is longer: refused by its size, unread)
+        assert e.value.path == "configuration_tiny.py" and e.value.code == "FILE_SIZE_MISMATCH"
     assert not marker.exists()
 
 

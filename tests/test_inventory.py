@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import pickle
+import shutil
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -44,6 +45,7 @@ from modelsign.inventory import (
 )
 from modelsign.signature import keys
 
+from .helpers.deep import make_deep, remove_deep
 from .helpers.gguf_files import quantized, write_gguf
 from .helpers.safetensors_files import write_safetensors
 from .helpers.signing import flip_tensor_byte
@@ -378,9 +380,9 @@ def test_verify_reads_a_signed_file_again_only_when_it_differs(
     real_open, real_hash_file = verify_module._open, verify_module.hash_file
     real_hash_files = verify_module.hash_files
 
-    def spy_open(f: Any) -> int:
+    def spy_open(f: Any, *args: Any) -> int:
         read.append(f.real)
-        return real_open(f)
+        return real_open(f, *args)
 
     def spy_hash_file(f: Any, **kw: Any) -> Any:
         read.append(f.real)
@@ -817,3 +819,29 @@ def test_permission_denied_is_reported_not_raised(
     assert m["locked.gguf"].status == "unreadable"
     assert m["locked.gguf"].reason == "UNREADABLE: locked.gguf: cannot open: Permission denied"
     assert m["fine.gguf"].status == "unsigned"
+
+
+def test_folders_nested_too_deep_are_unreadable_and_the_scan_goes_on(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """~1,100 nested folders inside a model, or as loose folders: reported, never a crash."""
+    root = tmp_path / "root"
+    root.mkdir()
+    good = Path(shutil.copytree(tiny_model, root / "good"))
+    deep_model = Path(shutil.copytree(tiny_model, root / "deep-model"))
+    loose = root / "loose"
+    loose.mkdir()
+    make_deep(deep_model)
+    make_deep(loose)
+    try:
+        for verify in (False, True):
+            m = by_name(scan([str(root)], env={}, verify=verify))
+            assert m["good"].status == "unsigned", m["good"]
+            assert m["deep-model"].status == "unreadable"
+            assert "TOO_DEEP" in (m["deep-model"].reason or "")
+            (stop,) = [e for e in m.values() if e.name.startswith("loose/d/")]
+            assert stop.status == "unreadable" and "TOO_DEEP" in (stop.reason or "")
+    finally:
+        remove_deep(deep_model)
+        remove_deep(loose)
+    assert good.is_dir()

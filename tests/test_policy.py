@@ -717,11 +717,12 @@ def test_signers_tampered_model_fails_and_is_judged_on_disk(
         {"signers": {"keys": [{"pem": release.pem}]}, "licences": {"require_agreement": True}},
     )
     result, err = judge(copy_signed, policy)
-    assert err is not None and err.code == "FILE_MODIFIED"
+    # The card got shorter: refused by its size, unread.
+    assert err is not None and err.code == "FILE_SIZE_MISMATCH"
     signers = rule_of(result, "signers")
     assert signers.status == "fail"
-    assert [r.split(":")[0] for r in signers.reasons] == ["FILE_MODIFIED"]
-    assert signers.reasons[0].startswith("FILE_MODIFIED: README.md: file content changed")
+    assert [r.split(":")[0] for r in signers.reasons] == ["FILE_SIZE_MISMATCH"]
+    assert signers.reasons[0].startswith("FILE_SIZE_MISMATCH: README.md: file is ")
     # Judged from disk: the edited card (MIT) now disagrees with the Apache LICENSE.
     licences = rule_of(result, "licences")
     assert licences.status == "fail"

@@ -112,8 +112,10 @@ def test_truncated_weight_file(signed: Path) -> None:
     path = signed / "model.safetensors"
     path.write_bytes(path.read_bytes()[:-100])
     exc = failing(signed)
-    (p,) = [p for p in exc.findings if p.code == "FILE_MODIFIED"]
+    # Refused by its size, unread; the header (still there) says why it no longer parses.
+    (p,) = [p for p in exc.findings if p.code == "FILE_SIZE_MISMATCH"]
     assert "no longer parses" in p.message and "TRUNCATED" in p.message
+    assert int(p.expected or 0) - int(p.actual or 0) == 100
 
 
 def test_missing_extra_renamed(signed: Path) -> None:
@@ -133,7 +135,7 @@ def test_verifier_ignore_excuses_only_unsigned_files(signed: Path) -> None:
     assert [p.code for p in r.problems] == ["FILE_UNSIGNED_IGNORED"]
     (signed / "README.md").write_text("changed")
     exc = failing(signed, ignore=["*.md", "*.txt"])
-    assert ("FILE_MODIFIED", "README.md") in {(p.code, p.file) for p in exc.findings}
+    assert ("FILE_SIZE_MISMATCH", "README.md") in {(p.code, p.file) for p in exc.findings}
 
 
 def test_signed_ignore_paths_apply(tiny_model: Path) -> None:

@@ -305,6 +305,10 @@ def _with(names: list[str]) -> list[dict[str, str]]:
             ["weights.bin:0:4096", "weights.bin:4096:8192", "weights.bin:8192:x"],
             "SHARD_NAME_INVALID",
         ),
+        (["a:b"], "SHARD_NAME_INVALID"),  # no range at all
+        ([":5"], "SHARD_NAME_INVALID"),  # no file name, one number
+        (["weights.bin:-4096:0", "weights.bin:0:4096"], "SHARD_NAME_INVALID"),  # negative
+        (["weights.bin:0:4096", "weights.bin:4096:-1"], "SHARD_NAME_INVALID"),
     ],
 )
 def test_malformed_shard_statements_fail_cleanly(

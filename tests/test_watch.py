@@ -36,6 +36,7 @@ from modelsign.signature import keys
 from modelsign.signature.signers import KeySigner
 from modelsign.watch import Event, Watcher, command_hook
 
+from .helpers.deep import make_deep, remove_deep
 from .helpers.signing import flip_tensor_byte
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -558,3 +559,23 @@ def test_cli_usage_error_exits_2(policy_file: Path, tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert "error[NOT_FOUND]" in proc.stderr
+
+
+@pytest.mark.filterwarnings("ignore:modelsign. cannot watch")  # the observer recurses too
+def test_a_model_nested_too_deep_never_stops_the_monitor(
+    model: Path, policy: Policy, tmp_path: Path
+) -> None:
+    """~1,100 nested folders in one model: it is reported, and the others are still watched."""
+    deep = Path(shutil.copytree(model, tmp_path / "deep"))
+    make_deep(deep)
+    events = Events()
+    try:
+        with watching([model, deep], policy, events):
+            first = events.expect("verified", "tampered")
+            assert first[1]["model"] == str(deep)
+            assert [p[0] for p in problems(first[1])] == ["TOO_DEEP"]
+            flip_tensor_byte(model / WEIGHTS, TENSOR)
+            (tampered,) = events.expect("tampered", path=model / WEIGHTS)
+            assert tampered["model"] == str(model)
+    finally:
+        remove_deep(deep)

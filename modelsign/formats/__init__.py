@@ -8,10 +8,10 @@ does not look right, so a damaged weight file is an error, not an opaque file.
 from __future__ import annotations
 
 import os
-import stat
 from typing import Literal
 
-from ..errors import InputError
+from .._atomic import open_regular_fd
+from ..errors import InputError, ModelsignError
 from .gguf import HEADER_LIMIT as GGUF_HEADER_LIMIT
 from .gguf import parse_gguf
 from .layout import BytesHeaderReader, HeaderReader, WeightLayout
@@ -68,14 +68,11 @@ def sniff_file(path: str, name: str) -> FileFormat:
     For files judged but not read (unsigned files beside a model): a FIFO,
     socket, device or unreadable path is reported as ``opaque``.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(path, flags)
-    except OSError:
-        return "opaque"  # gone, a symlink, or unreadable: nothing to classify
+        fd = open_regular_fd(path, name)
+    except (OSError, ModelsignError):
+        return "opaque"  # gone, a symlink, not a regular file, or unreadable
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return "opaque"
         return detect_format(name, os.pread(fd, SNIFF_BYTES, 0))
     finally:
         os.close(fd)
@@ -84,7 +81,7 @@ def sniff_file(path: str, name: str) -> FileFormat:
 def read_layout(path: str | os.PathLike[str]) -> WeightLayout:
     """Open ``path`` and strictly parse it as the weight format it is."""
     p = os.fspath(path)
-    fd = os.open(p, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    fd = open_regular_fd(p)  # a FIFO is an error, never a hang
     try:
         size = os.fstat(fd).st_size
         head = os.pread(fd, SNIFF_BYTES, 0)

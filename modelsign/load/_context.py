@@ -19,10 +19,11 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Literal
 
-from ..compare import Problem, diff_weights, tensor_modified
+from .._atomic import open_model_file, size_mismatch
+from ..compare import Problem, diff_layouts, diff_weights, tensor_modified
 from ..discover import ModelFile, discover, name_inside
 from ..errors import DiscoveryError, InputError, ModelsignError, VerificationError
-from ..formats import parse_weights_bytes, sniff_file
+from ..formats import parse_weights, parse_weights_bytes, sniff_file
 from ..hashing import FileDigests, RangeJob, TensorHash, hash_ranges, new_hasher
 from ..manifest import FileEntry, Manifest, covering_parts, weights_info
 from ..policy import Policy, PolicyReport, evaluate, formats_beside, resolve_trust
@@ -83,6 +84,15 @@ class Context:
             if r.name in names and self.statement.method == "files":
                 return r.digest if r.algorithm == "sha256" else None
         return None
+
+    def signed_size(self, name: str) -> int | None:
+        """The size the signature records for ``name`` (its manifest, or its last shard)."""
+        entry = self.entry(name)
+        if entry is not None:
+            return entry.size
+        st = self.statement
+        shards = st.shards.get(name) if st is not None and st.method == "shards" else None
+        return shards[-1].end if shards else None
 
     def entry(self, name: str) -> FileEntry | None:
         m = self.manifest
@@ -291,14 +301,52 @@ def open_signed(ctx: Context, name: str) -> int:
             "FILE_UNSIGNED",
         )
     try:
-        fd = os.open(f.real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError as exc:
-        # Replaced by a symlink (ELOOP) or removed since the signature was checked.
-        problem = Problem(code="FILE_CHANGED", message=f"cannot open: {exc.strerror}", file=name)
+        fd = open_model_file(f, same_file=False)
+    except (OSError, DiscoveryError) as exc:
+        # Replaced by a symlink (ELOOP), a FIFO or another file, or removed,
+        # since the signature was checked.
+        code = exc.code if isinstance(exc, DiscoveryError) else "FILE_CHANGED"
+        why = exc.message if isinstance(exc, DiscoveryError) else f"cannot open: {exc.strerror}"
         ctx.enforce = True  # nothing to load, whatever the policy mode
-        ctx.fail(f"{name} changed after the signature was checked", [problem], "FILE_CHANGED")
+        ctx.fail(
+            f"{name} changed after the signature was checked: {why}",
+            [Problem(code=code, message=why, file=name)],
+            code,
+        )
         raise AssertionError("unreachable: ctx.fail raises when enforcing") from exc
+    _check_size(ctx, fd, name)
     return fd
+
+
+def _check_size(ctx: Context, fd: int, name: str) -> None:
+    """Refuse a file of another size than signed before anything is read or allocated.
+
+    What changed is told from the header alone (a bounded read through the
+    same descriptor). A warn-mode policy warns and reads it anyway: it asked
+    for unverified loads.
+    """
+    signed, actual = ctx.signed_size(name), os.fstat(fd).st_size
+    if signed is None or signed == actual:
+        return
+    exc = size_mismatch(name, signed, actual)
+    message, found = exc.message, []
+    entry = ctx.entry(name)
+    if entry is not None and entry.weights is not None:
+        w = entry.weights
+        try:
+            layout, _ = parse_weights(w.format, fd, actual, name)
+            d = FileDigests(ctx.files[name], w.format, "", layout, header_digest="")
+            found = diff_layouts(name, w, weights_info(d))
+        except ModelsignError as why:
+            message += f"; it no longer parses ({why.code}: {why.message})"
+    problem = Problem(
+        code=exc.code, message=message, file=name, expected=exc.expected, actual=exc.actual
+    )
+    try:
+        ctx.fail(f"{name} is not the signed size: {exc.message}", [problem, *found], exc.code)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 #: Where verified bytes live: a private copy, the leased page cache, or the latter when it can be.

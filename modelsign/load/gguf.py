@@ -20,13 +20,13 @@ import errno
 import os
 import re
 import shutil
-import stat
 import tempfile
 import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from .._atomic import open_model_file, size_mismatch
 from ..compare import Problem, diff_weights
 from ..errors import DiscoveryError, InputError, ModelsignError, VerificationError
 from ..formats import parse_weights
@@ -355,9 +355,11 @@ def _check_set(ctx: Context, names: list[str]) -> None:
 
 def _open(ctx: Context, name: str) -> _Member:
     f = ctx.files[name]
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(f.real, flags)  # close-on-exec by default (PEP 446)
+        fd = open_model_file(f, same_file=False)  # close-on-exec: see VerifiedGGUF
+    except DiscoveryError as exc:
+        # A FIFO, another inode or a link out of the model since the folder was listed.
+        raise VerificationError(exc.message, code=exc.code, path=name) from exc
     except OSError as exc:
         # Gone, or made a symlink (ELOOP), since the folder was listed: tampering.
         if exc.errno == errno.ENOENT:
@@ -368,9 +370,6 @@ def _open(ctx: Context, name: str) -> _Member:
             ) from exc
         raise DiscoveryError(f"cannot open: {exc.strerror}", code="UNREADABLE", path=name) from exc
     st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise VerificationError("is not a regular file", code="FILE_CHANGED", path=name)
     where = os.path.join(ctx.root, name)
     return _Member(name, where, fd, (st.st_size, st.st_mtime_ns, st.st_ctime_ns))
 
@@ -445,10 +444,17 @@ def _verify(ctx: Context, members: list[_Member]) -> None:
         entry = ctx.entry(mem.name)
         size = mem.stamp[0]
         if entry is not None and entry.size != size:
-            problems = _explain(ctx, mem, entry, expected)
-            note = f"file is {size} bytes, {entry.size} were signed; {problems[0].message}"
-            problems[0] = problems[0].model_copy(update={"message": note})
-            _refuse(ctx, mem.name, problems)
+            # Refused unread: reading (or explaining) a file of another size
+            # could mean reading any amount of data.
+            exc = size_mismatch(mem.name, entry.size, size)
+            problem = Problem(
+                code=exc.code,
+                message=exc.message,
+                file=mem.name,
+                expected=exc.expected,
+                actual=exc.actual,
+            )
+            _refuse(ctx, mem.name, [problem])
             continue
         start = len(jobs)
         parts = covering_parts(entry, size, m.hashing) if m is not None else None

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from modelsign.cli import cli
 
+from ..helpers.deep import make_deep, remove_deep
 from ..helpers.signing import flip_tensor_byte
 
 
@@ -85,3 +86,26 @@ def test_usage_errors(tiny_model: Path, keypair: Path, tmp_path: Path) -> None:
     assert code == 2 and "PASSWORD_ENV_UNSET" in err
     assert not (tiny_model / "model.sig").exists()
     assert not [p for p in os.listdir(tiny_model) if p.startswith(".modelsign-")]
+
+
+def test_folders_nested_too_deep_are_one_line_errors(
+    tiny_model: Path, keypair: Path, tmp_path: Path
+) -> None:
+    """manifest, sign and verify of ~1,100 nested folders: TOO_DEEP, exit 2, no traceback."""
+    key, pub = f"{keypair}.key", f"{keypair}.pub"
+    env = {"PW": "s3cret"}
+    code, _, err = run("sign", str(tiny_model), "--key", key, "--password-env", "PW", env=env)
+    assert code == 0, err
+    make_deep(tiny_model)  # added after signing: verify must refuse it, not crash
+    try:
+        for args in (
+            ("manifest", str(tiny_model)),
+            ("sign", str(tiny_model), "--key", key, "--password-env", "PW", "--force"),
+            ("verify", str(tiny_model), "--key", pub),
+        ):
+            code, _, err = run(*args, env=env)
+            assert code == 2, (args, err)
+            assert err.startswith("error[TOO_DEEP]: d/d/d/") and "256 levels" in err, args
+            assert "Traceback" not in err and len(err.strip().splitlines()) == 1, args
+    finally:
+        remove_deep(tiny_model)

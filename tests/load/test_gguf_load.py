@@ -144,7 +144,7 @@ def test_trailing_bytes_are_refused(single: tuple[Path, dict[str, TensorValue]])
     with open(path, "ab") as fh:
         fh.write(b"\0" * 32)
     exc = failing(path)
-    assert exc.code == "FILE_MODIFIED"
+    assert exc.code == "FILE_SIZE_MISMATCH"  # refused unread
     assert "were signed" in exc.findings[0].message
 
 

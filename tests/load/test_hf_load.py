@@ -272,7 +272,8 @@ def test_signed_code_changed_refused_before_import(
     write_code(folder, marker)  # same code, now writing the marker we watch
     with pytest.raises(VerificationError) as e:
         load_transformers(folder, verifier=verifier, trust_remote_code=True)
-    assert e.value.path == "configuration_tiny.py" and e.value.code == "FILE_MODIFIED"
+    # (the new code is longer: refused by its size, unread)
+    assert e.value.path == "configuration_tiny.py" and e.value.code == "FILE_SIZE_MISMATCH"
     assert not marker.exists() and not (tmp_path / "elsewhere").exists()
 
 

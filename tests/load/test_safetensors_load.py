@@ -409,8 +409,8 @@ def test_attack_extra_shard_with_the_index_edited(
     )
     (tmp_path / "k.pub").write_bytes(keys.public_key_pem(key.public_key()))
     exc = refused(lambda: load_safetensors(model, policy=policy))
-    assert exc.code == "FILE_MODIFIED"
-    assert [(p.code, p.file) for p in exc.findings] == [("FILE_MODIFIED", index.name)]
+    assert exc.code == "FILE_SIZE_MISMATCH"  # the index grew: refused unread
+    assert [(p.code, p.file) for p in exc.findings] == [("FILE_SIZE_MISMATCH", index.name)]
 
 
 def test_attack_extra_shard_dropped_beside_an_untouched_index(
@@ -460,7 +460,7 @@ def test_attack_header_metadata_changed_tensors_identical(
     assert all(p.file == WEIGHTS for p in exc.findings)
     # a partial load checks the header too
     exc = refused(lambda: load_safetensors(signed, verifier=verifier, tensors=WANTED))
-    assert exc.code in ("HEADER_MODIFIED", "FILE_MODIFIED")
+    assert exc.code in ("HEADER_MODIFIED", "FILE_MODIFIED", "FILE_SIZE_MISMATCH")
     assert all(p.file == WEIGHTS and p.tensor is None for p in exc.findings)
 
 

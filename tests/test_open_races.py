@@ -1,0 +1,118 @@
+"""Files swapped between discovery and open: every open of a model file goes through one helper.
+
+A FIFO renamed over a file after the folder was listed must be a clean
+``SPECIAL_FILE`` error within a second — in verify, manifest building and the
+loaders — never an ``open()`` that waits for a writer for ever. Each case runs
+in a thread with a deadline, so a regression fails instead of hanging the suite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import modelsign.load._context as context_module
+import modelsign.manifest as manifest_module
+from modelsign.errors import ModelsignError, VerificationError
+from modelsign.load import load_safetensors
+from modelsign.manifest import build_manifest
+from modelsign.sign import sign
+from modelsign.signature import keys
+from modelsign.signature.signers import KeySigner
+from modelsign.signature.verifiers import KeyVerifier
+from modelsign.verify import verify
+
+KEY = keys.generate_key()
+VERIFIER = KeyVerifier(KEY.public_key())
+verify_module = importlib.import_module("modelsign.verify")  # the name is also a function
+WEIGHTS = "model.safetensors"
+DEADLINE = 5.0  # generous on a loaded machine; the refusal itself takes milliseconds
+
+
+def fifo_after_discovery(module: Any, monkeypatch: pytest.MonkeyPatch, target: Path) -> None:
+    """Make ``module``'s discover() rename a FIFO over ``target`` once it has listed the folder."""
+    real = module.discover
+
+    def discover_then_swap(*args: Any, **kw: Any) -> Any:
+        tree = real(*args, **kw)
+        fifo = target.with_name("swap.fifo")
+        os.mkfifo(fifo)
+        os.replace(fifo, target)
+        return tree
+
+    monkeypatch.setattr(module, "discover", discover_then_swap)
+
+
+def within_deadline(action: Callable[[], object], fifo: Path) -> BaseException | None:
+    """Run ``action`` in a thread; what it raised — or fail if it is blocked at the deadline."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            action()
+            outcome.append(None)
+        except BaseException as exc:  # handed back to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    start = time.monotonic()
+    thread.start()
+    thread.join(DEADLINE)
+    if thread.is_alive():
+        # Release the reader blocked in open() so the thread ends, then fail.
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(DEADLINE)
+        pytest.fail(f"still blocked on the FIFO after {DEADLINE} s")
+    assert time.monotonic() - start < DEADLINE
+    return outcome[0]
+
+
+def special_file(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is modelsign's SPECIAL_FILE refusal of the swapped file."""
+    if isinstance(exc, VerificationError):
+        found = {(p.code, p.file) for p in exc.findings if hasattr(p, "code")}
+        return exc.code == "SPECIAL_FILE" or ("SPECIAL_FILE", WEIGHTS) in found
+    return isinstance(exc, ModelsignError) and exc.code == "SPECIAL_FILE"
+
+
+@pytest.fixture
+def signed(tiny_model: Path) -> Path:
+    sign(tiny_model, signer=KeySigner(KEY), env={})
+    return tiny_model
+
+
+def test_verify_refuses_a_fifo_swapped_in_after_discovery(
+    signed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fifo_after_discovery(verify_module, monkeypatch, signed / WEIGHTS)
+    exc = within_deadline(lambda: verify(signed, verifier=VERIFIER), signed / WEIGHTS)
+    assert special_file(exc), exc
+
+
+def test_manifest_refuses_a_fifo_swapped_in_after_discovery(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fifo_after_discovery(manifest_module, monkeypatch, tiny_model / WEIGHTS)
+    exc = within_deadline(lambda: build_manifest(tiny_model), tiny_model / WEIGHTS)
+    assert special_file(exc), exc
+
+
+@pytest.mark.parametrize("memory", ["copy", "mapped", "auto"])
+def test_loader_refuses_a_fifo_swapped_in_after_discovery(
+    signed: Path, monkeypatch: pytest.MonkeyPatch, memory: str
+) -> None:
+    fifo_after_discovery(context_module, monkeypatch, signed / WEIGHTS)
+    exc = within_deadline(
+        lambda: load_safetensors(signed, verifier=VERIFIER, memory=memory),  # type: ignore[arg-type]
+        signed / WEIGHTS,
+    )
+    assert special_file(exc), exc

@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from packaging.version import InvalidVersion, Version
@@ -47,16 +47,7 @@ RuleName = Literal[
     "coverage",
     "freshness",
 ]
-RULES: tuple[RuleName, ...] = (
-    "signers",
-    "identity",
-    "licences",
-    "provenance",
-    "formats",
-    "quantization",
-    "coverage",
-    "freshness",
-)
+RULES: tuple[RuleName, ...] = get_args(RuleName)  # in the order they are judged
 
 #: Extensions of files that look like weights; found as an opaque file, they are "unknown".
 WEIGHT_LIKE = (

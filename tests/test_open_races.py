@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,8 @@ from modelsign.signature import keys
 from modelsign.signature.signers import KeySigner
 from modelsign.signature.verifiers import KeyVerifier
 from modelsign.verify import verify
+
+from .helpers.deadline import in_thread
 
 KEY = keys.generate_key()
 VERIFIER = KeyVerifier(KEY.public_key())
@@ -52,28 +52,17 @@ def fifo_after_discovery(module: Any, monkeypatch: pytest.MonkeyPatch, target: P
 
 
 def within_deadline(action: Callable[[], object], fifo: Path) -> BaseException | None:
-    """Run ``action`` in a thread; what it raised — or fail if it is blocked at the deadline."""
-    outcome: list[BaseException | None] = []
+    """What ``action`` raised — or fail if it is still blocked at the deadline."""
 
-    def run() -> None:
-        try:
-            action()
-            outcome.append(None)
-        except BaseException as exc:  # handed back to the test
-            outcome.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    start = time.monotonic()
-    thread.start()
-    thread.join(DEADLINE)
-    if thread.is_alive():
-        # Release the reader blocked in open() so the thread ends, then fail.
+    def release() -> None:  # the reader blocked in open() is let go, so the thread ends
         with contextlib.suppress(OSError):
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        thread.join(DEADLINE)
+
+    exc, elapsed, finished = in_thread(action, DEADLINE, unblock=release)
+    if not finished:
         pytest.fail(f"still blocked on the FIFO after {DEADLINE} s")
-    assert time.monotonic() - start < DEADLINE
-    return outcome[0]
+    assert elapsed < DEADLINE
+    return exc
 
 
 def special_file(exc: BaseException | None) -> bool:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import resource
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +26,8 @@ from modelsign.signature.signers import KeySigner
 from modelsign.signature.verifiers import KeyVerifier
 from modelsign.verify import verify
 
+from .helpers.deadline import in_thread
+
 KEY = keys.generate_key()
 VERIFIER = KeyVerifier(KEY.public_key())
 WEIGHTS = "model.safetensors"
@@ -39,22 +39,10 @@ FAST = 1.5
 
 def quickly(action: Callable[[], object]) -> tuple[BaseException | None, float]:
     """(what ``action`` raised, seconds it took); fails if it runs past the deadline."""
-    outcome: list[BaseException | None] = []
-
-    def run() -> None:
-        try:
-            action()
-            outcome.append(None)
-        except BaseException as exc:  # handed back to the test
-            outcome.append(exc)
-
-    start = time.monotonic()
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(30)
-    if thread.is_alive():
+    exc, elapsed, finished = in_thread(action, 30)
+    if not finished:
         pytest.fail("still reading after 30 s")
-    return outcome[0], time.monotonic() - start
+    return exc, elapsed
 
 
 def size_problem(exc: BaseException | None, name: str) -> Problem:

@@ -31,7 +31,7 @@ from .metadata.provenance import source_matches, source_text
 from .signature import keys
 from .signature.bundle import Envelope
 from .signature.certs import load_certificates
-from .signature.timestamps import TimestampAuthority
+from .signature.timestamps import TimestampAuthority, trusted_root_authorities
 from .signature.verifiers import CertificateVerifier, KeyVerifier, SignerInfo, Verifier
 
 Mode = Literal["enforce", "warn"]
@@ -533,10 +533,14 @@ class PolicyVerifier:
         return out
 
     def _tsa(self) -> list[TimestampAuthority]:
-        return [
+        """The TSAs listed, and those of the policy's Sigstore trusted root, if it names one."""
+        tsa = [
             TimestampAuthority.from_file(self.policy._path(p))
             for p in self.spec.timestamp_authorities
         ]
+        if self.spec.trusted_root is not None:
+            tsa += trusted_root_authorities(self.policy._path(self.spec.trusted_root))
+        return tsa
 
     def verify_envelope(self, envelope: Envelope) -> SignerInfo:
         reasons: list[str] = []

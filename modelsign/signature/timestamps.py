@@ -45,6 +45,22 @@ class TimestampAuthority:
         return cls(chain)
 
 
+def trusted_root_authorities(path: str) -> list[TimestampAuthority]:
+    """The timestamp authorities a Sigstore trusted root (JSON) lists."""
+    from sigstore.models import TrustedRoot
+
+    try:
+        root = TrustedRoot.from_file(path)
+        return [
+            TimestampAuthority(tuple(ca.certificates(allow_expired=True)))
+            for ca in root.get_timestamp_authorities()
+        ]
+    except Exception as exc:  # protobuf / JSON / certificate errors of several types
+        raise InputError(
+            f"not a Sigstore trusted root: {exc}", code="TRUST_ROOT_INVALID", path=path
+        ) from exc
+
+
 def request_timestamp(url: str, signature: bytes) -> bytes:
     """A timestamp token (DER) from the TSA at ``url`` over the signature bytes.
 

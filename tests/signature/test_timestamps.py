@@ -198,3 +198,22 @@ def test_through_the_cli(
     assert done.returncode == 2 and "USAGE" in done.stderr
     done = cli("sign", str(tiny_model), "--sigstore", "--tsa-url", _url(standin), "--force")
     assert done.returncode == 2 and "USAGE" in done.stderr
+
+
+def test_a_policy_takes_its_tsa_from_the_trusted_root(
+    standin: SigstoreStandin, tiny_model: Path, tmp_path: Path
+) -> None:
+    """The trust configuration (a Sigstore trusted root) lists the timestamp authorities."""
+    from modelsign.policy import Policy
+
+    pub = tmp_path / "release.pub"
+    pub.write_bytes(keys.public_key_pem(KEY.public_key()))
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(
+        "version: 1\n"
+        f"signers: {{keys: [{{file: {pub}}}], trusted_root: {standin.trusted_root_path}}}\n"
+        "freshness: {max_age: 1d}\n"
+    )
+    sign(tiny_model, signer=KeySigner(KEY, tsa_url=_url(standin)), env={})
+    r = verify(tiny_model, policy=Policy.load(policy_file))
+    assert r.signer is not None and r.signer.signed_at is not None

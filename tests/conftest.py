@@ -31,6 +31,26 @@ def _private_cache(
 _CALL_FAILED = pytest.StashKey[bool]()
 
 
+_FRAMEWORKS = ("torch", "transformers")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests that use PyTorch or transformers, so an inner loop can leave them out.
+
+    A test uses a framework when its module imports it, its function names it,
+    or a parameter id does (``framework="torch"`` cases).
+    """
+    for item in items:
+        fn = getattr(item, "function", None)
+        names = set(fn.__code__.co_names) | set(fn.__code__.co_consts) if fn else set()
+        module = getattr(item, "module", None)
+        source = getattr(module, "__dict__", {})
+        for lib in _FRAMEWORKS:
+            imported = getattr(source.get(lib), "__name__", None) == lib
+            if imported or lib in names or lib in item.name:
+                item.add_marker(getattr(pytest.mark, lib))
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield

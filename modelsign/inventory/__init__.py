@@ -54,16 +54,16 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-from . import __version__
-from ._atomic import open_regular_fd, size_mismatch
-from .compare import Problem
-from .discover import MAX_DEPTH, ModelFile, ModelTree, describe_mode, discover
-from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
-from .findings import Finding
-from .formats import SNIFF_BYTES, FileFormat, detect_format
-from .formats.pickle import TORCH_EXTENSIONS
-from .hashing import PEEK_WHOLE, pread_all, stream_digest
-from .manifest import (
+from .. import __version__
+from .._atomic import open_regular_fd, size_mismatch
+from ..compare import Problem
+from ..discover import MAX_DEPTH, ModelFile, ModelTree, describe_mode, discover
+from ..errors import DiscoveryError, InputError, ModelsignError, VerificationError
+from ..findings import Finding
+from ..formats import SNIFF_BYTES, FileFormat, detect_format
+from ..formats.pickle import TORCH_EXTENSIONS
+from ..hashing import PEEK_WHOLE, pread_all, stream_digest
+from ..manifest import (
     Hashing,
     Ignored,
     Manifest,
@@ -71,16 +71,16 @@ from .manifest import (
     manifest_for_tree,
     metadata_manifest,
 )
-from .metadata.licence import Licence
-from .metadata.provenance import Provenance, SourceRepo
-from .metadata.quantization import ModelQuantization
-from .policy import FormatsRule, Policy, PolicyReport, RuleResult, evaluate
-from .sign import DEFAULT_PROVENANCE, DEFAULT_SIGNATURE, SIGNATURE_FILES
-from .signature.attestation import load_signature
-from .signature.bundle import MAX_SIGNATURE_BYTES, Envelope, read_bundle
-from .signature.verifiers import SignerInfo, Verifier
-from .verify import VerificationResult
-from .verify import verify as _verify_model
+from ..metadata.licence import Licence
+from ..metadata.provenance import Provenance, SourceRepo
+from ..metadata.quantization import ModelQuantization
+from ..policy import FormatsRule, Policy, PolicyReport, RuleResult, evaluate
+from ..sign import DEFAULT_PROVENANCE, DEFAULT_SIGNATURE, SIGNATURE_FILES
+from ..signature.attestation import load_signature
+from ..signature.bundle import MAX_SIGNATURE_BYTES, Envelope, read_bundle
+from ..signature.verifiers import SignerInfo, Verifier
+from ..verify import VerificationResult
+from ..verify import verify as _verify_model
 
 __all__ = [
     "SMALL_FILE",
@@ -1481,7 +1481,7 @@ def cyclonedx_json(inventory: Inventory, *, timestamp: datetime | None = None) -
     from cyclonedx.model import HashType, Property
     from cyclonedx.model.component import Component, ComponentType
 
-    from .sbom import NAMESPACE, BomBuilder
+    from ..sbom import NAMESPACE, BomBuilder
 
     def prop(name: str, value: str) -> Property:
         return Property(name=f"{NAMESPACE}inventory:{name}", value=value)

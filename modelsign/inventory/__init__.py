@@ -111,28 +111,9 @@ def scan(
     trust material cannot be loaded; anything wrong with a model is reported in
     its entry instead.
     """
-    environ = os.environ if env is None else env
-    finder = Finder()
+    finder = _find(roots, os.environ if env is None else env, default_stores)
     judge = Judge(policy, verify, verifier)
-    if default_stores:
-        for info in store_locations(environ):
-            finder.add_store(info)
-    for root in roots:
-        path = os.fspath(root)
-        if not os.path.lexists(path):
-            raise InputError(f"no such file or folder: {path}", code="NOT_FOUND", path=path)
-        try:
-            finder.add_root(path)
-        except OSError as exc:
-            raise InputError(
-                f"cannot read {path}: {os_reason(exc)}", code="UNREADABLE", path=path
-            ) from exc
-    seen: set[tuple[str, str]] = set()
-    jobs: list[Job] = []
-    for job in finder.jobs:
-        if (job.location, job.name) not in seen:
-            seen.add((job.location, job.name))
-            jobs.append(job)
+    jobs = _unique(finder.jobs)
     models: list[InventoryEntry] = []
     manifests: dict[str, tuple[Manifest, BomOrigin]] = {}
     for i, job in enumerate(jobs):
@@ -151,3 +132,35 @@ def scan(
     )
     inventory._manifests = manifests
     return inventory
+
+
+def _find(
+    roots: Sequence[str | os.PathLike[str]], env: Mapping[str, str], default_stores: bool
+) -> Finder:
+    """Every model in the stores and under the ROOTs (listings only: nothing is judged yet)."""
+    finder = Finder()
+    if default_stores:
+        for info in store_locations(env):
+            finder.add_store(info)
+    for root in roots:
+        path = os.fspath(root)
+        if not os.path.lexists(path):
+            raise InputError(f"no such file or folder: {path}", code="NOT_FOUND", path=path)
+        try:
+            finder.add_root(path)
+        except OSError as exc:
+            raise InputError(
+                f"cannot read {path}: {os_reason(exc)}", code="UNREADABLE", path=path
+            ) from exc
+    return finder
+
+
+def _unique(found: Sequence[Job]) -> list[Job]:
+    """The first job of each (location, name): a model reached twice is judged once."""
+    seen: set[tuple[str, str]] = set()
+    jobs: list[Job] = []
+    for job in found:
+        if (job.location, job.name) not in seen:
+            seen.add((job.location, job.name))
+            jobs.append(job)
+    return jobs

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..findings import Finding
@@ -12,7 +12,11 @@ from ..metadata.licence import Licence
 from ..metadata.provenance import Provenance
 from ..metadata.quantization import ModelQuantization
 from .jobs import Job
-from .report import Inventory, entry_key
+from .report import Inventory, InventoryEntry, entry_key
+
+if TYPE_CHECKING:
+    from cyclonedx.model import Property
+    from cyclonedx.model.component import Component
 
 
 def empty_manifest(name: str, reason: str | None, location: str) -> Manifest:
@@ -61,23 +65,17 @@ def cyclonedx_json(inventory: Inventory, *, timestamp: datetime | None = None) -
     that were hashed; a header-only manifest's own digest properties are left
     out, since that manifest is not one anybody signed or could check.
     """
-    from cyclonedx.model import HashType, Property
+    # Imported here: cyclonedx is only needed when a BOM is asked for.
     from cyclonedx.model.component import Component, ComponentType
 
     from ..sbom import NAMESPACE, BomBuilder
-
-    def prop(name: str, value: str) -> Property:
-        return Property(name=f"{NAMESPACE}inventory:{name}", value=value)
-
-    def known(hashes: Iterable[HashType]) -> list[HashType]:
-        return [h for h in hashes if h.content]
 
     device = Component(
         type=ComponentType.DEVICE,
         name=inventory.host,
         bom_ref=f"device:{inventory.host}",
-        properties=[prop("scanned_at", inventory.scanned_at)]
-        + [prop("store", f"{s.kind} {s.path}") for s in inventory.stores if s.present],
+        properties=[_prop("scanned_at", inventory.scanned_at)]
+        + [_prop("store", f"{s.kind} {s.path}") for s in inventory.stores if s.present],
     )
     builder = BomBuilder(subject=device, timestamp=timestamp)
     added: set[str] = set()
@@ -88,8 +86,8 @@ def cyclonedx_json(inventory: Inventory, *, timestamp: datetime | None = None) -
         component = builder.add_model(manifest, origin=origin)
         ref = str(component.bom_ref)
         props = [
-            prop("location", entry.location),
-            prop("status", f"{entry.status}: {entry.location}"),
+            _prop("location", entry.location),
+            _prop("status", f"{entry.status}: {entry.location}"),
         ]
         if ref in added:  # the same model at a second place: record that place
             component.properties = [*component.properties, *props]
@@ -98,22 +96,40 @@ def cyclonedx_json(inventory: Inventory, *, timestamp: datetime | None = None) -
         header_only = origin is None
         drop = (f"{NAMESPACE}manifest:", f"{NAMESPACE}hashing:")
         kept = [p for p in component.properties if not (header_only and p.name.startswith(drop))]
-        props += [
-            prop("name", entry.name),
-            prop("store", entry.store),
-            prop("checked", entry.checked),
-        ]
-        if entry.reason:
-            props.append(prop("reason", entry.reason))
-        if entry.signature:
-            props.append(prop("signature", entry.signature))
-        if entry.signer:
-            props.append(prop("signer", entry.signer))
-        props += [prop("policy", f"{r.rule}: {r.status}") for r in entry.policy or []]
-        component.properties = [*kept, *props]
-        component.hashes = known(component.hashes)
-        subs = list(component.components)
-        for sub in subs:
-            sub.hashes = known(sub.hashes)
-        component.components = subs  # re-sorted: hashes are part of a component's order
+        component.properties = [*kept, *props, *_verdict(entry)]
+        _keep_hashed(component)
     return builder.to_json()
+
+
+def _prop(name: str, value: str) -> Property:
+    from cyclonedx.model import Property
+
+    from ..sbom import NAMESPACE
+
+    return Property(name=f"{NAMESPACE}inventory:{name}", value=value)
+
+
+def _verdict(entry: InventoryEntry) -> list[Property]:
+    """What the inventory found, beyond where: recorded once per model component."""
+    props = [
+        _prop("name", entry.name),
+        _prop("store", entry.store),
+        _prop("checked", entry.checked),
+    ]
+    if entry.reason:
+        props.append(_prop("reason", entry.reason))
+    if entry.signature:
+        props.append(_prop("signature", entry.signature))
+    if entry.signer:
+        props.append(_prop("signer", entry.signer))
+    props += [_prop("policy", f"{r.rule}: {r.status}") for r in entry.policy or []]
+    return props
+
+
+def _keep_hashed(component: Component) -> None:
+    """Drops the hashes of bytes that were not hashed (left empty by a header-only manifest)."""
+    component.hashes = [h for h in component.hashes if h.content]
+    subs = list(component.components)
+    for sub in subs:
+        sub.hashes = [h for h in sub.hashes if h.content]
+    component.components = subs  # re-sorted: hashes are part of a component's order

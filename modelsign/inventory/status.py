@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Final
+
 from ..errors import ModelsignError
 from ..manifest import Manifest
 from ..policy import FormatsRule, Policy, PolicyReport, evaluate
@@ -17,6 +20,35 @@ from .report import (
     QuantizationSummary,
     Status,
 )
+
+# Which finding names a model, worst first. A signature check has at most one
+# outcome, and "unsigned" is what is left when nothing else was found, so the
+# order of the last four never decides anything; the first three do:
+# - content that differs from its store's address or its signature's sizes
+#   outweighs everything (the signature is not even checked then);
+# - a model whose manifest cannot be read can only be unreadable;
+# - a pickle outweighs any signature outcome but "tampered" (and a verified
+#   one when the policy allows pickle: then it is not a finding at all).
+_PRECEDENCE: Final[tuple[Status, ...]] = (
+    "tampered",
+    "unreadable",
+    "unsafe-format",
+    "policy-failed",
+    "signed-untrusted",
+    "verified",
+    "unsigned",
+)
+
+
+@dataclass
+class _Findings:
+    """What the checks found about one model, before a status is chosen."""
+
+    manifest: Manifest | None  # None: unreadable (problem says why)
+    problem: str | None
+    tampered: list[str]  # content differing from its addresses or signed sizes
+    checked: Checked
+    outcome: SignatureOutcome | None  # None: no signature, or not checked
 
 
 class Judge:
@@ -45,49 +77,9 @@ class Judge:
             return self._unreadable(job, os_reason(exc))
 
     def _judge(self, job: Job, prep: Prepared) -> tuple[InventoryEntry, Manifest, BomOrigin]:
-        problem: str | None = None
-        manifest: Manifest | None
-        wrong_size = self.checks.size_mismatches(prep)
-        try:
-            manifest = self.checks.manifest(prep, hash_all=not wrong_size)
-        except ModelsignError as exc:
-            if is_config_error(exc):
-                raise
-            manifest, problem = None, describe(exc)
-        tampered, checked = self.checks.check_addresses(prep, manifest)
-        tampered = wrong_size + tampered
-        outcome: SignatureOutcome | None = None
-        if not tampered and manifest is not None and prep.signature is not None:
-            outcome = self.checks.check_signature(prep, self.checks.known(prep, manifest))
-        if outcome is not None and outcome.compared:
-            checked = "signature"
-
-        status: Status
-        reason: str | None = None
-        # Every file in the folder counts, signed, ignored at signing or unsigned: a
-        # signature never makes a pickle beside the model safe to have (unless the
-        # policy's formats rule allows pickle).
-        pickle = manifest is not None and any(f.format == "pickle" for f in manifest.files)
-        verified_ok = outcome is not None and outcome.status == "verified"
-        if tampered:
-            status, reason = "tampered", "; ".join(tampered)
-        elif manifest is None:
-            status, reason = "unreadable", problem
-        elif outcome is not None and (
-            outcome.status == "tampered" or (verified_ok and not (pickle and not self._pickle_ok()))
-        ):
-            status, reason = outcome.status, outcome.reason
-        elif pickle:
-            names = [f.path for f in manifest.files if f.format == "pickle"]
-            status = "unsafe-format"
-            reason = f"pickle (loading it runs code): {', '.join(names)}"
-            if outcome is not None and outcome.reason:
-                reason += f"; {outcome.reason}"
-        elif outcome is not None:
-            status, reason = outcome.status, outcome.reason
-        else:
-            status = "unsigned"
-
+        found = self._inspect(prep)
+        manifest, outcome = found.manifest, found.outcome
+        status, reason = self._status(found)
         report = outcome.report if outcome is not None else None
         if self.policy is not None and report is None:
             why = reason or (
@@ -105,7 +97,7 @@ class Judge:
             reason = "policy: " + rules_text([r for r in report.rules if r.status == "fail"])
 
         signer = outcome.signer if outcome is not None else None
-        entry = self._entry(job, prep, manifest, status, reason, checked, report, signer)
+        entry = self._entry(job, prep, manifest, status, reason, found.checked, report, signer)
         if outcome is not None and outcome.signed is not None:
             return entry, outcome.signed, "verified-signature"
         if manifest is None:
@@ -115,6 +107,49 @@ class Judge:
                 None,
             )
         return entry, manifest, "model" if self.checks.verify else None
+
+    def _inspect(self, prep: Prepared) -> _Findings:
+        """Every check that applies, cheapest first; a signature only of intact content."""
+        problem: str | None = None
+        manifest: Manifest | None
+        wrong_size = self.checks.size_mismatches(prep)
+        try:
+            manifest = self.checks.manifest(prep, hash_all=not wrong_size)
+        except ModelsignError as exc:
+            if is_config_error(exc):
+                raise
+            manifest, problem = None, describe(exc)
+        tampered, checked = self.checks.check_addresses(prep, manifest)
+        tampered = wrong_size + tampered
+        outcome: SignatureOutcome | None = None
+        if not tampered and manifest is not None and prep.signature is not None:
+            outcome = self.checks.check_signature(prep, self.checks.known(prep, manifest))
+        if outcome is not None and outcome.compared:
+            checked = "signature"
+        return _Findings(manifest, problem, tampered, checked, outcome)
+
+    def _status(self, found: _Findings) -> tuple[Status, str | None]:
+        """The worst finding in :data:`_PRECEDENCE`, with its reason."""
+        manifest, outcome = found.manifest, found.outcome
+        candidates: dict[Status, str | None] = {"unsigned": None}
+        if found.tampered:
+            candidates["tampered"] = "; ".join(found.tampered)
+        if manifest is None:
+            candidates["unreadable"] = found.problem
+        if outcome is not None:
+            candidates.setdefault(outcome.status, outcome.reason)
+        # Every file in the folder counts, signed, ignored at signing or unsigned: a
+        # signature never makes a pickle beside the model safe to have (unless the
+        # policy's formats rule allows pickle and the signature verified).
+        pickles = [f.path for f in manifest.files if f.format == "pickle"] if manifest else []
+        excused = outcome is not None and outcome.status == "verified" and self._pickle_ok()
+        if pickles and not excused:
+            reason = f"pickle (loading it runs code): {', '.join(pickles)}"
+            if outcome is not None and outcome.reason:
+                reason += f"; {outcome.reason}"
+            candidates["unsafe-format"] = reason
+        status = next(s for s in _PRECEDENCE if s in candidates)
+        return status, candidates[status]
 
     def _pickle_ok(self) -> bool:
         """Whether the policy's formats rule allows pickle (a policy without one denies it)."""

@@ -10,6 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
+
+from .._atomic import open_regular
+from ..errors import InputError
 
 #: Bounds on a policy document: a policy is a few dozen lines, never deep or huge,
 #: and the recursive composer must never meet a nesting Python's stack cannot hold.
@@ -98,3 +102,63 @@ def _line_of(root: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
             return line
         line = node.start_mark.line + 1
     return line
+
+
+def read_policy_text(path: str) -> str:
+    """The text of a policy file, read no further than a policy can be long."""
+    try:
+        with open_regular(path, "r", encoding="utf-8") as fh:
+            return fh.read(MAX_POLICY_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise InputError("no such policy file", code="POLICY_NOT_FOUND", path=path) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"cannot read the policy: {exc}", code="POLICY_INVALID", path=path
+        ) from exc
+
+
+def parse_yaml(text: str, where: str) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree (for the lines of errors) and the data built from it."""
+    if len(text) > MAX_POLICY_BYTES:
+        raise InputError(
+            f"larger than {MAX_POLICY_BYTES} characters: not a policy",
+            code="POLICY_INVALID",
+            path=where,
+        )
+    try:
+        loader = _UniqueKeyLoader(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters before parsing
+        raise InputError(f"not valid YAML: {exc}", code="POLICY_INVALID", path=where) from exc
+    try:
+        # Parsed once: the node tree gives the lines of errors, the data is built from it.
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, where) from exc
+    finally:
+        loader.dispose()
+    return root, data
+
+
+def _yaml_error(exc: yaml.YAMLError, where: str) -> InputError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    at = f" (line {mark.line + 1})" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc)
+    what = "not a policy" if isinstance(exc, _ShapeError) else "not valid YAML"
+    return InputError(f"{what}{at}: {problem}", code="POLICY_INVALID", path=where)
+
+
+def field_error(root: yaml.Node | None, exc: ValidationError, where: str) -> InputError:
+    """The first validation error, as the field's dotted name, its line and the problem."""
+    err = exc.errors()[0]
+    loc = [x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-"))]
+    field_name = ".".join(str(x) for x in loc) or "(top level)"
+    line = _line_of(root, loc)
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown field"
+    return InputError(
+        f"field {field_name}{f' (line {line})' if line else ''}: {msg}",
+        code="POLICY_INVALID",
+        path=where,
+    )

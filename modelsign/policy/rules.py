@@ -20,14 +20,14 @@ from ..metadata.provenance import source_matches, source_text
 from ..signature.verifiers import SignerInfo
 from .schema import Policy
 from .specs import (
-    _WARN,
     NOT_COVERED,
+    WARN_ONLY,
     WEIGHT_LIKE,
     Mode,
     RuleName,
     Status,
-    _parse_duration,
-    _version,
+    parse_duration,
+    parse_version,
 )
 
 
@@ -83,8 +83,8 @@ def _result(
     mode = mode or policy.mode_of(rule)
     if not reasons:
         return RuleResult(rule=rule, mode=mode, status="pass")
-    hard = [r for r in reasons if not r.startswith(_WARN)]
-    clean = [r.removeprefix(_WARN) for r in reasons]
+    hard = [r for r in reasons if not r.startswith(WARN_ONLY)]
+    clean = [r.removeprefix(WARN_ONLY) for r in reasons]
     status: Status = "fail" if hard and mode == "enforce" else "warn"
     return RuleResult(rule=rule, mode=mode, status=status, reasons=clean)
 
@@ -304,7 +304,7 @@ def _coverage(
                     f"{f.path}: the signature has no tensor digests for this weight file"
                 )
     if spec.unsigned_files != "allow":
-        prefix = "" if spec.unsigned_files == "deny" else _WARN
+        prefix = "" if spec.unsigned_files == "deny" else WARN_ONLY
         reasons += [f"{prefix}{n}: {NOT_COVERED}" for n in unsigned]
     return reasons
 
@@ -346,7 +346,7 @@ def _release_reasons(minimum: str, release: str | None) -> list[str]:
     if release is None:
         return [f"the signature names no release (sign --release); at least {minimum} required"]
     try:
-        older = _version(release) < _version(minimum)
+        older = parse_version(release) < parse_version(minimum)
     except ValueError:
         return [f"the signed release {release!r} is not a version to compare with {minimum}"]
     return [f"release {release} is older than {minimum}"] if older else []
@@ -365,7 +365,7 @@ def _freshness(
         ]
     signed = datetime.fromisoformat(signer.signed_at)
     age = now - signed
-    if age > _parse_duration(spec.max_age):
+    if age > parse_duration(spec.max_age):
         return [f"signed {signed.isoformat()}, {age.days} days ago: older than {spec.max_age}"]
     return []
 

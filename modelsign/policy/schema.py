@@ -11,12 +11,10 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from .._atomic import open_regular
 from ..errors import InputError
-from .loading import MAX_POLICY_BYTES, _line_of, _ShapeError, _UniqueKeyLoader
+from .loading import field_error, parse_yaml, read_policy_text
 from .signers import PolicyVerifier
 from .specs import (
     RULES,
@@ -30,11 +28,11 @@ from .specs import (
     QuantizationRule,
     RuleName,
     SignersRule,
-    _Strict,
+    StrictModel,
 )
 
 
-class Policy(_Strict):
+class Policy(StrictModel):
     """A versioned policy; rules that are absent are not evaluated."""
 
     version: Literal[1]
@@ -87,56 +85,18 @@ class Policy(_Strict):
 
 
 def load_policy(path: str | os.PathLike[str]) -> Policy:
+    """Read and validate a policy file (see :func:`parse_policy`)."""
     p = os.fspath(path)
-    try:
-        with open_regular(p, "r", encoding="utf-8") as fh:
-            text = fh.read(MAX_POLICY_BYTES + 1)
-    except FileNotFoundError as exc:
-        raise InputError("no such policy file", code="POLICY_NOT_FOUND", path=p) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the policy: {exc}", code="POLICY_INVALID", path=p) from exc
-    return parse_policy(text, p)
+    return parse_policy(read_policy_text(p), p)
 
 
 def parse_policy(text: str, where: str) -> Policy:
     """Validate policy text (YAML, of which JSON is a subset)."""
-    if len(text) > MAX_POLICY_BYTES:
-        raise InputError(
-            f"larger than {MAX_POLICY_BYTES} characters: not a policy",
-            code="POLICY_INVALID",
-            path=where,
-        )
-    try:
-        loader = _UniqueKeyLoader(text)
-    except yaml.YAMLError as exc:  # the reader refuses control characters before parsing
-        raise InputError(f"not valid YAML: {exc}", code="POLICY_INVALID", path=where) from exc
-    try:
-        # Parsed once: the node tree gives the lines of errors, the data is built from it.
-        root = loader.get_single_node()
-        data = loader.construct_document(root) if root is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        at = f" (line {mark.line + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        what = "not a policy" if isinstance(exc, _ShapeError) else "not valid YAML"
-        raise InputError(f"{what}{at}: {problem}", code="POLICY_INVALID", path=where) from exc
-    finally:
-        loader.dispose()
+    root, data = parse_yaml(text, where)
     if not isinstance(data, dict):
         raise InputError("a policy is a mapping of rules", code="POLICY_INVALID", path=where)
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = [x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-"))]
-        field_name = ".".join(str(x) for x in loc) or "(top level)"
-        line = _line_of(root, loc)
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        raise InputError(
-            f"field {field_name}{f' (line {line})' if line else ''}: {msg}",
-            code="POLICY_INVALID",
-            path=where,
-        ) from exc
+        raise field_error(root, exc, where) from exc
     return policy.model_copy(update={"base_dir": os.path.dirname(os.path.abspath(where))})

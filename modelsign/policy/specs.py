@@ -35,14 +35,16 @@ WEIGHT_LIKE = (
     ".safetensors", ".ggml", ".llamafile",
 )  # fmt: skip
 
-_WARN = "warn:"  # a reason with this prefix only warns, whatever the rule's mode
+WARN_ONLY = "warn:"  # a reason with this prefix only warns, whatever the rule's mode
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Unknown fields refused (a misspelt rule must not pass silently); frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class KeySpec(_Strict):
+class KeySpec(StrictModel):
     """A trusted public key: a PEM file (relative to the policy) or inline PEM."""
 
     file: str | None = None
@@ -58,7 +60,7 @@ class KeySpec(_Strict):
         return self
 
 
-class SigstoreSpec(_Strict):
+class SigstoreSpec(StrictModel):
     """A trusted keyless identity: exact or regex, with its OIDC issuer and GitHub claims."""
 
     identity: str | None = None
@@ -80,7 +82,7 @@ class SigstoreSpec(_Strict):
         return self
 
 
-class SignersRule(_Strict):
+class SignersRule(StrictModel):
     mode: Mode | None = None
     keys: list[KeySpec] = []
     certificate_roots: list[str] = []  # PEM files, relative to the policy
@@ -97,7 +99,7 @@ class SignersRule(_Strict):
         return self
 
 
-class LicencesRule(_Strict):
+class LicencesRule(StrictModel):
     mode: Mode | None = None
     allow: list[str] | None = None
     deny: list[str] = []
@@ -108,7 +110,7 @@ class LicencesRule(_Strict):
 ProvenanceField = Literal["source_repository", "pinned_revision", "base_model", "builder"]
 
 
-class ProvenanceRule(_Strict):
+class ProvenanceRule(StrictModel):
     mode: Mode | None = None
     require: list[ProvenanceField] = []
     require_attestation: bool = False  # a verified SLSA provenance (`attest provenance`)
@@ -128,7 +130,7 @@ class ProvenanceRule(_Strict):
 PolicyFormat = Literal["safetensors", "gguf", "pickle", "opaque", "unknown"]
 
 
-class FormatsRule(_Strict):
+class FormatsRule(StrictModel):
     mode: Mode | None = None
     allow: list[PolicyFormat] | None = None
     deny: list[PolicyFormat] = ["pickle"]
@@ -136,20 +138,20 @@ class FormatsRule(_Strict):
     allow_chat_templates: bool = True  # GGUF Jinja templates run in the runtime
 
 
-class QuantizationRule(_Strict):
+class QuantizationRule(StrictModel):
     mode: Mode | None = None
     allowed_schemes: list[str] | None = None
     min_bits_per_weight: float | None = None
     allow_unquantized: bool = True
 
 
-class CoverageRule(_Strict):
+class CoverageRule(StrictModel):
     mode: Mode | None = None
     require_tensor_digests: bool = True
     unsigned_files: Literal["deny", "warn", "allow"] = "deny"
 
 
-class IdentityRule(_Strict):
+class IdentityRule(StrictModel):
     """Which model, from where, and no older than what: rollback and substitution.
 
     A signature alone says "this signer signed these files"; another model (or
@@ -169,29 +171,31 @@ class IdentityRule(_Strict):
     @classmethod
     def _version(cls, value: str | None) -> str | None:
         if value is not None:
-            _version(value)
+            parse_version(value)
         return value
 
 
-def _version(text: str) -> Version:
+def parse_version(text: str) -> Version:
+    """A PEP 440 release, a leading "v" ignored; ValueError (for pydantic) if not one."""
     try:
         return Version(text.removeprefix("v"))
     except InvalidVersion as exc:
         raise ValueError(f"{text!r} is not a version (like 1.4 or v2.0.1)") from exc
 
 
-class FreshnessRule(_Strict):
+class FreshnessRule(StrictModel):
     mode: Mode | None = None
     max_age: str  # "90d", "12h", "2w"
 
     @field_validator("max_age")
     @classmethod
     def _duration(cls, value: str) -> str:
-        _parse_duration(value)
+        parse_duration(value)
         return value
 
 
-def _parse_duration(value: str) -> timedelta:
+def parse_duration(value: str) -> timedelta:
+    """A ``max_age`` such as 90d or 12h; ValueError (for pydantic) if not one."""
     m = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", value)
     if m is None:
         raise ValueError("max_age must look like 90d, 12h, 2w, 30m or 45s")

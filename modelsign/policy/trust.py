@@ -7,7 +7,7 @@ from ..signature.bundle import Envelope
 from ..signature.verifiers import SignerInfo, Verifier
 from .schema import Policy
 from .signers import PolicyVerifier
-from .specs import _WARN
+from .specs import WARN_ONLY
 
 
 class Trust:
@@ -65,7 +65,7 @@ class Trust:
 
     def warn_reasons(self) -> list[str]:
         """The warnings as signers-rule reasons that never block (see :func:`evaluate`)."""
-        return [f"{_WARN}SIGNER_NOT_TRUSTED: {w}" for w in self.warnings]
+        return [f"{WARN_ONLY}SIGNER_NOT_TRUSTED: {w}" for w in self.warnings]
 
 
 def resolve_trust(verifier: Verifier | None, policy: Policy | None) -> Trust:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -127,44 +128,72 @@ def evaluate(
     coverage rule, unsigned files fail it, as they do without a policy. (Only
     the policy's trust, or none, as in the inventory: ``verifier_given=False``.)
     """
-    now = now or datetime.now(timezone.utc)
-    judged = {k: v for k, v in unsigned_files.items() if k not in excused}
-    out: list[RuleResult] = []
+    evidence = _Evidence(
+        manifest=manifest,
+        signer=signer,
+        signature_problems=signature_problems,
+        judged={k: v for k, v in unsigned_files.items() if k not in excused},
+        unsigned_files=unsigned_files,
+        ignored_files=ignored_files,
+        coverage_manifest=coverage_manifest,
+        attestation=attestation,
+        verifier_given=verifier_given,
+        now=now or datetime.now(timezone.utc),
+        release=release,
+    )
     judged_rules = policy.rules()
     if verifier_given and policy.signers is None:
         judged_rules.insert(0, "signers")
-    for rule in judged_rules:
-        reasons: list[str]
-        if rule == "signers":
-            reasons = list(signature_problems)
-            if policy.coverage is None:
-                reasons += [f"FILE_EXTRA: {n}: {NOT_COVERED}" for n in sorted(judged)]
-        elif rule == "identity":
-            reasons = _identity(policy, coverage_manifest, signer, release, now)
-        elif rule == "coverage" and coverage_manifest is None:
-            out.append(
-                RuleResult(
-                    rule=rule,
-                    mode=policy.mode_of(rule),
-                    status="skip",
-                    reasons=["no trusted signed manifest to judge coverage by"],
-                )
-            )
-            continue
-        elif manifest is None:
-            reasons = [
-                "no manifest to judge (the signature carries none and the model could not be read)"
-            ]
-        else:
-            files = {**(ignored_files or {}), **unsigned_files} if rule == "formats" else judged
-            subject = coverage_manifest if rule == "coverage" and coverage_manifest else manifest
-            reasons = _JUDGES[rule](policy, subject, signer, files, now)
-            if rule == "provenance":
-                reasons += _attestation(policy, attestation)
-        # A policy never loosens what the caller demands (Trust).
-        mode: Mode | None = "enforce" if rule == "signers" and verifier_given else None
-        out.append(_result(policy, rule, reasons, mode))
-    return PolicyReport(rules=out)
+    return PolicyReport(rules=[_judge(policy, rule, evidence) for rule in judged_rules])
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    """What :func:`evaluate` was given, for the rule judges (``judged``: unsigned, not excused)."""
+
+    manifest: Manifest | None
+    signer: SignerInfo | None
+    signature_problems: Sequence[str]
+    judged: dict[str, str]
+    unsigned_files: Mapping[str, str]
+    ignored_files: Mapping[str, str] | None
+    coverage_manifest: Manifest | None
+    attestation: Any
+    verifier_given: bool
+    now: datetime
+    release: str | None
+
+
+def _judge(policy: Policy, rule: RuleName, ev: _Evidence) -> RuleResult:
+    if rule == "coverage" and ev.coverage_manifest is None:
+        return RuleResult(
+            rule=rule,
+            mode=policy.mode_of(rule),
+            status="skip",
+            reasons=["no trusted signed manifest to judge coverage by"],
+        )
+    # A policy never loosens what the caller demands (Trust).
+    mode: Mode | None = "enforce" if rule == "signers" and ev.verifier_given else None
+    return _result(policy, rule, _reasons(policy, rule, ev), mode)
+
+
+def _reasons(policy: Policy, rule: RuleName, ev: _Evidence) -> list[str]:
+    """Why ``rule`` is not met (empty: it is)."""
+    if rule == "signers":
+        reasons = list(ev.signature_problems)
+        if policy.coverage is None:
+            reasons += [f"FILE_EXTRA: {n}: {NOT_COVERED}" for n in sorted(ev.judged)]
+        return reasons
+    if rule == "identity":
+        return _identity(policy, ev.coverage_manifest, ev.signer, ev.release, ev.now)
+    if ev.manifest is None:
+        return ["no manifest to judge (the signature carries none and the model could not be read)"]
+    files = {**(ev.ignored_files or {}), **ev.unsigned_files} if rule == "formats" else ev.judged
+    subject = ev.coverage_manifest if rule == "coverage" and ev.coverage_manifest else ev.manifest
+    reasons = _JUDGES[rule](policy, subject, ev.signer, files, ev.now)
+    if rule == "provenance":
+        reasons += _attestation(policy, ev.attestation)
+    return reasons
 
 
 def _licences(policy: Policy, m: Manifest, *_: Any) -> list[str]:
@@ -370,7 +399,11 @@ def _freshness(
     return []
 
 
-_JUDGES: dict[str, Any] = {
+#: The rules judged on a manifest: (policy, manifest, signer, files, now) → reasons.
+_JUDGES: dict[
+    RuleName,
+    Callable[[Policy, Manifest, SignerInfo | None, Mapping[str, str], datetime], list[str]],
+] = {
     "licences": _licences,
     "provenance": _provenance,
     "formats": _formats,

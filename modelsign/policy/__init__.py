@@ -1,0 +1,77 @@
+"""Policies: what a security team requires of every model, written once.
+
+A policy file (YAML or JSON, versioned, unknown fields refused) lists rules:
+who may sign (``signers``), which licences, provenance, formats and
+quantizations are acceptable, how much of the model the signature must cover,
+and how old a signature may be. Each rule is ``enforce`` (a failure blocks) or
+``warn`` (reported only). The same policy drives ``modelsign verify``, the
+pre-load hook and CI.
+
+The modules, each building only on those before it: :mod:`.specs` (the rules'
+models), :mod:`.loading` (YAML with bounds), :mod:`.signers` (the signers rule
+as a verifier), :mod:`.schema` (the :class:`Policy` document), :mod:`.trust`
+(how a verification checks signers), :mod:`.rules` (judging every rule) and
+:mod:`.explain`. Import from here: the module split is not part of the API.
+"""
+
+from .explain import explain
+from .loading import MAX_POLICY_BYTES, MAX_POLICY_DEPTH, MAX_POLICY_NODES
+from .rules import PolicyReport, RuleResult, evaluate, formats_beside
+from .schema import Policy, load_policy, parse_policy
+from .signers import PolicyVerifier
+from .specs import (
+    NOT_COVERED,
+    RULES,
+    WEIGHT_LIKE,
+    CoverageRule,
+    FormatsRule,
+    FreshnessRule,
+    IdentityRule,
+    KeySpec,
+    LicencesRule,
+    Mode,
+    PolicyFormat,
+    ProvenanceField,
+    ProvenanceRule,
+    QuantizationRule,
+    RuleName,
+    SignersRule,
+    SigstoreSpec,
+    Status,
+)
+from .trust import Trust, resolve_trust
+
+__all__ = [
+    "MAX_POLICY_BYTES",
+    "MAX_POLICY_DEPTH",
+    "MAX_POLICY_NODES",
+    "NOT_COVERED",
+    "RULES",
+    "WEIGHT_LIKE",
+    "CoverageRule",
+    "FormatsRule",
+    "FreshnessRule",
+    "IdentityRule",
+    "KeySpec",
+    "LicencesRule",
+    "Mode",
+    "Policy",
+    "PolicyFormat",
+    "PolicyReport",
+    "PolicyVerifier",
+    "ProvenanceField",
+    "ProvenanceRule",
+    "QuantizationRule",
+    "RuleName",
+    "RuleResult",
+    "SignersRule",
+    "SigstoreSpec",
+    "Status",
+    "Trust",
+    "evaluate",
+    "explain",
+    "formats_beside",
+    "load_policy",
+    "parse_policy",
+    "resolve_trust",
+]

@@ -1,0 +1,102 @@
+"""The policy document: a versioned :class:`Policy`, read from YAML or JSON.
+
+A policy file (versioned, unknown fields refused) lists rules: who may sign
+(``signers``), which licences, provenance, formats and quantizations are
+acceptable, how much of the model the signature must cover, and how old a
+signature may be. Errors name the field and its line.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from ..errors import InputError
+from .loading import field_error, parse_yaml, read_policy_text
+from .signers import PolicyVerifier
+from .specs import (
+    RULES,
+    CoverageRule,
+    FormatsRule,
+    FreshnessRule,
+    IdentityRule,
+    LicencesRule,
+    Mode,
+    ProvenanceRule,
+    QuantizationRule,
+    RuleName,
+    SignersRule,
+    StrictModel,
+)
+
+
+class Policy(StrictModel):
+    """A versioned policy; rules that are absent are not evaluated."""
+
+    version: Literal[1]
+    description: str | None = None
+    mode: Mode = "enforce"
+    signers: SignersRule | None = None
+    identity: IdentityRule | None = None
+    licences: LicencesRule | None = None
+    provenance: ProvenanceRule | None = None
+    formats: FormatsRule | None = None
+    quantization: QuantizationRule | None = None
+    coverage: CoverageRule | None = None
+    freshness: FreshnessRule | None = None
+    base_dir: str = Field(default=".", exclude=True)  # where relative paths resolve
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_rules_take_defaults(cls, data: Any) -> Any:
+        # `formats:` with nothing under it means "this rule, with its defaults",
+        # not "no rule" (which would silently drop the pickle ban).
+        if isinstance(data, dict):
+            return {k: ({} if k in RULES and v is None else v) for k, v in data.items()}
+        return data
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Policy:
+        """Read and validate a policy file; errors name the field and the line."""
+        return load_policy(path)
+
+    def mode_of(self, rule: RuleName) -> Mode:
+        if rule == "signers" and self.signers is None:
+            return "enforce"  # trust given by the caller (--key, a verifier) is never optional
+        spec = getattr(self, rule)
+        return (getattr(spec, "mode", None) if spec is not None else None) or self.mode
+
+    def rules(self) -> list[RuleName]:
+        return [r for r in RULES if getattr(self, r) is not None]
+
+    def _path(self, p: str) -> str:
+        return p if os.path.isabs(p) else os.path.join(self.base_dir, p)
+
+    def verifier(self) -> PolicyVerifier:
+        """A verifier that accepts a signature from any signer the policy lists."""
+        if self.signers is None:
+            raise InputError(
+                "the policy lists no signers: give --key, --cert-chain or --identity",
+                code="USAGE",
+            )
+        return PolicyVerifier(self)
+
+
+def load_policy(path: str | os.PathLike[str]) -> Policy:
+    """Read and validate a policy file (see :func:`parse_policy`)."""
+    p = os.fspath(path)
+    return parse_policy(read_policy_text(p), p)
+
+
+def parse_policy(text: str, where: str) -> Policy:
+    """Validate policy text (YAML, of which JSON is a subset)."""
+    root, data = parse_yaml(text, where)
+    if not isinstance(data, dict):
+        raise InputError("a policy is a mapping of rules", code="POLICY_INVALID", path=where)
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        raise field_error(root, exc, where) from exc
+    return policy.model_copy(update={"base_dir": os.path.dirname(os.path.abspath(where))})

@@ -1,17 +1,18 @@
-"""Comparing two sides: files, weight files, tensors across files, and the model's attributes."""
+"""Comparing two sides: files, inside weight files, and tensors across files.
+
+Model-level attributes are compared in :mod:`._attributes`.
+"""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..compare import Problem, diff_weights
-from ..manifest import TensorEntry, WeightsInfo
-from ..metadata.licence import Licence
-from ..metadata.provenance import BaseModelRef, Builder, Provenance, SourceRepo
-from ..metadata.quantization import FileQuantization, ModelQuantization
+from ..manifest import Manifest, TensorEntry, WeightsInfo
+from ..metadata.quantization import FileQuantization
+from ._attributes import model_changes
 from ._sides import File, Side
 from .report import Change, DiffCounts, ModelDiff, TensorChange, layer_index, plural, summary
 
@@ -20,15 +21,6 @@ _TENSOR_CODES = frozenset({"TENSOR_ADDED", "TENSOR_REMOVED", "TENSOR_MODIFIED", 
 
 def _algorithm(digest: str) -> str:
     return digest.split(":", 1)[0]
-
-
-def _short(value: str | None) -> str:
-    if value is None:
-        return "none"
-    if ":" in value:
-        alg, hexd = value.split(":", 1)
-        return f"{alg}:{hexd[:12]}"
-    return value[:12] if re.fullmatch(r"[0-9a-f]{16,}", value) else value
 
 
 def _shape_text(dtype: str | None, shape: Sequence[int] | None) -> str:
@@ -167,301 +159,195 @@ def _weight_file_changes(
     return out
 
 
-def _value(v: object) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, dict):
-        return ", ".join(f"{k}={v[k]}" for k in sorted(v)) or None
-    return str(v)
-
-
-def _quant_changes(o: ModelQuantization, n: ModelQuantization) -> list[Change]:
-    out: list[Change] = []
-    keys = ("scheme", "quantized", "method", "bits", "group_size", "format", "details")
-    for key in (*keys, "bits_per_weight"):
-        ov, nv = _value(getattr(o, key)), _value(getattr(n, key))
-        if key == "quantized" and o.scheme != n.scheme:
-            continue  # follows from the scheme
-        if ov != nv:
-            out.append(
-                Change(
-                    code="QUANTIZATION_CHANGED",
-                    message=f"quantization {key.replace('_', ' ')} {ov or 'none'} → {nv or 'none'}",
-                    field=f"quantization.{key}",
-                    old=ov,
-                    new=nv,
-                )
-            )
-    return out
-
-
-def _licence_changes(o: Licence, n: Licence) -> list[Change]:
-    out: list[Change] = []
-    if o.spdx != n.spdx:
-        out.append(
-            Change(
-                code="LICENCE_CHANGED",
-                message=f"licence {o.spdx or 'unknown'} → {n.spdx or 'unknown'}",
-                field="licence.spdx",
-                old=o.spdx,
-                new=n.spdx,
-            )
-        )
-    olds = {s.source: f"{s.value} ({s.spdx or 'unrecognised'})" for s in o.sources}
-    news = {s.source: f"{s.value} ({s.spdx or 'unrecognised'})" for s in n.sources}
-    for src in sorted(set(olds) | set(news)):
-        ov, nv = olds.get(src), news.get(src)
-        if ov == nv:
-            continue
-        if ov is None:
-            message = f"licence statement added: {nv}"
-        elif nv is None:
-            message = f"licence statement removed: {ov}"
-        else:
-            message = f"licence statement {ov} → {nv}"
-        out.append(
-            Change(
-                code="LICENCE_CHANGED",
-                message=message,
-                path=src,
-                field="licence.source",
-                old=ov,
-                new=nv,
-            )
-        )
-    return out
-
-
-def _source_text(s: SourceRepo | None) -> str | None:
-    if s is None:
-        return None
-    return s.repository + (f"@{s.revision}" if s.revision else "")
-
-
-def _base_text(b: BaseModelRef) -> str:
-    return b.full_name + (f" ({b.relation})" if b.relation else "")
-
-
-def _builder_text(b: Builder | None) -> str | None:
-    if b is None:
-        return None
-    f = b.fields
-    repo = f.get("GITHUB_REPOSITORY") or f.get("CI_PROJECT_PATH") or "?"
-    ref = f.get("GITHUB_WORKFLOW_REF") or f.get("CI_CONFIG_PATH") or ""
-    sha = f.get("GITHUB_SHA") or f.get("CI_COMMIT_SHA") or ""
-    return " ".join(x for x in (b.kind, repo, ref, sha[:12]) if x)
-
-
-def _set_changes(field_name: str, label: str, old: set[str], new: set[str]) -> list[Change]:
-    out = [
-        Change(
-            code="PROVENANCE_CHANGED",
-            message=f"{label} removed: {v}",
-            field=field_name,
-            old=v,
-        )
-        for v in sorted(old - new)
-    ]
-    out += [
-        Change(code="PROVENANCE_CHANGED", message=f"{label} added: {v}", field=field_name, new=v)
-        for v in sorted(new - old)
-    ]
-    return out
-
-
-def _provenance_changes(o: Provenance, n: Provenance, claims: bool) -> list[Change]:
-    """``claims``: compare what only a build records (--source, builder, parents)."""
-    out: list[Change] = []
-    os_, ns = _source_text(o.source), _source_text(n.source)
-    if os_ != ns and (claims or (o.source is not None and n.source is not None)):
-        out.append(
-            Change(
-                code="PROVENANCE_CHANGED",
-                message=f"source {os_ or 'none'} → {ns or 'none'}",
-                field="provenance.source",
-                old=os_,
-                new=ns,
-            )
-        )
-    out += _set_changes(
-        "provenance.base_model",
-        "base model",
-        {_base_text(b) for b in o.base_models},
-        {_base_text(b) for b in n.base_models},
-    )
-    if claims:
-        ob, nb = _builder_text(o.builder), _builder_text(n.builder)
-        if o.builder != n.builder:
-            out.append(
-                Change(
-                    code="PROVENANCE_CHANGED",
-                    message=f"builder {ob or 'none'} → {nb or 'none'}",
-                    field="provenance.builder",
-                    old=ob,
-                    new=nb,
-                )
-            )
-        out += _set_changes(
-            "provenance.parent",
-            "parent manifest",
-            {p.digest for p in o.parents},
-            {p.digest for p in n.parents},
-        )
-    return out
-
-
 def compare(old: Side, new: Side) -> ModelDiff:
     notes = [*old.notes, *new.notes]
     om, nm = old.manifest, new.manifest
+    found = _file_changes(old, new)
+    if found.not_compared:
+        notes.append(
+            f"{plural(found.not_compared, 'common file')} not compared: the two sides digest "
+            "files with different algorithms"
+        )
+    headers = om is not None and nm is not None and om.hashing.header == nm.hashing.header
+    files = found.changes
+    for path, old_path, ow, nw in found.pairs:
+        files += _weight_file_changes(path, old_path, ow, nw, headers=headers)
+    files.sort(key=lambda c: (c.path or "", c.code, c.field or ""))
+    digests = _same_tensor_hash(om, nm)
+    tensors = _tensor_changes(old, new, found.rename, digests, notes)
+    model = model_changes(old, new, digests)
+    counts = _counts(old, new, files, tensors, model, found.not_compared)
+    return ModelDiff(
+        identical=not (files or tensors or model or found.not_compared),
+        summary=summary(om, nm, files, tensors, model, counts),
+        old=old.info,
+        new=new.info,
+        tensor_digests_compared=digests,
+        counts=counts,
+        files=files,
+        tensors=tensors,
+        model=model,
+        notes=notes,
+    )
 
-    # Files: a single-file model is its one file, whatever its name.
-    rename: dict[str, str] = {}
+
+# --- files ----------------------------------------------------------------------
+
+#: A weight file to compare inside: new path, old path if another, old, new.
+_Pair = tuple[str, str | None, WeightsInfo, WeightsInfo]
+
+
+@dataclass
+class _Files:
+    """What comparing the file lists found, and what the weight and tensor steps need from it."""
+
+    changes: list[Change] = field(default_factory=list)
+    pairs: list[_Pair] = field(default_factory=list)
+    rename: dict[str, str] = field(default_factory=dict)  # old path → new path
+    not_compared: int = 0  # common files whose digests use different algorithms
+
+
+def _file_changes(old: Side, new: Side) -> _Files:
+    found = _Files()
+    # A single-file model is its one file, whatever its name.
     if old.single_file and new.single_file and len(old.files) == 1 and len(new.files) == 1:
         (op,), (np_,) = old.files, new.files
         if op != np_:
-            rename[op] = np_
-    ofiles = {rename.get(p, p): f for p, f in old.files.items()}
-    files: list[Change] = []
-    not_compared = 0
-    # Weight files to compare inside: (new path, old path if another, old, new).
-    pairs: list[tuple[str, str | None, WeightsInfo, WeightsInfo]] = []
+            found.rename[op] = np_
+    ofiles = {found.rename.get(p, p): f for p, f in old.files.items()}
     for path in sorted(set(ofiles) & set(new.files)):
-        o, n = ofiles[path], new.files[path]
-        old_path = o.path if o.path != path else None
-        if _algorithm(o.digest) != _algorithm(n.digest):
-            not_compared += 1
-            continue
-        if o.weights is not None and n.weights is not None:
-            pairs.append((path, old_path, o.weights, n.weights))
-        if o.digest == n.digest:
-            if old_path is not None:
-                files.append(
-                    Change(
-                        code="FILE_RENAMED",
-                        message=f"renamed from {old_path}",
-                        path=path,
-                        old_path=old_path,
-                        old=o.digest,
-                        new=n.digest,
-                    )
-                )
-            continue
-        size = ""
-        if o.size is not None and n.size is not None and o.size != n.size:
-            size = f": {o.size} → {n.size} bytes"
-        files.append(
-            Change(
-                code="FILE_CHANGED",
-                message="content changed" + size,
-                path=path,
-                old_path=old_path,
-                old=o.digest,
-                new=n.digest,
-            )
-        )
+        _common_file(path, ofiles[path], new.files[path], found)
     removed = sorted(set(ofiles) - set(new.files))
     added = sorted(set(new.files) - set(ofiles))
-    by_digest: dict[str, list[str]] = {}
-    for p in added:
-        by_digest.setdefault(new.files[p].digest, []).append(p)
-    gone: list[str] = []
-    for p in removed:
-        twins = by_digest.get(ofiles[p].digest)
-        if twins:
-            target = twins.pop(0)
-            files.append(
-                Change(
-                    code="FILE_RENAMED",
-                    message=f"renamed from {p}",
-                    path=target,
-                    old_path=p,
-                    old=ofiles[p].digest,
-                    new=new.files[target].digest,
-                )
-            )
-        else:
-            gone.append(p)
-    arrived = [p for ps in by_digest.values() for p in ps]
+    gone, arrived = _moved(removed, added, ofiles, new.files, found.changes)
     for p in gone:
-        files.append(Change(code="FILE_REMOVED", message="removed", path=p, old=ofiles[p].digest))
+        found.changes.append(
+            Change(code="FILE_REMOVED", message="removed", path=p, old=ofiles[p].digest)
+        )
     for p in sorted(arrived):
-        files.append(Change(code="FILE_ADDED", message="added", path=p, new=new.files[p].digest))
+        found.changes.append(
+            Change(code="FILE_ADDED", message="added", path=p, new=new.files[p].digest)
+        )
     # One weight file replaced by another (a re-quantization under a new name): compare them.
     gone_w = [p for p in gone if ofiles[p].weights is not None]
     arrived_w = [p for p in arrived if new.files[p].weights is not None]
     if len(gone_w) == 1 and len(arrived_w) == 1:
         ow, nw = ofiles[gone_w[0]].weights, new.files[arrived_w[0]].weights
         assert ow is not None and nw is not None
-        pairs.append((arrived_w[0], gone_w[0], ow, nw))
-        rename[gone_w[0]] = arrived_w[0]
-    if not_compared:
-        notes.append(
-            f"{plural(not_compared, 'common file')} not compared: the two sides digest "
-            "files with different algorithms"
+        found.pairs.append((arrived_w[0], gone_w[0], ow, nw))
+        found.rename[gone_w[0]] = arrived_w[0]
+    return found
+
+
+def _common_file(path: str, o: File, n: File, found: _Files) -> None:
+    """A file on both sides (``o`` may be another name paired with it)."""
+    old_path = o.path if o.path != path else None
+    if _algorithm(o.digest) != _algorithm(n.digest):
+        found.not_compared += 1
+        return
+    if o.weights is not None and n.weights is not None:
+        found.pairs.append((path, old_path, o.weights, n.weights))
+    if o.digest == n.digest:
+        if old_path is not None:
+            found.changes.append(
+                Change(
+                    code="FILE_RENAMED",
+                    message=f"renamed from {old_path}",
+                    path=path,
+                    old_path=old_path,
+                    old=o.digest,
+                    new=n.digest,
+                )
+            )
+        return
+    size = ""
+    if o.size is not None and n.size is not None and o.size != n.size:
+        size = f": {o.size} → {n.size} bytes"
+    found.changes.append(
+        Change(
+            code="FILE_CHANGED",
+            message="content changed" + size,
+            path=path,
+            old_path=old_path,
+            old=o.digest,
+            new=n.digest,
         )
+    )
 
-    # Weight files: header, metadata, chat template, per-file quantization.
-    headers = om is not None and nm is not None and om.hashing.header == nm.hashing.header
-    for path, old_path, ow, nw in pairs:
-        files += _weight_file_changes(path, old_path, ow, nw, headers=headers)
-    files.sort(key=lambda c: (c.path or "", c.code, c.field or ""))
 
-    # Tensors, across files (re-sharding moves none).
-    tensors: list[TensorChange] = []
-    digests = (
+def _moved(
+    removed: Sequence[str],
+    added: Sequence[str],
+    ofiles: Mapping[str, File],
+    nfiles: Mapping[str, File],
+    changes: list[Change],
+) -> tuple[list[str], list[str]]:
+    """Report a removed file whose content arrived under another name as renamed.
+
+    Returns the files removed and the files added that are not renames.
+    """
+    by_digest: dict[str, list[str]] = {}
+    for p in added:
+        by_digest.setdefault(nfiles[p].digest, []).append(p)
+    gone: list[str] = []
+    for p in removed:
+        twins = by_digest.get(ofiles[p].digest)
+        if twins:
+            target = twins.pop(0)
+            changes.append(
+                Change(
+                    code="FILE_RENAMED",
+                    message=f"renamed from {p}",
+                    path=target,
+                    old_path=p,
+                    old=ofiles[p].digest,
+                    new=nfiles[target].digest,
+                )
+            )
+        else:
+            gone.append(p)
+    return gone, [p for ps in by_digest.values() for p in ps]
+
+
+# --- tensors, across files (re-sharding moves none) --------------------------------
+
+
+def _same_tensor_hash(om: Manifest | None, nm: Manifest | None) -> bool:
+    return (
         om is not None
         and nm is not None
         and om.hashing.tensor is not None
         and om.hashing.tensor == nm.hashing.tensor
     )
+
+
+def _tensor_changes(
+    old: Side, new: Side, rename: Mapping[str, str], digests: bool, notes: list[str]
+) -> list[TensorChange]:
+    om, nm = old.manifest, new.manifest
+    if om is None or nm is None:
+        return []
     opool = _pool(old.files, rename)
     npool = _pool(new.files, {})
-    if om is not None and nm is not None:
-        if not digests and (opool or npool):
-            notes.append(
-                f"tensor digests not compared ({om.hashing.tensor or 'none'} in old, "
-                f"{nm.hashing.tensor or 'none'} in new): only dtypes and shapes are"
-            )
-        problems = diff_weights("", _pooled_info(opool, digests), _pooled_info(npool, digests))
-        tensors = [_tensor_change(p, opool, npool, rename) for p in problems]
-
-    # The model.
-    model: list[Change] = []
-    if om is not None and nm is not None:
-        if (
-            digests
-            and om.weights_digest is not None
-            and nm.weights_digest is not None
-            and om.weights_digest != nm.weights_digest
-        ):
-            model.append(
-                Change(
-                    code="WEIGHTS_DIGEST_CHANGED",
-                    message=f"weights digest {_short(om.weights_digest)} → "
-                    f"{_short(nm.weights_digest)}",
-                    field="weights_digest",
-                    old=om.weights_digest,
-                    new=nm.weights_digest,
-                )
-            )
-        model += _quant_changes(om.quantization, nm.quantization)
-        model += _licence_changes(om.licence, nm.licence)
-        claims = not (old.from_disk or new.from_disk)
-        model += _provenance_changes(om.provenance, nm.provenance, claims)
-    os_, ns = old.info.signer, new.info.signer
-    if os_ is not None and ns is not None and os_.identity_key() != ns.identity_key():
-        model.append(
-            Change(
-                code="SIGNER_CHANGED",
-                message=f"signer {os_.describe()} → {ns.describe()} (unverified)",
-                field="signer",
-                old=os_.describe(),
-                new=ns.describe(),
-            )
+    if not digests and (opool or npool):
+        notes.append(
+            f"tensor digests not compared ({om.hashing.tensor or 'none'} in old, "
+            f"{nm.hashing.tensor or 'none'} in new): only dtypes and shapes are"
         )
+    problems = diff_weights("", _pooled_info(opool, digests), _pooled_info(npool, digests))
+    return [_tensor_change(p, opool, npool, rename) for p in problems]
 
+
+def _counts(
+    old: Side,
+    new: Side,
+    files: Sequence[Change],
+    tensors: Sequence[TensorChange],
+    model: Sequence[Change],
+    not_compared: int,
+) -> DiffCounts:
     count = Counter(c.code for c in [*files, *tensors])
-    counts = DiffCounts(
+    return DiffCounts(
         files_old=len(old.files),
         files_new=len(new.files),
         files_added=count["FILE_ADDED"],
@@ -476,16 +362,4 @@ def compare(old: Side, new: Side) -> ModelDiff:
         tensors_modified=count["TENSOR_MODIFIED"],
         tensors_retyped=count["TENSOR_RETYPED"],
         model_changes=len(model),
-    )
-    return ModelDiff(
-        identical=not (files or tensors or model or not_compared),
-        summary=summary(old.manifest, new.manifest, files, tensors, model, counts),
-        old=old.info,
-        new=new.info,
-        tensor_digests_compared=digests,
-        counts=counts,
-        files=files,
-        tensors=tensors,
-        model=model,
-        notes=notes,
     )

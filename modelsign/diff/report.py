@@ -285,6 +285,7 @@ def summary(
     model: Sequence[Change],
     counts: DiffCounts,
 ) -> str:
+    """One line for a person: tensors, format, quantization, files, then the model."""
     if counts.files_not_compared == 0 and not (files or tensors or model):
         what = plural(counts.files_new, "file")
         if new is not None and old is not None:
@@ -296,16 +297,24 @@ def summary(
         parts.append(f"format {formats[0].old} → {formats[0].new}")
     if old is not None and new is not None and any(c.field == "quantization.scheme" for c in model):
         parts.append(f"quantization {_quant_label(old)} → {_quant_label(new)}")
+    parts += _file_summary(files, counts)
+    parts += _model_summary(model, tensors)
+    if not parts:
+        parts.append(plural(len(model), "model-level change"))
+    return "; ".join(parts)
+
+
+def _file_summary(files: Sequence[Change], counts: DiffCounts) -> list[str]:
     by_code: dict[str, list[str]] = {}
     for c in files:
         by_code.setdefault(c.code, []).append(
             f"{c.old_path} → {c.path}" if c.code == "FILE_RENAMED" else c.path or ""
         )
-    file_parts = []
+    parts = []
     if by_code.get("FILE_CHANGED"):
         names = by_code["FILE_CHANGED"]
         total = plural(counts.files_new, "file")
-        file_parts.append(f"{len(names)} of {total} changed ({_names(names)})")
+        parts.append(f"{len(names)} of {total} changed ({_names(names)})")
     for code, word in (
         ("FILE_ADDED", "added"),
         ("FILE_REMOVED", "removed"),
@@ -313,13 +322,17 @@ def summary(
     ):
         if by_code.get(code):
             names = by_code[code]
-            file_parts.append(f"{plural(len(names), 'file')} {word} ({_names(names)})")
-    parts += file_parts
+            parts.append(f"{plural(len(names), 'file')} {word} ({_names(names)})")
     if counts.files_not_compared:
         parts.append(
             f"{plural(counts.files_not_compared, 'file')} not compared (different digest "
             "algorithms)"
         )
+    return parts
+
+
+def _model_summary(model: Sequence[Change], tensors: Sequence[TensorChange]) -> list[str]:
+    parts = []
     spdx = [c for c in model if c.field == "licence.spdx"]
     if spdx:
         parts.append(f"licence {spdx[0].old or 'unknown'} → {spdx[0].new or 'unknown'}")
@@ -337,8 +350,7 @@ def summary(
     signer = [c for c in model if c.code == "SIGNER_CHANGED"]
     if signer:
         parts.append(f"signer {signer[0].old} → {signer[0].new} (unverified)")
+    # Tensor changes already say the weights changed.
     if not tensors and any(c.code == "WEIGHTS_DIGEST_CHANGED" for c in model):
         parts.append("weights digest changed")
-    if not parts:
-        parts.append(plural(len(model), "model-level change"))
-    return "; ".join(parts)
+    return parts

@@ -8,7 +8,7 @@ inotify queue, a watch limit) are caught by a periodic re-check that compares
 every file's stat (size, mtime, ctime, inode) and re-verifies on a difference —
 cheap enough to run every minute on models of any size.
 
-It reports transitions, not every check, as dicts with a stable schema —
+It reports transitions, not every check, as :class:`Event` dicts with a stable schema —
 every key always present::
 
     {"event": "verified" | "changed" | "tampered" | "restored" | "removed",
@@ -31,6 +31,15 @@ calls ``on_event`` in order.
 """
 
 from ._watcher import Watcher, watch
-from .events import ON_CHANGE_TIMEOUT, Event, EventName, command_hook
+from .events import ON_CHANGE_TIMEOUT, Event, EventName, EventProblem, Verdict, command_hook
 
-__all__ = ["ON_CHANGE_TIMEOUT", "Event", "EventName", "Watcher", "command_hook", "watch"]
+__all__ = [
+    "ON_CHANGE_TIMEOUT",
+    "Event",
+    "EventName",
+    "EventProblem",
+    "Verdict",
+    "Watcher",
+    "command_hook",
+    "watch",
+]

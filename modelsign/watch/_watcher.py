@@ -36,7 +36,7 @@ from ..sign import default_signature_path
 from ..signature.verifiers import Verifier
 from ..verify import VerificationResult, verify
 from ._snapshot import Snapshot, dir_identity, leaves, take_snapshot
-from .events import Event, EventName, make_event
+from .events import Event, EventName, Verdict, make_event
 
 _State = Literal["verified", "tampered", "removed"]
 
@@ -478,7 +478,7 @@ class Watcher:
         m.last_problems = key
         if name is None:
             return
-        verdict: Literal["verified", "failed"] | None = None
+        verdict: Verdict | None = None
         if state != "removed":
             verdict = "verified" if state == "verified" else "failed"
         self._on_event(

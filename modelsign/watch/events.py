@@ -1,4 +1,9 @@
-"""Watch events: the stable schema every event follows, and a hook that runs a command per event."""
+"""Watch events: the stable schema every event follows, and a hook that runs a command per event.
+
+Events are plain dicts typed as :class:`Event` (a ``TypedDict``), so
+``json.dumps(event)`` is the JSON line ``modelsign watch`` prints, keys in the
+order declared here.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,38 @@ import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypedDict
 
-from ..compare import Problem
+from ..compare import Problem, ProblemSeverity
 from ..errors import InputError
 
 EventName = Literal["verified", "changed", "tampered", "restored", "removed"]
-Event = dict[str, Any]
+#: None in ``changed`` and ``removed`` events.
+Verdict = Literal["verified", "failed"]
 ON_CHANGE_TIMEOUT: Final = 30.0
+
+
+class EventProblem(TypedDict):
+    """A problem as an event reports it: a :class:`~modelsign.compare.Problem` without digests."""
+
+    code: str
+    severity: ProblemSeverity
+    file: str | None
+    tensor: str | None
+    message: str
+
+
+class Event(TypedDict):
+    """One event; every key always present."""
+
+    event: EventName
+    model: str  # the path as given
+    time: str  # ISO 8601 UTC, milliseconds
+    verdict: Verdict | None
+    problems: list[EventProblem]
+    failed_rules: list[str]  # policy rules that failed
+    signer: dict[str, Any] | None  # VerificationResult.signer as JSON
+    paths: list[str]  # absolute paths that changed: ``changed`` only
 
 
 def _now() -> str:
@@ -27,13 +56,13 @@ def make_event(
     name: EventName,
     model: str,
     *,
-    verdict: Literal["verified", "failed"] | None = None,
+    verdict: Verdict | None = None,
     problems: Sequence[Problem] = (),
     failed_rules: Sequence[str] = (),
     signer: dict[str, Any] | None = None,
     paths: Sequence[str] = (),
 ) -> Event:
-    """One event in the schema above."""
+    """One event, stamped now."""
     return {
         "event": name,
         "model": model,

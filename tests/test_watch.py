@@ -299,7 +299,7 @@ def test_periodic_recheck_catches_what_no_event_reports(model: Path, policy: Pol
     events = Events()
     weights = model / WEIGHTS
     with watching(model, policy, events, use_events=False) as watcher:
-        assert watcher._observer is None
+        assert watcher._folders.observer is None
         events.expect("verified")
         flip_tensor_byte(weights, TENSOR)
         (tampered,) = events.expect("tampered", path=weights)

@@ -2,57 +2,32 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import threading
 import time
 import types
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from watchdog.events import (
-    DirCreatedEvent,
     DirDeletedEvent,
-    DirModifiedEvent,
     DirMovedEvent,
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
     FileSystemEvent,
-    FileSystemEventHandler,
 )
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver, ObservedWatch
 
 from ..compare import Problem
 from ..errors import InputError, ModelsignError, VerificationError
-from ..load import ModelsignWarning
 from ..policy import Policy, resolve_trust
 from ..sign import default_signature_path
 from ..signature.verifiers import Verifier
 from ..verify import VerificationResult, verify
-from ._snapshot import Snapshot, dir_identity, leaves, take_snapshot
+from ._observer import FolderWatches
+from ._snapshot import Snapshot, leaves, take_snapshot
 from .events import Event, EventName, Verdict, make_event
 
 _State = Literal["verified", "tampered", "removed"]
 
-#: Opening and reading a file are events too; verification reads every file, so
-#: listening to them would make each verification trigger the next.
-_EVENT_TYPES: Final[list[type[FileSystemEvent]]] = [
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileClosedEvent,
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirModifiedEvent,
-    DirMovedEvent,
-]
 #: A model written to continuously is still checked, this many debounces after the first event.
 _MAX_DELAY: Final = 10
 #: Verifications of a model whose files keep changing under them, before one is reported.
@@ -106,12 +81,33 @@ class _Stopped(Exception):
     """Raised inside a verification (through its progress callback) to abandon it on stop."""
 
 
-class _Handler(FileSystemEventHandler):
-    def __init__(self, watcher: Watcher) -> None:
-        self._watcher = watcher
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        self._watcher._on_fs_event(event)
+def _models_of(
+    given: Sequence[str | os.PathLike[str]], signature: str | os.PathLike[str] | None
+) -> list[_Model]:
+    """The models to watch, each once (by absolute path), in the order given."""
+    models: list[_Model] = []
+    seen: set[str] = set()
+    for p in given:
+        path = os.fspath(p)
+        if not os.path.lexists(path):
+            raise InputError(f"no such file or folder: {path}", code="NOT_FOUND", path=path)
+        absolute = os.path.abspath(path)
+        if absolute in seen:
+            continue
+        seen.add(absolute)
+        sig = os.fspath(signature) if signature is not None else None
+        models.append(
+            _Model(
+                index=len(models),
+                path=path,
+                abspath=absolute,
+                signature=sig,
+                sig_abspath=os.path.abspath(sig or default_signature_path(path)),
+                is_dir=os.path.isdir(path),
+                resolved=os.path.realpath(absolute),
+            )
+        )
+    return models
 
 
 class Watcher:
@@ -156,28 +152,7 @@ class Watcher:
         self._debounce = float(debounce)
         self._jobs = jobs
         self._use_events = use_events
-        self._models: list[_Model] = []
-        seen: set[str] = set()
-        for p in given:
-            path = os.fspath(p)
-            if not os.path.lexists(path):
-                raise InputError(f"no such file or folder: {path}", code="NOT_FOUND", path=path)
-            absolute = os.path.abspath(path)
-            if absolute in seen:
-                continue
-            seen.add(absolute)
-            sig = os.fspath(signature) if signature is not None else None
-            self._models.append(
-                _Model(
-                    index=len(self._models),
-                    path=path,
-                    abspath=absolute,
-                    signature=sig,
-                    sig_abspath=os.path.abspath(sig or default_signature_path(path)),
-                    is_dir=os.path.isdir(path),
-                    resolved=os.path.realpath(absolute),
-                )
-            )
+        self._models = _models_of(given, signature)
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._pending: dict[int, _Pending] = {}
@@ -189,10 +164,7 @@ class Watcher:
         self._running = False
         self._failure: Exception | None = None
         self._worker: threading.Thread | None = None
-        self._observer: BaseObserver | None = None
-        self._handler = _Handler(self)
-        self._watches: dict[tuple[str, bool], tuple[ObservedWatch, tuple[int, int]]] = {}
-        self._unwatchable: set[str] = set()
+        self._folders = FolderWatches(self._on_fs_event, self._interval)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -206,8 +178,7 @@ class Watcher:
             self._next_tick = time.monotonic() + self._interval
         try:
             if self._use_events:
-                self._observer = Observer()
-                self._observer.start()
+                self._folders.start()
                 self._sync_watches()
             self._worker = threading.Thread(target=self._run, name="modelsign-watch", daemon=True)
             self._worker.start()
@@ -263,10 +234,7 @@ class Watcher:
             self._worker.join()
         with self._cond:
             self._running = False
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join()
-            self._observer = None
+        self._folders.stop()
 
     def _raise_failure(self) -> None:
         failure, self._failure = self._failure, None
@@ -449,32 +417,12 @@ class Watcher:
         result: VerificationResult | ModelsignError | None,
     ) -> None:
         """Report a transition (or new problems while tampered); stay quiet otherwise."""
-        problems: list[Problem] = []
-        rules: list[str] = []
-        signer = None
-        if isinstance(result, VerificationResult):
-            problems = list(result.problems)
-            if result.policy is not None:
-                rules = [r.rule for r in result.policy.rules if r.status == "fail"]
-            if result.signer is not None:
-                signer = result.signer.model_dump(mode="json")
-        elif result is not None:
-            problems = [
-                Problem(
-                    code=result.code, message=result.message, file=result.path, tensor=result.tensor
-                )
-            ]
+        problems, rules, signer = _findings(result)
         key = tuple(sorted((p.code, p.file, p.tensor) for p in problems)) + tuple(
             (r, None, None) for r in rules
         )
         previous, m.state = m.state, state
-        name: EventName | None = None
-        if state == "verified":
-            name = "verified" if previous is None else "restored" if previous != state else None
-        elif state == "tampered":
-            name = "tampered" if previous != state or key != m.last_problems else None
-        elif previous != state:
-            name = "removed"
+        name = _transition(previous, state, key != m.last_problems)
         m.last_problems = key
         if name is None:
             return
@@ -506,43 +454,39 @@ class Watcher:
         return wanted
 
     def _sync_watches(self) -> list[str]:
-        """Schedule, drop or renew watches to match the folders on disk; the newly watched ones."""
-        observer = self._observer
-        if observer is None:
+        """Match the watches to the folders on disk; the folders newly watched."""
+        if not self._folders.active:
             return []
         with self._cond:
             stale, self._stale = self._stale, set()
-        wanted = self._wanted_dirs()
-        for key, (old, known) in list(self._watches.items()):
-            if key not in wanted or key[0] in stale or dir_identity(key[0]) != known:
-                observer.unschedule(old)
-                del self._watches[key]
-        fresh: list[str] = []
-        for key in sorted(wanted - self._watches.keys()):
-            identity = dir_identity(key[0])
-            if identity is None:
-                continue  # not there (now): the periodic re-check looks again
-            try:
-                watch = observer.schedule(
-                    self._handler, key[0], recursive=key[1], event_filter=_EVENT_TYPES
-                )
-            except (OSError, RecursionError) as exc:
-                # The periodic re-check covers the folder and the next sync retries.
-                # (RecursionError: the observer walks a folder tree recursively.)
-                enoent = isinstance(exc, OSError) and exc.errno == errno.ENOENT
-                if not enoent and key[0] not in self._unwatchable:
-                    self._unwatchable.add(key[0])  # say it once, not at every retry
-                    why = getattr(exc, "strerror", None) or exc
-                    warnings.warn(
-                        f"modelsign: cannot watch {key[0]} for changes ({why}); "
-                        f"only the re-check every {self._interval:g} s covers it",
-                        ModelsignWarning,
-                        stacklevel=1,
-                    )
-                continue
-            self._watches[key] = (watch, identity)
-            fresh.append(key[0])
-        return fresh
+        return self._folders.sync(self._wanted_dirs(), stale)
+
+
+def _findings(
+    result: VerificationResult | ModelsignError | None,
+) -> tuple[list[Problem], list[str], dict[str, Any] | None]:
+    """An outcome's problems, the policy rules that failed and the signer (as JSON)."""
+    if isinstance(result, VerificationResult):
+        rules: list[str] = []
+        if result.policy is not None:
+            rules = [r.rule for r in result.policy.rules if r.status == "fail"]
+        signer = result.signer.model_dump(mode="json") if result.signer is not None else None
+        return list(result.problems), rules, signer
+    if result is not None:
+        problem = Problem(
+            code=result.code, message=result.message, file=result.path, tensor=result.tensor
+        )
+        return [problem], [], None
+    return [], [], None
+
+
+def _transition(previous: _State | None, state: _State, new_problems: bool) -> EventName | None:
+    """The event a change of state calls for; None to stay quiet."""
+    if state == "verified":
+        return "verified" if previous is None else "restored" if previous != state else None
+    if state == "tampered":
+        return "tampered" if previous != state or new_problems else None
+    return "removed" if previous != state else None
 
 
 def watch(

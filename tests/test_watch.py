@@ -35,6 +35,7 @@ from modelsign.sign import sign
 from modelsign.signature import keys
 from modelsign.signature.signers import KeySigner
 from modelsign.watch import Event, Watcher, command_hook
+from modelsign.watch.events import EventProblem, make_event
 
 from .helpers.deep import make_deep, remove_deep
 from .helpers.signing import flip_tensor_byte
@@ -109,6 +110,14 @@ class Events:
 
 def problems(event: Event) -> list[tuple[str, str | None, str | None]]:
     return [(p["code"], p["file"], p["tensor"]) for p in event["problems"]]
+
+
+def test_the_typed_event_is_the_schema_in_its_order() -> None:
+    """``Event`` declares exactly the keys an event has, in the order the JSON line has them."""
+    event = make_event("changed", "m", paths=["/m/a"])
+    assert list(Event.__annotations__) == list(event)
+    assert set(event) == SCHEMA
+    assert set(EventProblem.__annotations__) == {"code", "severity", "file", "tensor", "message"}
 
 
 @pytest.fixture(autouse=True)
@@ -290,7 +299,7 @@ def test_periodic_recheck_catches_what_no_event_reports(model: Path, policy: Pol
     events = Events()
     weights = model / WEIGHTS
     with watching(model, policy, events, use_events=False) as watcher:
-        assert watcher._observer is None
+        assert watcher._folders.observer is None
         events.expect("verified")
         flip_tensor_byte(weights, TENSOR)
         (tampered,) = events.expect("tampered", path=weights)

@@ -1,155 +1,39 @@
-"""Runtime integrity monitor: verify models, then re-verify them whenever they change.
-
-A verification holds for a moment; a model served for months can be rewritten
-or swapped afterwards. :class:`Watcher` verifies each model under a policy,
-then listens for filesystem events (``watchdog``) and re-verifies on any
-change. Events the OS does not deliver (network filesystems, an overflowing
-inotify queue, a watch limit) are caught by a periodic re-check that compares
-every file's stat (size, mtime, ctime, inode) and re-verifies on a difference —
-cheap enough to run every minute on models of any size.
-
-It reports transitions, not every check, as dicts with a stable schema —
-every key always present::
-
-    {"event": "verified" | "changed" | "tampered" | "restored" | "removed",
-     "model": PATH as given, "time": ISO 8601 UTC,
-     "verdict": "verified" | "failed" | null (changed, removed),
-     "problems": [{"code", "severity", "file", "tensor", "message"}],
-     "failed_rules": [policy rules that failed], "signer": {...} | null,
-     "paths": [absolute paths that changed: changed only]}
-
-``verified``: the first verification passed (``tampered`` if it failed);
-``changed``: files changed, a verification follows; ``tampered``: a
-verification failed, or failed with other problems than last time;
-``restored``: it passes again after ``tampered`` or ``removed``; ``removed``:
-the model path is gone. A change that leaves the verdict and the problems as
-they were is reported by ``changed`` alone.
-
-Threads: the observer's thread only marks a model dirty; one worker thread
-does every verification — so a model is never verified twice at once — and
-calls ``on_event`` in order.
-"""
+"""The :class:`Watcher`: one worker thread verifies; the observer's thread marks models dirty."""
 
 from __future__ import annotations
 
-import errno
-import json
 import os
-import shlex
-import shutil
-import stat
-import subprocess
 import threading
 import time
 import types
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Final, Literal
 
 from watchdog.events import (
-    DirCreatedEvent,
     DirDeletedEvent,
-    DirModifiedEvent,
     DirMovedEvent,
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
     FileSystemEvent,
-    FileSystemEventHandler,
 )
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver, ObservedWatch
 
-from .compare import Problem
-from .discover import MAX_DEPTH
-from .errors import InputError, ModelsignError, VerificationError
-from .load import ModelsignWarning
-from .policy import Policy, resolve_trust
-from .sign import default_signature_path
-from .signature.verifiers import Verifier
-from .verify import VerificationResult, verify
+from ..compare import Problem
+from ..errors import InputError, ModelsignError, VerificationError
+from ..policy import Policy, resolve_trust
+from ..sign import default_signature_path
+from ..signature.verifiers import Verifier
+from ..verify import VerificationResult, verify
+from ._observer import FolderWatches
+from ._snapshot import Snapshot, leaves, take_snapshot
+from .events import Event, EventName, Verdict, make_event
 
-EventName = Literal["verified", "changed", "tampered", "restored", "removed"]
-Event = dict[str, Any]
 _State = Literal["verified", "tampered", "removed"]
 
-#: Opening and reading a file are events too; verification reads every file, so
-#: listening to them would make each verification trigger the next.
-_EVENT_TYPES: Final[list[type[FileSystemEvent]]] = [
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileClosedEvent,
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirModifiedEvent,
-    DirMovedEvent,
-]
-#: Timestamps are only as fine as the filesystem's clock: a file changed this
-#: close to a snapshot may look unchanged to the next one (git's "racy clean").
-_RACY_NS: Final = 2_000_000_000
 #: A model written to continuously is still checked, this many debounces after the first event.
 _MAX_DELAY: Final = 10
 #: Verifications of a model whose files keep changing under them, before one is reported.
 _ATTEMPTS: Final = 3
 #: How long ``watch`` waits between looks at ``stop_when``.
 _POLL: Final = 0.2
-ON_CHANGE_TIMEOUT: Final = 30.0
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _event(
-    name: EventName,
-    model: str,
-    *,
-    verdict: Literal["verified", "failed"] | None = None,
-    problems: Sequence[Problem] = (),
-    failed_rules: Sequence[str] = (),
-    signer: dict[str, Any] | None = None,
-    paths: Sequence[str] = (),
-) -> Event:
-    """One event in the schema above."""
-    return {
-        "event": name,
-        "model": model,
-        "time": _now(),
-        "verdict": verdict,
-        "problems": [
-            {
-                "code": p.code,
-                "severity": p.severity,
-                "file": p.file,
-                "tensor": p.tensor,
-                "message": p.message,
-            }
-            for p in problems
-        ],
-        "failed_rules": list(failed_rules),
-        "signer": signer,
-        "paths": list(paths),
-    }
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    """The stat of every path of a model and its signature, to notice changes without events."""
-
-    entries: dict[str, tuple[int, ...]]
-    targets: frozenset[str]  # real paths of symlink targets outside the model (HF cache blobs)
-    racy: bool
-    monotonic: float  # when it was taken
-
-    def changed_paths(self, other: _Snapshot) -> set[str]:
-        keys = self.entries.keys() | other.entries.keys()
-        return {k for k in keys if self.entries.get(k) != other.entries.get(k)}
 
 
 @dataclass
@@ -163,7 +47,7 @@ class _Model:
     resolved: str = ""  # the folder a symlinked model path leads to; updated at each check
     state: _State | None = None
     last_problems: tuple[tuple[str, str | None, str | None], ...] = ()
-    baseline: _Snapshot = field(default_factory=lambda: _Snapshot({}, frozenset(), True, 0.0))
+    baseline: Snapshot = field(default_factory=lambda: Snapshot({}, frozenset(), True, 0.0))
     # Read by the observer thread: replaced whole, never mutated.
     targets: frozenset[str] = frozenset()
 
@@ -174,6 +58,13 @@ class _Model:
 
     def roots(self) -> tuple[str, ...]:
         return (self.abspath + os.sep, self.resolved + os.sep)
+
+    def snapshot(self) -> Snapshot:
+        """Stat every path of the model (not following links out of it) and its signature."""
+        roots = [(self.abspath, self.is_dir)]
+        if self.is_dir and self.resolved != self.abspath:
+            roots.append((self.resolved, True))
+        return take_snapshot([*roots, (self.sig_abspath, False)], self.roots())
 
 
 @dataclass
@@ -190,12 +81,33 @@ class _Stopped(Exception):
     """Raised inside a verification (through its progress callback) to abandon it on stop."""
 
 
-class _Handler(FileSystemEventHandler):
-    def __init__(self, watcher: Watcher) -> None:
-        self._watcher = watcher
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        self._watcher._on_fs_event(event)
+def _models_of(
+    given: Sequence[str | os.PathLike[str]], signature: str | os.PathLike[str] | None
+) -> list[_Model]:
+    """The models to watch, each once (by absolute path), in the order given."""
+    models: list[_Model] = []
+    seen: set[str] = set()
+    for p in given:
+        path = os.fspath(p)
+        if not os.path.lexists(path):
+            raise InputError(f"no such file or folder: {path}", code="NOT_FOUND", path=path)
+        absolute = os.path.abspath(path)
+        if absolute in seen:
+            continue
+        seen.add(absolute)
+        sig = os.fspath(signature) if signature is not None else None
+        models.append(
+            _Model(
+                index=len(models),
+                path=path,
+                abspath=absolute,
+                signature=sig,
+                sig_abspath=os.path.abspath(sig or default_signature_path(path)),
+                is_dir=os.path.isdir(path),
+                resolved=os.path.realpath(absolute),
+            )
+        )
+    return models
 
 
 class Watcher:
@@ -240,28 +152,7 @@ class Watcher:
         self._debounce = float(debounce)
         self._jobs = jobs
         self._use_events = use_events
-        self._models: list[_Model] = []
-        seen: set[str] = set()
-        for p in given:
-            path = os.fspath(p)
-            if not os.path.lexists(path):
-                raise InputError(f"no such file or folder: {path}", code="NOT_FOUND", path=path)
-            absolute = os.path.abspath(path)
-            if absolute in seen:
-                continue
-            seen.add(absolute)
-            sig = os.fspath(signature) if signature is not None else None
-            self._models.append(
-                _Model(
-                    index=len(self._models),
-                    path=path,
-                    abspath=absolute,
-                    signature=sig,
-                    sig_abspath=os.path.abspath(sig or default_signature_path(path)),
-                    is_dir=os.path.isdir(path),
-                    resolved=os.path.realpath(absolute),
-                )
-            )
+        self._models = _models_of(given, signature)
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._pending: dict[int, _Pending] = {}
@@ -273,10 +164,7 @@ class Watcher:
         self._running = False
         self._failure: Exception | None = None
         self._worker: threading.Thread | None = None
-        self._observer: BaseObserver | None = None
-        self._handler = _Handler(self)
-        self._watches: dict[tuple[str, bool], tuple[ObservedWatch, tuple[int, int]]] = {}
-        self._unwatchable: set[str] = set()
+        self._folders = FolderWatches(self._on_fs_event, self._interval)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -290,8 +178,7 @@ class Watcher:
             self._next_tick = time.monotonic() + self._interval
         try:
             if self._use_events:
-                self._observer = Observer()
-                self._observer.start()
+                self._folders.start()
                 self._sync_watches()
             self._worker = threading.Thread(target=self._run, name="modelsign-watch", daemon=True)
             self._worker.start()
@@ -347,10 +234,7 @@ class Watcher:
             self._worker.join()
         with self._cond:
             self._running = False
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join()
-            self._observer = None
+        self._folders.stop()
 
     def _raise_failure(self) -> None:
         failure, self._failure = self._failure, None
@@ -423,7 +307,7 @@ class Watcher:
     def _changes(self, due: dict[int, _Pending]) -> None:
         for i, pending in sorted(due.items()):
             m = self._models[i]
-            self._on_event(_event("changed", m.path, paths=_leaves(pending.paths)))
+            self._on_event(make_event("changed", m.path, paths=leaves(pending.paths)))
             self._verify(m, announced=True)
 
     def _tick(self) -> None:
@@ -432,10 +316,10 @@ class Watcher:
 
     def _compare(self, m: _Model, *, always: bool = False) -> None:
         """Re-verify when the stat of any path differs from the last verification's."""
-        snap = _snapshot(m)
+        snap = m.snapshot()
         changed = snap.changed_paths(m.baseline)
         if changed:
-            self._on_event(_event("changed", m.path, paths=_leaves(changed)))
+            self._on_event(make_event("changed", m.path, paths=leaves(changed)))
         if changed or m.baseline.racy or always:
             self._verify(m, snap, announced=bool(changed))
 
@@ -453,7 +337,7 @@ class Watcher:
     def _verify(
         self,
         m: _Model,
-        snap: _Snapshot | None = None,
+        snap: Snapshot | None = None,
         *,
         announced: bool = False,
         initial: bool = False,
@@ -467,7 +351,7 @@ class Watcher:
         most, so a half-written file is not reported as tampered.
         """
         m.resolved = os.path.realpath(m.abspath)
-        current = snap if snap is not None else _snapshot(m)
+        current = snap if snap is not None else m.snapshot()
         attempt = 1
         while True:
             with self._cond:
@@ -478,15 +362,15 @@ class Watcher:
                 else:
                     pending = None
             if pending is not None and not announced:
-                self._on_event(_event("changed", m.path, paths=_leaves(pending.paths)))
+                self._on_event(make_event("changed", m.path, paths=leaves(pending.paths)))
             announced = True
             state, result = self._outcome(m, initial)
-            after = _snapshot(m)
+            after = m.snapshot()
             during = after.changed_paths(current)
             if not during or attempt == _ATTEMPTS:
                 break
             if not initial:  # the first event is the first outcome
-                self._on_event(_event("changed", m.path, paths=_leaves(during)))
+                self._on_event(make_event("changed", m.path, paths=leaves(during)))
             current, attempt = after, attempt + 1
         # The snapshot from before the verification: a change during it shows at the next re-check.
         m.baseline = current
@@ -533,40 +417,20 @@ class Watcher:
         result: VerificationResult | ModelsignError | None,
     ) -> None:
         """Report a transition (or new problems while tampered); stay quiet otherwise."""
-        problems: list[Problem] = []
-        rules: list[str] = []
-        signer = None
-        if isinstance(result, VerificationResult):
-            problems = list(result.problems)
-            if result.policy is not None:
-                rules = [r.rule for r in result.policy.rules if r.status == "fail"]
-            if result.signer is not None:
-                signer = result.signer.model_dump(mode="json")
-        elif result is not None:
-            problems = [
-                Problem(
-                    code=result.code, message=result.message, file=result.path, tensor=result.tensor
-                )
-            ]
+        problems, rules, signer = _findings(result)
         key = tuple(sorted((p.code, p.file, p.tensor) for p in problems)) + tuple(
             (r, None, None) for r in rules
         )
         previous, m.state = m.state, state
-        name: EventName | None = None
-        if state == "verified":
-            name = "verified" if previous is None else "restored" if previous != state else None
-        elif state == "tampered":
-            name = "tampered" if previous != state or key != m.last_problems else None
-        elif previous != state:
-            name = "removed"
+        name = _transition(previous, state, key != m.last_problems)
         m.last_problems = key
         if name is None:
             return
-        verdict: Literal["verified", "failed"] | None = None
+        verdict: Verdict | None = None
         if state != "removed":
             verdict = "verified" if state == "verified" else "failed"
         self._on_event(
-            _event(
+            make_event(
                 name, m.path, verdict=verdict, problems=problems, failed_rules=rules, signer=signer
             )
         )
@@ -590,135 +454,39 @@ class Watcher:
         return wanted
 
     def _sync_watches(self) -> list[str]:
-        """Schedule, drop or renew watches to match the folders on disk; the newly watched ones."""
-        observer = self._observer
-        if observer is None:
+        """Match the watches to the folders on disk; the folders newly watched."""
+        if not self._folders.active:
             return []
         with self._cond:
             stale, self._stale = self._stale, set()
-        wanted = self._wanted_dirs()
-        for key, (old, known) in list(self._watches.items()):
-            if key not in wanted or key[0] in stale or _identity(key[0]) != known:
-                observer.unschedule(old)
-                del self._watches[key]
-        fresh: list[str] = []
-        for key in sorted(wanted - self._watches.keys()):
-            identity = _identity(key[0])
-            if identity is None:
-                continue  # not there (now): the periodic re-check looks again
-            try:
-                watch = observer.schedule(
-                    self._handler, key[0], recursive=key[1], event_filter=_EVENT_TYPES
-                )
-            except (OSError, RecursionError) as exc:
-                # The periodic re-check covers the folder and the next sync retries.
-                # (RecursionError: the observer walks a folder tree recursively.)
-                enoent = isinstance(exc, OSError) and exc.errno == errno.ENOENT
-                if not enoent and key[0] not in self._unwatchable:
-                    self._unwatchable.add(key[0])  # say it once, not at every retry
-                    why = getattr(exc, "strerror", None) or exc
-                    warnings.warn(
-                        f"modelsign: cannot watch {key[0]} for changes ({why}); "
-                        f"only the re-check every {self._interval:g} s covers it",
-                        ModelsignWarning,
-                        stacklevel=1,
-                    )
-                continue
-            self._watches[key] = (watch, identity)
-            fresh.append(key[0])
-        return fresh
+        return self._folders.sync(self._wanted_dirs(), stale)
 
 
-def _leaves(paths: set[str]) -> list[str]:
-    """The changed paths without folders reported only because something in them changed."""
-    ancestors: set[str] = set()
-    for p in paths:
-        d = os.path.dirname(p)
-        while d not in ancestors and d != os.path.dirname(d):
-            ancestors.add(d)
-            d = os.path.dirname(d)
-    return sorted(paths - ancestors)
+def _findings(
+    result: VerificationResult | ModelsignError | None,
+) -> tuple[list[Problem], list[str], dict[str, Any] | None]:
+    """An outcome's problems, the policy rules that failed and the signer (as JSON)."""
+    if isinstance(result, VerificationResult):
+        rules: list[str] = []
+        if result.policy is not None:
+            rules = [r.rule for r in result.policy.rules if r.status == "fail"]
+        signer = result.signer.model_dump(mode="json") if result.signer is not None else None
+        return list(result.problems), rules, signer
+    if result is not None:
+        problem = Problem(
+            code=result.code, message=result.message, file=result.path, tensor=result.tensor
+        )
+        return [problem], [], None
+    return [], [], None
 
 
-def _identity(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
-
-
-def _snapshot(m: _Model) -> _Snapshot:
-    """Stat every path of the model (not following links out of it) and its signature."""
-    taken, monotonic = time.time_ns(), time.monotonic()
-    entries: dict[str, tuple[int, ...]] = {}
-    targets: set[str] = set()
-    for top, recurse in _snapshot_roots(m):
-        if top not in entries:
-            _visit(m, top, recurse, entries, targets)
-    # ctimes: the entry's own (index 3) and, for a symlink, its target's (index 9)
-    newest = max((e[i] for e in entries.values() for i in (3, 9) if len(e) > i), default=0)
-    return _Snapshot(entries, frozenset(targets), newest >= taken - _RACY_NS, monotonic)
-
-
-def _snapshot_roots(m: _Model) -> list[tuple[str, bool]]:
-    roots = [(m.abspath, m.is_dir)]
-    if m.is_dir and m.resolved != m.abspath:
-        roots.append((m.resolved, True))
-    return [*roots, (m.sig_abspath, False)]
-
-
-def _visit(
-    m: _Model, top: str, recurse: bool, entries: dict[str, tuple[int, ...]], targets: set[str]
-) -> None:
-    """Stat ``top`` and, with ``recurse``, everything under it — with a stack, not recursion.
-
-    A tree deeper than :data:`MAX_DEPTH` is not followed further (verification
-    refuses it as ``TOO_DEEP``), so a model's content can never crash the monitor.
-    """
-    stack = [(top, 0)]
-    while stack:
-        p, depth = stack.pop()
-        rec = _stat_entry(m, p, targets)
-        if rec is None:
-            continue
-        entries[p] = rec
-        if not (recurse and stat.S_ISDIR(rec[0]) and len(rec) > 1) or depth >= MAX_DEPTH:
-            continue
-        try:
-            names = sorted(os.listdir(p))
-        except OSError as exc:
-            entries[p] = (*rec, -(exc.errno or 1))
-            continue
-        stack.extend((os.path.join(p, name), depth + 1) for name in reversed(names))
-
-
-def _stat_entry(m: _Model, p: str, targets: set[str]) -> tuple[int, ...] | None:
-    """What a path's stat says (a link: its target's too); None when it is gone."""
-    try:
-        st = os.lstat(p)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        return (-(exc.errno or 1),)  # unreadable is a state too
-    rec: tuple[int, ...] = (
-        st.st_mode,
-        st.st_size,
-        st.st_mtime_ns,
-        st.st_ctime_ns,
-        st.st_ino,
-        st.st_dev,
-    )
-    if stat.S_ISLNK(st.st_mode):
-        real = os.path.realpath(p)
-        if not real.startswith(m.roots()):
-            targets.add(real)
-        try:
-            t = os.stat(p)
-            rec += (t.st_mode, t.st_size, t.st_mtime_ns, t.st_ctime_ns, t.st_ino, t.st_dev)
-        except OSError as exc:
-            rec += (-(exc.errno or 1),)
-    return rec
+def _transition(previous: _State | None, state: _State, new_problems: bool) -> EventName | None:
+    """The event a change of state calls for; None to stay quiet."""
+    if state == "verified":
+        return "verified" if previous is None else "restored" if previous != state else None
+    if state == "tampered":
+        return "tampered" if previous != state or new_problems else None
+    return "removed" if previous != state else None
 
 
 def watch(
@@ -754,48 +522,3 @@ def watch(
         while not (stop_when is not None and stop_when()):
             if watcher.wait(_POLL):
                 break
-
-
-def command_hook(
-    command: str | Sequence[str],
-    *,
-    on_error: Callable[[str], None],
-    timeout: float = ON_CHANGE_TIMEOUT,
-) -> Callable[[Event], None]:
-    """A callback running ``command`` (no shell) per event: the JSON on its stdin.
-
-    ``MODELSIGN_EVENT`` and ``MODELSIGN_MODEL`` are set in its environment.
-    Its output goes to stderr, so stdout stays one JSON event per line. A
-    failure, a timeout (the command is killed) or a command that cannot start
-    goes to ``on_error`` and never stops the watcher: an alert hook must not be
-    a way to end the monitoring. A command not found now is a usage error.
-    """
-    argv = shlex.split(command) if isinstance(command, str) else list(command)
-    if not argv:
-        raise InputError("the on-change command is empty", code="USAGE")
-    if shutil.which(argv[0]) is None:
-        raise InputError(f"on-change command not found: {argv[0]}", code="USAGE")
-
-    def run(event: Event) -> None:
-        what = f"{event['event']} of {event['model']}"
-        env = {**os.environ, "MODELSIGN_EVENT": event["event"], "MODELSIGN_MODEL": event["model"]}
-        try:
-            proc = subprocess.run(
-                argv,
-                input=(json.dumps(event) + "\n").encode(),
-                stdout=2,
-                env=env,
-                timeout=timeout,
-                check=False,
-                shell=False,
-            )
-        except subprocess.TimeoutExpired:
-            on_error(f"on-change command killed after {timeout:g} s ({what})")
-            return
-        except OSError as exc:
-            on_error(f"on-change command could not run: {exc.strerror or exc} ({what})")
-            return
-        if proc.returncode != 0:
-            on_error(f"on-change command failed with exit code {proc.returncode} ({what})")
-
-    return run

@@ -118,6 +118,31 @@ def read_bundle(data: bytes) -> Envelope:
         raise VerificationError(
             f"unknown bundle media type {media!r}", code="BUNDLE_MEDIA_TYPE", actual=str(media)
         )
+    payload, signature, keyid = _dsse(b)
+    vm = b.get("verificationMaterial")
+    if not isinstance(vm, dict):
+        raise VerificationError("the bundle has no verificationMaterial", code="BUNDLE_INVALID")
+    hint, certs = _keys(vm)
+    tlog = vm.get("tlogEntries", [])
+    if not isinstance(tlog, list):
+        raise VerificationError("tlogEntries is not a list", code="BUNDLE_INVALID")
+    return Envelope(
+        str(media),
+        payload,
+        PAYLOAD_TYPE,
+        signature,
+        keyid,
+        hint,
+        certs,
+        bool(tlog) or bool(vm.get("timestampVerificationData")),
+        b,
+        _method(vm, str(media), bool(tlog)),
+        _timestamps(vm.get("timestampVerificationData")),
+    )
+
+
+def _dsse(b: dict[str, Any]) -> tuple[bytes, bytes, str]:
+    """(payload, signature, key id) of the bundle's one-signature DSSE envelope."""
     env = b.get("dsseEnvelope")
     if not isinstance(env, dict):
         if "messageSignature" in b:
@@ -145,67 +170,54 @@ def read_bundle(data: bytes) -> Envelope:
     keyid = sigs[0].get("keyid") or ""
     if not isinstance(keyid, str):
         raise VerificationError("signature keyid is not a string", code="BUNDLE_INVALID")
+    return payload, signature, keyid
 
-    vm = b.get("verificationMaterial")
-    if not isinstance(vm, dict):
-        raise VerificationError("the bundle has no verificationMaterial", code="BUNDLE_INVALID")
-    hint = None
-    if "publicKey" in vm:
-        pk = vm["publicKey"]
-        if not isinstance(pk, dict) or not isinstance(pk.get("hint", ""), str):
-            raise VerificationError("publicKey.hint is not a string", code="BUNDLE_INVALID")
-        hint = pk.get("hint") or None
-    certs: list[bytes] = []
-    if "x509CertificateChain" in vm:
-        chain = vm["x509CertificateChain"]
-        items = chain.get("certificates") if isinstance(chain, dict) else None
-        if not isinstance(items, list) or not items:
-            raise VerificationError("the certificate chain is empty", code="BUNDLE_INVALID")
-        for i, c in enumerate(items):
-            raw = c.get("rawBytes") if isinstance(c, dict) else None
-            certs.append(_b64(raw, f"certificate {i}"))
-    if "certificate" in vm:
-        c = vm["certificate"]
-        certs.append(_b64(c.get("rawBytes") if isinstance(c, dict) else None, "certificate"))
-    if hint is None and not certs and "publicKey" not in vm:
+
+_MATERIAL_KINDS = ("publicKey", "x509CertificateChain", "certificate")
+
+
+def _keys(vm: dict[str, Any]) -> tuple[str | None, tuple[bytes, ...]]:
+    """(public key hint, certificates DER leaf first) of one kind of verification material."""
+    kinds = [k for k in _MATERIAL_KINDS if k in vm]
+    if not kinds:
         raise VerificationError(
             "verificationMaterial has no public key hint or certificate", code="BUNDLE_INVALID"
         )
-    kinds = [k for k in ("publicKey", "x509CertificateChain", "certificate") if k in vm]
     if len(kinds) > 1:
         raise VerificationError(
             f"verificationMaterial holds both {kinds[0]} and {kinds[1]}: one signing method only",
             code="BUNDLE_INVALID",
         )
-    tlog = vm.get("tlogEntries", [])
-    if not isinstance(tlog, list):
-        raise VerificationError("tlogEntries is not a list", code="BUNDLE_INVALID")
-    transparency = bool(tlog) or bool(vm.get("timestampVerificationData"))
-    method: Literal["key", "certificate", "sigstore"] = "key"
+    if kinds == ["publicKey"]:
+        pk = vm["publicKey"]
+        if not isinstance(pk, dict) or not isinstance(pk.get("hint", ""), str):
+            raise VerificationError("publicKey.hint is not a string", code="BUNDLE_INVALID")
+        return pk.get("hint") or None, ()
     if kinds == ["certificate"]:
-        method = "sigstore"
-    elif kinds == ["x509CertificateChain"]:
+        c = vm["certificate"]
+        return None, (_b64(c.get("rawBytes") if isinstance(c, dict) else None, "certificate"),)
+    chain = vm["x509CertificateChain"]
+    items = chain.get("certificates") if isinstance(chain, dict) else None
+    if not isinstance(items, list) or not items:
+        raise VerificationError("the certificate chain is empty", code="BUNDLE_INVALID")
+    return None, tuple(
+        _b64(c.get("rawBytes") if isinstance(c, dict) else None, f"certificate {i}")
+        for i, c in enumerate(items)
+    )
+
+
+def _method(
+    vm: dict[str, Any], media: str, logged: bool
+) -> Literal["key", "certificate", "sigstore"]:
+    """The OMS signing method the verification material is for (§4.1)."""
+    if "certificate" in vm:
+        return "sigstore"
+    if "x509CertificateChain" in vm:
         # Sigstore bundles before v0.3 carried the Fulcio certificate as a chain;
         # with log entries such a bundle is keyless, not an OMS certificate one.
-        method = (
-            "sigstore"
-            if tlog and media != BUNDLE_MEDIA_TYPE and "0.3" not in media
-            else ("certificate")
-        )
-    timestamps = _timestamps(vm.get("timestampVerificationData"))
-    return Envelope(
-        str(media),
-        payload,
-        PAYLOAD_TYPE,
-        signature,
-        keyid,
-        hint,
-        tuple(certs),
-        transparency,
-        b,
-        method,
-        timestamps,
-    )
+        old = media != BUNDLE_MEDIA_TYPE and "0.3" not in media
+        return "sigstore" if logged and old else "certificate"
+    return "key"
 
 
 def _timestamps(data: object) -> tuple[bytes, ...]:

@@ -229,7 +229,49 @@ def parse_statement(payload: bytes) -> SignedStatement:
     _no_extra(
         predicate, _PREDICATE_KEYS | ({LEGACY_MANIFEST_FIELD} if legacy else set()), "predicate"
     )
-    ser = predicate.get("serialization")
+    ser = _serialization(predicate.get("serialization"))
+    raw = predicate.get("resources")
+    shard_size = _shard_size(ser, raw)
+    resources = _resources(raw, ser.method, ser.hash_type)
+    shards = tile_shards(resources, shard_size) if shard_size is not None else {}
+    actual = root_digest(resources)
+    if actual != subject_digest:
+        raise VerificationError(
+            "the subject digest does not match the signed resources",
+            code="SUBJECT_DIGEST_MISMATCH",
+            expected=subject_digest,
+            actual=actual,
+        )
+    manifest = _legacy_manifest(predicate[LEGACY_MANIFEST_FIELD], resources) if legacy else None
+    return SignedStatement(
+        PREDICATE_V1,
+        name,
+        subject_digest,
+        tuple(resources),
+        ser.method,
+        ser.hash_type,
+        ser.allow_symlinks,
+        ser.ignore_paths,
+        manifest,
+        payload_sha256=hashlib.sha256(payload).hexdigest(),
+        attestation_type=_marker(raw),
+        legacy_manifest=legacy,
+        shard_size=shard_size,
+        shards=shards,
+    )
+
+
+@dataclass(frozen=True)
+class _Serialization:
+    method: str
+    hash_type: str
+    allow_symlinks: bool
+    ignore_paths: tuple[str, ...]
+    raw: Mapping[str, Any]
+
+
+def _serialization(ser: object) -> _Serialization:
+    """``predicate.serialization``, checked against the v1.0 schema."""
     if not isinstance(ser, dict):
         raise _fail("predicate.serialization is missing or not an object")
     _no_extra(ser, _SERIALIZATION_KEYS, "predicate.serialization")
@@ -252,46 +294,20 @@ def parse_statement(payload: bytes) -> SignedStatement:
     for p in ignore:
         if any(c in p for c in "*?["):
             raise _fail(f"serialization.ignore_paths entry {p!r} has a glob character")
-    raw = predicate.get("resources")
-    shard_size, shards = None, {}
-    if method == "shards":
-        # Both wire forms: the spec's, and model_signing's "<hash>-sharded-N" + float size.
-        algorithms = (
-            [r.get("algorithm") for r in raw if isinstance(r, dict)]
-            if isinstance(raw, list)
-            else []
-        )
-        shard_size = shard_size_of(ser, [a for a in algorithms if isinstance(a, str)])
-    elif "shard_size" in ser:
-        raise _fail("serialization.shard_size must be absent when the method is 'files'")
-    resources = _resources(raw, method, hash_type)
-    if method == "shards":
-        shards = tile_shards(resources, shard_size or 0)
-    actual = root_digest(resources)
-    if actual != subject_digest:
-        raise VerificationError(
-            "the subject digest does not match the signed resources",
-            code="SUBJECT_DIGEST_MISMATCH",
-            expected=subject_digest,
-            actual=actual,
-        )
-    manifest = _legacy_manifest(predicate[LEGACY_MANIFEST_FIELD], resources) if legacy else None
-    return SignedStatement(
-        PREDICATE_V1,
-        name,
-        subject_digest,
-        tuple(resources),
-        method,
-        hash_type,
-        allow,
-        tuple(_safe_name(p.rstrip("/"), "ignore path") for p in ignore),
-        manifest,
-        payload_sha256=hashlib.sha256(payload).hexdigest(),
-        attestation_type=_marker(raw),
-        legacy_manifest=legacy,
-        shard_size=shard_size,
-        shards=shards,
-    )
+    names = tuple(_safe_name(p.rstrip("/"), "ignore path") for p in ignore)
+    return _Serialization(method, hash_type, allow, names, ser)
+
+
+def _shard_size(ser: _Serialization, raw: object) -> int | None:
+    """The shard size of a shard statement (both wire forms); a files statement has none."""
+    if ser.method == "files":
+        if "shard_size" in ser.raw:
+            raise _fail("serialization.shard_size must be absent when the method is 'files'")
+        return None
+    # The spec's form, and model_signing's "<hash>-sharded-N" with a float size.
+    items = raw if isinstance(raw, list) else []
+    algorithms = [r.get("algorithm") for r in items if isinstance(r, dict)]
+    return shard_size_of(ser.raw, [a for a in algorithms if isinstance(a, str)])
 
 
 def _subject(subjects: list[Any]) -> tuple[str, str]:

@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from modelsign.conformance import main
 from modelsign.signature.bundle import pae
+from tools.sigstore_conformance import main
 
 REPO = Path(__file__).resolve().parents[1]
 SUITE = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "sigstore-bundle-verify"
@@ -109,7 +109,7 @@ def test_suite_has_all_cases() -> None:
 )
 def test_subprocess(case: str, form: str, expected: int) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "modelsign.conformance", *suite_argv(case, form)],
+        [sys.executable, "tools/sigstore_conformance.py", *suite_argv(case, form)],
         cwd=REPO,
         capture_output=True,
         text=True,

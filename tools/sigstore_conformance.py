@@ -1,6 +1,6 @@
 """The Sigstore client conformance protocol's ``verify-bundle`` command.
 
-    python -m modelsign.conformance verify-bundle --bundle B \\
+    python tools/sigstore_conformance.py verify-bundle --bundle B \\
         (--certificate-identity I --certificate-oidc-issuer U | --key K) \\
         [--trusted-root T] ARTIFACT_OR_sha256:DIGEST
 
@@ -49,10 +49,10 @@ from sigstore_models.intoto import Envelope as EnvelopeModel
 from sigstore_models.rekor.v1 import TransparencyLogEntry as EntryModel
 from sigstore_models.trustroot.v1 import TransparencyLogInstance
 
-from .errors import ModelsignError
-from .signature.bundle import PAYLOAD_TYPE, pae
-from .signature.keys import PublicKey, load_public_key, verify_bytes
-from .signature.sigstore import shipped_trusted_root
+from modelsign.errors import ModelsignError
+from modelsign.signature.bundle import PAYLOAD_TYPE, pae
+from modelsign.signature.keys import PublicKey, load_public_key, verify_bytes
+from modelsign.signature.sigstore import shipped_trusted_root
 
 _DIGEST_ARG = re.compile(r"sha256:([0-9a-fA-F]{64})")
 _HASHES = {"SHA2_256": hashlib.sha256, "SHA2_384": hashlib.sha384, "SHA2_512": hashlib.sha512}
@@ -416,7 +416,7 @@ def _pem_key_der(pem: bytes) -> bytes:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m modelsign.conformance",
+        prog="python tools/sigstore_conformance.py",
         description="Sigstore client conformance protocol (verification).",
     )
     sub = parser.add_subparsers(dest="command", required=True)

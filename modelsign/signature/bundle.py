@@ -54,7 +54,6 @@ class Envelope:
     keyid: str
     key_hint: str | None  # verificationMaterial.publicKey.hint
     certificates: tuple[bytes, ...]  # DER, leaf first (x509CertificateChain or certificate)
-    transparency: bool  # has tlog entries or timestamps: a Sigstore bundle
     raw: dict[str, Any]
     #: The OMS signing method its verification material is for (§4.1): ``publicKey``,
     #: ``x509CertificateChain`` or a single ``certificate``; verifiers match it.
@@ -134,7 +133,6 @@ def read_bundle(data: bytes) -> Envelope:
         keyid,
         hint,
         certs,
-        bool(tlog) or bool(vm.get("timestampVerificationData")),
         b,
         _method(vm, str(media), bool(tlog)),
         _timestamps(vm.get("timestampVerificationData")),

@@ -245,7 +245,7 @@ def bind(
             why.append(f"line {i + 1}: extends another statement (sha256 {att.statement_sha256})")
             continue
         try:
-            check_manifest_matches(att.manifest, st.resources, st.method)
+            check_manifest_matches(att.manifest, st.resources, st.shards)
             if verify is not None:
                 who = verify(env)
                 if signed.signer is None or not same_signer(who, signed.signer):

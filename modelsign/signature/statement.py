@@ -390,9 +390,9 @@ def _check_order(resources: list[Resource], method: str) -> None:
         return
 
     def component_key(name: str) -> tuple[list[str], int]:
-        if method == "shards":
-            path, start, _ = name.rsplit(":", 2)
-            return path.split("/"), int(start) if start.isdigit() else -1
+        if method == "shards":  # names already checked by parse_shard_name
+            path, start, _ = parse_shard_name(name)
+            return path.split("/"), start
         return name.split("/"), 0
 
     if names != sorted(names, key=component_key):
@@ -413,18 +413,18 @@ def _legacy_manifest(raw: object, resources: list[Resource]) -> Manifest:
 
 
 def check_manifest_matches(
-    manifest: Manifest, resources: Sequence[Resource], method: str = "files"
+    manifest: Manifest,
+    resources: Sequence[Resource],
+    shards: Mapping[str, tuple[Shard, ...]] | None = None,
 ) -> None:
     """A manifest and the OMS resources it extends are signed together: they must agree.
 
-    Under shard serialization every non-empty file of the manifest is tiled by
-    its shards up to its recorded size (zero-length files have no shard).
+    Under shard serialization (``shards``: each file's tiled ranges) every
+    non-empty file of the manifest ends where its last shard does (zero-length
+    files have no shard).
     """
-    if method == "shards":
-        ends: dict[str, int] = {}
-        for r in resources:
-            path, _, end = r.name.rsplit(":", 2)
-            ends[path] = max(ends.get(path, 0), int(end))
+    if shards:
+        ends = {path: tiles[-1].end for path, tiles in shards.items()}
         files = manifest.files
         if manifest.single_file and len(ends) == 1 and len(files) == 1:
             ok = next(iter(ends.values())) == files[0].size

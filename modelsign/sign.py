@@ -14,14 +14,21 @@ from .findings import Finding
 from .hashing import TensorHash
 from .manifest import FileEntry, Manifest, manifest_for_tree
 from .metadata.provenance import SourceRepo
-from .signature.attestation import build_attestation, claims_path, load_signature, merged_claims
+from .signature.attestation import (
+    CLAIMS_FILE,
+    SIGNATURE_FILE,
+    build_attestation,
+    claims_path,
+    load_signature,
+    merged_claims,
+)
 from .signature.attestation import read_claims as _read_claims
 from .signature.bundle import read_signature_file
 from .signature.signers import Signer, sign_all
 from .signature.statement import SingleFileName, build_statement
 
-DEFAULT_SIGNATURE = "model.sig"
-DEFAULT_CLAIMS = "claims.jsonl"  # modelsign's attestation beside model.sig (signature.attestation)
+DEFAULT_SIGNATURE = SIGNATURE_FILE
+DEFAULT_CLAIMS = CLAIMS_FILE  # modelsign's attestation beside model.sig
 DEFAULT_PROVENANCE = "model.provenance.sig"  # see modelsign.provenance
 #: What ``sign`` writes inside a model folder by default: never part of the model.
 SIGNATURE_FILES = (DEFAULT_SIGNATURE, DEFAULT_CLAIMS)

@@ -101,6 +101,3 @@ class KeySigner:
             token = timestamps.request_timestamp(self.tsa_url, signature)
             material["timestampVerificationData"] = timestamps.timestamp_material([token])
         return bundle.write_bundle(statement, signature, material)
-
-    def sign_statements(self, statements: Sequence[bytes]) -> list[bytes]:
-        return [self.sign_statement(s) for s in statements]

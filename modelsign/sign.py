@@ -11,7 +11,7 @@ from ._atomic import write_atomic
 from .discover import GIT_PATHS, ModelTree, discover, name_inside
 from .errors import InputError, ModelsignError
 from .findings import Finding
-from .hashing import TensorHash
+from .hashing import TensorHash, hash_shards
 from .manifest import FileEntry, Manifest, manifest_for_tree
 from .metadata.provenance import SourceRepo
 from .signature.attestation import (
@@ -24,6 +24,7 @@ from .signature.attestation import (
 )
 from .signature.attestation import read_claims as _read_claims
 from .signature.bundle import read_signature_file
+from .signature.shards import shard_resources
 from .signature.signers import Signer, sign_all
 from .signature.statement import SingleFileName, build_statement
 
@@ -92,6 +93,12 @@ def sign(
     ``release`` (``v1.4``) is signed into the attestation: the version the
     signature speaks for, which verifiers and policies can require.
     """
+    # Arguments are checked before anything is read: hashing a large model first
+    # would only waste the time.
+    if shard_size is not None and shard_size <= 0:
+        raise InputError("--shard-size must be a positive number of bytes", code="USAGE")
+    if release is not None and (not release.strip() or len(release) > 200):
+        raise InputError("--release must be a short non-empty version", code="USAGE")
     sig_path = os.fspath(signature) if signature is not None else default_signature_path(model)
     claims = os.fspath(claims) if claims is not None else claims_path(sig_path)
     if os.path.abspath(claims) == os.path.abspath(sig_path):
@@ -116,6 +123,11 @@ def sign(
         tree.root, tree.files[0].path
     ):
         raise InputError("the signature would overwrite the model", code="USAGE", path=sig_path)
+    # The signature is recorded even before it exists, so re-signing and the
+    # OMS tool's verifier both leave it out.
+    recorded = set(GIT_PATHS) | set(tree.ignored) | set(exclude)
+    ignore_paths = [] if tree.single_file else sorted(recorded)
+    _check_concrete(ignore_paths)
     reusable = _reusable(tree, os.fspath(reuse), tensor_hash) if reuse is not None else None
     manifest = manifest_for_tree(
         tree,
@@ -127,22 +139,9 @@ def sign(
         progress=progress,
         reuse=reusable,
     )
-    # The signature is recorded even before it exists, so re-signing and the
-    # OMS tool's verifier both leave it out.
-    recorded = set(GIT_PATHS) | set(tree.ignored) | set(exclude)
-    ignore_paths = [] if tree.single_file else sorted(recorded)
-    globbed = [p for p in ignore_paths if any(c in p for c in "*?[")]
-    if globbed:
-        # OMS §6.2.1: ignore_paths are concrete paths, never patterns.
-        raise InputError(
-            f"{globbed[0]!r} cannot be recorded in ignore_paths: the OMS spec forbids "
-            "'*', '?' and '[' there; rename it or leave it in the model",
-            code="IGNORE_PATH_GLOB",
-            path=globbed[0],
-        )
     shards = None
     if shard_size is not None:
-        shards = _shards(tree, manifest, shard_size, jobs)
+        shards = _shards(tree, shard_size, jobs)
     statement = build_statement(
         manifest,
         subject_name=tree.files[0].path if tree.single_file else os.path.basename(tree.root),
@@ -151,8 +150,6 @@ def sign(
         shards=shards,
         shard_size=shard_size,
     )
-    if release is not None and (not release.strip() or len(release) > 200):
-        raise InputError("--release must be a short non-empty version", code="USAGE")
     attestation = build_attestation(manifest, statement, release=release)
     existing = _read_claims(claims) or []
     bundle, attested = sign_all(signer, [statement, attestation])
@@ -171,17 +168,22 @@ def sign(
     return SignResult(manifest, sig_path, statement, claims, attestation)
 
 
-def _shards(
-    tree: ModelTree, manifest: Manifest, shard_size: int, jobs: int | None
-) -> list[dict[str, str]]:
-    """The spec-form shard resources of every file (all cores, even inside one file)."""
-    from .hashing import hash_shards
-    from .signature.shards import shard_resources
+def _check_concrete(ignore_paths: list[str]) -> None:
+    """OMS §6.2.1: ignore_paths are concrete paths, never patterns."""
+    globbed = [p for p in ignore_paths if any(c in p for c in "*?[")]
+    if globbed:
+        raise InputError(
+            f"{globbed[0]!r} cannot be recorded in ignore_paths: the OMS spec forbids "
+            "'*', '?' and '[' there; rename it or leave it in the model",
+            code="IGNORE_PATH_GLOB",
+            path=globbed[0],
+        )
 
-    if shard_size <= 0:
-        raise InputError("--shard-size must be a positive number of bytes", code="USAGE")
+
+def _shards(tree: ModelTree, shard_size: int, jobs: int | None) -> list[dict[str, str]]:
+    """The spec-form shard resources of every file (all cores, even inside one file)."""
     digests = hash_shards(tree.files, shard_size, "sha256", jobs=jobs)
-    sizes = {f.path: f.size for f in manifest.files}
+    sizes = {f.path: f.size for f in tree.files}
     return shard_resources(digests, sizes, shard_size, "sha256")
 
 

@@ -19,7 +19,6 @@ import os
 import shutil
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -309,12 +308,6 @@ def test_certificate_chain_signs_schema_valid(tmp_path: Path) -> None:
     check_written(model / "model.sig")
     material = json.loads((model / "model.sig").read_bytes())["verificationMaterial"]
     assert len(material["x509CertificateChain"]["certificates"]) == 2
-
-
-@pytest.fixture(scope="module")
-def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SigstoreStandin]:
-    with SigstoreStandin(tmp_path_factory.mktemp("standin")) as running:
-        yield running
 
 
 def test_sigstore_signs_schema_valid(standin: SigstoreStandin, tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from modelsign.provenance import (
 )
 from modelsign.signature import keys
 
+from .helpers.signing import payload_of
 from .sigstore_standin import SigstoreStandin
 
 KEY = keys.generate_key("ec-p256")
@@ -45,17 +45,12 @@ GITHUB = {
 }
 
 
-def statement_of(path: Path) -> dict:  # type: ignore[type-arg]
-    bundle = json.loads(path.read_bytes())
-    return json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))  # type: ignore[no-any-return]
-
-
 def test_statement_from_a_github_release(tiny_model: Path) -> None:
     res = attest_provenance(
         tiny_model, signer=SIGNER, env=GITHUB, source=parse_source(f"acme/tiny@{COMMIT}")
     )
     assert res.path == str(tiny_model / "model.provenance.sig")
-    st = statement_of(Path(res.path))
+    st = payload_of(Path(res.path))
     assert st["predicateType"] == SLSA_PREDICATE
     assert {s["name"]: s["digest"]["sha256"] for s in st["subject"]} == {
         f.path: f.sha256 for f in res.manifest.files
@@ -120,7 +115,7 @@ def test_provenance_signed_by_another_key_or_missing(tiny_model: Path) -> None:
 
 def test_local_builder_and_policy(tiny_model: Path, tmp_path: Path) -> None:
     res = attest_provenance(tiny_model, signer=SIGNER, env={})
-    assert statement_of(Path(res.path))["predicate"]["runDetails"]["builder"]["id"] == LOCAL_BUILDER
+    assert payload_of(Path(res.path))["predicate"]["runDetails"]["builder"]["id"] == LOCAL_BUILDER
     sign(tiny_model, signer=SIGNER, env={})
     pem = keys.public_key_pem(KEY.public_key()).decode()
     policy_file = tmp_path / "p.yaml"
@@ -236,7 +231,7 @@ def test_a_laptop_posing_as_ci_is_caught(standin: SigstoreStandin, tiny_model: P
         verify(tiny_model, verifier=verifier)
     assert [p.code for p in e.value.findings] == ["BUILDER_MISMATCH"]
     res = attest_provenance(tiny_model, signer=signer, env=GITHUB)
-    resources = statement_of(tiny_model / "model.sig")["predicate"]["resources"]
+    resources = payload_of(tiny_model / "model.sig")["predicate"]["resources"]
     files = {r["name"]: r["digest"] for r in resources}
     with pytest.raises(VerificationError) as ex:
         verify_provenance(res.path, verifier=verifier, files=files)

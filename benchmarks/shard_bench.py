@@ -28,9 +28,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hash_bench import GB, all_core, best, warm
-
-BLOCK = 64 << 20
+from hash_bench import BLOCK, GB, all_core, best, warm
 
 
 def build(path: Path, nbytes: int) -> None:

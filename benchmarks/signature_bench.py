@@ -25,9 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import struct
-import time
-from collections.abc import Callable
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hash_bench import best
 
 
 def build(path: Path, tensors: int, size: int, sparse: bool) -> None:
@@ -50,15 +52,6 @@ def build(path: Path, tensors: int, size: int, sparse: bool) -> None:
             return
         for i in range(tensors):
             fh.write(block[i % 256 : i % 256 + size])
-
-
-def best(repeat: int, fn: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:
@@ -89,8 +82,8 @@ def main() -> None:
     claims = Path(res.claims)
     verifier = KeyVerifier(key.public_key())
 
-    read = best(args.repeat, lambda: load_signature(str(sig)))
-    full = best(args.repeat, lambda: verify(model, verifier=verifier))
+    read = best(lambda: load_signature(str(sig)), args.repeat)
+    full = best(lambda: verify(model, verifier=verifier), args.repeat)
     gib = weights.stat().st_size / 2**30
     print(
         f"model: {args.tensors} tensors, {gib:.2f} GiB; model.sig {sig.stat().st_size} B, "

@@ -8,13 +8,16 @@ import importlib.util
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from modelsign.signature.signers import KeySigner
 from modelsign.signature.sigstore import SigstoreSigner
 from tests.helpers import oms_schema
+
+if TYPE_CHECKING:
+    from tests.sigstore_standin import SigstoreStandin
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
@@ -121,6 +124,15 @@ def tiny_models(tmp_path: Path) -> tuple[Path, Path]:
 @pytest.fixture
 def tiny_model(tiny_models: tuple[Path, Path]) -> Path:
     return tiny_models[0]
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SigstoreStandin]:
+    """A running Sigstore stand-in (CA, CT log, Rekor, TSA, OIDC), one per test module."""
+    from tests.sigstore_standin import SigstoreStandin
+
+    with SigstoreStandin(tmp_path_factory.mktemp("standin")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

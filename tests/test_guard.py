@@ -147,13 +147,20 @@ def test_torch_load_of_a_pickle_refused(weights: Path, guarded: Path) -> None:
     assert "pytorch_model.bin" in str(e.value) and "pickle" in str(e.value)
 
 
-def test_torch_load_allowed_pickle_comes_from_the_signed_bytes(
-    tmp_path: Path, key: keys.PrivateKey
-) -> None:
+@pytest.fixture
+def checkpoint(tmp_path: Path, key: keys.PrivateKey) -> Path:
+    """A signed folder holding one pickle checkpoint, pytorch_model.bin."""
     folder = tmp_path / "ckpt"
     folder.mkdir()
     torch.save(WEIGHTS, folder / "pytorch_model.bin")
     sign(folder, key)
+    return folder
+
+
+def test_torch_load_allowed_pickle_comes_from_the_signed_bytes(
+    checkpoint: Path, tmp_path: Path, key: keys.PrivateKey
+) -> None:
+    folder = checkpoint
     guard.install(policy=write_policy(tmp_path, key, formats={"deny": []}))
     try:
         loaded = torch.load(folder / "pytorch_model.bin", weights_only=True, mmap=True)
@@ -440,9 +447,7 @@ def test_every_alias_of_torch_load_refuses_an_unsigned_pickle(
     assert torch.serialization.load is bound_before and torch.load is bound_before
 
 
-def test_every_alias_of_safe_open_is_guarded(
-    weights: Path, guarded: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_every_alias_of_safe_open_is_guarded(weights: Path, guarded: Path) -> None:
     """Found by identity: every framework module that bound safe_open gets the guarded one."""
     accelerate = transformers.integrations.accelerate
     assert accelerate.safe_open is guard._safe_open
@@ -452,14 +457,11 @@ def test_every_alias_of_safe_open_is_guarded(
 
 
 def test_torch_load_bound_before_install_reads_the_verified_bytes(
-    tmp_path: Path, key: keys.PrivateKey
+    checkpoint: Path, tmp_path: Path, key: keys.PrivateKey
 ) -> None:
     from torch.serialization import load as bound_before
 
-    folder = tmp_path / "ckpt"
-    folder.mkdir()
-    torch.save(WEIGHTS, folder / "pytorch_model.bin")
-    sign(folder, key)
+    folder = checkpoint
     guard.install(policy=write_policy(tmp_path, key, formats={"deny": []}))
     try:
         loaded = bound_before(folder / "pytorch_model.bin", weights_only=True)

@@ -13,13 +13,11 @@ The module is skipped, visibly, when the shared folder is absent.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +37,7 @@ from tests.helpers import oms
 from tests.helpers.oms_cases import CASES, Case
 from tests.helpers.oms_schema import SKIP_REASON, VIOLATIONS, attestation_errors, oms_errors
 from tests.helpers.pki import build_pki
-from tests.helpers.signing import sign_payload
+from tests.helpers.signing import payload_of, sign_payload, statement_in
 from tests.sigstore_standin import DEFAULT_IDENTITY, DEFAULT_ISSUER, SigstoreStandin
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "conformance"
@@ -231,18 +229,14 @@ def check_written(signature: Path) -> None:
     assert oms_errors(data) == [], signature
     claims = Path(claims_path(str(signature)))
     assert claims.is_file(), f"modelsign writes its attestation to {claims}"
-    subject = _subject(data)
+    subject = statement_in(data)["subject"]
     lines = claims.read_bytes().splitlines()
     assert lines, f"{claims} is empty"
     for i, line in enumerate(lines):
         assert attestation_errors(line) == [], f"{claims} line {i + 1}"
-        statement = json.loads(base64.b64decode(json.loads(line)["dsseEnvelope"]["payload"]))
+        statement = statement_in(line)
         assert statement["predicateType"].startswith("https://modelsign.dev/")
         assert statement["subject"] == subject
-
-
-def _subject(bundle: bytes) -> Any:
-    return json.loads(base64.b64decode(json.loads(bundle)["dsseEnvelope"]["payload"]))["subject"]
 
 
 def _signature_of(case: Case, model: Path) -> Path:
@@ -290,9 +284,7 @@ def test_shard_and_spec_name_signatures_are_schema_valid(extra: list[str], tmp_p
     oms.ok(oms.run(creds.ms_sign(signed, *extra)))
     sig = signed / "model.sig" if signed.is_dir() else Path(f"{signed}.sig")
     check_written(sig)
-    statement = json.loads(
-        base64.b64decode(json.loads(sig.read_bytes())["dsseEnvelope"]["payload"])
-    )
+    statement = payload_of(sig)
     serialization = statement["predicate"]["serialization"]
     if extra[0] == "--shard-size":
         assert serialization["method"] == "shards" and serialization["shard_size"] == 1000
@@ -308,12 +300,6 @@ def test_certificate_chain_signs_schema_valid(tmp_path: Path) -> None:
     check_written(model / "model.sig")
     material = json.loads((model / "model.sig").read_bytes())["verificationMaterial"]
     assert len(material["x509CertificateChain"]["certificates"]) == 2
-
-
-@pytest.fixture(scope="module")
-def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SigstoreStandin]:
-    with SigstoreStandin(tmp_path_factory.mktemp("standin")) as running:
-        yield running
 
 
 def test_sigstore_signs_schema_valid(standin: SigstoreStandin, tmp_path: Path) -> None:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
 import pytest
 
-from modelsign import KeySigner, KeyVerifier, Policy, VerificationError, sign, verify
+from modelsign import (
+    KeySigner,
+    KeyVerifier,
+    Policy,
+    SigstoreSigner,
+    SigstoreVerifier,
+    VerificationError,
+    sign,
+    verify,
+)
 from modelsign.metadata.provenance import parse_source
 from modelsign.provenance import (
     BUILD_TYPE,
@@ -17,6 +25,9 @@ from modelsign.provenance import (
     attest_provenance,
 )
 from modelsign.signature import keys
+
+from .helpers.signing import payload_of
+from .sigstore_standin import SigstoreStandin
 
 KEY = keys.generate_key("ec-p256")
 SIGNER = KeySigner(KEY)
@@ -34,17 +45,12 @@ GITHUB = {
 }
 
 
-def statement_of(path: Path) -> dict:  # type: ignore[type-arg]
-    bundle = json.loads(path.read_bytes())
-    return json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))  # type: ignore[no-any-return]
-
-
 def test_statement_from_a_github_release(tiny_model: Path) -> None:
     res = attest_provenance(
         tiny_model, signer=SIGNER, env=GITHUB, source=parse_source(f"acme/tiny@{COMMIT}")
     )
     assert res.path == str(tiny_model / "model.provenance.sig")
-    st = statement_of(Path(res.path))
+    st = payload_of(Path(res.path))
     assert st["predicateType"] == SLSA_PREDICATE
     assert {s["name"]: s["digest"]["sha256"] for s in st["subject"]} == {
         f.path: f.sha256 for f in res.manifest.files
@@ -109,7 +115,7 @@ def test_provenance_signed_by_another_key_or_missing(tiny_model: Path) -> None:
 
 def test_local_builder_and_policy(tiny_model: Path, tmp_path: Path) -> None:
     res = attest_provenance(tiny_model, signer=SIGNER, env={})
-    assert statement_of(Path(res.path))["predicate"]["runDetails"]["builder"]["id"] == LOCAL_BUILDER
+    assert payload_of(Path(res.path))["predicate"]["runDetails"]["builder"]["id"] == LOCAL_BUILDER
     sign(tiny_model, signer=SIGNER, env={})
     pem = keys.public_key_pem(KEY.public_key()).decode()
     policy_file = tmp_path / "p.yaml"
@@ -161,25 +167,13 @@ def test_cli(tiny_model: Path, tmp_path: Path) -> None:
 # -- a builder is certified only by a keyless CI certificate -------------------------------------
 
 
-@pytest.fixture(scope="module")
-def standin(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from .sigstore_standin import SigstoreStandin
-
-    with SigstoreStandin(tmp_path_factory.mktemp("standin")) as running:
-        yield running
-
-
-def _keyless(standin, token: str):  # type: ignore[no-untyped-def]
+def _keyless(standin: SigstoreStandin, token: str) -> SigstoreSigner:
     from sigstore.oidc import IdentityToken
-
-    from modelsign import SigstoreSigner
 
     return SigstoreSigner(standin.trust_config(), IdentityToken(token))
 
 
-def _keyless_verifier(standin, identity: str, issuer: str):  # type: ignore[no-untyped-def]
-    from modelsign import SigstoreVerifier
-
+def _keyless_verifier(standin: SigstoreStandin, identity: str, issuer: str) -> SigstoreVerifier:
     return SigstoreVerifier(standin.trusted_root(), identity=identity, issuer=issuer)
 
 
@@ -188,7 +182,9 @@ GH_IDENTITY = "https://github.com/acme/models/.github/workflows/release.yml@refs
 GH_ISSUER = "https://token.actions.githubusercontent.com"
 
 
-def test_a_keyless_ci_signature_certifies_the_builder(standin, tiny_model: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_keyless_ci_signature_certifies_the_builder(
+    standin: SigstoreStandin, tiny_model: Path
+) -> None:
     signer = _keyless(standin, standin.token(github=GH_CLAIMS))
     sign(tiny_model, signer=signer, env=GITHUB)
     res = attest_provenance(tiny_model, signer=signer, env=GITHUB)
@@ -213,8 +209,8 @@ def test_a_keyless_ci_signature_certifies_the_builder(standin, tiny_model: Path)
     ],
 )
 def test_a_builder_the_certificate_contradicts_fails(
-    standin, tiny_model: Path, claims: dict[str, str]
-) -> None:  # type: ignore[no-untyped-def]
+    standin: SigstoreStandin, tiny_model: Path, claims: dict[str, str]
+) -> None:
     signer = _keyless(standin, standin.token(github=GH_CLAIMS))
     sign(tiny_model, signer=signer, env=claims)
     with pytest.raises(VerificationError) as e:
@@ -222,7 +218,7 @@ def test_a_builder_the_certificate_contradicts_fails(
     assert [p.code for p in e.value.findings] == ["BUILDER_MISMATCH"]
 
 
-def test_a_laptop_posing_as_ci_is_caught(standin, tiny_model: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_laptop_posing_as_ci_is_caught(standin: SigstoreStandin, tiny_model: Path) -> None:
     """GITHUB_ACTIONS=true on a laptop, signing keylessly as a person."""
     from modelsign.provenance import verify_provenance
 
@@ -235,7 +231,7 @@ def test_a_laptop_posing_as_ci_is_caught(standin, tiny_model: Path) -> None:  # 
         verify(tiny_model, verifier=verifier)
     assert [p.code for p in e.value.findings] == ["BUILDER_MISMATCH"]
     res = attest_provenance(tiny_model, signer=signer, env=GITHUB)
-    resources = statement_of(tiny_model / "model.sig")["predicate"]["resources"]
+    resources = payload_of(tiny_model / "model.sig")["predicate"]["resources"]
     files = {r["name"]: r["digest"] for r in resources}
     with pytest.raises(VerificationError) as ex:
         verify_provenance(res.path, verifier=verifier, files=files)

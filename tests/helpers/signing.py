@@ -24,6 +24,11 @@ def payload_bytes(sig: Path) -> bytes:
     return base64.b64decode(json.loads(sig.read_bytes())["dsseEnvelope"]["payload"])
 
 
+def statement_in(bundle: bytes) -> dict[str, Any]:
+    """The statement a bundle (a signature file's bytes, a claims.jsonl line) signs, parsed."""
+    return json.loads(base64.b64decode(json.loads(bundle)["dsseEnvelope"]["payload"]))  # type: ignore[no-any-return]
+
+
 def payload_of(sig: Path) -> dict[str, Any]:
     """The signed statement of a signature file, parsed."""
     return json.loads(payload_bytes(sig))  # type: ignore[no-any-return]
@@ -44,7 +49,7 @@ def attestation_of(sig: Path) -> dict[str, Any]:
     from modelsign.signature.statement import ATTESTATION_TYPE
 
     for line in Path(claims_path(str(sig))).read_bytes().splitlines():
-        st = json.loads(base64.b64decode(json.loads(line)["dsseEnvelope"]["payload"]))
+        st = statement_in(line)
         if st["predicateType"] == ATTESTATION_TYPE:
             return st  # type: ignore[no-any-return]
     raise AssertionError(f"no modelsign attestation beside {sig}")

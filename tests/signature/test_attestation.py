@@ -35,6 +35,7 @@ from ..helpers.signing import (
     payload_bytes,
     payload_of,
     sign_payload,
+    statement_in,
     strip_marker,
 )
 
@@ -130,7 +131,7 @@ def test_a_changed_attested_manifest_is_not_bound(signed: Path) -> None:
     """The attestation's own signature covers the manifest: a swapped one fails its check."""
     line = (signed / "claims.jsonl").read_bytes()
     bundle = json.loads(line)
-    st = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    st = statement_in(line)
     st["predicate"]["manifest"]["name"] = "another-model"
     bundle["dsseEnvelope"]["payload"] = base64.b64encode(rfc8785.dumps(st)).decode()
     (signed / "claims.jsonl").write_text(json.dumps(bundle) + "\n")

@@ -7,7 +7,6 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -28,12 +27,6 @@ from ..sigstore_standin.ca import make_root, make_tsa_leaf, validity
 from ..sigstore_standin.server import TSA_PATH
 
 KEY = keys.generate_key("ec-p256")
-
-
-@pytest.fixture(scope="module")
-def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SigstoreStandin]:
-    with SigstoreStandin(tmp_path_factory.mktemp("standin")) as running:
-        yield running
 
 
 def _pem(*certs: object) -> bytes:

@@ -26,7 +26,7 @@ import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -395,12 +395,6 @@ class ActionRunner:
         outputs = {k: evaluate(v["value"]) for k, v in spec["outputs"].items()}
         summary = self.summary.read_text() if self.summary.exists() else ""
         return ActionRun(runs, outputs, summary)
-
-
-@pytest.fixture(scope="module")
-def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SigstoreStandin]:
-    with SigstoreStandin(tmp_path_factory.mktemp("standin")) as s:
-        yield s
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import shutil
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,12 +47,6 @@ WORKFLOW = ".github/workflows/release.yml"
 @pytest.fixture(scope="module")
 def release_key(tmp_path_factory: pytest.TempPathFactory) -> keys.PrivateKey:
     return keys.generate_key("ec-p256")
-
-
-@pytest.fixture(scope="module")
-def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SigstoreStandin]:
-    with SigstoreStandin(tmp_path_factory.mktemp("standin")) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

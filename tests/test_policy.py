@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -227,12 +226,6 @@ def pickle_model(tmp_path: Path, torch_checkpoint: bytes, tiny_model: Path) -> P
 def copy_signed(signed: tuple[Path, Path], tmp_path: Path) -> Path:
     """A private copy of the signed safetensors model (to drop files beside it)."""
     return Path(shutil.copytree(signed[0], tmp_path / "copy"))
-
-
-@pytest.fixture(scope="module")
-def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SigstoreStandin]:
-    with SigstoreStandin(tmp_path_factory.mktemp("standin")) as running:
-        yield running
 
 
 def keyless_sign(model: Path, standin: SigstoreStandin, token: str) -> None:

@@ -184,12 +184,6 @@ def sigstore_verifies(model: Path, root_path: Path, **policy: str) -> str | None
 
 
 @pytest.fixture(scope="module")
-def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SigstoreStandin]:
-    with SigstoreStandin(tmp_path_factory.mktemp("standin")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def other_standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SigstoreStandin]:
     """An independent instance: its keys and roots are not trusted by ``standin``'s root."""
     with SigstoreStandin(tmp_path_factory.mktemp("other-standin")) as running:

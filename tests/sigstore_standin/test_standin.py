@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,12 +37,6 @@ def _verify(standin: SigstoreStandin, bundle: Bundle, identity: VerificationPoli
     payload_type, payload = standin.verifier().verify_dsse(bundle, identity)
     assert payload_type == "application/vnd.in-toto+json"
     return payload
-
-
-@pytest.fixture(scope="module")
-def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SigstoreStandin]:
-    with SigstoreStandin(tmp_path_factory.mktemp("standin")) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

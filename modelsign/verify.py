@@ -24,7 +24,7 @@ from ._atomic import open_model_file, size_mismatch
 from .compare import Problem, ProblemSeverity, diff_layouts, diff_weights
 from .discover import ModelFile, ModelTree, discover, name_inside
 from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
-from .formats import sniff_file
+from .formats import FileFormat, WeightLayout, parse_weights, sniff_file
 from .hashing import (
     SHARD_BATCH,
     FileDigests,
@@ -34,10 +34,17 @@ from .hashing import (
     hash_file,
     hash_files,
     hash_ranges,
-    peek_file,
     stream_digest,
 )
-from .manifest import FileEntry, Manifest, Part, covering_parts, metadata_manifest, weights_info
+from .manifest import (
+    FileEntry,
+    Manifest,
+    Part,
+    WeightsInfo,
+    covering_parts,
+    metadata_manifest,
+    weights_info,
+)
 from .metadata.provenance import source_matches, source_text
 from .policy import Policy, PolicyReport, Trust, evaluate, formats_beside, resolve_trust
 from .provenance import (
@@ -520,17 +527,15 @@ class _ModelCheck:
     def _size_mismatch(self, f: ModelFile, entry: FileEntry) -> None:
         """A file not of its signed size: refused unread, diagnosed from its header alone."""
         self.step(f.size)  # judged without reading: done, as far as progress goes
-        exc = size_mismatch(f.path, entry.size, f.size)
-        message, found = exc.message, []
-        if entry.weights is not None:
+
+        def header(fmt: FileFormat) -> WeightLayout:
+            fd = _open(f)
             try:
-                d = peek_file(f)  # the header and tensor table: bounded reads, whatever the size
-                if d.layout is not None:
-                    found = diff_layouts(f.path, entry.weights, weights_info(d))
-            except ModelsignError as why:
-                message += f"; it no longer parses ({why.code}: {why.message})"
-        self.problem(exc.code, message, file=f.path, expected=exc.expected, actual=exc.actual)
-        self.problems += found
+                return parse_weights(fmt, fd, os.fstat(fd).st_size, f.path)[0]
+            finally:
+                os.close(fd)
+
+        self.problems += size_problems(f, entry.size, f.size, entry.weights, header)
 
     def _signed_size(self, name: str) -> int | None:
         """The size the signature records for ``name``, when it records one."""
@@ -820,6 +825,33 @@ class _ModelCheck:
                     file=n,
                     actual=extra_digest.get(n),
                 )
+
+
+def size_problems(
+    f: ModelFile,
+    signed: int,
+    actual: int,
+    w: WeightsInfo | None,
+    header: Callable[[FileFormat], WeightLayout],
+) -> list[Problem]:
+    """``FILE_SIZE_MISMATCH`` for a file refused unread, and what its header alone says changed.
+
+    With the signed weights ``w``, ``header(format)`` parses the file's header
+    and tensor table as that format (bounded reads, whatever the size); a
+    failure to parse is told in the message.
+    """
+    exc = size_mismatch(f.path, signed, actual)
+    message, found = exc.message, []
+    if w is not None:
+        try:
+            d = FileDigests(f, w.format, "", header(w.format), header_digest="")
+            found = diff_layouts(f.path, w, weights_info(d))
+        except ModelsignError as why:
+            message += f"; it no longer parses ({why.code}: {why.message})"
+    first = Problem(
+        code=exc.code, message=message, file=f.path, expected=exc.expected, actual=exc.actual
+    )
+    return [first, *found]
 
 
 def _moved(fd: int, then: os.stat_result) -> bool:

@@ -31,6 +31,7 @@ from .hashing import (
     RangeHash,
     RangeJob,
     TensorHash,
+    changed_since,
     hash_file,
     hash_files,
     hash_ranges,
@@ -585,11 +586,8 @@ class _ModelCheck:
             got = hash_ranges(jobs, threads=self.jobs, progress=self.step)
             bad = {i for (i, want), have in zip(expect, got, strict=True) if want != have}
             for i, (f, entry, _parts) in enumerate(items):
-                after = os.fstat(fds[i])
-                then = before[i]
-                if (after.st_size, after.st_mtime_ns) != (then.st_size, then.st_mtime_ns) or (
-                    after.st_size != entry.size
-                ):
+                # Opened at its signed size: any change since shows in size or mtime.
+                if changed_since(fds[i], before[i]):
                     self.problem("FILE_CHANGED", "file changed while being verified", file=f.path)
                 elif i in bad:
                     self._recheck(f, entry.sha256)  # read once more to say what changed
@@ -700,13 +698,15 @@ class _ModelCheck:
             try:
                 got = iter(hash_ranges(jobs, threads=self.jobs, progress=self.step))
             except DiscoveryError as exc:  # a file shrank under us: say which, if we can
-                moved: list[str | None] = [f.path for f, _, fd, then in opened if _moved(fd, then)]
+                moved: list[str | None] = [
+                    f.path for f, _, fd, then in opened if changed_since(fd, then)
+                ]
                 for path in moved or [None]:  # never no verdict at all
                     self.problem(exc.code, exc.message, file=path)
                 return
             for f, shards, fd, then in opened:
                 bad = [(s, str(d)) for s in shards if (d := next(got)) != s.digest]
-                if _moved(fd, then):
+                if changed_since(fd, then):
                     self.problem("FILE_CHANGED", "file changed while being verified", file=f.path)
                 elif bad:
                     self._shard_modified(f, bad)
@@ -852,12 +852,6 @@ def size_problems(
         code=exc.code, message=message, file=f.path, expected=exc.expected, actual=exc.actual
     )
     return [first, *found]
-
-
-def _moved(fd: int, then: os.stat_result) -> bool:
-    """Whether an open file's size or mtime changed since ``then`` (it was written to)."""
-    now = os.fstat(fd)
-    return (now.st_size, now.st_mtime_ns) != (then.st_size, then.st_mtime_ns)
 
 
 def _open(f: ModelFile, size: int | None = None) -> int:

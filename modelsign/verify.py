@@ -568,12 +568,8 @@ class _ModelCheck:
             before: list[os.stat_result] = []
             opened: list[tuple[ModelFile, FileEntry, list[Part]]] = []
             for f, entry, parts in items:
-                try:
-                    fd = _open(f, entry.size)
-                except DiscoveryError as exc:
-                    self.problem(
-                        exc.code, exc.message, file=f.path, expected=exc.expected, actual=exc.actual
-                    )
+                fd = self._open_at(f, entry.size)
+                if fd is None:
                     continue
                 i = len(opened)
                 opened.append((f, entry, parts))
@@ -689,9 +685,9 @@ class _ModelCheck:
         try:
             for f, shards in items:
                 if self._shard_size_ok(f, shards):
-                    handle = self._open_sized(f, shards)
-                    if handle is not None:
-                        opened.append((f, shards, *handle))
+                    fd = self._open_at(f, shards[-1].end)
+                    if fd is not None:
+                        opened.append((f, shards, fd, os.fstat(fd)))
             jobs = [
                 RangeJob(fd, s.start, s.end, alg) for _, shards, fd, _ in opened for s in shards
             ]
@@ -716,21 +712,15 @@ class _ModelCheck:
             for _, _, fd, _ in opened:
                 os.close(fd)
 
-    def _open_sized(
-        self, f: ModelFile, shards: tuple[Shard, ...]
-    ) -> tuple[int, os.stat_result] | None:
-        """The file opened, if it still has the size the shards end at (else a problem)."""
+    def _open_at(self, f: ModelFile, size: int) -> int | None:
+        """``f`` opened if it is still its signed ``size``; else its problem, and None."""
         try:
-            fd = _open(f)
+            return _open(f, size)
         except DiscoveryError as exc:
-            self.problem(exc.code, exc.message, file=f.path)
+            self.problem(
+                exc.code, exc.message, file=f.path, expected=exc.expected, actual=exc.actual
+            )
             return None
-        st = os.fstat(fd)
-        if st.st_size != shards[-1].end:
-            os.close(fd)
-            self.problem("FILE_CHANGED", "file changed while being verified", file=f.path)
-            return None
-        return fd, st
 
     def _shard_size_ok(self, f: ModelFile, shards: tuple[Shard, ...]) -> bool:
         end = shards[-1].end

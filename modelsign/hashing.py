@@ -665,8 +665,12 @@ def _changed(
 ) -> str | None:
     """The first file whose size or mtime moved since ``before``, or that grew past it."""
     for f, fd, st in zip(files, fds, before, strict=True):
-        now = os.fstat(fd)
-        moved = (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns)
-        if moved or os.pread(fd, 1, st.st_size):
+        if changed_since(fd, st) or os.pread(fd, 1, st.st_size):
             return f.path
     return None
+
+
+def changed_since(fd: int, then: os.stat_result) -> bool:
+    """Whether an open file's size or mtime changed since ``then`` (it was written to)."""
+    now = os.fstat(fd)
+    return (now.st_size, now.st_mtime_ns) != (then.st_size, then.st_mtime_ns)

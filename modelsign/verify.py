@@ -24,20 +24,28 @@ from ._atomic import open_model_file, size_mismatch
 from .compare import Problem, ProblemSeverity, diff_layouts, diff_weights
 from .discover import ModelFile, ModelTree, discover, name_inside
 from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
-from .formats import sniff_file
+from .formats import FileFormat, WeightLayout, parse_weights, sniff_file
 from .hashing import (
     SHARD_BATCH,
     FileDigests,
     RangeHash,
     RangeJob,
     TensorHash,
+    changed_since,
     hash_file,
     hash_files,
     hash_ranges,
-    peek_file,
     stream_digest,
 )
-from .manifest import FileEntry, Manifest, Part, covering_parts, metadata_manifest, weights_info
+from .manifest import (
+    FileEntry,
+    Manifest,
+    Part,
+    WeightsInfo,
+    covering_parts,
+    metadata_manifest,
+    weights_info,
+)
 from .metadata.provenance import source_matches, source_text
 from .policy import Policy, PolicyReport, Trust, evaluate, formats_beside, resolve_trust
 from .provenance import (
@@ -520,17 +528,15 @@ class _ModelCheck:
     def _size_mismatch(self, f: ModelFile, entry: FileEntry) -> None:
         """A file not of its signed size: refused unread, diagnosed from its header alone."""
         self.step(f.size)  # judged without reading: done, as far as progress goes
-        exc = size_mismatch(f.path, entry.size, f.size)
-        message, found = exc.message, []
-        if entry.weights is not None:
+
+        def header(fmt: FileFormat) -> WeightLayout:
+            fd = _open(f)
             try:
-                d = peek_file(f)  # the header and tensor table: bounded reads, whatever the size
-                if d.layout is not None:
-                    found = diff_layouts(f.path, entry.weights, weights_info(d))
-            except ModelsignError as why:
-                message += f"; it no longer parses ({why.code}: {why.message})"
-        self.problem(exc.code, message, file=f.path, expected=exc.expected, actual=exc.actual)
-        self.problems += found
+                return parse_weights(fmt, fd, os.fstat(fd).st_size, f.path)[0]
+            finally:
+                os.close(fd)
+
+        self.problems += size_problems(f, entry.size, f.size, entry.weights, header)
 
     def _signed_size(self, name: str) -> int | None:
         """The size the signature records for ``name``, when it records one."""
@@ -562,12 +568,8 @@ class _ModelCheck:
             before: list[os.stat_result] = []
             opened: list[tuple[ModelFile, FileEntry, list[Part]]] = []
             for f, entry, parts in items:
-                try:
-                    fd = _open(f, entry.size)
-                except DiscoveryError as exc:
-                    self.problem(
-                        exc.code, exc.message, file=f.path, expected=exc.expected, actual=exc.actual
-                    )
+                fd = self._open_at(f, entry.size)
+                if fd is None:
                     continue
                 i = len(opened)
                 opened.append((f, entry, parts))
@@ -580,11 +582,8 @@ class _ModelCheck:
             got = hash_ranges(jobs, threads=self.jobs, progress=self.step)
             bad = {i for (i, want), have in zip(expect, got, strict=True) if want != have}
             for i, (f, entry, _parts) in enumerate(items):
-                after = os.fstat(fds[i])
-                then = before[i]
-                if (after.st_size, after.st_mtime_ns) != (then.st_size, then.st_mtime_ns) or (
-                    after.st_size != entry.size
-                ):
+                # Opened at its signed size: any change since shows in size or mtime.
+                if changed_since(fds[i], before[i]):
                     self.problem("FILE_CHANGED", "file changed while being verified", file=f.path)
                 elif i in bad:
                     self._recheck(f, entry.sha256)  # read once more to say what changed
@@ -686,22 +685,24 @@ class _ModelCheck:
         try:
             for f, shards in items:
                 if self._shard_size_ok(f, shards):
-                    handle = self._open_sized(f, shards)
-                    if handle is not None:
-                        opened.append((f, shards, *handle))
+                    fd = self._open_at(f, shards[-1].end)
+                    if fd is not None:
+                        opened.append((f, shards, fd, os.fstat(fd)))
             jobs = [
                 RangeJob(fd, s.start, s.end, alg) for _, shards, fd, _ in opened for s in shards
             ]
             try:
                 got = iter(hash_ranges(jobs, threads=self.jobs, progress=self.step))
             except DiscoveryError as exc:  # a file shrank under us: say which, if we can
-                moved: list[str | None] = [f.path for f, _, fd, then in opened if _moved(fd, then)]
+                moved: list[str | None] = [
+                    f.path for f, _, fd, then in opened if changed_since(fd, then)
+                ]
                 for path in moved or [None]:  # never no verdict at all
                     self.problem(exc.code, exc.message, file=path)
                 return
             for f, shards, fd, then in opened:
                 bad = [(s, str(d)) for s in shards if (d := next(got)) != s.digest]
-                if _moved(fd, then):
+                if changed_since(fd, then):
                     self.problem("FILE_CHANGED", "file changed while being verified", file=f.path)
                 elif bad:
                     self._shard_modified(f, bad)
@@ -711,21 +712,15 @@ class _ModelCheck:
             for _, _, fd, _ in opened:
                 os.close(fd)
 
-    def _open_sized(
-        self, f: ModelFile, shards: tuple[Shard, ...]
-    ) -> tuple[int, os.stat_result] | None:
-        """The file opened, if it still has the size the shards end at (else a problem)."""
+    def _open_at(self, f: ModelFile, size: int) -> int | None:
+        """``f`` opened if it is still its signed ``size``; else its problem, and None."""
         try:
-            fd = _open(f)
+            return _open(f, size)
         except DiscoveryError as exc:
-            self.problem(exc.code, exc.message, file=f.path)
+            self.problem(
+                exc.code, exc.message, file=f.path, expected=exc.expected, actual=exc.actual
+            )
             return None
-        st = os.fstat(fd)
-        if st.st_size != shards[-1].end:
-            os.close(fd)
-            self.problem("FILE_CHANGED", "file changed while being verified", file=f.path)
-            return None
-        return fd, st
 
     def _shard_size_ok(self, f: ModelFile, shards: tuple[Shard, ...]) -> bool:
         end = shards[-1].end
@@ -822,10 +817,31 @@ class _ModelCheck:
                 )
 
 
-def _moved(fd: int, then: os.stat_result) -> bool:
-    """Whether an open file's size or mtime changed since ``then`` (it was written to)."""
-    now = os.fstat(fd)
-    return (now.st_size, now.st_mtime_ns) != (then.st_size, then.st_mtime_ns)
+def size_problems(
+    f: ModelFile,
+    signed: int,
+    actual: int,
+    w: WeightsInfo | None,
+    header: Callable[[FileFormat], WeightLayout],
+) -> list[Problem]:
+    """``FILE_SIZE_MISMATCH`` for a file refused unread, and what its header alone says changed.
+
+    With the signed weights ``w``, ``header(format)`` parses the file's header
+    and tensor table as that format (bounded reads, whatever the size); a
+    failure to parse is told in the message.
+    """
+    exc = size_mismatch(f.path, signed, actual)
+    message, found = exc.message, []
+    if w is not None:
+        try:
+            d = FileDigests(f, w.format, "", header(w.format), header_digest="")
+            found = diff_layouts(f.path, w, weights_info(d))
+        except ModelsignError as why:
+            message += f"; it no longer parses ({why.code}: {why.message})"
+    first = Problem(
+        code=exc.code, message=message, file=f.path, expected=exc.expected, actual=exc.actual
+    )
+    return [first, *found]
 
 
 def _open(f: ModelFile, size: int | None = None) -> int:

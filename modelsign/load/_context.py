@@ -20,10 +20,10 @@ from functools import partial
 from typing import Any, Literal
 
 from .._atomic import open_model_file, size_mismatch
-from ..compare import Problem, diff_layouts, diff_weights, tensor_modified
+from ..compare import Problem, diff_weights, tensor_modified
 from ..discover import ModelFile, discover, name_inside
 from ..errors import DiscoveryError, InputError, ModelsignError, VerificationError
-from ..formats import parse_weights, parse_weights_bytes, sniff_file
+from ..formats import FileFormat, WeightLayout, parse_weights, parse_weights_bytes, sniff_file
 from ..hashing import FileDigests, RangeJob, TensorHash, hash_ranges, new_hasher
 from ..manifest import FileEntry, Manifest, covering_parts, weights_info
 from ..policy import Policy, PolicyReport, evaluate, formats_beside, resolve_trust
@@ -31,6 +31,7 @@ from ..sign import DEFAULT_PROVENANCE, DEFAULT_SIGNATURE
 from ..signature.attestation import claims_path, load_signature
 from ..signature.statement import SINGLE_FILE_RESOURCE, SignedStatement
 from ..signature.verifiers import SignerInfo, Verifier
+from ..verify import size_problems
 
 
 class ModelsignWarning(UserWarning):
@@ -328,22 +329,16 @@ def _check_size(ctx: Context, fd: int, name: str) -> None:
     signed, actual = ctx.signed_size(name), os.fstat(fd).st_size
     if signed is None or signed == actual:
         return
-    exc = size_mismatch(name, signed, actual)
-    message, found = exc.message, []
     entry = ctx.entry(name)
-    if entry is not None and entry.weights is not None:
-        w = entry.weights
-        try:
-            layout, _ = parse_weights(w.format, fd, actual, name)
-            d = FileDigests(ctx.files[name], w.format, "", layout, header_digest="")
-            found = diff_layouts(name, w, weights_info(d))
-        except ModelsignError as why:
-            message += f"; it no longer parses ({why.code}: {why.message})"
-    problem = Problem(
-        code=exc.code, message=message, file=name, expected=exc.expected, actual=exc.actual
-    )
+
+    def header(fmt: FileFormat) -> WeightLayout:
+        return parse_weights(fmt, fd, actual, name)[0]
+
+    weights = entry.weights if entry is not None else None
+    problems = size_problems(ctx.files[name], signed, actual, weights, header)
+    why = size_mismatch(name, signed, actual).message
     try:
-        ctx.fail(f"{name} is not the signed size: {exc.message}", [problem, *found], exc.code)
+        ctx.fail(f"{name} is not the signed size: {why}", problems, "FILE_SIZE_MISMATCH")
     except BaseException:
         os.close(fd)
         raise

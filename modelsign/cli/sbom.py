@@ -84,7 +84,8 @@ def _card(real: dict[str, str], m: Manifest) -> dict[str, object] | None:
 
 def load_target(
     target: str, ignore: tuple[str, ...], allow_symlinks: bool
-) -> tuple[Manifest, dict[str, object] | None, Origin]:
+) -> tuple[Manifest, dict[str, str], Origin]:
+    """TARGET's manifest, where each of its files is on disk (a model's only) and its origin."""
     from ..discover import discover, matches_pattern
     from ..manifest import manifest_for_tree, parse_manifest
     from ..sbom import signature_manifest
@@ -94,9 +95,9 @@ def load_target(
     if data is not None:
         kind = _json_kind(data)
         if kind == "manifest":
-            return parse_manifest(data, target), None, "manifest"
+            return parse_manifest(data, target), {}, "manifest"
         if kind == "signature":
-            return signature_manifest(data, target), None, "signature"
+            return signature_manifest(data, target), {}, "signature"
     # A signature inside the folder is not part of the model. `sign` leaves it
     # out before it exists, so it is not among the ignored files either: the
     # manifest (and its digest) is then the signed one.
@@ -108,8 +109,7 @@ def load_target(
         tree = dataclasses.replace(tree, ignored=kept)
     with _progress(True, "hashing") as progress:
         m = manifest_for_tree(tree, progress=progress)
-    real = {f.path: f.real for f in tree.files}
-    return m, _card(real, m), "model"
+    return m, {f.path: f.real for f in tree.files}, "model"
 
 
 def build_time() -> datetime:
@@ -155,7 +155,8 @@ def sbom_cmd(
     from ..sbom import ml_bom_json
 
     _refuse_existing(output, force)
-    m, card, origin = load_target(model, ignore, allow_symlinks)
+    m, real, origin = load_target(model, ignore, allow_symlinks)
+    card = _card(real, m)
     if origin == "signature":
         click.echo(
             "warning: the signature was not verified; the BOM says so "

@@ -10,7 +10,7 @@ from ..findings import Finding
 from ..manifest import Hashing, Ignored, Manifest, Tool
 from ..metadata.licence import Licence
 from ..metadata.provenance import Provenance
-from ..metadata.quantization import ModelQuantization
+from ..metadata.quantization import model_quantization
 from .jobs import Job
 from .report import Inventory, InventoryEntry, entry_key
 
@@ -34,17 +34,7 @@ def empty_manifest(name: str, reason: str | None, location: str) -> Manifest:
         ignored=Ignored(patterns=[], paths=[]),
         files=[],
         weights_digest=None,
-        quantization=ModelQuantization(
-            quantized=False,
-            scheme=None,
-            method=None,
-            bits=None,
-            group_size=None,
-            format=None,
-            source=None,
-            bits_per_weight=None,
-            details={},
-        ),
+        quantization=model_quantization({}, None, None)[0],  # of no files: none
         licence=Licence(spdx=None, sources=[], agree=True),
         provenance=Provenance(),
         findings=[Finding(code="INVENTORY_NO_MANIFEST", message=reason or "", path=location)],

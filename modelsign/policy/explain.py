@@ -6,7 +6,8 @@ rule's mode, so each phrase reads after "requires" or "warns unless".
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from .schema import Policy
 from .specs import (
@@ -44,22 +45,8 @@ def explain(policy: Policy) -> str:
 
 def _requirements(policy: Policy) -> Iterator[tuple[RuleName, str]]:
     """Each rule the policy gives, in the order they are judged, with what it requires."""
-    if policy.signers is not None:
-        yield "signers", _signers(policy.signers)
-    if policy.identity is not None:
-        yield "identity", _identity(policy.identity)
-    if policy.licences is not None:
-        yield "licences", _licences(policy.licences)
-    if policy.provenance is not None:
-        yield "provenance", _provenance(policy.provenance)
-    if policy.formats is not None:
-        yield "formats", _formats(policy.formats)
-    if policy.quantization is not None:
-        yield "quantization", _quantization(policy.quantization)
-    if policy.coverage is not None:
-        yield "coverage", _coverage(policy.coverage)
-    if policy.freshness is not None:
-        yield "freshness", _freshness(policy.freshness)
+    for rule in policy.rules():
+        yield rule, _PHRASES[rule](getattr(policy, rule))
 
 
 def _signers(s: SignersRule) -> str:
@@ -156,3 +143,16 @@ def _coverage(c: CoverageRule) -> str:
 
 def _freshness(fr: FreshnessRule) -> str:
     return f"a signature younger than {fr.max_age} (needs a trusted signing time)"
+
+
+#: Each rule's spec → what it requires, in words.
+_PHRASES: dict[RuleName, Callable[[Any], str]] = {
+    "signers": _signers,
+    "identity": _identity,
+    "licences": _licences,
+    "provenance": _provenance,
+    "formats": _formats,
+    "quantization": _quantization,
+    "coverage": _coverage,
+    "freshness": _freshness,
+}

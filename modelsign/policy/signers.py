@@ -6,7 +6,10 @@ only through :class:`SignersSource`: the signers rule and where its paths resolv
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Protocol
+
+from cryptography import x509
 
 from ..errors import InputError, VerificationError
 from ..signature import keys
@@ -27,13 +30,19 @@ class SignersSource(Protocol):
 
 
 class PolicyVerifier:
-    """Tries every signer the policy trusts that fits the bundle; the first that verifies wins."""
+    """Tries every signer the policy trusts that fits the bundle; the first that verifies wins.
+
+    The trust material (keys, roots, TSAs) is read from the policy's files at
+    first need and kept: one verifier checks several envelopes (the OMS bundle
+    and the attestation) and, with keys, tries several of them.
+    """
 
     def __init__(self, policy: SignersSource) -> None:
         assert policy.signers is not None
         self.policy = policy
         self.spec = policy.signers
 
+    @cached_property
     def _keys(self) -> list[keys.PublicKey]:
         out = []
         for k in self.spec.keys:
@@ -50,6 +59,7 @@ class PolicyVerifier:
             out.append(key)
         return out
 
+    @cached_property
     def _tsa(self) -> list[TimestampAuthority]:
         """The TSAs listed, and those of the policy's Sigstore trusted root, if it names one."""
         tsa = [
@@ -83,15 +93,11 @@ class PolicyVerifier:
                 "a Sigstore signature, but the policy trusts no Sigstore identity",
                 code="SIGNER_NOT_TRUSTED",
             )
-        from ..signature.sigstore import SigstoreVerifier, load_trusted_root
+        from ..signature.sigstore import SigstoreVerifier
 
-        root = load_trusted_root(
-            self.policy._path(self.spec.trusted_root) if self.spec.trusted_root else None,
-            offline=self.spec.offline,
-        )
         for s in self.spec.sigstore:
             v = SigstoreVerifier(
-                root,
+                self._sigstore_root,
                 issuer=s.issuer,
                 identity=s.identity,
                 identity_regex=s.identity_regex,
@@ -105,25 +111,40 @@ class PolicyVerifier:
                 reasons.append(f"{s.identity or s.identity_regex}: {exc.message}")
         return None
 
-    def _by_certificate(self, envelope: Envelope, reasons: list[str]) -> SignerInfo | None:
-        """A certificate chain: to any of the listed roots."""
-        roots = [
+    @cached_property
+    def _sigstore_root(self) -> object:
+        """The Sigstore trusted root (``offline: false``: refreshed over TUF, once)."""
+        from ..signature.sigstore import load_trusted_root
+
+        return load_trusted_root(
+            self.policy._path(self.spec.trusted_root) if self.spec.trusted_root else None,
+            offline=self.spec.offline,
+        )
+
+    @cached_property
+    def _certificate_roots(self) -> list[x509.Certificate]:
+        return [
             c for p in self.spec.certificate_roots for c in load_certificates(self.policy._path(p))
         ]
+
+    def _by_certificate(self, envelope: Envelope, reasons: list[str]) -> SignerInfo | None:
+        """A certificate chain: to any of the listed roots."""
         try:
-            return CertificateVerifier(roots, tsa=self._tsa()).verify_envelope(envelope)
+            return CertificateVerifier(self._certificate_roots, tsa=self._tsa).verify_envelope(
+                envelope
+            )
         except VerificationError as exc:
             reasons.append(f"certificate roots: {exc.message}")
         return None
 
     def _by_key(self, envelope: Envelope, reasons: list[str]) -> SignerInfo | None:
         """A bare key (or a certificate with no roots listed): the listed keys its hint fits."""
-        for key in self._keys():
+        for key in self._keys:
             hint = keys.key_hint(key)
             if envelope.key_hint is not None and envelope.key_hint != hint:
                 continue
             try:
-                return KeyVerifier(key, tsa=self._tsa()).verify_envelope(envelope)
+                return KeyVerifier(key, tsa=self._tsa).verify_envelope(envelope)
             except VerificationError as exc:
                 reasons.append(f"key {hint[:16]}: {exc.message}")
         if not reasons:

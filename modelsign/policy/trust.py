@@ -30,6 +30,10 @@ class Trust:
             )
         self.caller = caller
         self.policy = policy
+        # One for the whole verification: it reads the policy's trust files once.
+        self.listed = (
+            PolicyVerifier(policy) if policy is not None and policy.signers is not None else None
+        )
         self.warnings: list[str] = []  # the policy's warn-mode signers that did not verify
 
     @property
@@ -48,13 +52,14 @@ class Trust:
     def verify_envelope(self, envelope: Envelope) -> SignerInfo:
         """The caller's verifier, then the policy's signers (a Verifier itself)."""
         info = self.caller.verify_envelope(envelope) if self.caller is not None else None
-        if self.policy is None or self.policy.signers is None:
+        if self.listed is None:
             assert info is not None  # __init__: no policy signers means a caller verifier
             return info
         try:
-            listed = PolicyVerifier(self.policy).verify_envelope(envelope)
+            listed = self.listed.verify_envelope(envelope)
         except VerificationError as exc:
             # Without the caller's trust, or under an enforced signers rule, this blocks.
+            assert self.policy is not None  # self.listed comes from its signers
             if info is None or self.policy.mode_of("signers") == "enforce":
                 raise
             # (PolicyVerifier's failures are all SIGNER_NOT_TRUSTED.)

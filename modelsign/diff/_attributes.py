@@ -6,7 +6,7 @@ import re
 
 from ..manifest import Manifest
 from ..metadata.licence import Licence
-from ..metadata.provenance import BaseModelRef, Builder, Provenance, SourceRepo
+from ..metadata.provenance import BaseModelRef, Builder, Provenance, source_text
 from ..metadata.quantization import ModelQuantization
 from ._sides import Side
 from .report import Change, SignerClaim
@@ -132,12 +132,6 @@ def _licence_changes(o: Licence, n: Licence) -> list[Change]:
     return out
 
 
-def _source_text(s: SourceRepo | None) -> str | None:
-    if s is None:
-        return None
-    return s.repository + (f"@{s.revision}" if s.revision else "")
-
-
 def _base_text(b: BaseModelRef) -> str:
     return b.full_name + (f" ({b.relation})" if b.relation else "")
 
@@ -172,7 +166,7 @@ def _set_changes(field_name: str, label: str, old: set[str], new: set[str]) -> l
 def _provenance_changes(o: Provenance, n: Provenance, claims: bool) -> list[Change]:
     """``claims``: compare what only a build records (--source, builder, parents)."""
     out: list[Change] = []
-    os_, ns = _source_text(o.source), _source_text(n.source)
+    os_, ns = source_text(o.source), source_text(n.source)
     if os_ != ns and (claims or (o.source is not None and n.source is not None)):
         out.append(
             Change(

@@ -17,7 +17,6 @@ from ..policy import Policy, explain
 from ..provenance import attest_provenance, builder_id
 from ..sign import sign
 from ..signature import keys
-from ..signature.certs import load_certificates
 from ..signature.signers import KeySigner, Signer
 from ..signature.sigstore import TOKEN_ENV, SigstoreSigner, SigstoreVerifier, load_trusted_root
 from ..signature.timestamps import TimestampAuthority
@@ -512,11 +511,9 @@ def verify_cmd(
     if ways == 0:
         verifier = None  # the policy's signers
     elif key:
-        verifier = KeyVerifier(keys.load_public_key(key), tsa=tsa)
+        verifier = KeyVerifier.from_file(key, tsa=tsa)
     elif cert_chain:
-        verifier = CertificateVerifier(
-            [c for p in cert_chain for c in load_certificates(p)], tsa=tsa
-        )
+        verifier = CertificateVerifier.from_files(cert_chain, tsa=tsa)
     else:
         # Options are checked before the trusted root is fetched (which may go online).
         verifier = SigstoreVerifier(

@@ -113,8 +113,8 @@ class KeyVerifier:
         self.tsa = tuple(tsa)  # authorities whose timestamps give a trusted signing time
 
     @classmethod
-    def from_file(cls, path: str) -> KeyVerifier:
-        return cls(keys.load_public_key(path))
+    def from_file(cls, path: str, *, tsa: Sequence[TimestampAuthority] = ()) -> KeyVerifier:
+        return cls(keys.load_public_key(path), tsa=tsa)
 
     def verify_envelope(self, envelope: Envelope) -> SignerInfo:
         _require_method(envelope, "key", "--key")
@@ -158,8 +158,10 @@ class CertificateVerifier:
         self.tsa = tuple(tsa)
 
     @classmethod
-    def from_files(cls, paths: Sequence[str]) -> CertificateVerifier:
-        return cls([c for p in paths for c in certs.load_certificates(p)])
+    def from_files(
+        cls, paths: Sequence[str], *, tsa: Sequence[TimestampAuthority] = ()
+    ) -> CertificateVerifier:
+        return cls([c for p in paths for c in certs.load_certificates(p)], tsa=tsa)
 
     def verify_envelope(self, envelope: Envelope) -> SignerInfo:
         if envelope.certificates:

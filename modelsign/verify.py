@@ -367,7 +367,6 @@ class _ModelCheck:
         self.st = statement
         self.manifest: Manifest | None = statement.manifest
         # Signed entries by path, looked up once per file (a manifest scan each was quadratic).
-        self._entries = {e.path: e for e in self.manifest.files} if self.manifest else {}
         self.ignore = ignore
         self.jobs = jobs
         self.result = result
@@ -447,7 +446,7 @@ class _ModelCheck:
         if self.st.method != "shards" or f.size != 0:
             return False
         if self.manifest is not None:
-            entry = self._entries.get(f.path)
+            entry = self.st.entry(f.path)
             return entry is not None and entry.size == 0
         self.problems.append(
             Problem(
@@ -486,9 +485,7 @@ class _ModelCheck:
     # -- signed files on disk ------------------------------------------------
 
     def _entry(self, name: str) -> FileEntry | None:
-        if self.manifest is not None and self.manifest.single_file:
-            return self.manifest.files[0]
-        return self._entries.get(name)
+        return self.st.entry(name)
 
     def _check_present(
         self, present: dict[str, ModelFile], signed: dict[str, list[Resource]]
@@ -539,12 +536,7 @@ class _ModelCheck:
         self.problems += size_problems(f, entry.size, f.size, entry.weights, header)
 
     def _signed_size(self, name: str) -> int | None:
-        """The size the signature records for ``name``, when it records one."""
-        entry = self._entry(name)
-        if entry is not None:
-            return entry.size
-        shards = self.st.shards.get(name) if self.st.method == "shards" else None
-        return shards[-1].end if shards else None
+        return self.st.signed_size(name)
 
     def _tensor_hash(self) -> TensorHash | None:
         return self.manifest.hashing.tensor if self.manifest is not None else None

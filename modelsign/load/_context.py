@@ -88,18 +88,10 @@ class Context:
 
     def signed_size(self, name: str) -> int | None:
         """The size the signature records for ``name`` (its manifest, or its last shard)."""
-        entry = self.entry(name)
-        if entry is not None:
-            return entry.size
-        st = self.statement
-        shards = st.shards.get(name) if st is not None and st.method == "shards" else None
-        return shards[-1].end if shards else None
+        return self.statement.signed_size(name) if self.statement is not None else None
 
     def entry(self, name: str) -> FileEntry | None:
-        m = self.manifest
-        if m is None:
-            return None
-        return m.files[0] if m.single_file else m.file(name)
+        return self.statement.entry(name) if self.statement is not None else None
 
     def fail(self, message: str, problems: Sequence[Problem], code: str) -> None:
         """Refuse (enforce) or warn (warn-mode policy) about a failed check."""

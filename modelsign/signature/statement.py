@@ -22,12 +22,13 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from .._json import canonical_dumps, strict_loads
 from ..discover import GIT_PATHS, check_relative_name
 from ..errors import DiscoveryError, ManifestError, VerificationError
-from ..manifest import Manifest, manifest_from_json
+from ..manifest import FileEntry, Manifest, manifest_from_json
 from .shards import Shard, parse_shard_name, resource_hash, shard_size_of, tile_shards
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -92,6 +93,25 @@ class SignedStatement:
     def files(self) -> set[str]:
         """The names of every file the resources cover."""
         return {self.file_of(r) for r in self.resources}
+
+    @cached_property
+    def _entries(self) -> dict[str, FileEntry]:
+        # Looked up once per file: a manifest scan per lookup is quadratic.
+        return {e.path: e for e in self.manifest.files} if self.manifest else {}
+
+    def entry(self, name: str) -> FileEntry | None:
+        """The signed manifest's entry for the file ``name`` (the one file of a single-file one)."""
+        if self.manifest is not None and self.manifest.single_file:
+            return self.manifest.files[0]
+        return self._entries.get(name)
+
+    def signed_size(self, name: str) -> int | None:
+        """The size the signature records for ``name``: its manifest entry, else its last shard."""
+        entry = self.entry(name)
+        if entry is not None:
+            return entry.size
+        tiles = self.shards.get(name)
+        return tiles[-1].end if tiles else None
 
     @property
     def single_file_name(self) -> str | None:

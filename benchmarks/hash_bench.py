@@ -123,14 +123,14 @@ def model_signing_hash(root: Path) -> None:
 
 
 def modelsign_hash(root: Path, tensor_hash: str | None) -> None:
-    from modelsign.manifest import build_manifest
+    from modelsign._internal.manifest import build_manifest
 
     build_manifest(root, tensor_hash=tensor_hash, env={})  # type: ignore[arg-type]
 
 
 def peak_rss_mb(root: Path) -> float:
     code = (
-        "import sys; from modelsign.manifest import build_manifest; "
+        "import sys; from modelsign._internal.manifest import build_manifest; "
         "build_manifest(sys.argv[1], env={})"
     )
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

@@ -100,11 +100,11 @@ def read_all(path: str) -> int:
 
 
 def gguf_section(args: argparse.Namespace) -> None:
+    from modelsign._internal.signature import keys
+    from modelsign._internal.signature.signers import KeySigner
+    from modelsign._internal.signature.verifiers import KeyVerifier
     from modelsign.load import open_gguf
     from modelsign.sign import sign
-    from modelsign.signature import keys
-    from modelsign.signature.signers import KeySigner
-    from modelsign.signature.verifiers import KeyVerifier
 
     root = args.workdir / f"gguf-{args.gb:g}gb"
     root.mkdir(parents=True, exist_ok=True)
@@ -151,11 +151,11 @@ def main() -> None:
 
     from safetensors.torch import load_file
 
+    from modelsign._internal.signature import keys
+    from modelsign._internal.signature.signers import KeySigner
+    from modelsign._internal.signature.verifiers import KeyVerifier
     from modelsign.load import load_safetensors
     from modelsign.sign import sign
-    from modelsign.signature import keys
-    from modelsign.signature.signers import KeySigner
-    from modelsign.signature.verifiers import KeyVerifier
 
     root = args.workdir / f"single-{args.gb:g}gb"
     root.mkdir(parents=True, exist_ok=True)

@@ -30,9 +30,9 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("MODELSIGN_CACHE_DIR", tempfile.mkdtemp(prefix="modelsign-cache-"))
 
+    from modelsign._internal.signature import keys
+    from modelsign._internal.signature.signers import KeySigner
     from modelsign.sign import sign
-    from modelsign.signature import keys
-    from modelsign.signature.signers import KeySigner
 
     model = args.workdir / f"resign-{args.gb:g}gb"
     model.mkdir(parents=True, exist_ok=True)

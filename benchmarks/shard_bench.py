@@ -56,12 +56,12 @@ def main() -> None:
 
     import model_signing
 
-    from modelsign.discover import discover
-    from modelsign.hashing import hash_shards
+    from modelsign._internal.discover import discover
+    from modelsign._internal.hashing import hash_shards
+    from modelsign._internal.signature import keys
+    from modelsign._internal.signature.signers import KeySigner
+    from modelsign._internal.signature.verifiers import KeyVerifier
     from modelsign.sign import sign
-    from modelsign.signature import keys
-    from modelsign.signature.signers import KeySigner
-    from modelsign.signature.verifiers import KeyVerifier
     from modelsign.verify import verify
 
     work = args.workdir / f"shard-{args.gb:g}gb"

@@ -63,11 +63,11 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path("benchmarks/out/signature"))
     args = ap.parse_args()
 
+    from modelsign._internal.signature import keys
+    from modelsign._internal.signature.attestation import load_signature
+    from modelsign._internal.signature.signers import KeySigner
+    from modelsign._internal.signature.verifiers import KeyVerifier
     from modelsign.sign import sign
-    from modelsign.signature import keys
-    from modelsign.signature.attestation import load_signature
-    from modelsign.signature.signers import KeySigner
-    from modelsign.signature.verifiers import KeyVerifier
     from modelsign.verify import verify
 
     model = args.workdir / f"t{args.tensors}-{args.tensor_kib}k{'-sparse' if args.sparse else ''}"

@@ -43,10 +43,10 @@ def main() -> None:
 
     import model_signing
 
+    from modelsign._internal.signature import keys
+    from modelsign._internal.signature.signers import KeySigner
+    from modelsign._internal.signature.verifiers import KeyVerifier
     from modelsign.sign import sign
-    from modelsign.signature import keys
-    from modelsign.signature.signers import KeySigner
-    from modelsign.signature.verifiers import KeyVerifier
     from modelsign.verify import verify
 
     multi, single = build_models(args)

@@ -7,7 +7,17 @@ __version__ = "0.1.0"
 
 from typing import TYPE_CHECKING
 
-from .compare import Problem
+from ._internal.check.compare import Problem
+from ._internal.findings import Finding
+from ._internal.manifest import Manifest, build_manifest, load_manifest
+from ._internal.signature.signers import KeySigner, Signer
+from ._internal.signature.sigstore import SigstoreSigner, SigstoreVerifier, load_trusted_root
+from ._internal.signature.verifiers import (
+    CertificateVerifier,
+    KeyVerifier,
+    SignerInfo,
+    Verifier,
+)
 from .diff import ModelDiff, diff_models
 from .errors import (
     DiscoveryError,
@@ -18,7 +28,6 @@ from .errors import (
     SignatureError,
     VerificationError,
 )
-from .findings import Finding
 from .inventory import Inventory, InventoryEntry
 from .load import (
     LoadReport,
@@ -31,17 +40,8 @@ from .load import (
     snapshot_path,
     verify_hf_snapshot,
 )
-from .manifest import Manifest, build_manifest, load_manifest
 from .policy import Policy, PolicyReport, RuleResult
 from .sign import SignResult, sign
-from .signature.signers import KeySigner, Signer
-from .signature.sigstore import SigstoreSigner, SigstoreVerifier, load_trusted_root
-from .signature.verifiers import (
-    CertificateVerifier,
-    KeyVerifier,
-    SignerInfo,
-    Verifier,
-)
 from .verify import VerificationResult, verify
 from .watch import Watcher
 

@@ -87,7 +87,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from .compare import Problem
+from ._internal.check.compare import Problem
+from ._internal.signature.verifiers import Verifier
 from .errors import InputError, VerificationError
 from .load._context import (
     Context,
@@ -111,7 +112,6 @@ from .load.hf import (
 )
 from .load.safetensors import Framework, tensor_from_buffer
 from .policy import FormatsRule, Policy, resolve_trust
-from .signature.verifiers import Verifier
 
 __all__ = ["install", "install_from_env", "installed", "uninstall"]
 

@@ -18,18 +18,18 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from . import __version__
-from ._atomic import write_atomic
-from ._json import canonical_dumps
-from .discover import discover
+from ._internal._atomic import write_atomic
+from ._internal._json import canonical_dumps
+from ._internal.discover import discover
+from ._internal.hashing import TensorHash
+from ._internal.manifest import Manifest, manifest_for_tree
+from ._internal.metadata.provenance import Builder, SourceRepo
+from ._internal.signature.bundle import read_bundle, read_signature_file
+from ._internal.signature.signers import Signer
+from ._internal.signature.statement import STATEMENT_TYPE, strict_json
+from ._internal.signature.verifiers import SignerInfo, Verifier
 from .errors import InputError, VerificationError
-from .hashing import TensorHash
-from .manifest import Manifest, manifest_for_tree
-from .metadata.provenance import Builder, SourceRepo
 from .sign import DEFAULT_PROVENANCE, SIGNATURE_FILES, default_signature_path
-from .signature.bundle import read_bundle, read_signature_file
-from .signature.signers import Signer
-from .signature.statement import STATEMENT_TYPE, strict_json
-from .signature.verifiers import SignerInfo, Verifier
 
 SLSA_PREDICATE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://modelsign.dev/model-release/v1"

@@ -54,8 +54,8 @@ from cyclonedx.spdx import fixup_id
 from packageurl import PackageURL
 
 from . import __version__
-from .manifest import FileEntry, Manifest
-from .metadata.provenance import BaseModelRef
+from ._internal.manifest import FileEntry, Manifest
+from ._internal.metadata.provenance import BaseModelRef
 
 __all__ = [
     "NAMESPACE",
@@ -668,8 +668,8 @@ def signature_manifest(data: bytes, where: str) -> Manifest:
     The bundle and statement are parsed strictly (as ``verify`` does before it
     checks the signature), but nothing about the signer is checked.
     """
+    from ._internal.signature.attestation import load_signature
     from .errors import InputError, ModelsignError
-    from .signature.attestation import load_signature
 
     try:
         manifest = load_signature(where, data=data).statement.manifest

@@ -6,15 +6,14 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from . import _statcache
-from ._atomic import write_atomic
-from .discover import GIT_PATHS, ModelTree, discover, name_inside
-from .errors import InputError, ModelsignError
-from .findings import Finding
-from .hashing import TensorHash, hash_shards
-from .manifest import FileEntry, Manifest, manifest_for_tree
-from .metadata.provenance import SourceRepo
-from .signature.attestation import (
+from ._internal import _statcache
+from ._internal._atomic import write_atomic
+from ._internal.discover import GIT_PATHS, ModelTree, discover, name_inside
+from ._internal.findings import Finding
+from ._internal.hashing import TensorHash, hash_shards
+from ._internal.manifest import FileEntry, Manifest, manifest_for_tree
+from ._internal.metadata.provenance import SourceRepo
+from ._internal.signature.attestation import (
     CLAIMS_FILE,
     SIGNATURE_FILE,
     build_attestation,
@@ -22,11 +21,12 @@ from .signature.attestation import (
     load_signature,
     merged_claims,
 )
-from .signature.attestation import read_claims as _read_claims
-from .signature.bundle import read_signature_file
-from .signature.shards import shard_resources
-from .signature.signers import Signer, sign_all
-from .signature.statement import SingleFileName, build_statement
+from ._internal.signature.attestation import read_claims as _read_claims
+from ._internal.signature.bundle import read_signature_file
+from ._internal.signature.shards import shard_resources
+from ._internal.signature.signers import Signer, sign_all
+from ._internal.signature.statement import SingleFileName, build_statement
+from .errors import InputError, ModelsignError
 
 DEFAULT_SIGNATURE = SIGNATURE_FILE
 DEFAULT_CLAIMS = CLAIMS_FILE  # modelsign's attestation beside model.sig

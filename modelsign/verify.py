@@ -20,12 +20,11 @@ from typing import Final, Literal, cast
 import blake3
 from pydantic import BaseModel, ConfigDict
 
-from ._atomic import open_model_file, size_mismatch
-from .compare import Problem, ProblemSeverity, diff_layouts, diff_weights
-from .discover import ModelFile, ModelTree, discover, name_inside
-from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
-from .formats import FileFormat, WeightLayout, parse_weights, sniff_file
-from .hashing import (
+from ._internal._atomic import open_model_file, size_mismatch
+from ._internal.check.compare import Problem, ProblemSeverity, diff_layouts, diff_weights
+from ._internal.discover import ModelFile, ModelTree, discover, name_inside
+from ._internal.formats import FileFormat, WeightLayout, parse_weights, sniff_file
+from ._internal.hashing import (
     SHARD_BATCH,
     FileDigests,
     RangeHash,
@@ -37,7 +36,7 @@ from .hashing import (
     hash_ranges,
     stream_digest,
 )
-from .manifest import (
+from ._internal.manifest import (
     FileEntry,
     Manifest,
     Part,
@@ -46,7 +45,17 @@ from .manifest import (
     metadata_manifest,
     weights_info,
 )
-from .metadata.provenance import source_matches, source_text
+from ._internal.metadata.provenance import source_matches, source_text
+from ._internal.signature.attestation import claims_path, load_signature
+from ._internal.signature.bundle import read_signature_file
+from ._internal.signature.shards import Shard
+from ._internal.signature.statement import (
+    SINGLE_FILE_RESOURCE,
+    Resource,
+    SignedStatement,
+)
+from ._internal.signature.verifiers import SignerInfo, Verifier
+from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
 from .policy import Policy, PolicyReport, Trust, evaluate, formats_beside, resolve_trust
 from .provenance import (
     ProvenanceInfo,
@@ -55,15 +64,6 @@ from .provenance import (
     verify_provenance,
 )
 from .sign import default_signature_path
-from .signature.attestation import claims_path, load_signature
-from .signature.bundle import read_signature_file
-from .signature.shards import Shard
-from .signature.statement import (
-    SINGLE_FILE_RESOURCE,
-    Resource,
-    SignedStatement,
-)
-from .signature.verifiers import SignerInfo, Verifier
 
 RESULT_KIND: Final = "modelsign.verification"
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from modelsign.signature.signers import KeySigner
-from modelsign.signature.sigstore import SigstoreSigner
+from modelsign._internal.signature.signers import KeySigner
+from modelsign._internal.signature.sigstore import SigstoreSigner
 from tests.helpers import oms_schema
 
 if TYPE_CHECKING:

@@ -35,8 +35,8 @@ import pytest
 import yaml
 
 import modelsign
-from modelsign.signature import keys
-from modelsign.signature.sigstore import SigstoreVerifier, load_trusted_root
+from modelsign._internal.signature import keys
+from modelsign._internal.signature.sigstore import SigstoreVerifier, load_trusted_root
 from tests.helpers.signing import manifest_of
 from tests.sigstore_standin import GITHUB_ISSUER, SigstoreStandin
 

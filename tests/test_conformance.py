@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from modelsign.signature.bundle import pae
+from modelsign._internal.signature.bundle import pae
 from tools.sigstore_conformance import main
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from modelsign.discover import MAX_DEPTH, check_relative_name, discover
+from modelsign._internal.discover import MAX_DEPTH, check_relative_name, discover
 from modelsign.errors import DiscoveryError, InputError
 
 from .helpers.deep import make_deep, remove_deep
@@ -212,7 +212,7 @@ def test_hf_cache_bad_ref(tmp_path: Path) -> None:
 
 
 def test_name_inside(tmp_path: Path) -> None:
-    from modelsign.discover import name_inside
+    from modelsign._internal.discover import name_inside
 
     assert name_inside(tmp_path, tmp_path / "a" / "b.sig") == "a/b.sig"
     assert name_inside(tmp_path, tmp_path / "..sig") == "..sig"

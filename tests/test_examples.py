@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from modelsign.manifest import load_manifest
+from modelsign._internal.manifest import load_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -28,9 +28,9 @@ import transformers.integrations.accelerate  # binds safe_open by name, before a
 
 import modelsign
 from modelsign import guard
+from modelsign._internal.signature import keys
 from modelsign.errors import InputError, VerificationError
 from modelsign.load import ModelsignWarning
-from modelsign.signature import keys
 
 from .helpers.signing import flip_tensor_byte
 from .load.test_hf_load import (

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from modelsign import hashing
-from modelsign.discover import discover
+from modelsign._internal import hashing
+from modelsign._internal.discover import discover
+from modelsign._internal.hashing import hash_file, hash_files
 from modelsign.errors import DiscoveryError, FormatError
-from modelsign.hashing import hash_file, hash_files
 
 
 def h(alg: str, data: bytes) -> str:

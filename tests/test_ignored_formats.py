@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 import yaml
 
+from modelsign._internal.signature import keys
+from modelsign._internal.signature.signers import KeySigner
 from modelsign.errors import VerificationError
 from modelsign.inventory import scan
 from modelsign.load import load_safetensors
 from modelsign.policy import Policy
 from modelsign.sign import sign
-from modelsign.signature import keys
-from modelsign.signature.signers import KeySigner
 from modelsign.verify import verify
 
 DENIED = "pytorch_model.bin (unsigned): format pickle is denied"

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import modelsign
-from modelsign.discover import GIT_PATHS
+from modelsign._internal.discover import GIT_PATHS
 from tests.helpers import oms, oms_cases
 from tests.helpers.oms import Credentials, codes, ok, output, run, run_all
 from tests.helpers.pki import build_pki

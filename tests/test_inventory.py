@@ -31,6 +31,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 import modelsign.cli.inventory  # noqa: F401  (registers the command until cli/__init__ imports it)
 import modelsign.inventory as inventory_module
 from modelsign import KeySigner, Policy, sign
+from modelsign._internal.signature import keys
 from modelsign.cli import cli
 from modelsign.errors import InputError
 from modelsign.inventory import (
@@ -43,7 +44,6 @@ from modelsign.inventory import (
     sort_models,
     store_locations,
 )
-from modelsign.signature import keys
 
 from .helpers.deep import make_deep, remove_deep
 from .helpers.gguf_files import quantized, write_gguf

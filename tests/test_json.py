@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import rfc8785
 
-from modelsign._json import canonical_dumps, paused_gc, strict_loads
-from modelsign.manifest import build_manifest
+from modelsign._internal._json import canonical_dumps, paused_gc, strict_loads
+from modelsign._internal.manifest import build_manifest
 
 CASES: list[Any] = [
     {"b": 1, "a": [1, 2, {"z": None, "y": True}], "c": "x"},

@@ -15,9 +15,9 @@ import pytest
 import rfc8785
 from safetensors.numpy import save_file
 
+from modelsign._internal.manifest import build_manifest, load_manifest, parse_manifest
+from modelsign._internal.metadata.provenance import parse_source
 from modelsign.errors import ManifestError
-from modelsign.manifest import build_manifest, load_manifest, parse_manifest
-from modelsign.metadata.provenance import parse_source
 
 from .test_discover import make_hf_cache
 

@@ -24,14 +24,14 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from modelsign._internal.signature import keys
+from modelsign._internal.signature.attestation import claims_path
+from modelsign._internal.signature.bundle import read_bundle
+from modelsign._internal.signature.signers import KeySigner
+from modelsign._internal.signature.sigstore import SigstoreVerifier, shipped_trusted_root
+from modelsign._internal.signature.statement import parse_statement
+from modelsign._internal.signature.verifiers import CertificateVerifier, KeyVerifier, Verifier
 from modelsign.errors import ModelsignError, VerificationError
-from modelsign.signature import keys
-from modelsign.signature.attestation import claims_path
-from modelsign.signature.bundle import read_bundle
-from modelsign.signature.signers import KeySigner
-from modelsign.signature.sigstore import SigstoreVerifier, shipped_trusted_root
-from modelsign.signature.statement import parse_statement
-from modelsign.signature.verifiers import CertificateVerifier, KeyVerifier, Verifier
 from modelsign.verify import verify
 from tests.helpers import oms
 from tests.helpers.oms_cases import CASES, Case

@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from modelsign._internal.signature.bundle import read_bundle
+from modelsign._internal.signature.verifiers import CertificateVerifier, KeyVerifier, Verifier
 from modelsign.errors import VerificationError
-from modelsign.signature.bundle import read_bundle
-from modelsign.signature.verifiers import CertificateVerifier, KeyVerifier, Verifier
 from modelsign.verify import VerificationResult, verify
 from tests.helpers import oms
 from tests.helpers.pki import build_pki

@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 
+import modelsign._internal.manifest as manifest_module
 import modelsign.load._context as context_module
-import modelsign.manifest as manifest_module
+from modelsign._internal.manifest import build_manifest
+from modelsign._internal.signature import keys
+from modelsign._internal.signature.signers import KeySigner
+from modelsign._internal.signature.verifiers import KeyVerifier
 from modelsign.errors import ModelsignError, VerificationError
 from modelsign.load import load_safetensors
-from modelsign.manifest import build_manifest
 from modelsign.sign import sign
-from modelsign.signature import keys
-from modelsign.signature.signers import KeySigner
-from modelsign.signature.verifiers import KeyVerifier
 from modelsign.verify import verify
 
 from .helpers.deadline import in_thread

@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
+from modelsign._internal.metadata.provenance import parse_source
+from modelsign._internal.signature import keys
+from modelsign._internal.signature.signers import KeySigner
+from modelsign._internal.signature.sigstore import SigstoreSigner
 from modelsign.errors import VerificationError
-from modelsign.metadata.provenance import parse_source
 from modelsign.policy import Policy
 from modelsign.sign import sign
-from modelsign.signature import keys
-from modelsign.signature.signers import KeySigner
-from modelsign.signature.sigstore import SigstoreSigner
 from modelsign.verify import VerificationResult, verify
 
 from .helpers.gguf_files import QT, random_quant, write_gguf

@@ -23,8 +23,12 @@ import numpy as np
 import pytest
 import yaml
 
+from modelsign._internal.metadata.provenance import parse_source
+from modelsign._internal.signature import keys
+from modelsign._internal.signature.signers import KeySigner
+from modelsign._internal.signature.sigstore import SigstoreSigner
+from modelsign._internal.signature.verifiers import KeyVerifier
 from modelsign.errors import InputError, VerificationError
-from modelsign.metadata.provenance import parse_source
 from modelsign.policy import (
     RULES,
     Policy,
@@ -35,10 +39,6 @@ from modelsign.policy import (
     parse_policy,
 )
 from modelsign.sign import sign
-from modelsign.signature import keys
-from modelsign.signature.signers import KeySigner
-from modelsign.signature.sigstore import SigstoreSigner
-from modelsign.signature.verifiers import KeyVerifier
 from modelsign.verify import VerificationResult, verify
 
 from .helpers.gguf_files import QT, random_quant, write_gguf
@@ -1001,7 +1001,7 @@ def test_signers_from_the_verifier_are_always_enforced(
 
 
 def test_policy_verifier_directly(signed: tuple[Path, Path], release: KeyPair) -> None:
-    from modelsign.signature.bundle import read_bundle
+    from modelsign._internal.signature.bundle import read_bundle
 
     policy = parse_policy(
         f"version: 1\nsigners:\n  keys:\n    - pem: {json.dumps(release.pem)}\n", "p.yaml"

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from modelsign import KeySigner, Policy, VerificationError, sign, verify
+from modelsign._internal.metadata.provenance import parse_source
+from modelsign._internal.signature import keys
 from modelsign.errors import InputError
 from modelsign.load import load_safetensors
-from modelsign.metadata.provenance import parse_source
-from modelsign.signature import keys
 
 KEY = keys.generate_key("ec-p256")
 PEM = keys.public_key_pem(KEY.public_key()).decode()

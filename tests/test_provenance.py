@@ -17,14 +17,14 @@ from modelsign import (
     sign,
     verify,
 )
-from modelsign.metadata.provenance import parse_source
+from modelsign._internal.metadata.provenance import parse_source
+from modelsign._internal.signature import keys
 from modelsign.provenance import (
     BUILD_TYPE,
     LOCAL_BUILDER,
     SLSA_PREDICATE,
     attest_provenance,
 )
-from modelsign.signature import keys
 
 from .helpers.signing import payload_of
 from .sigstore_standin import SigstoreStandin

@@ -21,11 +21,12 @@ from cyclonedx.validation.json import JsonStrictValidator
 
 import modelsign.cli.sbom  # noqa: F401  (registers the command until cli/__init__ imports it)
 from modelsign import KeySigner, sign
+from modelsign._internal.manifest import Manifest, build_manifest, load_manifest
+from modelsign._internal.metadata.card import parse_model_card
+from modelsign._internal.metadata.licence import Licence
+from modelsign._internal.metadata.provenance import SourceRepo
+from modelsign._internal.signature import keys
 from modelsign.cli import cli
-from modelsign.manifest import Manifest, build_manifest, load_manifest
-from modelsign.metadata.card import parse_model_card
-from modelsign.metadata.licence import Licence
-from modelsign.metadata.provenance import SourceRepo
 from modelsign.sbom import (
     SERIAL_NAMESPACE,
     BomBuilder,
@@ -34,7 +35,6 @@ from modelsign.sbom import (
     model_card,
     model_component,
 )
-from modelsign.signature import keys
 
 from .helpers.signing import payload_of, sign_payload, strip_marker
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from modelsign._internal.manifest import Manifest
+from modelsign._internal.signature import keys
+from modelsign._internal.signature.signers import KeySigner
+from modelsign._internal.signature.statement import PREDICATE_V1
 from modelsign.errors import FormatError, InputError
-from modelsign.manifest import Manifest
 from modelsign.sign import sign
-from modelsign.signature import keys
-from modelsign.signature.signers import KeySigner
-from modelsign.signature.statement import PREDICATE_V1
 
 from .helpers.signing import manifest_of, payload_of
 
@@ -107,8 +107,8 @@ def test_certificate_chain_in_bundle(tiny_model: Path, tmp_path: Path) -> None:
 
 def _fresh(model: Path) -> Manifest:
     """The manifest a full, non-incremental signing of ``model`` would sign."""
-    from modelsign.discover import discover
-    from modelsign.manifest import manifest_for_tree
+    from modelsign._internal.discover import discover
+    from modelsign._internal.manifest import manifest_for_tree
 
     return manifest_for_tree(discover(model, exclude=["model.sig", "claims.jsonl"]), env={})
 
@@ -126,7 +126,7 @@ def _age(folder: Path, seconds: int = 3600) -> None:
 def test_reuse_rehashes_only_changed_files(
     tiny_model: Path, signer: KeySigner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from modelsign import manifest as manifest_module
+    from modelsign._internal import manifest as manifest_module
 
     _age(tiny_model)
     first = sign(tiny_model, signer=signer, env={})
@@ -172,7 +172,7 @@ def test_reuse_of_a_replaced_or_foreign_signature_hashes_everything(
     first = sign(tiny_model, signer=signer, env={})
     other = KeySigner(keys.generate_key("ec-p256"))
     sign(tiny_model, signer=other, env={}, force=True)  # replaces model.sig: cache is stale
-    from modelsign import _statcache
+    from modelsign._internal import _statcache
 
     current = Path(first.signature).read_bytes()
     assert _statcache.load(first.signature, current) != {}  # the new signing recorded its own

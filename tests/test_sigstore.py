@@ -25,19 +25,19 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from modelsign.cli import cli as cli_group
-from modelsign.compare import Problem
-from modelsign.errors import VerificationError
-from modelsign.sign import sign
-from modelsign.signature import keys
-from modelsign.signature.signers import KeySigner
-from modelsign.signature.sigstore import (
+from modelsign._internal.check.compare import Problem
+from modelsign._internal.signature import keys
+from modelsign._internal.signature.signers import KeySigner
+from modelsign._internal.signature.sigstore import (
     TOKEN_ENV,
     SigstoreVerifier,
     load_trusted_root,
     shipped_trusted_root,
 )
-from modelsign.signature.statement import PREDICATE_V1, STATEMENT_TYPE
+from modelsign._internal.signature.statement import PREDICATE_V1, STATEMENT_TYPE
+from modelsign.cli import cli as cli_group
+from modelsign.errors import VerificationError
+from modelsign.sign import sign
 from modelsign.verify import verify
 
 from .helpers.signing import flip_tensor_byte, manifest_of, payload_bytes

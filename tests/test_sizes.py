@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from modelsign.compare import Problem
+from modelsign._internal.check.compare import Problem
+from modelsign._internal.signature import keys
+from modelsign._internal.signature.signers import KeySigner
+from modelsign._internal.signature.verifiers import KeyVerifier
 from modelsign.errors import VerificationError
 from modelsign.inventory import scan
 from modelsign.load import load_safetensors
 from modelsign.sign import sign
-from modelsign.signature import keys
-from modelsign.signature.signers import KeySigner
-from modelsign.signature.verifiers import KeyVerifier
 from modelsign.verify import verify
 
 from .helpers.deadline import in_thread

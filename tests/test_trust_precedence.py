@@ -21,15 +21,15 @@ from click.testing import CliRunner
 
 from modelsign import guard
 from modelsign import policy as policy_module
+from modelsign._internal.signature import keys
+from modelsign._internal.signature.signers import KeySigner
+from modelsign._internal.signature.verifiers import KeyVerifier
 from modelsign.cli import cli
 from modelsign.errors import VerificationError
 from modelsign.inventory import scan
 from modelsign.load import load_safetensors
 from modelsign.policy import Policy
 from modelsign.sign import sign
-from modelsign.signature import keys
-from modelsign.signature.signers import KeySigner
-from modelsign.signature.verifiers import KeyVerifier
 from modelsign.verify import verify
 from modelsign.watch import Event, Watcher
 

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from modelsign._internal.manifest import manifest_from_json
+from modelsign._internal.signature import keys
+from modelsign._internal.signature.signers import KeySigner
 from modelsign.cli import cli
 from modelsign.errors import ManifestError
-from modelsign.manifest import manifest_from_json
 from modelsign.sign import sign
-from modelsign.signature import keys
-from modelsign.signature.signers import KeySigner
 
 from .helpers.signing import attestation_of, sign_payload
 

@@ -13,11 +13,11 @@ import pytest
 import rfc8785
 from safetensors.numpy import load_file, save_file
 
+from modelsign._internal.signature import keys
+from modelsign._internal.signature.signers import KeySigner
+from modelsign._internal.signature.verifiers import CertificateVerifier, KeyVerifier
 from modelsign.errors import InputError, VerificationError
 from modelsign.sign import sign
-from modelsign.signature import keys
-from modelsign.signature.signers import KeySigner
-from modelsign.signature.verifiers import CertificateVerifier, KeyVerifier
 from modelsign.verify import verify
 
 from .helpers.pki import build_pki, write_pki
@@ -83,7 +83,7 @@ def test_renamed_tensor(signed: Path) -> None:
 
 
 def test_gguf_tensor_and_chat_template(tiny_models: tuple[Path, Path], tmp_path: Path) -> None:
-    from modelsign.formats import read_layout
+    from modelsign._internal.formats import read_layout
 
     from .helpers.gguf_files import write_gguf
 
@@ -319,7 +319,7 @@ def test_policy_judges_an_unsigned_model_from_headers_only(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without a trusted signature the content rules read headers, not every weight byte."""
-    from modelsign import manifest as manifest_module
+    from modelsign._internal import manifest as manifest_module
     from modelsign.policy import Policy
 
     pem = keys.public_key_pem(KEY.public_key()).decode()
@@ -372,7 +372,7 @@ def test_substitution_is_caught_by_the_expected_name_and_source(
 ) -> None:
     """Another model signed by the same key, copied over this one, verifies as itself; the
     caller's expected name and source are what tell them apart."""
-    from modelsign.metadata.provenance import parse_source
+    from modelsign._internal.metadata.provenance import parse_source
 
     model, other = tiny_models
     sign(model, signer=SIGNER, env={}, source=parse_source("acme/tiny@" + "a" * 40))

@@ -18,21 +18,21 @@ import blake3
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from modelsign import hashing
-from modelsign.discover import discover
-from modelsign.errors import VerificationError
-from modelsign.hashing import hash_shards
-from modelsign.sign import sign
-from modelsign.signature import keys
-from modelsign.signature.shards import shard_resources
-from modelsign.signature.signers import KeySigner
-from modelsign.signature.statement import (
+from modelsign._internal import hashing
+from modelsign._internal.discover import discover
+from modelsign._internal.hashing import hash_shards
+from modelsign._internal.signature import keys
+from modelsign._internal.signature.shards import shard_resources
+from modelsign._internal.signature.signers import KeySigner
+from modelsign._internal.signature.statement import (
     PREDICATE_V1,
     STATEMENT_TYPE,
     Resource,
     root_digest,
 )
-from modelsign.signature.verifiers import KeyVerifier
+from modelsign._internal.signature.verifiers import KeyVerifier
+from modelsign.errors import VerificationError
+from modelsign.sign import sign
 from modelsign.verify import verify
 
 from .helpers.signing import flip_tensor_byte, payload_of, sign_payload

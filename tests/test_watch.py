@@ -28,12 +28,12 @@ import pytest
 import yaml
 from watchdog.observers.api import BaseObserver
 
+from modelsign._internal.signature import keys
+from modelsign._internal.signature.signers import KeySigner
 from modelsign.errors import InputError
 from modelsign.load import ModelsignWarning
 from modelsign.policy import Policy
 from modelsign.sign import sign
-from modelsign.signature import keys
-from modelsign.signature.signers import KeySigner
 from modelsign.watch import Event, Watcher, command_hook
 from modelsign.watch.events import EventProblem, make_event
 

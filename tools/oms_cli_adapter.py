@@ -38,8 +38,8 @@ if (_ROOT / "modelsign" / "__init__.py").is_file():  # this checkout's modelsign
 import click  # noqa: E402
 
 import modelsign  # noqa: E402
+from modelsign._internal.signature.sigstore import load_trusted_root  # noqa: E402
 from modelsign.errors import ModelsignError, VerificationError  # noqa: E402
-from modelsign.signature.sigstore import load_trusted_root  # noqa: E402
 
 F = TypeVar("F", bound=Callable[..., Any])
 METHODS = ("sigstore", "key", "certificate")

@@ -49,10 +49,10 @@ from sigstore_models.intoto import Envelope as EnvelopeModel
 from sigstore_models.rekor.v1 import TransparencyLogEntry as EntryModel
 from sigstore_models.trustroot.v1 import TransparencyLogInstance
 
+from modelsign._internal.signature.bundle import PAYLOAD_TYPE, pae
+from modelsign._internal.signature.keys import PublicKey, load_public_key, verify_bytes
+from modelsign._internal.signature.sigstore import shipped_trusted_root
 from modelsign.errors import ModelsignError
-from modelsign.signature.bundle import PAYLOAD_TYPE, pae
-from modelsign.signature.keys import PublicKey, load_public_key, verify_bytes
-from modelsign.signature.sigstore import shipped_trusted_root
 
 _DIGEST_ARG = re.compile(r"sha256:([0-9a-fA-F]{64})")
 _HASHES = {"SHA2_256": hashlib.sha256, "SHA2_384": hashlib.sha384, "SHA2_512": hashlib.sha512}

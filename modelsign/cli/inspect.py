@@ -7,7 +7,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from ..manifest import Manifest
+from .._internal.manifest import Manifest
 
 
 def human_size(n: int) -> str:

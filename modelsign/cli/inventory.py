@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._atomic import write_atomic
+from .._internal._atomic import write_atomic
 from . import _progress, _refuse_existing, cli
 from .inspect import human_size
 

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .._atomic import open_regular, write_atomic
+from .._internal._atomic import open_regular, write_atomic
 from ..errors import InputError
 from . import _progress, _refuse_existing, cli, model_options
 
 if TYPE_CHECKING:
-    from ..manifest import Manifest
+    from .._internal.manifest import Manifest
     from ..sbom import Origin
 
 _CARD = "README.md"
@@ -44,7 +44,7 @@ def _read_json_input(path: str) -> bytes | None:
 
 def _json_kind(data: bytes) -> str | None:
     """``manifest``, ``signature`` (a Sigstore bundle) or None for any other JSON."""
-    from ..manifest import MANIFEST_KIND
+    from .._internal.manifest import MANIFEST_KIND
 
     try:
         obj = json.loads(data)
@@ -63,7 +63,7 @@ def _json_kind(data: bytes) -> str | None:
 
 def _card(real: dict[str, str], m: Manifest) -> dict[str, object] | None:
     """The model card's front matter, from the bytes the manifest recorded."""
-    from ..metadata.card import parse_model_card
+    from .._internal.metadata.card import parse_model_card
 
     entry = m.file(_CARD)
     if entry is None or entry.size > _CARD_LIMIT or _CARD not in real:
@@ -86,8 +86,8 @@ def load_target(
     target: str, ignore: tuple[str, ...], allow_symlinks: bool
 ) -> tuple[Manifest, dict[str, str], Origin]:
     """TARGET's manifest, where each of its files is on disk (a model's only) and its origin."""
-    from ..discover import discover, matches_pattern
-    from ..manifest import manifest_for_tree, parse_manifest
+    from .._internal.discover import discover, matches_pattern
+    from .._internal.manifest import manifest_for_tree, parse_manifest
     from ..sbom import signature_manifest
     from ..sign import SIGNATURE_FILES
 

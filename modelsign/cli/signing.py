@@ -9,18 +9,23 @@ from typing import Any, TypeVar
 
 import click
 
+from .._internal.hashing import TENSOR_HASHES
+from .._internal.manifest import load_manifest
+from .._internal.metadata.provenance import parse_source
+from .._internal.signature import keys
+from .._internal.signature.signers import KeySigner, Signer
+from .._internal.signature.sigstore import (
+    TOKEN_ENV,
+    SigstoreSigner,
+    SigstoreVerifier,
+    load_trusted_root,
+)
+from .._internal.signature.timestamps import TimestampAuthority
+from .._internal.signature.verifiers import CertificateVerifier, KeyVerifier, Verifier
 from ..errors import InputError, VerificationError
-from ..hashing import TENSOR_HASHES
-from ..manifest import load_manifest
-from ..metadata.provenance import parse_source
 from ..policy import Policy, explain
 from ..provenance import attest_provenance, builder_id
 from ..sign import sign
-from ..signature import keys
-from ..signature.signers import KeySigner, Signer
-from ..signature.sigstore import TOKEN_ENV, SigstoreSigner, SigstoreVerifier, load_trusted_root
-from ..signature.timestamps import TimestampAuthority
-from ..signature.verifiers import CertificateVerifier, KeyVerifier, Verifier
 from ..verify import VerificationResult, verify
 from . import _progress, cli, model_options, origin_options
 

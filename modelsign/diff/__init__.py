@@ -2,12 +2,12 @@
 
 Each side is a model on disk (its manifest is built), a manifest file, a
 signature (the modelsign manifest inside its statement, or only the OMS file
-list of a foreign signature) or a :class:`~modelsign.manifest.Manifest`. Two
+list of a foreign signature) or a :class:`~modelsign._internal.manifest.Manifest`. Two
 manifests are enough: a reviewer needs no weights.
 
 Signatures are read, never verified: what a signature claims (its manifest and
 its signer) is reported as a claim, and :attr:`ModelDiff.notes` says so.
-Tensor-level differences come from :func:`modelsign.compare.diff_weights`.
+Tensor-level differences come from :func:`modelsign._internal.check.compare.diff_weights`.
 """
 
 from __future__ import annotations

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from ..manifest import Manifest
-from ..metadata.licence import Licence
-from ..metadata.provenance import BaseModelRef, Builder, Provenance, source_text
-from ..metadata.quantization import ModelQuantization
+from .._internal.manifest import Manifest
+from .._internal.metadata.licence import Licence
+from .._internal.metadata.provenance import BaseModelRef, Builder, Provenance, source_text
+from .._internal.metadata.quantization import ModelQuantization
 from ._sides import Side
 from .report import Change, SignerClaim
 

@@ -9,9 +9,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..compare import Problem, diff_weights
-from ..manifest import Manifest, TensorEntry, WeightsInfo
-from ..metadata.quantization import FileQuantization
+from .._internal.check.compare import Problem, diff_weights
+from .._internal.manifest import Manifest, TensorEntry, WeightsInfo
+from .._internal.metadata.quantization import FileQuantization
 from ._attributes import model_changes
 from ._sides import File, Side
 from .report import Change, DiffCounts, ModelDiff, TensorChange, layer_index, plural, summary

@@ -7,18 +7,24 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeAlias
 
-from .._atomic import open_regular
+from .._internal._atomic import open_regular
+from .._internal.hashing import TensorHash
+from .._internal.manifest import (
+    Manifest,
+    WeightsInfo,
+    build_manifest,
+    looks_like_manifest,
+    parse_manifest,
+)
+from .._internal.signature.attestation import load_signature
+from .._internal.signature.bundle import KNOWN_MEDIA_TYPES, MAX_SIGNATURE_BYTES, Envelope
+from .._internal.signature.certs import certificate_identity, load_der_certificate
+from .._internal.signature.sigstore import fulcio_identity
+from .._internal.signature.statement import SINGLE_FILE_RESOURCE, SignedStatement
 from ..errors import InputError, SignatureError, VerificationError
-from ..hashing import TensorHash
-from ..manifest import Manifest, WeightsInfo, build_manifest, looks_like_manifest, parse_manifest
 from ..sign import SIGNATURE_FILES
-from ..signature.attestation import load_signature
-from ..signature.bundle import KNOWN_MEDIA_TYPES, MAX_SIGNATURE_BYTES, Envelope
-from ..signature.certs import certificate_identity, load_der_certificate
-from ..signature.sigstore import fulcio_identity
-from ..signature.statement import SINGLE_FILE_RESOURCE, SignedStatement
 from .report import UNVERIFIED_NOTE, DiffSide, SignerClaim
 
 
@@ -48,7 +54,7 @@ class Pending:
     path: str
 
 
-Target = str | os.PathLike[str] | Manifest
+Target: TypeAlias = str | os.PathLike[str] | Manifest
 
 
 def _files_of(m: Manifest) -> dict[str, File]:

@@ -13,7 +13,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from ..manifest import Manifest
+from .._internal.manifest import Manifest
 
 __all__ = [
     "DIFF_KIND",

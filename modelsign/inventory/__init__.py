@@ -45,10 +45,10 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 
+from .._internal.manifest import Manifest
+from .._internal.signature.verifiers import Verifier
 from ..errors import InputError
-from ..manifest import Manifest
 from ..policy import Policy
-from ..signature.verifiers import Verifier
 from .bom import cyclonedx_json
 from .check import SMALL_FILE
 from .jobs import Job, os_reason

@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..findings import Finding
-from ..manifest import Hashing, Ignored, Manifest, Tool
-from ..metadata.licence import Licence
-from ..metadata.provenance import Provenance
-from ..metadata.quantization import model_quantization
+from .._internal.findings import Finding
+from .._internal.manifest import Hashing, Ignored, Manifest, Tool
+from .._internal.metadata.licence import Licence
+from .._internal.metadata.provenance import Provenance
+from .._internal.metadata.quantization import model_quantization
 from .jobs import Job
 from .report import Inventory, InventoryEntry, entry_key
 

@@ -13,16 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from .._atomic import size_mismatch
-from ..compare import Problem
-from ..discover import describe_mode
+from .._internal._atomic import size_mismatch
+from .._internal.check.compare import Problem
+from .._internal.discover import describe_mode
+from .._internal.hashing import PEEK_WHOLE, pread_all, stream_digest
+from .._internal.manifest import Manifest, manifest_for_tree, metadata_manifest
+from .._internal.signature.attestation import load_signature
+from .._internal.signature.bundle import MAX_SIGNATURE_BYTES, Envelope, read_bundle
+from .._internal.signature.verifiers import SignerInfo, Verifier
 from ..errors import ModelsignError, VerificationError
-from ..hashing import PEEK_WHOLE, pread_all, stream_digest
-from ..manifest import Manifest, manifest_for_tree, metadata_manifest
 from ..policy import Policy, PolicyReport, RuleResult
-from ..signature.attestation import load_signature
-from ..signature.bundle import MAX_SIGNATURE_BYTES, Envelope, read_bundle
-from ..signature.verifiers import SignerInfo, Verifier
 from ..verify import VerificationResult
 from ..verify import verify as _verify_model
 from .jobs import Prepared, Unreadable, describe

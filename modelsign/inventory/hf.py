@@ -7,8 +7,8 @@ import os
 import re
 from typing import Final
 
-from ..discover import discover
-from ..metadata.provenance import SourceRepo
+from .._internal.discover import discover
+from .._internal.metadata.provenance import SourceRepo
 from ..sign import DEFAULT_SIGNATURE
 from .jobs import (
     SIDECARS,

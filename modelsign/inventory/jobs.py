@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from .._atomic import open_regular_fd
-from ..discover import MAX_DEPTH, ModelTree
+from .._internal._atomic import open_regular_fd
+from .._internal.discover import MAX_DEPTH, ModelTree
+from .._internal.hashing import pread_all
+from .._internal.metadata.provenance import SourceRepo
 from ..errors import DiscoveryError, ModelsignError
-from ..hashing import pread_all
-from ..metadata.provenance import SourceRepo
 from ..sign import DEFAULT_PROVENANCE, SIGNATURE_FILES
 from .report import StoreKind
 

@@ -9,7 +9,7 @@ import stat
 from collections.abc import Sequence
 from typing import Final
 
-from ..discover import ModelFile, ModelTree, describe_mode
+from .._internal.discover import ModelFile, ModelTree, describe_mode
 from .jobs import Address, Job, Jobs, Prepared, Unreadable, os_reason, read_small, walk_tree
 
 _MANIFEST_LIMIT: Final = 4 << 20  # an Ollama manifest is a few hundred bytes

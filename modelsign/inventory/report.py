@@ -8,8 +8,8 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from .. import __version__
-from ..formats import FileFormat
-from ..manifest import Manifest
+from .._internal.formats import FileFormat
+from .._internal.manifest import Manifest
 from ..policy import RuleResult
 
 Status = Literal[

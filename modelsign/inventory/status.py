@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from .._internal.manifest import Manifest
+from .._internal.signature.verifiers import Verifier
 from ..errors import ModelsignError
-from ..manifest import Manifest
 from ..policy import FormatsRule, Policy, PolicyReport, evaluate
-from ..signature.verifiers import Verifier
 from .bom import bom_name, empty_manifest
 from .check import Checker, SignatureOutcome, is_config_error, rules_text
 from .jobs import Job, Prepared, Unreadable, describe, os_reason

@@ -13,9 +13,9 @@ import stat
 from collections.abc import Iterable
 from typing import Final
 
-from ..discover import MAX_DEPTH, describe_mode, discover
-from ..formats import SNIFF_BYTES, detect_format
-from ..formats.pickle import TORCH_EXTENSIONS
+from .._internal.discover import MAX_DEPTH, describe_mode, discover
+from .._internal.formats import SNIFF_BYTES, detect_format
+from .._internal.formats.pickle import TORCH_EXTENSIONS
 from ..sign import DEFAULT_SIGNATURE
 from .hf import HF_REPO_DIR, hf_folder, scan_hf
 from .jobs import SIDECARS, Job, Jobs, Prepared, Unreadable, os_reason, read_small

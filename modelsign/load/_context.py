@@ -19,18 +19,24 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Literal
 
-from .._atomic import open_model_file, size_mismatch
-from ..compare import Problem, diff_weights, tensor_modified
-from ..discover import ModelFile, discover, name_inside
+from .._internal._atomic import open_model_file, size_mismatch
+from .._internal.check.compare import Problem, diff_weights, tensor_modified
+from .._internal.discover import ModelFile, discover, name_inside
+from .._internal.formats import (
+    FileFormat,
+    WeightLayout,
+    parse_weights,
+    parse_weights_bytes,
+    sniff_file,
+)
+from .._internal.hashing import FileDigests, RangeJob, TensorHash, hash_ranges, new_hasher
+from .._internal.manifest import FileEntry, Manifest, covering_parts, weights_info
+from .._internal.signature.attestation import claims_path, load_signature
+from .._internal.signature.statement import SINGLE_FILE_RESOURCE, SignedStatement
+from .._internal.signature.verifiers import SignerInfo, Verifier
 from ..errors import DiscoveryError, InputError, ModelsignError, VerificationError
-from ..formats import FileFormat, WeightLayout, parse_weights, parse_weights_bytes, sniff_file
-from ..hashing import FileDigests, RangeJob, TensorHash, hash_ranges, new_hasher
-from ..manifest import FileEntry, Manifest, covering_parts, weights_info
 from ..policy import Policy, PolicyReport, evaluate, formats_beside, resolve_trust
 from ..sign import DEFAULT_PROVENANCE, DEFAULT_SIGNATURE
-from ..signature.attestation import claims_path, load_signature
-from ..signature.statement import SINGLE_FILE_RESOURCE, SignedStatement
-from ..signature.verifiers import SignerInfo, Verifier
 from ..verify import size_problems
 
 

@@ -26,14 +26,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from .._atomic import open_model_file, size_mismatch
-from ..compare import Problem, diff_weights
+from .._internal._atomic import open_model_file, size_mismatch
+from .._internal.check.compare import Problem, diff_weights
+from .._internal.formats import parse_weights
+from .._internal.hashing import FileDigests, RangeJob, digest_bytes, hash_ranges
+from .._internal.manifest import FileEntry, covering_parts, weights_info
+from .._internal.signature.verifiers import Verifier
 from ..errors import DiscoveryError, InputError, ModelsignError, VerificationError
-from ..formats import parse_weights
-from ..hashing import FileDigests, RangeJob, digest_bytes, hash_ranges
-from ..manifest import FileEntry, covering_parts, weights_info
 from ..policy import Policy
-from ..signature.verifiers import Verifier
 from ._context import Context, LoadReport, open_context
 
 #: Where open_gguf's loader reads: the verified file itself, or a sealed private copy.

@@ -25,12 +25,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from ..compare import Problem
-from ..discover import resolve_hf_snapshot
+from .._internal.check.compare import Problem
+from .._internal.discover import resolve_hf_snapshot
+from .._internal.manifest import TensorEntry
+from .._internal.signature.verifiers import Verifier
 from ..errors import DiscoveryError, InputError, VerificationError
-from ..manifest import TensorEntry
 from ..policy import Policy
-from ..signature.verifiers import Verifier
 from ..verify import VerificationResult, verify
 from ._context import Context, Memory, check_memory, open_context, read_verified
 from .safetensors import Framework, layout_from_buffer, tensor_from_buffer

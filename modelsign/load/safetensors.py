@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from ..compare import Problem, tensor_modified
+from .._internal.check.compare import Problem, tensor_modified
+from .._internal.hashing import hash_ranges
+from .._internal.manifest import TensorEntry
+from .._internal.signature.verifiers import Verifier
 from ..errors import InputError
-from ..hashing import hash_ranges
-from ..manifest import TensorEntry
 from ..policy import Policy
-from ..signature.verifiers import Verifier
 from ._context import (
     Context,
     LoadReport,
@@ -188,7 +188,7 @@ def load_safetensors(
 
 
 def layout_from_buffer(name: str, buf: Any) -> list[TensorEntry]:
-    from ..formats import parse_weights_bytes
+    from .._internal.formats import parse_weights_bytes
 
     layout = parse_weights_bytes("safetensors", memoryview(buf), name)
     return [

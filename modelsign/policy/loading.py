@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .._atomic import open_regular
+from .._internal._atomic import open_regular
 from ..errors import InputError
 
 #: Bounds on a policy document: a policy is a few dozen lines, never deep or huge,

@@ -12,13 +12,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ..discover import discover, name_inside
+from .._internal.discover import discover, name_inside
+from .._internal.formats import sniff_file
+from .._internal.manifest import Manifest
+from .._internal.metadata.licence import licence_permitted
+from .._internal.metadata.provenance import source_matches, source_text
+from .._internal.signature.verifiers import SignerInfo
 from ..errors import ModelsignError
-from ..formats import sniff_file
-from ..manifest import Manifest
-from ..metadata.licence import licence_permitted
-from ..metadata.provenance import source_matches, source_text
-from ..signature.verifiers import SignerInfo
 from .schema import Policy
 from .specs import (
     NOT_COVERED,

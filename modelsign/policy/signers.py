@@ -1,4 +1,4 @@
-"""The signers rule as a :class:`~modelsign.signature.verifiers.Verifier`.
+"""The signers rule as a :class:`~modelsign._internal.signature.verifiers.Verifier`.
 
 Below :mod:`.schema` (``Policy.verifier()`` builds one), so it sees the policy
 only through :class:`SignersSource`: the signers rule and where its paths resolve.
@@ -11,12 +11,12 @@ from typing import Protocol
 
 from cryptography import x509
 
+from .._internal.signature import keys
+from .._internal.signature.bundle import Envelope
+from .._internal.signature.certs import load_certificates
+from .._internal.signature.timestamps import TimestampAuthority, trusted_root_authorities
+from .._internal.signature.verifiers import CertificateVerifier, KeyVerifier, SignerInfo
 from ..errors import InputError, VerificationError
-from ..signature import keys
-from ..signature.bundle import Envelope
-from ..signature.certs import load_certificates
-from ..signature.timestamps import TimestampAuthority, trusted_root_authorities
-from ..signature.verifiers import CertificateVerifier, KeyVerifier, SignerInfo
 from .specs import SignersRule
 
 
@@ -93,7 +93,7 @@ class PolicyVerifier:
                 "a Sigstore signature, but the policy trusts no Sigstore identity",
                 code="SIGNER_NOT_TRUSTED",
             )
-        from ..signature.sigstore import SigstoreVerifier
+        from .._internal.signature.sigstore import SigstoreVerifier
 
         for s in self.spec.sigstore:
             v = SigstoreVerifier(
@@ -114,7 +114,7 @@ class PolicyVerifier:
     @cached_property
     def _sigstore_root(self) -> object:
         """The Sigstore trusted root (``offline: false``: refreshed over TUF, once)."""
-        from ..signature.sigstore import load_trusted_root
+        from .._internal.signature.sigstore import load_trusted_root
 
         return load_trusted_root(
             self.policy._path(self.spec.trusted_root) if self.spec.trusted_root else None,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from .._internal.signature.bundle import Envelope
+from .._internal.signature.verifiers import SignerInfo, Verifier
 from ..errors import InputError, VerificationError
-from ..signature.bundle import Envelope
-from ..signature.verifiers import SignerInfo, Verifier
 from .schema import Policy
 from .signers import PolicyVerifier
 from .specs import WARN_ONLY

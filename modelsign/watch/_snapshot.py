@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from ..discover import MAX_DEPTH
+from .._internal.discover import MAX_DEPTH
 
 #: Timestamps are only as fine as the filesystem's clock: a file changed this
 #: close to a snapshot may look unchanged to the next one (git's "racy clean").

@@ -16,11 +16,11 @@ from watchdog.events import (
     FileSystemEvent,
 )
 
-from ..compare import Problem
+from .._internal.check.compare import Problem
+from .._internal.signature.verifiers import Verifier
 from ..errors import InputError, ModelsignError, VerificationError
 from ..policy import Policy, resolve_trust
 from ..sign import default_signature_path
-from ..signature.verifiers import Verifier
 from ..verify import VerificationResult, verify
 from ._observer import FolderWatches
 from ._snapshot import Snapshot, leaves, take_snapshot

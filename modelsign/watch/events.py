@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, Final, Literal, TypedDict
 
-from ..compare import Problem, ProblemSeverity
+from .._internal.check.compare import Problem, ProblemSeverity
 from ..errors import InputError
 
 EventName = Literal["verified", "changed", "tampered", "restored", "removed"]
@@ -26,7 +26,7 @@ ON_CHANGE_TIMEOUT: Final = 30.0
 
 
 class EventProblem(TypedDict):
-    """A problem as an event reports it: a :class:`~modelsign.compare.Problem` without digests."""
+    """A problem as an event reports it: a ``Problem`` without digests."""
 
     code: str
     severity: ProblemSeverity

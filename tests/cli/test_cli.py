@@ -9,8 +9,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from modelsign._internal.manifest import load_manifest
 from modelsign.cli import cli
-from modelsign.manifest import load_manifest
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -90,9 +90,9 @@ def test_inspect_model_and_manifest(tiny_model: Path, tmp_path: Path) -> None:
 
 
 def test_inspect_a_signature_shows_its_attested_manifest(tiny_model: Path, tmp_path: Path) -> None:
+    from modelsign._internal.signature import keys
+    from modelsign._internal.signature.signers import KeySigner
     from modelsign.sign import sign
-    from modelsign.signature import keys
-    from modelsign.signature.signers import KeySigner
 
     res = sign(tiny_model, signer=KeySigner(keys.generate_key()), env={})
     code, text, err = run("inspect", res.signature, "--json")

@@ -9,12 +9,12 @@ from pathlib import Path
 from click.testing import CliRunner
 
 import modelsign.cli.diff  # noqa: F401  (registers the command)
+from modelsign._internal.manifest import build_manifest
+from modelsign._internal.signature import keys
+from modelsign._internal.signature.signers import KeySigner
 from modelsign.cli import cli
 from modelsign.diff import UNVERIFIED_NOTE
-from modelsign.manifest import build_manifest
 from modelsign.sign import sign
-from modelsign.signature import keys
-from modelsign.signature.signers import KeySigner
 
 from ..helpers.signing import flip_tensor_byte
 

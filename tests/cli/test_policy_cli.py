@@ -17,12 +17,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from modelsign._internal.metadata.provenance import parse_source
+from modelsign._internal.signature import keys
+from modelsign._internal.signature.signers import KeySigner
 from modelsign.cli import cli
-from modelsign.metadata.provenance import parse_source
 from modelsign.policy import RULES, Policy
 from modelsign.sign import sign
-from modelsign.signature import keys
-from modelsign.signature.signers import KeySigner
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "policies").glob("*.yaml"))

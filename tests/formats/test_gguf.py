@@ -13,11 +13,11 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from modelsign._internal.formats import gguf as gguf_format
+from modelsign._internal.formats import read_layout
+from modelsign._internal.formats.gguf import HEADER_LIMIT, parse_gguf
+from modelsign._internal.formats.layout import HeaderReader, WeightLayout
 from modelsign.errors import FormatError
-from modelsign.formats import gguf as gguf_format
-from modelsign.formats import read_layout
-from modelsign.formats.gguf import HEADER_LIMIT, parse_gguf
-from modelsign.formats.layout import HeaderReader, WeightLayout
 from tests.helpers.gguf_files import (
     QT,
     VT,

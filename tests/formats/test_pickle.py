@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from modelsign._internal.formats import pickle as pk
+from modelsign._internal.formats.pickle import inspect_zip_for_pickle, sniff_pickle
 from modelsign.errors import FormatError
-from modelsign.formats import pickle as pk
-from modelsign.formats.pickle import inspect_zip_for_pickle, sniff_pickle
 
 
 def head(path: Path) -> bytes:

@@ -14,16 +14,16 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from modelsign.errors import FormatError
-from modelsign.formats import read_layout
-from modelsign.formats import safetensors as st
-from modelsign.formats.layout import HeaderReader, WeightLayout
-from modelsign.formats.safetensors import (
+from modelsign._internal.formats import read_layout
+from modelsign._internal.formats import safetensors as st
+from modelsign._internal.formats.layout import HeaderReader, WeightLayout
+from modelsign._internal.formats.safetensors import (
     DTYPE_BITS,
     HEADER_LIMIT,
     looks_like_safetensors,
     parse_safetensors,
 )
+from modelsign.errors import FormatError
 from tests.helpers.safetensors_files import (
     entry,
     header_json,

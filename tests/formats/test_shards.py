@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
+from modelsign._internal.formats.shards import check_safetensors_index
 from modelsign.errors import FormatError
-from modelsign.formats.shards import check_safetensors_index
 from tests.helpers.safetensors_files import write_safetensors, write_sharded
 
 TENSORS: dict[str, np.ndarray] = {

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from modelsign.formats import parse_weights_bytes
-from modelsign.formats.shards import check_safetensors_index
+from modelsign._internal.formats import parse_weights_bytes
+from modelsign._internal.formats.shards import check_safetensors_index
+from modelsign._internal.signature.attestation import parse_attestation
+from modelsign._internal.signature.bundle import read_bundle
+from modelsign._internal.signature.statement import parse_statement
 from modelsign.policy import parse_policy
-from modelsign.signature.attestation import parse_attestation
-from modelsign.signature.bundle import read_bundle
-from modelsign.signature.statement import parse_statement
 
 
 def _safetensors(data: bytes) -> None:
@@ -108,7 +108,7 @@ def make_seeds() -> dict[str, list[bytes]]:
     import safetensors.numpy
 
     import modelsign
-    from modelsign.signature import keys
+    from modelsign._internal.signature import keys
 
     with tempfile.TemporaryDirectory(prefix="modelsign-fuzz-") as tmp:
         folder = Path(tmp) / "model"

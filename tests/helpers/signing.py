@@ -8,7 +8,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from modelsign.signature import bundle, keys
+from modelsign._internal.signature import bundle, keys
 
 
 def sign_payload(key: keys.PrivateKey, payload: bytes, *, hint: bool = True) -> bytes:
@@ -45,8 +45,8 @@ def flip_tensor_byte(path: Path, tensor: str, at: int = 0) -> None:
 
 def attestation_of(sig: Path) -> dict[str, Any]:
     """modelsign's attestation statement from the claims file beside a signature, parsed."""
-    from modelsign.signature.attestation import claims_path
-    from modelsign.signature.statement import ATTESTATION_TYPE
+    from modelsign._internal.signature.attestation import claims_path
+    from modelsign._internal.signature.statement import ATTESTATION_TYPE
 
     for line in Path(claims_path(str(sig))).read_bytes().splitlines():
         st = statement_in(line)

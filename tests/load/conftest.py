@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import modelsign
-from modelsign.signature import keys
+from modelsign._internal.signature import keys
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 import modelsign
+from modelsign._internal.signature import keys
+from modelsign._internal.signature.verifiers import KeyVerifier
 from modelsign.errors import InputError, VerificationError
 from modelsign.load import gguf as gguf_load
 from modelsign.load._context import ModelsignWarning
 from modelsign.load.gguf import VerifiedGGUF, open_gguf
 from modelsign.policy import Policy
-from modelsign.signature import keys
-from modelsign.signature.verifiers import KeyVerifier
 
 from ..helpers.gguf_files import QT, TensorValue, quantized, random_quant, tensor_bytes, write_gguf
 

@@ -23,6 +23,7 @@ import torch
 import transformers
 
 import modelsign
+from modelsign._internal.signature import keys
 from modelsign.errors import DiscoveryError, InputError, VerificationError
 from modelsign.load import ModelsignWarning
 from modelsign.load.hf import (
@@ -32,7 +33,6 @@ from modelsign.load.hf import (
     verify_hf_snapshot,
 )
 from modelsign.policy import parse_policy
-from modelsign.signature import keys
 
 from ..helpers.signing import flip_tensor_byte
 

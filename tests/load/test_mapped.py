@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 
 import modelsign.load._mapped as mapped
+from modelsign._internal.signature import keys
 from modelsign.errors import InputError, VerificationError
 from modelsign.load import ModelsignWarning, load_safetensors
-from modelsign.signature import keys
 
 from ..helpers.signing import flip_tensor_byte
 
@@ -161,7 +161,7 @@ def test_truncation_and_replacement_after_the_load(
         import os, subprocess, sys
         import modelsign
         import modelsign.load._mapped as mapped
-        from modelsign.signature import keys
+        from modelsign._internal.signature import keys
         mapped.MIN_MAPPED = 1
         model = {str(signed)!r}
         verifier = modelsign.KeyVerifier(keys.load_public_key({str(public)!r}))
@@ -363,7 +363,7 @@ def test_an_open_with_o_trunc_for_reading_is_not_held_back_and_is_told(
         import os, subprocess, sys, time
         import modelsign
         import modelsign.load._mapped as mapped
-        from modelsign.signature import keys
+        from modelsign._internal.signature import keys
         mapped.MIN_MAPPED = 1
         model = {str(signed)!r}
         verifier = modelsign.KeyVerifier(keys.load_public_key({str(public)!r}))

@@ -24,10 +24,10 @@ from safetensors.numpy import load_file as np_load_file
 import modelsign
 import modelsign.load._context as load_context
 import modelsign.load.safetensors as st_loader
+from modelsign._internal.signature import keys
 from modelsign.errors import InputError, VerificationError
 from modelsign.load import ModelsignWarning, load_safetensors
 from modelsign.policy import Policy
-from modelsign.signature import keys
 
 from ..helpers.safetensors_files import (
     header_json,

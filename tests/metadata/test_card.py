@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelsign.metadata.card import parse_model_card
+from modelsign._internal.metadata.card import parse_model_card
 
 LLAMA_CARD = b"""---
 language:

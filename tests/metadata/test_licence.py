@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from modelsign.metadata.card import parse_model_card
-from modelsign.metadata.licence import (
+from modelsign._internal.metadata.card import parse_model_card
+from modelsign._internal.metadata.licence import (
     _EXACT,
     detect_licence,
     identify_licence_text,

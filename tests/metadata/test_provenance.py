@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from modelsign.errors import InputError
-from modelsign.metadata.card import parse_model_card
-from modelsign.metadata.provenance import (
+from modelsign._internal.metadata.card import parse_model_card
+from modelsign._internal.metadata.provenance import (
     BaseModelRef,
     ParentRef,
     Provenance,
@@ -17,6 +16,7 @@ from modelsign.metadata.provenance import (
     builder_from_env,
     parse_source,
 )
+from modelsign.errors import InputError
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from modelsign.formats.layout import MetadataValue, TensorSpan, WeightLayout
-from modelsign.metadata.quantization import (
+from modelsign._internal.formats.layout import MetadataValue, TensorSpan, WeightLayout
+from modelsign._internal.metadata.quantization import (
     FileQuantization,
     file_quantization,
     is_quantized_dtype,

@@ -12,19 +12,19 @@ from typing import Any
 import pytest
 import rfc8785
 
-from modelsign.errors import InputError, VerificationError
-from modelsign.sign import sign
-from modelsign.signature import keys
-from modelsign.signature.attestation import claims_path, load_signature
-from modelsign.signature.bundle import Envelope
-from modelsign.signature.signers import KeySigner
-from modelsign.signature.statement import (
+from modelsign._internal.signature import keys
+from modelsign._internal.signature.attestation import claims_path, load_signature
+from modelsign._internal.signature.bundle import Envelope
+from modelsign._internal.signature.signers import KeySigner
+from modelsign._internal.signature.statement import (
     ATTESTATION_TYPE,
     LEGACY_MANIFEST_FIELD,
     MARKER,
     PREDICATE_V1,
 )
-from modelsign.signature.verifiers import KeyVerifier, SignerInfo
+from modelsign._internal.signature.verifiers import KeyVerifier, SignerInfo
+from modelsign.errors import InputError, VerificationError
+from modelsign.sign import sign
 from modelsign.verify import verify
 
 from ..helpers.signing import (

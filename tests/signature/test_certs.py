@@ -10,8 +10,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from modelsign._internal.signature import certs
 from modelsign.errors import InputError, VerificationError
-from modelsign.signature import certs
 from tests.helpers import pki
 from tests.helpers.pki import DAY, NOW
 

@@ -13,8 +13,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from modelsign._internal.signature import keys
 from modelsign.errors import InputError
-from modelsign.signature import keys
 
 CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance"
 OMS_CERT_KEYS = CONFORMANCE / "oms-vectors" / "keys" / "certificate"

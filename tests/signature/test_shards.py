@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from modelsign.errors import InputError, VerificationError
-from modelsign.signature.shards import (
+from modelsign._internal.signature.shards import (
     Shard,
     parse_shard_name,
     resource_hash,
@@ -17,13 +16,14 @@ from modelsign.signature.shards import (
     shard_size_of,
     tile_shards,
 )
-from modelsign.signature.statement import (
+from modelsign._internal.signature.statement import (
     PREDICATE_V1,
     STATEMENT_TYPE,
     Resource,
     parse_statement,
     root_digest,
 )
+from modelsign.errors import InputError, VerificationError
 
 D = "ab" * 32
 

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import rfc8785
 
-from modelsign.errors import VerificationError
-from modelsign.signature.statement import (
+from modelsign._internal.signature.statement import (
     Resource,
     parse_statement,
     root_digest,
 )
+from modelsign.errors import VerificationError
 
 Statement = dict[str, Any]
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from modelsign._internal.signature import keys
+from modelsign._internal.signature.signers import KeySigner
+from modelsign._internal.signature.timestamps import TimestampAuthority
+from modelsign._internal.signature.verifiers import CertificateVerifier, KeyVerifier
 from modelsign.errors import SignatureError, VerificationError
 from modelsign.sign import sign
-from modelsign.signature import keys
-from modelsign.signature.signers import KeySigner
-from modelsign.signature.timestamps import TimestampAuthority
-from modelsign.signature.verifiers import CertificateVerifier, KeyVerifier
 from modelsign.verify import verify
 
 from ..helpers.pki import build_pki, write_pki

@@ -14,7 +14,7 @@ import stat
 import tempfile
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal, TextIO, overload
 
-from .errors import DiscoveryError, InputError
+from ..errors import DiscoveryError, InputError
 
 if TYPE_CHECKING:
     from .discover import ModelFile

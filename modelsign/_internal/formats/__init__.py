@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from typing import Literal
 
+from ...errors import InputError, ModelsignError
 from .._atomic import open_regular_fd
-from ..errors import InputError, ModelsignError
 from .gguf import HEADER_LIMIT as GGUF_HEADER_LIMIT
 from .gguf import parse_gguf
 from .layout import BytesHeaderReader, HeaderReader, WeightLayout

@@ -22,9 +22,9 @@ from typing import Any, Literal, Protocol
 
 import blake3
 
+from ..errors import DiscoveryError, FormatError, InputError, ModelsignError
 from ._atomic import open_model_file
 from .discover import ModelFile
-from .errors import DiscoveryError, FormatError, InputError, ModelsignError
 from .findings import Finding
 from .formats import SNIFF_BYTES, FileFormat, detect_format, parse_weights
 from .formats.layout import WeightLayout

@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ...errors import InputError, VerificationError
 from .._atomic import open_regular
-from ..errors import InputError, VerificationError
 from .statement import strict_json
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"

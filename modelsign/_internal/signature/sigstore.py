@@ -22,8 +22,8 @@ from datetime import datetime, timezone
 from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
 
+from ...errors import InputError, SignatureError, VerificationError
 from .._atomic import open_regular
-from ..errors import InputError, SignatureError, VerificationError
 from .bundle import PAYLOAD_TYPE, Envelope
 from .verifiers import SignerInfo
 

@@ -41,8 +41,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
+from ...errors import InputError, VerificationError
 from .._atomic import open_regular
-from ..errors import InputError, VerificationError
 from .keys import PublicKey, key_type
 
 MAX_INTERMEDIATES = 8

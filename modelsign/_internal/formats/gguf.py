@@ -18,7 +18,7 @@ from typing import Final, NamedTuple
 
 from gguf.constants import GGML_QUANT_SIZES, GGUFValueType, LlamaFileType
 
-from ..errors import FormatError
+from ...errors import FormatError
 from ..findings import Finding
 from .layout import HeaderReader, MetadataValue, TensorSpan, WeightLayout
 

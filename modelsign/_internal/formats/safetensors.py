@@ -16,8 +16,8 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from ...errors import FormatError
 from .._json import encodable, unique_keys
-from ..errors import FormatError
 from ..findings import Finding
 from .layout import HeaderReader, MetadataValue, TensorSpan, WeightLayout
 

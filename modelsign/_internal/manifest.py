@@ -16,11 +16,11 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from . import __version__
+from .. import __version__
+from ..errors import InputError, ManifestError
 from ._atomic import open_regular
 from ._json import canonical_dumps, out_of_domain, paused_gc, strict_loads
 from .discover import ModelTree, discover
-from .errors import InputError, ManifestError
 from .findings import Finding
 from .formats import FileFormat
 from .formats.layout import MetadataValue
@@ -518,7 +518,7 @@ def metadata_manifest(
     """What a model is — formats, tensors, quantization, licence, provenance — from headers.
 
     Weights are not read: a file's SHA-256 is known only when it is small (see
-    :func:`~modelsign.hashing.peek_file`), so this manifest judges a model (a
+    :func:`~modelsign._internal.hashing.peek_file`), so this manifest judges a model (a
     policy's content rules, an inventory) and is never signed or verified.
     """
     # Metadata files are read whole by manifest_for_tree anyway: peeking them would be wasted.

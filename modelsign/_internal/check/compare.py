@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .manifest import WeightsInfo
+from ..manifest import WeightsInfo
 
 ProblemSeverity = Literal["error", "warning", "info"]
 

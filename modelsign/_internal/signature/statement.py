@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
+from ...errors import DiscoveryError, ManifestError, VerificationError
 from .._json import canonical_dumps, strict_loads
 from ..discover import GIT_PATHS, check_relative_name
-from ..errors import DiscoveryError, ManifestError, VerificationError
 from ..manifest import FileEntry, Manifest, manifest_from_json
 from .shards import Shard, parse_shard_name, resource_hash, shard_size_of, tile_shards
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ..errors import InputError
+from ...errors import InputError
 from . import bundle, certs, keys, timestamps
 
 

@@ -20,7 +20,7 @@ from datetime import datetime
 
 from cryptography import x509
 
-from ..errors import InputError, SignatureError, VerificationError
+from ...errors import InputError, SignatureError, VerificationError
 from .certs import load_certificates
 
 MAX_TIMESTAMPS = 32  # more in one bundle is an attack on the verifier's time, not evidence

@@ -13,9 +13,9 @@ import posixpath
 import re
 from collections.abc import Collection, Mapping
 
+from ...errors import DiscoveryError, FormatError
 from .._json import encodable, strict_loads
 from ..discover import check_relative_name
-from ..errors import DiscoveryError, FormatError
 from ..findings import Finding
 
 

@@ -50,7 +50,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Literal, NamedTuple, Protocol, cast
 
-from ..errors import InputError, VerificationError
+from ...errors import InputError, VerificationError
 
 HashType = Literal["sha256", "blake2b", "blake3"]
 HASH_TYPES: tuple[HashType, ...] = ("sha256", "blake2b", "blake3")
@@ -227,7 +227,7 @@ def shard_resources(
     """Spec-form shard resource descriptors, sorted by name (Unicode code points).
 
     ``digests`` maps each file name (as it is to appear in the resources) to
-    its shard digests in offset order (:func:`modelsign.hashing.hash_shards`);
+    its shard digests in offset order (:func:`modelsign._internal.hashing.hash_shards`);
     ``sizes`` gives each file's size. A zero-length file yields no entry. The
     subject digest must then be computed over the list in this order.
     """

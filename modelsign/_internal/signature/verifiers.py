@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict
 
-from ..errors import InputError, VerificationError
+from ...errors import InputError, VerificationError
 from . import certs, keys
 from .bundle import Envelope, pae, pae_legacy
 from .statement import PREDICATE_LEGACY

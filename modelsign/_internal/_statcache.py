@@ -16,8 +16,8 @@ import time
 import warnings
 from collections.abc import Iterable
 
+from ..errors import ModelsignError
 from ._atomic import write_atomic
-from .errors import ModelsignError
 
 CACHE_ENV = "MODELSIGN_CACHE_DIR"
 #: A file modified this close to the signing may be rewritten again within the

@@ -23,9 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ...errors import InputError, ManifestError, VerificationError
 from .._atomic import open_regular
 from .._json import canonical_dumps, paused_gc
-from ..errors import InputError, ManifestError, VerificationError
 from ..manifest import Manifest, manifest_from_json
 from .bundle import MAX_SIGNATURE_BYTES, Envelope, read_bundle, read_signature_file
 from .statement import (

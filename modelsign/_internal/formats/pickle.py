@@ -14,7 +14,7 @@ import pickletools
 import re
 import struct
 
-from ..errors import FormatError
+from ...errors import FormatError
 
 TORCH_EXTENSIONS = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib")
 """Names under which pickle-based checkpoints are usually published."""

@@ -17,8 +17,8 @@ import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ..errors import DiscoveryError, InputError
 from ._atomic import open_regular
-from .errors import DiscoveryError, InputError
 
 #: Paths never part of a model (recorded as ignored), as the OMS tool does.
 GIT_PATHS = (".git", ".gitattributes", ".github", ".gitignore")

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..errors import FormatError
+from ...errors import FormatError
 from ..findings import Finding
 
 WeightFormat = Literal["safetensors", "gguf"]

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..errors import InputError
+from ...errors import InputError
 
 __all__ = [
     "BaseModelRef",

@@ -19,8 +19,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from ...errors import InputError
 from .._atomic import open_regular, write_atomic
-from ..errors import InputError
 
 KeyType = Literal["ec-p256", "ec-p384", "ec-p521", "ed25519"]
 KEY_TYPES: tuple[KeyType, ...] = ("ec-p256", "ec-p384", "ec-p521", "ed25519")

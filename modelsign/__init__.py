@@ -3,8 +3,6 @@
 The public API is what ``__all__`` lists; everything else may change.
 """
 
-__version__ = "0.1.0"
-
 from typing import TYPE_CHECKING
 
 from ._internal.check.compare import Problem
@@ -18,6 +16,7 @@ from ._internal.signature.verifiers import (
     SignerInfo,
     Verifier,
 )
+from ._version import __version__
 from .diff import ModelDiff, diff_models
 from .errors import (
     DiscoveryError,

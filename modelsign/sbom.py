@@ -53,9 +53,9 @@ from cyclonedx.schema import OutputFormat, SchemaVersion
 from cyclonedx.spdx import fixup_id
 from packageurl import PackageURL
 
-from . import __version__
 from ._internal.manifest import FileEntry, Manifest
 from ._internal.metadata.provenance import BaseModelRef
+from ._version import __version__
 
 __all__ = [
     "NAMESPACE",

@@ -16,7 +16,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .. import __version__
+from .._version import __version__
 from ..errors import InputError, ManifestError
 from ._atomic import open_regular
 from ._json import canonical_dumps, out_of_domain, paused_gc, strict_loads

@@ -14,11 +14,11 @@ from typing import Any, TypeVar
 
 import click
 
-from .. import __version__
 from .._internal._atomic import write_atomic
 from .._internal.hashing import TENSOR_HASHES
 from .._internal.manifest import build_manifest, load_manifest
 from .._internal.metadata.provenance import parse_source
+from .._version import __version__
 from ..errors import InputError, ModelsignError
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from .. import __version__
 from .._internal.findings import Finding
 from .._internal.manifest import Hashing, Ignored, Manifest, Tool
 from .._internal.metadata.licence import Licence
 from .._internal.metadata.provenance import Provenance
 from .._internal.metadata.quantization import model_quantization
+from .._version import __version__
 from .jobs import Job
 from .report import Inventory, InventoryEntry, entry_key
 

@@ -7,9 +7,9 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-from .. import __version__
 from .._internal.formats import FileFormat
 from .._internal.manifest import Manifest
+from .._version import __version__
 from ..policy import RuleResult
 
 Status = Literal[

@@ -110,3 +110,7 @@ class VerificationError(ModelsignError):
         )
         self.findings = list(findings)
         self.result: Any = None  # the full VerificationResult, when verification got that far
+
+
+class ModelsignWarning(UserWarning):
+    """Issued when a warn-mode policy lets an unverified load or use through."""

@@ -89,11 +89,10 @@ from typing import Any
 
 from ._internal.check.compare import Problem
 from ._internal.signature.verifiers import Verifier
-from .errors import InputError, VerificationError
+from .errors import InputError, ModelsignWarning, VerificationError
 from .load._context import (
     Context,
     Memory,
-    ModelsignWarning,
     check_memory,
     open_context,
     read_verified,

@@ -36,6 +36,15 @@ BUILD_TYPE = "https://modelsign.dev/model-release/v1"
 LOCAL_BUILDER = "https://modelsign.dev/builders/local"
 
 
+__all__ = [
+    "AttestResult",
+    "ProvenanceInfo",
+    "attest_provenance",
+    "default_provenance_path",
+    "verify_provenance",
+]
+
+
 def builder_id(builder: Builder | None) -> str:
     """The SLSA builder id: the CI workflow when there is one."""
     if builder is None:

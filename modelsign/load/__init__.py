@@ -1,6 +1,7 @@
 """Verified loading: the runtime gets exactly the bytes that were verified."""
 
-from ._context import LoadReport, ModelsignWarning
+from ..errors import ModelsignWarning
+from ._context import LoadReport
 from ._mapped import is_guarded
 from .gguf import VerifiedGGUF, open_gguf
 from .hf import load_transformers, snapshot_path, verify_hf_snapshot

@@ -34,14 +34,10 @@ from .._internal.manifest import FileEntry, Manifest, covering_parts, weights_in
 from .._internal.signature.attestation import claims_path, load_signature
 from .._internal.signature.statement import SINGLE_FILE_RESOURCE, SignedStatement
 from .._internal.signature.verifiers import SignerInfo, Verifier
-from ..errors import DiscoveryError, InputError, ModelsignError, VerificationError
+from ..errors import DiscoveryError, InputError, ModelsignError, ModelsignWarning, VerificationError
 from ..policy import Policy, PolicyReport, evaluate, formats_beside, resolve_trust
 from ..sign import DEFAULT_PROVENANCE, DEFAULT_SIGNATURE
 from ..verify import size_problems
-
-
-class ModelsignWarning(UserWarning):
-    """Raised as a warning when a warn-mode policy lets an unverified load through."""
 
 
 @dataclass

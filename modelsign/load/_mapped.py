@@ -230,7 +230,7 @@ class _Keeper:
 
 
 def _warn(text: str) -> None:
-    from ._context import ModelsignWarning
+    from ..errors import ModelsignWarning
 
     warnings.warn(f"modelsign: {text}", ModelsignWarning, stacklevel=2)
 

@@ -165,7 +165,7 @@ def test_truncation_and_replacement_after_the_load(
         mapped.MIN_MAPPED = 1
         model = {str(signed)!r}
         verifier = modelsign.KeyVerifier(keys.load_public_key({str(public)!r}))
-        out = modelsign.load_safetensors(model, verifier=verifier, memory="mapped")
+        out = modelsign.load.load_safetensors(model, verifier=verifier, memory="mapped")
         assert out.report.mapped == ["model.safetensors"]
         before = {{k: v.tobytes() for k, v in out.items()}}
         path = os.path.join(model, "model.safetensors")
@@ -367,7 +367,7 @@ def test_an_open_with_o_trunc_for_reading_is_not_held_back_and_is_told(
         mapped.MIN_MAPPED = 1
         model = {str(signed)!r}
         verifier = modelsign.KeyVerifier(keys.load_public_key({str(public)!r}))
-        out = modelsign.load_safetensors(model, verifier=verifier, memory="mapped")
+        out = modelsign.load.load_safetensors(model, verifier=verifier, memory="mapped")
         tensor = out[{TENSOR!r}]
         assert mapped.is_guarded(tensor)
         path = os.path.join(model, "model.safetensors")

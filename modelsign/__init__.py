@@ -23,6 +23,7 @@ from ._internal.signature.verifiers import (
     Verifier,
 )
 from ._version import __version__
+from .codes import Code
 from .errors import (
     DiscoveryError,
     FormatError,
@@ -33,15 +34,18 @@ from .errors import (
     SignatureError,
     VerificationError,
 )
+from .issues import Issue
 from .policy import Policy, load_policy
 from .sign import SignResult, sign
 from .verify import VerificationResult, verify
 
 __all__ = [
     "CertificateVerifier",
+    "Code",
     "DiscoveryError",
     "FormatError",
     "InputError",
+    "Issue",
     "KeySigner",
     "KeyVerifier",
     "Manifest",

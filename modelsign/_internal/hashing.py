@@ -338,7 +338,7 @@ def zip_checkpoint(
                 code="ZIP_UNREADABLE",
                 severity="info",
                 message=f"ZIP archive could not be checked for pickle members: {exc.message}",
-                path=path,
+                file=path,
             )
         )
         return fmt, []

@@ -270,7 +270,7 @@ def file_entry(d: FileDigests) -> tuple[FileEntry, list[Finding]]:
             Finding(
                 code="PICKLE_UNSAFE",
                 message="pickle-based file: loading it can execute arbitrary code" + members,
-                path=d.file.path,
+                file=d.file.path,
             )
         )
     if d.file.path.endswith(".py"):
@@ -279,7 +279,7 @@ def file_entry(d: FileDigests) -> tuple[FileEntry, list[Finding]]:
             Finding(
                 code="CODE_FILE",
                 message="Python file: executed by loaders when trust_remote_code is enabled",
-                path=d.file.path,
+                file=d.file.path,
             )
         )
     if d.file.symlink:
@@ -538,14 +538,14 @@ def _read_config(d: FileDigests | None, findings: list[Finding]) -> dict[str, ob
             Finding(
                 code="CONFIG_INVALID",
                 message=f"config.json is not valid JSON: {exc}",
-                path=_CONFIG_NAME,
+                file=_CONFIG_NAME,
             )
         )
         return None
     if not isinstance(obj, dict):
         findings.append(
             Finding(
-                code="CONFIG_INVALID", message="config.json is not a JSON object", path=_CONFIG_NAME
+                code="CONFIG_INVALID", message="config.json is not a JSON object", file=_CONFIG_NAME
             )
         )
         return None

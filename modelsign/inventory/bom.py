@@ -37,7 +37,7 @@ def empty_manifest(name: str, reason: str | None, location: str) -> Manifest:
         quantization=model_quantization({}, None, None)[0],  # of no files: none
         licence=Licence(spdx=None, sources=[], agree=True),
         provenance=Provenance(),
-        findings=[Finding(code="INVENTORY_NO_MANIFEST", message=reason or "", path=location)],
+        findings=[Finding(code="INVENTORY_NO_MANIFEST", message=reason or "", file=location)],
     )
 
 

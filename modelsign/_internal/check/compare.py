@@ -1,32 +1,18 @@
 """Differences between what was signed and what is there, file by file and tensor by tensor.
 
-Each difference is a :class:`Problem` with a stable code, the file, the tensor
-and hex digests; verification reports them, and release diffs reuse them.
+Each difference is a :class:`Problem` — an :class:`~modelsign.issues.Issue` — with a
+stable code, the file, the tensor and hex digests; verification reports them,
+and release diffs reuse them.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
-
+from ...issues import Issue, Severity
 from ..manifest import WeightsInfo
 
-ProblemSeverity = Literal["error", "warning", "info"]
-
-
-class Problem(BaseModel):
-    """One finding of a verification (stable JSON schema)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    code: str
-    severity: ProblemSeverity = "error"
-    message: str
-    file: str | None = None
-    tensor: str | None = None
-    expected: str | None = None
-    actual: str | None = None
+#: A verification's finding is an :class:`~modelsign.issues.Issue` (the names stay for callers).
+Problem = Issue
+ProblemSeverity = Severity
 
 
 def tensor_modified(

@@ -366,7 +366,7 @@ class _Parser:
                     f"{_FILE_TYPE_KEY} is {shown} ({_type_name(vtype)}), which is not a known "
                     "llama file type; the quantization it claims cannot be interpreted"
                 ),
-                path=self.r.path,
+                file=self.r.path,
             )
         )
 
@@ -524,5 +524,5 @@ def _template_finding(path: str, key: str, template: str) -> Finding:
             "inference runtimes execute to build every prompt; templates can change model "
             "behaviour and run code in runtimes that render them unsandboxed: review it"
         ),
-        path=path,
+        file=path,
     )

@@ -121,7 +121,7 @@ def parse_safetensors(reader: HeaderReader) -> WeightLayout:
                 code="SAFETENSORS_HEADER_PADDING",
                 message=f"header is padded with {len(trailer)} spaces; writers pad with at "
                 f"most {_WRITER_PADDING}",
-                path=path,
+                file=path,
             )
         )
 
@@ -317,7 +317,7 @@ def _check_name(key: str, raw_key: str, path: str, findings: list[Finding]) -> N
                 code="SAFETENSORS_NONCANONICAL_NAME",
                 message=f"name is written {raw_key} in the header instead of {canonical}: "
                 "escapes can hide what a name looks like to other tools",
-                path=path,
+                file=path,
                 tensor=key,
             )
         )
@@ -373,7 +373,7 @@ def _check_entry(
                 code="SAFETENSORS_UNKNOWN_FIELD",
                 message=f"unknown field(s) {', '.join(repr(u) for u in unknown)} in the "
                 "tensor entry (ignored by loaders, but they can carry hidden data)",
-                path=path,
+                file=path,
                 tensor=name,
             )
         )

@@ -84,7 +84,7 @@ def check_safetensors_index(
                         code="SHARD_INDEX_EXTRA_SHARD",
                         message=f"{other} looks like a shard of {index_path} but the index "
                         "does not name it; loaders ignore it",
-                        path=other,
+                        file=other,
                     )
                 )
     return findings

@@ -81,7 +81,7 @@ def _invalid(path: str, problem: str) -> tuple[dict[str, object], list[Finding]]
         code="MODEL_CARD_INVALID",
         severity="warning",
         message=f"model card front matter ignored: {problem}",
-        path=path,
+        file=path,
     )
     return {}, [finding]
 

@@ -486,7 +486,7 @@ class _Collected:
                     code="LICENCE_UNRECOGNISED",
                     severity="warning",
                     message=f"{source}: {problem}",
-                    path=path,
+                    file=path,
                 )
             )
 

@@ -189,7 +189,7 @@ def _gguf_scheme(
                     severity="warning",
                     message=f"general.file_type is not a known llama.cpp file type "
                     f"({file_type}); quantization is judged from the tensor types",
-                    path=path,
+                    file=path,
                 )
             )
     if not typed:
@@ -319,7 +319,7 @@ def _config_scheme(
                     code="QUANTIZATION_CONFIG_INVALID",
                     severity="warning",
                     message=f"{source} has no usable quant_method and matches no known layout",
-                    path=config_path,
+                    file=config_path,
                 )
             )
     declared = _Declared(scheme, source)
@@ -390,7 +390,7 @@ def model_quantization(
                         code="QUANTIZATION_CONFIG_INVALID",
                         severity="warning",
                         message=f"{key} is a {type(qc).__name__}, not an object; ignored",
-                        path=cfg_path,
+                        file=cfg_path,
                     )
                 )
             break

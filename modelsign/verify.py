@@ -267,10 +267,8 @@ def _apply_policy(
     }
     # Unsigned files are judged by the policy (coverage, or the signers rule
     # without one), from the map above; everything else is about the signature.
-    integrity = [
-        f"{p.code}: {p.file + ': ' if p.file else ''}{p.message}"
-        for p in result.problems
-        if p.severity == "error" and p.code != "FILE_EXTRA"
+    integrity: list[Problem | str] = [
+        p for p in result.problems if p.severity == "error" and p.code != "FILE_EXTRA"
     ]
     extra_is_coverage = policy.coverage is not None
     extras_fail = not extra_is_coverage and any(p.code == "FILE_EXTRA" for p in result.problems)
@@ -301,7 +299,7 @@ def _apply_policy(
         manifest=manifest,
         coverage_manifest=(signed or manifest) if trusted else None,
         signer=result.signer,
-        signature_problems=integrity + trust.warn_reasons(),
+        signature_problems=[*integrity, *trust.warn_reasons()],
         unsigned_files=unsigned,
         excused=[p.file or "" for p in result.problems if p.code == "FILE_UNSIGNED_IGNORED"],
         ignored_files=ignored,

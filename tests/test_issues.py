@@ -10,10 +10,19 @@ from pydantic import ValidationError
 
 from modelsign._internal.check.compare import Problem
 from modelsign._internal.findings import Finding
-from modelsign._internal.manifest import build_manifest, parse_manifest
+from modelsign._internal.manifest import Manifest, build_manifest, parse_manifest
 from modelsign.codes import Category, Code
 from modelsign.errors import InputError, ModelsignError, VerificationError
 from modelsign.issues import Issue
+from modelsign.policy import (
+    RULE_CODES,
+    RULES,
+    Policy,
+    PolicyReport,
+    RuleResult,
+    evaluate,
+    parse_policy,
+)
 
 # A manifest written before findings were issues (modelsign 0.1.0, canonical form):
 # a finding names its file with "path". It must read, and write the same bytes.
@@ -202,3 +211,136 @@ def test_a_built_manifest_writes_findings_in_their_recorded_form(tmp_path: Path)
         ("PICKLE_UNSAFE", "weights.pkl"),
         ("CODE_FILE", "run.py"),
     }
+
+
+# -- policy: a rule's reasons are issues ----------------------------------------------------
+
+
+def _policy(doc: str) -> Policy:
+    return parse_policy("version: 1\n" + doc, "inline.yaml")
+
+
+def _model(tmp_path: Path) -> Manifest:
+    (tmp_path / "weights.pkl").write_bytes(b"\x80\x04K\x01.")
+    (tmp_path / "notes.txt").write_text("hello\n")
+    return build_manifest(tmp_path, env={})
+
+
+def test_every_rule_has_its_own_code() -> None:
+    assert tuple(RULE_CODES) == RULES
+    assert {c.category for c in RULE_CODES.values()} == {Category.POLICY}
+    assert [c.value for c in RULE_CODES.values()] == [f"POLICY_{r.upper()}" for r in RULES]
+
+
+def test_rule_reasons_are_issues_with_codes_and_severities(tmp_path: Path) -> None:
+    m = _model(tmp_path)
+    policy = _policy("formats: {}\ncoverage: {unsigned_files: warn}\nlicences: {mode: warn}\n")
+    problem = Issue(code="FILE_MODIFIED", message="file content changed", file="notes.txt")
+    warned = Issue(code="SIGNER_NOT_TRUSTED", severity="warning", message="not listed")
+    report = evaluate(
+        policy,
+        manifest=m,
+        coverage_manifest=m,
+        signer=None,
+        signature_problems=[problem, warned, "the model cannot be read: no"],
+        unsigned_files={"extra.bin": "opaque"},
+    )
+    rules = {r.rule: r for r in report.rules}
+    signers = rules["signers"]
+    assert (signers.status, [(i.code, i.severity) for i in signers.issues]) == (
+        "fail",
+        [
+            (Code.FILE_MODIFIED, "error"),
+            (Code.SIGNER_NOT_TRUSTED, "warning"),  # a warning never fails the rule
+            (Code.POLICY_SIGNERS, "error"),  # text: the rule's own reason
+        ],
+    )
+    assert signers.reasons == [
+        "FILE_MODIFIED: notes.txt: file content changed",
+        "SIGNER_NOT_TRUSTED: not listed",
+        "the model cannot be read: no",
+    ]
+    (fmt,) = rules["formats"].issues
+    assert (fmt.code, fmt.severity, fmt.file) == (Code.POLICY_FORMATS, "error", "weights.pkl")
+    assert rules["formats"].reasons == ["weights.pkl: format pickle is denied"]
+    # unsigned_files: warn only warns (this was the "warn:" prefix of a reason)
+    (cov,) = rules["coverage"].issues
+    assert (rules["coverage"].status, cov.code, cov.severity, cov.file) == (
+        "warn",
+        Code.POLICY_COVERAGE,
+        "warning",
+        "extra.bin",
+    )
+    # a warn-mode rule fails nothing: its reasons are warnings
+    licences = rules["licences"]
+    assert licences.status == "warn"
+    assert [(i.code, i.severity) for i in licences.issues] == [(Code.POLICY_LICENCES, "warning")]
+
+
+def test_a_skipped_rule_says_why_in_an_info_issue(tmp_path: Path) -> None:
+    report = evaluate(
+        _policy("coverage: {}\n"),
+        manifest=_model(tmp_path),
+        signer=None,
+        signature_problems=[],
+        unsigned_files={},
+        verifier_given=False,
+    )
+    (rule,) = report.rules
+    (why,) = rule.issues
+    assert (rule.status, why.code, why.severity) == ("skip", Code.POLICY_COVERAGE, "info")
+    assert rule.reasons == ["no trusted signed manifest to judge coverage by"]
+
+
+def test_no_reason_carries_the_old_warn_prefix(tmp_path: Path) -> None:
+    m = _model(tmp_path)
+    report = evaluate(
+        _policy("coverage: {unsigned_files: warn}\n"),
+        manifest=m,
+        coverage_manifest=m,
+        signer=None,
+        signature_problems=_trust_warnings(),
+        unsigned_files={"extra.bin": "opaque"},
+    )
+    reasons = [x for r in report.rules for x in r.reasons]
+    assert reasons and not any(x.startswith("warn:") for x in reasons)
+    assert not report.blocked
+
+
+def _trust_warnings() -> list[Issue]:
+    """What ``Trust.warn_reasons()`` gives: a warn-mode signer list that did not verify."""
+    return [Issue(code="SIGNER_NOT_TRUSTED", severity="warning", message="no listed signer")]
+
+
+def test_rule_result_json_is_unchanged_and_reads_back(tmp_path: Path) -> None:
+    m = _model(tmp_path)
+    report = evaluate(
+        _policy("formats: {}\n"),
+        manifest=m,
+        signer=None,
+        signature_problems=[Issue(code="FILE_MISSING", message="gone", file="a")],
+        unsigned_files={},
+    )
+    doc = report.model_dump(mode="json")
+    assert doc == {
+        "rules": [
+            {
+                "rule": "signers",
+                "mode": "enforce",
+                "status": "fail",
+                "reasons": ["FILE_MISSING: a: gone"],
+            },
+            {
+                "rule": "formats",
+                "mode": "enforce",
+                "status": "fail",
+                "reasons": ["weights.pkl: format pickle is denied"],
+            },
+        ]
+    }
+    again = PolicyReport.model_validate(doc)
+    assert again.model_dump(mode="json") == doc and again.blocked
+    assert [i.severity for r in again.rules for i in r.issues] == ["error", "error"]
+    assert RuleResult.model_validate(
+        {"rule": "coverage", "mode": "warn", "status": "warn", "reasons": ["x: not covered"]}
+    ).issues == [Issue(code="POLICY_COVERAGE", severity="warning", message="x: not covered")]

@@ -142,7 +142,7 @@ class _SegmentFeeder:
             elif part.tobytes().count(0) != len(part):
                 raise FormatError(
                     f"padding bytes [{s_start}, {s_end}) are not all zero",
-                    code=f"{self.layout.format.upper()}_NONZERO_PADDING",
+                    code="GGUF_NONZERO_PADDING",  # only GGUF layouts have padding ranges
                     path=self.path,
                 )
             if b >= s_end:

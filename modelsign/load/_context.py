@@ -35,7 +35,7 @@ from .._internal.signature.attestation import claims_path, load_signature
 from .._internal.signature.statement import SINGLE_FILE_RESOURCE, SignedStatement
 from .._internal.signature.verifiers import SignerInfo, Verifier
 from ..errors import DiscoveryError, InputError, ModelsignError, ModelsignWarning, VerificationError
-from ..policy import Policy, PolicyReport, evaluate, formats_beside, resolve_trust
+from ..policy import RULE_CODES, Policy, PolicyReport, evaluate, formats_beside, resolve_trust
 from ..sign import DEFAULT_PROVENANCE, DEFAULT_SIGNATURE
 from ..verify import size_problems
 
@@ -181,7 +181,9 @@ def open_context(
             policy,
             manifest=ctx.manifest,
             signer=ctx.signer,
-            signature_problems=[f"{x.code}: {x.message}" for x in problems] + trust.warn_reasons(),
+            # (reasons "CODE: message": the file here is the signature's, never named in them)
+            signature_problems=[x.model_copy(update={"file": None}) for x in problems]
+            + trust.warn_reasons(),
             unsigned_files=unsigned,
             ignored_files=_ignored(ctx, unsigned),
             coverage_manifest=ctx.manifest,
@@ -201,7 +203,7 @@ def open_context(
                     for n, fmt in sorted(unsigned.items())
                 ]
                 findings += [
-                    Problem(code=f"POLICY_{r.rule.upper()}", message=reason)
+                    Problem(code=RULE_CODES[r.rule], message=reason)
                     for r in failed
                     if r.status == "fail"
                     for reason in r.reasons

@@ -275,7 +275,7 @@ def open_gguf(
                 member = _open(ctx, name)
                 members.append(_sealed(member) if memory == "copy" else member)
         if not members:
-            raise InputError(f"no member of {names[0]} is present", code="FILE_MISSING", path=p)
+            raise InputError(f"no member of {names[0]} is present", code="NOTHING_TO_LOAD", path=p)
         _verify(ctx, members)
         return VerifiedGGUF(members, ctx.report, fd_dir)
     except BaseException:

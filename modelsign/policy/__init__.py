@@ -21,6 +21,7 @@ from .schema import Policy, load_policy, parse_policy
 from .signers import PolicyVerifier
 from .specs import (
     NOT_COVERED,
+    RULE_CODES,
     RULES,
     WEIGHT_LIKE,
     CoverageRule,
@@ -47,6 +48,7 @@ __all__ = [
     "MAX_POLICY_NODES",
     "NOT_COVERED",
     "RULES",
+    "RULE_CODES",
     "WEIGHT_LIKE",
     "CoverageRule",
     "FormatsRule",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from .._internal.discover import discover, name_inside
 from .._internal.formats import sniff_file
@@ -19,10 +19,11 @@ from .._internal.metadata.licence import licence_permitted
 from .._internal.metadata.provenance import source_matches, source_text
 from .._internal.signature.verifiers import SignerInfo
 from ..errors import ModelsignError
+from ..issues import Issue, Severity
 from .schema import Policy
 from .specs import (
     NOT_COVERED,
-    WARN_ONLY,
+    RULE_CODES,
     WEIGHT_LIKE,
     Mode,
     RuleName,
@@ -33,14 +34,50 @@ from .specs import (
 
 
 class RuleResult(BaseModel):
-    """The outcome of one rule (part of the verification result)."""
+    """The outcome of one rule (part of the verification result).
+
+    ``issues`` say why the rule is not met: the rule's own reasons (code
+    ``POLICY_<RULE>``) and, for the signers rule, the verification problems
+    it judges (with their own codes). An issue's severity is what it did:
+    ``error`` failed the rule (enforced), ``warning`` was only reported (a
+    warn-mode rule, or a reason that only ever warns), ``info`` says why the
+    rule was skipped. ``reasons`` are the issues as text, and are what the
+    JSON holds (the JSON schema is unchanged).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rule: RuleName
     mode: Mode
     status: Status
-    reasons: list[str] = []
+    issues: list[Issue] = Field(default=[], exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_json(cls, data: Any) -> Any:
+        """Read the JSON form: ``reasons`` are derived from the issues, or stand for them."""
+        if isinstance(data, dict) and "reasons" in data:
+            data = dict(data)
+            reasons = data.pop("reasons")
+            if "issues" not in data and isinstance(reasons, list):
+                severity = {"fail": "error", "skip": "info"}.get(data.get("status"), "warning")
+                code = RULE_CODES.get(data.get("rule"))
+                data["issues"] = [
+                    {"code": code, "severity": severity, "message": r} for r in reasons
+                ]
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def reasons(self) -> list[str]:
+        """Each issue as a line: the rule's own as its message, others ``CODE: file: message``."""
+        own = RULE_CODES[self.rule]
+        return [
+            i.message
+            if i.code == own
+            else f"{i.code}: {i.file + ': ' if i.file else ''}{i.message}"
+            for i in self.issues
+        ]
 
 
 class PolicyReport(BaseModel):
@@ -78,16 +115,31 @@ def formats_beside(root: str, *, known: Collection[str], own: Sequence[str]) -> 
 # -- evaluation ------------------------------------------------------------------
 
 
+#: A reason a judge gives: its text (the rule's own code), or an issue with a code of its own.
+_Reason = str | Issue
+
+
+def _own(rule: RuleName, text: str, *, file: str | None = None, only_warn: bool = False) -> Issue:
+    """A reason of the rule itself (``only_warn``: it never fails the rule, whatever the mode)."""
+    severity: Severity = "warning" if only_warn else "error"
+    return Issue(code=RULE_CODES[rule], severity=severity, message=text, file=file)
+
+
 def _result(
-    policy: Policy, rule: RuleName, reasons: list[str], mode: Mode | None = None
+    policy: Policy, rule: RuleName, reasons: Sequence[_Reason], mode: Mode | None = None
 ) -> RuleResult:
     mode = mode or policy.mode_of(rule)
     if not reasons:
         return RuleResult(rule=rule, mode=mode, status="pass")
-    hard = [r for r in reasons if not r.startswith(WARN_ONLY)]
-    clean = [r.removeprefix(WARN_ONLY) for r in reasons]
+    issues = [r if isinstance(r, Issue) else _own(rule, r) for r in reasons]
+    hard = any(i.severity == "error" for i in issues)
     status: Status = "fail" if hard and mode == "enforce" else "warn"
-    return RuleResult(rule=rule, mode=mode, status=status, reasons=clean)
+    if status == "warn":  # nothing failed: every reason was only reported
+        issues = [
+            i.model_copy(update={"severity": "warning"}) if i.severity == "error" else i
+            for i in issues
+        ]
+    return RuleResult(rule=rule, mode=mode, status=status, issues=issues)
 
 
 def evaluate(
@@ -95,7 +147,7 @@ def evaluate(
     *,
     manifest: Manifest | None,
     signer: SignerInfo | None,
-    signature_problems: Sequence[str],
+    signature_problems: Sequence[Issue | str],
     unsigned_files: Mapping[str, str],
     excused: Sequence[str] = (),
     ignored_files: Mapping[str, str] | None = None,
@@ -110,9 +162,11 @@ def evaluate(
     ``manifest`` is the verified, signed manifest (or, when the signature could
     not be trusted, the manifest of what is on disk, for reporting);
     ``signature_problems`` are the reasons the signature or content did not
-    verify; ``unsigned_files`` maps files present but not signed to their
-    sniffed format (the formats rule judges them too: an unsigned pickle
-    beside signed weights is still a pickle a loader may pick up); ``excused``
+    verify: verification problems (one of severity ``warning`` never fails
+    the rule), or text (a reason of the signers rule's own); ``unsigned_files``
+    maps files present but not signed to their sniffed format (the formats
+    rule judges them too: an unsigned pickle beside signed weights is still
+    a pickle a loader may pick up); ``excused``
     are those the verifier's ``--ignore`` left out (not a coverage failure);
     ``ignored_files`` are those the signature's ``ignore_paths`` left out
     (:func:`formats_beside`): judged by the formats rule only, since no
@@ -124,7 +178,7 @@ def evaluate(
     caller verified with its own trust (``verifier_given``: --key, a verifier
     object). With the caller's trust it is enforced whatever the policy's
     mode (see :class:`Trust`); failures of the policy's own warn-mode signers
-    then arrive as ``Trust.warn_reasons()``, which only warn. Without a
+    then arrive as ``Trust.warn_reasons()``, warnings that never fail it. Without a
     coverage rule, unsigned files fail it, as they do without a policy. (Only
     the policy's trust, or none, as in the inventory: ``verifier_given=False``.)
     """
@@ -153,7 +207,7 @@ class _Evidence:
 
     manifest: Manifest | None
     signer: SignerInfo | None
-    signature_problems: Sequence[str]
+    signature_problems: Sequence[Issue | str]
     judged: dict[str, str]
     unsigned_files: Mapping[str, str]
     ignored_files: Mapping[str, str] | None
@@ -166,23 +220,26 @@ class _Evidence:
 
 def _judge(policy: Policy, rule: RuleName, ev: _Evidence) -> RuleResult:
     if rule == "coverage" and ev.coverage_manifest is None:
+        why = "no trusted signed manifest to judge coverage by"
         return RuleResult(
             rule=rule,
             mode=policy.mode_of(rule),
             status="skip",
-            reasons=["no trusted signed manifest to judge coverage by"],
+            issues=[Issue(code=RULE_CODES[rule], severity="info", message=why)],
         )
     # A policy never loosens what the caller demands (Trust).
     mode: Mode | None = "enforce" if rule == "signers" and ev.verifier_given else None
     return _result(policy, rule, _reasons(policy, rule, ev), mode)
 
 
-def _reasons(policy: Policy, rule: RuleName, ev: _Evidence) -> list[str]:
+def _reasons(policy: Policy, rule: RuleName, ev: _Evidence) -> Sequence[_Reason]:
     """Why ``rule`` is not met (empty: it is)."""
     if rule == "signers":
-        reasons = list(ev.signature_problems)
+        reasons: list[_Reason] = list(ev.signature_problems)
         if policy.coverage is None:
-            reasons += [f"FILE_EXTRA: {n}: {NOT_COVERED}" for n in sorted(ev.judged)]
+            reasons += [
+                Issue(code="FILE_EXTRA", message=NOT_COVERED, file=n) for n in sorted(ev.judged)
+            ]
         return reasons
     if rule == "identity":
         return _identity(policy, ev.coverage_manifest, ev.signer, ev.release, ev.now)
@@ -190,10 +247,10 @@ def _reasons(policy: Policy, rule: RuleName, ev: _Evidence) -> list[str]:
         return ["no manifest to judge (the signature carries none and the model could not be read)"]
     files = {**(ev.ignored_files or {}), **ev.unsigned_files} if rule == "formats" else ev.judged
     subject = ev.coverage_manifest if rule == "coverage" and ev.coverage_manifest else ev.manifest
-    reasons = _JUDGES[rule](policy, subject, ev.signer, files, ev.now)
+    found: list[_Reason] = list(_JUDGES[rule](policy, subject, ev.signer, files, ev.now))
     if rule == "provenance":
-        reasons += _attestation(policy, ev.attestation)
-    return reasons
+        found += _attestation(policy, ev.attestation)
+    return found
 
 
 def _licences(policy: Policy, m: Manifest, *_: Any) -> list[str]:
@@ -274,10 +331,10 @@ def _attestation(policy: Policy, info: Any) -> list[str]:
 
 def _formats(
     policy: Policy, m: Manifest, _s: Any, unsigned: Mapping[str, str], _n: Any
-) -> list[str]:
+) -> list[_Reason]:
     spec = policy.formats
     assert spec is not None
-    reasons = []
+    reasons: list[_Reason] = []
     files: list[tuple[str, str, list[str], str]] = [
         (f.path, f.format, f.flags, "") for f in m.files
     ]
@@ -287,14 +344,16 @@ def _formats(
         kind: str = fmt
         if kind == "opaque" and path.lower().endswith(WEIGHT_LIKE):
             kind = "unknown"
+        why: list[str] = []
         if kind in spec.deny:
-            reasons.append(f"{path}{note}: format {kind} is denied")
+            why.append(f"{path}{note}: format {kind} is denied")
         elif spec.allow is not None and kind not in spec.allow and kind != "opaque":
-            reasons.append(f"{path}{note}: format {kind} is not allowed")
+            why.append(f"{path}{note}: format {kind} is not allowed")
         if (path.endswith(".py") or "code" in flags) and not spec.allow_python_code:
-            reasons.append(f"{path}{note}: Python code in the model (runs with trust_remote_code)")
+            why.append(f"{path}{note}: Python code in the model (runs with trust_remote_code)")
         if "chat-template" in flags and not spec.allow_chat_templates:
-            reasons.append(f"{path}: carries a chat template (a Jinja program the runtime runs)")
+            why.append(f"{path}: carries a chat template (a Jinja program the runtime runs)")
+        reasons += [_own("formats", text, file=path) for text in why]
     return reasons
 
 
@@ -318,10 +377,10 @@ def _quantization(policy: Policy, m: Manifest, *_: Any) -> list[str]:
 
 def _coverage(
     policy: Policy, m: Manifest, _s: Any, unsigned: Mapping[str, str], _n: Any
-) -> list[str]:
+) -> list[_Reason]:
     spec = policy.coverage
     assert spec is not None
-    reasons = []
+    reasons: list[_Reason] = []
     if spec.require_tensor_digests:
         for f in m.files:
             if f.format in ("safetensors", "gguf") and (
@@ -329,12 +388,13 @@ def _coverage(
                 or any(t.digest is None for t in f.weights.tensors)
                 or m.hashing.tensor is None
             ):
-                reasons.append(
-                    f"{f.path}: the signature has no tensor digests for this weight file"
-                )
+                why = f"{f.path}: the signature has no tensor digests for this weight file"
+                reasons.append(_own("coverage", why, file=f.path))
     if spec.unsigned_files != "allow":
-        prefix = "" if spec.unsigned_files == "deny" else WARN_ONLY
-        reasons += [f"{prefix}{n}: {NOT_COVERED}" for n in unsigned]
+        warn = spec.unsigned_files == "warn"  # reported, never a failure
+        reasons += [
+            _own("coverage", f"{n}: {NOT_COVERED}", file=n, only_warn=warn) for n in unsigned
+        ]
     return reasons
 
 
@@ -402,7 +462,7 @@ def _freshness(
 #: The rules judged on a manifest: (policy, manifest, signer, files, now) → reasons.
 _JUDGES: dict[
     RuleName,
-    Callable[[Policy, Manifest, SignerInfo | None, Mapping[str, str], datetime], list[str]],
+    Callable[[Policy, Manifest, SignerInfo | None, Mapping[str, str], datetime], Sequence[_Reason]],
 ] = {
     "licences": _licences,
     "provenance": _provenance,

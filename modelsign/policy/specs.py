@@ -1,4 +1,4 @@
-"""The rules a policy lists, each a strict model, and the words their reasons share.
+"""The rules a policy lists, each a strict model, and the words and codes their reasons share.
 
 A leaf of the subpackage: the policy document (:mod:`.schema`), the signers
 verifier, the judges and ``explain`` all build on these, never the reverse.
@@ -12,6 +12,8 @@ from typing import Literal, get_args
 
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from ..codes import Code
 
 Mode = Literal["enforce", "warn"]
 NOT_COVERED = "file is not covered by the signature"
@@ -28,14 +30,24 @@ RuleName = Literal[
 ]
 RULES: tuple[RuleName, ...] = get_args(RuleName)  # in the order they are judged
 
+#: The code of each rule's own reasons (a verification problem a rule judges keeps its code).
+RULE_CODES: dict[RuleName, Code] = {
+    "signers": Code.POLICY_SIGNERS,
+    "identity": Code.POLICY_IDENTITY,
+    "licences": Code.POLICY_LICENCES,
+    "provenance": Code.POLICY_PROVENANCE,
+    "formats": Code.POLICY_FORMATS,
+    "quantization": Code.POLICY_QUANTIZATION,
+    "coverage": Code.POLICY_COVERAGE,
+    "freshness": Code.POLICY_FRESHNESS,
+}
+
 #: Extensions of files that look like weights; found as an opaque file, they are "unknown".
 WEIGHT_LIKE = (
     ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".npy", ".npz", ".h5",
     ".hdf5", ".keras", ".onnx", ".msgpack", ".tflite", ".mlmodel", ".pb", ".gguf",
     ".safetensors", ".ggml", ".llamafile",
 )  # fmt: skip
-
-WARN_ONLY = "warn:"  # a reason with this prefix only warns, whatever the rule's mode
 
 
 class StrictModel(BaseModel):

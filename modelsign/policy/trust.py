@@ -5,9 +5,9 @@ from __future__ import annotations
 from .._internal.signature.bundle import Envelope
 from .._internal.signature.verifiers import SignerInfo, Verifier
 from ..errors import InputError, VerificationError
+from ..issues import Issue
 from .schema import Policy
 from .signers import PolicyVerifier
-from .specs import WARN_ONLY
 
 
 class Trust:
@@ -68,9 +68,11 @@ class Trust:
             return info
         return info if info is not None else listed
 
-    def warn_reasons(self) -> list[str]:
-        """The warnings as signers-rule reasons that never block (see :func:`evaluate`)."""
-        return [f"{WARN_ONLY}SIGNER_NOT_TRUSTED: {w}" for w in self.warnings]
+    def warn_reasons(self) -> list[Issue]:
+        """The warnings as signers-rule reasons that never block (severity ``warning``)."""
+        return [
+            Issue(code="SIGNER_NOT_TRUSTED", severity="warning", message=w) for w in self.warnings
+        ]
 
 
 def resolve_trust(verifier: Verifier | None, policy: Policy | None) -> Trust:

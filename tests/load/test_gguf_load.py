@@ -183,6 +183,23 @@ def test_split_member_missing(split: tuple[Path, list[dict[str, TensorValue]]]) 
     assert [p.file for p in exc.findings] == [SPLIT[2]]
 
 
+def test_no_member_left_is_nothing_to_load_under_a_warn_policy(
+    split: tuple[Path, list[dict[str, TensorValue]]], tmp_path: Path
+) -> None:
+    """The missing members only warn; then there is nothing to load: ``NOTHING_TO_LOAD``.
+
+    Split meaning: this input error was ``FILE_MISSING`` too, the code of a
+    signed file that is missing (a verification failure).
+    """
+    folder, _ = split
+    for name in SPLIT:
+        (folder / name).unlink()
+    with pytest.warns(ModelsignWarning) as warned, pytest.raises(InputError) as e:
+        open_gguf(folder, policy=write_policy(tmp_path, "warn"))
+    assert e.value.code == "NOTHING_TO_LOAD"
+    assert any("FILE_MISSING" in str(w.message) for w in warned)
+
+
 def test_split_member_tampered(split: tuple[Path, list[dict[str, TensorValue]]]) -> None:
     folder, _ = split
     flip(folder / SPLIT[2], "blk.2.attn_q.weight")

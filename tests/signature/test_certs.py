@@ -305,11 +305,16 @@ def test_load_certificates(tmp_path: Path, good: pki.Pki) -> None:
 
 
 def test_load_der_certificate(good: pki.Pki) -> None:
+    """A damaged certificate in a bundle is ``CERT_MALFORMED`` (a verification failure).
+
+    Split meaning: it was ``CERT_INVALID``, which stays the code of a
+    certificate file given on the command line that is not valid (an input error).
+    """
     der = good.leaf.cert.public_bytes(serialization.Encoding.DER)
     assert certs.load_der_certificate(der, "certificate 0") == good.leaf.cert
     with pytest.raises(VerificationError) as exc:
         certs.load_der_certificate(der[:-10], "certificate 0 of the bundle")
-    assert exc.value.code == "CERT_INVALID"
+    assert exc.value.code == "CERT_MALFORMED"
     assert exc.value.path == "certificate 0 of the bundle"
 
 

@@ -23,6 +23,9 @@ Rules (codes of ``VerificationError``):
 - ``CERT_UNSUPPORTED_CRITICAL``: a critical extension other than BasicConstraints,
   KeyUsage, ExtendedKeyUsage or SubjectAlternativeName. NameConstraints and the
   certificate-policy extensions are refused rather than half-honoured.
+- ``CERT_MALFORMED``: a certificate of the signature is not DER, or has a
+  malformed extension (a certificate file given is ``CERT_INVALID``, an
+  :class:`InputError`).
 - ``CERT_REJECTED``: modelsign's rules hold but cryptography's policy refuses
   the path, e.g. an RSA key under 2048 bits, SHA-1, or an Ed25519 CA key
   (outside the Web PKI algorithm set it enforces).
@@ -103,7 +106,7 @@ def load_der_certificate(data: bytes, where: str) -> x509.Certificate:
         _ = cert.extensions
     except ValueError as exc:
         raise VerificationError(
-            f"not a valid DER certificate: {exc}", code="CERT_INVALID", path=where
+            f"not a valid DER certificate: {exc}", code="CERT_MALFORMED", path=where
         ) from exc
     return cert
 
@@ -433,7 +436,7 @@ def _extensions(cert: x509.Certificate) -> x509.Extensions:
         return cert.extensions
     except ValueError as exc:
         raise VerificationError(
-            f"{_describe(cert)} has a malformed extension: {exc}", code="CERT_INVALID"
+            f"{_describe(cert)} has a malformed extension: {exc}", code="CERT_MALFORMED"
         ) from exc
 
 

@@ -21,6 +21,7 @@ from .._internal.manifest import Manifest, manifest_for_tree, metadata_manifest
 from .._internal.signature.attestation import load_signature
 from .._internal.signature.bundle import MAX_SIGNATURE_BYTES, Envelope, read_bundle
 from .._internal.signature.verifiers import SignerInfo, Verifier
+from ..codes import Category, Code
 from ..errors import ModelsignError, VerificationError
 from ..policy import Policy, PolicyReport, RuleResult
 from ..verify import VerificationResult
@@ -31,30 +32,33 @@ from .report import Checked
 #: Files up to this size are read whole (the header reader's first block), so hashed.
 SMALL_FILE: Final = PEEK_WHOLE
 
-# Verification problems that say the files differ from what was signed; any
-# other problem is about the signature or the signer.
-_CONTENT_CODES: Final = frozenset(
-    {
-        "HEADER_MODIFIED",
-        "METADATA_MODIFIED",
-        "GGUF_KV_MODIFIED",
-        "CHAT_TEMPLATE_MODIFIED",
-        "FORMAT_CHANGED",
-        "SIGNATURE_FOR_FILE",
-        "SIGNATURE_FOR_FOLDER",
-        "SPECIAL_FILE",
-        "BAD_NAME",
-        "EMPTY_MODEL",
-        "TRUNCATED",
-        "HEADER_TOO_LARGE",
-        "LAYOUT_GAP",
-        "PICKLE_BAD_ZIP",
-    }
-)
-_CONTENT_PREFIXES: Final = ("FILE_", "TENSOR_", "SYMLINK_", "SAFETENSORS_", "GGUF_")
-# Errors about the policy's own trust material: a broken policy, not a broken model.
-_CONFIG_PREFIXES: Final = ("KEY_", "CERT_", "TRUST_", "POLICY_")
-_CONFIG_CODES: Final = frozenset({"NO_TRUST_ROOT", "USAGE", "BAD_REGEX", "PASSWORD_ENV_UNSET"})
+#: What a code says about a model, by the code's category (every category has a verdict):
+#: ``tampered`` — its files are not what was signed (content, discovery and format
+#: problems); ``untrusted`` — the signature or its signer is in doubt; ``config`` — the
+#: caller's own policy, trust material or options are broken, not the model (an error
+#: with such a code stops the scan; as a verification problem it is ``untrusted``).
+CodeVerdict = Literal["tampered", "untrusted", "config"]
+VERDICTS: Final[dict[Category, CodeVerdict]] = {
+    Category.USAGE: "config",
+    Category.INPUT: "untrusted",
+    Category.CONFIG: "config",
+    Category.SERVICE: "untrusted",
+    Category.DISCOVERY: "tampered",
+    Category.FORMAT: "tampered",
+    Category.MANIFEST: "untrusted",
+    Category.LOAD: "untrusted",
+    Category.SIGNATURE: "untrusted",
+    Category.CONTENT: "tampered",
+    Category.POLICY: "untrusted",
+    Category.CHANGE: "tampered",
+    Category.NOTE: "untrusted",
+    Category.FINDING: "untrusted",
+}
+
+
+def verdict(code: Code | str) -> CodeVerdict:
+    """What a code says about a model (see :data:`VERDICTS`)."""
+    return VERDICTS[Code(code).category]
 
 
 @dataclass
@@ -118,12 +122,12 @@ def _claimed_signer(sig: str) -> str:
     return (_signer_text(_AnySigner().verify_envelope(env)) or "unknown") + " (not verified)"
 
 
-def _is_content_problem(code: str) -> bool:
-    return code in _CONTENT_CODES or code.startswith(_CONTENT_PREFIXES)
+def _is_content_problem(code: Code | str) -> bool:
+    return verdict(code) == "tampered"
 
 
 def is_config_error(exc: ModelsignError) -> bool:
-    return exc.code in _CONFIG_CODES or exc.code.startswith(_CONFIG_PREFIXES)
+    return verdict(exc.code) == "config"
 
 
 def _problem_text(problems: Sequence[Problem]) -> str:

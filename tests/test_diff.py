@@ -52,12 +52,17 @@ def write_manifest(model: Path, out: Path, **kw: object) -> Path:
 
 
 def test_one_tensor_and_readme_changed(tiny_model: Path, tmp_path: Path) -> None:
+    """A file whose content differs is ``FILE_MODIFIED``, as in a verification.
+
+    Split meaning: diff version 1 said ``FILE_CHANGED``, which stays the code
+    of a file that changed while being read.
+    """
     new = edited_copy(tiny_model, tmp_path / "v2")
     d = diff_models(tiny_model, new)
     assert not d.identical
     assert codes(d) == [
-        ("FILE_CHANGED", "README.md", None),
-        ("FILE_CHANGED", "model.safetensors", None),
+        ("FILE_MODIFIED", "README.md", None),
+        ("FILE_MODIFIED", "model.safetensors", None),
         ("TENSOR_MODIFIED", "model.safetensors", CHANGED),
         ("WEIGHTS_DIGEST_CHANGED", None, None),
     ]
@@ -123,11 +128,12 @@ def _gguf(path: Path, qtype: QT, file_type: int) -> Path:
 
 
 def test_two_gguf_quantizations(tmp_path: Path) -> None:
+    """(``FILE_MODIFIED``: ``FILE_CHANGED`` in diff version 1; see the first test.)"""
     old = _gguf(tmp_path / "tiny-Q8_0.gguf", QT.Q8_0, 7)
     new = _gguf(tmp_path / "tiny-Q4_0.gguf", QT.Q4_0, 2)
     d = diff_models(old, new)
     # Single-file models: the one file is compared whatever its name.
-    changed = [c for c in d.files if c.code == "FILE_CHANGED"]
+    changed = [c for c in d.files if c.code == "FILE_MODIFIED"]
     assert [(c.path, c.old_path) for c in changed] == [("tiny-Q4_0.gguf", "tiny-Q8_0.gguf")]
     assert {c.code for c in d.files} >= {"HEADER_MODIFIED", "METADATA_MODIFIED"}
     assert "general.file_type" in next(c.message for c in d.files if c.code == "METADATA_MODIFIED")
@@ -294,6 +300,7 @@ def _oms_only(tiny_model: Path, dest: Path) -> Path:
 
 
 def test_oms_signature_diffs_files_by_digest(tiny_model: Path, tmp_path: Path) -> None:
+    """(``FILE_MODIFIED``: ``FILE_CHANGED`` in diff version 1; see the first test.)"""
     oms = _oms_only(tiny_model, tmp_path / "oms.sig")
     same = diff_models(oms, tiny_model)
     assert same.identical and same.new.tensor_hash is None  # no tensor hashing needed
@@ -301,8 +308,8 @@ def test_oms_signature_diffs_files_by_digest(tiny_model: Path, tmp_path: Path) -
     new = edited_copy(tiny_model, tmp_path / "v2")
     d = diff_models(oms, new)
     assert codes(d) == [
-        ("FILE_CHANGED", "README.md", None),
-        ("FILE_CHANGED", "model.safetensors", None),
+        ("FILE_MODIFIED", "README.md", None),
+        ("FILE_MODIFIED", "model.safetensors", None),
     ]
     assert d.old.manifest_digest is None and d.old.tensors == 0
     assert any("without a modelsign manifest" in n for n in d.notes)

@@ -12,6 +12,7 @@ from modelsign._internal.check.compare import Problem
 from modelsign._internal.findings import Finding
 from modelsign._internal.manifest import Manifest, build_manifest, parse_manifest
 from modelsign.codes import Category, Code
+from modelsign.diff.report import CHANGE_CODES, Change, TensorChange
 from modelsign.errors import InputError, ModelsignError, VerificationError
 from modelsign.issues import Issue
 from modelsign.policy import (
@@ -344,3 +345,26 @@ def test_rule_result_json_is_unchanged_and_reads_back(tmp_path: Path) -> None:
     assert RuleResult.model_validate(
         {"rule": "coverage", "mode": "warn", "status": "warn", "reasons": ["x: not covered"]}
     ).issues == [Issue(code="POLICY_COVERAGE", severity="warning", message="x: not covered")]
+
+
+# -- diff: a change is an issue ---------------------------------------------------------------
+
+
+def test_a_diff_change_is_an_issue_with_the_old_names_as_properties() -> None:
+    c = TensorChange(
+        code="TENSOR_RETYPED",
+        message="retyped",
+        file="w.gguf",
+        tensor="blk.0.w",
+        expected="aa",
+        actual="bb",
+        layer=0,
+    )
+    assert isinstance(c, Issue) and c.code is Code.TENSOR_RETYPED and c.severity == "info"
+    assert (c.path, c.old, c.new) == ("w.gguf", "aa", "bb")
+    assert c.model_dump(mode="json")["file"] == "w.gguf" and "path" not in c.model_dump()
+    assert Code.FILE_MODIFIED in CHANGE_CODES and Code.FILE_CHANGED not in CHANGE_CODES
+    with pytest.raises(ValidationError, match="not a diff change code"):
+        Change(code="FILE_CHANGED", message="changed while read")
+    with pytest.raises(ValidationError):
+        Change(code="NOT_A_CODE", message="x")

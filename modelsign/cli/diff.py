@@ -31,13 +31,13 @@ def _side(label: str, s: DiffSide) -> str:
 
 
 def _line(c: Change) -> str:
-    where = c.path or ""
+    where = c.file or ""
     if c.tensor is not None:
-        where = f"{c.tensor} ({c.path})" if c.path else c.tensor
+        where = f"{c.tensor} ({c.file})" if c.file else c.tensor
     elif c.code == "FILE_RENAMED":
-        where = f"{c.old_path} → {c.path}"
+        where = f"{c.old_path} → {c.file}"
     elif c.old_path is not None:
-        where = f"{c.path} (was {c.old_path})"
+        where = f"{c.file} (was {c.old_path})"
     return f"  {c.code:24s} {where}{': ' if where else ''}{c.message}"
 
 

@@ -47,8 +47,8 @@ def _weights_digest_changes(om: Manifest, nm: Manifest) -> list[Change]:
             code="WEIGHTS_DIGEST_CHANGED",
             message=f"weights digest {_short(om.weights_digest)} → {_short(nm.weights_digest)}",
             field="weights_digest",
-            old=om.weights_digest,
-            new=nm.weights_digest,
+            expected=om.weights_digest,
+            actual=nm.weights_digest,
         )
     ]
 
@@ -61,8 +61,8 @@ def _signer_changes(o: SignerClaim | None, n: SignerClaim | None) -> list[Change
             code="SIGNER_CHANGED",
             message=f"signer {o.describe()} → {n.describe()} (unverified)",
             field="signer",
-            old=o.describe(),
-            new=n.describe(),
+            expected=o.describe(),
+            actual=n.describe(),
         )
     ]
 
@@ -88,8 +88,8 @@ def _quant_changes(o: ModelQuantization, n: ModelQuantization) -> list[Change]:
                     code="QUANTIZATION_CHANGED",
                     message=f"quantization {key.replace('_', ' ')} {ov or 'none'} → {nv or 'none'}",
                     field=f"quantization.{key}",
-                    old=ov,
-                    new=nv,
+                    expected=ov,
+                    actual=nv,
                 )
             )
     return out
@@ -103,8 +103,8 @@ def _licence_changes(o: Licence, n: Licence) -> list[Change]:
                 code="LICENCE_CHANGED",
                 message=f"licence {o.spdx or 'unknown'} → {n.spdx or 'unknown'}",
                 field="licence.spdx",
-                old=o.spdx,
-                new=n.spdx,
+                expected=o.spdx,
+                actual=n.spdx,
             )
         )
     olds = {s.source: f"{s.value} ({s.spdx or 'unrecognised'})" for s in o.sources}
@@ -123,10 +123,10 @@ def _licence_changes(o: Licence, n: Licence) -> list[Change]:
             Change(
                 code="LICENCE_CHANGED",
                 message=message,
-                path=src,
+                file=src,
                 field="licence.source",
-                old=ov,
-                new=nv,
+                expected=ov,
+                actual=nv,
             )
         )
     return out
@@ -152,12 +152,12 @@ def _set_changes(field_name: str, label: str, old: set[str], new: set[str]) -> l
             code="PROVENANCE_CHANGED",
             message=f"{label} removed: {v}",
             field=field_name,
-            old=v,
+            expected=v,
         )
         for v in sorted(old - new)
     ]
     out += [
-        Change(code="PROVENANCE_CHANGED", message=f"{label} added: {v}", field=field_name, new=v)
+        Change(code="PROVENANCE_CHANGED", message=f"{label} added: {v}", field=field_name, actual=v)
         for v in sorted(new - old)
     ]
     return out
@@ -173,8 +173,8 @@ def _provenance_changes(o: Provenance, n: Provenance, claims: bool) -> list[Chan
                 code="PROVENANCE_CHANGED",
                 message=f"source {os_ or 'none'} → {ns or 'none'}",
                 field="provenance.source",
-                old=os_,
-                new=ns,
+                expected=os_,
+                actual=ns,
             )
         )
     out += _set_changes(
@@ -191,8 +191,8 @@ def _provenance_changes(o: Provenance, n: Provenance, claims: bool) -> list[Chan
                     code="PROVENANCE_CHANGED",
                     message=f"builder {ob or 'none'} → {nb or 'none'}",
                     field="provenance.builder",
-                    old=ob,
-                    new=nb,
+                    expected=ob,
+                    actual=nb,
                 )
             )
         out += _set_changes(

@@ -98,13 +98,13 @@ def _tensor_change(
     old_file = rename.get(o.path, o.path) if o else None
     path = n.path if n else old_file
     return TensorChange(
-        code=p.code,  # type: ignore[arg-type]
+        code=p.code,
         message=message,
-        path=path,
+        file=path,
         old_path=o.path if o and o.path != path else None,
         tensor=name,
-        old=p.expected,
-        new=p.actual,
+        expected=p.expected,
+        actual=p.actual,
         layer=layer_index(name),
         old_dtype=o.entry.dtype if o else None,
         new_dtype=n.entry.dtype if n else None,
@@ -134,12 +134,12 @@ def _weight_file_changes(
             continue  # tensors are compared model-wide, across files
         out.append(
             Change(
-                code=p.code,  # type: ignore[arg-type]
+                code=p.code,
                 message=p.message,
-                path=path,
+                file=path,
                 old_path=old_path,
-                old=p.expected,
-                new=p.actual,
+                expected=p.expected,
+                actual=p.actual,
             )
         )
     ol, nl = _file_quant_label(o.quantization), _file_quant_label(n.quantization)
@@ -149,11 +149,11 @@ def _weight_file_changes(
                 Change(
                     code="QUANTIZATION_CHANGED",
                     message=f"{key.replace('_', ' ')} {ol[key] or 'none'} → {nl[key] or 'none'}",
-                    path=path,
+                    file=path,
                     old_path=old_path,
                     field=f"quantization.{key}",
-                    old=ol[key],
-                    new=nl[key],
+                    expected=ol[key],
+                    actual=nl[key],
                 )
             )
     return out
@@ -172,7 +172,7 @@ def compare(old: Side, new: Side) -> ModelDiff:
     files = found.changes
     for path, old_path, ow, nw in found.pairs:
         files += _weight_file_changes(path, old_path, ow, nw, headers=headers)
-    files.sort(key=lambda c: (c.path or "", c.code, c.field or ""))
+    files.sort(key=lambda c: (c.file or "", c.code, c.field or ""))
     digests = _same_tensor_hash(om, nm)
     tensors = _tensor_changes(old, new, found.rename, digests, notes)
     model = model_changes(old, new, digests)
@@ -222,11 +222,11 @@ def _file_changes(old: Side, new: Side) -> _Files:
     gone, arrived = _moved(removed, added, ofiles, new.files, found.changes)
     for p in gone:
         found.changes.append(
-            Change(code="FILE_REMOVED", message="removed", path=p, old=ofiles[p].digest)
+            Change(code="FILE_REMOVED", message="removed", file=p, expected=ofiles[p].digest)
         )
     for p in sorted(arrived):
         found.changes.append(
-            Change(code="FILE_ADDED", message="added", path=p, new=new.files[p].digest)
+            Change(code="FILE_ADDED", message="added", file=p, actual=new.files[p].digest)
         )
     # One weight file replaced by another (a re-quantization under a new name): compare them.
     gone_w = [p for p in gone if ofiles[p].weights is not None]
@@ -253,10 +253,10 @@ def _common_file(path: str, o: File, n: File, found: _Files) -> None:
                 Change(
                     code="FILE_RENAMED",
                     message=f"renamed from {old_path}",
-                    path=path,
+                    file=path,
                     old_path=old_path,
-                    old=o.digest,
-                    new=n.digest,
+                    expected=o.digest,
+                    actual=n.digest,
                 )
             )
         return
@@ -265,12 +265,12 @@ def _common_file(path: str, o: File, n: File, found: _Files) -> None:
         size = f": {o.size} → {n.size} bytes"
     found.changes.append(
         Change(
-            code="FILE_CHANGED",
+            code="FILE_MODIFIED",
             message="content changed" + size,
-            path=path,
+            file=path,
             old_path=old_path,
-            old=o.digest,
-            new=n.digest,
+            expected=o.digest,
+            actual=n.digest,
         )
     )
 
@@ -298,10 +298,10 @@ def _moved(
                 Change(
                     code="FILE_RENAMED",
                     message=f"renamed from {p}",
-                    path=target,
+                    file=target,
                     old_path=p,
-                    old=ofiles[p].digest,
-                    new=nfiles[target].digest,
+                    expected=ofiles[p].digest,
+                    actual=nfiles[target].digest,
                 )
             )
         else:
@@ -352,7 +352,7 @@ def _counts(
         files_new=len(new.files),
         files_added=count["FILE_ADDED"],
         files_removed=count["FILE_REMOVED"],
-        files_changed=count["FILE_CHANGED"],
+        files_changed=count["FILE_MODIFIED"],
         files_renamed=count["FILE_RENAMED"],
         files_not_compared=not_compared,
         tensors_old=old.info.tensors,

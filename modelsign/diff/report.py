@@ -9,13 +9,16 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from .._internal.manifest import Manifest
+from ..codes import Code
+from ..issues import Issue, Severity
 
 __all__ = [
+    "CHANGE_CODES",
     "DIFF_KIND",
     "DIFF_VERSION",
     "UNVERIFIED_NOTE",
@@ -33,14 +36,14 @@ __all__ = [
 ]
 
 DIFF_KIND: Final = "modelsign.diff"
-DIFF_VERSION: Final = 1
+DIFF_VERSION: Final = 2  # 2: changes are issues (file, expected, actual, severity)
 UNVERIFIED_NOTE: Final = "unverified signature — run modelsign verify to trust it"
 
 ChangeCode = Literal[
     # files
     "FILE_ADDED",
     "FILE_REMOVED",
-    "FILE_CHANGED",
+    "FILE_MODIFIED",
     "FILE_RENAMED",
     # inside a weight file (from diff_weights)
     "FORMAT_CHANGED",
@@ -61,6 +64,8 @@ ChangeCode = Literal[
     "WEIGHTS_DIGEST_CHANGED",
     "SIGNER_CHANGED",
 ]
+#: The codes a change may have.
+CHANGE_CODES: Final = frozenset(Code(c) for c in get_args(ChangeCode))
 
 _LAYER = re.compile(r"(?:^|\.)(?:layers|layer|blk|blocks|block|h)\.(\d+)\.")
 
@@ -69,25 +74,43 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Change(_Model):
-    """One difference, with a stable code.
+class Change(Issue):
+    """One difference: an :class:`~modelsign.issues.Issue` (severity ``info``) with a stable code.
 
-    ``path`` is the file on the new side (the old side for a removal),
+    ``file`` is the file on the new side (the old side for a removal),
     ``old_path`` the file on the old side when it is another one (a rename, a
     replaced weight file). ``field`` names the model-level attribute
     (``quantization.scheme``, ``licence.spdx``, ``provenance.source``, …).
-    ``old`` and ``new`` are digests as hex (``algorithm:hex`` for files) or the
-    attribute's values; None where a side has none.
+    ``expected`` and ``actual`` are the old and the new side's digests as hex
+    (``algorithm:hex`` for files) or the attribute's values; None where a side
+    has none. ``path``, ``old`` and ``new`` are the names diff version 1 used.
     """
 
-    code: ChangeCode
-    message: str
-    path: str | None = None
+    severity: Severity = "info"
     old_path: str | None = None
-    tensor: str | None = None
     field: str | None = None
-    old: str | None = None
-    new: str | None = None
+
+    @field_validator("code")
+    @classmethod
+    def _a_change_code(cls, code: Code) -> Code:
+        if code not in CHANGE_CODES:
+            raise ValueError(f"{code} is not a diff change code")
+        return code
+
+    @property
+    def path(self) -> str | None:
+        """The file (``file``)."""
+        return self.file
+
+    @property
+    def old(self) -> str | None:
+        """The old side's value (``expected``)."""
+        return self.expected
+
+    @property
+    def new(self) -> str | None:
+        """The new side's value (``actual``)."""
+        return self.actual
 
 
 class TensorChange(Change):
@@ -171,7 +194,7 @@ class ModelDiff(_Model):
     """The differences between two models (stable JSON schema, ``kind`` / ``version``)."""
 
     kind: Literal["modelsign.diff"] = DIFF_KIND
-    version: Literal[1] = DIFF_VERSION
+    version: Literal[2] = DIFF_VERSION
     identical: bool
     summary: str
     old: DiffSide
@@ -294,7 +317,7 @@ def summary(
     parts = _tensor_summary(tensors, counts.tensors_new)
     formats = [c for c in files if c.code == "FORMAT_CHANGED"]
     if formats:
-        parts.append(f"format {formats[0].old} → {formats[0].new}")
+        parts.append(f"format {formats[0].expected} → {formats[0].actual}")
     if old is not None and new is not None and any(c.field == "quantization.scheme" for c in model):
         parts.append(f"quantization {_quant_label(old)} → {_quant_label(new)}")
     parts += _file_summary(files, counts)
@@ -308,11 +331,11 @@ def _file_summary(files: Sequence[Change], counts: DiffCounts) -> list[str]:
     by_code: dict[str, list[str]] = {}
     for c in files:
         by_code.setdefault(c.code, []).append(
-            f"{c.old_path} → {c.path}" if c.code == "FILE_RENAMED" else c.path or ""
+            f"{c.old_path} → {c.file}" if c.code == "FILE_RENAMED" else c.file or ""
         )
     parts = []
-    if by_code.get("FILE_CHANGED"):
-        names = by_code["FILE_CHANGED"]
+    if by_code.get("FILE_MODIFIED"):
+        names = by_code["FILE_MODIFIED"]
         total = plural(counts.files_new, "file")
         parts.append(f"{len(names)} of {total} changed ({_names(names)})")
     for code, word in (
@@ -335,7 +358,7 @@ def _model_summary(model: Sequence[Change], tensors: Sequence[TensorChange]) -> 
     parts = []
     spdx = [c for c in model if c.field == "licence.spdx"]
     if spdx:
-        parts.append(f"licence {spdx[0].old or 'unknown'} → {spdx[0].new or 'unknown'}")
+        parts.append(f"licence {spdx[0].expected or 'unknown'} → {spdx[0].actual or 'unknown'}")
     elif any(c.code == "LICENCE_CHANGED" for c in model):
         parts.append("licence statements changed")
     prov = sorted(
@@ -349,7 +372,7 @@ def _model_summary(model: Sequence[Change], tensors: Sequence[TensorChange]) -> 
         parts.append("provenance changed (" + ", ".join(prov) + ")")
     signer = [c for c in model if c.code == "SIGNER_CHANGED"]
     if signer:
-        parts.append(f"signer {signer[0].old} → {signer[0].new} (unverified)")
+        parts.append(f"signer {signer[0].expected} → {signer[0].actual} (unverified)")
     # Tensor changes already say the weights changed.
     if not tensors and any(c.code == "WEIGHTS_DIGEST_CHANGED" for c in model):
         parts.append("weights digest changed")

@@ -18,7 +18,11 @@ from modelsign.sign import sign
 
 from ..helpers.signing import flip_tensor_byte
 
-CHANGE_KEYS = {"code", "message", "path", "old_path", "tensor", "field", "old", "new"}
+# Diff version 2: a change is an issue (file, expected, actual, severity; version 1 had
+# path, old, new).
+CHANGE_KEYS = {
+    "code", "severity", "message", "file", "tensor", "expected", "actual", "old_path", "field"
+}  # fmt: skip
 TENSOR_KEYS = CHANGE_KEYS | {"layer", "old_dtype", "new_dtype", "old_shape", "new_shape"}
 
 
@@ -46,13 +50,15 @@ def test_identical_exits_0(tiny_model: Path, tmp_path: Path) -> None:
 
 
 def test_different_exits_1_with_a_summary(tiny_model: Path, tmp_path: Path) -> None:
+    """A changed file is ``FILE_MODIFIED`` (split meaning: ``FILE_CHANGED`` before, still a
+    file that changed while being read)."""
     code, out, _ = run("diff", tiny_model, edited_copy(tiny_model, tmp_path / "v2"))
     assert code == 1
     assert (
         "DIFFERENT: 1 of 21 tensors changed, all in layer 1; "
         "2 of 4 files changed (README.md, model.safetensors)"
     ) in out
-    assert "files:\n  FILE_CHANGED" in out
+    assert "files:\n  FILE_MODIFIED" in out
     assert (
         "  TENSOR_MODIFIED          model.layers.1.self_attn.q_proj.weight (model.safetensors): "
         "data changed (F16[64,64])"
@@ -68,6 +74,7 @@ def test_long_lists_stay_on_one_screen(tiny_models: tuple[Path, Path]) -> None:
 
 
 def test_json_schema(tiny_model: Path, tmp_path: Path) -> None:
+    """Version 2: changes are issues (see CHANGE_KEYS); a changed file is ``FILE_MODIFIED``."""
     new = edited_copy(tiny_model, tmp_path / "v2")
     code, out, _ = run("diff", "--json", tiny_model, new)
     assert code == 1
@@ -76,19 +83,20 @@ def test_json_schema(tiny_model: Path, tmp_path: Path) -> None:
         "kind", "version", "identical", "summary", "old", "new", "tensor_digests_compared",
         "counts", "files", "tensors", "model", "notes",
     }  # fmt: skip
-    assert (d["kind"], d["version"], d["identical"]) == ("modelsign.diff", 1, False)
+    assert (d["kind"], d["version"], d["identical"]) == ("modelsign.diff", 2, False)
     assert d["summary"].startswith("1 of 21 tensors changed, all in layer 1")
     assert all(set(c) == CHANGE_KEYS for c in d["files"] + d["model"])
     (t,) = d["tensors"]
     assert set(t) == TENSOR_KEYS
-    assert (t["code"], t["path"], t["layer"], t["old_shape"]) == (
+    assert (t["code"], t["file"], t["layer"], t["old_shape"]) == (
         "TENSOR_MODIFIED",
         "model.safetensors",
         1,
         [64, 64],
     )
-    assert [c["code"] for c in d["files"]] == ["FILE_CHANGED", "FILE_CHANGED"]
-    assert d["files"][0]["old"].startswith("sha256:")
+    assert [c["code"] for c in d["files"]] == ["FILE_MODIFIED", "FILE_MODIFIED"]
+    assert {c["severity"] for c in d["files"] + d["tensors"] + d["model"]} == {"info"}
+    assert d["files"][0]["expected"].startswith("sha256:")
     assert d["counts"]["tensors_modified"] == 1 and d["counts"]["files_changed"] == 2
     assert set(d["old"]) >= {"kind", "path", "name", "manifest_digest", "signer", "verified"}
     code, out, _ = run("diff", "--json", tiny_model, tiny_model)

@@ -31,6 +31,7 @@ from watchdog.observers.api import BaseObserver
 from modelsign._internal.signature import keys
 from modelsign._internal.signature.signers import KeySigner
 from modelsign.errors import InputError
+from modelsign.issues import Issue
 from modelsign.load import ModelsignWarning
 from modelsign.policy import Policy
 from modelsign.sign import sign
@@ -113,11 +114,20 @@ def problems(event: Event) -> list[tuple[str, str | None, str | None]]:
 
 
 def test_the_typed_event_is_the_schema_in_its_order() -> None:
-    """``Event`` declares exactly the keys an event has, in the order the JSON line has them."""
+    """``Event`` declares exactly the keys an event has, in the order the JSON line has them.
+
+    A problem is an ``Issue`` as JSON: it gained ``expected`` and ``actual``.
+    """
     event = make_event("changed", "m", paths=["/m/a"])
     assert list(Event.__annotations__) == list(event)
     assert set(event) == SCHEMA
-    assert set(EventProblem.__annotations__) == {"code", "severity", "file", "tensor", "message"}
+    assert list(EventProblem.__annotations__) == [
+        "code", "severity", "message", "file", "tensor", "expected", "actual"
+    ]  # fmt: skip
+    assert list(EventProblem.__annotations__) == list(Issue.model_fields)
+    issue = Issue(code="TENSOR_MODIFIED", message="m", file="w", tensor="t", expected="a")
+    (problem,) = make_event("tampered", "m", problems=[issue])["problems"]
+    assert problem == issue.model_dump(mode="json") and type(problem["code"]) is str
 
 
 @pytest.fixture(autouse=True)

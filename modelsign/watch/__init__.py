@@ -14,7 +14,8 @@ every key always present::
     {"event": "verified" | "changed" | "tampered" | "restored" | "removed",
      "model": PATH as given, "time": ISO 8601 UTC,
      "verdict": "verified" | "failed" | null (changed, removed),
-     "problems": [{"code", "severity", "file", "tensor", "message"}],
+     "problems": [Issue as JSON: {"code", "severity", "message", "file", "tensor",
+                  "expected", "actual"}],
      "failed_rules": [policy rules that failed], "signer": {...} | null,
      "paths": [absolute paths that changed: changed only]}
 

@@ -473,10 +473,7 @@ def _findings(
         signer = result.signer.model_dump(mode="json") if result.signer is not None else None
         return list(result.problems), rules, signer
     if result is not None:
-        problem = Problem(
-            code=result.code, message=result.message, file=result.path, tensor=result.tensor
-        )
-        return [problem], [], None
+        return [result.to_issue()], [], None
     return [], [], None
 
 

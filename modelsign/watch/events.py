@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, Final, Literal, TypedDict
 
-from .._internal.check.compare import Problem, ProblemSeverity
 from ..errors import InputError
+from ..issues import Issue, Severity
 
 EventName = Literal["verified", "changed", "tampered", "restored", "removed"]
 #: None in ``changed`` and ``removed`` events.
@@ -26,13 +26,28 @@ ON_CHANGE_TIMEOUT: Final = 30.0
 
 
 class EventProblem(TypedDict):
-    """A problem as an event reports it: a ``Problem`` without digests."""
+    """A problem as an event reports it: an :class:`~modelsign.issues.Issue` as JSON."""
 
     code: str
-    severity: ProblemSeverity
+    severity: Severity
+    message: str
     file: str | None
     tensor: str | None
-    message: str
+    expected: str | None
+    actual: str | None
+
+
+def event_problem(issue: Issue) -> EventProblem:
+    """``issue`` as an event lists it (``Issue.model_dump(mode="json")``, typed)."""
+    return {
+        "code": str(issue.code),
+        "severity": issue.severity,
+        "message": issue.message,
+        "file": issue.file,
+        "tensor": issue.tensor,
+        "expected": issue.expected,
+        "actual": issue.actual,
+    }
 
 
 class Event(TypedDict):
@@ -57,7 +72,7 @@ def make_event(
     model: str,
     *,
     verdict: Verdict | None = None,
-    problems: Sequence[Problem] = (),
+    problems: Sequence[Issue] = (),
     failed_rules: Sequence[str] = (),
     signer: dict[str, Any] | None = None,
     paths: Sequence[str] = (),
@@ -68,16 +83,7 @@ def make_event(
         "model": model,
         "time": _now(),
         "verdict": verdict,
-        "problems": [
-            {
-                "code": p.code,
-                "severity": p.severity,
-                "file": p.file,
-                "tensor": p.tensor,
-                "message": p.message,
-            }
-            for p in problems
-        ],
+        "problems": [event_problem(p) for p in problems],
         "failed_rules": list(failed_rules),
         "signer": signer,
         "paths": list(paths),

@@ -302,3 +302,51 @@ def test_every_code_in_a_code_position_is_registered() -> None:
 def test_every_registered_code_is_used_by_the_package() -> None:
     used = {s for _, _, s in code_positions()} | _code_references()
     assert sorted(set(Code.__members__) - used) == []
+
+
+# -- the README's tables ----------------------------------------------------------------------
+
+_ROW = re.compile(
+    r"\| (?P<codes>`[A-Z0-9_]+`(?:, `[A-Z0-9_]+`)*) \| (?P<category>[a-z]+) \| (?P<exit>[0-9]) \|"
+    r" (?P<meaning>.+) \|"
+)
+_CATEGORY_ROW = re.compile(r"\| `(?P<category>[a-z]+)` \| (?P<exit>[0-9]) \| (?P<what>.+) \|")
+
+
+def _errors_section() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("\n## Errors and exit codes\n")
+    end = text.index("\n## ", start + 1)
+    return text[start:end].splitlines()
+
+
+def readme_codes() -> dict[str, tuple[str, int]]:
+    """The README's code table: each code with its category and exit code."""
+    rows: dict[str, tuple[str, int]] = {}
+    for line in _errors_section():
+        if not line.startswith("| `") or _CATEGORY_ROW.fullmatch(line):
+            continue
+        m = _ROW.fullmatch(line)
+        assert m is not None, f"not a row of the code table: {line}"
+        for code in re.findall(r"`([A-Z0-9_]+)`", m.group("codes")):
+            assert code not in rows, f"{code} is listed twice"
+            rows[code] = (m.group("category"), int(m.group("exit")))
+    return rows
+
+
+def test_the_readme_code_table_is_the_enum() -> None:
+    rows = readme_codes()
+    assert sorted(set(Code.__members__) - set(rows)) == []  # every code is documented
+    assert sorted(set(rows) - set(Code.__members__)) == []  # and nothing else
+    for code in Code:
+        assert rows[code.value] == (code.category.value, code.exit_code), code
+
+
+def test_the_readme_category_table_is_the_enum() -> None:
+    rows = {
+        m.group("category"): int(m.group("exit"))
+        for line in _errors_section()
+        if (m := _CATEGORY_ROW.fullmatch(line)) is not None
+    }
+    assert rows == {c.value: c.exit_code for c in Category}
+    assert list(rows) == [c.value for c in Category]

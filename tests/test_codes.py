@@ -136,9 +136,16 @@ CODE_PARAMS = {"code", "missing"}  # parameters that take a code
 
 
 def _strings(node: ast.AST) -> Iterator[ast.Constant]:
+    """The string literals in ``node``, and each ``Code.X`` as if it were ``"X"``."""
     for sub in ast.walk(node):
         if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
             yield sub
+        elif (
+            isinstance(sub, ast.Attribute)
+            and isinstance(sub.value, ast.Name)
+            and sub.value.id == "Code"
+        ):
+            yield ast.Constant(value=sub.attr, lineno=sub.lineno)
 
 
 def _names(target: ast.AST) -> list[str]:

@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
+    BeforeValidator,
     Field,
     SerializerFunctionWrapHandler,
     model_serializer,
     model_validator,
 )
 
-from ..issues import Issue
+from ..codes import Code
+from ..issues import CodeField, Issue
 
 FindingSeverity = Literal["info", "warning"]
 Severity = FindingSeverity  # the earlier name
+
+
+
+def _known_or_kept(value: Any) -> Any:
+    # A manifest written by a newer modelsign may record a finding this one does
+    # not know: its signature still verifies, so the code is kept as its string.
+    if isinstance(value, str) and not isinstance(value, Code):
+        try:
+            return Code(value)
+        except ValueError:
+            return value
+    return value
+
+
+if TYPE_CHECKING:
+    FindingCode = CodeField
+else:
+    FindingCode = Annotated[Code | str, BeforeValidator(_known_or_kept)]
 
 # What a manifest writes for a finding (the manifest is signed: this form never changes).
 _RECORDED = ("code", "severity", "message", "path", "tensor")
@@ -31,6 +51,7 @@ class Finding(Issue):
     ``code``, ``severity``, ``message``, ``path`` and ``tensor`` are written.
     """
 
+    code: FindingCode
     severity: FindingSeverity = "warning"
     file: str | None = Field(default=None, validation_alias=AliasChoices("file", "path"))
 

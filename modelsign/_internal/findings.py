@@ -20,7 +20,6 @@ FindingSeverity = Literal["info", "warning"]
 Severity = FindingSeverity  # the earlier name
 
 
-
 def _known_or_kept(value: Any) -> Any:
     # A manifest written by a newer modelsign may record a finding this one does
     # not know: its signature still verifies, so the code is kept as its string.

@@ -41,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from .._internal.check.decision import ModelsignWarning
 from ..errors import DiscoveryError
 
 if sys.platform == "win32":  # no leases: map_leased says so before any use
@@ -230,8 +231,6 @@ class _Keeper:
 
 
 def _warn(text: str) -> None:
-    from ._context import ModelsignWarning
-
     warnings.warn(f"modelsign: {text}", ModelsignWarning, stacklevel=2)
 
 

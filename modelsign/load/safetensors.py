@@ -244,11 +244,11 @@ def _load_partial(
                 )
             mapped = map_signed(ctx, fd, name, entry.size, memory)
             if mapped is not None and len(mapped) != entry.size:
-                ctx.enforce = True  # shrank or grew before the lease: nothing to load
                 ctx.fail(
                     f"{name} has another size than signed",
                     [Problem(code="FILE_MODIFIED", message="size changed", file=name)],
                     "FILE_MODIFIED",
+                    fatal=True,  # shrank or grew before the lease: nothing to load
                 )
             # Only the header and the requested tensors are read (copied into
             # an array each, or, mapped, faulted in) and hashed, in parallel.

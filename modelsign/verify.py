@@ -31,8 +31,9 @@ from ._internal.signature.location import SignatureLocation, signature_location
 from ._internal.signature.statement import SignedStatement
 from ._internal.signature.verifiers import SignerInfo, Verifier
 from ._observe import ignored_formats, observe, read_signature
+from ._trust import Trust, resolve_trust
 from .errors import InputError, ModelsignError, VerificationError
-from .policy import Policy, PolicyReport, Trust, evaluate, resolve_trust
+from .policy import Policy, PolicyReport, evaluate
 from .provenance import ProvenanceInfo, builder_disagreement, verify_provenance
 
 RESULT_KIND: Final = "modelsign.verification"
@@ -103,7 +104,7 @@ def verify(
 ) -> VerificationResult:
     """Verify ``model`` against its signature (and ``policy``); return what was verified.
 
-    Trust follows :class:`~modelsign.policy.Trust`: ``verifier`` (the
+    Trust follows :class:`~modelsign._trust.Trust`: ``verifier`` (the
     caller's) is always enforced, and the policy's ``signers``, when listed,
     must also verify, as their rule's mode says. Raises
     :class:`VerificationError` (with ``findings`` and ``result``) when anything

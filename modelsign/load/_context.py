@@ -37,8 +37,9 @@ from .._internal.signature.location import (
 from .._internal.signature.statement import SINGLE_FILE_RESOURCE, SignedStatement
 from .._internal.signature.verifiers import SignerInfo, Verifier
 from .._observe import header_seen, ignored_formats, read_signature
+from .._trust import Trust, resolve_trust
 from ..errors import DiscoveryError, InputError, ModelsignError
-from ..policy import Policy, PolicyReport, Trust, evaluate, resolve_trust
+from ..policy import Policy, PolicyReport, evaluate
 
 
 @dataclass

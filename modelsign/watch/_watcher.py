@@ -19,8 +19,9 @@ from watchdog.events import (
 from .._internal.check.compare import Problem
 from .._internal.signature.location import signature_location
 from .._internal.signature.verifiers import Verifier
+from .._trust import resolve_trust
 from ..errors import InputError, ModelsignError, VerificationError
-from ..policy import Policy, resolve_trust
+from ..policy import Policy
 from ..verify import VerificationResult, verify_model
 from ._observer import FolderWatches
 from ._snapshot import Snapshot, leaves, take_snapshot

@@ -89,6 +89,7 @@ from typing import Any
 
 from ._internal.check.compare import Problem
 from ._internal.signature.verifiers import Verifier
+from ._trust import resolve_trust
 from .errors import InputError, ModelsignWarning, VerificationError
 from .load._context import (
     Context,
@@ -110,7 +111,7 @@ from .load.hf import (
     tensor_entries,
 )
 from .load.safetensors import Framework, tensor_from_buffer
-from .policy import FormatsRule, Policy, resolve_trust
+from .policy import FormatsRule, Policy
 
 __all__ = ["install", "install_from_env", "installed", "uninstall"]
 

@@ -17,7 +17,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from . import __version__
 from ._internal._atomic import write_atomic
 from ._internal._json import canonical_dumps
 from ._internal.discover import discover
@@ -25,11 +24,12 @@ from ._internal.hashing import TensorHash
 from ._internal.manifest import Manifest, manifest_for_tree
 from ._internal.metadata.provenance import Builder, SourceRepo
 from ._internal.signature.bundle import read_bundle, read_signature_file
+from ._internal.signature.location import SIDECAR_FILES, signature_location
 from ._internal.signature.signers import Signer
 from ._internal.signature.statement import STATEMENT_TYPE, strict_json
 from ._internal.signature.verifiers import SignerInfo, Verifier
+from ._version import __version__
 from .errors import InputError, VerificationError
-from .sign import DEFAULT_PROVENANCE, SIGNATURE_FILES, default_signature_path
 
 SLSA_PREDICATE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://modelsign.dev/model-release/v1"
@@ -191,7 +191,8 @@ class AttestResult:
 
 
 def default_provenance_path(model: str | os.PathLike[str]) -> str:
-    return default_signature_path(model, DEFAULT_PROVENANCE)
+    """``MODEL/model.provenance.sig`` or ``FILE.provenance.sig`` (see ``signature_location``)."""
+    return signature_location(model).provenance
 
 
 def attest_provenance(
@@ -212,7 +213,7 @@ def attest_provenance(
     out = os.fspath(output) if output is not None else default_provenance_path(model)
     if os.path.lexists(out) and not force:
         raise InputError("provenance exists; pass --force", code="OUTPUT_EXISTS", path=out)
-    exclude = [*SIGNATURE_FILES, DEFAULT_PROVENANCE] if os.path.isdir(model) else []
+    exclude = list(SIDECAR_FILES) if os.path.isdir(model) else []
     tree = discover(model, ignore=ignore, exclude=exclude, allow_symlinks=allow_symlinks)
     manifest = manifest_for_tree(
         tree, tensor_hash=tensor_hash, source=source, parents=parents, env=env, progress=progress

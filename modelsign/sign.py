@@ -8,21 +8,20 @@ from dataclasses import dataclass
 
 from ._internal import _statcache
 from ._internal._atomic import write_atomic
-from ._internal.discover import GIT_PATHS, ModelTree, discover, name_inside
+from ._internal.discover import GIT_PATHS, ModelTree, discover
 from ._internal.findings import Finding
 from ._internal.hashing import TensorHash, hash_shards
 from ._internal.manifest import FileEntry, Manifest, manifest_for_tree
 from ._internal.metadata.provenance import SourceRepo
-from ._internal.signature.attestation import (
-    CLAIMS_FILE,
-    SIGNATURE_FILE,
-    build_attestation,
-    claims_path,
-    load_signature,
-    merged_claims,
-)
+from ._internal.signature.attestation import build_attestation, load_signature, merged_claims
 from ._internal.signature.attestation import read_claims as _read_claims
 from ._internal.signature.bundle import read_signature_file
+from ._internal.signature.location import (
+    CLAIMS_FILE,
+    PROVENANCE_FILE,
+    SIGNATURE_FILE,
+    signature_location,
+)
 from ._internal.signature.shards import shard_resources
 from ._internal.signature.signers import Signer, sign_all
 from ._internal.signature.statement import SingleFileName, build_statement
@@ -30,7 +29,7 @@ from .errors import InputError, ModelsignError
 
 DEFAULT_SIGNATURE = SIGNATURE_FILE
 DEFAULT_CLAIMS = CLAIMS_FILE  # modelsign's attestation beside model.sig
-DEFAULT_PROVENANCE = "model.provenance.sig"  # see modelsign.provenance
+DEFAULT_PROVENANCE = PROVENANCE_FILE  # see modelsign.provenance
 #: What ``sign`` writes inside a model folder by default: never part of the model.
 SIGNATURE_FILES = (DEFAULT_SIGNATURE, DEFAULT_CLAIMS)
 
@@ -44,18 +43,6 @@ class SignResult:
     statement: bytes  # the OMS statement (in ``signature``)
     claims: str  # the claims file holding the attestation
     attestation: bytes  # modelsign's attestation statement (one line of ``claims``)
-
-
-def default_signature_path(model: str | os.PathLike[str], name: str = DEFAULT_SIGNATURE) -> str:
-    """``MODEL/model.sig`` for a folder, ``FILE.sig`` beside a single file.
-
-    With ``name="model.provenance.sig"``: ``MODEL/model.provenance.sig`` or
-    ``FILE.provenance.sig`` — each signature kind sits in the same place.
-    """
-    path = os.fspath(model)
-    if os.path.isdir(path):
-        return os.path.join(path, name)
-    return path + name.removeprefix("model")
 
 
 def sign(
@@ -99,8 +86,9 @@ def sign(
         raise InputError("--shard-size must be a positive number of bytes", code="USAGE")
     if release is not None and (not release.strip() or len(release) > 200):
         raise InputError("--release must be a short non-empty version", code="USAGE")
-    sig_path = os.fspath(signature) if signature is not None else default_signature_path(model)
-    claims = os.fspath(claims) if claims is not None else claims_path(sig_path)
+    # Where signature_location() says (a cache repo folder: in its refs/main snapshot).
+    loc = signature_location(model, signature=signature, claims=claims)
+    sig_path, claims = loc.signature, loc.claims
     if os.path.abspath(claims) == os.path.abspath(sig_path):
         raise InputError("the claims file cannot be the signature", code="USAGE", path=claims)
     if os.path.lexists(sig_path) and not force:
@@ -109,15 +97,9 @@ def sign(
             code="OUTPUT_EXISTS",
             path=sig_path,
         )
-    exclude: list[str] = []
-    if os.path.isdir(model):
-        for written in (sig_path, claims):
-            rel = name_inside(model, written)
-            if rel is not None:
-                exclude.append(rel)
-        # The release's provenance attestation sits beside the model's signature,
-        # whichever is made first.
-        exclude.append(DEFAULT_PROVENANCE)
+    # The release's provenance attestation sits beside the model's signature,
+    # whichever is made first: it is left out too.
+    exclude = loc.names_inside(sig_path, claims, loc.provenance)
     tree = discover(model, ignore=ignore, exclude=exclude, allow_symlinks=allow_symlinks)
     if tree.single_file and os.path.abspath(sig_path) == os.path.join(
         tree.root, tree.files[0].path

@@ -28,11 +28,11 @@ from modelsign._internal.signature import keys
 from modelsign._internal.signature.signers import KeySigner
 from modelsign._internal.signature.sigstore import SigstoreSigner
 from modelsign._internal.signature.verifiers import KeyVerifier
+from modelsign._trust import PolicyVerifier, Trust
 from modelsign.errors import InputError, VerificationError
 from modelsign.policy import (
     RULES,
     Policy,
-    PolicyVerifier,
     RuleResult,
     evaluate,
     explain,
@@ -514,7 +514,7 @@ def test_rule_mode_overrides_policy_mode(tmp_path: Path) -> None:
 def test_policy_without_signers_needs_a_verifier(tmp_path: Path, tiny_model: Path) -> None:
     policy = load(tmp_path, {"formats": {}})
     with pytest.raises(InputError) as info:
-        policy.verifier()
+        Trust(None, policy)  # the verifiers are the verb's to build: none without signers
     assert info.value.code == "USAGE"
     with pytest.raises(InputError) as info:
         verify(tiny_model, policy=policy)
@@ -1009,7 +1009,7 @@ def test_policy_verifier_directly(signed: tuple[Path, Path], release: KeyPair) -
     envelope = read_bundle((signed[0] / "model.sig").read_bytes())
     info = PolicyVerifier(policy).verify_envelope(envelope)
     assert (info.kind, info.key_hint) == ("key", release.hint)
-    assert isinstance(policy.verifier(), PolicyVerifier)
+    assert isinstance(Trust(None, policy).listed, PolicyVerifier)
 
 
 # == licences ============================================================================

@@ -1,6 +1,6 @@
 """Trust precedence: the caller's trust is always enforced, and a policy never loosens it.
 
-One rule (``modelsign.policy.Trust``) at every entry point — the CLI, ``verify()``,
+One rule (``modelsign._trust.Trust``) at every entry point — the CLI, ``verify()``,
 the loaders, the guard, the inventory and ``watch``: a key or verifier the
 caller gives must verify; a policy's own signer list must also hold (as its
 mode says); a warn-mode policy never turns a failure of the caller's trust
@@ -19,8 +19,8 @@ import safetensors.numpy
 import yaml
 from click.testing import CliRunner
 
+from modelsign import _trust as trust_module
 from modelsign import guard
-from modelsign import policy as policy_module
 from modelsign._internal.signature import keys
 from modelsign._internal.signature.signers import KeySigner
 from modelsign._internal.signature.verifiers import KeyVerifier
@@ -249,14 +249,14 @@ def test_warn_policy_signers_only_warn_beside_a_passing_caller_key(
 def test_both_trusts_hold(model: Path, k1: keys.PrivateKey, tmp_path: Path) -> None:
     policy = Policy.load(write_policy(tmp_path / "k1.yaml", k1, "enforce"))
     assert verify(model, verifier=KeyVerifier(k1.public_key()), policy=policy).problems == []
-    trust = policy_module.Trust(KeyVerifier(k1.public_key()), policy)
+    trust = trust_module.Trust(KeyVerifier(k1.public_key()), policy)
     assert trust.enforce and trust.caller_given
 
 
 def test_warn_policy_alone_only_reports(warn_k1: Path) -> None:
     """Without the caller's trust, a warn-mode policy's signers report and do not block."""
     policy = Policy.load(warn_k1)
-    assert not policy_module.Trust(None, policy).enforce
+    assert not trust_module.Trust(None, policy).enforce
 
 
 @pytest.fixture(autouse=True)

@@ -12,12 +12,25 @@ import errno
 import os
 import stat
 import tempfile
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal, TextIO, overload
+from typing import IO, Any, BinaryIO, Literal, Protocol, TextIO, overload
 
 from ..errors import DiscoveryError, InputError
 
-if TYPE_CHECKING:
-    from .discover import ModelFile
+
+class ModelFile(Protocol):
+    """What opening a file needs of its discovery record (``discover.ModelFile`` is one)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def real(self) -> str: ...
+    @property
+    def dev(self) -> int: ...
+    @property
+    def ino(self) -> int: ...
+    @property
+    def within(self) -> str: ...
+
 
 #: Never block (a FIFO's open waits for a writer), never follow a last-component
 #: link, never leak the descriptor into a child process.
@@ -97,8 +110,6 @@ def open_regular_fd(path: str, name: str | None = None) -> int:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            from .discover import describe_mode
-
             raise DiscoveryError(
                 f"{describe_mode(mode)} is where a regular file was; it is not read",
                 code="SPECIAL_FILE",
@@ -153,3 +164,18 @@ def size_mismatch(name: str, signed: int, actual: int) -> DiscoveryError:
         expected=str(signed),
         actual=str(actual),
     )
+
+
+def describe_mode(mode: int) -> str:
+    """What a file type is called in messages: "a FIFO", "a socket", ..."""
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "a special file"

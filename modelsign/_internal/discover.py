@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..errors import DiscoveryError, InputError
+from ._atomic import describe_mode as describe_mode
 from ._atomic import open_regular
 
 #: Paths never part of a model (recorded as ignored), as the OMS tool does.
@@ -241,21 +242,6 @@ def discover(
         allow_symlinks or hf is not None,
         hf[1] if hf else None,
     )
-
-
-def describe_mode(mode: int) -> str:
-    """What a file type is called in messages: "a FIFO", "a socket", ..."""
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISLNK(mode):
-        return "a symlink"
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    return "a special file"
 
 
 class _Walker:

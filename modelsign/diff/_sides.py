@@ -21,10 +21,10 @@ from .._internal.manifest import (
 from .._internal.signature.attestation import load_signature
 from .._internal.signature.bundle import KNOWN_MEDIA_TYPES, MAX_SIGNATURE_BYTES, Envelope
 from .._internal.signature.certs import certificate_identity, load_der_certificate
+from .._internal.signature.location import signature_location
 from .._internal.signature.sigstore import fulcio_identity
 from .._internal.signature.statement import SINGLE_FILE_RESOURCE, SignedStatement
 from ..errors import InputError, SignatureError, VerificationError
-from ..sign import SIGNATURE_FILES
 from .report import UNVERIFIED_NOTE, DiffSide, SignerClaim
 
 
@@ -235,9 +235,10 @@ def build(pending: Pending, other: Side | Pending, opts: BuildOptions) -> Side:
         if other.manifest is not None:
             ignore += other.manifest.ignored.patterns
             exclude += other.manifest.ignored.paths
-    if os.path.isdir(pending.path):
-        # A signature (and its claims) is never part of what it signs.
-        exclude += [n for n in SIGNATURE_FILES if os.path.isfile(os.path.join(pending.path, n))]
+    # A signature (and its claims) is never part of what it signs.
+    loc = signature_location(pending.path)
+    own = loc.names_inside(loc.signature, loc.claims)
+    exclude += [n for n in own if os.path.isfile(os.path.join(loc.root, n))]
     m = build_manifest(
         pending.path,
         tensor_hash=tensor_hash,

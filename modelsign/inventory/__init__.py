@@ -104,7 +104,7 @@ def scan(
 
     ``policy`` judges every model (and verifies every signed one in full);
     ``verifier`` is the caller's own trust, enforced on top of the policy's
-    signers as in :func:`modelsign.verify` (see :class:`~modelsign.policy.Trust`);
+    signers as in :func:`modelsign.verify` (see :class:`~modelsign._trust.Trust`);
     ``verify`` hashes every file, checking every content address and every
     signature's content. ``progress(done, total)`` is called once per model.
     Raises :class:`InputError` for a ROOT that does not exist or a policy whose

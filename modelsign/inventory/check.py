@@ -24,8 +24,7 @@ from .._internal.signature.verifiers import SignerInfo, Verifier
 from ..codes import Category, Code
 from ..errors import ModelsignError, VerificationError
 from ..policy import Policy, PolicyReport, RuleResult
-from ..verify import VerificationResult
-from ..verify import verify as _verify_model
+from ..verify import VerificationResult, verify_model
 from .jobs import Prepared, Unreadable, describe
 from .report import Checked
 
@@ -249,7 +248,7 @@ class Checker:
                     content.signer = outcome.signer
                     return content
             if outcome.status == "verified":
-                outcome.signed = self.signed_manifest(prep.signature)
+                outcome.signed = result.signed_manifest  # read once, by verify
             elif outcome.signer is None:  # not trusted: say who it claims to be
                 outcome.signer = _claimed_signer(prep.signature)
             return outcome
@@ -279,20 +278,24 @@ class Checker:
         *,
         trusted: bool = False,
     ) -> VerificationResult:
-        """verify() with the caller's and the policy's trust, or (untrusted) any signer's."""
+        """verify() with the caller's and the policy's trust, or (untrusted) any signer's.
+
+        A failure is reported in the result, not raised: the status weighs it.
+        """
         target, sig = prep.target, prep.signature
-        try:
-            if not trusted:
-                verifier = _AnySigner()
-                return _verify_model(target, verifier=verifier, signature=sig, _known_sha256=known)
-            return _verify_model(
-                target, verifier=self.verifier, policy=policy, signature=sig, _known_sha256=known
+        if not trusted:
+            verifier: Verifier = _AnySigner()
+            return verify_model(
+                target, verifier=verifier, signature=sig, on_failure="report", known_sha256=known
             )
-        except VerificationError as exc:
-            if exc.result is None:
-                raise
-            result: VerificationResult = exc.result
-            return result
+        return verify_model(
+            target,
+            verifier=self.verifier,
+            policy=policy,
+            signature=sig,
+            on_failure="report",
+            known_sha256=known,
+        )
 
     def _classify(
         self, result: VerificationResult, policy: Policy | None, *, trusted: bool = False
@@ -324,5 +327,5 @@ class Checker:
         return SignatureOutcome("verified", note, signer, compared, report)
 
     def signed_manifest(self, sig: str) -> Manifest | None:
-        """The manifest a verified signature carries (None for an OMS-only signature)."""
+        """The manifest a signature carries (None for an OMS-only signature), read, not verified."""
         return load_signature(sig, data=_read_signature(sig)).statement.manifest

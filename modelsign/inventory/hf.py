@@ -9,7 +9,7 @@ from typing import Final
 
 from .._internal.discover import discover
 from .._internal.metadata.provenance import SourceRepo
-from ..sign import DEFAULT_SIGNATURE
+from .._internal.signature.location import signature_location
 from .jobs import (
     SIDECARS,
     Address,
@@ -147,7 +147,7 @@ def _revision(
                 addresses[f.path] = Address("sha256", etag, label=f"blobs/{etag}")
             elif _SHA1_HEX.fullmatch(etag):
                 addresses[f.path] = Address("git-sha1", etag, label=f"blobs/{etag}")
-        sig = os.path.join(snapshot, DEFAULT_SIGNATURE)
+        sig = signature_location(snapshot).signature
         source = SourceRepo(repository=repo_id, revision=commit, origin="hf-cache")
         # The blob names are checked here (by etag); the provenance comes from `source`.
         plain = dataclasses.replace(tree, hf=None)

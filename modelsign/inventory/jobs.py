@@ -11,12 +11,12 @@ from .._internal._atomic import open_regular_fd
 from .._internal.discover import MAX_DEPTH, ModelTree
 from .._internal.hashing import pread_all
 from .._internal.metadata.provenance import SourceRepo
+from .._internal.signature.location import SIDECAR_FILES
 from ..errors import DiscoveryError, ModelsignError
-from ..sign import DEFAULT_PROVENANCE, SIGNATURE_FILES
 from .report import StoreKind
 
 # Sidecars that are never part of a model's content.
-SIDECARS: Final = (*SIGNATURE_FILES, DEFAULT_PROVENANCE)
+SIDECARS: Final = SIDECAR_FILES
 
 
 class Unreadable(Exception):

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from .._internal.discover import ModelFile, ModelTree, describe_mode
+from .._internal.signature.location import signature_location
 from .jobs import Address, Job, Jobs, Prepared, Unreadable, os_reason, read_small, walk_tree
 
 _MANIFEST_LIMIT: Final = 4 << 20  # an Ollama manifest is a few hundred bytes
@@ -104,7 +105,7 @@ def _model(jobs: Jobs, name: str, manifest: str, blobs: str) -> None:
             allow_symlinks=False,
         )
         # A signature of the model's GGUF sits beside its blob (FILE.sig).
-        sig = target + ".sig" if target is not None else None
+        sig = signature_location(target).signature if target is not None else None
         return Prepared(
             tree,
             target or blobs,

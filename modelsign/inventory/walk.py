@@ -16,7 +16,7 @@ from typing import Final
 from .._internal.discover import MAX_DEPTH, describe_mode, discover
 from .._internal.formats import SNIFF_BYTES, detect_format
 from .._internal.formats.pickle import TORCH_EXTENSIONS
-from ..sign import DEFAULT_SIGNATURE
+from .._internal.signature.location import SIGNATURE_FILE, signature_location
 from .hf import HF_REPO_DIR, hf_folder, scan_hf
 from .jobs import SIDECARS, Job, Jobs, Prepared, Unreadable, os_reason, read_small
 from .ollama import scan_ollama
@@ -26,7 +26,7 @@ _WEIGHT_SUFFIXES: Final = (".safetensors", ".gguf", *TORCH_EXTENSIONS)
 # A folder holding one of these is one model package (a transformers / diffusers
 # / PEFT folder, a sharded checkpoint, or a folder someone signed).
 _PACKAGE_MARKERS: Final = frozenset(
-    {"config.json", "model_index.json", "adapter_config.json", DEFAULT_SIGNATURE}
+    {"config.json", "model_index.json", "adapter_config.json", SIGNATURE_FILE}
 )
 _INDEX_SUFFIX: Final = ".safetensors.index.json"
 # Half-downloaded files: huggingface_hub, llama.cpp, browsers and download tools.
@@ -180,7 +180,7 @@ class Finder(Jobs):
     def _single_file(self, path: str, kind: StoreKind, name: str) -> None:
         def prepare() -> Prepared:
             tree = discover(path)
-            sig = path + ".sig"
+            sig = signature_location(path).signature
             return Prepared(tree, path, sig if os.path.lexists(sig) else None, {})
 
         self.jobs.append(Job(name, kind, path, prepare))
@@ -191,7 +191,7 @@ class Finder(Jobs):
             partial = [f.path for f in tree.files if _partial_name(os.path.basename(f.path))]
             if partial:
                 raise Unreadable(f"download incomplete: {', '.join(partial)}")
-            sig = os.path.join(folder, DEFAULT_SIGNATURE)
+            sig = signature_location(folder).signature
             return Prepared(tree, folder, sig if os.path.lexists(sig) else None, {})
 
         self.jobs.append(Job(name, kind, folder, prepare))

@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import DiscoveryError
+from ..errors import DiscoveryError, ModelsignWarning
 
 if sys.platform == "win32":  # no leases: map_leased says so before any use
     fcntl: Any = None
@@ -230,8 +230,6 @@ class _Keeper:
 
 
 def _warn(text: str) -> None:
-    from ..errors import ModelsignWarning
-
     warnings.warn(f"modelsign: {text}", ModelsignWarning, stacklevel=2)
 
 

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from .._internal._atomic import open_model_file, size_mismatch
+from .._internal._atomic import open_model_file
 from .._internal.check.compare import Problem, diff_weights
+from .._internal.check.judge import size_problems
 from .._internal.formats import parse_weights
 from .._internal.hashing import FileDigests, RangeJob, digest_bytes, hash_ranges
 from .._internal.manifest import FileEntry, covering_parts, weights_info
@@ -160,43 +161,7 @@ class VerifiedGGUF:
         cannot change and has no path: it always passes.
         """
         self._require_open()
-        problems: list[Problem] = []
-        for m in self._members:
-            if m.sealed:
-                continue
-            now = os.fstat(m.fd)
-            try:
-                there = os.stat(m.where)
-            except OSError as exc:
-                problems.append(
-                    Problem(
-                        code="FILE_CHANGED",
-                        message=f"the path no longer opens ({exc.strerror})",
-                        file=m.name,
-                    )
-                )
-                continue
-            if (there.st_dev, there.st_ino, there.st_size, there.st_mtime_ns) != (
-                now.st_dev,
-                now.st_ino,
-                now.st_size,
-                now.st_mtime_ns,
-            ):
-                problems.append(
-                    Problem(
-                        code="FILE_CHANGED",
-                        message="another file is at the path now (replaced since verification)",
-                        file=m.name,
-                    )
-                )
-            elif (now.st_size, now.st_mtime_ns, now.st_ctime_ns) != m.stamp:
-                problems.append(
-                    Problem(
-                        code="FILE_CHANGED",
-                        message="the verified file was modified since verification",
-                        file=m.name,
-                    )
-                )
+        problems = [p for m in self._members if (p := _change_of(m)) is not None]
         if problems:
             names = ", ".join(p.file or "" for p in problems)
             error = VerificationError(
@@ -225,6 +190,26 @@ class VerifiedGGUF:
     def __repr__(self) -> str:
         state = "closed" if self.closed else ", ".join(self.paths)
         return f"<VerifiedGGUF {', '.join(self.names)} ({state})>"
+
+
+def _change_of(m: _Member) -> Problem | None:
+    """How a verified member's path or file changed since verification, if it did."""
+    if m.sealed:
+        return None
+    now = os.fstat(m.fd)
+    try:
+        there = os.stat(m.where)
+    except OSError as exc:
+        why = f"the path no longer opens ({exc.strerror})"
+        return Problem(code="FILE_CHANGED", message=why, file=m.name)
+    now_is = (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns)
+    if (there.st_dev, there.st_ino, there.st_size, there.st_mtime_ns) != now_is:
+        why = "another file is at the path now (replaced since verification)"
+        return Problem(code="FILE_CHANGED", message=why, file=m.name)
+    if (now.st_size, now.st_mtime_ns, now.st_ctime_ns) != m.stamp:
+        why = "the verified file was modified since verification"
+        return Problem(code="FILE_CHANGED", message=why, file=m.name)
+    return None
 
 
 def open_gguf(
@@ -446,15 +431,7 @@ def _verify(ctx: Context, members: list[_Member]) -> None:
         if entry is not None and entry.size != size:
             # Refused unread: reading (or explaining) a file of another size
             # could mean reading any amount of data.
-            exc = size_mismatch(mem.name, entry.size, size)
-            problem = Problem(
-                code=exc.code,
-                message=exc.message,
-                file=mem.name,
-                expected=exc.expected,
-                actual=exc.actual,
-            )
-            _refuse(ctx, mem.name, [problem])
+            _refuse(ctx, mem.name, size_problems(mem.name, entry.size, size, None))
             continue
         start = len(jobs)
         parts = covering_parts(entry, size, m.hashing) if m is not None else None
@@ -462,36 +439,45 @@ def _verify(ctx: Context, members: list[_Member]) -> None:
             jobs.append(RangeJob(mem.fd, a, b, alg))
             want.append(part_want)
         plans.append((mem, entry, expected, start, len(jobs)))
-    got: list[str | bool | None]
+    got = _hash_members(jobs, [(a, b) for *_, a, b in plans])
+    for mem, entry, expected, a, b in plans:
+        _judge_member(ctx, mem, entry, expected, want[a:b], got[a:b])
+
+
+def _hash_members(jobs: list[RangeJob], spans: list[tuple[int, int]]) -> list[str | bool | None]:
+    """Every job's digest in one batch; when a file shrank while read, None for its jobs."""
     try:
-        got = list(hash_ranges(jobs))
+        return list(hash_ranges(jobs))
     except ModelsignError:
         # A file shrank while it was read: hash file by file to tell which.
-        got = []
-        for _, _, _, a, b in plans:
+        got: list[str | bool | None] = []
+        for a, b in spans:
             try:
                 got += hash_ranges(jobs[a:b])
             except ModelsignError:
                 got += [None] * (b - a)
-    for mem, entry, expected, a, b in plans:
-        st = os.fstat(mem.fd)
-        if None in got[a:b] or (st.st_size, st.st_mtime_ns, st.st_ctime_ns) != mem.stamp:
-            ctx.fail(
-                f"{mem.name} changed while it was being verified",
-                [
-                    Problem(
-                        code="FILE_CHANGED", message="changed during verification", file=mem.name
-                    )
-                ],
-                "FILE_CHANGED",
-            )
-        elif got[a:b] != want[a:b]:
-            _refuse(ctx, mem.name, _explain(ctx, mem, entry, expected))
-        else:
-            ctx.report.files.append(mem.name)
-            if entry is not None and entry.weights is not None:
-                ctx.report.tensors += [t.name for t in entry.weights.tensors]
-            ctx.report.bytes_verified += mem.stamp[0]
+        return got
+
+
+def _judge_member(
+    ctx: Context,
+    mem: _Member,
+    entry: FileEntry | None,
+    expected: str,
+    want: list[str | bool],
+    got: list[str | bool | None],
+) -> None:
+    st = os.fstat(mem.fd)
+    if None in got or (st.st_size, st.st_mtime_ns, st.st_ctime_ns) != mem.stamp:
+        changed = Problem(code="FILE_CHANGED", message="changed during verification", file=mem.name)
+        ctx.fail(f"{mem.name} changed while it was being verified", [changed], "FILE_CHANGED")
+    elif got != want:
+        _refuse(ctx, mem.name, _explain(ctx, mem, entry, expected))
+    else:
+        ctx.report.files.append(mem.name)
+        if entry is not None and entry.weights is not None:
+            ctx.report.tensors += [t.name for t in entry.weights.tensors]
+        ctx.report.bytes_verified += mem.stamp[0]
 
 
 def _refuse(ctx: Context, name: str, problems: list[Problem]) -> None:

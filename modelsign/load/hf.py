@@ -469,6 +469,13 @@ def load_transformers(
     loaded, info = cls.from_pretrained(
         None, config=config, state_dict=state_dict, output_loading_info=True, **rest
     )
+    return _finished(ctx, loaded, info, buffers)
+
+
+def _finished(
+    ctx: Context, loaded: Any, info: Mapping[str, Any], buffers: dict[str, Buffer]
+) -> Any:
+    """The built model with its signed generation config, in eval mode, with its report."""
     missing = sorted(info.get("missing_keys") or [])
     if missing:
         ctx.report.warnings.append(

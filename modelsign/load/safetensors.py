@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from .._internal.check.compare import Problem, tensor_modified
+from .._internal.check.compare import Problem
+from .._internal.check.judge import parts_problems
 from .._internal.hashing import hash_ranges
 from .._internal.manifest import TensorEntry
 from .._internal.signature.verifiers import Verifier
@@ -161,30 +162,29 @@ def load_safetensors(
         _load_partial(ctx, names, list(tensors), framework, out, memory)
         return out
     for name in names:
-        buf = read_verified(ctx, name, memory)
-        entry = ctx.entry(name)
-        if entry is None or entry.weights is None:
-            # Signed only by its file digest (an OMS signature): the bytes are
-            # verified, the layout comes from the strict reader over the buffer.
-            entries = layout_from_buffer(name, buf)
-        else:
-            entries = entry.weights.tensors
-        for t in entries:
-            if t.name in out:
-                ctx.fail(
-                    f"tensor {t.name} appears in two files",
-                    [
-                        Problem(
-                            code="DUPLICATE_TENSOR",
-                            message="in two shards",
-                            file=name,
-                            tensor=t.name,
-                        )
-                    ],
-                    "DUPLICATE_TENSOR",
-                )
-            out[t.name] = tensor_from_buffer(framework, t, buf, t.offset)
+        _load_file(ctx, name, framework, out, memory)
     return out
+
+
+def _load_file(
+    ctx: Context, name: str, framework: Framework, out: VerifiedTensors, memory: Memory
+) -> None:
+    """Every tensor of one verified file, over the buffer that was verified."""
+    buf = read_verified(ctx, name, memory)
+    entry = ctx.entry(name)
+    if entry is None or entry.weights is None:
+        # Signed only by its file digest (an OMS signature): the bytes are
+        # verified, the layout comes from the strict reader over the buffer.
+        entries = layout_from_buffer(name, buf)
+    else:
+        entries = entry.weights.tensors
+    for t in entries:
+        if t.name in out:
+            duplicate = Problem(
+                code="DUPLICATE_TENSOR", message="in two shards", file=name, tensor=t.name
+            )
+            ctx.fail(f"tensor {t.name} appears in two files", [duplicate], "DUPLICATE_TENSOR")
+        out[t.name] = tensor_from_buffer(framework, t, buf, t.offset)
 
 
 def layout_from_buffer(name: str, buf: Any) -> list[TensorEntry]:
@@ -229,54 +229,39 @@ def _load_partial(
     for w in wanted:
         name, t = where[w]
         by_file.setdefault(name, []).append(t)
-
-    assert m.hashing.tensor is not None
     for name, entries in by_file.items():
-        entry = ctx.entry(name)
-        assert entry is not None and entry.weights is not None
-        fd = open_signed(ctx, name)
-        try:
-            if os.fstat(fd).st_size != entry.size:
-                ctx.fail(
-                    f"{name} has another size than signed",
-                    [Problem(code="FILE_MODIFIED", message="size changed", file=name)],
-                    "FILE_MODIFIED",
-                )
-            mapped = map_signed(ctx, fd, name, entry.size, memory)
-            if mapped is not None and len(mapped) != entry.size:
-                ctx.enforce = True  # shrank or grew before the lease: nothing to load
-                ctx.fail(
-                    f"{name} has another size than signed",
-                    [Problem(code="FILE_MODIFIED", message="size changed", file=name)],
-                    "FILE_MODIFIED",
-                )
-            # Only the header and the requested tensors are read (copied into
-            # an array each, or, mapped, faulted in) and hashed, in parallel.
-            spans = [(0, entry.weights.header_size, m.hashing.header)]
-            spans += [(t.offset, t.offset + t.length, m.hashing.tensor) for t in entries]
-            jobs, arrays = verify_jobs(fd, spans, mapped, mapped is not None)
-            bufs = arrays[1:]
-            got = hash_ranges(jobs)
-        finally:
-            os.close(fd)
-        problems = []
-        if got[0] != entry.weights.header_digest:
-            problems.append(
-                Problem(
-                    code="HEADER_MODIFIED",
-                    message="header changed",
-                    file=name,
-                    expected=entry.weights.header_digest,
-                    actual=str(got[0]),
-                )
-            )
-        for t, b, have in zip(entries, bufs, got[1:], strict=True):
-            if have != t.digest:
-                problems.append(tensor_modified(name, t.name, t.digest, str(have)))
+        for t, b in zip(entries, _read_tensors(ctx, name, entries, memory), strict=True):
             out[t.name] = tensor_from_buffer(framework, t, b, 0)
-        if problems:
-            ctx.fail(f"{name} does not match the signature", problems, problems[-1].code)
-        else:
-            ctx.report.tensors += [t.name for t in entries]
-            ctx.report.bytes_verified += sum(t.length for t in entries)
         ctx.report.files.append(name)
+
+
+def _read_tensors(ctx: Context, name: str, entries: list[TensorEntry], memory: Memory) -> list[Any]:
+    """The header and the ``entries`` of one file read (copied, or mapped) and checked.
+
+    Only those are read and hashed, in parallel; each tensor's bytes are returned.
+    """
+    m, entry = ctx.manifest, ctx.entry(name)
+    assert m is not None and m.hashing.tensor is not None
+    assert entry is not None and entry.weights is not None
+    changed = [Problem(code="FILE_MODIFIED", message="size changed", file=name)]
+    fd = open_signed(ctx, name)
+    try:
+        if os.fstat(fd).st_size != entry.size:
+            ctx.fail(f"{name} has another size than signed", changed, "FILE_MODIFIED")
+        mapped = map_signed(ctx, fd, name, entry.size, memory)
+        if mapped is not None and len(mapped) != entry.size:
+            # Shrank or grew before the lease: nothing to load.
+            ctx.fail(f"{name} has another size than signed", changed, "FILE_MODIFIED", fatal=True)
+        spans = [(0, entry.weights.header_size, m.hashing.header)]
+        spans += [(t.offset, t.offset + t.length, m.hashing.tensor) for t in entries]
+        jobs, arrays = verify_jobs(fd, spans, mapped, mapped is not None)
+        got = hash_ranges(jobs)
+    finally:
+        os.close(fd)
+    problems = parts_problems(name, entry.weights, entries, got)
+    if problems:
+        ctx.fail(f"{name} does not match the signature", problems, problems[-1].code)
+    else:
+        ctx.report.tensors += [t.name for t in entries]
+        ctx.report.bytes_verified += sum(t.length for t in entries)
+    return arrays[1:]

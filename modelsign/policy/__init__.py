@@ -8,17 +8,17 @@ and how old a signature may be. Each rule is ``enforce`` (a failure blocks) or
 pre-load hook and CI.
 
 The modules, each building only on those before it: :mod:`.specs` (the rules'
-models), :mod:`.loading` (YAML with bounds), :mod:`.signers` (the signers rule
-as a verifier), :mod:`.schema` (the :class:`Policy` document), :mod:`.trust`
-(how a verification checks signers), :mod:`.rules` (judging every rule) and
+models), :mod:`.loading` (YAML with bounds), :mod:`.schema` (the
+:class:`Policy` document), :mod:`.rules` (judging every rule) and
 :mod:`.explain`. Import from here: the module split is not part of the API.
+A policy judges; it builds no verifier: the verbs that verify make the
+verifiers its ``signers`` rule calls for (``modelsign._trust``).
 """
 
 from .explain import explain
 from .loading import MAX_POLICY_BYTES, MAX_POLICY_DEPTH, MAX_POLICY_NODES
 from .rules import PolicyReport, RuleResult, evaluate, formats_beside
 from .schema import Policy, load_policy, parse_policy
-from .signers import PolicyVerifier
 from .specs import (
     NOT_COVERED,
     RULE_CODES,
@@ -40,7 +40,6 @@ from .specs import (
     SigstoreSpec,
     Status,
 )
-from .trust import Trust, resolve_trust
 
 __all__ = [
     "MAX_POLICY_BYTES",
@@ -60,7 +59,6 @@ __all__ = [
     "Policy",
     "PolicyFormat",
     "PolicyReport",
-    "PolicyVerifier",
     "ProvenanceField",
     "ProvenanceRule",
     "QuantizationRule",
@@ -69,11 +67,9 @@ __all__ = [
     "SignersRule",
     "SigstoreSpec",
     "Status",
-    "Trust",
     "evaluate",
     "explain",
     "formats_beside",
     "load_policy",
     "parse_policy",
-    "resolve_trust",
 ]

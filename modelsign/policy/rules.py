@@ -177,7 +177,7 @@ def evaluate(
     The signers rule is judged when the policy lists signers, or when the
     caller verified with its own trust (``verifier_given``: --key, a verifier
     object). With the caller's trust it is enforced whatever the policy's
-    mode (see :class:`Trust`); failures of the policy's own warn-mode signers
+    mode (see ``modelsign._trust.Trust``); failures of the policy's own warn-mode signers
     then arrive as ``Trust.warn_reasons()``, warnings that never fail it. Without a
     coverage rule, unsigned files fail it, as they do without a policy. (Only
     the policy's trust, or none, as in the inventory: ``verifier_given=False``.)

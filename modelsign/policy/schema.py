@@ -15,7 +15,6 @@ from pydantic import Field, ValidationError, model_validator
 
 from ..errors import InputError
 from .loading import field_error, parse_yaml, read_policy_text
-from .signers import PolicyVerifier
 from .specs import (
     RULES,
     CoverageRule,
@@ -71,17 +70,9 @@ class Policy(StrictModel):
     def rules(self) -> list[RuleName]:
         return [r for r in RULES if getattr(self, r) is not None]
 
-    def _path(self, p: str) -> str:
+    def path_of(self, p: str) -> str:
+        """Where a file the policy names is: relative paths are relative to the policy file."""
         return p if os.path.isabs(p) else os.path.join(self.base_dir, p)
-
-    def verifier(self) -> PolicyVerifier:
-        """A verifier that accepts a signature from any signer the policy lists."""
-        if self.signers is None:
-            raise InputError(
-                "the policy lists no signers: give --key, --cert-chain or --identity",
-                code="USAGE",
-            )
-        return PolicyVerifier(self)
 
 
 def load_policy(path: str | os.PathLike[str]) -> Policy:

@@ -17,11 +17,12 @@ from watchdog.events import (
 )
 
 from .._internal.check.compare import Problem
+from .._internal.signature.location import signature_location
 from .._internal.signature.verifiers import Verifier
+from .._trust import resolve_trust
 from ..errors import InputError, ModelsignError, VerificationError
-from ..policy import Policy, resolve_trust
-from ..sign import default_signature_path
-from ..verify import VerificationResult, verify
+from ..policy import Policy
+from ..verify import VerificationResult, verify_model
 from ._observer import FolderWatches
 from ._snapshot import Snapshot, leaves, take_snapshot
 from .events import Event, EventName, Verdict, make_event
@@ -102,7 +103,7 @@ def _models_of(
                 path=path,
                 abspath=absolute,
                 signature=sig,
-                sig_abspath=os.path.abspath(sig or default_signature_path(path)),
+                sig_abspath=os.path.abspath(signature_location(path, signature=sig).signature),
                 is_dir=os.path.isdir(path),
                 resolved=os.path.realpath(absolute),
             )
@@ -383,13 +384,14 @@ class Watcher:
         if not os.path.lexists(m.path):
             return "removed", None
         try:
-            result = verify(
+            result = verify_model(
                 m.path,
                 verifier=self._verifier,
                 policy=self._policy,
                 signature=m.signature,
                 jobs=self._jobs,
                 progress=self._cancel_point,
+                on_failure="report",  # a failure is an event, not an exception
             )
         except VerificationError as exc:
             if isinstance(exc.result, VerificationResult):

@@ -12,9 +12,8 @@ import pytest
 import modelsign
 from modelsign._internal.signature import keys
 from modelsign._internal.signature.verifiers import KeyVerifier
-from modelsign.errors import InputError, VerificationError
+from modelsign.errors import InputError, ModelsignWarning, VerificationError
 from modelsign.load import gguf as gguf_load
-from modelsign.load._context import ModelsignWarning
 from modelsign.load.gguf import VerifiedGGUF, open_gguf
 from modelsign.policy import Policy
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -28,6 +27,7 @@ from .._atomic import open_regular
 from .._json import canonical_dumps, paused_gc
 from ..manifest import Manifest, manifest_from_json
 from .bundle import MAX_SIGNATURE_BYTES, Envelope, read_bundle, read_signature_file
+from .location import claims_path
 from .statement import (
     ATTESTATION_TYPE,
     PREDICATE_V1,
@@ -38,9 +38,6 @@ from .statement import (
     strict_json,
 )
 from .verifiers import SignerInfo
-
-CLAIMS_FILE = "claims.jsonl"
-SIGNATURE_FILE = "model.sig"
 
 
 @dataclass(frozen=True)
@@ -63,15 +60,6 @@ class Signed:
     signer: SignerInfo | None = None
     claims: str | None = None  # the claims file the manifest came from
     notes: list[str] = field(default_factory=list)
-
-
-def claims_path(signature: str) -> str:
-    """Where the claims of a signature live: ``claims.jsonl`` beside ``model.sig``,
-    else ``NAME.claims.jsonl`` beside ``NAME.sig`` (a single file, a chosen name)."""
-    folder, base = os.path.split(signature)
-    if base == SIGNATURE_FILE:
-        return os.path.join(folder, CLAIMS_FILE)
-    return os.path.join(folder, base.removesuffix(".sig") + ".claims.jsonl")
 
 
 def build_attestation(

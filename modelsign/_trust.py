@@ -1,32 +1,25 @@
-"""The signers rule as a :class:`~modelsign._internal.signature.verifiers.Verifier`.
+"""Trust: how one verification checks a signature — the caller's verifier and the policy's signers.
 
-Below :mod:`.schema` (``Policy.verifier()`` builds one), so it sees the policy
-only through :class:`SignersSource`: the signers rule and where its paths resolve.
+The policy only judges (``modelsign.policy``); the verifiers its ``signers``
+rule calls for are built here, by the verbs that verify: ``verify()``, the
+loaders, the guard, the inventory and ``watch`` each make a :class:`Trust`
+per verification (:func:`resolve_trust`).
 """
 
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Protocol
 
 from cryptography import x509
 
-from .._internal.signature import keys
-from .._internal.signature.bundle import Envelope
-from .._internal.signature.certs import load_certificates
-from .._internal.signature.timestamps import TimestampAuthority, trusted_root_authorities
-from .._internal.signature.verifiers import CertificateVerifier, KeyVerifier, SignerInfo
-from ..errors import InputError, VerificationError
-from .specs import SignersRule
-
-
-class SignersSource(Protocol):
-    """What a :class:`PolicyVerifier` needs of a policy (a :class:`~.schema.Policy` is one)."""
-
-    @property
-    def signers(self) -> SignersRule | None: ...
-
-    def _path(self, p: str) -> str: ...
+from ._internal.signature import keys
+from ._internal.signature.bundle import Envelope
+from ._internal.signature.certs import load_certificates
+from ._internal.signature.timestamps import TimestampAuthority, trusted_root_authorities
+from ._internal.signature.verifiers import CertificateVerifier, KeyVerifier, SignerInfo, Verifier
+from .errors import InputError, VerificationError
+from .issues import Issue
+from .policy import Policy
 
 
 class PolicyVerifier:
@@ -37,7 +30,7 @@ class PolicyVerifier:
     and the attestation) and, with keys, tries several of them.
     """
 
-    def __init__(self, policy: SignersSource) -> None:
+    def __init__(self, policy: Policy) -> None:
         assert policy.signers is not None
         self.policy = policy
         self.spec = policy.signers
@@ -47,7 +40,7 @@ class PolicyVerifier:
         out = []
         for k in self.spec.keys:
             key = (
-                keys.load_public_key(self.policy._path(k.file))
+                keys.load_public_key(self.policy.path_of(k.file))
                 if k.file is not None
                 else keys.load_public_key_pem((k.pem or "").encode(), "the policy's inline key")
             )
@@ -63,11 +56,11 @@ class PolicyVerifier:
     def _tsa(self) -> list[TimestampAuthority]:
         """The TSAs listed, and those of the policy's Sigstore trusted root, if it names one."""
         tsa = [
-            TimestampAuthority.from_file(self.policy._path(p))
+            TimestampAuthority.from_file(self.policy.path_of(p))
             for p in self.spec.timestamp_authorities
         ]
         if self.spec.trusted_root is not None:
-            tsa += trusted_root_authorities(self.policy._path(self.spec.trusted_root))
+            tsa += trusted_root_authorities(self.policy.path_of(self.spec.trusted_root))
         return tsa
 
     def verify_envelope(self, envelope: Envelope) -> SignerInfo:
@@ -93,7 +86,7 @@ class PolicyVerifier:
                 "a Sigstore signature, but the policy trusts no Sigstore identity",
                 code="SIGNER_NOT_TRUSTED",
             )
-        from .._internal.signature.sigstore import SigstoreVerifier
+        from ._internal.signature.sigstore import SigstoreVerifier
 
         for s in self.spec.sigstore:
             v = SigstoreVerifier(
@@ -114,17 +107,19 @@ class PolicyVerifier:
     @cached_property
     def _sigstore_root(self) -> object:
         """The Sigstore trusted root (``offline: false``: refreshed over TUF, once)."""
-        from .._internal.signature.sigstore import load_trusted_root
+        from ._internal.signature.sigstore import load_trusted_root
 
         return load_trusted_root(
-            self.policy._path(self.spec.trusted_root) if self.spec.trusted_root else None,
+            self.policy.path_of(self.spec.trusted_root) if self.spec.trusted_root else None,
             offline=self.spec.offline,
         )
 
     @cached_property
     def _certificate_roots(self) -> list[x509.Certificate]:
         return [
-            c for p in self.spec.certificate_roots for c in load_certificates(self.policy._path(p))
+            c
+            for p in self.spec.certificate_roots
+            for c in load_certificates(self.policy.path_of(p))
         ]
 
     def _by_certificate(self, envelope: Envelope, reasons: list[str]) -> SignerInfo | None:
@@ -154,3 +149,73 @@ class PolicyVerifier:
                 else "signed with a certificate, but the policy lists no certificate roots"
             )
         return None
+
+
+class Trust:
+    """How one verification checks a signature, and how it judges a failure.
+
+    The one rule, shared by ``verify()``, the CLI, the loaders, the guard, the
+    inventory and ``watch``: trust the caller gives (``--key``, a verifier
+    object) is always enforced; a policy's ``signers``, when listed, must also
+    verify, failing as the signers rule's mode says. A policy never loosens
+    what the caller demands: its warn mode only softens its own signer list.
+    Make one per verification (it collects that verification's warnings).
+    """
+
+    def __init__(self, caller: Verifier | None, policy: Policy | None) -> None:
+        if caller is None and (policy is None or policy.signers is None):
+            raise InputError(
+                "give a verifier, or a policy that lists signers (--key, --cert-chain, "
+                "--identity, or signers in the policy)",
+                code="USAGE",
+            )
+        self.caller = caller
+        self.policy = policy
+        # One for the whole verification: it reads the policy's trust files once.
+        self.listed = (
+            PolicyVerifier(policy) if policy is not None and policy.signers is not None else None
+        )
+        self.warnings: list[str] = []  # the policy's warn-mode signers that did not verify
+
+    @property
+    def caller_given(self) -> bool:
+        return self.caller is not None
+
+    @property
+    def enforce(self) -> bool:
+        """Whether a signature or content failure blocks (else it is only reported)."""
+        return (
+            self.caller is not None
+            or self.policy is None
+            or self.policy.mode_of("signers") == "enforce"
+        )
+
+    def verify_envelope(self, envelope: Envelope) -> SignerInfo:
+        """The caller's verifier, then the policy's signers (a Verifier itself)."""
+        info = self.caller.verify_envelope(envelope) if self.caller is not None else None
+        if self.listed is None:
+            assert info is not None  # __init__: no policy signers means a caller verifier
+            return info
+        try:
+            listed = self.listed.verify_envelope(envelope)
+        except VerificationError as exc:
+            # Without the caller's trust, or under an enforced signers rule, this blocks.
+            assert self.policy is not None  # self.listed comes from its signers
+            if info is None or self.policy.mode_of("signers") == "enforce":
+                raise
+            # (PolicyVerifier's failures are all SIGNER_NOT_TRUSTED.)
+            if exc.message not in self.warnings:  # the OMS bundle and the attestation: once
+                self.warnings.append(exc.message)
+            return info
+        return info if info is not None else listed
+
+    def warn_reasons(self) -> list[Issue]:
+        """The warnings as signers-rule reasons that never block (severity ``warning``)."""
+        return [
+            Issue(code="SIGNER_NOT_TRUSTED", severity="warning", message=w) for w in self.warnings
+        ]
+
+
+def resolve_trust(verifier: Verifier | None, policy: Policy | None) -> Trust:
+    """The trust for one verification (a usage error when neither gives a signer)."""
+    return Trust(verifier, policy)

@@ -10,8 +10,9 @@ from ._internal import _statcache
 from ._internal._atomic import write_atomic
 from ._internal.discover import GIT_PATHS, ModelTree, discover, name_inside
 from ._internal.findings import Finding
-from ._internal.hashing import TensorHash, hash_shards
-from ._internal.manifest import FileEntry, Manifest, manifest_for_tree
+from ._internal.hashing import FileDigests, TensorHash, hash_shards
+from ._internal.manifest import FileEntry, Manifest
+from ._internal.manifest.build import hash_tree, manifest_from_digests
 from ._internal.metadata.provenance import SourceRepo
 from ._internal.signature.attestation import (
     CLAIMS_FILE,
@@ -129,19 +130,27 @@ def sign(
     ignore_paths = [] if tree.single_file else sorted(recorded)
     _check_concrete(ignore_paths)
     reusable = _reusable(tree, os.fspath(reuse), tensor_hash) if reuse is not None else None
-    manifest = manifest_for_tree(
+    # One read per file gives the manifest's digests and, with a shard size, the shards'.
+    digests = hash_tree(
         tree,
         tensor_hash=tensor_hash,
+        reuse=reusable,
+        jobs=jobs,
+        progress=progress,
+        shard_size=shard_size,
+    )
+    manifest = manifest_from_digests(
+        tree,
+        digests,
+        tensor_hash=tensor_hash,
+        reuse=reusable,
         source=source,
         parents=parents,
         env=env,
-        jobs=jobs,
-        progress=progress,
-        reuse=reusable,
     )
     shards = None
     if shard_size is not None:
-        shards = _shards(tree, shard_size, jobs)
+        shards = _shards(tree, digests, shard_size, jobs)
     statement = build_statement(
         manifest,
         subject_name=tree.files[0].path if tree.single_file else os.path.basename(tree.root),
@@ -180,9 +189,17 @@ def _check_concrete(ignore_paths: list[str]) -> None:
         )
 
 
-def _shards(tree: ModelTree, shard_size: int, jobs: int | None) -> list[dict[str, str]]:
-    """The spec-form shard resources of every file (all cores, even inside one file)."""
-    digests = hash_shards(tree.files, shard_size, "sha256", jobs=jobs)
+def _shards(
+    tree: ModelTree, read: Sequence[FileDigests], shard_size: int, jobs: int | None
+) -> list[dict[str, str]]:
+    """The spec-form shard resources of every file.
+
+    A file read for the manifest has its shard digests from that read; a
+    reused one (not read again) is read for its shards alone, on all cores.
+    """
+    digests = {d.file.path: d.shard_digests for d in read if d.shard_digests is not None}
+    unread = [f for f in tree.files if f.path not in digests]
+    digests.update(hash_shards(unread, shard_size, "sha256", jobs=jobs))
     sizes = {f.path: f.size for f in tree.files}
     return shard_resources(digests, sizes, shard_size, "sha256")
 

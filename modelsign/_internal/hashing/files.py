@@ -28,6 +28,7 @@ from ..formats.pickle import inspect_zip_for_pickle
 from .algorithms import TensorHash, digest_bytes
 from .reading import CHUNK, check_unchanged, open_checked, pread_all
 from .segments import SegmentFeeder
+from .shards import ShardFeeder
 
 DEPTH = 4  # buffers in flight per file when digests run on lane threads
 CAPTURE_LIMIT = 4 << 20  # small text files kept for metadata readers (model card, config)
@@ -52,6 +53,7 @@ class FileDigests:
     kv_digest: str | None = None  # GGUF KV section, from the header bytes already read
     tensor_digests: list[str] | None = None  # aligned with layout.tensors
     captured: bytes | None = None
+    shard_digests: list[str] | None = None  # with a shard size: SHA-256, in offset order
     pickle_members: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
@@ -145,8 +147,22 @@ class _FilePass:
         if self.progress is not None:
             self.progress(len(chunk))
 
-    def stream(self, inline: Sequence[Feed], threaded: Sequence[Feed]) -> None:
-        """Read on from ``pos`` to the end, feeding every chunk on."""
+    def run(self, first: bytes, feeds: Sequence[tuple[Feed, bool]]) -> None:
+        """Feed the bytes already read (``first``, from offset 0), then read on to the end.
+
+        ``feeds`` are ``(feed, heavy)``: unless the rest is a single chunk, a
+        heavy feed gets a lane thread of its own.
+        """
+        for feed, _heavy in feeds:
+            feed(memoryview(first), 0)
+        self.took(first)
+        big = self.size - self.pos > CHUNK
+        self._stream(
+            inline=[feed for feed, heavy in feeds if not (heavy and big)],
+            threaded=[feed for feed, heavy in feeds if heavy and big],
+        )
+
+    def _stream(self, inline: Sequence[Feed], threaded: Sequence[Feed]) -> None:
         # Without a lane one buffer is reused, so it stays in the CPU cache.
         ring = _Ring(DEPTH if threaded else 1, min(CHUNK, max(self.size, 1)), len(threaded))
         lanes = [_Lane(feed, ring) for feed in threaded]
@@ -174,20 +190,17 @@ class _FilePass:
             _join(lanes)
 
 
-def _start_weights(
-    d: FileDigests, read: _FilePass, tensor_hash: TensorHash | None
-) -> SegmentFeeder:
-    """Parse a weight file's header strictly; its bytes, already read, are digested first."""
-    layout, reader = parse_weights(d.format, read.fd, read.size, d.file.path)
+def _parse_weights(
+    d: FileDigests, fd: int, size: int, tensor_hash: TensorHash | None
+) -> tuple[SegmentFeeder, bytes]:
+    """Parse a weight file's header strictly; returns its feeder and the bytes read so far."""
+    layout, reader = parse_weights(d.format, fd, size, d.file.path)
     d.layout = layout
-    feeder = SegmentFeeder(layout, tensor_hash, d.file.path)
     first = reader.buffered
     if layout.kv_range is not None:
         kv_a, kv_b = layout.kv_range
         d.kv_digest = digest_bytes(tensor_hash or "sha256", first[kv_a:kv_b])
-    feeder.feed(memoryview(first), 0)
-    read.took(first)
-    return feeder
+    return SegmentFeeder(layout, tensor_hash, d.file.path), first
 
 
 def hash_file(
@@ -197,27 +210,36 @@ def hash_file(
     capture: bool = False,
     progress: Callable[[int], None] | None = None,
     size: int | None = None,
+    shard_size: int | None = None,
 ) -> FileDigests:
     """Digest one file in a single pass; parse its header strictly if it is a weight file.
 
     With ``size`` (the signed size) a file of another size is refused before
-    anything is read.
+    anything is read. With ``shard_size`` the same read gives the file's
+    SHA-256 OMS shard digests too.
     """
     fd = open_checked(f, size)
     try:
         st = os.fstat(fd)
         head = os.pread(fd, SNIFF_BYTES, 0)
         d = FileDigests(f, detect_format(f.path, head), "")
-        read = _FilePass(fd, f.path, st.st_size, capture, progress)
-        feeder = None
+        first = b""  # what the strict reader read already
+        feeds: list[tuple[Feed, bool]] = []
+        feeder: SegmentFeeder | None = None
+        shards: ShardFeeder | None = None
         if d.format in ("safetensors", "gguf"):
-            feeder = _start_weights(d, read, tensor_hash)
+            feeder, first = _parse_weights(d, fd, st.st_size, tensor_hash)
+            # Tensor digests are worth a thread of their own; the header digest alone is not.
+            feeds.append((feeder.feed, tensor_hash is not None))
         elif head[:4] == _ZIP_MAGIC:
-            d.format, d.pickle_members = zip_checkpoint(fd, read.size, f.path, d.format, d.findings)
-        feeds = [feeder.feed] if feeder is not None else []
-        # Tensor digests are worth a thread of their own; the header digest alone is not.
-        threaded = tensor_hash is not None and read.size - read.pos > CHUNK
-        read.stream(inline=[] if threaded else feeds, threaded=feeds if threaded else [])
+            d.format, d.pickle_members = zip_checkpoint(
+                fd, st.st_size, f.path, d.format, d.findings
+            )
+        if shard_size is not None:
+            shards = ShardFeeder(shard_size)
+            feeds.append((shards.feed, True))
+        read = _FilePass(fd, f.path, st.st_size, capture, progress)
+        read.run(first, feeds)
         check_unchanged(fd, st, f.path)
         if feeder is not None:
             feeder.finish()
@@ -228,6 +250,8 @@ def hash_file(
         d.header_digest = feeder.header.hexdigest()
         if tensor_hash is not None:
             d.tensor_digests = feeder.digests
+    if shards is not None:
+        d.shard_digests = shards.digests()
     if read.captured is not None:
         d.captured = bytes(read.captured)
     return d
@@ -305,10 +329,12 @@ def hash_files(
     jobs: int | None = None,
     progress: Callable[[int], None] | None = None,
     sizes: Mapping[str, int] | None = None,
+    shard_size: int | None = None,
 ) -> list[FileDigests]:
     """Digest ``files`` (largest first, ``jobs`` at a time); results in input order.
 
     ``sizes``: signed sizes by file name; a file of another size is refused unread.
+    ``shard_size``: take the files' OMS shard digests in the same read.
     """
     sizes = sizes or {}
     jobs = jobs or os.cpu_count() or 1
@@ -329,6 +355,7 @@ def hash_files(
             capture=capture(f.path),
             progress=report,
             size=sizes.get(f.path),
+            shard_size=shard_size,
         )
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:

@@ -1,4 +1,9 @@
-"""OMS shard digests: every ``shard_size`` range of every file, on all cores."""
+"""OMS shard digests: every ``shard_size`` range of a file.
+
+:func:`hash_shards` reads files for them alone, all their shards on all
+cores; :class:`ShardFeeder` takes them from a read made anyway (signing reads
+each file once for the manifest and its shards).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from ...errors import DiscoveryError, InputError
 from ..discover import ModelFile
-from .algorithms import RangeHash
+from .algorithms import Hasher, RangeHash, range_hasher
 from .ranges import RangeJob, hash_ranges
 from .reading import changed_since, open_checked
 
@@ -86,3 +91,39 @@ def _changed(
         if changed_since(fd, st) or os.pread(fd, 1, st.st_size):
             return f.path
     return None
+
+
+class ShardFeeder:
+    """Digests every ``shard_size`` range of a file as its chunks stream by, in order."""
+
+    def __init__(self, shard_size: int, hash_type: RangeHash = "sha256") -> None:
+        if shard_size <= 0:
+            raise InputError(
+                f"shard size must be positive, got {shard_size}", code="BAD_SHARD_SIZE"
+            )
+        self.shard_size = shard_size
+        self.hash_type: RangeHash = hash_type
+        self._digests: list[str] = []
+        self._current: Hasher | None = None
+        self._left = 0  # bytes still due to the current shard
+
+    def feed(self, view: memoryview, pos: int) -> None:
+        """The bytes ``view`` found at offset ``pos`` (right after the previous chunk)."""
+        while view:
+            if self._current is None:
+                self._current = range_hasher(self.hash_type)
+                self._left = self.shard_size
+            n = min(len(view), self._left)
+            self._current.update(view[:n])
+            self._left -= n
+            view = view[n:]
+            if self._left == 0:
+                self._digests.append(self._current.hexdigest())
+                self._current = None
+
+    def digests(self) -> list[str]:
+        """After the last chunk: the shard digests in offset order (none for an empty file)."""
+        if self._current is not None:
+            self._digests.append(self._current.hexdigest())
+            self._current = None
+        return self._digests

@@ -102,8 +102,12 @@ def hash_tree(
     reuse: Reuse | None = None,
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    shard_size: int | None = None,
 ) -> list[FileDigests]:
-    """Read and digest every file of ``tree`` but those reused (metadata files always)."""
+    """Read and digest every file of ``tree`` but those reused (metadata files always).
+
+    ``shard_size``: the same read gives each file's OMS shard digests too.
+    """
     reused = _reusable(reuse)
     todo = [f for f in tree.files if f.path not in reused]
     total = sum(f.size for f in todo)
@@ -116,7 +120,12 @@ def hash_tree(
             progress(done, total)
 
     digests = hash_files(
-        todo, tensor_hash=tensor_hash, capture=_captured_name, jobs=jobs, progress=step
+        todo,
+        tensor_hash=tensor_hash,
+        capture=_captured_name,
+        jobs=jobs,
+        progress=step,
+        shard_size=shard_size,
     )
     _hf_blob_check(tree, digests)
     return digests

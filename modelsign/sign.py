@@ -100,6 +100,33 @@ def sign(
         raise InputError("--shard-size must be a positive number of bytes", code="USAGE")
     if release is not None and (not release.strip() or len(release) > 200):
         raise InputError("--release must be a short non-empty version", code="USAGE")
+    sig_path, claims = _outputs(model, signature, claims, force)
+    tree, ignore_paths = _discover(model, sig_path, claims, ignore, allow_symlinks)
+    reusable = _reusable(tree, os.fspath(reuse), tensor_hash) if reuse is not None else None
+    manifest, shards = _manifest_and_shards(
+        tree, tensor_hash, reusable, source, parents, env, jobs, progress, shard_size
+    )
+    statement = build_statement(
+        manifest,
+        subject_name=tree.files[0].path if tree.single_file else os.path.basename(tree.root),
+        ignore_paths=ignore_paths,
+        single_file_name=single_file_name,
+        shards=shards,
+        shard_size=shard_size,
+    )
+    attestation = build_attestation(manifest, statement, release=release)
+    bundle = _write(signer, sig_path, claims, [statement, attestation], force)
+    _remember(sig_path, bundle, tree, manifest)
+    return SignResult(manifest, sig_path, statement, claims, attestation)
+
+
+def _outputs(
+    model: str | os.PathLike[str],
+    signature: str | os.PathLike[str] | None,
+    claims: str | os.PathLike[str] | None,
+    force: bool,
+) -> tuple[str, str]:
+    """Where the signature and the claims file go; an existing signature needs ``force``."""
     sig_path = os.fspath(signature) if signature is not None else default_signature_path(model)
     claims = os.fspath(claims) if claims is not None else claims_path(sig_path)
     if os.path.abspath(claims) == os.path.abspath(sig_path):
@@ -110,6 +137,17 @@ def sign(
             code="OUTPUT_EXISTS",
             path=sig_path,
         )
+    return sig_path, claims
+
+
+def _discover(
+    model: str | os.PathLike[str],
+    sig_path: str,
+    claims: str,
+    ignore: Sequence[str],
+    allow_symlinks: bool,
+) -> tuple[ModelTree, list[str]]:
+    """The model's files, and the ``ignore_paths`` to record: what sign writes is left out."""
     exclude: list[str] = []
     if os.path.isdir(model):
         for written in (sig_path, claims):
@@ -129,12 +167,25 @@ def sign(
     recorded = set(GIT_PATHS) | set(tree.ignored) | set(exclude)
     ignore_paths = [] if tree.single_file else sorted(recorded)
     _check_concrete(ignore_paths)
-    reusable = _reusable(tree, os.fspath(reuse), tensor_hash) if reuse is not None else None
-    # One read per file gives the manifest's digests and, with a shard size, the shards'.
+    return tree, ignore_paths
+
+
+def _manifest_and_shards(
+    tree: ModelTree,
+    tensor_hash: TensorHash | None,
+    reuse: Mapping[str, tuple[FileEntry, list[Finding]]] | None,
+    source: SourceRepo | None,
+    parents: Sequence[Manifest],
+    env: Mapping[str, str] | None,
+    jobs: int | None,
+    progress: Callable[[int, int], None] | None,
+    shard_size: int | None,
+) -> tuple[Manifest, list[dict[str, str]] | None]:
+    """The manifest and, with a shard size, the shard resources: one read per file for both."""
     digests = hash_tree(
         tree,
         tensor_hash=tensor_hash,
-        reuse=reusable,
+        reuse=reuse,
         jobs=jobs,
         progress=progress,
         shard_size=shard_size,
@@ -143,38 +194,38 @@ def sign(
         tree,
         digests,
         tensor_hash=tensor_hash,
-        reuse=reusable,
+        reuse=reuse,
         source=source,
         parents=parents,
         env=env,
     )
-    shards = None
-    if shard_size is not None:
-        shards = _shards(tree, digests, shard_size, jobs)
-    statement = build_statement(
-        manifest,
-        subject_name=tree.files[0].path if tree.single_file else os.path.basename(tree.root),
-        ignore_paths=ignore_paths,
-        single_file_name=single_file_name,
-        shards=shards,
-        shard_size=shard_size,
-    )
-    attestation = build_attestation(manifest, statement, release=release)
+    shards = _shards(tree, digests, shard_size, jobs) if shard_size is not None else None
+    return manifest, shards
+
+
+def _write(
+    signer: Signer, sig_path: str, claims: str, statements: list[bytes], force: bool
+) -> bytes:
+    """Sign the statements; the bundle goes to ``sig_path``, the attestation into ``claims``."""
     existing = _read_claims(claims) or []
-    bundle, attested = sign_all(signer, [statement, attestation])
+    bundle, attested = sign_all(signer, statements)
     write_atomic(sig_path, bundle, force=force)
     try:
         write_atomic(claims, merged_claims(existing, attested), force=True)
     except BaseException:
         os.unlink(sig_path)  # a marker without its attestation would only fail later
         raise
+    return bundle
+
+
+def _remember(sig_path: str, bundle: bytes, tree: ModelTree, manifest: Manifest) -> None:
+    """Record each file's identity at this signing, so ``reuse`` can skip the untouched ones."""
     real = {f.path: f.real for f in tree.files}
     _statcache.save(
         sig_path,
         bundle,
         [(e.path, real[e.path], e.model_dump(mode="json")) for e in manifest.files],
     )
-    return SignResult(manifest, sig_path, statement, claims, attestation)
 
 
 def _check_concrete(ignore_paths: list[str]) -> None:

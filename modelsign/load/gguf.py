@@ -160,43 +160,7 @@ class VerifiedGGUF:
         cannot change and has no path: it always passes.
         """
         self._require_open()
-        problems: list[Problem] = []
-        for m in self._members:
-            if m.sealed:
-                continue
-            now = os.fstat(m.fd)
-            try:
-                there = os.stat(m.where)
-            except OSError as exc:
-                problems.append(
-                    Problem(
-                        code="FILE_CHANGED",
-                        message=f"the path no longer opens ({exc.strerror})",
-                        file=m.name,
-                    )
-                )
-                continue
-            if (there.st_dev, there.st_ino, there.st_size, there.st_mtime_ns) != (
-                now.st_dev,
-                now.st_ino,
-                now.st_size,
-                now.st_mtime_ns,
-            ):
-                problems.append(
-                    Problem(
-                        code="FILE_CHANGED",
-                        message="another file is at the path now (replaced since verification)",
-                        file=m.name,
-                    )
-                )
-            elif (now.st_size, now.st_mtime_ns, now.st_ctime_ns) != m.stamp:
-                problems.append(
-                    Problem(
-                        code="FILE_CHANGED",
-                        message="the verified file was modified since verification",
-                        file=m.name,
-                    )
-                )
+        problems = [p for m in self._members if not m.sealed and (p := _changed(m)) is not None]
         if problems:
             names = ", ".join(p.file or "" for p in problems)
             error = VerificationError(
@@ -431,10 +395,45 @@ def _copy_fd(src: int, dst: int, size: int) -> None:
         done += n
 
 
+def _changed(m: _Member) -> Problem | None:
+    """How a member's path or file changed since verification, if it did."""
+    now = os.fstat(m.fd)
+    try:
+        there = os.stat(m.where)
+    except OSError as exc:
+        return Problem(
+            code="FILE_CHANGED",
+            message=f"the path no longer opens ({exc.strerror})",
+            file=m.name,
+        )
+    if (there.st_dev, there.st_ino, there.st_size, there.st_mtime_ns) != (
+        now.st_dev,
+        now.st_ino,
+        now.st_size,
+        now.st_mtime_ns,
+    ):
+        return Problem(
+            code="FILE_CHANGED",
+            message="another file is at the path now (replaced since verification)",
+            file=m.name,
+        )
+    if (now.st_size, now.st_mtime_ns, now.st_ctime_ns) != m.stamp:
+        return Problem(
+            code="FILE_CHANGED",
+            message="the verified file was modified since verification",
+            file=m.name,
+        )
+    return None
+
+
+#: A member to judge: its signed entry and file digest, and its jobs ``[a, b)``.
+_Plan = tuple[_Member, FileEntry | None, str, int, int]
+
+
 def _verify(ctx: Context, members: list[_Member]) -> None:
     """Hash every member through its descriptor (one parallel batch) and judge each."""
     m = ctx.manifest
-    plans: list[tuple[_Member, FileEntry | None, str, int, int]] = []  # jobs [a, b)
+    plans: list[_Plan] = []
     jobs: list[RangeJob] = []
     want: list[str | bool] = []
     for mem in members:
@@ -462,17 +461,28 @@ def _verify(ctx: Context, members: list[_Member]) -> None:
             jobs.append(RangeJob(mem.fd, a, b, alg))
             want.append(part_want)
         plans.append((mem, entry, expected, start, len(jobs)))
-    got: list[str | bool | None]
+    _judge(ctx, plans, _hash(jobs, plans), want)
+
+
+def _hash(jobs: list[RangeJob], plans: list[_Plan]) -> list[str | bool | None]:
+    """Every job's result; None for the jobs of a member that could not be read whole."""
     try:
-        got = list(hash_ranges(jobs))
+        return list(hash_ranges(jobs))
     except ModelsignError:
         # A file shrank while it was read: hash file by file to tell which.
-        got = []
+        got: list[str | bool | None] = []
         for _, _, _, a, b in plans:
             try:
                 got += hash_ranges(jobs[a:b])
             except ModelsignError:
                 got += [None] * (b - a)
+        return got
+
+
+def _judge(
+    ctx: Context, plans: list[_Plan], got: list[str | bool | None], want: list[str | bool]
+) -> None:
+    """Each member verified, changed meanwhile, or refused with what changed inside it."""
     for mem, entry, expected, a, b in plans:
         st = os.fstat(mem.fd)
         if None in got[a:b] or (st.st_size, st.st_mtime_ns, st.st_ctime_ns) != mem.stamp:

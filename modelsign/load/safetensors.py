@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from .._internal.check.compare import Problem, tensor_modified
-from .._internal.hashing import hash_ranges
+from .._internal.hashing import TensorHash, hash_ranges
 from .._internal.manifest import TensorEntry
 from .._internal.signature.verifiers import Verifier
 from ..errors import InputError
@@ -159,7 +159,15 @@ def load_safetensors(
     out.report = ctx.report
     if tensors is not None:
         _load_partial(ctx, names, list(tensors), framework, out, memory)
-        return out
+    else:
+        _load_all(ctx, names, framework, out, memory)
+    return out
+
+
+def _load_all(
+    ctx: Context, names: list[str], framework: Framework, out: VerifiedTensors, memory: Memory
+) -> None:
+    """Every tensor of every file, each file verified whole before its tensors are built."""
     for name in names:
         buf = read_verified(ctx, name, memory)
         entry = ctx.entry(name)
@@ -184,7 +192,6 @@ def load_safetensors(
                     "DUPLICATE_TENSOR",
                 )
             out[t.name] = tensor_from_buffer(framework, t, buf, t.offset)
-    return out
 
 
 def layout_from_buffer(name: str, buf: Any) -> list[TensorEntry]:
@@ -213,6 +220,17 @@ def _load_partial(
             "partial loading needs a signature with tensor digests (signed by modelsign)",
             code="NO_TENSOR_DIGESTS",
         )
+    by_file = _wanted_by_file(ctx, names, wanted)
+    ctx.report.partial = True
+    hashes = (m.hashing.header, m.hashing.tensor)
+    for name, entries in by_file.items():
+        _load_part(ctx, name, entries, hashes, framework, out, memory)
+
+
+def _wanted_by_file(
+    ctx: Context, names: list[str], wanted: list[str]
+) -> dict[str, list[TensorEntry]]:
+    """The signed entries of the wanted tensors, by the file that holds each."""
     where: dict[str, tuple[str, TensorEntry]] = {}
     for name in names:
         entry = ctx.entry(name)
@@ -224,59 +242,71 @@ def _load_partial(
         raise InputError(
             f"not in the signed model: {', '.join(missing[:10])}", code="NO_SUCH_TENSOR"
         )
-    ctx.report.partial = True
     by_file: dict[str, list[TensorEntry]] = {}
     for w in wanted:
         name, t = where[w]
         by_file.setdefault(name, []).append(t)
+    return by_file
 
-    assert m.hashing.tensor is not None
-    for name, entries in by_file.items():
-        entry = ctx.entry(name)
-        assert entry is not None and entry.weights is not None
-        fd = open_signed(ctx, name)
-        try:
-            if os.fstat(fd).st_size != entry.size:
-                ctx.fail(
-                    f"{name} has another size than signed",
-                    [Problem(code="FILE_MODIFIED", message="size changed", file=name)],
-                    "FILE_MODIFIED",
-                )
-            mapped = map_signed(ctx, fd, name, entry.size, memory)
-            if mapped is not None and len(mapped) != entry.size:
-                ctx.enforce = True  # shrank or grew before the lease: nothing to load
-                ctx.fail(
-                    f"{name} has another size than signed",
-                    [Problem(code="FILE_MODIFIED", message="size changed", file=name)],
-                    "FILE_MODIFIED",
-                )
-            # Only the header and the requested tensors are read (copied into
-            # an array each, or, mapped, faulted in) and hashed, in parallel.
-            spans = [(0, entry.weights.header_size, m.hashing.header)]
-            spans += [(t.offset, t.offset + t.length, m.hashing.tensor) for t in entries]
-            jobs, arrays = verify_jobs(fd, spans, mapped, mapped is not None)
-            bufs = arrays[1:]
-            got = hash_ranges(jobs)
-        finally:
-            os.close(fd)
-        problems = []
-        if got[0] != entry.weights.header_digest:
-            problems.append(
-                Problem(
-                    code="HEADER_MODIFIED",
-                    message="header changed",
-                    file=name,
-                    expected=entry.weights.header_digest,
-                    actual=str(got[0]),
-                )
+
+def _load_part(
+    ctx: Context,
+    name: str,
+    entries: list[TensorEntry],
+    hashes: tuple[TensorHash, TensorHash],
+    framework: Framework,
+    out: VerifiedTensors,
+    memory: Memory,
+) -> None:
+    """One file's header and wanted tensors: read (or mapped), hashed, then built.
+
+    ``hashes``: the signed header and tensor hash algorithms.
+    """
+    entry = ctx.entry(name)
+    assert entry is not None and entry.weights is not None
+    fd = open_signed(ctx, name)
+    try:
+        if os.fstat(fd).st_size != entry.size:
+            _size_changed(ctx, name)
+        mapped = map_signed(ctx, fd, name, entry.size, memory)
+        if mapped is not None and len(mapped) != entry.size:
+            ctx.enforce = True  # shrank or grew before the lease: nothing to load
+            _size_changed(ctx, name)
+        # Only the header and the requested tensors are read (copied into
+        # an array each, or, mapped, faulted in) and hashed, in parallel.
+        spans = [(0, entry.weights.header_size, hashes[0])]
+        spans += [(t.offset, t.offset + t.length, hashes[1]) for t in entries]
+        jobs, arrays = verify_jobs(fd, spans, mapped, mapped is not None)
+        bufs = arrays[1:]
+        got = hash_ranges(jobs)
+    finally:
+        os.close(fd)
+    problems = []
+    if got[0] != entry.weights.header_digest:
+        problems.append(
+            Problem(
+                code="HEADER_MODIFIED",
+                message="header changed",
+                file=name,
+                expected=entry.weights.header_digest,
+                actual=str(got[0]),
             )
-        for t, b, have in zip(entries, bufs, got[1:], strict=True):
-            if have != t.digest:
-                problems.append(tensor_modified(name, t.name, t.digest, str(have)))
-            out[t.name] = tensor_from_buffer(framework, t, b, 0)
-        if problems:
-            ctx.fail(f"{name} does not match the signature", problems, problems[-1].code)
-        else:
-            ctx.report.tensors += [t.name for t in entries]
-            ctx.report.bytes_verified += sum(t.length for t in entries)
-        ctx.report.files.append(name)
+        )
+    for t, b, have in zip(entries, bufs, got[1:], strict=True):
+        if have != t.digest:
+            problems.append(tensor_modified(name, t.name, t.digest, str(have)))
+        out[t.name] = tensor_from_buffer(framework, t, b, 0)
+    if problems:
+        ctx.fail(f"{name} does not match the signature", problems, problems[-1].code)
+    else:
+        ctx.report.tensors += [t.name for t in entries]
+        ctx.report.bytes_verified += sum(t.length for t in entries)
+    ctx.report.files.append(name)
+
+
+def _size_changed(ctx: Context, name: str) -> None:
+    ctx.fail(
+        f"{name} has another size than signed",
+        [Problem(code="FILE_MODIFIED", message="size changed", file=name)],
+        "FILE_MODIFIED",
+    )

@@ -3,10 +3,11 @@
 Per file, one reader thread reads fixed-size chunks into a small ring of
 buffers and feeds the file's SHA-256 (sequential by nature); a second thread
 per weight file feeds the same buffers to the header and per-tensor digests
-and checks padding bytes are zero. Memory is constant (``DEPTH`` × ``CHUNK``
-per file in flight), files are processed ``jobs`` at a time, and both hash
-libraries release the GIL, so a single large file uses two cores and several
-files use all of them.
+and checks padding bytes are zero, and, when signing with OMS shards, a third
+feeds them to the shard digests. Memory is constant (``DEPTH`` × ``CHUNK``
+per file in flight), files are processed ``jobs`` at a time, and the hash
+libraries release the GIL, so a single large file uses two cores or more and
+several files use all of them.
 """
 
 from __future__ import annotations

@@ -147,6 +147,7 @@ def _slug(name: str) -> str:
 
 
 def licence_ref(name: str) -> str | None:
+    """``LicenseRef-<name>`` for a licence SPDX has no id for (None when nothing is left)."""
     slug = _slug(name)
     return f"LicenseRef-{slug}" if slug else None
 
@@ -284,6 +285,7 @@ class _Parser:
 
 
 def render(expr: Expr, parent: str | None = None) -> str:
+    """An expression as SPDX text (parenthesised only where AND binds an OR)."""
     if isinstance(expr, str):
         return expr
     op, items = expr

@@ -37,6 +37,7 @@ import struct
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import blake3
 
@@ -137,6 +138,22 @@ def gguf_section(args: argparse.Namespace) -> None:
     print(f"  sealed copy vs file: {ratio:.2f}x the time, +{size / GB:.2f} GB of shared memory")
 
 
+def sign_both(root: Path, sigs: Path, key: Any) -> dict[str, Path]:
+    """Signatures of ``root`` with BLAKE3 and with SHA-256 tensor digests, by hash."""
+    from modelsign._internal.signature.signers import KeySigner
+    from modelsign.sign import sign
+
+    sigs.mkdir(exist_ok=True)
+    ours: dict[str, Path] = {}
+    for th in ("blake3", "sha256"):
+        sig = sigs / f"load-{root.name}-{th}.sig"
+        t = time.perf_counter()
+        sign(root, signer=KeySigner(key), signature=sig, tensor_hash=th, force=True, env={})
+        print(f"signed with {th} tensor digests in {time.perf_counter() - t:.1f} s")
+        ours[th] = sig
+    return ours
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--workdir", type=Path, default=Path(__file__).parent / "out")
@@ -152,10 +169,8 @@ def main() -> None:
     from safetensors.torch import load_file
 
     from modelsign._internal.signature import keys
-    from modelsign._internal.signature.signers import KeySigner
     from modelsign._internal.signature.verifiers import KeyVerifier
     from modelsign.load import load_safetensors
-    from modelsign.sign import sign
 
     root = args.workdir / f"single-{args.gb:g}gb"
     root.mkdir(parents=True, exist_ok=True)
@@ -167,18 +182,10 @@ def main() -> None:
     size = path.stat().st_size
     files = [path]
 
-    sigs = args.workdir / "sigs"
-    sigs.mkdir(exist_ok=True)
     key = keys.generate_key("ec-p256")
     verifier = KeyVerifier(key.public_key())
     warm(files)
-    ours: dict[str, Path] = {}
-    for th in ("blake3", "sha256"):
-        sig = sigs / f"load-{root.name}-{th}.sig"
-        t = time.perf_counter()
-        sign(root, signer=KeySigner(key), signature=sig, tensor_hash=th, force=True, env={})
-        print(f"signed with {th} tensor digests in {time.perf_counter() - t:.1f} s")
-        ours[th] = sig
+    ours = sign_both(root, args.workdir / "sigs", key)
 
     names = tensor_names(path)
     count = max(1, round(len(names) * args.fraction))

@@ -22,7 +22,7 @@ from ._internal._json import canonical_dumps
 from ._internal.discover import discover
 from ._internal.hashing import TensorHash
 from ._internal.manifest import Manifest, manifest_for_tree
-from ._internal.metadata.provenance import Builder, SourceRepo
+from ._internal.metadata.provenance import Builder, Provenance, SourceRepo
 from ._internal.signature.bundle import read_bundle, read_signature_file
 from ._internal.signature.location import SIDECAR_FILES, signature_location
 from ._internal.signature.signers import Signer
@@ -123,8 +123,33 @@ def _source_uri(source: SourceRepo) -> str:
 def provenance_statement(manifest: Manifest) -> bytes:
     """The canonical SLSA v1 statement for a manifest (deterministic for one CI run)."""
     p = manifest.provenance
-    deps: list[dict[str, Any]] = []
     external: dict[str, Any] = {"model": manifest.name}
+    deps = _dependencies(p, external)
+    if p.builder is not None and p.builder.kind == "github-actions":
+        external["workflow"] = _workflow(p.builder.fields)
+    internal: dict[str, Any] = {"modelsign": __version__, "tensor_hash": manifest.hashing.tensor}
+    if p.builder is not None:
+        internal["builder_environment"] = dict(sorted(p.builder.fields.items()))
+    statement: dict[str, Any] = {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": f.path, "digest": {"sha256": f.sha256}} for f in manifest.files],
+        "predicateType": SLSA_PREDICATE,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": external,
+                "internalParameters": internal,
+                "resolvedDependencies": deps,
+            },
+            "runDetails": _run_details(manifest),
+        },
+    }
+    return canonical_dumps(statement)
+
+
+def _dependencies(p: Provenance, external: dict[str, Any]) -> list[dict[str, Any]]:
+    """The source repository, base models and parent manifests (the source also in ``external``)."""
+    deps: list[dict[str, Any]] = []
     if p.source is not None:
         dep: dict[str, Any] = {"uri": _source_uri(p.source), "name": "source"}
         if p.source.revision:
@@ -142,20 +167,24 @@ def provenance_statement(manifest: Manifest) -> bytes:
     for parent in p.parents:
         algorithm, _, value = parent.digest.partition(":")
         deps.append({"name": f"parent_manifest:{parent.name or ''}", "digest": {algorithm: value}})
-    if p.builder is not None and p.builder.kind == "github-actions":
-        f = p.builder.fields
-        external["workflow"] = {
-            k: v
-            for k, v in (
-                ("ref", f.get("GITHUB_REF")),
-                ("repository", f.get("GITHUB_REPOSITORY")),
-                (
-                    "path",
-                    [*f.get("GITHUB_WORKFLOW_REF", "").split("@")[0].split("/", 2), "", ""][2],
-                ),
-            )
-            if v
-        }
+    return deps
+
+
+def _workflow(f: Mapping[str, str]) -> dict[str, str]:
+    """A GitHub Actions run's ref, repository and workflow file."""
+    return {
+        k: v
+        for k, v in (
+            ("ref", f.get("GITHUB_REF")),
+            ("repository", f.get("GITHUB_REPOSITORY")),
+            ("path", [*f.get("GITHUB_WORKFLOW_REF", "").split("@")[0].split("/", 2), "", ""][2]),
+        )
+        if v
+    }
+
+
+def _run_details(manifest: Manifest) -> dict[str, Any]:
+    p = manifest.provenance
     run: dict[str, Any] = {"builder": {"id": builder_id(p.builder)}}
     invocation = _invocation(p.builder)
     if invocation:
@@ -163,24 +192,7 @@ def provenance_statement(manifest: Manifest) -> bytes:
     run["byproducts"] = [
         {"name": "modelsign-manifest", "digest": {"sha256": manifest.digest().split(":", 1)[1]}}
     ]
-    internal: dict[str, Any] = {"modelsign": __version__, "tensor_hash": manifest.hashing.tensor}
-    if p.builder is not None:
-        internal["builder_environment"] = dict(sorted(p.builder.fields.items()))
-    statement: dict[str, Any] = {
-        "_type": STATEMENT_TYPE,
-        "subject": [{"name": f.path, "digest": {"sha256": f.sha256}} for f in manifest.files],
-        "predicateType": SLSA_PREDICATE,
-        "predicate": {
-            "buildDefinition": {
-                "buildType": BUILD_TYPE,
-                "externalParameters": external,
-                "internalParameters": internal,
-                "resolvedDependencies": deps,
-            },
-            "runDetails": run,
-        },
-    }
-    return canonical_dumps(statement)
+    return run
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from ._internal import _statcache
 from ._internal._atomic import write_atomic
 from ._internal.discover import GIT_PATHS, ModelTree, discover
 from ._internal.findings import Finding
-from ._internal.hashing import TensorHash, hash_shards
-from ._internal.manifest import FileEntry, Manifest, manifest_for_tree
+from ._internal.hashing import FileDigests, TensorHash, hash_shards
+from ._internal.manifest import FileEntry, Manifest
+from ._internal.manifest.build import hash_tree, manifest_from_digests
 from ._internal.metadata.provenance import SourceRepo
 from ._internal.signature.attestation import build_attestation, load_signature, merged_claims
 from ._internal.signature.attestation import read_claims as _read_claims
@@ -20,6 +21,7 @@ from ._internal.signature.location import (
     CLAIMS_FILE,
     PROVENANCE_FILE,
     SIGNATURE_FILE,
+    SignatureLocation,
     signature_location,
 )
 from ._internal.signature.shards import shard_resources
@@ -86,8 +88,29 @@ def sign(
         raise InputError("--shard-size must be a positive number of bytes", code="USAGE")
     if release is not None and (not release.strip() or len(release) > 200):
         raise InputError("--release must be a short non-empty version", code="USAGE")
-    # Where signature_location() says (a cache repo folder: in its refs/main snapshot).
     loc = signature_location(model, signature=signature, claims=claims)
+    sig_path, claims = _outputs(loc, force)
+    tree, ignore_paths = _discover(model, loc, ignore, allow_symlinks)
+    reusable = _reusable(tree, os.fspath(reuse), tensor_hash) if reuse is not None else None
+    manifest, shards = _manifest_and_shards(
+        tree, tensor_hash, reusable, source, parents, env, jobs, progress, shard_size
+    )
+    statement = build_statement(
+        manifest,
+        subject_name=tree.files[0].path if tree.single_file else os.path.basename(tree.root),
+        ignore_paths=ignore_paths,
+        single_file_name=single_file_name,
+        shards=shards,
+        shard_size=shard_size,
+    )
+    attestation = build_attestation(manifest, statement, release=release)
+    bundle = _write(signer, sig_path, claims, [statement, attestation], force)
+    _remember(sig_path, bundle, tree, manifest)
+    return SignResult(manifest, sig_path, statement, claims, attestation)
+
+
+def _outputs(loc: SignatureLocation, force: bool) -> tuple[str, str]:
+    """Where the signature and the claims file go; an existing signature needs ``force``."""
     sig_path, claims = loc.signature, loc.claims
     if os.path.abspath(claims) == os.path.abspath(sig_path):
         raise InputError("the claims file cannot be the signature", code="USAGE", path=claims)
@@ -97,9 +120,20 @@ def sign(
             code="OUTPUT_EXISTS",
             path=sig_path,
         )
+    return sig_path, claims
+
+
+def _discover(
+    model: str | os.PathLike[str],
+    loc: SignatureLocation,
+    ignore: Sequence[str],
+    allow_symlinks: bool,
+) -> tuple[ModelTree, list[str]]:
+    """The model's files, and the ``ignore_paths`` to record: what sign writes is left out."""
+    sig_path = loc.signature
     # The release's provenance attestation sits beside the model's signature,
     # whichever is made first: it is left out too.
-    exclude = loc.names_inside(sig_path, claims, loc.provenance)
+    exclude = loc.names_inside(sig_path, loc.claims, loc.provenance)
     tree = discover(model, ignore=ignore, exclude=exclude, allow_symlinks=allow_symlinks)
     if tree.single_file and os.path.abspath(sig_path) == os.path.join(
         tree.root, tree.files[0].path
@@ -110,44 +144,65 @@ def sign(
     recorded = set(GIT_PATHS) | set(tree.ignored) | set(exclude)
     ignore_paths = [] if tree.single_file else sorted(recorded)
     _check_concrete(ignore_paths)
-    reusable = _reusable(tree, os.fspath(reuse), tensor_hash) if reuse is not None else None
-    manifest = manifest_for_tree(
+    return tree, ignore_paths
+
+
+def _manifest_and_shards(
+    tree: ModelTree,
+    tensor_hash: TensorHash | None,
+    reuse: Mapping[str, tuple[FileEntry, list[Finding]]] | None,
+    source: SourceRepo | None,
+    parents: Sequence[Manifest],
+    env: Mapping[str, str] | None,
+    jobs: int | None,
+    progress: Callable[[int, int], None] | None,
+    shard_size: int | None,
+) -> tuple[Manifest, list[dict[str, str]] | None]:
+    """The manifest and, with a shard size, the shard resources: one read per file for both."""
+    digests = hash_tree(
         tree,
         tensor_hash=tensor_hash,
+        reuse=reuse,
+        jobs=jobs,
+        progress=progress,
+        shard_size=shard_size,
+    )
+    manifest = manifest_from_digests(
+        tree,
+        digests,
+        tensor_hash=tensor_hash,
+        reuse=reuse,
         source=source,
         parents=parents,
         env=env,
-        jobs=jobs,
-        progress=progress,
-        reuse=reusable,
     )
-    shards = None
-    if shard_size is not None:
-        shards = _shards(tree, shard_size, jobs)
-    statement = build_statement(
-        manifest,
-        subject_name=tree.files[0].path if tree.single_file else os.path.basename(tree.root),
-        ignore_paths=ignore_paths,
-        single_file_name=single_file_name,
-        shards=shards,
-        shard_size=shard_size,
-    )
-    attestation = build_attestation(manifest, statement, release=release)
+    shards = _shards(tree, digests, shard_size, jobs) if shard_size is not None else None
+    return manifest, shards
+
+
+def _write(
+    signer: Signer, sig_path: str, claims: str, statements: list[bytes], force: bool
+) -> bytes:
+    """Sign the statements; the bundle goes to ``sig_path``, the attestation into ``claims``."""
     existing = _read_claims(claims) or []
-    bundle, attested = sign_all(signer, [statement, attestation])
+    bundle, attested = sign_all(signer, statements)
     write_atomic(sig_path, bundle, force=force)
     try:
         write_atomic(claims, merged_claims(existing, attested), force=True)
     except BaseException:
         os.unlink(sig_path)  # a marker without its attestation would only fail later
         raise
+    return bundle
+
+
+def _remember(sig_path: str, bundle: bytes, tree: ModelTree, manifest: Manifest) -> None:
+    """Record each file's identity at this signing, so ``reuse`` can skip the untouched ones."""
     real = {f.path: f.real for f in tree.files}
     _statcache.save(
         sig_path,
         bundle,
         [(e.path, real[e.path], e.model_dump(mode="json")) for e in manifest.files],
     )
-    return SignResult(manifest, sig_path, statement, claims, attestation)
 
 
 def _check_concrete(ignore_paths: list[str]) -> None:
@@ -162,9 +217,17 @@ def _check_concrete(ignore_paths: list[str]) -> None:
         )
 
 
-def _shards(tree: ModelTree, shard_size: int, jobs: int | None) -> list[dict[str, str]]:
-    """The spec-form shard resources of every file (all cores, even inside one file)."""
-    digests = hash_shards(tree.files, shard_size, "sha256", jobs=jobs)
+def _shards(
+    tree: ModelTree, read: Sequence[FileDigests], shard_size: int, jobs: int | None
+) -> list[dict[str, str]]:
+    """The spec-form shard resources of every file.
+
+    A file read for the manifest has its shard digests from that read; a
+    reused one (not read again) is read for its shards alone, on all cores.
+    """
+    digests = {d.file.path: d.shard_digests for d in read if d.shard_digests is not None}
+    unread = [f for f in tree.files if f.path not in digests]
+    digests.update(hash_shards(unread, shard_size, "sha256", jobs=jobs))
     sizes = {f.path: f.size for f in tree.files}
     return shard_resources(digests, sizes, shard_size, "sha256")
 

@@ -182,84 +182,105 @@ def _code_params(trees: list[ast.Module]) -> dict[str, set[int]]:
     return out
 
 
-def code_positions() -> list[tuple[str, int, str]]:
-    """(file, line, string) of every code-looking string where a code goes, in the package."""
-    files = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "codes.py")
-    trees = [ast.parse(p.read_text(encoding="utf-8"), str(p)) for p in files]
-    by_position = _code_params(trees)
-    found: list[tuple[str, int, str]] = []
+class _CodeScan(ast.NodeVisitor):
+    """Collects code-looking strings from the places a code goes, in one module."""
 
-    def take(path: Path, nodes: Iterator[ast.Constant] | list[ast.Constant]) -> None:
-        for c in nodes:
-            if CODE_LIKE.fullmatch(c.value):
-                found.append((str(path.relative_to(ROOT)), c.lineno, c.value))
-
-    for path, tree in zip(files, trees, strict=True):
-        assigned = {
+    def __init__(self, path: Path, tree: ast.Module, by_position: dict[str, set[int]]) -> None:
+        self.path = str(path.relative_to(ROOT))
+        self.by_position = by_position
+        self.found: list[tuple[str, int, str]] = []
+        self.assigned = {
             n: node.value
             for node in ast.walk(tree)
             if isinstance(node, ast.Assign)
             for t in node.targets
             for n in _names(t)
         }
-        for node in ast.walk(tree):
-            if isinstance(node, ast.For) and "code" in _names(node.target):
-                # for code, want, ... in checks: (checks = (("MODEL_NAME_MISMATCH", ...), ...))
-                source = node.iter
-                if isinstance(source, ast.Name) and source.id in assigned:
-                    source = assigned[source.id]
-                take(path, _strings(source))
-            elif isinstance(node, ast.Call):
-                # code="X" (and missing="X"), or a code passed by position to a function
-                # whose parameter is a code: _fail(msg, "X"), ctx.fail(msg, problems, "X")
-                for kw in node.keywords:
-                    if kw.arg in CODE_PARAMS:
-                        take(path, _strings(kw.value))
-                func = node.func
-                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-                for i in by_position.get(name, ()):
-                    if i < len(node.args):
-                        take(path, _strings(node.args[i]))
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                # def _fail(message, code="STATEMENT_INVALID")
-                args = node.args
-                positional = [*args.posonlyargs, *args.args]
-                defaults = list(
-                    zip(
-                        positional[len(positional) - len(args.defaults) :],
-                        args.defaults,
-                        strict=True,
-                    )
-                )
-                defaults += [
-                    (a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d
-                ]
-                for a, d in defaults:
-                    if a.arg in CODE_PARAMS:
-                        take(path, _strings(d))
-            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                names = [n for t in targets for n in _names(t)]
-                value = node.value
-                if value is None:
-                    continue
-                # code = "X" (a class's code, or a local), state, code = (..., "X")
-                # ChangeCode = Literal[...], _TENSOR_CODES = frozenset({...})
-                # HF_NOT_CACHED = "HF_NOT_CACHED" (a constant named after its code)
-                if any(n == "code" or n.upper().endswith(("CODE", "CODES")) for n in names):
-                    take(path, _strings(value))
-                elif (
-                    isinstance(value, ast.Constant)
-                    and isinstance(value.value, str)
-                    and value.value in names
-                ):
-                    take(path, [value])
-            elif isinstance(node, ast.Compare):
-                # exc.code == "X", p.code in ("X", "Y"), p.code != "X"
-                operands = [node.left, *node.comparators]
-                if any(_is_code_operand(o) for o in operands):
-                    for o in operands:
-                        take(path, _strings(o))
+
+    def take(self, nodes: Iterator[ast.Constant] | list[ast.Constant]) -> None:
+        for c in nodes:
+            if CODE_LIKE.fullmatch(c.value):
+                self.found.append((self.path, c.lineno, c.value))
+
+    def visit_For(self, node: ast.For) -> None:
+        if "code" in _names(node.target):
+            # for code, want, ... in checks: (checks = (("MODEL_NAME_MISMATCH", ...), ...))
+            source = node.iter
+            if isinstance(source, ast.Name) and source.id in self.assigned:
+                source = self.assigned[source.id]
+            self.take(_strings(source))
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        # code="X" (and missing="X"), or a code passed by position to a function
+        # whose parameter is a code: _fail(msg, "X"), ctx.fail(msg, problems, "X")
+        for kw in node.keywords:
+            if kw.arg in CODE_PARAMS:
+                self.take(_strings(kw.value))
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        for i in self.by_position.get(name, ()):
+            if i < len(node.args):
+                self.take(_strings(node.args[i]))
+        self.generic_visit(node)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        # def _fail(message, code="STATEMENT_INVALID")
+        args = node.args
+        positional = [*args.posonlyargs, *args.args]
+        defaults = list(
+            zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True)
+        )
+        defaults += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d]
+        for a, d in defaults:
+            if a.arg in CODE_PARAMS:
+                self.take(_strings(d))
+        self.generic_visit(node)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def _assignment(self, names: list[str], value: ast.expr | None) -> None:
+        if value is None:
+            return
+        # code = "X" (a class's code, or a local), state, code = (..., "X")
+        # ChangeCode = Literal[...], _TENSOR_CODES = frozenset({...})
+        # HF_NOT_CACHED = "HF_NOT_CACHED" (a constant named after its code)
+        if any(n == "code" or n.upper().endswith(("CODE", "CODES")) for n in names):
+            self.take(_strings(value))
+        elif (
+            isinstance(value, ast.Constant)
+            and isinstance(value.value, str)
+            and value.value in names
+        ):
+            self.take([value])
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        self._assignment([n for t in node.targets for n in _names(t)], node.value)
+        self.generic_visit(node)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self._assignment(_names(node.target), node.value)
+        self.generic_visit(node)
+
+    def visit_Compare(self, node: ast.Compare) -> None:
+        # exc.code == "X", p.code in ("X", "Y"), p.code != "X"
+        operands = [node.left, *node.comparators]
+        if any(_is_code_operand(o) for o in operands):
+            for o in operands:
+                self.take(_strings(o))
+        self.generic_visit(node)
+
+
+def code_positions() -> list[tuple[str, int, str]]:
+    """(file, line, string) of every code-looking string where a code goes, in the package."""
+    files = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "codes.py")
+    trees = [ast.parse(p.read_text(encoding="utf-8"), str(p)) for p in files]
+    by_position = _code_params(trees)
+    found: list[tuple[str, int, str]] = []
+    for path, tree in zip(files, trees, strict=True):
+        scan = _CodeScan(path, tree, by_position)
+        scan.visit(tree)
+        found += scan.found
         for c in _strings(tree):
             m = CODE_PREFIX.match(c.value)
             if m is not None:  # text led by a code: "TOO_DEEP: folders nest ..."

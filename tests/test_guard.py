@@ -30,6 +30,7 @@ import modelsign
 from modelsign import guard
 from modelsign._internal.signature import keys
 from modelsign.errors import InputError, VerificationError
+from modelsign.guard import _checks, _replacements, _state
 from modelsign.load import ModelsignWarning
 
 from .helpers.signing import flip_tensor_byte
@@ -188,13 +189,13 @@ def test_from_pretrained_of_a_signed_folder(
     folder, original = tiny
     opened: list[Any] = []
     served: list[str] = []
-    real_open, real_verified = guard._ORIGINAL["safe_open"], guard._verified
+    real_open, real_verified = _state.ORIGINAL["safe_open"], _checks.verified
     monkeypatch.setitem(
-        guard._ORIGINAL, "safe_open", lambda *a, **k: opened.append(a) or real_open(*a, **k)
+        _state.ORIGINAL, "safe_open", lambda *a, **k: opened.append(a) or real_open(*a, **k)
     )
     monkeypatch.setattr(
-        guard,
-        "_verified",
+        _checks,
+        "verified",
         lambda g, p, w: served.append(os.path.basename(p)) or real_verified(g, p, w),
     )
     for cls in (transformers.LlamaForCausalLM, transformers.AutoModelForCausalLM):
@@ -323,13 +324,14 @@ def test_install_from_env(guarded: Path) -> None:
     assert not guard.install_from_env({})
     assert not guard.installed()
     assert guard.install_from_env({guard.ENV_VAR: str(guarded)})
-    assert guard.installed() and torch.load is guard._torch_load
+    assert guard.installed() and torch.load is _replacements.torch_load
 
 
 def test_install_from_env_memory(guarded: Path) -> None:
     guard.uninstall()
     assert guard.install_from_env({guard.ENV_VAR: str(guarded), guard.MEMORY_ENV_VAR: "auto"})
-    assert guard._GUARD is not None and guard._GUARD.memory == "auto"
+    g = _state.current()
+    assert g is not None and g.memory == "auto"
     guard.uninstall()
     with pytest.raises(InputError) as info:
         guard.install_from_env({guard.ENV_VAR: str(guarded), guard.MEMORY_ENV_VAR: "mmap"})
@@ -372,17 +374,19 @@ def test_sitecustomize_patches_modules_as_they_are_imported(
         f"""
         import sys
         from modelsign import guard
+        from modelsign.guard import _replacements
         assert guard.installed() and "torch" not in sys.modules, sorted(sys.modules)
         from safetensors.torch import load_file
         import torch
-        assert torch.load is guard._torch_load and load_file is guard._torch_load_file
-        assert torch.serialization.load is guard._torch_load
+        assert torch.load is _replacements.torch_load
+        assert load_file is _replacements.torch_load_file
+        assert torch.serialization.load is _replacements.torch_load
         assert load_file({str(weights)!r})["alpha"].sum().item() == 66
         import transformers
         assert "transformers.modeling_utils" not in sys.modules
         auto = transformers.AutoModelForCausalLM  # imports the model modules: patched now
-        assert vars(auto)["from_pretrained"].__func__.__module__ == "modelsign.guard"
-        assert transformers.modeling_utils.safe_open is guard._safe_open
+        assert vars(auto)["from_pretrained"].__func__.__module__ == "modelsign.guard._replacements"
+        assert transformers.modeling_utils.safe_open is _replacements.safe_open
         from modelsign.errors import VerificationError
         try:
             torch.load({str(weights)!r})
@@ -450,7 +454,7 @@ def test_every_alias_of_torch_load_refuses_an_unsigned_pickle(
 def test_every_alias_of_safe_open_is_guarded(weights: Path, guarded: Path) -> None:
     """Found by identity: every framework module that bound safe_open gets the guarded one."""
     accelerate = transformers.integrations.accelerate
-    assert accelerate.safe_open is guard._safe_open
+    assert accelerate.safe_open is _replacements.safe_open
     flip_tensor_byte(weights, "alpha")
     with pytest.raises(VerificationError, match="alpha"):
         accelerate.safe_open(str(weights), framework="pt")

@@ -14,7 +14,9 @@ from safetensors.numpy import save_file
 
 from modelsign._internal import hashing
 from modelsign._internal.discover import discover
+from modelsign._internal.hashing import files as file_hashing
 from modelsign._internal.hashing import hash_file, hash_files
+from modelsign._internal.hashing import ranges as range_hashing
 from modelsign.errors import DiscoveryError, FormatError
 
 
@@ -39,7 +41,7 @@ def write_big_safetensors(path: Path) -> dict[str, np.ndarray]:
 def test_digests_match_independent_computation(
     tmp_path: Path, alg: hashing.TensorHash, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(hashing, "CHUNK", 1 << 20)  # many chunks, tensors across boundaries
+    monkeypatch.setattr(file_hashing, "CHUNK", 1 << 20)  # many chunks, tensors across boundaries
     path = tmp_path / "m.safetensors"
     write_big_safetensors(path)
     data = path.read_bytes()
@@ -146,7 +148,7 @@ def test_hash_ranges_prepares_each_piece_of_a_buffer_before_hashing_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A mapped loader faults pages in per piece: every byte prepared, in order, before use."""
-    monkeypatch.setattr(hashing, "_PIECE", 1000)
+    monkeypatch.setattr(range_hashing, "_PIECE", 1000)
     data = bytearray(os.urandom(5500)) + bytearray(700)
     view = memoryview(data)
     prepared: list[tuple[int, int]] = []

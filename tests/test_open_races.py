@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-import modelsign._internal.manifest as manifest_module
+import modelsign._internal.manifest.build as manifest_module
 import modelsign.load._context as context_module
 from modelsign._internal.manifest import build_manifest
 from modelsign._internal.signature import keys

@@ -126,7 +126,7 @@ def _age(folder: Path, seconds: int = 3600) -> None:
 def test_reuse_rehashes_only_changed_files(
     tiny_model: Path, signer: KeySigner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from modelsign._internal import manifest as manifest_module
+    from modelsign._internal.manifest import build as manifest_module
 
     _age(tiny_model)
     first = sign(tiny_model, signer=signer, env={})

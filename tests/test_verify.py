@@ -319,7 +319,7 @@ def test_policy_judges_an_unsigned_model_from_headers_only(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without a trusted signature the content rules read headers, not every weight byte."""
-    from modelsign._internal import manifest as manifest_module
+    from modelsign._internal.manifest import build as manifest_module
     from modelsign.policy import Policy
 
     pem = keys.public_key_pem(KEY.public_key()).decode()

@@ -11,6 +11,7 @@ import hashlib
 import importlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from modelsign._internal import hashing
 from modelsign._internal.discover import discover
 from modelsign._internal.hashing import hash_shards
+from modelsign._internal.hashing.shards import ShardFeeder
 from modelsign._internal.signature import keys
 from modelsign._internal.signature.shards import shard_resources
 from modelsign._internal.signature.signers import KeySigner
@@ -332,6 +334,37 @@ def test_shards_with_a_manifest_are_diagnosed_down_to_the_tensor(tiny_model: Pat
     assert got == {("FILE_MODIFIED", None), ("TENSOR_MODIFIED", "model.norm.weight")}
 
 
+def test_signing_with_shards_reads_each_file_once(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shard digests come from the manifest's read; only a reused file is read for them alone."""
+    sign_module = importlib.import_module("modelsign.sign")
+    read_alone: list[str] = []
+    real = sign_module.hash_shards
+
+    def spy(files: Any, *args: Any, **kw: Any) -> Any:
+        read_alone.extend(f.path for f in files)
+        return real(files, *args, **kw)
+
+    monkeypatch.setattr(sign_module, "hash_shards", spy)
+    old = time.time() - 3600  # untouched for a while, as a downloaded model is: reusable
+    for p in tiny_model.rglob("*"):
+        os.utime(p, (old, old))
+    first = sign(tiny_model, signer=KeySigner(KEY), shard_size=1000, env={})
+    assert read_alone == []
+    assert verify(tiny_model, verifier=VERIFIER).verdict == "verified"  # every shard checked
+    again = sign(
+        tiny_model,
+        signer=KeySigner(KEY),
+        shard_size=1000,
+        env={},
+        force=True,
+        reuse=first.signature,
+    )
+    assert "model.safetensors" in read_alone and "README.md" not in read_alone
+    assert again.statement == first.statement  # the same shard digests, however they were read
+
+
 # -- hash_shards ------------------------------------------------------------------
 
 
@@ -359,6 +392,20 @@ def test_hash_shards_reads_each_byte_once(folder: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(os, "preadv", counting)
     hash_shards(discover(folder).files, 1024)
     assert sum(seen) == sum(SIZES.values())
+
+
+@pytest.mark.parametrize("shard_size", [1, 999, 1000, 3000, 10000, 20000])
+@pytest.mark.parametrize("chunk", [1, 7, 1000, 4096])
+def test_shard_feeder_matches_hash_shards(folder: Path, shard_size: int, chunk: int) -> None:
+    """Fed a file in chunks of any size, the feeder gives what hash_shards reads for itself."""
+    files = discover(folder).files
+    want = hash_shards(files, shard_size)
+    for f in files:
+        data = memoryview((folder / f.path).read_bytes())
+        feeder = ShardFeeder(shard_size)
+        for a in range(0, len(data), chunk):
+            feeder.feed(data[a : a + chunk], a)
+        assert feeder.digests() == want[f.path], f.path
 
 
 def test_empty_files_under_shards_are_judged_by_the_attested_manifest(tiny_model: Path) -> None:

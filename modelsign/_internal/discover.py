@@ -179,15 +179,7 @@ def discover(
     v1.0 §6.2.1 signs ``sub/.git`` like any other folder.
     """
     given = os.fspath(model)
-    try:
-        st = os.lstat(given)
-    except FileNotFoundError as exc:
-        raise InputError(f"no such file or folder: {given}", code="NOT_FOUND", path=given) from exc
-    except OSError as exc:
-        raise InputError(
-            f"cannot read {given}: {exc.strerror}", code="UNREADABLE", path=given
-        ) from exc
-
+    st = _lstat(given)
     patterns = tuple(ignore)
     # The default exclusions are top-level names only (OMS §6.2.1): sub/.git is signed.
     exclude = (*exclude, *GIT_PATHS) if ignore_git else tuple(exclude)
@@ -208,7 +200,6 @@ def discover(
             )
         root = os.path.realpath(given)
         st = os.stat(root)
-
     if stat.S_ISREG(st.st_mode):
         folder = os.path.dirname(root)
         rel = os.path.basename(root)
@@ -222,6 +213,30 @@ def discover(
             path=given,
         )
 
+    return _walk_folder(given, root, name, patterns, exclude, allow_symlinks, hf)
+
+
+def _lstat(given: str) -> os.stat_result:
+    try:
+        return os.lstat(given)
+    except FileNotFoundError as exc:
+        raise InputError(f"no such file or folder: {given}", code="NOT_FOUND", path=given) from exc
+    except OSError as exc:
+        raise InputError(
+            f"cannot read {given}: {exc.strerror}", code="UNREADABLE", path=given
+        ) from exc
+
+
+def _walk_folder(
+    given: str,
+    root: str,
+    name: str,
+    patterns: tuple[str, ...],
+    exclude: Sequence[str],
+    allow_symlinks: bool,
+    hf: tuple[str, HFSnapshot] | None,
+) -> ModelTree:
+    """The files of a model folder (``root``; ``given`` is what the caller named)."""
     walker = _Walker(root, patterns, set(exclude), allow_symlinks, hf[1] if hf else None)
     walker.walk()
     if not walker.files:

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import click
 
 from ..diff import Change, DiffSide, ModelDiff, diff_models
-from . import _progress, cli, model_options
+from . import cli
+from ._options import model_options, progress_bar
 
 #: Entries shown per section before "… and N more": the report stays on one screen.
 MAX_SHOWN = 10
@@ -89,7 +90,7 @@ def diff_cmd(
 
     Exit codes, as diff(1): 0 identical, 1 different, 2 error.
     """
-    with _progress(not as_json, "hashing") as progress:
+    with progress_bar(not as_json, "hashing") as progress:
         d = diff_models(
             old, new, ignore=ignore, allow_symlinks=allow_symlinks, jobs=jobs, progress=progress
         )

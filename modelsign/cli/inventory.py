@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .._internal._atomic import write_atomic
-from . import _progress, _refuse_existing, cli
+from . import cli
+from ._options import progress_bar, refuse_existing
 from .inspect import human_size
 
 if TYPE_CHECKING:
@@ -138,9 +139,9 @@ def inventory_cmd(
         raise click.UsageError("give --json or --cyclonedx, not both")
     if no_default_stores and not roots:
         raise click.UsageError("nothing to scan: give a ROOT, or leave out --no-default-stores")
-    _refuse_existing(bom_out, force)
+    refuse_existing(bom_out, force)
     policy = Policy.load(policy_file) if policy_file else None
-    with _progress(True, "scanning models", counting=True) as progress:
+    with progress_bar(True, "scanning models", counting=True) as progress:
         inventory = scan(
             roots,
             default_stores=not no_default_stores,

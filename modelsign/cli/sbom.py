@@ -13,7 +13,8 @@ import click
 
 from .._internal._atomic import open_regular, write_atomic
 from ..errors import InputError
-from . import _progress, _refuse_existing, cli, model_options
+from . import cli
+from ._options import model_options, progress_bar, refuse_existing
 
 if TYPE_CHECKING:
     from .._internal.manifest import Manifest
@@ -107,7 +108,7 @@ def load_target(
     if unasked & set(tree.ignored):
         kept = tuple(p for p in tree.ignored if p not in unasked)
         tree = dataclasses.replace(tree, ignored=kept)
-    with _progress(True, "hashing") as progress:
+    with progress_bar(True, "hashing") as progress:
         m = manifest_for_tree(tree, progress=progress)
     return m, {f.path: f.real for f in tree.files}, "model"
 
@@ -154,7 +155,7 @@ def sbom_cmd(
     """
     from ..sbom import ml_bom_json
 
-    _refuse_existing(output, force)
+    refuse_existing(output, force)
     m, real, origin = load_target(model, ignore, allow_symlinks)
     card = _card(real, m)
     if origin == "signature":

@@ -442,14 +442,7 @@ def load_transformers(
     where the verified weight bytes live, as for ``load_safetensors``.
     """
     check_memory(memory)
-    for bad in ("state_dict", "gguf_file", "config"):
-        if bad in kwargs:
-            raise InputError(f"load_transformers builds {bad!r} itself", code="USAGE")
-    revision = kwargs.pop("revision", None)
-    cache_dir = kwargs.pop("cache_dir", None)
-    folder = resolve_model_folder(model, revision=revision, cache_dir=cache_dir)
-    if not os.path.isdir(folder):
-        raise InputError("load_transformers loads a model folder", code="USAGE", path=folder)
+    folder = _model_folder(model, kwargs)
     what = f"load_transformers({folder})"
     try:
         ctx = open_context(folder, signature=signature, verifier=verifier, policy=policy, now=now)
@@ -488,6 +481,19 @@ def _finished(
     loaded.eval()
     loaded.modelsign_report = ctx.report
     return loaded
+
+
+def _model_folder(model: str | os.PathLike[str], kwargs: dict[str, Any]) -> str:
+    """The folder to load (taking ``revision`` and ``cache_dir`` out of ``kwargs``)."""
+    for bad in ("state_dict", "gguf_file", "config"):
+        if bad in kwargs:
+            raise InputError(f"load_transformers builds {bad!r} itself", code="USAGE")
+    revision = kwargs.pop("revision", None)
+    cache_dir = kwargs.pop("cache_dir", None)
+    folder = resolve_model_folder(model, revision=revision, cache_dir=cache_dir)
+    if not os.path.isdir(folder):
+        raise InputError("load_transformers loads a model folder", code="USAGE", path=folder)
+    return folder
 
 
 def _set_generation_config(model: Any, data: dict[str, Any]) -> None:

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validat
 from .._internal.discover import discover, name_inside
 from .._internal.formats import sniff_file
 from .._internal.manifest import Manifest
-from .._internal.metadata.licence import licence_permitted
 from .._internal.metadata.provenance import source_matches, source_text
+from .._internal.metadata.spdx import licence_permitted
 from .._internal.signature.verifiers import SignerInfo
 from ..errors import ModelsignError
 from ..issues import Issue, Severity

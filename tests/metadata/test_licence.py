@@ -5,12 +5,8 @@ from __future__ import annotations
 import pytest
 
 from modelsign._internal.metadata.card import parse_model_card
-from modelsign._internal.metadata.licence import (
-    _EXACT,
-    detect_licence,
-    identify_licence_text,
-    to_spdx,
-)
+from modelsign._internal.metadata.licence import detect_licence, identify_licence_text
+from modelsign._internal.metadata.spdx import _EXACT, to_spdx
 
 APACHE = """
                                  Apache License

@@ -35,7 +35,6 @@ def _shape(dtype: str, shape: list[int]) -> str:
 
 def diff_weights(path: str, expected: WeightsInfo, actual: WeightsInfo) -> list[Problem]:
     """What changed inside a weight file: header, metadata, chat template, tensors."""
-    out: list[Problem] = []
     if expected.format != actual.format:
         return [
             Problem(
@@ -46,6 +45,12 @@ def diff_weights(path: str, expected: WeightsInfo, actual: WeightsInfo) -> list[
                 actual=actual.format,
             )
         ]
+    return _header_changes(path, expected, actual) + _tensor_changes(path, expected, actual)
+
+
+def _header_changes(path: str, expected: WeightsInfo, actual: WeightsInfo) -> list[Problem]:
+    """The header bytes, metadata, GGUF key-values and chat template."""
+    out: list[Problem] = []
     if expected.header_digest != actual.header_digest:
         out.append(
             Problem(
@@ -88,6 +93,12 @@ def diff_weights(path: str, expected: WeightsInfo, actual: WeightsInfo) -> list[
                 actual=actual.chat_template_digest,
             )
         )
+    return out
+
+
+def _tensor_changes(path: str, expected: WeightsInfo, actual: WeightsInfo) -> list[Problem]:
+    """Tensors removed, added, retyped or with other bytes, by name."""
+    out: list[Problem] = []
     mine = {t.name: t for t in expected.tensors}
     theirs = {t.name: t for t in actual.tensors}
     for name in sorted(set(mine) | set(theirs)):

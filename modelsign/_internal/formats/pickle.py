@@ -13,6 +13,7 @@ import os
 import pickletools
 import re
 import struct
+from typing import NamedTuple
 
 from ...errors import FormatError
 
@@ -112,6 +113,15 @@ def _bad_zip(msg: str) -> FormatError:
     return FormatError(f"not a readable ZIP archive: {msg}", code="PICKLE_BAD_ZIP")
 
 
+class _Directory(NamedTuple):
+    """Where the central directory is, as the end records say."""
+
+    offset: int
+    size: int
+    entries: int
+    end: int  # where it must end: the first end record
+
+
 def inspect_zip_for_pickle(fd: int, size: int) -> list[str]:
     """Names of the ``*.pkl`` members of the ZIP open as ``fd`` (``size`` bytes).
 
@@ -120,6 +130,25 @@ def inspect_zip_for_pickle(fd: int, size: int) -> list[str]:
     prepended or appended to the archive (a polyglot) is refused rather than
     read one way here and another way by a loader.
     """
+    d = _end_records(fd, size)
+    if d.size > MAX_CENTRAL_DIRECTORY_BYTES:
+        raise _bad_zip(
+            f"central directory of {d.size} bytes exceeds the "
+            f"{MAX_CENTRAL_DIRECTORY_BYTES}-byte limit"
+        )
+    if d.offset + d.size != d.end:
+        raise _bad_zip(
+            f"central directory [{d.offset}, {d.offset + d.size}) does not end at the "
+            f"end records (byte {d.end})"
+        )
+    if d.entries > d.size // _CENTRAL_ENTRY.size:
+        raise _bad_zip(f"{d.entries} entries cannot fit in a {d.size}-byte central directory")
+    cd = _pread_exact(fd, d.size, d.offset, "central directory")
+    return _pkl_members(cd, d.entries)
+
+
+def _end_records(fd: int, size: int) -> _Directory:
+    """The end of central directory record, and the ZIP64 one it may point to."""
     if size < _EOCD.size:
         raise _bad_zip(f"{size} bytes is too short for an end of central directory record")
     tail_len = min(size, _EOCD.size + 0xFFFF)
@@ -135,41 +164,35 @@ def inspect_zip_for_pickle(fd: int, size: int) -> list[str]:
     _, disk, cd_disk, n_disk, n_entries, cd_size, cd_offset, _ = _EOCD.unpack_from(tail, pos)
     if disk != 0 or cd_disk != 0 or n_disk != n_entries:
         raise _bad_zip("multi-disk archives are not supported")
-    cd_end_at = eocd_at
+    found = _Directory(cd_offset, cd_size, n_entries, eocd_at)
+    return _zip64(fd, eocd_at - _ZIP64_LOCATOR.size) or found
 
-    locator_at = eocd_at - _ZIP64_LOCATOR.size
-    if locator_at >= 0:
-        locator = _pread_exact(fd, _ZIP64_LOCATOR.size, locator_at, "ZIP64 locator")
-        sig, loc_disk, z64_at, n_disks = _ZIP64_LOCATOR.unpack(locator)
-        if sig == b"PK\x06\x07":
-            if loc_disk != 0 or n_disks > 1:
-                raise _bad_zip("multi-disk archives are not supported")
-            if z64_at + _ZIP64_EOCD.size > locator_at:
-                raise _bad_zip(f"ZIP64 end record offset {z64_at} is out of place")
-            record = _pread_exact(fd, _ZIP64_EOCD.size, z64_at, "ZIP64 end record")
-            (sig, rec_size, _, _, disk, cd_disk, n_disk, n_entries, cd_size, cd_offset) = (
-                _ZIP64_EOCD.unpack(record)
-            )
-            if sig != b"PK\x06\x06" or z64_at + 12 + rec_size != locator_at:
-                raise _bad_zip(f"bad ZIP64 end of central directory record at byte {z64_at}")
-            if disk != 0 or cd_disk != 0 or n_disk != n_entries:
-                raise _bad_zip("multi-disk archives are not supported")
-            cd_end_at = z64_at
 
-    if cd_size > MAX_CENTRAL_DIRECTORY_BYTES:
-        raise _bad_zip(
-            f"central directory of {cd_size} bytes exceeds the "
-            f"{MAX_CENTRAL_DIRECTORY_BYTES}-byte limit"
-        )
-    if cd_offset + cd_size != cd_end_at:
-        raise _bad_zip(
-            f"central directory [{cd_offset}, {cd_offset + cd_size}) does not end at the "
-            f"end records (byte {cd_end_at})"
-        )
-    if n_entries > cd_size // _CENTRAL_ENTRY.size:
-        raise _bad_zip(f"{n_entries} entries cannot fit in a {cd_size}-byte central directory")
+def _zip64(fd: int, locator_at: int) -> _Directory | None:
+    """The ZIP64 end record, when a locator sits right before the end record."""
+    if locator_at < 0:
+        return None
+    locator = _pread_exact(fd, _ZIP64_LOCATOR.size, locator_at, "ZIP64 locator")
+    sig, loc_disk, z64_at, n_disks = _ZIP64_LOCATOR.unpack(locator)
+    if sig != b"PK\x06\x07":
+        return None
+    if loc_disk != 0 or n_disks > 1:
+        raise _bad_zip("multi-disk archives are not supported")
+    if z64_at + _ZIP64_EOCD.size > locator_at:
+        raise _bad_zip(f"ZIP64 end record offset {z64_at} is out of place")
+    record = _pread_exact(fd, _ZIP64_EOCD.size, z64_at, "ZIP64 end record")
+    (sig, rec_size, _, _, disk, cd_disk, n_disk, n_entries, cd_size, cd_offset) = (
+        _ZIP64_EOCD.unpack(record)
+    )
+    if sig != b"PK\x06\x06" or z64_at + 12 + rec_size != locator_at:
+        raise _bad_zip(f"bad ZIP64 end of central directory record at byte {z64_at}")
+    if disk != 0 or cd_disk != 0 or n_disk != n_entries:
+        raise _bad_zip("multi-disk archives are not supported")
+    return _Directory(cd_offset, cd_size, n_entries, z64_at)
 
-    cd = _pread_exact(fd, cd_size, cd_offset, "central directory")
+
+def _pkl_members(cd: bytes, n_entries: int) -> list[str]:
+    """The ``*.pkl`` names in a central directory of exactly ``n_entries`` entries."""
     names: list[str] = []
     at = 0
     for index in range(n_entries):

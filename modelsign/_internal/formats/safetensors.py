@@ -14,7 +14,7 @@ import json
 import re
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...errors import FormatError
 from .._json import encodable, unique_keys
@@ -78,6 +78,48 @@ def parse_safetensors(reader: HeaderReader) -> WeightLayout:
     returns tensors sorted by start with absolute offsets.
     """
     path = reader.path
+    n, text = _header_text(reader)
+    findings: list[Finding] = []
+    members, end = _parse_top_object(text, path, findings)
+    _check_trailer(text[end:], n, path, findings)
+
+    data_start = 8 + n
+    metadata: dict[str, MetadataValue] = {}
+    entries: list[_Entry] = []
+    for name, value in members:
+        if name == METADATA_KEY:
+            metadata = _check_metadata(value, path)
+            continue
+        dtype, shape, begin, end_ = _check_entry(name, value, path, findings)
+        n_elements = _check_size(name, dtype, shape, begin, end_, path)
+        entries.append(_Entry(name, dtype, shape, begin, end_, n_elements))
+    spans = _tile(entries, data_start, path)
+    _check_file_size(spans[-1].end if spans else data_start, reader.size, path)
+    return WeightLayout(
+        format="safetensors",
+        file_size=reader.size,
+        header_size=data_start,
+        tensors=tuple(spans),
+        padding=(),
+        metadata=metadata,
+        findings=tuple(findings),
+    )
+
+
+class _Entry(NamedTuple):
+    """A tensor as the header states it (offsets relative to the data buffer)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    begin: int
+    end: int
+    n_elements: int
+
+
+def _header_text(reader: HeaderReader) -> tuple[int, str]:
+    """The header's size N and its JSON text (UTF-8, a ``{`` first)."""
+    path = reader.path
     (n,) = struct.unpack("<Q", reader.read(8, "header size"))
     if not 0 < n <= HEADER_LIMIT or 8 + n > reader.size:
         raise FormatError(
@@ -103,10 +145,11 @@ def parse_safetensors(reader: HeaderReader) -> WeightLayout:
             code="SAFETENSORS_BAD_HEADER_START",
             path=path,
         )
+    return n, text
 
-    findings: list[Finding] = []
-    members, end = _parse_top_object(text, path, findings)
-    trailer = text[end:]
+
+def _check_trailer(trailer: str, n: int, path: str, findings: list[Finding]) -> None:
+    """After the closing brace only space padding (a finding when writers would not pad so)."""
     if trailer.strip(" "):
         raise FormatError(
             f"header has content after the closing '}}' at byte "
@@ -125,18 +168,10 @@ def parse_safetensors(reader: HeaderReader) -> WeightLayout:
             )
         )
 
-    data_start = 8 + n
-    metadata: dict[str, MetadataValue] = {}
-    entries: list[tuple[str, str, tuple[int, ...], int, int, int]] = []
-    for name, value in members:
-        if name == METADATA_KEY:
-            metadata = _check_metadata(value, path)
-            continue
-        dtype, shape, begin, end_ = _check_entry(name, value, path, findings)
-        n_elements = _check_size(name, dtype, shape, begin, end_, path)
-        entries.append((name, dtype, shape, begin, end_, n_elements))
 
-    entries.sort(key=lambda e: (e[3], e[4], e[0]))
+def _tile(entries: list[_Entry], data_start: int, path: str) -> list[TensorSpan]:
+    """The tensors in offset order; they must tile the data buffer, no gap, no overlap."""
+    entries.sort(key=lambda e: (e.begin, e.end, e.name))
     spans: list[TensorSpan] = []
     prev_name: str | None = None
     prev_end = 0
@@ -169,35 +204,29 @@ def parse_safetensors(reader: HeaderReader) -> WeightLayout:
             )
         )
         prev_name, prev_end = name, end_
+    return spans
 
-    expected_size = data_start + prev_end
-    if expected_size > reader.size:
+
+def _check_file_size(expected_size: int, size: int, path: str) -> None:
+    """The data buffer must end exactly at the end of the file."""
+    if expected_size > size:
         raise FormatError(
             f"file is truncated: tensor data ends at byte {expected_size} but the file "
-            f"has {reader.size} bytes",
+            f"has {size} bytes",
             code="TRUNCATED",
             path=path,
             expected=str(expected_size),
-            actual=str(reader.size),
+            actual=str(size),
         )
-    if expected_size < reader.size:
+    if expected_size < size:
         raise FormatError(
-            f"{reader.size - expected_size} bytes after the last tensor (data ends at "
-            f"byte {expected_size}, file has {reader.size})",
+            f"{size - expected_size} bytes after the last tensor (data ends at "
+            f"byte {expected_size}, file has {size})",
             code="SAFETENSORS_TRAILING_BYTES",
             path=path,
             expected=str(expected_size),
-            actual=str(reader.size),
+            actual=str(size),
         )
-    return WeightLayout(
-        format="safetensors",
-        file_size=reader.size,
-        header_size=data_start,
-        tensors=tuple(spans),
-        padding=(),
-        metadata=metadata,
-        findings=tuple(findings),
-    )
 
 
 def _reject_duplicates(path: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:

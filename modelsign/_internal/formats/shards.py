@@ -31,7 +31,18 @@ def check_safetensors_index(
     """
     weight_map = _parse_index(index_path, index_bytes)
     folder = posixpath.dirname(index_path)
+    resolved = _resolve_shards(index_path, folder, weight_map, shard_tensors)
+    _check_tensors(index_path, weight_map, resolved, shard_tensors)
+    return _extra_shards(index_path, folder, set(resolved.values()), shard_tensors)
 
+
+def _resolve_shards(
+    index_path: str,
+    folder: str,
+    weight_map: Mapping[str, str],
+    shard_tensors: Mapping[str, Collection[str]],
+) -> dict[str, str]:
+    """Each shard the index names → its model path; every one must be a safetensors file."""
     # Resolve each shard once, in order of first mention.
     resolved: dict[str, str] = {}
     for tensor, shard in weight_map.items():
@@ -45,7 +56,16 @@ def check_safetensors_index(
                 code="SHARD_INDEX_MISSING_SHARD",
                 path=index_path,
             )
+    return resolved
 
+
+def _check_tensors(
+    index_path: str,
+    weight_map: Mapping[str, str],
+    resolved: Mapping[str, str],
+    shard_tensors: Mapping[str, Collection[str]],
+) -> None:
+    """Every mapped tensor is in its shard, and every tensor of a shard is mapped to it."""
     contents = {path: frozenset(shard_tensors[path]) for path in resolved.values()}
     for tensor, shard in weight_map.items():
         if tensor not in contents[resolved[shard]]:
@@ -69,24 +89,29 @@ def check_safetensors_index(
                     tensor=tensor,
                 )
 
+
+def _extra_shards(
+    index_path: str, folder: str, named: set[str], shard_tensors: Mapping[str, Collection[str]]
+) -> list[Finding]:
+    """Files beside the index named like its shards that it does not name (a warning each)."""
     findings: list[Finding] = []
     pattern = _shard_pattern(index_path)
-    if pattern is not None:
-        named = set(resolved.values())
-        for other in sorted(shard_tensors):
-            if (
-                other not in named
-                and posixpath.dirname(other) == folder
-                and pattern.fullmatch(posixpath.basename(other))
-            ):
-                findings.append(
-                    Finding(
-                        code="SHARD_INDEX_EXTRA_SHARD",
-                        message=f"{other} looks like a shard of {index_path} but the index "
-                        "does not name it; loaders ignore it",
-                        file=other,
-                    )
+    if pattern is None:
+        return findings
+    for other in sorted(shard_tensors):
+        if (
+            other not in named
+            and posixpath.dirname(other) == folder
+            and pattern.fullmatch(posixpath.basename(other))
+        ):
+            findings.append(
+                Finding(
+                    code="SHARD_INDEX_EXTRA_SHARD",
+                    message=f"{other} looks like a shard of {index_path} but the index "
+                    "does not name it; loaders ignore it",
+                    file=other,
                 )
+            )
     return findings
 
 

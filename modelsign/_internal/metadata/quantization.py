@@ -305,23 +305,10 @@ def _config_scheme(
     """Read a transformers ``quantization_config`` tolerantly."""
     used: set[str] = {"quant_method"}
     method = _str(qc.get("quant_method"))
-    scheme = method.lower() if method is not None else None
-    if scheme is None:
-        # Older bitsandbytes and AutoGPTQ configs carry no quant_method.
-        if any(k in qc for k in ("load_in_4bit", "load_in_8bit", "bnb_4bit_quant_type")):
-            scheme = "bitsandbytes"
-        elif "bits" in qc and ("desc_act" in qc or "damp_percent" in qc):
-            scheme = "gptq"
-        else:
-            scheme = "unknown"
-            findings.append(
-                Finding(
-                    code="QUANTIZATION_CONFIG_INVALID",
-                    severity="warning",
-                    message=f"{source} has no usable quant_method and matches no known layout",
-                    file=config_path,
-                )
-            )
+    if method is not None:
+        scheme = method.lower()
+    else:
+        scheme = _scheme_without_method(qc, source, config_path, findings)
     declared = _Declared(scheme, source)
     declared.method = method
 
@@ -338,6 +325,32 @@ def _config_scheme(
         else:
             declared.bits = _IMPLIED_BITS.get(scheme)
 
+    return _common_keys(qc, scheme, declared, used)
+
+
+def _scheme_without_method(
+    qc: Mapping[str, object], source: str, config_path: str, findings: list[Finding]
+) -> str:
+    """Older bitsandbytes and AutoGPTQ configs carry no quant_method: known by their keys."""
+    if any(k in qc for k in ("load_in_4bit", "load_in_8bit", "bnb_4bit_quant_type")):
+        return "bitsandbytes"
+    if "bits" in qc and ("desc_act" in qc or "damp_percent" in qc):
+        return "gptq"
+    findings.append(
+        Finding(
+            code="QUANTIZATION_CONFIG_INVALID",
+            severity="warning",
+            message=f"{source} has no usable quant_method and matches no known layout",
+            file=config_path,
+        )
+    )
+    return "unknown"
+
+
+def _common_keys(
+    qc: Mapping[str, object], scheme: str, declared: _Declared, used: set[str]
+) -> _Declared:
+    """Group size, format and block size under any scheme; other scalars as details."""
     key = _first_key(qc, ("group_size", "q_group_size"), _int)
     if key is not None and declared.group_size is None:
         declared.group_size = _int(qc[key])
@@ -375,25 +388,7 @@ def model_quantization(
     any weight file holds mostly (by bytes) quantized tensor types.
     """
     findings: list[Finding] = []
-    cfg_path = config_path or "config.json"
-    declared: _Declared | None = None
-    if config is not None:
-        for key in ("quantization_config", "compression_config"):
-            if key not in config:
-                continue
-            qc = config[key]
-            if isinstance(qc, dict):
-                declared = _config_scheme(qc, f"{cfg_path}:{key}", cfg_path, findings)
-            else:
-                findings.append(
-                    Finding(
-                        code="QUANTIZATION_CONFIG_INVALID",
-                        severity="warning",
-                        message=f"{key} is a {type(qc).__name__}, not an object; ignored",
-                        file=cfg_path,
-                    )
-                )
-            break
+    declared = _config_declared(config, config_path or "config.json", findings)
     gguf_declared = _gguf_scheme(files, findings)
     if declared is None:
         declared = gguf_declared
@@ -423,3 +418,25 @@ def model_quantization(
         details=dict(declared.details) if declared else {},
     )
     return result, findings
+
+
+def _config_declared(
+    config: dict[str, object] | None, cfg_path: str, findings: list[Finding]
+) -> _Declared | None:
+    """The scheme config.json declares: ``quantization_config``, else ``compression_config``."""
+    for key in ("quantization_config", "compression_config"):
+        if config is None or key not in config:
+            continue
+        qc = config[key]
+        if isinstance(qc, dict):
+            return _config_scheme(qc, f"{cfg_path}:{key}", cfg_path, findings)
+        findings.append(
+            Finding(
+                code="QUANTIZATION_CONFIG_INVALID",
+                severity="warning",
+                message=f"{key} is a {type(qc).__name__}, not an object; ignored",
+                file=cfg_path,
+            )
+        )
+        return None
+    return None

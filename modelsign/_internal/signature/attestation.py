@@ -218,33 +218,60 @@ def bind(
     invalid: VerificationError | None = None  # a modelsign attestation whose manifest is invalid
     for i, line in enumerate(lines or ()):
         try:
-            env = read_bundle(line)
-            # Parsed once, strictly (a large model's manifest is tens of megabytes).
-            parsed = strict_json(env.payload, "the attestation")
-            if not isinstance(parsed, dict) or parsed.get("predicateType") != ATTESTATION_TYPE:
-                continue
-            att = _attestation(parsed)
+            read = _read_line(line)
         except VerificationError as exc:
             why.append(f"line {i + 1}: {exc.message}")
             if exc.code == "MANIFEST_INVALID" and invalid is None:
                 invalid = _fail(f"{signed.claims} line {i + 1}: {exc.message}", exc.code)
             continue
-        if att.statement_sha256 != st.payload_sha256 or att.subject_digest != st.subject_digest:
-            why.append(f"line {i + 1}: extends another statement (sha256 {att.statement_sha256})")
+        if read is None:
             continue
+        env, att = read
         try:
-            check_manifest_matches(att.manifest, st.resources, st.shards)
-            if verify is not None:
-                who = verify(env)
-                if signed.signer is None or not same_signer(who, signed.signer):
-                    raise _fail(
-                        "signed by someone other than the model's signer", "ATTESTATION_SIGNER"
-                    )
+            _check_bound(signed, env, att, verify)
         except VerificationError as exc:
             why.append(f"line {i + 1}: {exc.message}")
             continue
         signed.statement = replace(st, manifest=att.manifest, release=att.release)
         return signed
+    return _none_bound(signed, lines, why, invalid)
+
+
+def _read_line(line: bytes) -> tuple[Envelope, Attestation] | None:
+    """A claims line as a modelsign attestation (None: a line of another kind)."""
+    env = read_bundle(line)
+    # Parsed once, strictly (a large model's manifest is tens of megabytes).
+    parsed = strict_json(env.payload, "the attestation")
+    if not isinstance(parsed, dict) or parsed.get("predicateType") != ATTESTATION_TYPE:
+        return None
+    return env, _attestation(parsed)
+
+
+def _check_bound(
+    signed: Signed,
+    env: Envelope,
+    att: Attestation,
+    verify: Callable[[Envelope], SignerInfo] | None,
+) -> None:
+    """Refuse an attestation of another statement, another manifest or another signer."""
+    st = signed.statement
+    if att.statement_sha256 != st.payload_sha256 or att.subject_digest != st.subject_digest:
+        raise _fail(f"extends another statement (sha256 {att.statement_sha256})")
+    check_manifest_matches(att.manifest, st.resources, st.shards)
+    if verify is not None:
+        who = verify(env)
+        if signed.signer is None or not same_signer(who, signed.signer):
+            raise _fail("signed by someone other than the model's signer", "ATTESTATION_SIGNER")
+
+
+def _none_bound(
+    signed: Signed,
+    lines: Sequence[bytes] | None,
+    why: Sequence[str],
+    invalid: VerificationError | None,
+) -> Signed:
+    """No line extends the statement: fine only when the signature promises none."""
+    st = signed.statement
     if st.attestation_type is None:
         return signed  # an OMS signature with nothing more promised: file-level checks
     if st.attestation_type != ATTESTATION_TYPE:

@@ -1,0 +1,375 @@
+"""One read per file: its SHA-256 and, for a weight file, header and tensor digests.
+
+Per file, one reader thread reads fixed-size chunks into a small ring of
+buffers and feeds the file's SHA-256 (sequential by nature); a second thread
+per weight file feeds the same buffers to the header and per-tensor digests
+and checks padding bytes are zero, and, when signing with OMS shards, a third
+feeds them to the shard digests. Memory is constant (``DEPTH`` × ``CHUNK``
+per file in flight), files are processed ``jobs`` at a time, and the hash
+libraries release the GIL, so a single large file uses two cores or more and
+several files use all of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ...errors import DiscoveryError, FormatError, ModelsignError
+from ..discover import ModelFile
+from ..findings import Finding
+from ..formats import SNIFF_BYTES, FileFormat, detect_format, parse_weights
+from ..formats.layout import WeightLayout
+from ..formats.pickle import inspect_zip_for_pickle
+from .algorithms import TensorHash, digest_bytes
+from .reading import CHUNK, check_unchanged, open_checked, pread_all
+from .segments import SegmentFeeder
+from .shards import ShardFeeder
+
+DEPTH = 4  # buffers in flight per file when digests run on lane threads
+CAPTURE_LIMIT = 4 << 20  # small text files kept for metadata readers (model card, config)
+#: Files up to this size are read (and hashed) whole when peeking: their
+#: first header read covers them anyway.
+PEEK_WHOLE = 1 << 20
+_ZIP_MAGIC = b"PK\x03\x04"
+
+#: Something fed every chunk of a file in order: ``feed(chunk, offset)``.
+Feed = Callable[[memoryview, int], None]
+
+
+@dataclass
+class FileDigests:
+    """Everything learned from one read of one file."""
+
+    file: ModelFile
+    format: FileFormat
+    sha256: str
+    layout: WeightLayout | None = None
+    header_digest: str | None = None
+    kv_digest: str | None = None  # GGUF KV section, from the header bytes already read
+    tensor_digests: list[str] | None = None  # aligned with layout.tensors
+    captured: bytes | None = None
+    shard_digests: list[str] | None = None  # with a shard size: SHA-256, in offset order
+    pickle_members: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+class _Ring:
+    """The read buffers of one file; a buffer comes back once every lane has fed it on."""
+
+    def __init__(self, count: int, size: int, lanes: int) -> None:
+        self._free: queue.Queue[bytearray] = queue.Queue()
+        for _ in range(count):
+            self._free.put(bytearray(size))
+        self._users = max(lanes, 1)  # without lanes the reader gives it back itself
+        self._left: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def get(self) -> bytearray:
+        buf = self._free.get()
+        with self._lock:
+            self._left[id(buf)] = self._users
+        return buf
+
+    def release(self, buf: bytearray) -> None:
+        with self._lock:
+            self._left[id(buf)] -= 1
+            done = self._left[id(buf)] == 0
+        if done:
+            self._free.put(buf)
+
+
+class _Lane:
+    """A thread that runs one feed over the chunks handed to it, in order."""
+
+    def __init__(self, feed: Feed, ring: _Ring) -> None:
+        self.feed = feed
+        self.ring = ring
+        self.work: queue.Queue[tuple[bytearray, int, int] | None] = queue.Queue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.work.get()
+            if item is None:
+                return
+            buf, n, pos = item
+            if self.error is None:
+                try:
+                    self.feed(memoryview(buf)[:n], pos)
+                except BaseException as exc:  # re-raised by the reader thread in join()
+                    self.error = exc
+            self.ring.release(buf)
+
+
+def _join(lanes: Sequence[_Lane]) -> None:
+    """Wait for every lane to finish; re-raise the first one's error."""
+    for lane in lanes:
+        lane.work.put(None)
+    for lane in lanes:
+        lane.thread.join()
+    for lane in lanes:
+        if lane.error is not None:
+            raise lane.error
+
+
+class _FilePass:
+    """One read of one open file, from its start to ``size``.
+
+    Every chunk goes to the file's SHA-256 (and the captured copy) on the
+    reader thread, then to each feed: on the reader thread too, or on a lane
+    thread of its own.
+    """
+
+    def __init__(
+        self, fd: int, path: str, size: int, capture: bool, progress: Callable[[int], None] | None
+    ) -> None:
+        self.fd = fd
+        self.path = path
+        self.size = size
+        self.sha256 = hashlib.sha256()
+        self.captured = bytearray() if capture and size <= CAPTURE_LIMIT else None
+        self.progress = progress
+        self.pos = 0
+
+    def took(self, chunk: bytes | memoryview) -> None:
+        """``chunk`` is the next bytes of the file (from ``pos``)."""
+        self.sha256.update(chunk)
+        if self.captured is not None:
+            self.captured += chunk
+        self.pos += len(chunk)
+        if self.progress is not None:
+            self.progress(len(chunk))
+
+    def run(self, first: bytes, feeds: Sequence[tuple[Feed, bool]]) -> None:
+        """Feed the bytes already read (``first``, from offset 0), then read on to the end.
+
+        ``feeds`` are ``(feed, heavy)``: unless the rest is a single chunk, a
+        heavy feed gets a lane thread of its own.
+        """
+        for feed, _heavy in feeds:
+            feed(memoryview(first), 0)
+        self.took(first)
+        big = self.size - self.pos > CHUNK
+        self._stream(
+            inline=[feed for feed, heavy in feeds if not (heavy and big)],
+            threaded=[feed for feed, heavy in feeds if heavy and big],
+        )
+
+    def _stream(self, inline: Sequence[Feed], threaded: Sequence[Feed]) -> None:
+        # Without a lane one buffer is reused, so it stays in the CPU cache.
+        ring = _Ring(DEPTH if threaded else 1, min(CHUNK, max(self.size, 1)), len(threaded))
+        lanes = [_Lane(feed, ring) for feed in threaded]
+        raw = os.fdopen(self.fd, "rb", buffering=0, closefd=False)
+        raw.seek(self.pos)  # the header was read with pread; stream on from its end
+        try:
+            while self.pos < self.size:
+                buf = ring.get()
+                n = raw.readinto(memoryview(buf)[: min(len(buf), self.size - self.pos)]) or 0
+                if n == 0:
+                    raise DiscoveryError(
+                        f"file shrank while reading (at byte {self.pos} of {self.size})",
+                        code="FILE_CHANGED",
+                        path=self.path,
+                    )
+                chunk, pos = memoryview(buf)[:n], self.pos
+                self.took(chunk)
+                for feed in inline:
+                    feed(chunk, pos)
+                for lane in lanes:
+                    lane.work.put((buf, n, pos))
+                if not lanes:
+                    ring.release(buf)
+        finally:
+            _join(lanes)
+
+
+def _parse_weights(
+    d: FileDigests, fd: int, size: int, tensor_hash: TensorHash | None
+) -> tuple[SegmentFeeder, bytes]:
+    """Parse a weight file's header strictly; returns its feeder and the bytes read so far."""
+    layout, reader = parse_weights(d.format, fd, size, d.file.path)
+    d.layout = layout
+    first = reader.buffered
+    if layout.kv_range is not None:
+        kv_a, kv_b = layout.kv_range
+        d.kv_digest = digest_bytes(tensor_hash or "sha256", first[kv_a:kv_b])
+    return SegmentFeeder(layout, tensor_hash, d.file.path), first
+
+
+def hash_file(
+    f: ModelFile,
+    *,
+    tensor_hash: TensorHash | None,
+    capture: bool = False,
+    progress: Callable[[int], None] | None = None,
+    size: int | None = None,
+    shard_size: int | None = None,
+) -> FileDigests:
+    """Digest one file in a single pass; parse its header strictly if it is a weight file.
+
+    With ``size`` (the signed size) a file of another size is refused before
+    anything is read. With ``shard_size`` the same read gives the file's
+    SHA-256 OMS shard digests too.
+    """
+    fd = open_checked(f, size)
+    try:
+        st = os.fstat(fd)
+        head = os.pread(fd, SNIFF_BYTES, 0)
+        d = FileDigests(f, detect_format(f.path, head), "")
+        first = b""  # what the strict reader read already
+        feeds: list[tuple[Feed, bool]] = []
+        feeder: SegmentFeeder | None = None
+        shards: ShardFeeder | None = None
+        if d.format in ("safetensors", "gguf"):
+            feeder, first = _parse_weights(d, fd, st.st_size, tensor_hash)
+            # Tensor digests are worth a thread of their own; the header digest alone is not.
+            feeds.append((feeder.feed, tensor_hash is not None))
+        elif head[:4] == _ZIP_MAGIC:
+            d.format, d.pickle_members = zip_checkpoint(
+                fd, st.st_size, f.path, d.format, d.findings
+            )
+        if shard_size is not None:
+            shards = ShardFeeder(shard_size)
+            feeds.append((shards.feed, True))
+        read = _FilePass(fd, f.path, st.st_size, capture, progress)
+        read.run(first, feeds)
+        check_unchanged(fd, st, f.path)
+        if feeder is not None:
+            feeder.finish()
+    finally:
+        os.close(fd)
+    d.sha256 = read.sha256.hexdigest()
+    if feeder is not None:
+        d.header_digest = feeder.header.hexdigest()
+        if tensor_hash is not None:
+            d.tensor_digests = feeder.digests
+    if shards is not None:
+        d.shard_digests = shards.digests()
+    if read.captured is not None:
+        d.captured = bytes(read.captured)
+    return d
+
+
+def zip_checkpoint(
+    fd: int, size: int, path: str, fmt: FileFormat, notes: list[Finding]
+) -> tuple[FileFormat, list[str]]:
+    """A ZIP holding a ``*.pkl`` member is a torch checkpoint, whatever its name.
+
+    Under a checkpoint extension an unreadable ZIP is an error; under any other
+    name it stays an opaque file (still digested) with a finding, since plenty
+    of ordinary archives are not strictly formed.
+    """
+    try:
+        members = inspect_zip_for_pickle(fd, size)
+    except FormatError as exc:
+        exc.path = path
+        if fmt == "pickle":
+            raise
+        notes.append(
+            Finding(
+                code="ZIP_UNREADABLE",
+                severity="info",
+                message=f"ZIP archive could not be checked for pickle members: {exc.message}",
+                file=path,
+            )
+        )
+        return fmt, []
+    return ("pickle" if members or fmt == "pickle" else fmt), members
+
+
+def peek_file(f: ModelFile) -> FileDigests:
+    """What the manifest engine learns from one file without reading its weights.
+
+    Weight files are parsed strictly (header and tensor table) and their header
+    and KV digests taken (SHA-256); ZIPs are checked for pickle members; a file
+    of at most :data:`PEEK_WHOLE` bytes is read whole and hashed. A larger
+    file's SHA-256 stays unknown (``""``): a peek describes a model, it never
+    vouches for its bytes.
+    """
+    fd = open_checked(f)
+    try:
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, SNIFF_BYTES, 0)
+        fmt = detect_format(f.path, head)
+        d = FileDigests(f, fmt, "")
+        data: bytes | None = None
+        if fmt in ("safetensors", "gguf"):
+            layout, reader = parse_weights(fmt, fd, size, f.path)
+            first = reader.buffered  # the strict readers read up to header_size at least
+            d.layout = layout
+            d.header_digest = hashlib.sha256(first[: layout.header_size]).hexdigest()
+            if layout.kv_range is not None:
+                a, b = layout.kv_range
+                d.kv_digest = hashlib.sha256(first[a:b]).hexdigest()
+            if len(first) >= size:
+                data = first[:size]
+        elif head[:4] == _ZIP_MAGIC:
+            d.format, d.pickle_members = zip_checkpoint(fd, size, f.path, fmt, d.findings)
+        if data is None and size <= PEEK_WHOLE:
+            data = pread_all(fd, size)
+        if data is not None and len(data) == size:
+            d.sha256 = hashlib.sha256(data).hexdigest()
+    finally:
+        os.close(fd)
+    return d
+
+
+def hash_files(
+    files: Sequence[ModelFile],
+    *,
+    tensor_hash: TensorHash | None,
+    capture: Callable[[str], bool] = lambda _p: False,
+    jobs: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    sizes: Mapping[str, int] | None = None,
+    shard_size: int | None = None,
+) -> list[FileDigests]:
+    """Digest ``files`` (largest first, ``jobs`` at a time); results in input order.
+
+    ``sizes``: signed sizes by file name; a file of another size is refused unread.
+    ``shard_size``: take the files' OMS shard digests in the same read.
+    """
+    sizes = sizes or {}
+    jobs = jobs or os.cpu_count() or 1
+    order = sorted(range(len(files)), key=lambda i: -files[i].size)
+    results: list[FileDigests | None] = [None] * len(files)
+    lock = threading.Lock()
+
+    def report(n: int) -> None:
+        if progress is not None:
+            with lock:
+                progress(n)
+
+    def one(i: int) -> None:
+        f = files[i]
+        results[i] = hash_file(
+            f,
+            tensor_hash=tensor_hash,
+            capture=capture(f.path),
+            progress=report,
+            size=sizes.get(f.path),
+            shard_size=shard_size,
+        )
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(one, i) for i in order]
+        errors: list[BaseException] = []
+        for fut in futures:
+            exc = fut.exception()
+            if exc is not None:
+                errors.append(exc)
+    if errors:
+        # Report the first failure in name order so the error is deterministic.
+        ours = [e for e in errors if isinstance(e, ModelsignError)]
+        if ours:
+            raise min(ours, key=lambda e: e.path or "")
+        raise errors[0]
+    return [r for r in results if r is not None]

@@ -1,0 +1,124 @@
+"""The segments of a weight file — header, tensors, padding — digested as the bytes stream by.
+
+A strict reader's :class:`~modelsign._internal.formats.layout.WeightLayout`
+says how every byte of the file is used; :class:`SegmentFeeder` takes the
+file's chunks in order and feeds each byte to the digest of the segment it
+falls in (padding is checked to be zero instead).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+from ...errors import FormatError
+from ..formats.layout import WeightLayout
+from .algorithms import Hasher, TensorHash, new_hasher
+
+SegmentKind = Literal["header", "tensor", "padding"]
+
+
+class Segment(NamedTuple):
+    """The bytes ``[start, end)`` of a weight file and what they are."""
+
+    start: int
+    end: int
+    kind: SegmentKind
+    tensor: int = -1  # the index in ``layout.tensors`` of a "tensor" segment
+
+
+def segments(layout: WeightLayout, path: str) -> list[Segment]:
+    """The layout's segments in file order; they must tile the file exactly."""
+    segs = [Segment(0, layout.header_size, "header")]
+    segs += [Segment(t.start, t.end, "tensor", i) for i, t in enumerate(layout.tensors)]
+    segs += [Segment(a, b, "padding") for a, b in layout.padding]
+    segs.sort(key=lambda s: (s.start, s.end))
+    # The strict readers guarantee the segments tile the file; check anyway,
+    # since a gap here would mean bytes that no digest covers.
+    expected = 0
+    for s in segs:
+        if s.start != expected or s.end < s.start:
+            raise FormatError(
+                f"layout does not cover bytes [{expected}, {s.start})",
+                code="LAYOUT_GAP",
+                path=path,
+            )
+        expected = s.end
+    if expected != layout.file_size:
+        raise FormatError(
+            f"layout covers {expected} of {layout.file_size} bytes",
+            code="LAYOUT_GAP",
+            path=path,
+        )
+    return segs
+
+
+class SegmentFeeder:
+    """Feeds chunks, in file order, to the digest of the segment they fall in.
+
+    With no ``algorithm`` tensors are not digested; the header is then digested
+    with SHA-256 and padding is still checked.
+    """
+
+    def __init__(self, layout: WeightLayout, algorithm: TensorHash | None, path: str) -> None:
+        self.path = path
+        self.algorithm = algorithm
+        self.segs = segments(layout, path)
+        self.layout = layout
+        self.idx = 0
+        self.current: Hasher | None = None
+        self.header: Hasher = new_hasher(algorithm or "sha256")
+        self.digests: list[str] = [""] * len(layout.tensors)
+
+    def feed(self, view: memoryview, pos: int) -> None:
+        """The bytes ``view`` found at offset ``pos`` (right after the previous chunk)."""
+        base = pos
+        end = pos + len(view)
+        segs = self.segs
+        while self.idx < len(segs) and pos < end:
+            seg = segs[self.idx]
+            if seg.end <= pos and seg.start < seg.end:
+                self.idx += 1
+                continue
+            b = min(end, seg.end)
+            self._take(seg, view[max(pos, seg.start) - base : b - base])
+            if b >= seg.end:
+                self._close(seg)
+                self.idx += 1
+            pos = b
+        # zero-length segments right at the end of this chunk
+        while self.idx < len(segs) and segs[self.idx].start == segs[self.idx].end <= end:
+            self._close(segs[self.idx])
+            self.idx += 1
+
+    def _take(self, seg: Segment, part: memoryview) -> None:
+        if seg.kind == "header":
+            self.header.update(part)
+        elif seg.kind == "tensor":
+            if self.algorithm is not None:
+                if self.current is None:
+                    self.current = new_hasher(self.algorithm)
+                self.current.update(part)
+        elif part.tobytes().count(0) != len(part):
+            raise FormatError(
+                f"padding bytes [{seg.start}, {seg.end}) are not all zero",
+                code="GGUF_NONZERO_PADDING",  # only GGUF layouts have padding ranges
+                path=self.path,
+            )
+
+    def _close(self, seg: Segment) -> None:
+        if seg.kind == "tensor" and self.algorithm is not None:
+            h = self.current if self.current is not None else new_hasher(self.algorithm)
+            self.digests[seg.tensor] = h.hexdigest()
+            self.current = None
+
+    def finish(self) -> None:
+        """After the last chunk: every segment must have been seen whole."""
+        while self.idx < len(self.segs) and self.segs[self.idx].start == self.segs[self.idx].end:
+            self._close(self.segs[self.idx])
+            self.idx += 1
+        if self.idx != len(self.segs):
+            raise FormatError(
+                f"file ended before segment at offset {self.segs[self.idx].start}",
+                code="TRUNCATED",
+                path=self.path,
+            )

@@ -1,0 +1,72 @@
+"""``modelsign attest provenance``: a signed SLSA provenance statement for a model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .._internal.hashing import TENSOR_HASHES
+from .._internal.manifest import load_manifest
+from .._internal.metadata.provenance import parse_source
+from ..provenance import attest_provenance, builder_id
+from . import cli
+from ._options import model_options, origin_options, progress_bar
+from ._signer import SignerOptions, signer_options
+
+
+@cli.group("attest")
+def attest_group() -> None:
+    """Signed attestations about a model release."""
+
+
+@attest_group.command("provenance")
+@click.argument("model", type=click.Path())
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Where to write it (default MODEL/model.provenance.sig, or FILE.provenance.sig).",
+)
+@signer_options
+@click.option("--force", is_flag=True, help="Replace an existing attestation.")
+@click.option(
+    "--tensor-hash", type=click.Choice(TENSOR_HASHES), default="blake3", show_default=True
+)
+@model_options
+@origin_options
+def attest_provenance_cmd(
+    model: str,
+    output: str | None,
+    force: bool,
+    tensor_hash: str,
+    ignore: tuple[str, ...],
+    allow_symlinks: bool,
+    source: str | None,
+    parents: tuple[str, ...],
+    **how: Any,
+) -> None:
+    """Write a signed SLSA Provenance v1 statement for MODEL.
+
+    Subjects are the model's files (SHA-256); the builder (in CI: the workflow,
+    run and commit, from runner-set variables only), the build type and the
+    resolved dependencies (source repository and revision, base models, parent
+    manifests) come from the manifest. It is signed like a model (--key or
+    --sigstore); check it with `modelsign verify MODEL --provenance`.
+    """
+    signer = SignerOptions(**how).signer()
+    with progress_bar(True, "attesting") as progress:
+        res = attest_provenance(
+            model,
+            signer=signer,
+            output=output,
+            force=force,
+            tensor_hash=tensor_hash,  # type: ignore[arg-type]
+            ignore=ignore,
+            allow_symlinks=allow_symlinks,
+            source=parse_source(source) if source else None,
+            parents=tuple(load_manifest(p) for p in parents),
+            progress=progress,
+        )
+    click.echo(f"builder: {builder_id(res.manifest.provenance.builder)}", err=True)
+    click.echo(f"wrote {res.path}", err=True)

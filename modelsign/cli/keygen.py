@@ -1,0 +1,62 @@
+"""``modelsign keygen``: a signing key pair."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .._internal.signature import keys
+from . import cli
+from ._signer import password_from_env
+
+
+@cli.command("keygen")
+@click.option(
+    "--type",
+    "key_type",
+    type=click.Choice(keys.KEY_TYPES),
+    default="ec-p256",
+    show_default=True,
+    help="Key type. EC P-256 is what OMS verifiers accept; they reject Ed25519.",
+)
+@click.option(
+    "--password-env",
+    metavar="VAR",
+    help="Encrypt the key with the password in environment variable VAR. "
+    "Without it, a terminal is asked (empty = unencrypted).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "prefix",
+    required=True,
+    metavar="PREFIX",
+    help="Writes PREFIX.key and PREFIX.pub.",
+)
+@click.option("--force", is_flag=True, help="Overwrite existing key files.")
+def keygen_cmd(key_type: keys.KeyType, password_env: str | None, prefix: str, force: bool) -> None:
+    """Generate a signing key pair: PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub."""
+    password = password_from_env(password_env)
+    if password is None and sys.stdin.isatty():
+        typed = click.prompt(
+            "Password for the private key (empty for none)",
+            default="",
+            hide_input=True,
+            confirmation_prompt=True,
+            show_default=False,
+        )
+        password = typed.encode("utf-8") or None
+    if key_type == "ed25519":
+        click.echo(
+            "warning: OMS verifiers (model_signing) reject Ed25519 signatures; "
+            "use ec-p256 for signatures others must verify",
+            err=True,
+        )
+    key_path, pub_path = keys.write_keypair(
+        prefix, keys.generate_key(key_type), password=password, force=force
+    )
+    if password is None:
+        click.echo(f"warning: {key_path} is not encrypted", err=True)
+    click.echo(f"wrote {key_path} and {pub_path}", err=True)
+    click.echo(f"key hint: {keys.key_hint(keys.load_public_key(pub_path))}", err=True)

@@ -23,7 +23,7 @@ from modelsign.sign import sign
 
 from .helpers.gguf_files import QT, quantized, random_quant, write_gguf
 from .helpers.pki import build_pki, issue, leaf_usage, make_key
-from .helpers.signing import flip_tensor_byte, payload_of, sign_payload, strip_marker
+from .helpers.signing import flip_byte, payload_of, sign_payload, strip_marker
 
 KEY_A = keys.generate_key("ec-p256")
 KEY_B = keys.generate_key("ec-p256")
@@ -37,7 +37,7 @@ def codes(d: ModelDiff) -> list[tuple[str, str | None, str | None]]:
 def edited_copy(model: Path, dest: Path) -> Path:
     """The model with one tensor of layer 1 changed and its README edited."""
     shutil.copytree(model, dest)
-    flip_tensor_byte(dest / "model.safetensors", CHANGED)
+    flip_byte(dest / "model.safetensors", tensor=CHANGED)
     readme = dest / "README.md"
     readme.write_text(readme.read_text() + "\nNow with a changed layer.\n")
     return dest

@@ -32,7 +32,7 @@ from modelsign._internal.signature import keys
 from modelsign.errors import InputError, VerificationError
 from modelsign.load import ModelsignWarning
 
-from .helpers.signing import flip_tensor_byte
+from .helpers.signing import flip_byte
 from .load.test_hf_load import (
     COMMIT,
     INPUT,
@@ -112,7 +112,7 @@ def test_load_file_and_safe_open_give_the_signed_tensors(weights: Path, guarded:
 
 
 def test_tampered_file_refused_naming_file_and_tensor(weights: Path, guarded: Path) -> None:
-    flip_tensor_byte(weights, "alpha", at=4)
+    flip_byte(weights, 4, tensor="alpha")
     calls = [
         lambda: safetensors.torch.load_file(weights),
         lambda: safetensors.safe_open(str(weights), framework="pt"),
@@ -133,7 +133,7 @@ def test_unsigned_file_refused(tmp_path: Path, guarded: Path) -> None:
 
 
 def test_warn_mode_warns_and_loads(weights: Path, warn_guard: None) -> None:
-    flip_tensor_byte(weights, "alpha")
+    flip_byte(weights, tensor="alpha")
     with pytest.warns(ModelsignWarning, match="alpha"):
         loaded = safetensors.torch.load_file(weights)
     assert not torch.equal(loaded["alpha"], WEIGHTS["alpha"])
@@ -165,9 +165,8 @@ def test_torch_load_allowed_pickle_comes_from_the_signed_bytes(
     try:
         loaded = torch.load(folder / "pytorch_model.bin", weights_only=True, mmap=True)
         assert torch.equal(loaded["alpha"], WEIGHTS["alpha"])
-        raw = bytearray((folder / "pytorch_model.bin").read_bytes())
-        raw[len(raw) // 2] ^= 1
-        (folder / "pytorch_model.bin").write_bytes(bytes(raw))
+        checkpoint_file = folder / "pytorch_model.bin"
+        flip_byte(checkpoint_file, checkpoint_file.stat().st_size // 2)
         with pytest.raises(VerificationError, match=r"pytorch_model\.bin"):
             torch.load(folder / "pytorch_model.bin", weights_only=True)
     finally:
@@ -212,7 +211,7 @@ def test_from_pretrained_of_a_tampered_folder_refused(
     tiny: tuple[Path, Any], guarded: Path
 ) -> None:
     folder, _ = tiny
-    flip_tensor_byte(folder / "model.safetensors", TENSOR)
+    flip_byte(folder / "model.safetensors", tensor=TENSOR)
     for cls in (transformers.LlamaForCausalLM, transformers.AutoModelForCausalLM):
         with pytest.raises(VerificationError) as e:
             cls.from_pretrained(folder)
@@ -243,7 +242,7 @@ def test_from_pretrained_from_the_cache_offline(
 
 def test_from_pretrained_warn_mode(tiny: tuple[Path, Any], warn_guard: None) -> None:
     folder, _ = tiny
-    flip_tensor_byte(folder / "model.safetensors", TENSOR)
+    flip_byte(folder / "model.safetensors", tensor=TENSOR)
     with pytest.warns(ModelsignWarning, match=TENSOR):
         model = transformers.LlamaForCausalLM.from_pretrained(folder)
     assert not model.modelsign_report.verified
@@ -451,7 +450,7 @@ def test_every_alias_of_safe_open_is_guarded(weights: Path, guarded: Path) -> No
     """Found by identity: every framework module that bound safe_open gets the guarded one."""
     accelerate = transformers.integrations.accelerate
     assert accelerate.safe_open is guard._safe_open
-    flip_tensor_byte(weights, "alpha")
+    flip_byte(weights, tensor="alpha")
     with pytest.raises(VerificationError, match="alpha"):
         accelerate.safe_open(str(weights), framework="pt")
 
@@ -469,9 +468,8 @@ def test_torch_load_bound_before_install_reads_the_verified_bytes(
         with pytest.raises(InputError, match="mmap") as e:  # would map the unchecked path
             bound_before(folder / "pytorch_model.bin", weights_only=True, mmap=True)
         assert e.value.code == "USAGE"
-        raw = bytearray((folder / "pytorch_model.bin").read_bytes())
-        raw[len(raw) // 2] ^= 1
-        (folder / "pytorch_model.bin").write_bytes(bytes(raw))
+        checkpoint_file = folder / "pytorch_model.bin"
+        flip_byte(checkpoint_file, checkpoint_file.stat().st_size // 2)
         with pytest.raises(VerificationError, match=r"pytorch_model\.bin"):
             bound_before(folder / "pytorch_model.bin", weights_only=True)
         buffer = io.BytesIO()  # a file object's bytes are the caller's: not judged

@@ -27,7 +27,7 @@ from modelsign._internal.discover import GIT_PATHS
 from tests.helpers import oms, oms_cases
 from tests.helpers.oms import Credentials, codes, ok, output, run, run_all
 from tests.helpers.pki import build_pki
-from tests.helpers.signing import payload_bytes, payload_of
+from tests.helpers.signing import flip_byte, payload_bytes, payload_of
 
 pytestmark = pytest.mark.skipif(
     not oms.MODEL_SIGNING.exists(), reason=f"model_signing CLI not found at {oms.MODEL_SIGNING}"
@@ -197,7 +197,7 @@ def test_single_file_signatures_cross_over(
     _oms_ok(by_them)
     _verified(by_us, 1)
 
-    oms.flip_byte(gguf, _middle_of_last_tensor(gguf))
+    flip_byte(gguf, _middle_of_last_tensor(gguf), mask=0xFF)
     by_them, by_us = run_all(
         [creds.oms_verify(gguf, ours), creds.ms_verify(gguf, signature=theirs)]
     )
@@ -258,8 +258,8 @@ def test_ignored_paths_are_neither_required_nor_checked(
 
 def _tamper(m: Path) -> None:
     """One byte of a weight file and of another file, a file added, removed and renamed."""
-    oms.flip_byte(m / WEIGHTS, (m / WEIGHTS).stat().st_size // 2)
-    oms.flip_byte(m / "a" / "b", 0)
+    flip_byte(m / WEIGHTS, (m / WEIGHTS).stat().st_size // 2, mask=0xFF)
+    flip_byte(m / "a" / "b", 0, mask=0xFF)
     (m / "nested" / "deeper" / "added.bin").write_bytes(b"not signed\n")
     (m / "a.b").unlink()
     (m / "config.json").rename(m / "config.renamed.json")
@@ -357,7 +357,7 @@ def test_keys_work_in_both_tools(source: str, curve: str, model: Path, tmp_path:
     _oms_ok(by_them)
     _verified(by_us, len(ALL_FILES))
 
-    oms.flip_byte(model / "a.b", 0)
+    flip_byte(model / "a.b", 0, mask=0xFF)
     by_them, by_us = run_all(
         [creds.oms_verify(model, ours), creds.ms_verify(model, signature=theirs)]
     )
@@ -447,7 +447,7 @@ def test_hugging_face_snapshots_cross_over(creds: Credentials, tmp_path: Path) -
     for snapshot in (ours, theirs):
         blob = (snapshot / "weights.bin").resolve()
         blob.chmod(0o644)
-        oms.flip_byte(blob, 7)
+        flip_byte(blob, 7, mask=0xFF)
     by_them, by_us = run_all(
         [
             creds.oms_verify(ours, our_sig, "--allow_symlinks"),

@@ -48,7 +48,7 @@ from modelsign.inventory import (
 from .helpers.deep import make_deep, remove_deep
 from .helpers.gguf_files import quantized, write_gguf
 from .helpers.safetensors_files import write_safetensors
-from .helpers.signing import flip_tensor_byte
+from .helpers.signing import flip_byte
 
 TRUSTED = keys.generate_key()
 OTHER = keys.generate_key()
@@ -180,9 +180,7 @@ def device(tmp_path: Path) -> Device:
     )
     signed(hub / "models--acme--tiny" / "snapshots" / REV_SIGNED, TRUSTED)
     blob = hub / "models--acme--tiny" / "blobs" / sha256(big)
-    raw = bytearray(blob.read_bytes())
-    raw[-1] ^= 1  # a weight byte: the header still parses, the name no longer matches
-    blob.write_bytes(bytes(raw))
+    flip_byte(blob, -1)  # a weight byte: the header still parses, the name no longer matches
     gguf_repo = hf_repo(hub, "other/gguf", {REV_GGUF: {"m.gguf": gguf_bytes(tmp)}}, {})
     (gguf_repo / "blobs" / ("d" * 64 + ".incomplete")).write_bytes(b"partial")
 
@@ -199,9 +197,7 @@ def device(tmp_path: Path) -> Device:
         },
     )
     altered = ollama_model(ollama, ("acme", "altered", "v1"), {MODEL: gguf_bytes(tmp, 2 * BIG, 4)})
-    raw = bytearray(altered[MODEL].read_bytes())
-    raw[-1] ^= 1
-    altered[MODEL].write_bytes(bytes(raw))
+    flip_byte(altered[MODEL], -1)
     grown = ollama_model(ollama, ("library", "grown", "latest"), {MODEL: gguf_bytes(tmp, seed=5)})
     with open(grown[MODEL], "ab") as fh:
         fh.write(b"\0" * 32)
@@ -227,9 +223,9 @@ def device(tmp_path: Path) -> Device:
     (legacy / "pytorch_model.bin").write_bytes(pickle.dumps({"w": [1.0, 2.0]}, protocol=4))
     signed(model_folder(root / "signed-model", tmp, seed=10), TRUSTED)
     signed(model_folder(root / "other-signer", tmp, seed=11), OTHER)
-    flip_tensor_byte(
+    flip_byte(
         signed(model_folder(root / "tampered-signed", tmp, seed=12), TRUSTED) / "model.safetensors",
-        "w",
+        tensor="w",
     )
     signed(model_folder(root / "no-licence", tmp, card=False, seed=13), TRUSTED)
     (root / "loose").mkdir()

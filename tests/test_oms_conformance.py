@@ -37,7 +37,7 @@ from tests.helpers import oms
 from tests.helpers.oms_cases import CASES, Case
 from tests.helpers.oms_schema import SKIP_REASON, VIOLATIONS, attestation_errors, oms_errors
 from tests.helpers.pki import build_pki
-from tests.helpers.signing import payload_of, sign_payload, statement_in
+from tests.helpers.signing import flip_byte, payload_of, sign_payload, statement_in
 from tests.sigstore_standin import DEFAULT_IDENTITY, DEFAULT_ISSUER, SigstoreStandin
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "conformance"
@@ -102,7 +102,7 @@ def test_valid_vector_passes_the_schemas_and_verifies(name: str, tmp_path: Path)
     assert result.files_verified == 2  # signme-1, signme-2; ignore-me is a signed ignore path
     assert result.subject is not None and result.subject.name == folder
 
-    oms.flip_byte(model / "signme-2", 0)
+    flip_byte(model / "signme-2", 0, mask=0xFF)
     with pytest.raises(VerificationError) as info:
         verify(model, verifier=verifier())
     assert [(p.code, p.file) for p in info.value.findings] == [("FILE_MODIFIED", "signme-2")]

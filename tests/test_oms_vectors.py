@@ -30,6 +30,7 @@ from modelsign.errors import VerificationError
 from modelsign.verify import VerificationResult, verify
 from tests.helpers import oms
 from tests.helpers.pki import build_pki
+from tests.helpers.signing import flip_byte
 
 VECTORS = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "oms-vectors"
 if not VECTORS.is_dir():
@@ -174,7 +175,7 @@ def test_verifies(vector: Vector) -> None:
 
 def test_cli_verifies_and_fails_after_one_byte_changes(vector: Vector, tmp_path: Path) -> None:
     tampered = vector.copy(tmp_path / vector.name)
-    oms.flip_byte(tampered / "signme-1", 0)
+    flip_byte(tampered / "signme-1", 0, mask=0xFF)
     good, bad = oms.run_all(
         [
             oms.modelsign(
@@ -200,7 +201,7 @@ def test_each_signed_file_is_checked(vector: Vector, tmp_path: Path) -> None:
     for name in vector.signed_files:
         copy = vector.copy(tmp_path / name / vector.name)
         signed = _sha256(copy / name)
-        oms.flip_byte(copy / name, len((copy / name).read_bytes()) - 1)
+        flip_byte(copy / name, -1, mask=0xFF)
         with pytest.raises(VerificationError) as info:
             vector.verify(copy, ignore=VERIFIER_IGNORE)
         assert _errors(info.value) == [("FILE_MODIFIED", name)]

@@ -28,7 +28,7 @@ from modelsign.sign import sign
 from modelsign.verify import VerificationResult, verify
 
 from .helpers.gguf_files import QT, random_quant, write_gguf
-from .helpers.signing import flip_tensor_byte
+from .helpers.signing import flip_byte
 from .sigstore_standin import SigstoreStandin
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -338,7 +338,7 @@ def test_permissive_reports_tampering_and_extra_files(
     policies: dict[str, Policy], models: Models, tmp_path: Path
 ) -> None:
     model = models.copy(models.pinned, tmp_path)
-    flip_tensor_byte(model / "model.safetensors", "lm_head.weight")
+    flip_byte(model / "model.safetensors", tensor="lm_head.weight")
     (model / "notes.txt").write_text("added after signing\n")
     result, blocked = judge(model, policies["permissive"])
     assert not blocked and result.verdict == "verified"

@@ -152,13 +152,13 @@ def test_reuse_rehashes_only_changed_files(
 def test_reuse_notices_a_same_size_rewrite_with_mtime_reset(
     tiny_model: Path, signer: KeySigner, tmp_path: Path
 ) -> None:
-    from .helpers.signing import flip_tensor_byte
+    from .helpers.signing import flip_byte
 
     _age(tiny_model)
     first = sign(tiny_model, signer=signer, env={})
     weights = tiny_model / "model.safetensors"
     st = weights.stat()
-    flip_tensor_byte(weights, "lm_head.weight")
+    flip_byte(weights, tensor="lm_head.weight")
     os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same mtime: ctime moved
     again = sign(tiny_model, signer=signer, env={}, force=True, reuse=first.signature)
     assert again.manifest.canonical_bytes() == _fresh(tiny_model).canonical_bytes()

@@ -40,7 +40,7 @@ from modelsign.errors import VerificationError
 from modelsign.sign import sign
 from modelsign.verify import verify
 
-from .helpers.signing import flip_tensor_byte, manifest_of, payload_bytes
+from .helpers.signing import flip_byte, manifest_of, payload_bytes
 from .sigstore_standin import (
     DEFAULT_IDENTITY,
     DEFAULT_ISSUER,
@@ -455,7 +455,7 @@ def test_tampered_model_names_the_tensor(
     signed: Path, standin: SigstoreStandin, tmp_path: Path
 ) -> None:
     model = copy_model(signed, tmp_path / "tiny-model")
-    flip_tensor_byte(model / "model.safetensors", "lm_head.weight")
+    flip_byte(model / "model.safetensors", tensor="lm_head.weight")
     proc = cli(*verify_args(model, standin.trusted_root_path), *STANDIN_SIGNER)
     assert proc.returncode == 1, proc.stderr
     result = result_json(proc)

@@ -33,7 +33,7 @@ from modelsign.sign import sign
 from modelsign.verify import verify
 from modelsign.watch import Event, Watcher
 
-from .helpers.signing import flip_tensor_byte
+from .helpers.signing import flip_byte
 
 WEIGHTS = "model.safetensors"
 TENSOR = "lm_head.weight"
@@ -80,7 +80,7 @@ def warn_k1(tmp_path: Path, k1: keys.PrivateKey) -> Path:
 
 @pytest.fixture
 def tampered(model: Path) -> Path:
-    flip_tensor_byte(model / WEIGHTS, TENSOR)
+    flip_byte(model / WEIGHTS, tensor=TENSOR)
     return model
 
 

@@ -21,7 +21,7 @@ from modelsign.sign import sign
 from modelsign.verify import verify
 
 from .helpers.pki import build_pki, write_pki
-from .helpers.signing import flip_tensor_byte, payload_of, sign_payload
+from .helpers.signing import flip_byte, payload_of, sign_payload
 
 KEY = keys.generate_key("ec-p256")
 SIGNER = KeySigner(KEY)
@@ -54,7 +54,7 @@ def test_verified_by_tensor_digests(signed: Path) -> None:
 
 
 def test_modified_tensor_is_named_with_hex_digests(signed: Path) -> None:
-    flip_tensor_byte(signed / "model.safetensors", "model.layers.0.self_attn.k_proj.weight", 5)
+    flip_byte(signed / "model.safetensors", 5, tensor="model.layers.0.self_attn.k_proj.weight")
     exc = failing(signed)
     assert codes(exc) == {"FILE_MODIFIED", "TENSOR_MODIFIED"}
     (t,) = [p for p in exc.findings if p.code == "TENSOR_MODIFIED"]
@@ -92,9 +92,7 @@ def test_gguf_tensor_and_chat_template(tiny_models: tuple[Path, Path], tmp_path:
     path = folder / "tiny-model-Q8_0.gguf"
     layout = read_layout(path)
     span = next(t for t in layout.tensors if t.dtype == "Q8_0")
-    raw = bytearray(path.read_bytes())
-    raw[span.start + 7] ^= 0xFF
-    path.write_bytes(bytes(raw))
+    flip_byte(path, span.start + 7, mask=0xFF)
     exc = failing(folder)
     assert any(p.code == "TENSOR_MODIFIED" and p.tensor == span.name for p in exc.findings)
 
@@ -310,7 +308,7 @@ def test_many_tensors_large_file(tmp_path: Path) -> None:
     sign(tmp_path, signer=SIGNER, env={})
     r = verify(tmp_path, verifier=VERIFIER, jobs=3)
     assert r.tensors_verified == 51
-    flip_tensor_byte(tmp_path / "m.safetensors", "big", 2_000_000)
+    flip_byte(tmp_path / "m.safetensors", 2_000_000, tensor="big")
     exc = failing(tmp_path)
     assert [p.tensor for p in exc.findings if p.code == "TENSOR_MODIFIED"] == ["big"]
 

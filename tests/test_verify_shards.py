@@ -35,7 +35,7 @@ from modelsign.errors import VerificationError
 from modelsign.sign import sign
 from modelsign.verify import verify
 
-from .helpers.signing import flip_tensor_byte, payload_of, sign_payload
+from .helpers.signing import flip_byte, payload_of, sign_payload
 
 KEY = keys.generate_key("ec-p256")
 VERIFIER = KeyVerifier(KEY.public_key())
@@ -93,12 +93,6 @@ def errors(exc: VerificationError) -> list[Any]:
     return [p for p in exc.findings if p.severity == "error"]
 
 
-def flip(path: Path, at: int) -> None:
-    raw = bytearray(path.read_bytes())
-    raw[at] ^= 1
-    path.write_bytes(bytes(raw))
-
-
 def sha256_range(path: Path, a: int, b: int) -> str:
     return hashlib.sha256(path.read_bytes()[a:b]).hexdigest()
 
@@ -129,7 +123,7 @@ def test_model_signing_shard_single_file(folder: Path, tmp_path: Path, key_pem: 
     model, sig = folder / "weights.bin", tmp_path / "w.sig"
     ms_sign(model, sig, key_pem, shard_size=4096, alg="sha256")
     assert verify(model, verifier=VERIFIER, signature=sig).files_verified == 1
-    flip(model, 9999)  # the short last shard
+    flip_byte(model, 9999)  # the short last shard
     (p,) = errors(failing(model, sig))
     assert p.code == "FILE_MODIFIED" and "bytes 8192:10000" in p.message
 
@@ -141,7 +135,7 @@ def test_tampered_second_shard_names_range_and_digests(
     ms_sign(folder, sig, key_pem, shard_size=4096, alg="sha256")
     w = folder / "weights.bin"
     before = sha256_range(w, 4096, 8192)
-    flip(w, 5000)
+    flip_byte(w, 5000)
     exc = failing(folder, sig)
     (p,) = errors(exc)
     assert exc.code == "FILE_MODIFIED" and p.file == "weights.bin"
@@ -153,7 +147,7 @@ def test_several_changed_shards_are_counted(folder: Path, tmp_path: Path, key_pe
     sig = tmp_path / "m.sig"
     ms_sign(folder, sig, key_pem, shard_size=1000, alg="sha256")
     for at in (2500, 4100, 9000):
-        flip(folder / "weights.bin", at)
+        flip_byte(folder / "weights.bin", at)
     (p,) = errors(failing(folder, sig))
     assert "bytes 2000:3000" in p.message and "2 more shard" in p.message
 
@@ -214,7 +208,7 @@ def test_blake2b_shards_and_blake2b_files(folder: Path, tmp_path: Path, key_pem:
     assert payload_of(shards)["predicate"]["resources"][0]["algorithm"] == "blake2b-sharded-4096"
     assert verify(folder, verifier=VERIFIER, signature=shards).files_verified == 3
     assert verify(folder, verifier=VERIFIER, signature=files).files_verified == 4
-    flip(folder / "weights.bin", 4096)
+    flip_byte(folder / "weights.bin", 4096)
     (p,) = errors(failing(folder, shards))
     assert p.code == "FILE_MODIFIED" and "bytes 4096:8192 changed (blake2b)" in p.message
     assert len(p.expected or "") == 128 and p.expected != p.actual
@@ -281,7 +275,7 @@ def test_spec_form_from_shard_resources_verifies(folder: Path, tmp_path: Path) -
     assert {r["algorithm"] for r in st["predicate"]["resources"]} == {"sha256"}
     sig = sign_statement(st, tmp_path / "m.sig")
     assert verify(folder, verifier=VERIFIER, signature=sig).files_verified == 3
-    flip(folder / "sub/a:b.bin", 299)
+    flip_byte(folder / "sub/a:b.bin", 299)
     (p,) = errors(failing(folder, sig))
     assert (p.code, p.file) == ("FILE_MODIFIED", "sub/a:b.bin") and "bytes 0:300" in p.message
 
@@ -326,7 +320,7 @@ def test_shards_with_a_manifest_are_diagnosed_down_to_the_tensor(tiny_model: Pat
     assert {r["algorithm"] for r in st["predicate"]["resources"]} == {"sha256"}
     r = verify(tiny_model, verifier=VERIFIER)
     assert r.files_verified == 4 and r.manifest_digest == res.manifest.digest()
-    flip_tensor_byte(tiny_model / "model.safetensors", "model.norm.weight", 1)
+    flip_byte(tiny_model / "model.safetensors", 1, tensor="model.norm.weight")
     exc = failing(tiny_model, tiny_model / "model.sig")
     got = {(p.code, p.tensor) for p in errors(exc)}
     assert got == {("FILE_MODIFIED", None), ("TENSOR_MODIFIED", "model.norm.weight")}

@@ -38,7 +38,7 @@ from modelsign.watch import Event, Watcher, command_hook
 from modelsign.watch.events import EventProblem, make_event
 
 from .helpers.deep import make_deep, remove_deep
-from .helpers.signing import flip_tensor_byte
+from .helpers.signing import flip_byte
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 10.0
@@ -199,7 +199,7 @@ def watching(
 
 def tampered_copy(source: Path, dest: Path) -> Path:
     shutil.copy(source, dest)
-    flip_tensor_byte(dest, TENSOR)
+    flip_byte(dest, tensor=TENSOR)
     return dest
 
 
@@ -215,7 +215,7 @@ def test_rewrite_in_place_then_restore(model: Path, policy: Policy) -> None:
         assert verified["verdict"] == "verified" and verified["problems"] == []
         assert verified["signer"]["kind"] == "key" and verified["model"] == str(model)
 
-        flip_tensor_byte(weights, TENSOR)
+        flip_byte(weights, tensor=TENSOR)
         (tampered,) = events.expect("tampered", path=weights)
         assert tampered["verdict"] == "failed"
         assert ("TENSOR_MODIFIED", WEIGHTS, TENSOR) in problems(tampered)
@@ -284,14 +284,14 @@ def test_a_symlinked_folder_is_followed_and_retargeted(
     events = Events()
     with watching(current, policy, events):
         events.expect("verified")
-        flip_tensor_byte(model / WEIGHTS, TENSOR)
+        flip_byte(model / WEIGHTS, tensor=TENSOR)
         events.expect("tampered", path=model / WEIGHTS)
 
         (tmp_path / "next").symlink_to(release2)
         os.replace(tmp_path / "next", current)
         events.expect("restored", path=current)
 
-        flip_tensor_byte(release2 / WEIGHTS, TENSOR)
+        flip_byte(release2 / WEIGHTS, tensor=TENSOR)
         events.expect("tampered", path=release2 / WEIGHTS)
 
 
@@ -301,7 +301,7 @@ def test_periodic_recheck_catches_what_no_event_reports(model: Path, policy: Pol
     with watching(model, policy, events, use_events=False) as watcher:
         assert watcher._folders.observer is None
         events.expect("verified")
-        flip_tensor_byte(weights, TENSOR)
+        flip_byte(weights, tensor=TENSOR)
         (tampered,) = events.expect("tampered", path=weights)
         assert ("TENSOR_MODIFIED", WEIGHTS, TENSOR) in problems(tampered)
 
@@ -319,7 +319,7 @@ def test_a_refused_watch_is_reported_and_the_recheck_covers_it(
         watcher.start()
     try:
         events.expect("verified")
-        flip_tensor_byte(model / WEIGHTS, TENSOR)
+        flip_byte(model / WEIGHTS, tensor=TENSOR)
         events.expect("tampered", path=model / WEIGHTS)
     finally:
         watcher.stop()
@@ -329,7 +329,7 @@ def test_check_now_reverifies_at_once(model: Path, policy: Policy) -> None:
     events = Events()
     with watching(model, policy, events, interval=60, use_events=False) as watcher:
         events.expect("verified")
-        flip_tensor_byte(model / WEIGHTS, TENSOR)
+        flip_byte(model / WEIGHTS, tensor=TENSOR)
         watcher.check_now()  # returns when done: no waiting
         changed, tampered = events.since_mark()
         assert (changed["event"], changed["paths"]) == ("changed", [str(model / WEIGHTS)])
@@ -353,7 +353,7 @@ def test_a_burst_of_changes_is_one_reverification(model: Path, policy: Policy) -
 
 
 def test_tampered_before_start(model: Path, policy: Policy) -> None:
-    flip_tensor_byte(model / WEIGHTS, TENSOR)
+    flip_byte(model / WEIGHTS, tensor=TENSOR)
     events = Events()
     with watching(model, policy, events):
         (first,) = events.expect("tampered")
@@ -364,7 +364,7 @@ def test_two_models_are_reported_apart(model: Path, single: Path, policy: Policy
     events = Events()
     with watching([model, single], policy, events):
         events.expect("verified", "verified")
-        flip_tensor_byte(single, TENSOR)
+        flip_byte(single, tensor=TENSOR)
         (tampered,) = events.expect("tampered", path=single)
         assert tampered["model"] == str(single)
     assert {e["model"] for e in events.all() if e["event"] == "verified"} == {
@@ -440,7 +440,7 @@ def test_on_change_gets_each_event_on_stdin(model: Path, policy: Policy, tmp_pat
 
     with watching(model, policy, on_event):
         events.expect("verified")
-        flip_tensor_byte(model / WEIGHTS, TENSOR)
+        flip_byte(model / WEIGHTS, tensor=TENSOR)
         events.expect("tampered", path=model / WEIGHTS)
     records = recorded(log, 2)
     assert [(r[0], r[1], r[2]["event"]) for r in records][-1] == (
@@ -475,7 +475,7 @@ def test_on_change_failures_are_reported_never_fatal(
     original = weights.read_bytes()
     with watching(model, policy, on_event):
         events.expect("verified")
-        flip_tensor_byte(weights, TENSOR)
+        flip_byte(weights, tensor=TENSOR)
         events.expect("tampered", path=weights)
         weights.write_bytes(original)
         events.expect("restored", path=weights)
@@ -537,7 +537,7 @@ def test_cli_reports_tampering_and_stops_cleanly(
     args += ["--on-change", f"{sys.executable} {script} {log}"]
     with cli_watch(*args) as (proc, lines):
         assert next_event(lines, "verified")["model"] == str(model)
-        flip_tensor_byte(model / WEIGHTS, TENSOR)
+        flip_byte(model / WEIGHTS, tensor=TENSOR)
         tampered = next_event(lines, "tampered")
         assert ("TENSOR_MODIFIED", WEIGHTS, TENSOR) in problems(tampered)
         records = recorded(log, 2)
@@ -583,7 +583,7 @@ def test_a_model_nested_too_deep_never_stops_the_monitor(
             first = events.expect("verified", "tampered")
             assert first[1]["model"] == str(deep)
             assert [p[0] for p in problems(first[1])] == ["TOO_DEEP"]
-            flip_tensor_byte(model / WEIGHTS, TENSOR)
+            flip_byte(model / WEIGHTS, tensor=TENSOR)
             (tampered,) = events.expect("tampered", path=model / WEIGHTS)
             assert tampered["model"] == str(model)
     finally:

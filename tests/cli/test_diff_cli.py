@@ -16,7 +16,7 @@ from modelsign.cli import cli
 from modelsign.diff import UNVERIFIED_NOTE
 from modelsign.sign import sign
 
-from ..helpers.signing import flip_tensor_byte
+from ..helpers.signing import flip_byte
 
 CHANGE_KEYS = {"code", "message", "path", "old_path", "tensor", "field", "old", "new"}
 TENSOR_KEYS = CHANGE_KEYS | {"layer", "old_dtype", "new_dtype", "old_shape", "new_shape"}
@@ -29,7 +29,7 @@ def run(*args: str | Path) -> tuple[int, str, str]:
 
 def edited_copy(model: Path, dest: Path) -> Path:
     shutil.copytree(model, dest)
-    flip_tensor_byte(dest / "model.safetensors", "model.layers.1.self_attn.q_proj.weight")
+    flip_byte(dest / "model.safetensors", tensor="model.layers.1.self_attn.q_proj.weight")
     (dest / "README.md").write_text((dest / "README.md").read_text() + "\nv2\n")
     return dest
 

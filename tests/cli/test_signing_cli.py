@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from modelsign.cli import cli
 
 from ..helpers.deep import make_deep, remove_deep
-from ..helpers.signing import flip_tensor_byte
+from ..helpers.signing import flip_byte
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -60,7 +60,7 @@ def test_sign_and_verify_exit_codes(tiny_model: Path, keypair: Path) -> None:
     assert result["verdict"] == "verified" and result["kind"] == "modelsign.verification"
     assert result["signer"]["kind"] == "key" and result["problems"] == []
 
-    flip_tensor_byte(tiny_model / "model.safetensors", "lm_head.weight")
+    flip_byte(tiny_model / "model.safetensors", tensor="lm_head.weight")
     code, out, _ = run("verify", str(tiny_model), "--key", pub)
     assert code == 1 and "TENSOR_MODIFIED: model.safetensors [tensor lm_head.weight]" in out
     code, out, _ = run("verify", str(tiny_model), "--key", pub, "--json")

@@ -34,7 +34,7 @@ from modelsign.load.hf import (
 )
 from modelsign.policy import parse_policy
 
-from ..helpers.signing import flip_tensor_byte
+from ..helpers.signing import flip_byte
 
 COMMIT = "c0ffee" + "0" * 34
 TENSOR = "model.layers.0.mlp.up_proj.weight"
@@ -200,7 +200,7 @@ def test_policy_load(tiny: tuple[Path, Any], key: keys.PrivateKey) -> None:
 
 def test_tampered_tensor_refused_naming_it(tiny: tuple[Path, Any], verifier: Any) -> None:
     folder, _ = tiny
-    flip_tensor_byte(folder / "model.safetensors", TENSOR, at=5)
+    flip_byte(folder / "model.safetensors", 5, tensor=TENSOR)
     with pytest.raises(VerificationError) as e:
         load_transformers(folder, verifier=verifier)
     assert e.value.path == "model.safetensors" and e.value.tensor == TENSOR
@@ -210,7 +210,7 @@ def test_tampered_tensor_refused_naming_it(tiny: tuple[Path, Any], verifier: Any
 
 def test_warn_mode_policy_warns_and_loads(tiny: tuple[Path, Any], key: keys.PrivateKey) -> None:
     folder, _ = tiny
-    flip_tensor_byte(folder / "model.safetensors", TENSOR)
+    flip_byte(folder / "model.safetensors", tensor=TENSOR)
     pem = keys.public_key_pem(key.public_key()).decode()
     policy = parse_policy(
         json.dumps({"version": 1, "mode": "warn", "signers": {"keys": [{"pem": pem}]}}), "p.yaml"
@@ -343,7 +343,7 @@ def test_verify_and_load_from_the_cache(
 def test_tampered_blob_refused(cached: Path, verifier: Any) -> None:
     snap = cached / "models--acme--tiny" / "snapshots" / COMMIT
     blob = Path(os.path.realpath(snap / "model.safetensors"))
-    flip_tensor_byte(blob, TENSOR)
+    flip_byte(blob, tensor=TENSOR)
     with pytest.raises(VerificationError):
         verify_hf_snapshot("acme/tiny", COMMIT, cache_dir=str(cached), verifier=verifier)
     with pytest.raises(VerificationError, match=TENSOR):

@@ -27,7 +27,7 @@ from modelsign._internal.signature import keys
 from modelsign.errors import InputError, VerificationError
 from modelsign.load import ModelsignWarning, load_safetensors
 
-from ..helpers.signing import flip_tensor_byte
+from ..helpers.signing import flip_byte
 
 WEIGHTS = "model.safetensors"
 TENSOR = "model.layers.1.mlp.up_proj.weight"
@@ -100,7 +100,7 @@ def test_mapped_torch_tensors(signed: Path, verifier: Any) -> None:
 
 
 def test_a_tampered_file_is_refused_naming_the_tensor(signed: Path, verifier: Any) -> None:
-    flip_tensor_byte(signed / WEIGHTS, TENSOR, at=3)
+    flip_byte(signed / WEIGHTS, 3, tensor=TENSOR)
     with pytest.raises(VerificationError) as info:
         load(signed, verifier)
     assert [(p.code, p.file, p.tensor) for p in info.value.findings][-1] == (
@@ -270,7 +270,7 @@ def test_unknown_memory_mode(signed: Path, verifier: Any) -> None:
 
 def test_partial_loads_map_and_check_only_what_they_load(signed: Path, verifier: Any) -> None:
     other = "model.layers.0.mlp.up_proj.weight"
-    flip_tensor_byte(signed / WEIGHTS, other, at=5)  # not requested: neither read nor judged
+    flip_byte(signed / WEIGHTS, 5, tensor=other)  # not requested: neither read nor judged
     out = load(signed, verifier, tensors=[TENSOR])
     assert out.report.partial and out.report.mapped == [WEIGHTS] and list(out) == [TENSOR]
     assert out.report.tensors == [TENSOR]

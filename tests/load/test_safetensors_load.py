@@ -37,7 +37,7 @@ from ..helpers.safetensors_files import (
     write_safetensors_torch,
     write_sharded,
 )
-from ..helpers.signing import flip_tensor_byte
+from ..helpers.signing import flip_byte
 
 ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = "model.safetensors"
@@ -184,7 +184,7 @@ def test_loaded_tensors_do_not_follow_the_file(signed: Path, verifier: Any) -> N
     """Tensors are views of the verified buffer, not of an mmap of the path."""
     out = load_safetensors(signed, verifier=verifier)
     before = out[OTHER].copy()
-    flip_tensor_byte(signed / WEIGHTS, OTHER)  # rewritten in place after the load
+    flip_byte(signed / WEIGHTS, tensor=OTHER)  # rewritten in place after the load
     np.testing.assert_array_equal(out[OTHER], before)
 
 
@@ -250,7 +250,7 @@ def test_partial_reads_only_the_header_and_the_requested_tensors(
 
 
 def test_partial_ignores_a_tampered_tensor_it_does_not_load(signed: Path, verifier: Any) -> None:
-    flip_tensor_byte(signed / WEIGHTS, OTHER, at=5)
+    flip_byte(signed / WEIGHTS, 5, tensor=OTHER)
     out = load_safetensors(signed, verifier=verifier, tensors=WANTED)
     assert sorted(out) == sorted(WANTED) and out.report.verified
     # ...while a full load of the same folder is refused, naming that tensor
@@ -260,7 +260,7 @@ def test_partial_ignores_a_tampered_tensor_it_does_not_load(signed: Path, verifi
 
 
 def test_partial_refuses_a_tampered_requested_tensor(signed: Path, verifier: Any) -> None:
-    flip_tensor_byte(signed / WEIGHTS, WANTED[0], at=3)
+    flip_byte(signed / WEIGHTS, 3, tensor=WANTED[0])
     exc = refused(lambda: load_safetensors(signed, verifier=verifier, tensors=WANTED))
     assert exc.code == "TENSOR_MODIFIED"
     assert [(p.code, p.file, p.tensor) for p in exc.findings] == [
@@ -281,7 +281,7 @@ def test_partial_across_shards(tmp_path: Path, key: keys.PrivateKey, verifier: A
     tensors = {f"t{i}": np.full((4,), i, dtype=np.float32) for i in range(6)}
     index, shards = write_sharded(tmp_path / "sharded", tensors, 3)
     sign(index.parent, key)
-    flip_tensor_byte(shards[1], "t2")  # shard 2 holds t2, t3: neither requested
+    flip_byte(shards[1], tensor="t2")  # shard 2 holds t2, t3: neither requested
     out = load_safetensors(index.parent, verifier=verifier, tensors=["t5", "t0"])
     assert sorted(out) == ["t0", "t5"] and out.report.partial
     np.testing.assert_array_equal(out["t5"], tensors["t5"])
@@ -296,7 +296,7 @@ def _evil_copy(signed: Path, tmp_path: Path) -> Path:
     """The signed weights with one tensor changed, same size, outside the model folder."""
     evil = tmp_path / "evil.safetensors"
     shutil.copy(signed / WEIGHTS, evil)
-    flip_tensor_byte(evil, OTHER, at=7)
+    flip_byte(evil, 7, tensor=OTHER)
     return evil
 
 
@@ -329,7 +329,7 @@ def test_attack_file_swapped_during_a_partial_load(
     harmless (their bytes are checked); a swap of a requested tensor is refused."""
     evil = tmp_path / "evil.safetensors"
     shutil.copy(signed / WEIGHTS, evil)
-    flip_tensor_byte(evil, WANTED[1])
+    flip_byte(evil, tensor=WANTED[1])
     real_open_context = st_loader.open_context
 
     def open_then_swap(*a: Any, **k: Any) -> Any:
@@ -503,7 +503,7 @@ def test_warn_mode_policy_lets_a_tampered_tensor_through_with_a_warning(
     signed: Path, tmp_path: Path, key: keys.PrivateKey
 ) -> None:
     policy = adapted_policy(tmp_path, "permissive.yaml", key)
-    flip_tensor_byte(signed / WEIGHTS, OTHER)
+    flip_byte(signed / WEIGHTS, tensor=OTHER)
     with pytest.warns(ModelsignWarning) as caught:
         out = load_safetensors(signed, policy=policy)
     assert set(out) == set(np_load_file(str(signed / WEIGHTS)))
@@ -515,7 +515,7 @@ def test_warn_mode_policy_lets_a_tampered_tensor_through_with_a_warning(
 
 
 def test_enforce_is_the_default_without_a_policy(signed: Path, verifier: Any) -> None:
-    flip_tensor_byte(signed / WEIGHTS, OTHER)
+    flip_byte(signed / WEIGHTS, tensor=OTHER)
     exc = refused(lambda: load_safetensors(signed, verifier=verifier))
     assert exc.result.tensors == [] and exc.result.files == []
     assert [(p.code, p.tensor) for p in exc.findings if p.tensor] == [("TENSOR_MODIFIED", OTHER)]
@@ -694,7 +694,7 @@ def test_the_attestation_gives_the_loader_its_tensor_digests(
     with pytest.warns(ModelsignWarning, match="re-sign"):
         out = load_safetensors(signed, verifier=verifier)
     assert set(WANTED) <= set(out) and any("re-sign" in w for w in out.report.warnings)
-    flip_tensor_byte(signed / WEIGHTS, WANTED[1])
+    flip_byte(signed / WEIGHTS, tensor=WANTED[1])
     with pytest.warns(ModelsignWarning):
         exc = refused(lambda: load_safetensors(signed, verifier=verifier))
     assert "TENSOR_MODIFIED" in codes(exc)

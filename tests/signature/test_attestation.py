@@ -30,7 +30,7 @@ from modelsign.verify import verify
 from ..helpers.signing import (
     attestation_of,
     error_codes,
-    flip_tensor_byte,
+    flip_byte,
     manifest_of,
     payload_bytes,
     payload_of,
@@ -143,7 +143,7 @@ def test_a_changed_attested_manifest_is_not_bound(signed: Path) -> None:
 def test_tensor_verdicts_come_from_the_attestation(signed: Path) -> None:
     r = verify(signed, verifier=VERIFIER)
     assert r.files_by_tensor_digests == 1 and r.tensors_verified == 21
-    flip_tensor_byte(signed / "model.safetensors", "model.layers.0.self_attn.k_proj.weight", 3)
+    flip_byte(signed / "model.safetensors", 3, tensor="model.layers.0.self_attn.k_proj.weight")
     assert {"FILE_MODIFIED", "TENSOR_MODIFIED"} <= codes(failing(signed))
 
 

@@ -32,7 +32,7 @@ from modelsign._internal.signature import keys
 from modelsign.errors import InputError, VerificationError
 from modelsign.load import ModelsignWarning
 
-from .helpers.signing import flip_byte
+from .helpers.signing import KeyPair, flip_byte
 from .load.test_hf_load import (
     COMMIT,
     INPUT,
@@ -54,19 +54,12 @@ WEIGHTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def key() -> keys.PrivateKey:
-    return keys.generate_key()
+def sign(folder: Path, keypair: KeyPair) -> None:
+    modelsign.sign(folder, signer=keypair.signer, env={})
 
 
-def sign(folder: Path, key: keys.PrivateKey) -> None:
-    modelsign.sign(folder, signer=modelsign.KeySigner(key), env={})
-
-
-def write_policy(
-    tmp_path: Path, key: keys.PrivateKey, *, mode: str = "enforce", **rules: Any
-) -> Path:
-    (tmp_path / "release.pub").write_bytes(keys.public_key_pem(key.public_key()))
+def write_policy(tmp_path: Path, keypair: KeyPair, *, mode: str = "enforce", **rules: Any) -> Path:
+    (tmp_path / "release.pub").write_bytes(keys.public_key_pem(keypair.public))
     policy = {"version": 1, "mode": mode, "signers": {"keys": [{"file": "release.pub"}]}, **rules}
     path = tmp_path / "policy.yaml"
     path.write_text(json.dumps(policy))
@@ -74,25 +67,25 @@ def write_policy(
 
 
 @pytest.fixture
-def weights(tmp_path: Path, key: keys.PrivateKey) -> Path:
+def weights(tmp_path: Path, keypair: KeyPair) -> Path:
     folder = tmp_path / "weights"
     folder.mkdir()
     safetensors.torch.save_file(WEIGHTS, str(folder / "w.safetensors"), metadata={"format": "pt"})
-    sign(folder, key)
+    sign(folder, keypair)
     return folder / "w.safetensors"
 
 
 @pytest.fixture
-def guarded(tmp_path: Path, key: keys.PrivateKey) -> Iterator[Path]:
-    policy = write_policy(tmp_path, key)
+def guarded(tmp_path: Path, keypair: KeyPair) -> Iterator[Path]:
+    policy = write_policy(tmp_path, keypair)
     guard.install(policy=policy)
     yield policy
     guard.uninstall()
 
 
 @pytest.fixture
-def warn_guard(tmp_path: Path, key: keys.PrivateKey) -> Iterator[None]:
-    guard.install(policy=write_policy(tmp_path, key, mode="warn"))
+def warn_guard(tmp_path: Path, keypair: KeyPair) -> Iterator[None]:
+    guard.install(policy=write_policy(tmp_path, keypair, mode="warn"))
     yield
     guard.uninstall()
 
@@ -148,20 +141,20 @@ def test_torch_load_of_a_pickle_refused(weights: Path, guarded: Path) -> None:
 
 
 @pytest.fixture
-def checkpoint(tmp_path: Path, key: keys.PrivateKey) -> Path:
+def checkpoint(tmp_path: Path, keypair: KeyPair) -> Path:
     """A signed folder holding one pickle checkpoint, pytorch_model.bin."""
     folder = tmp_path / "ckpt"
     folder.mkdir()
     torch.save(WEIGHTS, folder / "pytorch_model.bin")
-    sign(folder, key)
+    sign(folder, keypair)
     return folder
 
 
 def test_torch_load_allowed_pickle_comes_from_the_signed_bytes(
-    checkpoint: Path, tmp_path: Path, key: keys.PrivateKey
+    checkpoint: Path, tmp_path: Path, keypair: KeyPair
 ) -> None:
     folder = checkpoint
-    guard.install(policy=write_policy(tmp_path, key, formats={"deny": []}))
+    guard.install(policy=write_policy(tmp_path, keypair, formats={"deny": []}))
     try:
         loaded = torch.load(folder / "pytorch_model.bin", weights_only=True, mmap=True)
         assert torch.equal(loaded["alpha"], WEIGHTS["alpha"])
@@ -174,10 +167,10 @@ def test_torch_load_allowed_pickle_comes_from_the_signed_bytes(
 
 
 @pytest.fixture
-def tiny(tmp_path: Path, key: keys.PrivateKey) -> tuple[Path, Any]:
+def tiny(tmp_path: Path, keypair: KeyPair) -> tuple[Path, Any]:
     folder = tmp_path / "tiny"
     model = build_tiny_llama(folder)
-    sign(folder, key)
+    sign(folder, keypair)
     return folder, model
 
 
@@ -250,13 +243,13 @@ def test_from_pretrained_warn_mode(tiny: tuple[Path, Any], warn_guard: None) -> 
 
 
 def test_from_pretrained_remote_code(
-    tmp_path: Path, key: keys.PrivateKey, guarded: Path, modules_cache: Path
+    tmp_path: Path, keypair: KeyPair, guarded: Path, modules_cache: Path
 ) -> None:
     folder = tmp_path / "remote"
     marker = tmp_path / "marker"
     original = build_tiny_llama(folder)
     make_remote_code(folder, marker)
-    sign(folder, key)
+    sign(folder, keypair)
     model = transformers.AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)
     assert type(model).__name__ == "TinyForCausalLM" and marker.exists()
     assert torch.equal(logits(model), logits(original))
@@ -264,13 +257,13 @@ def test_from_pretrained_remote_code(
 
 
 def test_changed_remote_code_refused_before_import(
-    tmp_path: Path, key: keys.PrivateKey, guarded: Path, modules_cache: Path
+    tmp_path: Path, keypair: KeyPair, guarded: Path, modules_cache: Path
 ) -> None:
     folder = tmp_path / "remote"
     marker = tmp_path / "marker"
     build_tiny_llama(folder)
     make_remote_code(folder, tmp_path / "elsewhere")
-    sign(folder, key)
+    sign(folder, keypair)
     write_code(folder, marker)
     for cls in (transformers.AutoConfig, transformers.AutoModelForCausalLM):
         with pytest.raises(VerificationError) as e:
@@ -300,7 +293,7 @@ def _originals() -> dict[str, Any]:
     }
 
 
-def test_uninstall_restores_the_originals(guarded: Path, key: keys.PrivateKey) -> None:
+def test_uninstall_restores_the_originals(guarded: Path, keypair: KeyPair) -> None:
     guard.uninstall()
     before = _originals()
     guard.install(policy=guarded)
@@ -337,14 +330,14 @@ def test_install_from_env_memory(guarded: Path) -> None:
 
 
 def test_mapped_guard_keeps_a_lease_on_what_load_file_returned(
-    weights: Path, tmp_path: Path, key: keys.PrivateKey, monkeypatch: pytest.MonkeyPatch
+    weights: Path, tmp_path: Path, keypair: KeyPair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import modelsign.load._mapped as mapped
 
     if mapped.filesystem_of(os.stat(weights).st_dev) not in mapped.LEASE_SAFE_FILESYSTEMS:
         pytest.skip("the test folder is not on a local filesystem that supports leases")
     monkeypatch.setattr(mapped, "MIN_MAPPED", 1)  # the test weights are tiny
-    guard.install(policy=write_policy(tmp_path, key), memory="mapped")
+    guard.install(policy=write_policy(tmp_path, keypair), memory="mapped")
     try:
         loaded = safetensors.torch.load_file(weights)
     finally:
@@ -428,13 +421,13 @@ def payload(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_every_alias_of_torch_load_refuses_an_unsigned_pickle(
-    payload: tuple[Path, Path], tmp_path: Path, key: keys.PrivateKey
+    payload: tuple[Path, Path], tmp_path: Path, keypair: KeyPair
 ) -> None:
     """torch.load is also torch.serialization.load, and can be bound before install."""
     from torch import load as bound_before  # a reference guard.install cannot rebind
 
     path, marker = payload
-    guard.install(policy=write_policy(tmp_path, key))
+    guard.install(policy=write_policy(tmp_path, keypair))
     try:
         for call in (torch.load, torch.serialization.load, bound_before):
             with pytest.raises(VerificationError, match="pickle is denied") as e:
@@ -456,12 +449,12 @@ def test_every_alias_of_safe_open_is_guarded(weights: Path, guarded: Path) -> No
 
 
 def test_torch_load_bound_before_install_reads_the_verified_bytes(
-    checkpoint: Path, tmp_path: Path, key: keys.PrivateKey
+    checkpoint: Path, tmp_path: Path, keypair: KeyPair
 ) -> None:
     from torch.serialization import load as bound_before
 
     folder = checkpoint
-    guard.install(policy=write_policy(tmp_path, key, formats={"deny": []}))
+    guard.install(policy=write_policy(tmp_path, keypair, formats={"deny": []}))
     try:
         loaded = bound_before(folder / "pytorch_model.bin", weights_only=True)
         assert torch.equal(loaded["alpha"], WEIGHTS["alpha"])

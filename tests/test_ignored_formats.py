@@ -18,21 +18,15 @@ from typing import Any
 import pytest
 import yaml
 
-from modelsign._internal.signature import keys
-from modelsign._internal.signature.signers import KeySigner
 from modelsign.errors import VerificationError
 from modelsign.inventory import scan
 from modelsign.load import load_safetensors
 from modelsign.policy import Policy
 from modelsign.sign import sign
 from modelsign.verify import verify
+from tests.helpers.signing import KeyPair
 
 DENIED = "pytorch_model.bin (unsigned): format pickle is denied"
-
-
-@pytest.fixture(scope="module")
-def key() -> keys.PrivateKey:
-    return keys.generate_key("ec-p256")
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +38,8 @@ def checkpoint() -> bytes:
     return buf.getvalue()
 
 
-def policy(tmp_path: Path, key: keys.PrivateKey, **rules: Any) -> Policy:
-    pem = keys.public_key_pem(key.public_key()).decode()
+def policy(tmp_path: Path, keypair: KeyPair, **rules: Any) -> Policy:
+    pem = keypair.pem
     doc = {"version": 1, "signers": {"keys": [{"pem": pem}]}, **rules}
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
@@ -53,16 +47,18 @@ def policy(tmp_path: Path, key: keys.PrivateKey, **rules: Any) -> Policy:
 
 
 @pytest.fixture
-def strict(tmp_path: Path, key: keys.PrivateKey) -> Policy:
+def strict(tmp_path: Path, keypair: KeyPair) -> Policy:
     """Pickle denied, unsigned files denied."""
-    return policy(tmp_path, key, formats={"deny": ["pickle"]}, coverage={"unsigned_files": "deny"})
+    return policy(
+        tmp_path, keypair, formats={"deny": ["pickle"]}, coverage={"unsigned_files": "deny"}
+    )
 
 
 @pytest.fixture
-def swapped(tiny_model: Path, key: keys.PrivateKey, checkpoint: bytes) -> Path:
+def swapped(tiny_model: Path, keypair: KeyPair, checkpoint: bytes) -> Path:
     """Signed with --ignore '*.bin' (a harmless .bin then), the .bin replaced by a pickle."""
     (tiny_model / "pytorch_model.bin").write_bytes(b"placeholder, not weights")
-    result = sign(tiny_model, signer=KeySigner(key), env={}, ignore=["*.bin"])
+    result = sign(tiny_model, signer=keypair.signer, env={}, ignore=["*.bin"])
     ignored = json.loads(result.statement)["predicate"]["serialization"]["ignore_paths"]
     assert "pytorch_model.bin" in ignored  # recorded as a concrete signed path
     (tiny_model / "pytorch_model.bin").write_bytes(checkpoint)
@@ -83,9 +79,9 @@ def test_verify_judges_a_pickle_at_a_signed_ignored_path(swapped: Path, strict: 
 
 
 def test_verify_ignore_never_excuses_an_unsafe_format(
-    tiny_model: Path, key: keys.PrivateKey, strict: Policy, checkpoint: bytes
+    tiny_model: Path, keypair: KeyPair, strict: Policy, checkpoint: bytes
 ) -> None:
-    sign(tiny_model, signer=KeySigner(key), env={})
+    sign(tiny_model, signer=keypair.signer, env={})
     (tiny_model / "pytorch_model.bin").write_bytes(checkpoint)
     with pytest.raises(VerificationError) as info:
         verify(tiny_model, policy=strict, ignore=["*.bin"])
@@ -111,18 +107,18 @@ def test_inventory_does_not_call_it_verified(swapped: Path, strict: Policy) -> N
 
 
 def test_inventory_without_a_formats_rule_still_flags_the_pickle(
-    swapped: Path, tmp_path: Path, key: keys.PrivateKey
+    swapped: Path, tmp_path: Path, keypair: KeyPair
 ) -> None:
-    signers_only = policy(tmp_path, key)
+    signers_only = policy(tmp_path, keypair)
     (entry,) = scan([swapped], default_stores=False, policy=signers_only).models
     assert entry.status == "unsafe-format" and entry.blocked  # no formats rule: pickle denied
 
 
 def test_default_exclusions_stay_out(
-    tiny_model: Path, key: keys.PrivateKey, strict: Policy, checkpoint: bytes
+    tiny_model: Path, keypair: KeyPair, strict: Policy, checkpoint: bytes
 ) -> None:
     (tiny_model / ".git").mkdir()
-    sign(tiny_model, signer=KeySigner(key), env={})
+    sign(tiny_model, signer=keypair.signer, env={})
     (tiny_model / ".git" / "objects.bin").write_bytes(checkpoint)  # git's business
     result = verify(tiny_model, policy=strict)
     assert result.verdict == "verified"

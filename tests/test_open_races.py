@@ -20,17 +20,15 @@ import pytest
 import modelsign._internal.manifest as manifest_module
 import modelsign.load._context as context_module
 from modelsign._internal.manifest import build_manifest
-from modelsign._internal.signature import keys
-from modelsign._internal.signature.signers import KeySigner
 from modelsign._internal.signature.verifiers import KeyVerifier
 from modelsign.errors import ModelsignError, VerificationError
 from modelsign.load import load_safetensors
-from modelsign.sign import sign
 from modelsign.verify import verify
 
 from .helpers.deadline import in_thread
+from .helpers.signing import shared_key
 
-KEY = keys.generate_key()
+KEY = shared_key()  # the key of the ``keypair`` fixture, which ``signed`` signs with
 VERIFIER = KeyVerifier(KEY.public_key())
 verify_module = importlib.import_module("modelsign.verify")  # the name is also a function
 WEIGHTS = "model.safetensors"
@@ -71,12 +69,6 @@ def special_file(exc: BaseException | None) -> bool:
         found = {(p.code, p.file) for p in exc.findings if hasattr(p, "code")}
         return exc.code == "SPECIAL_FILE" or ("SPECIAL_FILE", WEIGHTS) in found
     return isinstance(exc, ModelsignError) and exc.code == "SPECIAL_FILE"
-
-
-@pytest.fixture
-def signed(tiny_model: Path) -> Path:
-    sign(tiny_model, signer=KeySigner(KEY), env={})
-    return tiny_model
 
 
 def test_verify_refuses_a_fifo_swapped_in_after_discovery(

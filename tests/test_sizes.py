@@ -17,18 +17,16 @@ from pathlib import Path
 import pytest
 
 from modelsign._internal.check.compare import Problem
-from modelsign._internal.signature import keys
-from modelsign._internal.signature.signers import KeySigner
 from modelsign._internal.signature.verifiers import KeyVerifier
 from modelsign.errors import VerificationError
 from modelsign.inventory import scan
 from modelsign.load import load_safetensors
-from modelsign.sign import sign
 from modelsign.verify import verify
 
 from .helpers.deadline import in_thread
+from .helpers.signing import shared_key
 
-KEY = keys.generate_key()
+KEY = shared_key()  # the key of the ``keypair`` fixture, which ``signed`` signs with
 VERIFIER = KeyVerifier(KEY.public_key())
 WEIGHTS = "model.safetensors"
 GiB = 1 << 30
@@ -50,12 +48,6 @@ def size_problem(exc: BaseException | None, name: str) -> Problem:
     found = [p for p in exc.findings if isinstance(p, Problem) and p.code == "FILE_SIZE_MISMATCH"]
     (p,) = [p for p in found if p.file == name]
     return p
-
-
-@pytest.fixture
-def signed(tiny_model: Path) -> Path:
-    sign(tiny_model, signer=KeySigner(KEY), env={})
-    return tiny_model
 
 
 @pytest.mark.parametrize("name", [WEIGHTS, "README.md"])

@@ -18,19 +18,13 @@ from click.testing import CliRunner
 
 from modelsign._internal.manifest import manifest_from_json
 from modelsign._internal.signature import keys
-from modelsign._internal.signature.signers import KeySigner
 from modelsign.cli import cli
 from modelsign.errors import ManifestError
 from modelsign.sign import sign
 
-from .helpers.signing import attestation_of, sign_payload
+from .helpers.signing import KeyPair, attestation_of, sign_payload
 
 BIG = 2**53
-
-
-@pytest.fixture(scope="module")
-def key() -> keys.PrivateKey:
-    return keys.generate_key("ec-p256")
 
 
 def run(*args: str | Path) -> tuple[int, str, str]:
@@ -42,24 +36,24 @@ def first_tensor(manifest: dict[str, Any]) -> dict[str, Any]:
     return next(f for f in manifest["files"] if f["weights"])["weights"]["tensors"][0]  # type: ignore[no-any-return]
 
 
-def resign_attestation(model: Path, key: keys.PrivateKey, field: str, value: Any) -> None:
+def resign_attestation(model: Path, keypair: KeyPair, field: str, value: Any) -> None:
     """Replace the claims line with a validly signed attestation carrying ``value``."""
     att = attestation_of(model / "model.sig")
     first_tensor(att["predicate"]["manifest"])[field] = value
     # json.dumps, not RFC 8785: the canonicaliser itself refuses such an integer.
     payload = json.dumps(att, sort_keys=True, separators=(",", ":")).encode()
-    line = json.dumps(json.loads(sign_payload(key, payload)), separators=(",", ":"))
+    line = json.dumps(json.loads(sign_payload(keypair.private, payload)), separators=(",", ":"))
     (model / "claims.jsonl").write_text(line + "\n")
 
 
 @pytest.fixture(params=[("offset", BIG), ("shape", [BIG, 1]), ("length", -BIG)])
 def big_model(
-    request: pytest.FixtureRequest, tiny_model: Path, key: keys.PrivateKey, tmp_path: Path
+    request: pytest.FixtureRequest, tiny_model: Path, keypair: KeyPair, tmp_path: Path
 ) -> tuple[Path, Path]:
     """A model whose signed attestation carries an out-of-range integer; its public key."""
-    sign(tiny_model, signer=KeySigner(key), env={})
-    resign_attestation(tiny_model, key, *request.param)
-    _, pub = keys.write_keypair(str(tmp_path / "k"), key, password=None)
+    sign(tiny_model, signer=keypair.signer, env={})
+    resign_attestation(tiny_model, keypair, *request.param)
+    _, pub = keys.write_keypair(str(tmp_path / "k"), keypair.private, password=None)
     return tiny_model, Path(pub)
 
 
@@ -94,9 +88,9 @@ def test_readers_give_one_clean_error(big_model: tuple[Path, Path], command: str
     ],
 )
 def test_any_out_of_range_number_in_a_manifest_is_refused(
-    tiny_model: Path, key: keys.PrivateKey, where: str, value: object
+    tiny_model: Path, keypair: KeyPair, where: str, value: object
 ) -> None:
-    sign(tiny_model, signer=KeySigner(key), env={})
+    sign(tiny_model, signer=keypair.signer, env={})
     manifest = attestation_of(tiny_model / "model.sig")["predicate"]["manifest"]
     entry = next(f for f in manifest["files"] if f["weights"])
     *parents, last = where.split(".")
@@ -110,8 +104,8 @@ def test_any_out_of_range_number_in_a_manifest_is_refused(
     assert where in info.value.message
 
 
-def test_the_largest_safe_integer_is_accepted(tiny_model: Path, key: keys.PrivateKey) -> None:
-    sign(tiny_model, signer=KeySigner(key), env={})
+def test_the_largest_safe_integer_is_accepted(tiny_model: Path, keypair: KeyPair) -> None:
+    sign(tiny_model, signer=keypair.signer, env={})
     manifest = attestation_of(tiny_model / "model.sig")["predicate"]["manifest"]
     next(f for f in manifest["files"] if f["weights"])["weights"]["metadata"]["n"] = BIG - 1
     assert manifest_from_json(manifest, "m.json").files

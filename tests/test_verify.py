@@ -21,9 +21,9 @@ from modelsign.sign import sign
 from modelsign.verify import verify
 
 from .helpers.pki import build_pki, write_pki
-from .helpers.signing import flip_byte, payload_of, sign_payload
+from .helpers.signing import flip_byte, payload_of, shared_key, sign_payload
 
-KEY = keys.generate_key("ec-p256")
+KEY = shared_key()  # the key of the ``keypair`` fixture, which ``signed`` signs with
 SIGNER = KeySigner(KEY)
 VERIFIER = KeyVerifier(KEY.public_key())
 
@@ -36,12 +36,6 @@ def failing(model: Path, **kw: object) -> VerificationError:
     with pytest.raises(VerificationError) as e:
         verify(model, verifier=kw.pop("verifier", VERIFIER), **kw)  # type: ignore[arg-type]
     return e.value
-
-
-@pytest.fixture
-def signed(tiny_model: Path) -> Path:
-    sign(tiny_model, signer=SIGNER, env={})
-    return tiny_model
 
 
 def test_verified_by_tensor_digests(signed: Path) -> None:
@@ -152,7 +146,7 @@ def test_symlink_policy_cannot_be_loosened(signed: Path) -> None:
 
 
 def test_wrong_key_and_tampered_signature(signed: Path) -> None:
-    other = keys.generate_key("ec-p256")
+    other = shared_key("other")
     exc = failing(signed, verifier=KeyVerifier(other.public_key()))
     assert codes(exc) == {"KEY_HINT_MISMATCH"}
     sig = signed / "model.sig"

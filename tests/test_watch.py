@@ -29,7 +29,6 @@ import yaml
 from watchdog.observers.api import BaseObserver
 
 from modelsign._internal.signature import keys
-from modelsign._internal.signature.signers import KeySigner
 from modelsign.errors import InputError
 from modelsign.load import ModelsignWarning
 from modelsign.policy import Policy
@@ -38,7 +37,7 @@ from modelsign.watch import Event, Watcher, command_hook
 from modelsign.watch.events import EventProblem, make_event
 
 from .helpers.deep import make_deep, remove_deep
-from .helpers.signing import flip_byte
+from .helpers.signing import KeyPair, flip_byte
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 10.0
@@ -129,14 +128,9 @@ def no_threads_left() -> Iterator[None]:
     assert left == []
 
 
-@pytest.fixture(scope="module")
-def key() -> keys.PrivateKey:
-    return keys.generate_key("ec-p256")
-
-
 @pytest.fixture
-def policy_file(tmp_path: Path, key: keys.PrivateKey) -> Path:
-    pem = keys.public_key_pem(key.public_key()).decode()
+def policy_file(tmp_path: Path, keypair: KeyPair) -> Path:
+    pem = keypair.pem
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump({"version": 1, "signers": {"keys": [{"pem": pem}]}}))
     return path
@@ -148,9 +142,9 @@ def policy(policy_file: Path) -> Policy:
 
 
 @pytest.fixture
-def model(tiny_model: Path, key: keys.PrivateKey) -> Path:
+def model(tiny_model: Path, keypair: KeyPair) -> Path:
     """The example model, signed (``model.sig`` inside)."""
-    sign(tiny_model, signer=KeySigner(key), env={})
+    sign(tiny_model, signer=keypair.signer, env={})
     return tiny_model
 
 
@@ -161,13 +155,13 @@ def pristine(model: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def single(tiny_model: Path, tmp_path: Path, key: keys.PrivateKey) -> Path:
+def single(tiny_model: Path, tmp_path: Path, keypair: KeyPair) -> Path:
     """A single-file model, signed beside it (``weights.safetensors.sig``)."""
     folder = tmp_path / "single"
     folder.mkdir()
     path = folder / "weights.safetensors"
     shutil.copy(tiny_model / WEIGHTS, path)
-    sign(path, signer=KeySigner(key), env={})
+    sign(path, signer=keypair.signer, env={})
     return path
 
 
@@ -274,12 +268,12 @@ def test_signature_deleted_then_put_back(model: Path, pristine: Path, policy: Po
 
 
 def test_a_symlinked_folder_is_followed_and_retargeted(
-    model: Path, policy: Policy, tmp_path: Path, key: keys.PrivateKey
+    model: Path, policy: Policy, tmp_path: Path, keypair: KeyPair
 ) -> None:
     """``current -> release`` as deployments do: the watch follows the link to its folder."""
     current = tmp_path / "current"
     current.symlink_to(model)
-    sign(current, signer=KeySigner(key), env={}, allow_symlinks=True, force=True)
+    sign(current, signer=keypair.signer, env={}, allow_symlinks=True, force=True)
     release2 = Path(shutil.copytree(model, tmp_path / "release2"))
     events = Events()
     with watching(current, policy, events):
@@ -392,9 +386,9 @@ def test_usage_errors(model: Path, single: Path, policy: Policy, tmp_path: Path)
 
 
 def test_configuration_error_in_the_first_round_is_raised(
-    model: Path, key: keys.PrivateKey, tmp_path: Path
+    model: Path, keypair: KeyPair, tmp_path: Path
 ) -> None:
-    _, pub = keys.write_keypair(str(tmp_path / "k"), key, password=None)
+    _, pub = keys.write_keypair(str(tmp_path / "k"), keypair.private, password=None)
     policy_path = tmp_path / "by-file.yaml"
     policy_path.write_text(yaml.safe_dump({"version": 1, "signers": {"keys": [{"file": pub}]}}))
     policy = Policy.load(policy_path)

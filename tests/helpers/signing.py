@@ -8,20 +8,22 @@ The ``keypair``, ``make_keypair``, ``signed_model`` and ``signed`` fixtures in
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import os
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
+from modelsign._internal.hashing import TensorHash
 from modelsign._internal.signature import bundle, keys
-from modelsign._internal.signature.signers import KeySigner
+from modelsign._internal.signature.signers import KeySigner, Signer
 from modelsign._internal.signature.verifiers import KeyVerifier
 
+_SHARED_KEYS: dict[str, keys.PrivateKey] = {}
 
-@functools.cache
+
 def shared_key(name: str = "release") -> keys.PrivateKey:
     """One EC P-256 key per name for the whole test process.
 
@@ -29,7 +31,9 @@ def shared_key(name: str = "release") -> keys.PrivateKey:
     the ``keypair`` fixture holds the same ``"release"`` key with its PEM files.
     Distinct names give distinct keys (``shared_key("stranger")`` for an untrusted one).
     """
-    return keys.generate_key("ec-p256")
+    if name not in _SHARED_KEYS:  # (not functools.cache: f() and f("release") are two entries)
+        _SHARED_KEYS[name] = keys.generate_key("ec-p256")
+    return _SHARED_KEYS[name]
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,27 @@ def write_keypair(
     private = keys.generate_key("ec-p256") if private is None else private
     key_path, pub_path = keys.write_keypair(str(folder / name), private, password=None)
     return KeyPair(private, Path(key_path), Path(pub_path))
+
+
+class MakeKeyPair(Protocol):
+    """The ``make_keypair`` fixture."""
+
+    def __call__(self, name: str = "release", *, fresh: bool = False) -> KeyPair: ...
+
+
+class SignedModel(Protocol):
+    """The ``signed_model`` fixture."""
+
+    def __call__(
+        self,
+        model: Path | None = None,
+        *,
+        signer: Signer | None = None,
+        tensor_hash: TensorHash | None = "blake3",
+        example: Literal["safetensors", "gguf"] = "safetensors",
+        env: Mapping[str, str] | None = None,
+        **sign_options: Any,
+    ) -> Path: ...
 
 
 def tensor_data_offset(path: Path, tensor: str) -> int:

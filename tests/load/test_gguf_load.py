@@ -19,9 +19,9 @@ from modelsign.load.gguf import VerifiedGGUF, open_gguf
 from modelsign.policy import Policy
 
 from ..helpers.gguf_files import QT, TensorValue, quantized, random_quant, tensor_bytes, write_gguf
-from ..helpers.signing import flip_byte
+from ..helpers.signing import flip_byte, shared_key
 
-KEY = keys.generate_key("ec-p256")
+KEY = shared_key()
 VERIFIER = KeyVerifier(KEY.public_key())
 
 

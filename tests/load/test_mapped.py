@@ -27,7 +27,7 @@ from modelsign._internal.signature import keys
 from modelsign.errors import InputError, VerificationError
 from modelsign.load import ModelsignWarning, load_safetensors
 
-from ..helpers.signing import flip_byte
+from ..helpers.signing import KeyPair, flip_byte
 
 WEIGHTS = "model.safetensors"
 TENSOR = "model.layers.1.mlp.up_proj.weight"
@@ -151,11 +151,11 @@ def test_a_writer_is_held_until_the_bytes_are_copied_out(signed: Path, verifier:
 
 
 def test_truncation_and_replacement_after_the_load(
-    signed: Path, key: keys.PrivateKey, tmp_path: Path
+    signed: Path, keypair: KeyPair, tmp_path: Path
 ) -> None:
     """A truncated file mapping raises SIGBUS on access: run where that cannot kill pytest."""
     public = tmp_path / "key.pub"
-    public.write_bytes(keys.public_key_pem(key.public_key()))
+    public.write_bytes(keys.public_key_pem(keypair.public))
     code = textwrap.dedent(
         f"""
         import os, subprocess, sys
@@ -348,7 +348,7 @@ def test_a_forked_child_keeps_the_verified_bytes(signed: Path, verifier: Any) ->
 
 @pytest.mark.parametrize("refill", [False, True])
 def test_an_open_with_o_trunc_for_reading_is_not_held_back_and_is_told(
-    signed: Path, key: keys.PrivateKey, tmp_path: Path, refill: bool
+    signed: Path, keypair: KeyPair, tmp_path: Path, refill: bool
 ) -> None:
     """``open(path, O_RDONLY | O_TRUNC)`` truncates without breaking a read lease.
 
@@ -357,7 +357,7 @@ def test_an_open_with_o_trunc_for_reading_is_not_held_back_and_is_told(
     even when the file is then written back to its old size.
     """
     public = tmp_path / "key.pub"
-    public.write_bytes(keys.public_key_pem(key.public_key()))
+    public.write_bytes(keys.public_key_pem(keypair.public))
     code = textwrap.dedent(
         f"""
         import os, subprocess, sys, time

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import rfc8785
 
-from modelsign._internal.signature import keys
 from modelsign._internal.signature.attestation import claims_path, load_signature
 from modelsign._internal.signature.bundle import Envelope
 from modelsign._internal.signature.signers import KeySigner
@@ -34,13 +33,14 @@ from ..helpers.signing import (
     manifest_of,
     payload_bytes,
     payload_of,
+    shared_key,
     sign_payload,
     statement_in,
     strip_marker,
 )
 
-KEY = keys.generate_key("ec-p256")
-OTHER = keys.generate_key("ec-p256")
+KEY = shared_key()  # the key of the ``keypair`` fixture, which ``signed`` signs with
+OTHER = shared_key("other")
 VERIFIER = KeyVerifier(KEY.public_key())
 
 
@@ -62,12 +62,6 @@ def failing(model: Path, **kw: Any) -> VerificationError:
     with pytest.raises(VerificationError) as e:
         verify(model, **{"verifier": VERIFIER, **kw})
     return e.value
-
-
-@pytest.fixture
-def signed(tiny_model: Path) -> Path:
-    sign(tiny_model, signer=KeySigner(KEY), env={})
-    return tiny_model
 
 
 def test_the_oms_bundle_is_plain_and_marks_its_attestation(signed: Path) -> None:

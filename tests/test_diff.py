@@ -20,10 +20,9 @@ from modelsign._internal.signature.signers import KeySigner
 from modelsign.diff import UNVERIFIED_NOTE, ModelDiff, diff_models, layer_index, layer_ranges
 from modelsign.errors import InputError, SignatureError
 from modelsign.sign import sign
-
-from .helpers.gguf_files import QT, quantized, random_quant, write_gguf
-from .helpers.pki import build_pki, issue, leaf_usage, make_key
-from .helpers.signing import flip_byte, payload_of, sign_payload, strip_marker
+from tests.helpers.gguf_files import QT, quantized, random_quant, write_gguf
+from tests.helpers.pki import build_pki, issue, leaf_usage, make_key
+from tests.helpers.signing import flip_byte, payload_of, sign_payload, strip_marker
 
 KEY_A = keys.generate_key("ec-p256")
 KEY_B = keys.generate_key("ec-p256")

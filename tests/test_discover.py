@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 from pathlib import Path
@@ -11,14 +10,8 @@ import pytest
 
 from modelsign._internal.discover import MAX_DEPTH, check_relative_name, discover
 from modelsign.errors import DiscoveryError, InputError
-
-from .helpers.deep import make_deep, remove_deep
-
-
-def touch(path: Path, data: bytes = b"x") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
+from tests.helpers.deep import make_deep, remove_deep
+from tests.helpers.hf_cache import make_hf_cache, touch
 
 
 def names(root: Path, **kw: object) -> list[str]:
@@ -167,21 +160,6 @@ def test_bad_relative_names(name: str) -> None:
     with pytest.raises(DiscoveryError) as e:
         check_relative_name(name)
     assert e.value.code == "BAD_NAME"
-
-
-def make_hf_cache(cache: Path, files: dict[str, bytes], commit: str = "a" * 40) -> Path:
-    """Write the Hugging Face cache layout: blobs named by SHA-256, snapshot links."""
-    repo = cache / "models--acme--tiny"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    snap = repo / "snapshots" / commit
-    for name, data in files.items():
-        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
-        touch(blob, data)
-        link = snap / name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(os.path.relpath(blob, link.parent), link)
-    return repo
 
 
 def test_hf_cache_repo_and_snapshot(tmp_path: Path) -> None:

@@ -31,9 +31,8 @@ from modelsign import guard
 from modelsign._internal.signature import keys
 from modelsign.errors import InputError, VerificationError
 from modelsign.load import ModelsignWarning
-
-from .helpers.signing import KeyPair, flip_byte
-from .load.test_hf_load import (
+from tests.helpers.signing import KeyPair, flip_byte
+from tests.load.test_hf_load import (
     COMMIT,
     INPUT,
     TENSOR,

@@ -419,7 +419,7 @@ def test_layouts_cross_over_and_tampering_fails(
 def test_hugging_face_snapshots_cross_over(creds: Credentials, tmp_path: Path) -> None:
     """A cache snapshot is links into ``../../blobs``: recorded as links (allow_symlinks),
     named by the commit (§6.5); ``model_signing --allow_symlinks`` reads it the same way."""
-    from tests.test_discover import make_hf_cache
+    from tests.helpers.hf_cache import make_hf_cache
 
     files = {"config.json": b'{"model_type": "bert"}', "weights.bin": bytes(range(256)) * 16}
     ours = make_hf_cache(tmp_path / "a", files) / "snapshots" / ("a" * 40)

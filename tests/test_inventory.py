@@ -44,11 +44,10 @@ from modelsign.inventory import (
     sort_models,
     store_locations,
 )
-
-from .helpers.deep import make_deep, remove_deep
-from .helpers.gguf_files import quantized, write_gguf
-from .helpers.safetensors_files import write_safetensors
-from .helpers.signing import flip_byte
+from tests.helpers.deep import make_deep, remove_deep
+from tests.helpers.gguf_files import quantized, write_gguf
+from tests.helpers.safetensors_files import write_safetensors
+from tests.helpers.signing import flip_byte
 
 TRUSTED = keys.generate_key()
 OTHER = keys.generate_key()

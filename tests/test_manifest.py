@@ -18,8 +18,7 @@ from safetensors.numpy import save_file
 from modelsign._internal.manifest import build_manifest, load_manifest, parse_manifest
 from modelsign._internal.metadata.provenance import parse_source
 from modelsign.errors import ManifestError
-
-from .test_discover import make_hf_cache
+from tests.helpers.hf_cache import make_hf_cache
 
 
 def test_byte_identical_across_runs_and_locations(tiny_model: Path, tmp_path: Path) -> None:

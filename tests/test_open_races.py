@@ -24,9 +24,8 @@ from modelsign._internal.signature.verifiers import KeyVerifier
 from modelsign.errors import ModelsignError, VerificationError
 from modelsign.load import load_safetensors
 from modelsign.verify import verify
-
-from .helpers.deadline import in_thread
-from .helpers.signing import shared_key
+from tests.helpers.deadline import in_thread
+from tests.helpers.signing import shared_key
 
 KEY = shared_key()  # the key of the ``keypair`` fixture, which ``signed`` signs with
 VERIFIER = KeyVerifier(KEY.public_key())

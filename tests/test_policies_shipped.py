@@ -26,10 +26,9 @@ from modelsign.errors import VerificationError
 from modelsign.policy import Policy
 from modelsign.sign import sign
 from modelsign.verify import VerificationResult, verify
-
-from .helpers.gguf_files import QT, random_quant, write_gguf
-from .helpers.signing import flip_byte
-from .sigstore_standin import SigstoreStandin
+from tests.helpers.gguf_files import QT, random_quant, write_gguf
+from tests.helpers.signing import flip_byte
+from tests.sigstore_standin import SigstoreStandin
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "policies"

@@ -40,11 +40,10 @@ from modelsign.policy import (
 )
 from modelsign.sign import sign
 from modelsign.verify import VerificationResult, verify
-
-from .helpers.gguf_files import QT, random_quant, write_gguf
-from .helpers.pki import build_pki, write_pki
-from .helpers.safetensors_files import write_safetensors
-from .sigstore_standin import DEFAULT_IDENTITY, DEFAULT_ISSUER, GITHUB_ISSUER, SigstoreStandin
+from tests.helpers.gguf_files import QT, random_quant, write_gguf
+from tests.helpers.pki import build_pki, write_pki
+from tests.helpers.safetensors_files import write_safetensors
+from tests.sigstore_standin import DEFAULT_IDENTITY, DEFAULT_ISSUER, GITHUB_ISSUER, SigstoreStandin
 
 MODES = ("enforce", "warn")
 PINNED = "0123456789abcdef0123456789abcdef01234567"  # 40 hex digits

@@ -25,9 +25,8 @@ from modelsign.provenance import (
     SLSA_PREDICATE,
     attest_provenance,
 )
-
-from .helpers.signing import payload_of
-from .sigstore_standin import SigstoreStandin
+from tests.helpers.signing import payload_of
+from tests.sigstore_standin import SigstoreStandin
 
 KEY = keys.generate_key("ec-p256")
 SIGNER = KeySigner(KEY)
@@ -221,8 +220,7 @@ def test_a_builder_the_certificate_contradicts_fails(
 def test_a_laptop_posing_as_ci_is_caught(standin: SigstoreStandin, tiny_model: Path) -> None:
     """GITHUB_ACTIONS=true on a laptop, signing keylessly as a person."""
     from modelsign.provenance import verify_provenance
-
-    from .sigstore_standin.oidc import DEFAULT_ISSUER
+    from tests.sigstore_standin.oidc import DEFAULT_ISSUER
 
     signer = _keyless(standin, standin.token("dev@example.com"))
     sign(tiny_model, signer=signer, env=GITHUB)

@@ -35,8 +35,7 @@ from modelsign.sbom import (
     model_card,
     model_component,
 )
-
-from .helpers.signing import payload_of, sign_payload, strip_marker
+from tests.helpers.signing import payload_of, sign_payload, strip_marker
 
 MODEL_TYPE = "machine-learning-model"
 

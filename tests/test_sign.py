@@ -13,8 +13,7 @@ from modelsign._internal.signature.signers import KeySigner
 from modelsign._internal.signature.statement import PREDICATE_V1
 from modelsign.errors import FormatError, InputError
 from modelsign.sign import sign
-
-from .helpers.signing import manifest_of, payload_of
+from tests.helpers.signing import manifest_of, payload_of
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +87,7 @@ def test_user_ignores_recorded_as_paths(tiny_model: Path, signer: KeySigner) -> 
 
 
 def test_certificate_chain_in_bundle(tiny_model: Path, tmp_path: Path) -> None:
-    from .helpers.pki import build_pki, write_pki
+    from tests.helpers.pki import build_pki, write_pki
 
     files = write_pki(build_pki(), tmp_path / "pki")
     signer = KeySigner.from_files(
@@ -152,7 +151,7 @@ def test_reuse_rehashes_only_changed_files(
 def test_reuse_notices_a_same_size_rewrite_with_mtime_reset(
     tiny_model: Path, signer: KeySigner, tmp_path: Path
 ) -> None:
-    from .helpers.signing import flip_byte
+    from tests.helpers.signing import flip_byte
 
     _age(tiny_model)
     first = sign(tiny_model, signer=signer, env={})

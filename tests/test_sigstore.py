@@ -39,9 +39,8 @@ from modelsign.cli import cli as cli_group
 from modelsign.errors import VerificationError
 from modelsign.sign import sign
 from modelsign.verify import verify
-
-from .helpers.signing import flip_byte, manifest_of, payload_bytes
-from .sigstore_standin import (
+from tests.helpers.signing import flip_byte, manifest_of, payload_bytes
+from tests.sigstore_standin import (
     DEFAULT_IDENTITY,
     DEFAULT_ISSUER,
     GITHUB_ISSUER,

@@ -22,9 +22,8 @@ from modelsign.errors import VerificationError
 from modelsign.inventory import scan
 from modelsign.load import load_safetensors
 from modelsign.verify import verify
-
-from .helpers.deadline import in_thread
-from .helpers.signing import shared_key
+from tests.helpers.deadline import in_thread
+from tests.helpers.signing import shared_key
 
 KEY = shared_key()  # the key of the ``keypair`` fixture, which ``signed`` signs with
 VERIFIER = KeyVerifier(KEY.public_key())

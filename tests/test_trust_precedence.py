@@ -32,8 +32,7 @@ from modelsign.policy import Policy
 from modelsign.sign import sign
 from modelsign.verify import verify
 from modelsign.watch import Event, Watcher
-
-from .helpers.signing import flip_byte
+from tests.helpers.signing import flip_byte
 
 WEIGHTS = "model.safetensors"
 TENSOR = "lm_head.weight"

@@ -21,8 +21,7 @@ from modelsign._internal.signature import keys
 from modelsign.cli import cli
 from modelsign.errors import ManifestError
 from modelsign.sign import sign
-
-from .helpers.signing import KeyPair, attestation_of, sign_payload
+from tests.helpers.signing import KeyPair, attestation_of, sign_payload
 
 BIG = 2**53
 

@@ -19,9 +19,8 @@ from modelsign._internal.signature.verifiers import CertificateVerifier, KeyVeri
 from modelsign.errors import InputError, VerificationError
 from modelsign.sign import sign
 from modelsign.verify import verify
-
-from .helpers.pki import build_pki, write_pki
-from .helpers.signing import flip_byte, payload_of, shared_key, sign_payload
+from tests.helpers.pki import build_pki, write_pki
+from tests.helpers.signing import flip_byte, payload_of, shared_key, sign_payload
 
 KEY = shared_key()  # the key of the ``keypair`` fixture, which ``signed`` signs with
 SIGNER = KeySigner(KEY)
@@ -78,8 +77,7 @@ def test_renamed_tensor(signed: Path) -> None:
 
 def test_gguf_tensor_and_chat_template(tiny_models: tuple[Path, Path], tmp_path: Path) -> None:
     from modelsign._internal.formats import read_layout
-
-    from .helpers.gguf_files import write_gguf
+    from tests.helpers.gguf_files import write_gguf
 
     folder = tiny_models[1]
     sign(folder, signer=SIGNER, env={})
@@ -388,7 +386,7 @@ def test_substitution_is_caught_by_the_expected_name_and_source(
 
 
 def test_an_oms_only_signature_cannot_meet_an_expected_name(tiny_model: Path) -> None:
-    from .helpers.signing import strip_marker
+    from tests.helpers.signing import strip_marker
 
     sign(tiny_model, signer=SIGNER, env={})
     st = strip_marker(payload_of(tiny_model / "model.sig"))

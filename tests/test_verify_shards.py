@@ -34,8 +34,7 @@ from modelsign._internal.signature.verifiers import KeyVerifier
 from modelsign.errors import VerificationError
 from modelsign.sign import sign
 from modelsign.verify import verify
-
-from .helpers.signing import flip_byte, payload_of, sign_payload
+from tests.helpers.signing import flip_byte, payload_of, sign_payload
 
 KEY = keys.generate_key("ec-p256")
 VERIFIER = KeyVerifier(KEY.public_key())

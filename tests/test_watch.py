@@ -35,9 +35,8 @@ from modelsign.policy import Policy
 from modelsign.sign import sign
 from modelsign.watch import Event, Watcher, command_hook
 from modelsign.watch.events import EventProblem, make_event
-
-from .helpers.deep import make_deep, remove_deep
-from .helpers.signing import KeyPair, flip_byte
+from tests.helpers.deep import make_deep, remove_deep
+from tests.helpers.signing import KeyPair, flip_byte
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 10.0

@@ -15,8 +15,7 @@ from modelsign._internal.signature.signers import KeySigner
 from modelsign.cli import cli
 from modelsign.diff import UNVERIFIED_NOTE
 from modelsign.sign import sign
-
-from ..helpers.signing import flip_byte
+from tests.helpers.signing import flip_byte
 
 CHANGE_KEYS = {"code", "message", "path", "old_path", "tensor", "field", "old", "new"}
 TENSOR_KEYS = CHANGE_KEYS | {"layer", "old_dtype", "new_dtype", "old_shape", "new_shape"}

@@ -11,9 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from modelsign.cli import cli
-
-from ..helpers.deep import make_deep, remove_deep
-from ..helpers.signing import flip_byte
+from tests.helpers.deep import make_deep, remove_deep
+from tests.helpers.signing import flip_byte
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:

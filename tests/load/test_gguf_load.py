@@ -17,9 +17,15 @@ from modelsign.load import gguf as gguf_load
 from modelsign.load._context import ModelsignWarning
 from modelsign.load.gguf import VerifiedGGUF, open_gguf
 from modelsign.policy import Policy
-
-from ..helpers.gguf_files import QT, TensorValue, quantized, random_quant, tensor_bytes, write_gguf
-from ..helpers.signing import flip_byte, shared_key
+from tests.helpers.gguf_files import (
+    QT,
+    TensorValue,
+    quantized,
+    random_quant,
+    tensor_bytes,
+    write_gguf,
+)
+from tests.helpers.signing import flip_byte, shared_key
 
 KEY = shared_key()
 VERIFIER = KeyVerifier(KEY.public_key())

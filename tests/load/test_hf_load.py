@@ -32,8 +32,7 @@ from modelsign.load.hf import (
     verify_hf_snapshot,
 )
 from modelsign.policy import parse_policy
-
-from ..helpers.signing import KeyPair, flip_byte
+from tests.helpers.signing import KeyPair, flip_byte
 
 COMMIT = "c0ffee" + "0" * 34
 TENSOR = "model.layers.0.mlp.up_proj.weight"

@@ -26,8 +26,7 @@ import modelsign.load._mapped as mapped
 from modelsign._internal.signature import keys
 from modelsign.errors import InputError, VerificationError
 from modelsign.load import ModelsignWarning, load_safetensors
-
-from ..helpers.signing import KeyPair, flip_byte
+from tests.helpers.signing import KeyPair, flip_byte
 
 WEIGHTS = "model.safetensors"
 TENSOR = "model.layers.1.mlp.up_proj.weight"

@@ -28,8 +28,7 @@ from modelsign._internal.signature import keys
 from modelsign.errors import InputError, VerificationError
 from modelsign.load import ModelsignWarning, load_safetensors
 from modelsign.policy import Policy
-
-from ..helpers.safetensors_files import (
+from tests.helpers.safetensors_files import (
     header_json,
     raw_safetensors,
     split_safetensors,
@@ -37,7 +36,7 @@ from ..helpers.safetensors_files import (
     write_safetensors_torch,
     write_sharded,
 )
-from ..helpers.signing import KeyPair, flip_byte, shared_key
+from tests.helpers.signing import KeyPair, flip_byte, shared_key
 
 ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = "model.safetensors"
@@ -675,7 +674,7 @@ def test_the_attestation_gives_the_loader_its_tensor_digests(
     still read an earlier modelsign signature (manifest in the predicate) with a warning."""
     import rfc8785
 
-    from ..helpers.signing import manifest_of, payload_of, sign_payload, strip_marker
+    from tests.helpers.signing import manifest_of, payload_of, sign_payload, strip_marker
 
     out = load_safetensors(signed, verifier=verifier)
     assert set(WANTED) <= set(out) and out.report.verified

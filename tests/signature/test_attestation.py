@@ -25,8 +25,7 @@ from modelsign._internal.signature.verifiers import KeyVerifier, SignerInfo
 from modelsign.errors import InputError, VerificationError
 from modelsign.sign import sign
 from modelsign.verify import verify
-
-from ..helpers.signing import (
+from tests.helpers.signing import (
     attestation_of,
     error_codes,
     flip_byte,

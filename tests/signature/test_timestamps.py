@@ -20,11 +20,10 @@ from modelsign._internal.signature.verifiers import CertificateVerifier, KeyVeri
 from modelsign.errors import SignatureError, VerificationError
 from modelsign.sign import sign
 from modelsign.verify import verify
-
-from ..helpers.pki import build_pki, write_pki
-from ..sigstore_standin import SigstoreStandin
-from ..sigstore_standin.ca import make_root, make_tsa_leaf, validity
-from ..sigstore_standin.server import TSA_PATH
+from tests.helpers.pki import build_pki, write_pki
+from tests.sigstore_standin import SigstoreStandin
+from tests.sigstore_standin.ca import make_root, make_tsa_leaf, validity
+from tests.sigstore_standin.server import TSA_PATH
 
 KEY = keys.generate_key("ec-p256")
 

@@ -37,7 +37,8 @@ import yaml
 import modelsign
 from modelsign._internal.signature import keys
 from modelsign._internal.signature.sigstore import SigstoreVerifier, load_trusted_root
-from tests.helpers.signing import manifest_of
+from tests.helpers.examples import build_example
+from tests.helpers.signing import manifest_of, shared_key
 from tests.sigstore_standin import GITHUB_ISSUER, SigstoreStandin
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -399,9 +400,7 @@ class ActionRunner:
 
 @pytest.fixture(scope="module")
 def built_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from build_tiny_model import build  # examples/ is on sys.path (conftest)
-
-    model, _ = build(tmp_path_factory.mktemp("built"))
+    model, _ = build_example(tmp_path_factory.mktemp("built"))
     return model
 
 
@@ -428,8 +427,8 @@ def github_env(standin: SigstoreStandin, **claims: str) -> dict[str, str]:
 
 
 def keygen(prefix: Path, password: str | None = None) -> None:
-    """What ``modelsign keygen -o PREFIX`` writes, without a process start."""
-    key = keys.generate_key()
+    """What ``modelsign keygen -o PREFIX`` writes, without a process start (one key per name)."""
+    key = shared_key(prefix.name)
     keys.write_keypair(str(prefix), key, password=password.encode() if password else None)
 
 

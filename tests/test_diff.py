@@ -22,10 +22,10 @@ from modelsign.errors import InputError, SignatureError
 from modelsign.sign import sign
 from tests.helpers.gguf_files import QT, quantized, random_quant, write_gguf
 from tests.helpers.pki import build_pki, issue, leaf_usage, make_key
-from tests.helpers.signing import flip_byte, payload_of, sign_payload, strip_marker
+from tests.helpers.signing import flip_byte, payload_of, shared_key, sign_payload, strip_marker
 
-KEY_A = keys.generate_key("ec-p256")
-KEY_B = keys.generate_key("ec-p256")
+KEY_A = shared_key()
+KEY_B = shared_key("other")
 CHANGED = "model.layers.1.mlp.up_proj.weight"
 
 

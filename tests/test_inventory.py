@@ -47,10 +47,10 @@ from modelsign.inventory import (
 from tests.helpers.deep import make_deep, remove_deep
 from tests.helpers.gguf_files import quantized, write_gguf
 from tests.helpers.safetensors_files import write_safetensors
-from tests.helpers.signing import flip_byte
+from tests.helpers.signing import SignedModel, flip_byte, shared_key
 
-TRUSTED = keys.generate_key()
-OTHER = keys.generate_key()
+TRUSTED = shared_key()  # the key ``signed_model`` signs with by default
+OTHER = shared_key("other")
 REV_SIGNED = "a" * 40
 REV_TAMPERED = "b" * 40
 REV_GGUF = "c" * 40
@@ -140,11 +140,6 @@ def model_folder(folder: Path, tmp: Path, *, card: bool = True, seed: int = 0) -
     return folder
 
 
-def signed(folder: Path, key: keys.PrivateKey) -> Path:
-    sign(folder, signer=KeySigner(key), env={})
-    return folder
-
-
 MODEL = "application/vnd.ollama.image.model"
 
 
@@ -158,7 +153,7 @@ class Device:
 
 
 @pytest.fixture
-def device(tmp_path: Path) -> Device:
+def device(tmp_path: Path, signed_model: SignedModel) -> Device:
     tmp = tmp_path / "scratch"
     tmp.mkdir()
     home = tmp_path / "home"
@@ -177,7 +172,7 @@ def device(tmp_path: Path) -> Device:
         },
         {"main": REV_SIGNED, "refs/pr/1": REV_TAMPERED},
     )
-    signed(hub / "models--acme--tiny" / "snapshots" / REV_SIGNED, TRUSTED)
+    signed_model(hub / "models--acme--tiny" / "snapshots" / REV_SIGNED)
     blob = hub / "models--acme--tiny" / "blobs" / sha256(big)
     flip_byte(blob, -1)  # a weight byte: the header still parses, the name no longer matches
     gguf_repo = hf_repo(hub, "other/gguf", {REV_GGUF: {"m.gguf": gguf_bytes(tmp)}}, {})
@@ -220,13 +215,13 @@ def device(tmp_path: Path) -> Device:
     legacy.mkdir(parents=True)
     (legacy / "config.json").write_text("{}")
     (legacy / "pytorch_model.bin").write_bytes(pickle.dumps({"w": [1.0, 2.0]}, protocol=4))
-    signed(model_folder(root / "signed-model", tmp, seed=10), TRUSTED)
-    signed(model_folder(root / "other-signer", tmp, seed=11), OTHER)
+    signed_model(model_folder(root / "signed-model", tmp, seed=10))
+    signed_model(model_folder(root / "other-signer", tmp, seed=11), signer=KeySigner(OTHER))
     flip_byte(
-        signed(model_folder(root / "tampered-signed", tmp, seed=12), TRUSTED) / "model.safetensors",
+        signed_model(model_folder(root / "tampered-signed", tmp, seed=12)) / "model.safetensors",
         tensor="w",
     )
-    signed(model_folder(root / "no-licence", tmp, card=False, seed=13), TRUSTED)
+    signed_model(model_folder(root / "no-licence", tmp, card=False, seed=13))
     (root / "loose").mkdir()
     (root / "loose" / "single.safetensors").write_bytes(safetensors_bytes(tmp, seed=14))
 

@@ -24,10 +24,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from modelsign._internal.signature import keys
 from modelsign._internal.signature.attestation import claims_path
 from modelsign._internal.signature.bundle import read_bundle
-from modelsign._internal.signature.signers import KeySigner
 from modelsign._internal.signature.sigstore import SigstoreVerifier, shipped_trusted_root
 from modelsign._internal.signature.statement import parse_statement
 from modelsign._internal.signature.verifiers import CertificateVerifier, KeyVerifier, Verifier
@@ -37,7 +35,7 @@ from tests.helpers import oms
 from tests.helpers.oms_cases import CASES, Case
 from tests.helpers.oms_schema import SKIP_REASON, VIOLATIONS, attestation_errors, oms_errors
 from tests.helpers.pki import build_pki
-from tests.helpers.signing import flip_byte, payload_of, sign_payload, statement_in
+from tests.helpers.signing import KeyPair, flip_byte, payload_of, sign_payload, statement_in
 from tests.sigstore_standin import DEFAULT_IDENTITY, DEFAULT_ISSUER, SigstoreStandin
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "conformance"
@@ -201,8 +199,10 @@ OMS_PREDICATE = {
 }
 
 
-def test_every_bundle_signed_in_process_is_checked(request: pytest.FixtureRequest) -> None:
-    signer = KeySigner(keys.generate_key("ec-p256"))
+def test_every_bundle_signed_in_process_is_checked(
+    request: pytest.FixtureRequest, keypair: KeyPair
+) -> None:
+    signer = keypair.signer
     oms_type = "https://model_signing/signature/v1.0"
     signer.sign_statement(_statement(oms_type, OMS_PREDICATE))
     signer.sign_statement(_statement("https://modelsign.dev/test/v1", {"anything": 1}))

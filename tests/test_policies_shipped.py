@@ -26,8 +26,9 @@ from modelsign.errors import VerificationError
 from modelsign.policy import Policy
 from modelsign.sign import sign
 from modelsign.verify import VerificationResult, verify
+from tests.helpers.examples import build_example
 from tests.helpers.gguf_files import QT, random_quant, write_gguf
-from tests.helpers.signing import flip_byte
+from tests.helpers.signing import KeyPair, flip_byte, shared_key
 from tests.sigstore_standin import SigstoreStandin
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,8 +45,8 @@ WORKFLOW = ".github/workflows/release.yml"
 
 
 @pytest.fixture(scope="module")
-def release_key(tmp_path_factory: pytest.TempPathFactory) -> keys.PrivateKey:
-    return keys.generate_key("ec-p256")
+def release_key(keypair: KeyPair) -> keys.PrivateKey:
+    return keypair.private
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +81,6 @@ def test_every_shipped_policy_is_exercised(policies: dict[str, Policy]) -> None:
     assert {p.mode for n, p in policies.items() if n != "permissive"} == {"enforce"}
 
 
-def _example(folder: Path) -> tuple[Path, Path]:
-    from build_tiny_model import build  # examples/ is on sys.path (tests/conftest.py)
-
-    models: tuple[Path, Path] = build(folder)
-    return models
-
-
 def _key_sign(model: Path, key: keys.PrivateKey, source: str | None = None) -> Path:
     sign(model, signer=KeySigner(key), source=parse_source(source) if source else None, env={})
     return model
@@ -100,13 +94,15 @@ class Models:
 
         self.root = root
         self.key = key
-        st, gg = _example(root / "unpinned")
+        st, gg = build_example(root / "unpinned")
         self.safetensors = _key_sign(st, key)
         self.gguf = _key_sign(gg, key)
-        st, gg = _example(root / "pinned")
+        st, gg = build_example(root / "pinned")
         self.pinned = _key_sign(st, key, f"acme/tiny@{PINNED}")
         self.pinned_gguf = _key_sign(gg, key, f"acme/tiny-gguf@{PINNED}")
-        self.foreign = _key_sign(_example(root / "foreign")[0], key, f"other-org/tiny@{PINNED}")
+        self.foreign = _key_sign(
+            build_example(root / "foreign")[0], key, f"other-org/tiny@{PINNED}"
+        )
 
         pickled = root / "pickled" / "tiny-pt"
         pickled.mkdir(parents=True)
@@ -117,7 +113,7 @@ class Models:
         shutil.copy(st / "LICENSE", pickled / "LICENSE")
         self.pickled = _key_sign(pickled, key, f"acme/tiny-pt@{PINNED}")
 
-        code = _example(root / "code")[0]
+        code = build_example(root / "code")[0]
         (code / "modeling_x.py").write_text("class XModel:\n    pass\n")
         self.python = _key_sign(code, key, f"acme/tiny-code@{PINNED}")
 
@@ -132,7 +128,7 @@ class Models:
         )
         self.chat = _key_sign(chat, key, f"acme/tiny-chat@{PINNED}")
 
-        self.unsigned = _example(root / "unsigned")[0]
+        self.unsigned = build_example(root / "unsigned")[0]
 
     def copy(self, model: Path, dest: Path) -> Path:
         return Path(shutil.copytree(model, dest / model.name))
@@ -196,7 +192,7 @@ def test_default_refuses_an_unsigned_model(policies: dict[str, Policy], models: 
 def test_default_refuses_another_key(
     policies: dict[str, Policy], models: Models, tmp_path: Path
 ) -> None:
-    model = _key_sign(_example(tmp_path)[0], keys.generate_key("ec-p256"))
+    model = _key_sign(build_example(tmp_path)[0], shared_key("stranger"))
     result, blocked = judge(model, policies["default"])
     assert blocked
     status, reasons = report(result)["signers"]
@@ -268,7 +264,7 @@ def test_strict_refuses_low_bit_quantization_and_unsigned_files(
 def test_strict_refuses_disagreeing_licences(
     policies: dict[str, Policy], models: Models, tmp_path: Path
 ) -> None:
-    model = _example(tmp_path)[0]
+    model = build_example(tmp_path)[0]
     (model / "README.md").write_text("---\nlicense: mit\nbase_model: acme/base\n---\n")
     _key_sign(model, models.key, f"acme/tiny@{PINNED}")
     result, blocked = judge(model, policies["strict"])
@@ -361,7 +357,7 @@ GHA_RULES = ["signers", "licences", "formats", "coverage", "freshness"]
 def _gh_signed(
     root: Path, standin: SigstoreStandin, repository: str, ref: str, **claims: str
 ) -> Path:
-    model = _example(root)[0]
+    model = build_example(root)[0]
     token = standin.token(github={"repository": repository, "ref": ref, **claims})
     signer = SigstoreSigner.create(
         identity_token=token, trust_config=str(standin.trust_config_path), env={}
@@ -470,7 +466,7 @@ def test_github_actions_rejects_a_key_signature(
 def test_github_actions_refuses_python_code(
     policies: dict[str, Policy], standin: SigstoreStandin, tmp_path: Path
 ) -> None:
-    model = _example(tmp_path)[0]
+    model = build_example(tmp_path)[0]
     (model / "modeling_x.py").write_text("pass\n")
     token = standin.token(github={"repository": "acme/models", "ref": "refs/tags/v3"})
     signer = SigstoreSigner.create(

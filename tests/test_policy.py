@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ import pytest
 import yaml
 
 from modelsign._internal.metadata.provenance import parse_source
-from modelsign._internal.signature import keys
 from modelsign._internal.signature.signers import KeySigner
 from modelsign._internal.signature.sigstore import SigstoreSigner
 from modelsign._internal.signature.verifiers import KeyVerifier
@@ -40,9 +38,11 @@ from modelsign.policy import (
 )
 from modelsign.sign import sign
 from modelsign.verify import VerificationResult, verify
+from tests.helpers.examples import build_example
 from tests.helpers.gguf_files import QT, random_quant, write_gguf
 from tests.helpers.pki import build_pki, write_pki
 from tests.helpers.safetensors_files import write_safetensors
+from tests.helpers.signing import KeyPair, MakeKeyPair, SignedModel
 from tests.sigstore_standin import DEFAULT_IDENTITY, DEFAULT_ISSUER, GITHUB_ISSUER, SigstoreStandin
 
 MODES = ("enforce", "warn")
@@ -62,43 +62,10 @@ NOT_COVERED = "file is not covered by the signature"
 # -- helpers -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class KeyPair:
-    private: keys.PrivateKey
-    pub_path: Path
-
-    @property
-    def public(self) -> keys.PublicKey:
-        return self.private.public_key()
-
-    @property
-    def hint(self) -> str:
-        return keys.key_hint(self.public)
-
-    @property
-    def pem(self) -> str:
-        return keys.public_key_pem(self.public).decode()
-
-
-def new_keypair(folder: Path, name: str) -> KeyPair:
-    folder.mkdir(parents=True, exist_ok=True)
-    private = keys.generate_key("ec-p256")
-    _, pub = keys.write_keypair(str(folder / name), private, password=None)
-    return KeyPair(private, Path(pub))
-
-
-def build_example(folder: Path) -> tuple[Path, Path]:
-    """The example safetensors model and its Q8_0 GGUF derivative (``tiny_models``)."""
-    from build_tiny_model import build  # examples/ is on sys.path (tests/conftest.py)
-
-    models: tuple[Path, Path] = build(folder)
-    return models
-
-
 def key_sign(model: Path, kp: KeyPair, **kw: Any) -> Path:
     """Sign with a bare key (no CI builder unless ``env`` says so); the signature path."""
     kw.setdefault("env", {})
-    return Path(sign(model, signer=KeySigner(kp.private), **kw).signature)
+    return Path(sign(model, signer=kp.signer, **kw).signature)
 
 
 def load(tmp_path: Path, doc: dict[str, Any], name: str = "policy.yaml") -> Policy:
@@ -177,22 +144,25 @@ def with_card(folder: Path, licence: str | None, *, licence_text: str | None = N
 
 
 @pytest.fixture(scope="module")
-def release(tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
-    return new_keypair(tmp_path_factory.mktemp("keys"), "release")
+def release(keypair: KeyPair) -> KeyPair:
+    return keypair
 
 
 @pytest.fixture(scope="module")
-def stranger(tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
-    return new_keypair(tmp_path_factory.mktemp("stranger"), "stranger")
+def stranger(make_keypair: MakeKeyPair) -> KeyPair:
+    return make_keypair("stranger")
 
 
 @pytest.fixture(scope="module")
-def signed(tmp_path_factory: pytest.TempPathFactory, release: KeyPair) -> tuple[Path, Path]:
-    """The example safetensors and GGUF models signed by ``release``. Read-only: copy them."""
-    st, gg = build_example(tmp_path_factory.mktemp("signed"))
-    key_sign(st, release)
-    key_sign(gg, release)
-    return st, gg
+def signed_st(signed_model: SignedModel) -> Path:
+    """The example safetensors model signed by ``release``. Read-only: copy it."""
+    return signed_model()
+
+
+@pytest.fixture(scope="module")
+def signed_gguf(signed_model: SignedModel) -> Path:
+    """The example's Q8_0 GGUF derivative signed by ``release``. Read-only: copy it."""
+    return signed_model(example="gguf")
 
 
 @pytest.fixture
@@ -222,32 +192,28 @@ def pickle_model(tmp_path: Path, torch_checkpoint: bytes, tiny_model: Path) -> P
 
 
 @pytest.fixture
-def copy_signed(signed: tuple[Path, Path], tmp_path: Path) -> Path:
+def copy_signed(signed_st: Path, tmp_path: Path) -> Path:
     """A private copy of the signed safetensors model (to drop files beside it)."""
-    return Path(shutil.copytree(signed[0], tmp_path / "copy"))
+    return Path(shutil.copytree(signed_st, tmp_path / "copy"))
 
 
-def keyless_sign(model: Path, standin: SigstoreStandin, token: str) -> None:
-    signer = SigstoreSigner.create(
+def keyless_signer(standin: SigstoreStandin, token: str) -> SigstoreSigner:
+    return SigstoreSigner.create(
         identity_token=token, trust_config=str(standin.trust_config_path), env={}
     )
-    sign(model, signer=signer, env={})
 
 
 @pytest.fixture(scope="module")
-def keyless(standin: SigstoreStandin, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def keyless(standin: SigstoreStandin, signed_model: SignedModel) -> Path:
     """The example model signed keylessly as DEFAULT_IDENTITY. Read-only."""
-    model = build_example(tmp_path_factory.mktemp("keyless"))[0]
-    keyless_sign(model, standin, standin.token())
-    return model
+    return signed_model(signer=keyless_signer(standin, standin.token()))
 
 
 @pytest.fixture(scope="module")
-def gh_keyless(standin: SigstoreStandin, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def gh_keyless(standin: SigstoreStandin, signed_model: SignedModel) -> Path:
     """The example model signed by acme/models' release workflow for tag v1.0. Read-only."""
-    model = build_example(tmp_path_factory.mktemp("gh-keyless"))[0]
-    keyless_sign(model, standin, standin.token(github={"repository": GH_REPO, "ref": GH_REF}))
-    return model
+    token = standin.token(github={"repository": GH_REPO, "ref": GH_REF})
+    return signed_model(signer=keyless_signer(standin, token))
 
 
 def sigstore_policy(
@@ -611,10 +577,10 @@ def test_explain_only_the_rules_present(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_signers_trusted_key_file(
-    tmp_path: Path, signed: tuple[Path, Path], release: KeyPair, mode: str
+    tmp_path: Path, signed_st: Path, release: KeyPair, mode: str
 ) -> None:
     policy = load(tmp_path, {"mode": mode, "signers": {"keys": [{"file": str(release.pub_path)}]}})
-    result = assert_passes(signed[0], policy, "signers")
+    result = assert_passes(signed_st, policy, "signers")
     assert result.signer is not None
     assert (result.signer.kind, result.signer.key_hint) == ("key", release.hint)
     assert rule_of(result, "signers").mode == mode
@@ -622,52 +588,52 @@ def test_signers_trusted_key_file(
 
 
 def test_signers_key_file_is_relative_to_the_policy(
-    tmp_path: Path, signed: tuple[Path, Path], release: KeyPair
+    tmp_path: Path, signed_st: Path, release: KeyPair
 ) -> None:
     (tmp_path / "keys").mkdir()
     shutil.copy(release.pub_path, tmp_path / "keys" / "release.pub")
     policy = load(tmp_path, {"signers": {"keys": [{"file": "keys/release.pub"}]}})
-    result = assert_passes(signed[0], policy, "signers")
+    result = assert_passes(signed_st, policy, "signers")
     assert result.files_verified == 4 and result.tensors_verified == 21
 
 
-def test_signers_inline_pem(tmp_path: Path, signed: tuple[Path, Path], release: KeyPair) -> None:
+def test_signers_inline_pem(tmp_path: Path, signed_st: Path, release: KeyPair) -> None:
     policy = load(tmp_path, {"signers": {"keys": [{"pem": release.pem}]}})
-    result = assert_passes(signed[0], policy, "signers")
+    result = assert_passes(signed_st, policy, "signers")
     assert result.signer is not None and result.signer.key_hint == release.hint
 
 
 def test_signers_any_listed_key_verifies(
-    tmp_path: Path, signed: tuple[Path, Path], release: KeyPair, stranger: KeyPair
+    tmp_path: Path, signed_gguf: Path, release: KeyPair, stranger: KeyPair
 ) -> None:
     spec = {"keys": [{"file": str(stranger.pub_path)}, {"pem": release.pem}]}
     policy = load(tmp_path, {"signers": spec})
-    result = assert_passes(signed[1], policy, "signers")
+    result = assert_passes(signed_gguf, policy, "signers")
     assert result.signer is not None and result.signer.key_hint == release.hint
 
 
 def test_signers_pinned_fingerprint_right(
-    tmp_path: Path, signed: tuple[Path, Path], release: KeyPair
+    tmp_path: Path, signed_st: Path, release: KeyPair
 ) -> None:
     spec = {"keys": [{"file": str(release.pub_path), "fingerprint": release.hint}]}
-    assert_passes(signed[0], load(tmp_path, {"signers": spec}), "signers")
+    assert_passes(signed_st, load(tmp_path, {"signers": spec}), "signers")
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_signers_pinned_fingerprint_wrong_is_a_policy_error(
-    tmp_path: Path, signed: tuple[Path, Path], release: KeyPair, mode: str
+    tmp_path: Path, signed_st: Path, release: KeyPair, mode: str
 ) -> None:
     wrong = "0" * 64
     spec = {"mode": mode, "keys": [{"file": str(release.pub_path), "fingerprint": wrong}]}
     with pytest.raises(InputError) as info:
-        verify(signed[0], policy=load(tmp_path, {"signers": spec}))
+        verify(signed_st, policy=load(tmp_path, {"signers": spec}))
     assert info.value.code == "POLICY_INVALID"
     assert info.value.message == f"policy key {release.pub_path} does not have fingerprint {wrong}"
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_signers_untrusted_key(
-    tmp_path: Path, signed: tuple[Path, Path], release: KeyPair, stranger: KeyPair, mode: str
+    tmp_path: Path, signed_st: Path, release: KeyPair, stranger: KeyPair, mode: str
 ) -> None:
     spec = {"mode": mode, "keys": [{"file": str(stranger.pub_path)}]}
     policy = load(tmp_path, {"signers": spec, "licences": {}, "formats": {}})
@@ -675,7 +641,7 @@ def test_signers_untrusted_key(
         "no signer the policy trusts verifies this signature: "
         f"signed by key {release.hint}, which the policy does not list"
     )
-    result = assert_fails(signed[0], policy, "signers", mode, [f"SIGNER_NOT_TRUSTED: {message}"])
+    result = assert_fails(signed_st, policy, "signers", mode, [f"SIGNER_NOT_TRUSTED: {message}"])
     assert result.signer is None
     (problem,) = result.problems
     assert (problem.code, problem.message) == ("SIGNER_NOT_TRUSTED", message)
@@ -689,11 +655,11 @@ def test_signers_untrusted_key(
 
 
 def test_signers_untrusted_key_error_code(
-    tmp_path: Path, signed: tuple[Path, Path], stranger: KeyPair
+    tmp_path: Path, signed_st: Path, stranger: KeyPair
 ) -> None:
     policy = load(tmp_path, {"signers": {"keys": [{"pem": stranger.pem}]}})
     with pytest.raises(VerificationError) as info:
-        verify(signed[0], policy=policy)
+        verify(signed_st, policy=policy)
     assert info.value.code == "SIGNER_NOT_TRUSTED"
     assert info.value.message == (
         "verification failed: 1 problem(s); policy rules failed: signers; first: SIGNER_NOT_TRUSTED"
@@ -906,12 +872,12 @@ def test_signers_sigstore_bundle_but_no_sigstore_identity(
 
 
 def test_signers_key_bundle_against_sigstore_only(
-    tmp_path: Path, standin: SigstoreStandin, signed: tuple[Path, Path], release: KeyPair
+    tmp_path: Path, standin: SigstoreStandin, signed_st: Path, release: KeyPair
 ) -> None:
     policy = sigstore_policy(
         tmp_path, standin, {"identity": DEFAULT_IDENTITY, "issuer": DEFAULT_ISSUER}
     )
-    result, err = judge(signed[0], policy)
+    result, err = judge(signed_st, policy)
     assert err is not None
     assert rule_of(result, "signers").reasons == [
         "SIGNER_NOT_TRUSTED: no signer the policy trusts verifies this signature: "
@@ -986,11 +952,11 @@ def test_signers_missing_signature_warn_judges_the_model_on_disk(
 
 
 def test_signers_from_the_verifier_are_always_enforced(
-    tmp_path: Path, signed: tuple[Path, Path], stranger: KeyPair
+    tmp_path: Path, signed_st: Path, stranger: KeyPair
 ) -> None:
     policy = load(tmp_path, {"mode": "warn", "formats": {}})
     with pytest.raises(VerificationError) as info:
-        verify(signed[0], verifier=KeyVerifier(stranger.public), policy=policy)
+        verify(signed_st, verifier=KeyVerifier(stranger.public), policy=policy)
     result = info.value.result
     assert result is not None and result.policy is not None
     signers = result.policy.rules[0]
@@ -999,13 +965,13 @@ def test_signers_from_the_verifier_are_always_enforced(
     assert rule_of(result, "formats").status == "pass"
 
 
-def test_policy_verifier_directly(signed: tuple[Path, Path], release: KeyPair) -> None:
+def test_policy_verifier_directly(signed_st: Path, release: KeyPair) -> None:
     from modelsign._internal.signature.bundle import read_bundle
 
     policy = parse_policy(
         f"version: 1\nsigners:\n  keys:\n    - pem: {json.dumps(release.pem)}\n", "p.yaml"
     )
-    envelope = read_bundle((signed[0] / "model.sig").read_bytes())
+    envelope = read_bundle((signed_st / "model.sig").read_bytes())
     info = PolicyVerifier(policy).verify_envelope(envelope)
     assert (info.kind, info.key_hint) == ("key", release.hint)
     assert isinstance(policy.verifier(), PolicyVerifier)
@@ -1015,20 +981,20 @@ def test_policy_verifier_directly(signed: tuple[Path, Path], release: KeyPair) -
 
 
 def test_licences_allow_list_passes(
-    tmp_path: Path, signed: tuple[Path, Path], release_verifier: KeyVerifier
+    tmp_path: Path, signed_st: Path, release_verifier: KeyVerifier
 ) -> None:
     for allow in (["apache-2.0"], ["MIT", "Apache-2.0"]):
         policy = rule_policy(tmp_path, "licences", "enforce", allow=allow)
-        assert_passes(signed[0], policy, "licences", verifier=release_verifier)
+        assert_passes(signed_st, policy, "licences", verifier=release_verifier)
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_licences_not_in_allow_list(
-    tmp_path: Path, signed: tuple[Path, Path], release_verifier: KeyVerifier, mode: str
+    tmp_path: Path, signed_st: Path, release_verifier: KeyVerifier, mode: str
 ) -> None:
     policy = rule_policy(tmp_path, "licences", mode, allow=["MIT", "BSD-3-Clause"])
     assert_fails(
-        signed[0],
+        signed_st,
         policy,
         "licences",
         mode,
@@ -1039,11 +1005,11 @@ def test_licences_not_in_allow_list(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_licences_deny_list(
-    tmp_path: Path, signed: tuple[Path, Path], release_verifier: KeyVerifier, mode: str
+    tmp_path: Path, signed_gguf: Path, release_verifier: KeyVerifier, mode: str
 ) -> None:
     policy = rule_policy(tmp_path, "licences", mode, deny=["Apache-2.0"])
     assert_fails(
-        signed[1],
+        signed_gguf,
         policy,
         "licences",
         mode,
@@ -1051,7 +1017,7 @@ def test_licences_deny_list(
         verifier=release_verifier,
     )
     other = rule_policy(tmp_path, "licences", mode, deny=["GPL-3.0-only"])
-    assert_passes(signed[1], other, "licences", verifier=release_verifier)
+    assert_passes(signed_gguf, other, "licences", verifier=release_verifier)
 
 
 @pytest.mark.parametrize(
@@ -1194,12 +1160,12 @@ def test_provenance_source_repository_and_pinned_revision(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_provenance_base_model(
-    tmp_path: Path, signed: tuple[Path, Path], release: KeyPair, mode: str
+    tmp_path: Path, signed_st: Path, signed_gguf: Path, release: KeyPair, mode: str
 ) -> None:
     verifier = KeyVerifier(release.public)
     policy = rule_policy(tmp_path, "provenance", mode, require=["base_model"])
-    assert_passes(signed[0], policy, "provenance", verifier=verifier)  # card base_model
-    assert_passes(signed[1], policy, "provenance", verifier=verifier)  # GGUF base_model
+    assert_passes(signed_st, policy, "provenance", verifier=verifier)  # card base_model
+    assert_passes(signed_gguf, policy, "provenance", verifier=verifier)  # GGUF base_model
     bare = with_card(tmp_path / "bare", "mit")
     key_sign(bare, release)
     assert_fails(bare, policy, "provenance", mode, ["no base model recorded"], verifier=verifier)
@@ -1264,13 +1230,13 @@ def test_provenance_source_repository_patterns(tmp_path: Path, release: KeyPair,
 
 @pytest.mark.parametrize("mode", MODES)
 def test_provenance_base_model_patterns(
-    tmp_path: Path, signed: tuple[Path, Path], release_verifier: KeyVerifier, mode: str
+    tmp_path: Path, signed_st: Path, release_verifier: KeyVerifier, mode: str
 ) -> None:
     allowed = rule_policy(tmp_path, "provenance", mode, base_models=["modelsign-examples/*"])
-    assert_passes(signed[0], allowed, "provenance", verifier=release_verifier)
+    assert_passes(signed_st, allowed, "provenance", verifier=release_verifier)
     refused = rule_policy(tmp_path, "provenance", mode, base_models=["meta-llama/*"])
     assert_fails(
-        signed[0],
+        signed_st,
         refused,
         "provenance",
         mode,
@@ -1357,14 +1323,14 @@ def test_formats_unknown_weight_like_file(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_formats_allow_list(
-    tmp_path: Path, signed: tuple[Path, Path], release_verifier: KeyVerifier, mode: str
+    tmp_path: Path, signed_st: Path, signed_gguf: Path, release_verifier: KeyVerifier, mode: str
 ) -> None:
     ok = rule_policy(tmp_path, "formats", mode, allow=["safetensors"])
-    assert_passes(signed[0], ok, "formats", verifier=release_verifier)  # opaque always allowed
+    assert_passes(signed_st, ok, "formats", verifier=release_verifier)  # opaque always allowed
     only_gguf = rule_policy(tmp_path, "formats", mode, allow=["gguf", "opaque"])
-    assert_passes(signed[1], only_gguf, "formats", verifier=release_verifier)
+    assert_passes(signed_gguf, only_gguf, "formats", verifier=release_verifier)
     assert_fails(
-        signed[0],
+        signed_st,
         only_gguf,
         "formats",
         mode,
@@ -1448,15 +1414,15 @@ def test_formats_chat_template(tmp_path: Path, release: KeyPair, mode: str) -> N
 
 @pytest.mark.parametrize("mode", MODES)
 def test_quantization_allowed_schemes(
-    tmp_path: Path, signed: tuple[Path, Path], release_verifier: KeyVerifier, mode: str
+    tmp_path: Path, signed_st: Path, signed_gguf: Path, release_verifier: KeyVerifier, mode: str
 ) -> None:
     ok = rule_policy(tmp_path, "quantization", mode, allowed_schemes=["MOSTLY_Q8_0"])
-    assert_passes(signed[1], ok, "quantization", verifier=release_verifier)
+    assert_passes(signed_gguf, ok, "quantization", verifier=release_verifier)
     # An unquantized model is not judged by the scheme list.
-    assert_passes(signed[0], ok, "quantization", verifier=release_verifier)
+    assert_passes(signed_st, ok, "quantization", verifier=release_verifier)
     other = rule_policy(tmp_path, "quantization", mode, allowed_schemes=["MOSTLY_Q4_K_M", "awq"])
     assert_fails(
-        signed[1],
+        signed_gguf,
         other,
         "quantization",
         mode,
@@ -1467,13 +1433,13 @@ def test_quantization_allowed_schemes(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_quantization_min_bits_per_weight(
-    tmp_path: Path, signed: tuple[Path, Path], release_verifier: KeyVerifier, mode: str
+    tmp_path: Path, signed_gguf: Path, release_verifier: KeyVerifier, mode: str
 ) -> None:
     eight = rule_policy(tmp_path, "quantization", mode, min_bits_per_weight=8)
-    assert_passes(signed[1], eight, "quantization", verifier=release_verifier)  # Q8_0: 8.5 bpw
+    assert_passes(signed_gguf, eight, "quantization", verifier=release_verifier)  # Q8_0: 8.5 bpw
     nine = rule_policy(tmp_path, "quantization", mode, min_bits_per_weight=9)
     assert_fails(
-        signed[1],
+        signed_gguf,
         nine,
         "quantization",
         mode,
@@ -1484,20 +1450,20 @@ def test_quantization_min_bits_per_weight(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_quantization_allow_unquantized(
-    tmp_path: Path, signed: tuple[Path, Path], release_verifier: KeyVerifier, mode: str
+    tmp_path: Path, signed_st: Path, signed_gguf: Path, release_verifier: KeyVerifier, mode: str
 ) -> None:
     refused = rule_policy(tmp_path, "quantization", mode, allow_unquantized=False)
     assert_fails(
-        signed[0],
+        signed_st,
         refused,
         "quantization",
         mode,
         ["the model is not quantized"],
         verifier=release_verifier,
     )
-    assert_passes(signed[1], refused, "quantization", verifier=release_verifier)
+    assert_passes(signed_gguf, refused, "quantization", verifier=release_verifier)
     allowed = rule_policy(tmp_path, "quantization", mode, allow_unquantized=True)
-    assert_passes(signed[0], allowed, "quantization", verifier=release_verifier)
+    assert_passes(signed_st, allowed, "quantization", verifier=release_verifier)
 
 
 # == coverage ============================================================================
@@ -1531,10 +1497,10 @@ def test_coverage_requires_tensor_digests(tmp_path: Path, release: KeyPair, mode
 
 
 def test_coverage_passes_with_tensor_digests(
-    tmp_path: Path, signed: tuple[Path, Path], release_verifier: KeyVerifier
+    tmp_path: Path, signed_st: Path, signed_gguf: Path, release_verifier: KeyVerifier
 ) -> None:
     policy = rule_policy(tmp_path, "coverage", "enforce")
-    for model in signed:
+    for model in (signed_st, signed_gguf):
         result = assert_passes(model, policy, "coverage", verifier=release_verifier)
         assert result.problems == []
 
@@ -1588,13 +1554,13 @@ def test_coverage_unsigned_files_warn_and_allow(
 
 
 def test_coverage_does_not_misreport_an_untrusted_signature(
-    tmp_path: Path, signed: tuple[Path, Path], stranger: KeyPair
+    tmp_path: Path, signed_st: Path, stranger: KeyPair
 ) -> None:
     policy = load(
         tmp_path,
         {"mode": "warn", "signers": {"keys": [{"pem": stranger.pem}]}, "coverage": {}},
     )
-    result, _ = judge(signed[0], policy)  # signed by release, with tensor digests
+    result, _ = judge(signed_st, policy)  # signed by release, with tensor digests
     assert rule_of(result, "signers").status == "warn"
     # Untrusted: coverage cannot be judged from a signature it cannot trust, so it is
     # skipped (not misreported as "no tensor digests").
@@ -1620,10 +1586,10 @@ def test_coverage_absent_leaves_extra_files_to_the_signature(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_freshness_key_signature_has_no_time(
-    tmp_path: Path, signed: tuple[Path, Path], release_verifier: KeyVerifier, mode: str
+    tmp_path: Path, signed_st: Path, release_verifier: KeyVerifier, mode: str
 ) -> None:
     policy = rule_policy(tmp_path, "freshness", mode, max_age="3650d")
-    assert_fails(signed[0], policy, "freshness", mode, [NO_TIME], verifier=release_verifier)
+    assert_fails(signed_st, policy, "freshness", mode, [NO_TIME], verifier=release_verifier)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -1676,7 +1642,7 @@ def test_freshness_units(tmp_path: Path, standin: SigstoreStandin, keyless: Path
 
 
 def test_policy_wide_warn_mode_with_an_enforced_rule(
-    tmp_path: Path, signed: tuple[Path, Path], release_verifier: KeyVerifier
+    tmp_path: Path, signed_st: Path, release_verifier: KeyVerifier
 ) -> None:
     policy = load(
         tmp_path,
@@ -1686,7 +1652,7 @@ def test_policy_wide_warn_mode_with_an_enforced_rule(
             "freshness": {"max_age": "1d", "mode": "enforce"},
         },
     )
-    result, err = judge(signed[0], policy, verifier=release_verifier)
+    result, err = judge(signed_st, policy, verifier=release_verifier)
     assert err is not None and err.code == "POLICY_FAILED"
     assert err.message == "verification failed: 0 problem(s); policy rules failed: freshness"
     assert [(r.rule, r.mode, r.status) for r in result.policy.rules] == [  # type: ignore[union-attr]
@@ -1722,10 +1688,10 @@ def test_evaluate_without_a_manifest(tmp_path: Path) -> None:
 
 
 def test_evaluate_reports_are_json_serialisable(
-    tmp_path: Path, signed: tuple[Path, Path], release_verifier: KeyVerifier
+    tmp_path: Path, signed_st: Path, release_verifier: KeyVerifier
 ) -> None:
     policy = load(tmp_path, {"mode": "warn", "freshness": {"max_age": "1d"}})
-    result = verify(signed[0], verifier=release_verifier, policy=policy)
+    result = verify(signed_st, verifier=release_verifier, policy=policy)
     dumped = json.loads(result.model_dump_json())
     assert dumped["policy"] == {
         "rules": [

@@ -14,8 +14,9 @@ from modelsign._internal.metadata.provenance import parse_source
 from modelsign._internal.signature import keys
 from modelsign.errors import InputError
 from modelsign.load import load_safetensors
+from tests.helpers.signing import shared_key
 
-KEY = keys.generate_key("ec-p256")
+KEY = shared_key()
 PEM = keys.public_key_pem(KEY.public_key()).decode()
 REV = "a" * 40
 

@@ -8,17 +8,16 @@ from pathlib import Path
 import pytest
 
 from modelsign._internal.manifest import Manifest
-from modelsign._internal.signature import keys
 from modelsign._internal.signature.signers import KeySigner
 from modelsign._internal.signature.statement import PREDICATE_V1
 from modelsign.errors import FormatError, InputError
 from modelsign.sign import sign
-from tests.helpers.signing import manifest_of, payload_of
+from tests.helpers.signing import KeyPair, manifest_of, payload_of, shared_key
 
 
 @pytest.fixture(scope="module")
-def signer() -> KeySigner:
-    return KeySigner(keys.generate_key("ec-p256"))
+def signer(keypair: KeyPair) -> KeySigner:
+    return keypair.signer
 
 
 def test_folder_signature_is_inside_and_excluded(tiny_model: Path, signer: KeySigner) -> None:
@@ -169,7 +168,7 @@ def test_reuse_of_a_replaced_or_foreign_signature_hashes_everything(
 ) -> None:
     _age(tiny_model)
     first = sign(tiny_model, signer=signer, env={})
-    other = KeySigner(keys.generate_key("ec-p256"))
+    other = KeySigner(shared_key("other"))
     sign(tiny_model, signer=other, env={}, force=True)  # replaces model.sig: cache is stale
     from modelsign._internal import _statcache
 

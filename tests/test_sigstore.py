@@ -26,7 +26,6 @@ import pytest
 from click.testing import CliRunner
 
 from modelsign._internal.check.compare import Problem
-from modelsign._internal.signature import keys
 from modelsign._internal.signature.signers import KeySigner
 from modelsign._internal.signature.sigstore import (
     TOKEN_ENV,
@@ -39,7 +38,8 @@ from modelsign.cli import cli as cli_group
 from modelsign.errors import VerificationError
 from modelsign.sign import sign
 from modelsign.verify import verify
-from tests.helpers.signing import flip_byte, manifest_of, payload_bytes
+from tests.helpers.examples import build_example
+from tests.helpers.signing import KeyPair, flip_byte, manifest_of, payload_bytes, shared_key
 from tests.sigstore_standin import (
     DEFAULT_IDENTITY,
     DEFAULT_ISSUER,
@@ -125,10 +125,7 @@ def copy_model(src: Path, dest: Path, *, keep_signature: bool = True) -> Path:
 
 def build_model(folder: Path) -> Path:
     """A fresh copy of the example safetensors model (``tiny-model``)."""
-    from build_tiny_model import build  # type: ignore[import-not-found]  # tests/conftest.py
-
-    model: Path = build(folder)[0]
-    return model
+    return build_example(folder)[0]
 
 
 def verify_args(model: Path, root: Path, *extra: str | Path) -> tuple[str | Path, ...]:
@@ -190,7 +187,7 @@ def other_standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sigstore
 
 
 @pytest.fixture(scope="module")
-def signed(standin: SigstoreStandin, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def keyless_signed(standin: SigstoreStandin, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example model, signed keylessly through the CLI. Do not modify: copy it."""
     model = build_model(tmp_path_factory.mktemp("signed"))
     proc = cli_sign(model, standin, standin.token())
@@ -212,8 +209,8 @@ def gh_signed(standin: SigstoreStandin, tmp_path_factory: pytest.TempPathFactory
 # -- 1. keyless signing through the CLI ---------------------------------------------------------
 
 
-def test_sign_and_verify_through_the_cli(signed: Path, standin: SigstoreStandin) -> None:
-    proc = cli(*verify_args(signed, standin.trusted_root_path), *STANDIN_SIGNER)
+def test_sign_and_verify_through_the_cli(keyless_signed: Path, standin: SigstoreStandin) -> None:
+    proc = cli(*verify_args(keyless_signed, standin.trusted_root_path), *STANDIN_SIGNER)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     result = result_json(proc)
     assert result["verdict"] == "verified" and result["problems"] == []
@@ -229,25 +226,27 @@ def test_sign_and_verify_through_the_cli(signed: Path, standin: SigstoreStandin)
     assert (signer["key_hint"], signer["fingerprint"]) == (None, None)
 
     # The human summary names the identity and the issuer.
-    proc = cli("verify", signed, "--trusted-root", standin.trusted_root_path, *STANDIN_SIGNER)
+    proc = cli(
+        "verify", keyless_signed, "--trusted-root", standin.trusted_root_path, *STANDIN_SIGNER
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"signed by {DEFAULT_IDENTITY} via {DEFAULT_ISSUER}" in proc.stdout
 
 
-def test_the_attestation_shares_the_signing_certificate(signed: Path) -> None:
+def test_the_attestation_shares_the_signing_certificate(keyless_signed: Path) -> None:
     """One identity token, one Fulcio certificate for the OMS bundle and the attestation."""
-    oms_material = json.loads((signed / "model.sig").read_text())["verificationMaterial"]
-    (line,) = (signed / "claims.jsonl").read_text().splitlines()
+    oms_material = json.loads((keyless_signed / "model.sig").read_text())["verificationMaterial"]
+    (line,) = (keyless_signed / "claims.jsonl").read_text().splitlines()
     att_material = json.loads(line)["verificationMaterial"]
     assert att_material["certificate"] == oms_material["certificate"]
     assert len(att_material["tlogEntries"]) == 1
-    assert manifest_of(signed / "model.sig")["name"] == "tiny-model"
+    assert manifest_of(keyless_signed / "model.sig")["name"] == "tiny-model"
 
 
 def test_an_attestation_by_another_identity_is_not_bound(
-    signed: Path, standin: SigstoreStandin, tmp_path: Path
+    keyless_signed: Path, standin: SigstoreStandin, tmp_path: Path
 ) -> None:
-    model = copy_model(signed, tmp_path / "tiny-model")
+    model = copy_model(keyless_signed, tmp_path / "tiny-model")
     line = (model / "claims.jsonl").read_text()
     payload = base64.b64decode(json.loads(line)["dsseEnvelope"]["payload"])
     forged = standin.sign_dsse(payload, standin.token("mallory@example.com"))
@@ -258,9 +257,9 @@ def test_an_attestation_by_another_identity_is_not_bound(
 
 
 def test_bundle_is_oms_v1_and_carries_the_key_signing_statement(
-    signed: Path, tmp_path: Path
+    keyless_signed: Path, tmp_path: Path
 ) -> None:
-    bundle = json.loads((signed / "model.sig").read_text())
+    bundle = json.loads((keyless_signed / "model.sig").read_text())
     assert bundle["mediaType"] == BUNDLE_TYPE
     assert bundle["dsseEnvelope"]["payloadType"] == "application/vnd.in-toto+json"
     material = bundle["verificationMaterial"]
@@ -270,7 +269,7 @@ def test_bundle_is_oms_v1_and_carries_the_key_signing_statement(
     assert {"inclusionProof", "inclusionPromise"} <= entry.keys()
     assert len(material["timestampVerificationData"]["rfc3161Timestamps"]) == 1
 
-    sigstore_payload = payload_bytes(signed / "model.sig")
+    sigstore_payload = payload_bytes(keyless_signed / "model.sig")
     statement = json.loads(sigstore_payload)
     assert statement["_type"] == STATEMENT_TYPE
     assert statement["predicateType"] == PREDICATE_V1
@@ -297,11 +296,11 @@ def test_bundle_is_oms_v1_and_carries_the_key_signing_statement(
         ("config.json", "sha256"),
         ("model.safetensors", "sha256"),
     ]
-    assert manifest_of(signed / "model.sig")["name"] == "tiny-model"
+    assert manifest_of(keyless_signed / "model.sig")["name"] == "tiny-model"
 
     # Key signing the same model (same folder name and signature place) signs the same bytes.
-    twin = copy_model(signed, tmp_path / "tiny-model", keep_signature=False)
-    res = sign(twin, signer=KeySigner(keys.generate_key("ec-p256")), env=clean_env())
+    twin = copy_model(keyless_signed, tmp_path / "tiny-model", keep_signature=False)
+    res = sign(twin, signer=KeySigner(shared_key()), env=clean_env())
     assert res.statement == sigstore_payload
     assert payload_bytes(twin / "model.sig") == sigstore_payload
 
@@ -309,21 +308,38 @@ def test_bundle_is_oms_v1_and_carries_the_key_signing_statement(
 # -- 2. verification failures -------------------------------------------------------------------
 
 
-def test_identity_and_issuer_policy_through_the_cli(signed: Path, standin: SigstoreStandin) -> None:
+def test_identity_and_issuer_policy_through_the_cli(
+    keyless_signed: Path, standin: SigstoreStandin
+) -> None:
     root = standin.trusted_root_path
     wrong_identity, wrong_issuer, regex_ok, regex_bad = cli_many(
         [
             verify_args(
-                signed, root, "--identity", "other@example.com", "--issuer", DEFAULT_ISSUER
+                keyless_signed, root, "--identity", "other@example.com", "--issuer", DEFAULT_ISSUER
             ),
             verify_args(
-                signed, root, "--identity", DEFAULT_IDENTITY, "--issuer", "https://other.test"
+                keyless_signed,
+                root,
+                "--identity",
+                DEFAULT_IDENTITY,
+                "--issuer",
+                "https://other.test",
             ),
             verify_args(
-                signed, root, "--identity-regex", r"[a-z]+@example\.com", "--issuer", DEFAULT_ISSUER
+                keyless_signed,
+                root,
+                "--identity-regex",
+                r"[a-z]+@example\.com",
+                "--issuer",
+                DEFAULT_ISSUER,
             ),
             verify_args(
-                signed, root, "--identity-regex", r".*@example\.org", "--issuer", DEFAULT_ISSUER
+                keyless_signed,
+                root,
+                "--identity-regex",
+                r".*@example\.org",
+                "--issuer",
+                DEFAULT_ISSUER,
             ),
         ]
     )
@@ -351,9 +367,9 @@ def test_identity_and_issuer_policy_through_the_cli(signed: Path, standin: Sigst
     ids=["regex-partial", "regex-longer", "identity-case", "issuer-slash", "no-github-claims"],
 )
 def test_near_miss_policies_fail(
-    signed: Path, standin: SigstoreStandin, policy: dict[str, str]
+    keyless_signed: Path, standin: SigstoreStandin, policy: dict[str, str]
 ) -> None:
-    (problem,) = sigstore_errors(signed, standin.trusted_root_path, policy)
+    (problem,) = sigstore_errors(keyless_signed, standin.trusted_root_path, policy)
     assert problem.code == "SIGSTORE_VERIFICATION_FAILED"
 
 
@@ -451,9 +467,9 @@ def test_github_claims_fail(
 
 
 def test_tampered_model_names_the_tensor(
-    signed: Path, standin: SigstoreStandin, tmp_path: Path
+    keyless_signed: Path, standin: SigstoreStandin, tmp_path: Path
 ) -> None:
-    model = copy_model(signed, tmp_path / "tiny-model")
+    model = copy_model(keyless_signed, tmp_path / "tiny-model")
     flip_byte(model / "model.safetensors", tensor="lm_head.weight")
     proc = cli(*verify_args(model, standin.trusted_root_path), *STANDIN_SIGNER)
     assert proc.returncode == 1, proc.stderr
@@ -543,7 +559,7 @@ def _foreign_payload(bundle_json: str) -> str:
     ],
 )
 def test_tampered_bundle_fails(
-    signed: Path,
+    keyless_signed: Path,
     standin: SigstoreStandin,
     other_standin: SigstoreStandin,
     tmp_path: Path,
@@ -565,24 +581,24 @@ def test_tampered_bundle_fails(
             text, lambda b: b["verificationMaterial"].update(tlogEntries=[])
         ),
     }
-    original = (signed / "model.sig").read_text()
+    original = (keyless_signed / "model.sig").read_text()
     changed = changes[name](original)
     assert changed != original
     sig = tmp_path / "tampered.sig"
     sig.write_text(changed)
-    (problem,) = sigstore_errors(signed, standin.trusted_root_path, signature=sig)
+    (problem,) = sigstore_errors(keyless_signed, standin.trusted_root_path, signature=sig)
     assert problem.code == expected, problem.message
     # The untouched bundle still verifies (the failure is the change's doing).
-    assert sigstore_verifies(signed, standin.trusted_root_path) == DEFAULT_IDENTITY
+    assert sigstore_verifies(keyless_signed, standin.trusted_root_path) == DEFAULT_IDENTITY
 
 
 def test_another_instances_trusted_root_is_refused(
-    signed: Path, standin: SigstoreStandin, other_standin: SigstoreStandin
+    keyless_signed: Path, standin: SigstoreStandin, other_standin: SigstoreStandin
 ) -> None:
-    (problem,) = sigstore_errors(signed, other_standin.trusted_root_path)
+    (problem,) = sigstore_errors(keyless_signed, other_standin.trusted_root_path)
     assert problem.code == "SIGSTORE_VERIFICATION_FAILED"
     # ... and the public instance's root (offline, shipped) does not trust the stand-in either.
-    proc = cli("verify", signed, "--offline", "--json", *STANDIN_SIGNER)
+    proc = cli("verify", keyless_signed, "--offline", "--json", *STANDIN_SIGNER)
     assert proc.returncode == 1, proc.stderr
     assert codes(result_json(proc)) == ["SIGSTORE_VERIFICATION_FAILED"]
 
@@ -608,9 +624,9 @@ def test_token_from_environment(standin: SigstoreStandin, tmp_path: Path) -> Non
     )
 
 
-def test_token_and_usage_errors(standin: SigstoreStandin, tmp_path: Path) -> None:
+def test_token_and_usage_errors(standin: SigstoreStandin, tmp_path: Path, keypair: KeyPair) -> None:
     model = build_model(tmp_path)
-    key, _ = keys.write_keypair(str(tmp_path / "k"), keys.generate_key("ec-p256"), password=None)
+    key = str(keypair.key_path)
     trust = ("--trust-config", standin.trust_config_path)
     root = ("--trusted-root", standin.trusted_root_path)
     cases: dict[str, tuple[tuple[str | Path, ...], dict[str, str], str]] = {
@@ -705,16 +721,17 @@ def test_token_and_usage_errors(standin: SigstoreStandin, tmp_path: Path) -> Non
 )
 def test_more_usage_errors_in_process(
     standin: SigstoreStandin,
-    signed: Path,
+    keyless_signed: Path,
     tmp_path: Path,
+    keypair: KeyPair,
     args: tuple[str, ...],
     env: dict[str, str],
     code: str,
 ) -> None:
     """The same checks through click's runner (no interpreter start-up per case)."""
-    key, _ = keys.write_keypair(str(tmp_path / "k"), keys.generate_key("ec-p256"), password=None)
+    key = str(keypair.key_path)
     where = {
-        "M": [str(signed)],
+        "M": [str(keyless_signed)],
         "T": ["--trust-config", str(standin.trust_config_path)],
         "R": ["--trusted-root", str(standin.trusted_root_path)],
         "K": [str(key)],
@@ -746,15 +763,14 @@ def test_usage_errors_come_before_any_network_access(tmp_path: Path) -> None:
     ids=["repository", "ref"],
 )
 def test_sigstore_constraints_with_a_key_are_refused(
-    tmp_path: Path, constraint: tuple[str, str]
+    tmp_path: Path, keypair: KeyPair, constraint: tuple[str, str]
 ) -> None:
     """A constraint the chosen trust method cannot check must not pass silently."""
     model = tmp_path / "m"
     model.mkdir()
     (model / "weights.bin").write_bytes(b"\1" * 16)
-    key = keys.generate_key("ec-p256")
-    _, pub = keys.write_keypair(str(tmp_path / "k"), key, password=None)
-    sign(model, signer=KeySigner(key), env={})
+    pub = keypair.pub_path
+    sign(model, signer=keypair.signer, env={})
     result = CliRunner().invoke(cli_group, ["verify", str(model), "--key", str(pub), *constraint])
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error[USAGE]: "), result.stderr

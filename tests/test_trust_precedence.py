@@ -32,20 +32,20 @@ from modelsign.policy import Policy
 from modelsign.sign import sign
 from modelsign.verify import verify
 from modelsign.watch import Event, Watcher
-from tests.helpers.signing import flip_byte
+from tests.helpers.signing import KeyPair, MakeKeyPair, flip_byte
 
 WEIGHTS = "model.safetensors"
 TENSOR = "lm_head.weight"
 
 
 @pytest.fixture(scope="module")
-def k1() -> keys.PrivateKey:
-    return keys.generate_key("ec-p256")
+def k1(keypair: KeyPair) -> keys.PrivateKey:
+    return keypair.private
 
 
 @pytest.fixture(scope="module")
-def k2() -> keys.PrivateKey:
-    return keys.generate_key("ec-p256")
+def k2(make_keypair: MakeKeyPair) -> keys.PrivateKey:
+    return make_keypair("other").private
 
 
 def pem(key: keys.PrivateKey) -> str:

@@ -15,7 +15,7 @@ from modelsign._internal.signature.signers import KeySigner
 from modelsign.cli import cli
 from modelsign.diff import UNVERIFIED_NOTE
 from modelsign.sign import sign
-from tests.helpers.signing import flip_byte
+from tests.helpers.signing import flip_byte, shared_key
 
 CHANGE_KEYS = {"code", "message", "path", "old_path", "tensor", "field", "old", "new"}
 TENSOR_KEYS = CHANGE_KEYS | {"layer", "old_dtype", "new_dtype", "old_shape", "new_shape"}
@@ -95,7 +95,7 @@ def test_json_schema(tiny_model: Path, tmp_path: Path) -> None:
 
 
 def test_signatures_are_marked_unverified(tiny_model: Path, tmp_path: Path) -> None:
-    key_a, key_b = keys.generate_key("ec-p256"), keys.generate_key("ec-p256")
+    key_a, key_b = shared_key(), shared_key("other")
     sig_a = sign(tiny_model, signer=KeySigner(key_a), signature=tmp_path / "a.sig", env={})
     sig_b = sign(tiny_model, signer=KeySigner(key_b), signature=tmp_path / "b.sig", env={})
     code, out, _ = run("diff", sig_a.signature, sig_b.signature)

@@ -21,11 +21,12 @@ from modelsign.errors import SignatureError, VerificationError
 from modelsign.sign import sign
 from modelsign.verify import verify
 from tests.helpers.pki import build_pki, write_pki
+from tests.helpers.signing import shared_key
 from tests.sigstore_standin import SigstoreStandin
 from tests.sigstore_standin.ca import make_root, make_tsa_leaf, validity
 from tests.sigstore_standin.server import TSA_PATH
 
-KEY = keys.generate_key("ec-p256")
+KEY = shared_key()
 
 
 def _pem(*certs: object) -> bytes:

@@ -29,12 +29,12 @@ from modelsign._internal.signature.verifiers import KeyVerifier
 from modelsign.sign import sign
 from tests.helpers import oms_schema
 from tests.helpers.examples import build_example
+from tests.helpers.paths import ROOT
 from tests.helpers.signing import KeyPair, MakeKeyPair, SignedModel, shared_key, write_keypair
 
 if TYPE_CHECKING:
     from tests.sigstore_standin import SigstoreStandin
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 
 

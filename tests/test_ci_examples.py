@@ -38,10 +38,10 @@ import modelsign
 from modelsign._internal.signature import keys
 from modelsign._internal.signature.sigstore import SigstoreVerifier, load_trusted_root
 from tests.helpers.examples import build_example
+from tests.helpers.paths import ROOT
 from tests.helpers.signing import manifest_of, shared_key
 from tests.sigstore_standin import GITHUB_ISSUER, SigstoreStandin
 
-ROOT = Path(__file__).resolve().parent.parent
 ACTION = ROOT / "action.yml"
 RELEASE = ROOT / "examples" / "github-actions" / "release.yml"
 RELEASE_POLICY = ROOT / "examples" / "github-actions" / "policy.yaml"

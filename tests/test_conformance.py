@@ -25,10 +25,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from modelsign._internal.signature.bundle import pae
+from tests.helpers.paths import CONFORMANCE, ROOT
 from tools.sigstore_conformance import main
 
-REPO = Path(__file__).resolve().parents[1]
-SUITE = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "sigstore-bundle-verify"
+REPO = ROOT
+SUITE = CONFORMANCE / "sigstore-bundle-verify"
 if not SUITE.is_dir():
     pytest.skip(f"conformance suite not found at {SUITE}", allow_module_level=True)
 

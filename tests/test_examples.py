@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 from modelsign._internal.manifest import load_manifest
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers.paths import ROOT
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from modelsign import guard
 from modelsign._internal.signature import keys
 from modelsign.errors import InputError, VerificationError
 from modelsign.load import ModelsignWarning
+from tests.helpers.paths import ROOT
 from tests.helpers.signing import KeyPair, flip_byte
 from tests.load.test_hf_load import (
     COMMIT,
@@ -46,7 +47,6 @@ from tests.load.test_hf_load import (
 
 __all__ = ["modules_cache"]  # a fixture, used by name
 
-ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = {
     "alpha": torch.arange(12, dtype=torch.float32).reshape(3, 4),
     "beta": torch.tensor([1, -2, 3], dtype=torch.int64),

@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tests.helpers import oms
 from tests.helpers.oms import Credentials, run_all
 from tests.helpers.oms_cases import CASES, Case
+from tests.helpers.paths import ROOT
 from tests.helpers.pki import build_pki
 
-ADAPTER = Path(__file__).resolve().parents[1] / "tools" / "oms_cli_adapter.py"
+ADAPTER = ROOT / "tools" / "oms_cli_adapter.py"
 TOOLS = ("model_signing", "adapter")
 
 pytestmark = pytest.mark.skipif(

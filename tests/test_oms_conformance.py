@@ -34,11 +34,12 @@ from modelsign.verify import verify
 from tests.helpers import oms
 from tests.helpers.oms_cases import CASES, Case
 from tests.helpers.oms_schema import SKIP_REASON, VIOLATIONS, attestation_errors, oms_errors
+from tests.helpers.paths import CONFORMANCE
 from tests.helpers.pki import build_pki
 from tests.helpers.signing import KeyPair, flip_byte, payload_of, sign_payload, statement_in
 from tests.sigstore_standin import DEFAULT_IDENTITY, DEFAULT_ISSUER, SigstoreStandin
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "conformance"
+SHARED = CONFORMANCE
 SPEC_VECTORS = SHARED / "oms-spec-v1.0" / "test-vectors" / "v1.0"
 OMS_VECTORS = SHARED / "oms-vectors"
 if not (SPEC_VECTORS.is_dir() and OMS_VECTORS.is_dir()):

@@ -29,10 +29,11 @@ from modelsign._internal.signature.verifiers import CertificateVerifier, KeyVeri
 from modelsign.errors import VerificationError
 from modelsign.verify import VerificationResult, verify
 from tests.helpers import oms
+from tests.helpers.paths import CONFORMANCE
 from tests.helpers.pki import build_pki
 from tests.helpers.signing import flip_byte
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "oms-vectors"
+VECTORS = CONFORMANCE / "oms-vectors"
 if not VECTORS.is_dir():
     pytest.skip(
         f"OMS conformance vectors not found at {VECTORS} "

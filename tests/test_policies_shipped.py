@@ -28,10 +28,10 @@ from modelsign.sign import sign
 from modelsign.verify import VerificationResult, verify
 from tests.helpers.examples import build_example
 from tests.helpers.gguf_files import QT, random_quant, write_gguf
+from tests.helpers.paths import ROOT
 from tests.helpers.signing import KeyPair, flip_byte, shared_key
 from tests.sigstore_standin import SigstoreStandin
 
-ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "policies"
 PINNED = "89abcdef0123456789abcdef0123456789abcdef"
 NO_SOURCE = "no source repository recorded"

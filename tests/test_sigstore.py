@@ -39,6 +39,7 @@ from modelsign.errors import VerificationError
 from modelsign.sign import sign
 from modelsign.verify import verify
 from tests.helpers.examples import build_example
+from tests.helpers.paths import CONFORMANCE, ROOT
 from tests.helpers.signing import KeyPair, flip_byte, manifest_of, payload_bytes, shared_key
 from tests.sigstore_standin import (
     DEFAULT_IDENTITY,
@@ -48,8 +49,7 @@ from tests.sigstore_standin import (
     tamper,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "oms-vectors"
+VECTORS = CONFORMANCE / "oms-vectors"
 BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 IBM_IDENTITY = "stefanb@us.ibm.com"
 IBM_ISSUER = "https://sigstore.verify.ibm.com/oauth2"

@@ -36,9 +36,9 @@ from modelsign.sign import sign
 from modelsign.watch import Event, Watcher, command_hook
 from modelsign.watch.events import EventProblem, make_event
 from tests.helpers.deep import make_deep, remove_deep
+from tests.helpers.paths import ROOT
 from tests.helpers.signing import KeyPair, flip_byte
 
-ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 10.0
 TENSOR = "lm_head.weight"
 WEIGHTS = "model.safetensors"

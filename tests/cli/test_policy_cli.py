@@ -24,9 +24,9 @@ from modelsign.cli import cli
 from modelsign.policy import RULES, Policy
 from modelsign.sign import sign
 from tests.helpers.examples import build_example
+from tests.helpers.paths import ROOT
 from tests.helpers.signing import shared_key
 
-ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "policies").glob("*.yaml"))
 PINNED = "fedcba9876543210fedcba9876543210fedcba98"
 

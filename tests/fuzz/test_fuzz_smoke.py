@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from modelsign.errors import ModelsignError
+from tests.helpers.paths import ROOT
 
 from .targets import TARGETS, make_seeds, mutate, write_corpus
 
-ROOT = Path(__file__).resolve().parents[2]
 SMOKE_SECONDS = 2.0  # per parser
 SLOWEST_INPUT = 1.0  # seconds: a hang, for inputs of a few KB
 

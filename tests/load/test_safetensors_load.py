@@ -28,6 +28,7 @@ from modelsign._internal.signature import keys
 from modelsign.errors import InputError, VerificationError
 from modelsign.load import ModelsignWarning, load_safetensors
 from modelsign.policy import Policy
+from tests.helpers.paths import ROOT
 from tests.helpers.safetensors_files import (
     header_json,
     raw_safetensors,
@@ -38,7 +39,6 @@ from tests.helpers.safetensors_files import (
 )
 from tests.helpers.signing import KeyPair, flip_byte, shared_key
 
-ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = "model.safetensors"
 # Two tensors of the tiny model (a matrix and a norm), and one never requested.
 WANTED = ["model.layers.0.self_attn.q_proj.weight", "model.norm.weight"]

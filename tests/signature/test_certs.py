@@ -13,9 +13,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from modelsign._internal.signature import certs
 from modelsign.errors import InputError, VerificationError
 from tests.helpers import pki
+from tests.helpers.paths import CONFORMANCE
 from tests.helpers.pki import DAY, NOW
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance"
 OMS_CERTS = CONFORMANCE / "oms-vectors" / "keys" / "certificate"
 CODE_SIGNING = [ExtendedKeyUsageOID.CODE_SIGNING]
 

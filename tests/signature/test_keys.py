@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from modelsign._internal.signature import keys
 from modelsign.errors import InputError
+from tests.helpers.paths import CONFORMANCE
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance"
 OMS_CERT_KEYS = CONFORMANCE / "oms-vectors" / "keys" / "certificate"
 
 

@@ -52,12 +52,20 @@ _CALL_FAILED = pytest.StashKey[bool]()
 _FRAMEWORKS = ("torch", "transformers")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests that use PyTorch or transformers, so an inner loop can leave them out.
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark tests that use PyTorch or transformers, so an inner loop can leave them out;
+    leave out the ``fuzz`` runs unless the ``-m`` expression names them.
 
     A test uses a framework when its module imports it, its function names it,
-    or a parameter id does (``framework="torch"`` cases).
+    or a parameter id does (``framework="torch"`` cases). ``fuzz`` runs are left out
+    whatever else ``-m`` says (``-m "not slow"``, ``-m torch``), so no expression but one
+    asking for them starts minutes of fuzzing.
     """
+    if "fuzz" not in (config.getoption("markexpr", "") or ""):
+        fuzz = [item for item in items if item.get_closest_marker("fuzz")]
+        if fuzz:
+            config.hook.pytest_deselected(items=fuzz)
+            items[:] = [item for item in items if not item.get_closest_marker("fuzz")]
     for item in items:
         fn = getattr(item, "function", None)
         names = set(fn.__code__.co_names) | set(fn.__code__.co_consts) if fn else set()

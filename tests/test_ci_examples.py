@@ -436,6 +436,7 @@ def payload_manifest(sig: Path) -> dict[str, Any]:
     return manifest_of(sig)
 
 
+@pytest.mark.slow
 def test_action_keyless_signs_and_verifies_the_workflow_identity(
     workspace: Path, standin: SigstoreStandin
 ) -> None:
@@ -478,6 +479,7 @@ def test_action_keyless_signs_and_verifies_the_workflow_identity(
     assert [p.name for p in runner.temp.iterdir()] == ["modelsign-venv"]
 
 
+@pytest.mark.slow
 def test_action_keyless_with_a_policy(workspace: Path, standin: SigstoreStandin) -> None:
     policy = load_yaml(RELEASE_POLICY)
     policy["signers"]["trusted_root"] = str(standin.trusted_root_path)
@@ -498,6 +500,7 @@ def test_action_keyless_with_a_policy(workspace: Path, standin: SigstoreStandin)
         assert re.search(rf"^  {rule} +pass", log, re.MULTILINE), rule
 
 
+@pytest.mark.slow
 def test_action_fails_when_the_signature_is_not_the_workflows(
     workspace: Path, standin: SigstoreStandin
 ) -> None:
@@ -519,6 +522,7 @@ def test_action_fails_when_the_signature_is_not_the_workflows(
     assert "::error title=modelsign verify::the new signature did not verify" in run.steps[-1].log
 
 
+@pytest.mark.slow
 def test_action_keyless_without_id_token_permission(
     workspace: Path, standin: SigstoreStandin
 ) -> None:
@@ -536,6 +540,7 @@ def test_action_keyless_without_id_token_permission(
     assert not (workspace / "build" / "tiny-model" / "model.sig").exists()
 
 
+@pytest.mark.slow
 def test_action_with_a_key_and_hostile_inputs(tmp_path: Path, workspace: Path) -> None:
     password = "pass word $(touch PWNED-password)"
     keys_dir = tmp_path / "keys"
@@ -582,6 +587,7 @@ def test_action_with_a_key_and_hostile_inputs(tmp_path: Path, workspace: Path) -
     assert result.manifest_digest == run.outputs["manifest-digest"]
 
 
+@pytest.mark.slow
 def test_action_key_checks_against_the_given_public_key(tmp_path: Path, workspace: Path) -> None:
     keygen(tmp_path / "release")
     keygen(tmp_path / "other")
@@ -597,6 +603,7 @@ def test_action_key_checks_against_the_given_public_key(tmp_path: Path, workspac
     assert "KEY_HINT_MISMATCH" in run.steps[-1].log
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("inputs", "message"),
     [
@@ -615,6 +622,7 @@ def test_action_refuses_bad_inputs(workspace: Path, inputs: dict[str, str], mess
 # -- running the GitLab job ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_gitlab_job_script_signs_and_verifies(
     tmp_path: Path, standin: SigstoreStandin, built_model: Path
 ) -> None:
@@ -754,6 +762,7 @@ def serve(model: Path, policy: Path, *extra: str) -> subprocess.CompletedProcess
     )
 
 
+@pytest.mark.slow
 def test_serve_py(served: dict[str, Path]) -> None:
     ok = serve(served["signed"], served["policy"])
     assert ok.returncode == 0, ok.stderr
@@ -794,6 +803,7 @@ def run_sh(model: Path, policy: Path, *server: str) -> subprocess.CompletedProce
     )
 
 
+@pytest.mark.slow
 def test_run_sh(served: dict[str, Path]) -> None:
     ok = run_sh(served["signed"], served["policy"])
     assert ok.returncode == 0, ok.stderr

@@ -349,6 +349,7 @@ def test_mapped_guard_keeps_a_lease_on_what_load_file_returned(
     assert all(torch.equal(loaded[k], WEIGHTS[k]) for k in WEIGHTS)
 
 
+@pytest.mark.slow
 def test_sitecustomize_patches_modules_as_they_are_imported(
     weights: Path, guarded: Path, tmp_path: Path
 ) -> None:

@@ -154,6 +154,7 @@ def test_gguf_derivative(tiny_models: tuple[Path, Path]) -> None:
     assert depends_on(doc, model["bom-ref"]) == ["base-model:tiny-model"]
 
 
+@pytest.mark.slow
 def test_real_model(real_model_dir: Path) -> None:
     doc, _ = bom_of(real_model_dir)
     model = subject(doc)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from modelsign._internal.manifest import load_manifest
@@ -102,6 +103,7 @@ def test_inspect_a_signature_shows_its_attested_manifest(signed: Path) -> None:
     assert code == 2 and "ATTESTATION_MISSING" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_python_dash_m_and_help() -> None:
     r = subprocess.run(
         [sys.executable, "-m", "modelsign", "--help"], capture_output=True, text=True, check=True
@@ -109,6 +111,7 @@ def test_python_dash_m_and_help() -> None:
     assert "manifest" in r.stdout and "inspect" in r.stdout
 
 
+@pytest.mark.slow
 def test_fifo_inputs_are_refused_without_hanging(tiny_model: Path, tmp_path: Path) -> None:
     """Every user-supplied file is opened non-blocking and must be a regular file."""
     import os

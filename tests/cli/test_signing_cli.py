@@ -89,6 +89,7 @@ def test_usage_errors(tiny_model: Path, keygen_prefix: Path, tmp_path: Path) -> 
     assert not [p for p in os.listdir(tiny_model) if p.startswith(".modelsign-")]
 
 
+@pytest.mark.slow
 def test_folders_nested_too_deep_are_one_line_errors(
     tiny_model: Path, keygen_prefix: Path, tmp_path: Path
 ) -> None:

@@ -29,9 +29,12 @@ from tests.helpers.oms import Credentials, codes, ok, output, run, run_all
 from tests.helpers.pki import build_pki
 from tests.helpers.signing import flip_byte, payload_bytes, payload_of
 
-pytestmark = pytest.mark.skipif(
-    not oms.MODEL_SIGNING.exists(), reason=f"model_signing CLI not found at {oms.MODEL_SIGNING}"
-)
+pytestmark = [
+    pytest.mark.slow,  # model_signing and modelsign as subprocesses: seconds per case
+    pytest.mark.skipif(
+        not oms.MODEL_SIGNING.exists(), reason=f"model_signing CLI not found at {oms.MODEL_SIGNING}"
+    ),
+]
 
 # Names whose order differs between a per-component sort (what model_signing
 # writes) and a code-point sort (what the OMS spec and modelsign write), a

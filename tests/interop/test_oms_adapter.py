@@ -27,9 +27,12 @@ from tests.helpers.pki import build_pki
 ADAPTER = ROOT / "tools" / "oms_cli_adapter.py"
 TOOLS = ("model_signing", "adapter")
 
-pytestmark = pytest.mark.skipif(
-    not oms.MODEL_SIGNING.exists(), reason=f"model_signing CLI not found at {oms.MODEL_SIGNING}"
-)
+pytestmark = [
+    pytest.mark.slow,  # model_signing and modelsign as subprocesses: seconds per case
+    pytest.mark.skipif(
+        not oms.MODEL_SIGNING.exists(), reason=f"model_signing CLI not found at {oms.MODEL_SIGNING}"
+    ),
+]
 
 
 def _as(tool: str, argv: list[str]) -> list[str]:

@@ -248,6 +248,7 @@ def _ignore_args(case: Case) -> list[str]:
     return [a for name in case.ignored for a in ("--ignore", name.rstrip("/"))]
 
 
+@pytest.mark.slow
 def test_every_model_layout_signs_schema_valid(tmp_path: Path) -> None:
     private, public = oms.write_ec_key(tmp_path / "keys", ec.SECP256R1())
     creds = oms.Credentials.for_key(private, public)
@@ -265,6 +266,7 @@ def test_every_model_layout_signs_schema_valid(tmp_path: Path) -> None:
     assert failures == {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "curve", [ec.SECP256R1(), ec.SECP384R1(), ec.SECP521R1()], ids=["p256", "p384", "p521"]
 )
@@ -275,6 +277,7 @@ def test_every_key_signs_schema_valid(curve: ec.EllipticCurve, tmp_path: Path) -
     check_written(model / "model.sig")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [["--shard-size", "1000"], ["--single-file-name", "spec"]])
 def test_shard_and_spec_name_signatures_are_schema_valid(extra: list[str], tmp_path: Path) -> None:
     """The spec's shard form (integer shard_size, plain algorithm) and single-file name."""
@@ -294,6 +297,7 @@ def test_shard_and_spec_name_signatures_are_schema_valid(extra: list[str], tmp_p
     oms.ok(oms.run(creds.ms_verify(signed)))
 
 
+@pytest.mark.slow
 def test_certificate_chain_signs_schema_valid(tmp_path: Path) -> None:
     creds = oms.Credentials.for_pki(build_pki(), tmp_path / "pki")
     model = CASES[1].build(tmp_path)
@@ -303,6 +307,7 @@ def test_certificate_chain_signs_schema_valid(tmp_path: Path) -> None:
     assert len(material["x509CertificateChain"]["certificates"]) == 2
 
 
+@pytest.mark.slow
 def test_sigstore_signs_schema_valid(standin: SigstoreStandin, tmp_path: Path) -> None:
     model = CASES[1].build(tmp_path)
     # No proxy (the stand-in is on 127.0.0.1) and no ambient CI credentials.

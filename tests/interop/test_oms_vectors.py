@@ -174,6 +174,7 @@ def test_verifies(vector: Vector) -> None:
         assert result.signer.chain[-1] == "CN=root-ca"
 
 
+@pytest.mark.slow
 def test_cli_verifies_and_fails_after_one_byte_changes(vector: Vector, tmp_path: Path) -> None:
     tampered = vector.copy(tmp_path / vector.name)
     flip_byte(tampered / "signme-1", 0, mask=0xFF)
@@ -234,6 +235,7 @@ def test_ignore_me_is_not_required(name: str, tmp_path: Path) -> None:
 FOLDER_VECTORS = [n for n in NAMES if n not in SINGLE_FILE]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", FOLDER_VECTORS)
 def test_git_files_are_not_required(name: str, tmp_path: Path) -> None:
     """model_signing leaves out ``.git``, ``.gitattributes``, ``.github`` and ``.gitignore``

@@ -99,6 +99,7 @@ def test_suite_has_all_cases() -> None:
     assert len(CASES) == 70  # 73 entries: 70 case folders, README.md, a.txt, statement.json
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("case", "form", "expected"),
     [

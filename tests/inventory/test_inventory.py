@@ -662,6 +662,7 @@ def test_table_and_sort_options(device: Device) -> None:
     assert code == 2
 
 
+@pytest.mark.slow
 def test_cyclonedx_device_bom(device: Device, tmp_path: Path) -> None:
     out = tmp_path / "device.cdx.json"
     code, _, err = run(
@@ -812,6 +813,7 @@ def test_permission_denied_is_reported_not_raised(
     assert m["fine.gguf"].status == "unsigned"
 
 
+@pytest.mark.slow
 def test_folders_nested_too_deep_are_unreadable_and_the_scan_goes_on(
     tiny_model: Path, tmp_path: Path
 ) -> None:

@@ -143,6 +143,7 @@ def modules_cache(
     return cache
 
 
+@pytest.mark.slow
 def test_load_matches_the_original(tiny: tuple[Path, Any], verifier: Any) -> None:
     folder, original = tiny
     model = load_transformers(folder, verifier=verifier)

@@ -149,6 +149,7 @@ def test_a_writer_is_held_until_the_bytes_are_copied_out(signed: Path, verifier:
     assert mapped.is_guarded(out[TENSOR])
 
 
+@pytest.mark.slow
 def test_truncation_and_replacement_after_the_load(
     signed: Path, keypair: KeyPair, tmp_path: Path
 ) -> None:
@@ -181,6 +182,7 @@ def test_truncation_and_replacement_after_the_load(
     assert done.stdout.strip() == "intact"
 
 
+@pytest.mark.slow
 def test_the_lease_lives_as_long_as_any_tensor(signed: Path, verifier: Any) -> None:
     import torch
 
@@ -345,6 +347,7 @@ def test_a_forked_child_keeps_the_verified_bytes(signed: Path, verifier: Any) ->
     assert took < 10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("refill", [False, True])
 def test_an_open_with_o_trunc_for_reading_is_not_held_back_and_is_told(
     signed: Path, keypair: KeyPair, tmp_path: Path, refill: bool

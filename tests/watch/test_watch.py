@@ -520,6 +520,7 @@ def next_event(lines: queue.Queue[str], name: str) -> Event:
     raise AssertionError(f"no {name!r} event")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_cli_reports_tampering_and_stops_cleanly(
     signum: int, model: Path, policy_file: Path, tmp_path: Path
@@ -563,6 +564,7 @@ def test_cli_usage_error_exits_2(policy_file: Path, tmp_path: Path) -> None:
     assert "error[NOT_FOUND]" in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:modelsign. cannot watch")  # the observer recurses too
 def test_a_model_nested_too_deep_never_stops_the_monitor(
     model: Path, policy: Policy, tmp_path: Path

@@ -209,6 +209,7 @@ def gh_signed(standin: SigstoreStandin, tmp_path_factory: pytest.TempPathFactory
 # -- 1. keyless signing through the CLI ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sign_and_verify_through_the_cli(keyless_signed: Path, standin: SigstoreStandin) -> None:
     proc = cli(*verify_args(keyless_signed, standin.trusted_root_path), *STANDIN_SIGNER)
     assert proc.returncode == 0, proc.stderr + proc.stdout
@@ -243,6 +244,7 @@ def test_the_attestation_shares_the_signing_certificate(keyless_signed: Path) ->
     assert manifest_of(keyless_signed / "model.sig")["name"] == "tiny-model"
 
 
+@pytest.mark.slow
 def test_an_attestation_by_another_identity_is_not_bound(
     keyless_signed: Path, standin: SigstoreStandin, tmp_path: Path
 ) -> None:
@@ -308,6 +310,7 @@ def test_bundle_is_oms_v1_and_carries_the_key_signing_statement(
 # -- 2. verification failures -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_identity_and_issuer_policy_through_the_cli(
     keyless_signed: Path, standin: SigstoreStandin
 ) -> None:
@@ -373,6 +376,7 @@ def test_near_miss_policies_fail(
     assert problem.code == "SIGSTORE_VERIFICATION_FAILED"
 
 
+@pytest.mark.slow
 def test_github_claims_through_the_cli(gh_signed: Path, standin: SigstoreStandin) -> None:
     proc = cli(
         *verify_args(gh_signed, standin.trusted_root_path),
@@ -466,6 +470,7 @@ def test_github_claims_fail(
     assert problem.code == "SIGSTORE_VERIFICATION_FAILED"
 
 
+@pytest.mark.slow
 def test_tampered_model_names_the_tensor(
     keyless_signed: Path, standin: SigstoreStandin, tmp_path: Path
 ) -> None:
@@ -592,6 +597,7 @@ def test_tampered_bundle_fails(
     assert sigstore_verifies(keyless_signed, standin.trusted_root_path) == DEFAULT_IDENTITY
 
 
+@pytest.mark.slow
 def test_another_instances_trusted_root_is_refused(
     keyless_signed: Path, standin: SigstoreStandin, other_standin: SigstoreStandin
 ) -> None:
@@ -606,6 +612,7 @@ def test_another_instances_trusted_root_is_refused(
 # -- 3. token sources and usage errors ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_token_from_environment(standin: SigstoreStandin, tmp_path: Path) -> None:
     model = build_model(tmp_path)
     token = standin.token(identity="env-signer@example.com")
@@ -624,6 +631,7 @@ def test_token_from_environment(standin: SigstoreStandin, tmp_path: Path) -> Non
     )
 
 
+@pytest.mark.slow
 def test_token_and_usage_errors(standin: SigstoreStandin, tmp_path: Path, keypair: KeyPair) -> None:
     model = build_model(tmp_path)
     key = str(keypair.key_path)
@@ -743,6 +751,7 @@ def test_more_usage_errors_in_process(
     assert result.stderr.startswith(f"error[{code}]: "), result.stderr
 
 
+@pytest.mark.slow
 def test_usage_errors_come_before_any_network_access(tmp_path: Path) -> None:
     """A missing --issuer is reported without first refreshing the trusted root online."""
     model = tmp_path / "m"
@@ -779,6 +788,7 @@ def test_sigstore_constraints_with_a_key_are_refused(
 # -- 4. Rekor v2 --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rekor_v2_signs_and_verifies(tmp_path: Path) -> None:
     model = build_model(tmp_path / "model")
     with SigstoreStandin(tmp_path / "standin-v2", rekor_version=2) as v2:
@@ -820,6 +830,7 @@ def _ibm(*extra: str) -> tuple[str, ...]:
     return ("--offline", "--json", "--ignore", "ignore-me", *extra)
 
 
+@pytest.mark.slow
 def test_public_instance_vectors_verify_offline(vectors: list[Path]) -> None:
     calls: list[tuple[str | Path, ...]] = [("verify", v, *_ibm(*IBM_SIGNER)) for v in vectors]
     # Any network access would go to a closed local port (and --offline must not try).
@@ -846,6 +857,7 @@ _WRONG_SIGNERS = [
 ]
 
 
+@pytest.mark.slow
 def test_public_instance_vectors_refuse_other_identities(vectors: list[Path]) -> None:
     root = load_trusted_root(None, offline=True)
     for vector in vectors:
@@ -878,6 +890,7 @@ def test_public_instance_vectors_refuse_other_identities(vectors: list[Path]) ->
     assert result_json(regex_ok)["signer"]["identity"] == IBM_IDENTITY
 
 
+@pytest.mark.slow
 def test_public_instance_vectors_fail_after_a_signed_byte_changes(
     vectors: list[Path], tmp_path: Path
 ) -> None:

@@ -157,6 +157,7 @@ def test_freshness_needs_a_trusted_time(
         verify(tiny_model, policy=policy, now=later)
 
 
+@pytest.mark.slow
 def test_through_the_cli(
     standin: SigstoreStandin, tsa_chain: Path, tiny_model: Path, tmp_path: Path
 ) -> None:

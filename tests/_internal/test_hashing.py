@@ -120,6 +120,24 @@ def test_first_error_in_name_order_is_reported(tmp_path: Path) -> None:
     assert e.value.path == "a.safetensors"
 
 
+def test_an_unexpected_error_in_a_worker_is_raised_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a ModelsignError (a bug, or the OS): re-raised unchanged, never swallowed."""
+    for name in ("a.bin", "b.bin"):
+        (tmp_path / name).write_bytes(b"x" * 10)
+    real = hashing.hash_file
+
+    def failing(f: object, **kw: object) -> object:
+        if getattr(f, "path", None) == "b.bin":
+            raise RuntimeError("disk on fire")
+        return real(f, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hashing, "hash_file", failing)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        hash_files(discover(tmp_path).files, tensor_hash="blake3", jobs=2)
+
+
 def test_torch_zip_detected_by_content_under_any_name(tmp_path: Path) -> None:
     import zipfile
 

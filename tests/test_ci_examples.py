@@ -37,10 +37,11 @@ import yaml
 import modelsign
 from modelsign._internal.signature import keys
 from modelsign._internal.signature.sigstore import SigstoreVerifier, load_trusted_root
-from tests.helpers.signing import manifest_of
+from tests.helpers.examples import build_example
+from tests.helpers.paths import ROOT
+from tests.helpers.signing import manifest_of, shared_key
 from tests.sigstore_standin import GITHUB_ISSUER, SigstoreStandin
 
-ROOT = Path(__file__).resolve().parent.parent
 ACTION = ROOT / "action.yml"
 RELEASE = ROOT / "examples" / "github-actions" / "release.yml"
 RELEASE_POLICY = ROOT / "examples" / "github-actions" / "policy.yaml"
@@ -399,9 +400,7 @@ class ActionRunner:
 
 @pytest.fixture(scope="module")
 def built_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from build_tiny_model import build  # examples/ is on sys.path (conftest)
-
-    model, _ = build(tmp_path_factory.mktemp("built"))
+    model, _ = build_example(tmp_path_factory.mktemp("built"))
     return model
 
 
@@ -428,8 +427,8 @@ def github_env(standin: SigstoreStandin, **claims: str) -> dict[str, str]:
 
 
 def keygen(prefix: Path, password: str | None = None) -> None:
-    """What ``modelsign keygen -o PREFIX`` writes, without a process start."""
-    key = keys.generate_key()
+    """What ``modelsign keygen -o PREFIX`` writes, without a process start (one key per name)."""
+    key = shared_key(prefix.name)
     keys.write_keypair(str(prefix), key, password=password.encode() if password else None)
 
 
@@ -437,6 +436,7 @@ def payload_manifest(sig: Path) -> dict[str, Any]:
     return manifest_of(sig)
 
 
+@pytest.mark.slow
 def test_action_keyless_signs_and_verifies_the_workflow_identity(
     workspace: Path, standin: SigstoreStandin
 ) -> None:
@@ -479,6 +479,7 @@ def test_action_keyless_signs_and_verifies_the_workflow_identity(
     assert [p.name for p in runner.temp.iterdir()] == ["modelsign-venv"]
 
 
+@pytest.mark.slow
 def test_action_keyless_with_a_policy(workspace: Path, standin: SigstoreStandin) -> None:
     policy = load_yaml(RELEASE_POLICY)
     policy["signers"]["trusted_root"] = str(standin.trusted_root_path)
@@ -499,6 +500,7 @@ def test_action_keyless_with_a_policy(workspace: Path, standin: SigstoreStandin)
         assert re.search(rf"^  {rule} +pass", log, re.MULTILINE), rule
 
 
+@pytest.mark.slow
 def test_action_fails_when_the_signature_is_not_the_workflows(
     workspace: Path, standin: SigstoreStandin
 ) -> None:
@@ -520,6 +522,7 @@ def test_action_fails_when_the_signature_is_not_the_workflows(
     assert "::error title=modelsign verify::the new signature did not verify" in run.steps[-1].log
 
 
+@pytest.mark.slow
 def test_action_keyless_without_id_token_permission(
     workspace: Path, standin: SigstoreStandin
 ) -> None:
@@ -537,6 +540,7 @@ def test_action_keyless_without_id_token_permission(
     assert not (workspace / "build" / "tiny-model" / "model.sig").exists()
 
 
+@pytest.mark.slow
 def test_action_with_a_key_and_hostile_inputs(tmp_path: Path, workspace: Path) -> None:
     password = "pass word $(touch PWNED-password)"
     keys_dir = tmp_path / "keys"
@@ -583,6 +587,7 @@ def test_action_with_a_key_and_hostile_inputs(tmp_path: Path, workspace: Path) -
     assert result.manifest_digest == run.outputs["manifest-digest"]
 
 
+@pytest.mark.slow
 def test_action_key_checks_against_the_given_public_key(tmp_path: Path, workspace: Path) -> None:
     keygen(tmp_path / "release")
     keygen(tmp_path / "other")
@@ -598,6 +603,7 @@ def test_action_key_checks_against_the_given_public_key(tmp_path: Path, workspac
     assert "KEY_HINT_MISMATCH" in run.steps[-1].log
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("inputs", "message"),
     [
@@ -616,6 +622,7 @@ def test_action_refuses_bad_inputs(workspace: Path, inputs: dict[str, str], mess
 # -- running the GitLab job ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_gitlab_job_script_signs_and_verifies(
     tmp_path: Path, standin: SigstoreStandin, built_model: Path
 ) -> None:
@@ -755,6 +762,7 @@ def serve(model: Path, policy: Path, *extra: str) -> subprocess.CompletedProcess
     )
 
 
+@pytest.mark.slow
 def test_serve_py(served: dict[str, Path]) -> None:
     ok = serve(served["signed"], served["policy"])
     assert ok.returncode == 0, ok.stderr
@@ -795,6 +803,7 @@ def run_sh(model: Path, policy: Path, *server: str) -> subprocess.CompletedProce
     )
 
 
+@pytest.mark.slow
 def test_run_sh(served: dict[str, Path]) -> None:
     ok = run_sh(served["signed"], served["policy"])
     assert ok.returncode == 0, ok.stderr

@@ -6,11 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from modelsign._internal.manifest import load_manifest
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 
-
+@pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     r = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "demo.py"), str(tmp_path)],

@@ -32,9 +32,9 @@ from modelsign._internal.signature import keys
 from modelsign.errors import InputError, VerificationError
 from modelsign.guard import _checks, _replacements, _state
 from modelsign.load import ModelsignWarning
-
-from .helpers.signing import flip_tensor_byte
-from .load.test_hf_load import (
+from tests.helpers.paths import ROOT
+from tests.helpers.signing import KeyPair, flip_byte
+from tests.load.test_hf_load import (
     COMMIT,
     INPUT,
     TENSOR,
@@ -48,26 +48,18 @@ from .load.test_hf_load import (
 
 __all__ = ["modules_cache"]  # a fixture, used by name
 
-ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = {
     "alpha": torch.arange(12, dtype=torch.float32).reshape(3, 4),
     "beta": torch.tensor([1, -2, 3], dtype=torch.int64),
 }
 
 
-@pytest.fixture(scope="module")
-def key() -> keys.PrivateKey:
-    return keys.generate_key()
+def sign(folder: Path, keypair: KeyPair) -> None:
+    modelsign.sign(folder, signer=keypair.signer, env={})
 
 
-def sign(folder: Path, key: keys.PrivateKey) -> None:
-    modelsign.sign(folder, signer=modelsign.KeySigner(key), env={})
-
-
-def write_policy(
-    tmp_path: Path, key: keys.PrivateKey, *, mode: str = "enforce", **rules: Any
-) -> Path:
-    (tmp_path / "release.pub").write_bytes(keys.public_key_pem(key.public_key()))
+def write_policy(tmp_path: Path, keypair: KeyPair, *, mode: str = "enforce", **rules: Any) -> Path:
+    (tmp_path / "release.pub").write_bytes(keys.public_key_pem(keypair.public))
     policy = {"version": 1, "mode": mode, "signers": {"keys": [{"file": "release.pub"}]}, **rules}
     path = tmp_path / "policy.yaml"
     path.write_text(json.dumps(policy))
@@ -75,25 +67,25 @@ def write_policy(
 
 
 @pytest.fixture
-def weights(tmp_path: Path, key: keys.PrivateKey) -> Path:
+def weights(tmp_path: Path, keypair: KeyPair) -> Path:
     folder = tmp_path / "weights"
     folder.mkdir()
     safetensors.torch.save_file(WEIGHTS, str(folder / "w.safetensors"), metadata={"format": "pt"})
-    sign(folder, key)
+    sign(folder, keypair)
     return folder / "w.safetensors"
 
 
 @pytest.fixture
-def guarded(tmp_path: Path, key: keys.PrivateKey) -> Iterator[Path]:
-    policy = write_policy(tmp_path, key)
+def guarded(tmp_path: Path, keypair: KeyPair) -> Iterator[Path]:
+    policy = write_policy(tmp_path, keypair)
     guard.install(policy=policy)
     yield policy
     guard.uninstall()
 
 
 @pytest.fixture
-def warn_guard(tmp_path: Path, key: keys.PrivateKey) -> Iterator[None]:
-    guard.install(policy=write_policy(tmp_path, key, mode="warn"))
+def warn_guard(tmp_path: Path, keypair: KeyPair) -> Iterator[None]:
+    guard.install(policy=write_policy(tmp_path, keypair, mode="warn"))
     yield
     guard.uninstall()
 
@@ -113,7 +105,7 @@ def test_load_file_and_safe_open_give_the_signed_tensors(weights: Path, guarded:
 
 
 def test_tampered_file_refused_naming_file_and_tensor(weights: Path, guarded: Path) -> None:
-    flip_tensor_byte(weights, "alpha", at=4)
+    flip_byte(weights, 4, tensor="alpha")
     calls = [
         lambda: safetensors.torch.load_file(weights),
         lambda: safetensors.safe_open(str(weights), framework="pt"),
@@ -134,7 +126,7 @@ def test_unsigned_file_refused(tmp_path: Path, guarded: Path) -> None:
 
 
 def test_warn_mode_warns_and_loads(weights: Path, warn_guard: None) -> None:
-    flip_tensor_byte(weights, "alpha")
+    flip_byte(weights, tensor="alpha")
     with pytest.warns(ModelsignWarning, match="alpha"):
         loaded = safetensors.torch.load_file(weights)
     assert not torch.equal(loaded["alpha"], WEIGHTS["alpha"])
@@ -149,26 +141,25 @@ def test_torch_load_of_a_pickle_refused(weights: Path, guarded: Path) -> None:
 
 
 @pytest.fixture
-def checkpoint(tmp_path: Path, key: keys.PrivateKey) -> Path:
+def checkpoint(tmp_path: Path, keypair: KeyPair) -> Path:
     """A signed folder holding one pickle checkpoint, pytorch_model.bin."""
     folder = tmp_path / "ckpt"
     folder.mkdir()
     torch.save(WEIGHTS, folder / "pytorch_model.bin")
-    sign(folder, key)
+    sign(folder, keypair)
     return folder
 
 
 def test_torch_load_allowed_pickle_comes_from_the_signed_bytes(
-    checkpoint: Path, tmp_path: Path, key: keys.PrivateKey
+    checkpoint: Path, tmp_path: Path, keypair: KeyPair
 ) -> None:
     folder = checkpoint
-    guard.install(policy=write_policy(tmp_path, key, formats={"deny": []}))
+    guard.install(policy=write_policy(tmp_path, keypair, formats={"deny": []}))
     try:
         loaded = torch.load(folder / "pytorch_model.bin", weights_only=True, mmap=True)
         assert torch.equal(loaded["alpha"], WEIGHTS["alpha"])
-        raw = bytearray((folder / "pytorch_model.bin").read_bytes())
-        raw[len(raw) // 2] ^= 1
-        (folder / "pytorch_model.bin").write_bytes(bytes(raw))
+        checkpoint_file = folder / "pytorch_model.bin"
+        flip_byte(checkpoint_file, checkpoint_file.stat().st_size // 2)
         with pytest.raises(VerificationError, match=r"pytorch_model\.bin"):
             torch.load(folder / "pytorch_model.bin", weights_only=True)
     finally:
@@ -176,10 +167,10 @@ def test_torch_load_allowed_pickle_comes_from_the_signed_bytes(
 
 
 @pytest.fixture
-def tiny(tmp_path: Path, key: keys.PrivateKey) -> tuple[Path, Any]:
+def tiny(tmp_path: Path, keypair: KeyPair) -> tuple[Path, Any]:
     folder = tmp_path / "tiny"
     model = build_tiny_llama(folder)
-    sign(folder, key)
+    sign(folder, keypair)
     return folder, model
 
 
@@ -213,7 +204,7 @@ def test_from_pretrained_of_a_tampered_folder_refused(
     tiny: tuple[Path, Any], guarded: Path
 ) -> None:
     folder, _ = tiny
-    flip_tensor_byte(folder / "model.safetensors", TENSOR)
+    flip_byte(folder / "model.safetensors", tensor=TENSOR)
     for cls in (transformers.LlamaForCausalLM, transformers.AutoModelForCausalLM):
         with pytest.raises(VerificationError) as e:
             cls.from_pretrained(folder)
@@ -244,7 +235,7 @@ def test_from_pretrained_from_the_cache_offline(
 
 def test_from_pretrained_warn_mode(tiny: tuple[Path, Any], warn_guard: None) -> None:
     folder, _ = tiny
-    flip_tensor_byte(folder / "model.safetensors", TENSOR)
+    flip_byte(folder / "model.safetensors", tensor=TENSOR)
     with pytest.warns(ModelsignWarning, match=TENSOR):
         model = transformers.LlamaForCausalLM.from_pretrained(folder)
     assert not model.modelsign_report.verified
@@ -252,13 +243,13 @@ def test_from_pretrained_warn_mode(tiny: tuple[Path, Any], warn_guard: None) -> 
 
 
 def test_from_pretrained_remote_code(
-    tmp_path: Path, key: keys.PrivateKey, guarded: Path, modules_cache: Path
+    tmp_path: Path, keypair: KeyPair, guarded: Path, modules_cache: Path
 ) -> None:
     folder = tmp_path / "remote"
     marker = tmp_path / "marker"
     original = build_tiny_llama(folder)
     make_remote_code(folder, marker)
-    sign(folder, key)
+    sign(folder, keypair)
     model = transformers.AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)
     assert type(model).__name__ == "TinyForCausalLM" and marker.exists()
     assert torch.equal(logits(model), logits(original))
@@ -266,13 +257,13 @@ def test_from_pretrained_remote_code(
 
 
 def test_changed_remote_code_refused_before_import(
-    tmp_path: Path, key: keys.PrivateKey, guarded: Path, modules_cache: Path
+    tmp_path: Path, keypair: KeyPair, guarded: Path, modules_cache: Path
 ) -> None:
     folder = tmp_path / "remote"
     marker = tmp_path / "marker"
     build_tiny_llama(folder)
     make_remote_code(folder, tmp_path / "elsewhere")
-    sign(folder, key)
+    sign(folder, keypair)
     write_code(folder, marker)
     for cls in (transformers.AutoConfig, transformers.AutoModelForCausalLM):
         with pytest.raises(VerificationError) as e:
@@ -302,7 +293,7 @@ def _originals() -> dict[str, Any]:
     }
 
 
-def test_uninstall_restores_the_originals(guarded: Path, key: keys.PrivateKey) -> None:
+def test_uninstall_restores_the_originals(guarded: Path, keypair: KeyPair) -> None:
     guard.uninstall()
     before = _originals()
     guard.install(policy=guarded)
@@ -340,14 +331,14 @@ def test_install_from_env_memory(guarded: Path) -> None:
 
 
 def test_mapped_guard_keeps_a_lease_on_what_load_file_returned(
-    weights: Path, tmp_path: Path, key: keys.PrivateKey, monkeypatch: pytest.MonkeyPatch
+    weights: Path, tmp_path: Path, keypair: KeyPair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import modelsign.load._mapped as mapped
 
     if mapped.filesystem_of(os.stat(weights).st_dev) not in mapped.LEASE_SAFE_FILESYSTEMS:
         pytest.skip("the test folder is not on a local filesystem that supports leases")
     monkeypatch.setattr(mapped, "MIN_MAPPED", 1)  # the test weights are tiny
-    guard.install(policy=write_policy(tmp_path, key), memory="mapped")
+    guard.install(policy=write_policy(tmp_path, keypair), memory="mapped")
     try:
         loaded = safetensors.torch.load_file(weights)
     finally:
@@ -360,6 +351,7 @@ def test_mapped_guard_keeps_a_lease_on_what_load_file_returned(
     assert all(torch.equal(loaded[k], WEIGHTS[k]) for k in WEIGHTS)
 
 
+@pytest.mark.slow
 def test_sitecustomize_patches_modules_as_they_are_imported(
     weights: Path, guarded: Path, tmp_path: Path
 ) -> None:
@@ -433,13 +425,13 @@ def payload(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_every_alias_of_torch_load_refuses_an_unsigned_pickle(
-    payload: tuple[Path, Path], tmp_path: Path, key: keys.PrivateKey
+    payload: tuple[Path, Path], tmp_path: Path, keypair: KeyPair
 ) -> None:
     """torch.load is also torch.serialization.load, and can be bound before install."""
     from torch import load as bound_before  # a reference guard.install cannot rebind
 
     path, marker = payload
-    guard.install(policy=write_policy(tmp_path, key))
+    guard.install(policy=write_policy(tmp_path, keypair))
     try:
         for call in (torch.load, torch.serialization.load, bound_before):
             with pytest.raises(VerificationError, match="pickle is denied") as e:
@@ -455,27 +447,26 @@ def test_every_alias_of_safe_open_is_guarded(weights: Path, guarded: Path) -> No
     """Found by identity: every framework module that bound safe_open gets the guarded one."""
     accelerate = transformers.integrations.accelerate
     assert accelerate.safe_open is _replacements.safe_open
-    flip_tensor_byte(weights, "alpha")
+    flip_byte(weights, tensor="alpha")
     with pytest.raises(VerificationError, match="alpha"):
         accelerate.safe_open(str(weights), framework="pt")
 
 
 def test_torch_load_bound_before_install_reads_the_verified_bytes(
-    checkpoint: Path, tmp_path: Path, key: keys.PrivateKey
+    checkpoint: Path, tmp_path: Path, keypair: KeyPair
 ) -> None:
     from torch.serialization import load as bound_before
 
     folder = checkpoint
-    guard.install(policy=write_policy(tmp_path, key, formats={"deny": []}))
+    guard.install(policy=write_policy(tmp_path, keypair, formats={"deny": []}))
     try:
         loaded = bound_before(folder / "pytorch_model.bin", weights_only=True)
         assert torch.equal(loaded["alpha"], WEIGHTS["alpha"])
         with pytest.raises(InputError, match="mmap") as e:  # would map the unchecked path
             bound_before(folder / "pytorch_model.bin", weights_only=True, mmap=True)
         assert e.value.code == "USAGE"
-        raw = bytearray((folder / "pytorch_model.bin").read_bytes())
-        raw[len(raw) // 2] ^= 1
-        (folder / "pytorch_model.bin").write_bytes(bytes(raw))
+        checkpoint_file = folder / "pytorch_model.bin"
+        flip_byte(checkpoint_file, checkpoint_file.stat().st_size // 2)
         with pytest.raises(VerificationError, match=r"pytorch_model\.bin"):
             bound_before(folder / "pytorch_model.bin", weights_only=True)
         buffer = io.BytesIO()  # a file object's bytes are the caller's: not judged

@@ -25,11 +25,10 @@ from modelsign.provenance import (
     SLSA_PREDICATE,
     attest_provenance,
 )
+from tests.helpers.signing import payload_of, shared_key
+from tests.sigstore_standin import SigstoreStandin
 
-from .helpers.signing import payload_of
-from .sigstore_standin import SigstoreStandin
-
-KEY = keys.generate_key("ec-p256")
+KEY = shared_key()
 SIGNER = KeySigner(KEY)
 VERIFIER = KeyVerifier(KEY.public_key())
 COMMIT = "c" * 40
@@ -100,7 +99,7 @@ def test_provenance_for_other_files_is_refused(
 
 
 def test_provenance_signed_by_another_key_or_missing(tiny_model: Path) -> None:
-    attest_provenance(tiny_model, signer=KeySigner(keys.generate_key()), env={})
+    attest_provenance(tiny_model, signer=KeySigner(shared_key("other")), env={})
     sign(tiny_model, signer=SIGNER, env={})
     with pytest.raises(VerificationError) as e:
         verify(tiny_model, verifier=VERIFIER, provenance=True)
@@ -221,8 +220,7 @@ def test_a_builder_the_certificate_contradicts_fails(
 def test_a_laptop_posing_as_ci_is_caught(standin: SigstoreStandin, tiny_model: Path) -> None:
     """GITHUB_ACTIONS=true on a laptop, signing keylessly as a person."""
     from modelsign.provenance import verify_provenance
-
-    from .sigstore_standin.oidc import DEFAULT_ISSUER
+    from tests.sigstore_standin.oidc import DEFAULT_ISSUER
 
     signer = _keyless(standin, standin.token("dev@example.com"))
     sign(tiny_model, signer=signer, env=GITHUB)

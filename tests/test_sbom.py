@@ -25,7 +25,6 @@ from modelsign._internal.manifest import Manifest, build_manifest, load_manifest
 from modelsign._internal.metadata.card import parse_model_card
 from modelsign._internal.metadata.licence import Licence
 from modelsign._internal.metadata.provenance import SourceRepo
-from modelsign._internal.signature import keys
 from modelsign.cli import cli
 from modelsign.sbom import (
     SERIAL_NAMESPACE,
@@ -35,8 +34,7 @@ from modelsign.sbom import (
     model_card,
     model_component,
 )
-
-from .helpers.signing import payload_of, sign_payload, strip_marker
+from tests.helpers.signing import payload_of, shared_key, sign_payload, strip_marker
 
 MODEL_TYPE = "machine-learning-model"
 
@@ -156,6 +154,7 @@ def test_gguf_derivative(tiny_models: tuple[Path, Path]) -> None:
     assert depends_on(doc, model["bom-ref"]) == ["base-model:tiny-model"]
 
 
+@pytest.mark.slow
 def test_real_model(real_model_dir: Path) -> None:
     doc, _ = bom_of(real_model_dir)
     model = subject(doc)
@@ -209,7 +208,7 @@ def test_manifest_file_input(tiny_model: Path, tmp_path: Path) -> None:
 
 
 def _signed(tiny_model: Path) -> tuple[Path, Manifest]:
-    result = sign(tiny_model, signer=KeySigner(keys.generate_key()))
+    result = sign(tiny_model, signer=KeySigner(shared_key()))
     return Path(result.signature), result.manifest
 
 
@@ -237,7 +236,7 @@ def test_signature_without_manifest(tiny_model: Path, tmp_path: Path) -> None:
     statement = payload_of(sig)
     strip_marker(statement)
     oms_only = tmp_path / "oms.sig"
-    oms_only.write_bytes(sign_payload(keys.generate_key(), rfc8785.dumps(statement)))
+    oms_only.write_bytes(sign_payload(shared_key(), rfc8785.dumps(statement)))
     code, _, err = run(str(oms_only))
     assert code == 2 and "error[SIGNATURE_NO_MANIFEST]" in err
     broken = json.loads(sig.read_bytes())

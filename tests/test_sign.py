@@ -8,18 +8,16 @@ from pathlib import Path
 import pytest
 
 from modelsign._internal.manifest import Manifest
-from modelsign._internal.signature import keys
 from modelsign._internal.signature.signers import KeySigner
 from modelsign._internal.signature.statement import PREDICATE_V1
 from modelsign.errors import FormatError, InputError
 from modelsign.sign import sign
-
-from .helpers.signing import manifest_of, payload_of
+from tests.helpers.signing import KeyPair, manifest_of, payload_of, shared_key
 
 
 @pytest.fixture(scope="module")
-def signer() -> KeySigner:
-    return KeySigner(keys.generate_key("ec-p256"))
+def signer(keypair: KeyPair) -> KeySigner:
+    return keypair.signer
 
 
 def test_folder_signature_is_inside_and_excluded(tiny_model: Path, signer: KeySigner) -> None:
@@ -88,7 +86,7 @@ def test_user_ignores_recorded_as_paths(tiny_model: Path, signer: KeySigner) -> 
 
 
 def test_certificate_chain_in_bundle(tiny_model: Path, tmp_path: Path) -> None:
-    from .helpers.pki import build_pki, write_pki
+    from tests.helpers.pki import build_pki, write_pki
 
     files = write_pki(build_pki(), tmp_path / "pki")
     signer = KeySigner.from_files(
@@ -152,13 +150,13 @@ def test_reuse_rehashes_only_changed_files(
 def test_reuse_notices_a_same_size_rewrite_with_mtime_reset(
     tiny_model: Path, signer: KeySigner, tmp_path: Path
 ) -> None:
-    from .helpers.signing import flip_tensor_byte
+    from tests.helpers.signing import flip_byte
 
     _age(tiny_model)
     first = sign(tiny_model, signer=signer, env={})
     weights = tiny_model / "model.safetensors"
     st = weights.stat()
-    flip_tensor_byte(weights, "lm_head.weight")
+    flip_byte(weights, tensor="lm_head.weight")
     os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same mtime: ctime moved
     again = sign(tiny_model, signer=signer, env={}, force=True, reuse=first.signature)
     assert again.manifest.canonical_bytes() == _fresh(tiny_model).canonical_bytes()
@@ -170,7 +168,7 @@ def test_reuse_of_a_replaced_or_foreign_signature_hashes_everything(
 ) -> None:
     _age(tiny_model)
     first = sign(tiny_model, signer=signer, env={})
-    other = KeySigner(keys.generate_key("ec-p256"))
+    other = KeySigner(shared_key("other"))
     sign(tiny_model, signer=other, env={}, force=True)  # replaces model.sig: cache is stale
     from modelsign._internal import _statcache
 

@@ -19,11 +19,10 @@ from modelsign._internal.signature.verifiers import CertificateVerifier, KeyVeri
 from modelsign.errors import InputError, VerificationError
 from modelsign.sign import sign
 from modelsign.verify import verify
+from tests.helpers.pki import build_pki, write_pki
+from tests.helpers.signing import flip_byte, payload_of, shared_key, sign_payload
 
-from .helpers.pki import build_pki, write_pki
-from .helpers.signing import flip_tensor_byte, payload_of, sign_payload
-
-KEY = keys.generate_key("ec-p256")
+KEY = shared_key()  # the key of the ``keypair`` fixture, which ``signed`` signs with
 SIGNER = KeySigner(KEY)
 VERIFIER = KeyVerifier(KEY.public_key())
 
@@ -38,12 +37,6 @@ def failing(model: Path, **kw: object) -> VerificationError:
     return e.value
 
 
-@pytest.fixture
-def signed(tiny_model: Path) -> Path:
-    sign(tiny_model, signer=SIGNER, env={})
-    return tiny_model
-
-
 def test_verified_by_tensor_digests(signed: Path) -> None:
     r = verify(signed, verifier=VERIFIER)
     assert r.verdict == "verified" and r.files_verified == 4
@@ -54,7 +47,7 @@ def test_verified_by_tensor_digests(signed: Path) -> None:
 
 
 def test_modified_tensor_is_named_with_hex_digests(signed: Path) -> None:
-    flip_tensor_byte(signed / "model.safetensors", "model.layers.0.self_attn.k_proj.weight", 5)
+    flip_byte(signed / "model.safetensors", 5, tensor="model.layers.0.self_attn.k_proj.weight")
     exc = failing(signed)
     assert codes(exc) == {"FILE_MODIFIED", "TENSOR_MODIFIED"}
     (t,) = [p for p in exc.findings if p.code == "TENSOR_MODIFIED"]
@@ -84,17 +77,14 @@ def test_renamed_tensor(signed: Path) -> None:
 
 def test_gguf_tensor_and_chat_template(tiny_models: tuple[Path, Path], tmp_path: Path) -> None:
     from modelsign._internal.formats import read_layout
-
-    from .helpers.gguf_files import write_gguf
+    from tests.helpers.gguf_files import write_gguf
 
     folder = tiny_models[1]
     sign(folder, signer=SIGNER, env={})
     path = folder / "tiny-model-Q8_0.gguf"
     layout = read_layout(path)
     span = next(t for t in layout.tensors if t.dtype == "Q8_0")
-    raw = bytearray(path.read_bytes())
-    raw[span.start + 7] ^= 0xFF
-    path.write_bytes(bytes(raw))
+    flip_byte(path, span.start + 7, mask=0xFF)
     exc = failing(folder)
     assert any(p.code == "TENSOR_MODIFIED" and p.tensor == span.name for p in exc.findings)
 
@@ -154,7 +144,7 @@ def test_symlink_policy_cannot_be_loosened(signed: Path) -> None:
 
 
 def test_wrong_key_and_tampered_signature(signed: Path) -> None:
-    other = keys.generate_key("ec-p256")
+    other = shared_key("other")
     exc = failing(signed, verifier=KeyVerifier(other.public_key()))
     assert codes(exc) == {"KEY_HINT_MISMATCH"}
     sig = signed / "model.sig"
@@ -310,7 +300,7 @@ def test_many_tensors_large_file(tmp_path: Path) -> None:
     sign(tmp_path, signer=SIGNER, env={})
     r = verify(tmp_path, verifier=VERIFIER, jobs=3)
     assert r.tensors_verified == 51
-    flip_tensor_byte(tmp_path / "m.safetensors", "big", 2_000_000)
+    flip_byte(tmp_path / "m.safetensors", 2_000_000, tensor="big")
     exc = failing(tmp_path)
     assert [p.tensor for p in exc.findings if p.code == "TENSOR_MODIFIED"] == ["big"]
 
@@ -396,7 +386,7 @@ def test_substitution_is_caught_by_the_expected_name_and_source(
 
 
 def test_an_oms_only_signature_cannot_meet_an_expected_name(tiny_model: Path) -> None:
-    from .helpers.signing import strip_marker
+    from tests.helpers.signing import strip_marker
 
     sign(tiny_model, signer=SIGNER, env={})
     st = strip_marker(payload_of(tiny_model / "model.sig"))

@@ -17,13 +17,11 @@ from typing import Any
 
 import blake3
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from modelsign._internal import hashing
 from modelsign._internal.discover import discover
 from modelsign._internal.hashing import hash_shards
 from modelsign._internal.hashing.shards import ShardFeeder
-from modelsign._internal.signature import keys
 from modelsign._internal.signature.shards import shard_resources
 from modelsign._internal.signature.signers import KeySigner
 from modelsign._internal.signature.statement import (
@@ -36,10 +34,9 @@ from modelsign._internal.signature.verifiers import KeyVerifier
 from modelsign.errors import VerificationError
 from modelsign.sign import sign
 from modelsign.verify import verify
+from tests.helpers.signing import KeyPair, flip_byte, payload_of, shared_key, sign_payload
 
-from .helpers.signing import flip_tensor_byte, payload_of, sign_payload
-
-KEY = keys.generate_key("ec-p256")
+KEY = shared_key()  # the key of the ``keypair`` fixture
 VERIFIER = KeyVerifier(KEY.public_key())
 # the module that reads the model for verify() (what it hashes is spied on)
 verify_module = importlib.import_module("modelsign._observe")
@@ -59,20 +56,7 @@ def folder(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def key_pem(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("key") / "key.pem"
-    path.write_bytes(
-        KEY.private_bytes(  # type: ignore[union-attr]
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return path
-
-
-def ms_sign(model: Path, sig: Path, key_pem: Path, *, shard_size: int | None, alg: str) -> None:
+def ms_sign(model: Path, sig: Path, keypair: KeyPair, *, shard_size: int | None, alg: str) -> None:
     """Sign with model_signing's API (shards when ``shard_size``, else whole files)."""
     import model_signing
 
@@ -81,7 +65,7 @@ def ms_sign(model: Path, sig: Path, key_pem: Path, *, shard_size: int | None, al
         h.use_file_serialization(hashing_algorithm=alg)
     else:
         h.use_shard_serialization(hashing_algorithm=alg, shard_size=shard_size)
-    cfg = model_signing.signing.Config().use_elliptic_key_signer(private_key=str(key_pem))
+    cfg = model_signing.signing.Config().use_elliptic_key_signer(private_key=str(keypair.key_path))
     cfg.set_hashing_config(h).sign(model, sig)
 
 
@@ -95,12 +79,6 @@ def errors(exc: VerificationError) -> list[Any]:
     return [p for p in exc.findings if p.severity == "error"]
 
 
-def flip(path: Path, at: int) -> None:
-    raw = bytearray(path.read_bytes())
-    raw[at] ^= 1
-    path.write_bytes(bytes(raw))
-
-
 def sha256_range(path: Path, a: int, b: int) -> str:
     return hashlib.sha256(path.read_bytes()[a:b]).hexdigest()
 
@@ -110,10 +88,10 @@ def sha256_range(path: Path, a: int, b: int) -> str:
 
 @pytest.mark.parametrize("shard_size", [4096, 3333, 10000, 1 << 20])
 def test_model_signing_shard_folder_verifies(
-    folder: Path, tmp_path: Path, key_pem: Path, shard_size: int
+    folder: Path, tmp_path: Path, keypair: KeyPair, shard_size: int
 ) -> None:
     sig = tmp_path / "m.sig"
-    ms_sign(folder, sig, key_pem, shard_size=shard_size, alg="sha256")
+    ms_sign(folder, sig, keypair, shard_size=shard_size, alg="sha256")
     st = payload_of(sig)
     ser = st["predicate"]["serialization"]
     assert isinstance(ser["shard_size"], float)  # the deviation this test is about
@@ -127,23 +105,23 @@ def test_model_signing_shard_folder_verifies(
     ]
 
 
-def test_model_signing_shard_single_file(folder: Path, tmp_path: Path, key_pem: Path) -> None:
+def test_model_signing_shard_single_file(folder: Path, tmp_path: Path, keypair: KeyPair) -> None:
     model, sig = folder / "weights.bin", tmp_path / "w.sig"
-    ms_sign(model, sig, key_pem, shard_size=4096, alg="sha256")
+    ms_sign(model, sig, keypair, shard_size=4096, alg="sha256")
     assert verify(model, verifier=VERIFIER, signature=sig).files_verified == 1
-    flip(model, 9999)  # the short last shard
+    flip_byte(model, 9999)  # the short last shard
     (p,) = errors(failing(model, sig))
     assert p.code == "FILE_MODIFIED" and "bytes 8192:10000" in p.message
 
 
 def test_tampered_second_shard_names_range_and_digests(
-    folder: Path, tmp_path: Path, key_pem: Path
+    folder: Path, tmp_path: Path, keypair: KeyPair
 ) -> None:
     sig = tmp_path / "m.sig"
-    ms_sign(folder, sig, key_pem, shard_size=4096, alg="sha256")
+    ms_sign(folder, sig, keypair, shard_size=4096, alg="sha256")
     w = folder / "weights.bin"
     before = sha256_range(w, 4096, 8192)
-    flip(w, 5000)
+    flip_byte(w, 5000)
     exc = failing(folder, sig)
     (p,) = errors(exc)
     assert exc.code == "FILE_MODIFIED" and p.file == "weights.bin"
@@ -151,11 +129,11 @@ def test_tampered_second_shard_names_range_and_digests(
     assert (p.expected, p.actual) == (before, sha256_range(w, 4096, 8192))
 
 
-def test_several_changed_shards_are_counted(folder: Path, tmp_path: Path, key_pem: Path) -> None:
+def test_several_changed_shards_are_counted(folder: Path, tmp_path: Path, keypair: KeyPair) -> None:
     sig = tmp_path / "m.sig"
-    ms_sign(folder, sig, key_pem, shard_size=1000, alg="sha256")
+    ms_sign(folder, sig, keypair, shard_size=1000, alg="sha256")
     for at in (2500, 4100, 9000):
-        flip(folder / "weights.bin", at)
+        flip_byte(folder / "weights.bin", at)
     (p,) = errors(failing(folder, sig))
     assert "bytes 2000:3000" in p.message and "2 more shard" in p.message
 
@@ -166,13 +144,13 @@ def test_several_changed_shards_are_counted(folder: Path, tmp_path: Path, key_pe
 def test_size_is_compared_before_anything_is_read(
     folder: Path,
     tmp_path: Path,
-    key_pem: Path,
+    keypair: KeyPair,
     monkeypatch: pytest.MonkeyPatch,
     size: int,
     says: str,
 ) -> None:
     sig = tmp_path / "m.sig"
-    ms_sign(folder, sig, key_pem, shard_size=4096, alg="sha256")
+    ms_sign(folder, sig, keypair, shard_size=4096, alg="sha256")
     w = folder / "weights.bin"
     data = w.read_bytes()
     # truncated exactly at a shard boundary: every remaining shard still matches
@@ -192,10 +170,10 @@ def test_size_is_compared_before_anything_is_read(
 
 
 def test_file_shrinking_while_hashed_fails(
-    folder: Path, tmp_path: Path, key_pem: Path, monkeypatch: pytest.MonkeyPatch
+    folder: Path, tmp_path: Path, keypair: KeyPair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sig = tmp_path / "m.sig"
-    ms_sign(folder, sig, key_pem, shard_size=4096, alg="sha256")
+    ms_sign(folder, sig, keypair, shard_size=4096, alg="sha256")
 
     real = hashing.hash_ranges
 
@@ -209,14 +187,14 @@ def test_file_shrinking_while_hashed_fails(
     assert (p.code, p.file) == ("FILE_CHANGED", "weights.bin")
 
 
-def test_blake2b_shards_and_blake2b_files(folder: Path, tmp_path: Path, key_pem: Path) -> None:
+def test_blake2b_shards_and_blake2b_files(folder: Path, tmp_path: Path, keypair: KeyPair) -> None:
     shards, files = tmp_path / "s.sig", tmp_path / "f.sig"
-    ms_sign(folder, shards, key_pem, shard_size=4096, alg="blake2")
-    ms_sign(folder, files, key_pem, shard_size=None, alg="blake2")
+    ms_sign(folder, shards, keypair, shard_size=4096, alg="blake2")
+    ms_sign(folder, files, keypair, shard_size=None, alg="blake2")
     assert payload_of(shards)["predicate"]["resources"][0]["algorithm"] == "blake2b-sharded-4096"
     assert verify(folder, verifier=VERIFIER, signature=shards).files_verified == 3
     assert verify(folder, verifier=VERIFIER, signature=files).files_verified == 4
-    flip(folder / "weights.bin", 4096)
+    flip_byte(folder / "weights.bin", 4096)
     (p,) = errors(failing(folder, shards))
     assert p.code == "FILE_MODIFIED" and "bytes 4096:8192 changed (blake2b)" in p.message
     assert len(p.expected or "") == 128 and p.expected != p.actual
@@ -225,10 +203,10 @@ def test_blake2b_shards_and_blake2b_files(folder: Path, tmp_path: Path, key_pem:
 
 
 def test_empty_file_is_unsigned_under_files_but_accounted_for_under_shards(
-    folder: Path, tmp_path: Path, key_pem: Path
+    folder: Path, tmp_path: Path, keypair: KeyPair
 ) -> None:
     shards = tmp_path / "s.sig"
-    ms_sign(folder, shards, key_pem, shard_size=4096, alg="sha256")
+    ms_sign(folder, shards, keypair, shard_size=4096, alg="sha256")
     (folder / "empty.txt").unlink()  # a shard signature cannot tell either way
     assert verify(folder, verifier=VERIFIER, signature=shards).problems == []
     (folder / "new-empty").write_bytes(b"")
@@ -283,7 +261,7 @@ def test_spec_form_from_shard_resources_verifies(folder: Path, tmp_path: Path) -
     assert {r["algorithm"] for r in st["predicate"]["resources"]} == {"sha256"}
     sig = sign_statement(st, tmp_path / "m.sig")
     assert verify(folder, verifier=VERIFIER, signature=sig).files_verified == 3
-    flip(folder / "sub/a:b.bin", 299)
+    flip_byte(folder / "sub/a:b.bin", 299)
     (p,) = errors(failing(folder, sig))
     assert (p.code, p.file) == ("FILE_MODIFIED", "sub/a:b.bin") and "bytes 0:300" in p.message
 
@@ -328,7 +306,7 @@ def test_shards_with_a_manifest_are_diagnosed_down_to_the_tensor(tiny_model: Pat
     assert {r["algorithm"] for r in st["predicate"]["resources"]} == {"sha256"}
     r = verify(tiny_model, verifier=VERIFIER)
     assert r.files_verified == 4 and r.manifest_digest == res.manifest.digest()
-    flip_tensor_byte(tiny_model / "model.safetensors", "model.norm.weight", 1)
+    flip_byte(tiny_model / "model.safetensors", 1, tensor="model.norm.weight")
     exc = failing(tiny_model, tiny_model / "model.sig")
     got = {(p.code, p.tensor) for p in errors(exc)}
     assert got == {("FILE_MODIFIED", None), ("TENSOR_MODIFIED", "model.norm.weight")}

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from modelsign._internal.manifest import load_manifest
@@ -89,24 +90,20 @@ def test_inspect_model_and_manifest(tiny_model: Path, tmp_path: Path) -> None:
     assert json.loads(text)["name"] == "tiny-model"
 
 
-def test_inspect_a_signature_shows_its_attested_manifest(tiny_model: Path, tmp_path: Path) -> None:
-    from modelsign._internal.signature import keys
-    from modelsign._internal.signature.signers import KeySigner
-    from modelsign.sign import sign
-
-    res = sign(tiny_model, signer=KeySigner(keys.generate_key()), env={})
-    code, text, err = run("inspect", res.signature, "--json")
+def test_inspect_a_signature_shows_its_attested_manifest(signed: Path) -> None:
+    code, text, err = run("inspect", str(signed / "model.sig"), "--json")
     assert code == 0, err
     assert json.loads(text)["name"] == "tiny-model" and "NOT verified" in err
     # A signed folder is shown without its signature files.
-    code, text, _ = run("inspect", str(tiny_model), "--json")
+    code, text, _ = run("inspect", str(signed), "--json")
     names = {f["path"] for f in json.loads(text)["files"]}
     assert code == 0 and not names & {"model.sig", "claims.jsonl"}
-    (tiny_model / "claims.jsonl").unlink()
-    code, _, err = run("inspect", res.signature)
+    (signed / "claims.jsonl").unlink()
+    code, _, err = run("inspect", str(signed / "model.sig"))
     assert code == 2 and "ATTESTATION_MISSING" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_python_dash_m_and_help() -> None:
     r = subprocess.run(
         [sys.executable, "-m", "modelsign", "--help"], capture_output=True, text=True, check=True
@@ -114,6 +111,7 @@ def test_python_dash_m_and_help() -> None:
     assert "manifest" in r.stdout and "inspect" in r.stdout
 
 
+@pytest.mark.slow
 def test_fifo_inputs_are_refused_without_hanging(tiny_model: Path, tmp_path: Path) -> None:
     """Every user-supplied file is opened non-blocking and must be a regular file."""
     import os

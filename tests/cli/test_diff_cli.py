@@ -15,8 +15,7 @@ from modelsign._internal.signature.signers import KeySigner
 from modelsign.cli import cli
 from modelsign.diff import UNVERIFIED_NOTE
 from modelsign.sign import sign
-
-from ..helpers.signing import flip_tensor_byte
+from tests.helpers.signing import flip_byte, shared_key
 
 # Diff version 2: a change is an issue (file, expected, actual, severity; version 1 had
 # path, old, new).
@@ -33,7 +32,7 @@ def run(*args: str | Path) -> tuple[int, str, str]:
 
 def edited_copy(model: Path, dest: Path) -> Path:
     shutil.copytree(model, dest)
-    flip_tensor_byte(dest / "model.safetensors", "model.layers.1.self_attn.q_proj.weight")
+    flip_byte(dest / "model.safetensors", tensor="model.layers.1.self_attn.q_proj.weight")
     (dest / "README.md").write_text((dest / "README.md").read_text() + "\nv2\n")
     return dest
 
@@ -104,7 +103,7 @@ def test_json_schema(tiny_model: Path, tmp_path: Path) -> None:
 
 
 def test_signatures_are_marked_unverified(tiny_model: Path, tmp_path: Path) -> None:
-    key_a, key_b = keys.generate_key("ec-p256"), keys.generate_key("ec-p256")
+    key_a, key_b = shared_key(), shared_key("other")
     sig_a = sign(tiny_model, signer=KeySigner(key_a), signature=tmp_path / "a.sig", env={})
     sig_b = sign(tiny_model, signer=KeySigner(key_b), signature=tmp_path / "b.sig", env={})
     code, out, _ = run("diff", sig_a.signature, sig_b.signature)

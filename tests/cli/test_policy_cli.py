@@ -23,8 +23,10 @@ from modelsign._internal.signature.signers import KeySigner
 from modelsign.cli import cli
 from modelsign.policy import RULES, Policy
 from modelsign.sign import sign
+from tests.helpers.examples import build_example
+from tests.helpers.paths import ROOT
+from tests.helpers.signing import shared_key
 
-ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "policies").glob("*.yaml"))
 PINNED = "fedcba9876543210fedcba9876543210fedcba98"
 
@@ -46,23 +48,23 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
-    from build_tiny_model import build  # examples/ is on sys.path (tests/conftest.py)
-
     root = tmp_path_factory.mktemp("cli-policy")
-    release = keys.generate_key()
+    release = shared_key()
     _, release_pub = keys.write_keypair(str(root / "release"), release, password=None)
-    _, stranger_pub = keys.write_keypair(str(root / "stranger"), keys.generate_key(), password=None)
+    _, stranger_pub = keys.write_keypair(
+        str(root / "stranger"), shared_key("stranger"), password=None
+    )
     signer = KeySigner(release)
 
-    signed = build(root / "signed")[0]
+    signed = build_example(root / "signed")[0]
     sign(signed, signer=signer, env={})
-    python = build(root / "python")[0]
+    python = build_example(root / "python")[0]
     (python / "modeling_x.py").write_text("class X:\n    pass\n")
     sign(python, signer=signer, env={})
-    extra = build(root / "extra")[0]
+    extra = build_example(root / "extra")[0]
     sign(extra, signer=signer, source=parse_source(f"acme/tiny@{PINNED}"), env={})
     (extra / "notes.txt").write_text("added after signing\n")
-    unsigned = build(root / "unsigned")[0]
+    unsigned = build_example(root / "unsigned")[0]
     return Setup(Path(release_pub), Path(stranger_pub), signed, python, extra, unsigned)
 
 

@@ -108,14 +108,14 @@ def make_seeds() -> dict[str, list[bytes]]:
     import safetensors.numpy
 
     import modelsign
-    from modelsign._internal.signature import keys
+    from tests.helpers.signing import shared_key
 
     with tempfile.TemporaryDirectory(prefix="modelsign-fuzz-") as tmp:
         folder = Path(tmp) / "model"
         folder.mkdir()
         tensors = {"a": np.arange(6, dtype=np.float32), "b": np.zeros((2, 2), dtype=np.int8)}
         safetensors.numpy.save_file(tensors, str(folder / "model.safetensors"), {"k": "v"})
-        modelsign.sign(folder, signer=modelsign.KeySigner(keys.generate_key("ec-p256")), env={})
+        modelsign.sign(folder, signer=modelsign.KeySigner(shared_key()), env={})
         bundle = (folder / "model.sig").read_bytes()
         claim = (folder / "claims.jsonl").read_bytes().splitlines()[0]
         st = (folder / "model.safetensors").read_bytes()

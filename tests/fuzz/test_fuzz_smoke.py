@@ -1,8 +1,8 @@
 """Every parser of untrusted bytes: parses, or raises a ModelsignError; never else, never slowly.
 
 The smoke test replays the generated seeds and a fixed number of random
-mutations of them (a few seconds per parser). ``-m slow`` adds a
-coverage-guided atheris run per parser (``FUZZ_SECONDS``, default 30).
+mutations of them (a few seconds per parser). ``-m fuzz`` runs a
+coverage-guided atheris run per parser instead (``FUZZ_SECONDS``, default 30).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from modelsign.errors import ModelsignError
+from tests.helpers.paths import ROOT
 
 from .targets import TARGETS, make_seeds, mutate, write_corpus
 
-ROOT = Path(__file__).resolve().parents[2]
 SMOKE_SECONDS = 2.0  # per parser
 SLOWEST_INPUT = 1.0  # seconds: a hang, for inputs of a few KB
 
@@ -44,6 +44,7 @@ def _check(name: str, data: bytes) -> None:
     assert took < SLOWEST_INPUT, f"{name}: {took:.1f} s on input {data[:200]!r}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TARGETS))
 def test_seeds_and_random_mutations(name: str, seeds: dict[str, list[bytes]]) -> None:
     rng = np.random.default_rng(20240601)
@@ -57,6 +58,7 @@ def test_seeds_and_random_mutations(name: str, seeds: dict[str, list[bytes]]) ->
         _check(name, data)
 
 
+@pytest.mark.fuzz
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TARGETS))
 def test_atheris(name: str, tmp_path: Path) -> None:

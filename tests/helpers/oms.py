@@ -190,10 +190,3 @@ def safetensors_tensor_at(path: Path, offset: int) -> str:
         if 8 + n + start <= offset < 8 + n + end:
             return str(name)
     raise AssertionError(f"byte {offset} of {path} is not tensor data")
-
-
-def flip_byte(path: Path, offset: int) -> None:
-    """Flip every bit of one byte of a file in place."""
-    raw = bytearray(path.read_bytes())
-    raw[offset] ^= 0xFF
-    path.write_bytes(bytes(raw))

@@ -17,14 +17,15 @@ import binascii
 import json
 from collections.abc import Iterable
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry, Resource
 
-SCHEMA_DIR = Path(__file__).resolve().parents[3] / "shared/conformance/oms-spec-v1.0/schemas/v1.0"
+from .paths import CONFORMANCE
+
+SCHEMA_DIR = CONFORMANCE / "oms-spec-v1.0" / "schemas" / "v1.0"
 SCHEMA_FILES = ("bundle", "envelope", "statement", "predicate")
 SCHEMAS_PRESENT = all((SCHEMA_DIR / f"{n}.schema.json").is_file() for n in SCHEMA_FILES)
 SKIP_REASON = (

@@ -16,10 +16,17 @@ from modelsign.errors import InputError, ModelsignWarning, VerificationError
 from modelsign.load import gguf as gguf_load
 from modelsign.load.gguf import VerifiedGGUF, open_gguf
 from modelsign.policy import Policy
+from tests.helpers.gguf_files import (
+    QT,
+    TensorValue,
+    quantized,
+    random_quant,
+    tensor_bytes,
+    write_gguf,
+)
+from tests.helpers.signing import flip_byte, shared_key
 
-from ..helpers.gguf_files import QT, TensorValue, quantized, random_quant, tensor_bytes, write_gguf
-
-KEY = keys.generate_key("ec-p256")
+KEY = shared_key()
 VERIFIER = KeyVerifier(KEY.public_key())
 
 
@@ -44,16 +51,6 @@ def read_tensors(path: str) -> dict[str, bytes]:
 
 def expected(tensors: dict[str, TensorValue]) -> dict[str, bytes]:
     return {k: tensor_bytes(v) for k, v in tensors.items()}
-
-
-def flip(path: Path, tensor: str, at: int = 3) -> None:
-    """Flip one bit of ``tensor``'s data, in place (same inode)."""
-    offset = next(t.data_offset for t in gguf.GGUFReader(path).tensors if t.name == tensor)
-    with open(path, "r+b") as fh:
-        fh.seek(offset + at)
-        byte = fh.read(1)[0]
-        fh.seek(offset + at)
-        fh.write(bytes([byte ^ 1]))
 
 
 def open_fds() -> set[str]:
@@ -128,7 +125,7 @@ def test_folder_signature_opens_the_file_or_the_folder(tmp_path: Path) -> None:
 
 def test_tampered_tensor_is_refused_and_named(single: tuple[Path, dict[str, TensorValue]]) -> None:
     path, _ = single
-    flip(path, "blk.0.ffn_down.weight")
+    flip_byte(path, 3, tensor="blk.0.ffn_down.weight")
     exc = failing(path)
     assert exc.code == "TENSOR_MODIFIED"
     assert "blk.0.ffn_down.weight" in exc.message
@@ -201,7 +198,7 @@ def test_no_member_left_is_nothing_to_load_under_a_warn_policy(
 
 def test_split_member_tampered(split: tuple[Path, list[dict[str, TensorValue]]]) -> None:
     folder, _ = split
-    flip(folder / SPLIT[2], "blk.2.attn_q.weight")
+    flip_byte(folder / SPLIT[2], 3, tensor="blk.2.attn_q.weight")
     exc = failing(folder / SPLIT[0])
     assert exc.code == "TENSOR_MODIFIED"
     (t,) = [p for p in exc.findings if p.code == "TENSOR_MODIFIED"]
@@ -252,7 +249,7 @@ def test_rewrite_in_place_after_open_is_detected(
     os.utime(path, ns=(10**18, 10**18))
     with open_gguf(path, verifier=VERIFIER) as handle:
         handle.check_unchanged()
-        flip(path, "token_embd.weight")
+        flip_byte(path, 3, tensor="token_embd.weight")
         with pytest.raises(VerificationError) as e:
             handle.check_unchanged()
         assert e.value.code == "FILE_CHANGED"
@@ -271,7 +268,7 @@ def test_warn_policy_lets_a_tampered_file_through(
     single: tuple[Path, dict[str, TensorValue]], tmp_path: Path
 ) -> None:
     path, _ = single
-    flip(path, "blk.0.attn_q.weight")
+    flip_byte(path, 3, tensor="blk.0.attn_q.weight")
     with (
         pytest.warns(ModelsignWarning, match="blk.0.attn_q.weight"),
         open_gguf(path, policy=write_policy(tmp_path, "warn")) as handle,
@@ -342,7 +339,7 @@ def test_sealed_copy_serves_the_verified_bytes_after_a_rewrite(
     """``memory="copy"``: an in-place rewrite of the file cannot reach the loader at all."""
     path, tensors = single
     with open_gguf(path, verifier=VERIFIER, memory="copy") as handle:
-        flip(path, "token_embd.weight")  # same inode, after the check
+        flip_byte(path, 3, tensor="token_embd.weight")  # same inode, after the check
         with open(path, "r+b") as fh:
             fh.truncate(10)
         assert read_tensors(handle.path) == expected(tensors)
@@ -383,7 +380,7 @@ def test_sealed_copy_of_a_split_set(split: tuple[Path, list[dict[str, TensorValu
     folder, parts = split
     with open_gguf(folder, verifier=VERIFIER, memory="copy") as handle:
         for name in SPLIT:
-            flip(folder / name, "token_embd.weight")
+            flip_byte(folder / name, 3, tensor="token_embd.weight")
         for p, tensors in zip(handle.paths, parts, strict=True):
             assert read_tensors(p) == expected(tensors)
         linked = os.path.dirname(handle.llama_path)

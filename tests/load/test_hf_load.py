@@ -23,7 +23,6 @@ import torch
 import transformers
 
 import modelsign
-from modelsign._internal.signature import keys
 from modelsign.errors import DiscoveryError, InputError, VerificationError
 from modelsign.load import ModelsignWarning
 from modelsign.load.hf import (
@@ -33,8 +32,7 @@ from modelsign.load.hf import (
     verify_hf_snapshot,
 )
 from modelsign.policy import parse_policy
-
-from ..helpers.signing import flip_tensor_byte
+from tests.helpers.signing import KeyPair, flip_byte
 
 COMMIT = "c0ffee" + "0" * 34
 TENSOR = "model.layers.0.mlp.up_proj.weight"
@@ -83,8 +81,8 @@ def logits(model: Any) -> torch.Tensor:
         return model(INPUT).logits  # type: ignore[no-any-return]
 
 
-def sign(folder: Path, key: keys.PrivateKey) -> None:
-    modelsign.sign(folder, signer=modelsign.KeySigner(key), env={})
+def sign(folder: Path, keypair: KeyPair) -> None:
+    modelsign.sign(folder, signer=keypair.signer, env={})
 
 
 def make_remote_code(folder: Path, marker: Path, *, with_code: bool = True) -> None:
@@ -126,10 +124,10 @@ def hf_cache(cache: Path, repo_id: str, folder: Path, commit: str = COMMIT) -> P
 
 
 @pytest.fixture
-def tiny(tmp_path: Path, key: keys.PrivateKey) -> tuple[Path, Any]:
+def tiny(tmp_path: Path, keypair: KeyPair) -> tuple[Path, Any]:
     folder = tmp_path / "tiny"
     model = build_tiny_llama(folder)
-    sign(folder, key)
+    sign(folder, keypair)
     return folder, model
 
 
@@ -145,6 +143,7 @@ def modules_cache(
     return cache
 
 
+@pytest.mark.slow
 def test_load_matches_the_original(tiny: tuple[Path, Any], verifier: Any) -> None:
     folder, original = tiny
     model = load_transformers(folder, verifier=verifier)
@@ -187,9 +186,9 @@ def test_auto_class_and_dtype(tiny: tuple[Path, Any], verifier: Any) -> None:
     assert torch.equal(logits(model), logits(original))
 
 
-def test_policy_load(tiny: tuple[Path, Any], key: keys.PrivateKey) -> None:
+def test_policy_load(tiny: tuple[Path, Any], keypair: KeyPair) -> None:
     folder, original = tiny
-    pem = keys.public_key_pem(key.public_key()).decode()
+    pem = keypair.pem
     policy = parse_policy(
         json.dumps({"version": 1, "signers": {"keys": [{"pem": pem}]}, "formats": {}}), "p.yaml"
     )
@@ -200,7 +199,7 @@ def test_policy_load(tiny: tuple[Path, Any], key: keys.PrivateKey) -> None:
 
 def test_tampered_tensor_refused_naming_it(tiny: tuple[Path, Any], verifier: Any) -> None:
     folder, _ = tiny
-    flip_tensor_byte(folder / "model.safetensors", TENSOR, at=5)
+    flip_byte(folder / "model.safetensors", 5, tensor=TENSOR)
     with pytest.raises(VerificationError) as e:
         load_transformers(folder, verifier=verifier)
     assert e.value.path == "model.safetensors" and e.value.tensor == TENSOR
@@ -208,10 +207,10 @@ def test_tampered_tensor_refused_naming_it(tiny: tuple[Path, Any], verifier: Any
     assert any(p.code == "TENSOR_MODIFIED" and p.tensor == TENSOR for p in e.value.findings)
 
 
-def test_warn_mode_policy_warns_and_loads(tiny: tuple[Path, Any], key: keys.PrivateKey) -> None:
+def test_warn_mode_policy_warns_and_loads(tiny: tuple[Path, Any], keypair: KeyPair) -> None:
     folder, _ = tiny
-    flip_tensor_byte(folder / "model.safetensors", TENSOR)
-    pem = keys.public_key_pem(key.public_key()).decode()
+    flip_byte(folder / "model.safetensors", tensor=TENSOR)
+    pem = keypair.pem
     policy = parse_policy(
         json.dumps({"version": 1, "mode": "warn", "signers": {"keys": [{"pem": pem}]}}), "p.yaml"
     )
@@ -230,13 +229,13 @@ def test_edited_config_refused(tiny: tuple[Path, Any], verifier: Any) -> None:
 
 
 def test_remote_code_runs_from_the_verified_copy(
-    tmp_path: Path, key: keys.PrivateKey, verifier: Any, modules_cache: Path
+    tmp_path: Path, keypair: KeyPair, verifier: Any, modules_cache: Path
 ) -> None:
     folder = tmp_path / "remote"
     marker = tmp_path / "marker"
     original = build_tiny_llama(folder)
     make_remote_code(folder, marker)
-    sign(folder, key)
+    sign(folder, keypair)
     model = load_transformers(folder, verifier=verifier, trust_remote_code=True)
     assert marker.exists()  # the verified code did run
     assert type(model).__name__ == "TinyForCausalLM"
@@ -246,13 +245,13 @@ def test_remote_code_runs_from_the_verified_copy(
 
 
 def test_unsigned_code_refused_before_import(
-    tmp_path: Path, key: keys.PrivateKey, verifier: Any, modules_cache: Path
+    tmp_path: Path, keypair: KeyPair, verifier: Any, modules_cache: Path
 ) -> None:
     folder = tmp_path / "remote"
     marker = tmp_path / "marker"
     build_tiny_llama(folder)
     make_remote_code(folder, marker, with_code=False)
-    sign(folder, key)
+    sign(folder, keypair)
     write_code(folder, marker)  # added after signing
     with pytest.raises(VerificationError) as e:
         load_transformers(folder, verifier=verifier, trust_remote_code=True)
@@ -262,13 +261,13 @@ def test_unsigned_code_refused_before_import(
 
 
 def test_signed_code_changed_refused_before_import(
-    tmp_path: Path, key: keys.PrivateKey, verifier: Any, modules_cache: Path
+    tmp_path: Path, keypair: KeyPair, verifier: Any, modules_cache: Path
 ) -> None:
     folder = tmp_path / "remote"
     marker = tmp_path / "marker"
     build_tiny_llama(folder)
     make_remote_code(folder, tmp_path / "elsewhere")
-    sign(folder, key)
+    sign(folder, keypair)
     write_code(folder, marker)  # same code, now writing the marker we watch
     with pytest.raises(VerificationError) as e:
         load_transformers(folder, verifier=verifier, trust_remote_code=True)
@@ -277,13 +276,13 @@ def test_signed_code_changed_refused_before_import(
     assert not marker.exists() and not (tmp_path / "elsewhere").exists()
 
 
-def test_code_denied_by_policy(tmp_path: Path, key: keys.PrivateKey, modules_cache: Path) -> None:
+def test_code_denied_by_policy(tmp_path: Path, keypair: KeyPair, modules_cache: Path) -> None:
     folder = tmp_path / "remote"
     marker = tmp_path / "marker"
     build_tiny_llama(folder)
     make_remote_code(folder, marker)
-    sign(folder, key)
-    pem = keys.public_key_pem(key.public_key()).decode()
+    sign(folder, keypair)
+    pem = keypair.pem
     policy = parse_policy(
         json.dumps({"version": 1, "signers": {"keys": [{"pem": pem}]}, "formats": {}}), "p.yaml"
     )
@@ -343,7 +342,7 @@ def test_verify_and_load_from_the_cache(
 def test_tampered_blob_refused(cached: Path, verifier: Any) -> None:
     snap = cached / "models--acme--tiny" / "snapshots" / COMMIT
     blob = Path(os.path.realpath(snap / "model.safetensors"))
-    flip_tensor_byte(blob, TENSOR)
+    flip_byte(blob, tensor=TENSOR)
     with pytest.raises(VerificationError):
         verify_hf_snapshot("acme/tiny", COMMIT, cache_dir=str(cached), verifier=verifier)
     with pytest.raises(VerificationError, match=TENSOR):

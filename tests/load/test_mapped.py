@@ -26,8 +26,7 @@ import modelsign.load._mapped as mapped
 from modelsign._internal.signature import keys
 from modelsign.errors import InputError, VerificationError
 from modelsign.load import ModelsignWarning, load_safetensors
-
-from ..helpers.signing import flip_tensor_byte
+from tests.helpers.signing import KeyPair, flip_byte
 
 WEIGHTS = "model.safetensors"
 TENSOR = "model.layers.1.mlp.up_proj.weight"
@@ -100,7 +99,7 @@ def test_mapped_torch_tensors(signed: Path, verifier: Any) -> None:
 
 
 def test_a_tampered_file_is_refused_naming_the_tensor(signed: Path, verifier: Any) -> None:
-    flip_tensor_byte(signed / WEIGHTS, TENSOR, at=3)
+    flip_byte(signed / WEIGHTS, 3, tensor=TENSOR)
     with pytest.raises(VerificationError) as info:
         load(signed, verifier)
     assert [(p.code, p.file, p.tensor) for p in info.value.findings][-1] == (
@@ -150,12 +149,13 @@ def test_a_writer_is_held_until_the_bytes_are_copied_out(signed: Path, verifier:
     assert mapped.is_guarded(out[TENSOR])
 
 
+@pytest.mark.slow
 def test_truncation_and_replacement_after_the_load(
-    signed: Path, key: keys.PrivateKey, tmp_path: Path
+    signed: Path, keypair: KeyPair, tmp_path: Path
 ) -> None:
     """A truncated file mapping raises SIGBUS on access: run where that cannot kill pytest."""
     public = tmp_path / "key.pub"
-    public.write_bytes(keys.public_key_pem(key.public_key()))
+    public.write_bytes(keys.public_key_pem(keypair.public))
     code = textwrap.dedent(
         f"""
         import os, subprocess, sys
@@ -182,6 +182,7 @@ def test_truncation_and_replacement_after_the_load(
     assert done.stdout.strip() == "intact"
 
 
+@pytest.mark.slow
 def test_the_lease_lives_as_long_as_any_tensor(signed: Path, verifier: Any) -> None:
     import torch
 
@@ -270,7 +271,7 @@ def test_unknown_memory_mode(signed: Path, verifier: Any) -> None:
 
 def test_partial_loads_map_and_check_only_what_they_load(signed: Path, verifier: Any) -> None:
     other = "model.layers.0.mlp.up_proj.weight"
-    flip_tensor_byte(signed / WEIGHTS, other, at=5)  # not requested: neither read nor judged
+    flip_byte(signed / WEIGHTS, 5, tensor=other)  # not requested: neither read nor judged
     out = load(signed, verifier, tensors=[TENSOR])
     assert out.report.partial and out.report.mapped == [WEIGHTS] and list(out) == [TENSOR]
     assert out.report.tensors == [TENSOR]
@@ -346,9 +347,10 @@ def test_a_forked_child_keeps_the_verified_bytes(signed: Path, verifier: Any) ->
     assert took < 10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("refill", [False, True])
 def test_an_open_with_o_trunc_for_reading_is_not_held_back_and_is_told(
-    signed: Path, key: keys.PrivateKey, tmp_path: Path, refill: bool
+    signed: Path, keypair: KeyPair, tmp_path: Path, refill: bool
 ) -> None:
     """``open(path, O_RDONLY | O_TRUNC)`` truncates without breaking a read lease.
 
@@ -357,7 +359,7 @@ def test_an_open_with_o_trunc_for_reading_is_not_held_back_and_is_told(
     even when the file is then written back to its old size.
     """
     public = tmp_path / "key.pub"
-    public.write_bytes(keys.public_key_pem(key.public_key()))
+    public.write_bytes(keys.public_key_pem(keypair.public))
     code = textwrap.dedent(
         f"""
         import os, subprocess, sys, time

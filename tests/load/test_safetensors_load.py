@@ -28,8 +28,8 @@ from modelsign._internal.signature import keys
 from modelsign.errors import InputError, VerificationError
 from modelsign.load import ModelsignWarning, load_safetensors
 from modelsign.policy import Policy
-
-from ..helpers.safetensors_files import (
+from tests.helpers.paths import ROOT
+from tests.helpers.safetensors_files import (
     header_json,
     raw_safetensors,
     split_safetensors,
@@ -37,17 +37,16 @@ from ..helpers.safetensors_files import (
     write_safetensors_torch,
     write_sharded,
 )
-from ..helpers.signing import flip_tensor_byte
+from tests.helpers.signing import KeyPair, flip_byte, shared_key
 
-ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = "model.safetensors"
 # Two tensors of the tiny model (a matrix and a norm), and one never requested.
 WANTED = ["model.layers.0.self_attn.q_proj.weight", "model.norm.weight"]
 OTHER = "model.layers.1.mlp.up_proj.weight"
 
 
-def sign(model: Path, key: keys.PrivateKey, **kw: Any) -> None:
-    modelsign.sign(model, signer=modelsign.KeySigner(key), env={}, **kw)
+def sign(model: Path, keypair: KeyPair, **kw: Any) -> None:
+    modelsign.sign(model, signer=keypair.signer, env={}, **kw)
 
 
 def refused(call: Any) -> VerificationError:
@@ -73,21 +72,19 @@ def layout(path: Path) -> tuple[int, dict[str, tuple[int, int]]]:
     }
 
 
-def adapted_policy(tmp_path: Path, name: str, key: keys.PrivateKey) -> Policy:
+def adapted_policy(tmp_path: Path, name: str, keypair: KeyPair) -> Policy:
     """A shipped policy with its ``keys/release.pub`` pointed at the test key."""
     folder = tmp_path / f"policy-{name}"
     (folder / "keys").mkdir(parents=True)
     shutil.copy(ROOT / "policies" / name, folder / name)
-    (folder / "keys" / "release.pub").write_bytes(keys.public_key_pem(key.public_key()))
+    (folder / "keys" / "release.pub").write_bytes(keys.public_key_pem(keypair.public))
     return Policy.load(folder / name)
 
 
 # -- full loads -------------------------------------------------------------------------------
 
 
-def test_full_load_numpy_equals_safetensors(
-    signed: Path, key: keys.PrivateKey, verifier: Any
-) -> None:
+def test_full_load_numpy_equals_safetensors(signed: Path, keypair: KeyPair, verifier: Any) -> None:
     out = load_safetensors(signed, verifier=verifier)
     ref = np_load_file(str(signed / WEIGHTS))
     assert set(out) == set(ref)
@@ -100,7 +97,7 @@ def test_full_load_numpy_equals_safetensors(
     assert r.files == [WEIGHTS]
     assert sorted(r.tensors) == sorted(ref)
     assert r.bytes_verified == (signed / WEIGHTS).stat().st_size
-    assert r.signer is not None and r.signer.key_hint == keys.key_hint(key.public_key())
+    assert r.signer is not None and r.signer.key_hint == keys.key_hint(keypair.public)
 
 
 def test_full_load_torch_equals_safetensors(signed: Path, verifier: Any) -> None:
@@ -118,7 +115,7 @@ def test_full_load_torch_equals_safetensors(signed: Path, verifier: Any) -> None
 
 
 def test_bf16_and_fp8_with_torch_numpy_refuses_bf16(
-    tmp_path: Path, key: keys.PrivateKey, verifier: Any
+    tmp_path: Path, keypair: KeyPair, verifier: Any
 ) -> None:
     import torch
     from safetensors.torch import load_file
@@ -133,7 +130,7 @@ def test_bf16_and_fp8_with_torch_numpy_refuses_bf16(
         "empty": torch.zeros(0, 4, dtype=torch.bfloat16),
     }
     write_safetensors_torch(model / WEIGHTS, tensors, {"format": "pt"})
-    sign(model, key)
+    sign(model, keypair)
     out = load_safetensors(model, verifier=verifier, framework="torch")
     ref = load_file(str(model / WEIGHTS))
     assert set(out) == set(ref) == set(tensors)
@@ -150,16 +147,14 @@ def test_bf16_and_fp8_with_torch_numpy_refuses_bf16(
     assert info.value.tensor in ("bf16", "empty", "e4m3", "e5m2")
 
 
-def test_sharded_model_through_its_index(
-    tmp_path: Path, key: keys.PrivateKey, verifier: Any
-) -> None:
+def test_sharded_model_through_its_index(tmp_path: Path, keypair: KeyPair, verifier: Any) -> None:
     rng = np.random.default_rng(3)
     tensors = {
         f"layer.{i}.weight": rng.standard_normal((8, 4)).astype(np.float32) for i in range(7)
     }
     index, shards = write_sharded(tmp_path / "sharded", tensors, 3)
     model = index.parent
-    sign(model, key)
+    sign(model, keypair)
     out = load_safetensors(model, verifier=verifier)
     assert set(out) == set(tensors)
     for shard in shards:
@@ -171,9 +166,9 @@ def test_sharded_model_through_its_index(
     assert r.bytes_verified == sum(p.stat().st_size for p in [index, *shards])
 
 
-def test_a_single_file_signature(tmp_path: Path, key: keys.PrivateKey, verifier: Any) -> None:
+def test_a_single_file_signature(tmp_path: Path, keypair: KeyPair, verifier: Any) -> None:
     path = write_safetensors(tmp_path / "one" / WEIGHTS, {"w": np.arange(6.0).reshape(2, 3)})
-    sign(path, key)
+    sign(path, keypair)
     assert (path.parent / (WEIGHTS + ".sig")).exists()
     out = load_safetensors(path, verifier=verifier)
     np.testing.assert_array_equal(out["w"], np.arange(6.0).reshape(2, 3))
@@ -184,7 +179,7 @@ def test_loaded_tensors_do_not_follow_the_file(signed: Path, verifier: Any) -> N
     """Tensors are views of the verified buffer, not of an mmap of the path."""
     out = load_safetensors(signed, verifier=verifier)
     before = out[OTHER].copy()
-    flip_tensor_byte(signed / WEIGHTS, OTHER)  # rewritten in place after the load
+    flip_byte(signed / WEIGHTS, tensor=OTHER)  # rewritten in place after the load
     np.testing.assert_array_equal(out[OTHER], before)
 
 
@@ -250,7 +245,7 @@ def test_partial_reads_only_the_header_and_the_requested_tensors(
 
 
 def test_partial_ignores_a_tampered_tensor_it_does_not_load(signed: Path, verifier: Any) -> None:
-    flip_tensor_byte(signed / WEIGHTS, OTHER, at=5)
+    flip_byte(signed / WEIGHTS, 5, tensor=OTHER)
     out = load_safetensors(signed, verifier=verifier, tensors=WANTED)
     assert sorted(out) == sorted(WANTED) and out.report.verified
     # ...while a full load of the same folder is refused, naming that tensor
@@ -260,7 +255,7 @@ def test_partial_ignores_a_tampered_tensor_it_does_not_load(signed: Path, verifi
 
 
 def test_partial_refuses_a_tampered_requested_tensor(signed: Path, verifier: Any) -> None:
-    flip_tensor_byte(signed / WEIGHTS, WANTED[0], at=3)
+    flip_byte(signed / WEIGHTS, 3, tensor=WANTED[0])
     exc = refused(lambda: load_safetensors(signed, verifier=verifier, tensors=WANTED))
     assert exc.code == "TENSOR_MODIFIED"
     assert [(p.code, p.file, p.tensor) for p in exc.findings] == [
@@ -277,11 +272,11 @@ def test_partial_unknown_tensor(signed: Path, verifier: Any) -> None:
     assert "no.such.tensor" in info.value.message
 
 
-def test_partial_across_shards(tmp_path: Path, key: keys.PrivateKey, verifier: Any) -> None:
+def test_partial_across_shards(tmp_path: Path, keypair: KeyPair, verifier: Any) -> None:
     tensors = {f"t{i}": np.full((4,), i, dtype=np.float32) for i in range(6)}
     index, shards = write_sharded(tmp_path / "sharded", tensors, 3)
-    sign(index.parent, key)
-    flip_tensor_byte(shards[1], "t2")  # shard 2 holds t2, t3: neither requested
+    sign(index.parent, keypair)
+    flip_byte(shards[1], tensor="t2")  # shard 2 holds t2, t3: neither requested
     out = load_safetensors(index.parent, verifier=verifier, tensors=["t5", "t0"])
     assert sorted(out) == ["t0", "t5"] and out.report.partial
     np.testing.assert_array_equal(out["t5"], tensors["t5"])
@@ -296,7 +291,7 @@ def _evil_copy(signed: Path, tmp_path: Path) -> Path:
     """The signed weights with one tensor changed, same size, outside the model folder."""
     evil = tmp_path / "evil.safetensors"
     shutil.copy(signed / WEIGHTS, evil)
-    flip_tensor_byte(evil, OTHER, at=7)
+    flip_byte(evil, 7, tensor=OTHER)
     return evil
 
 
@@ -329,7 +324,7 @@ def test_attack_file_swapped_during_a_partial_load(
     harmless (their bytes are checked); a swap of a requested tensor is refused."""
     evil = tmp_path / "evil.safetensors"
     shutil.copy(signed / WEIGHTS, evil)
-    flip_tensor_byte(evil, WANTED[1])
+    flip_byte(evil, tensor=WANTED[1])
     real_open_context = st_loader.open_context
 
     def open_then_swap(*a: Any, **k: Any) -> Any:
@@ -376,10 +371,10 @@ def test_attack_file_rewritten_in_place_while_read(
 
 
 @pytest.fixture
-def sharded(tmp_path: Path, key: keys.PrivateKey) -> tuple[Path, Path, list[Path]]:
+def sharded(tmp_path: Path, keypair: KeyPair) -> tuple[Path, Path, list[Path]]:
     tensors = {f"w{i}": np.full((4, 2), i, dtype=np.float16) for i in range(4)}
     index, shards = write_sharded(tmp_path / "sharded", tensors, 2)
-    sign(index.parent, key)
+    sign(index.parent, keypair)
     return index.parent, index, shards
 
 
@@ -390,7 +385,7 @@ def _extra_shard(model: Path) -> Path:
 
 
 def test_attack_extra_shard_with_the_index_edited(
-    sharded: tuple[Path, Path, list[Path]], tmp_path: Path, key: keys.PrivateKey, verifier: Any
+    sharded: tuple[Path, Path, list[Path]], tmp_path: Path, keypair: KeyPair, verifier: Any
 ) -> None:
     model, index, _ = sharded
     extra = _extra_shard(model)
@@ -407,7 +402,7 @@ def test_attack_extra_shard_with_the_index_edited(
         "coverage:\n  require_tensor_digests: true\n  unsigned_files: allow\n",
         str(tmp_path / "tolerant.yaml"),
     )
-    (tmp_path / "k.pub").write_bytes(keys.public_key_pem(key.public_key()))
+    (tmp_path / "k.pub").write_bytes(keys.public_key_pem(keypair.public))
     exc = refused(lambda: load_safetensors(model, policy=policy))
     assert exc.code == "FILE_SIZE_MISMATCH"  # the index grew: refused unread
     assert [(p.code, p.file) for p in exc.findings] == [("FILE_SIZE_MISMATCH", index.name)]
@@ -473,9 +468,9 @@ def _drop_pickle(model: Path) -> Path:
 
 
 def test_attack_pickle_beside_safetensors_refused_by_the_default_policy(
-    signed: Path, tmp_path: Path, key: keys.PrivateKey
+    signed: Path, tmp_path: Path, keypair: KeyPair
 ) -> None:
-    policy = adapted_policy(tmp_path, "default.yaml", key)
+    policy = adapted_policy(tmp_path, "default.yaml", keypair)
     assert load_safetensors(signed, policy=policy).report.verified  # clean before
     pickle_file = _drop_pickle(signed)
     exc = refused(lambda: load_safetensors(signed, policy=policy))
@@ -500,10 +495,10 @@ def test_attack_pickle_beside_safetensors_without_a_policy(signed: Path, verifie
 
 
 def test_warn_mode_policy_lets_a_tampered_tensor_through_with_a_warning(
-    signed: Path, tmp_path: Path, key: keys.PrivateKey
+    signed: Path, tmp_path: Path, keypair: KeyPair
 ) -> None:
-    policy = adapted_policy(tmp_path, "permissive.yaml", key)
-    flip_tensor_byte(signed / WEIGHTS, OTHER)
+    policy = adapted_policy(tmp_path, "permissive.yaml", keypair)
+    flip_byte(signed / WEIGHTS, tensor=OTHER)
     with pytest.warns(ModelsignWarning) as caught:
         out = load_safetensors(signed, policy=policy)
     assert set(out) == set(np_load_file(str(signed / WEIGHTS)))
@@ -515,7 +510,7 @@ def test_warn_mode_policy_lets_a_tampered_tensor_through_with_a_warning(
 
 
 def test_enforce_is_the_default_without_a_policy(signed: Path, verifier: Any) -> None:
-    flip_tensor_byte(signed / WEIGHTS, OTHER)
+    flip_byte(signed / WEIGHTS, tensor=OTHER)
     exc = refused(lambda: load_safetensors(signed, verifier=verifier))
     assert exc.result.tensors == [] and exc.result.files == []
     assert [(p.code, p.tensor) for p in exc.findings if p.tensor] == [("TENSOR_MODIFIED", OTHER)]
@@ -525,12 +520,12 @@ def test_enforce_is_the_default_without_a_policy(signed: Path, verifier: Any) ->
 
 
 @pytest.fixture
-def two_files(tmp_path: Path, key: keys.PrivateKey) -> Iterator[Path]:
+def two_files(tmp_path: Path, keypair: KeyPair) -> Iterator[Path]:
     """A folder of two safetensors files with no index (e.g. weights + a signed adapter)."""
     model = tmp_path / "two"
     write_safetensors(model / "a.safetensors", {"x": np.arange(4, dtype=np.float32)})
     write_safetensors(model / "b.safetensors", {"y": np.arange(4, dtype=np.float32)})
-    sign(model, key)
+    sign(model, keypair)
     yield model
 
 
@@ -591,12 +586,12 @@ def test_a_swapped_file_is_diagnosed_from_the_bytes_read(
 
 
 def test_a_policy_refusal_carries_findings_naming_the_file(
-    signed: Path, tmp_path: Path, key: keys.PrivateKey
+    signed: Path, tmp_path: Path, keypair: KeyPair
 ) -> None:
     """Regression: open_context raises POLICY_FAILED with findings=<signature problems only>, so
     an unsigned pickle the formats rule refused is named only inside the message string;
     modelsign.verify with the same policy gives a FILE_EXTRA finding for it."""
-    policy = adapted_policy(tmp_path, "default.yaml", key)
+    policy = adapted_policy(tmp_path, "default.yaml", keypair)
     pickle_file = _drop_pickle(signed)
     exc = refused(lambda: load_safetensors(signed, policy=policy))
     assert pickle_file.name in {p.file for p in exc.findings}
@@ -642,45 +637,44 @@ def test_partial_load_survives_short_reads(
 
 
 def test_a_callers_verifier_is_enforced_under_a_warn_policy_without_signers(
-    tiny_model: Path, tmp_path: Path
+    signed: Path, tmp_path: Path
 ) -> None:
     """Regression: the loader let a wrong key through (with a warning) when a warn-mode policy
     listed no signers, while `verify` enforced the same caller-given trust."""
-    sign(tiny_model, keys.generate_key())
     policy_file = tmp_path / "p.yaml"
     policy_file.write_text("version: 1\nmode: warn\nformats: {}\n")
-    stranger = modelsign.KeyVerifier(keys.generate_key().public_key())
+    stranger = modelsign.KeyVerifier(shared_key("stranger").public_key())
     exc = refused(
         lambda: load_safetensors(
-            tiny_model, policy=modelsign.Policy.load(policy_file), verifier=stranger
+            signed, policy=modelsign.Policy.load(policy_file), verifier=stranger
         )
     )
     assert exc.code == "POLICY_FAILED"
     assert [p.code for p in exc.findings] == ["KEY_HINT_MISMATCH", "POLICY_SIGNERS"]
     with pytest.raises(VerificationError):
-        modelsign.verify(tiny_model, policy=modelsign.Policy.load(policy_file), verifier=stranger)
+        modelsign.verify(signed, policy=modelsign.Policy.load(policy_file), verifier=stranger)
 
 
 def test_a_signature_kept_in_a_subfolder_of_the_model(
-    tiny_model: Path, key: keys.PrivateKey, verifier: Any
+    tiny_model: Path, keypair: KeyPair, verifier: Any
 ) -> None:
     """It is not one of the model's files, for the loader as for ``verify`` and ``sign``."""
     sig = tiny_model / "signatures" / "release.sig"
     sig.parent.mkdir()
-    sign(tiny_model, key, signature=sig)
+    sign(tiny_model, keypair, signature=sig)
     assert modelsign.verify(tiny_model, signature=sig, verifier=verifier).verdict == "verified"
     out = load_safetensors(tiny_model, signature=sig, verifier=verifier)
     assert out.report.verified and out.report.files == [WEIGHTS]
 
 
 def test_the_attestation_gives_the_loader_its_tensor_digests(
-    signed: Path, key: keys.PrivateKey, verifier: Any
+    signed: Path, keypair: KeyPair, verifier: Any
 ) -> None:
     """Loaders check tensors against the attested manifest, refuse a stripped one, and
     still read an earlier modelsign signature (manifest in the predicate) with a warning."""
     import rfc8785
 
-    from ..helpers.signing import manifest_of, payload_of, sign_payload, strip_marker
+    from tests.helpers.signing import manifest_of, payload_of, sign_payload, strip_marker
 
     out = load_safetensors(signed, verifier=verifier)
     assert set(WANTED) <= set(out) and out.report.verified
@@ -690,11 +684,11 @@ def test_the_attestation_gives_the_loader_its_tensor_digests(
     assert codes(refused(lambda: load_safetensors(signed, verifier=verifier))) == {
         "ATTESTATION_MISSING"
     }
-    (signed / "model.sig").write_bytes(sign_payload(key, rfc8785.dumps(legacy)))
+    (signed / "model.sig").write_bytes(sign_payload(keypair.private, rfc8785.dumps(legacy)))
     with pytest.warns(ModelsignWarning, match="re-sign"):
         out = load_safetensors(signed, verifier=verifier)
     assert set(WANTED) <= set(out) and any("re-sign" in w for w in out.report.warnings)
-    flip_tensor_byte(signed / WEIGHTS, WANTED[1])
+    flip_byte(signed / WEIGHTS, tensor=WANTED[1])
     with pytest.warns(ModelsignWarning):
         exc = refused(lambda: load_safetensors(signed, verifier=verifier))
     assert "TENSOR_MODIFIED" in codes(exc)

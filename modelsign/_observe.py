@@ -43,6 +43,7 @@ from ._internal.signature.bundle import Envelope, read_signature_file
 from ._internal.signature.location import SignatureLocation
 from ._internal.signature.statement import SignedStatement
 from ._internal.signature.verifiers import SignerInfo
+from .codes import Code
 from .errors import DiscoveryError, InputError, ModelsignError, VerificationError
 from .policy import formats_beside
 
@@ -159,7 +160,7 @@ def _open(f: ModelFile, size: int | None = None) -> int:
         return open_model_file(f, size=size)
     except OSError as exc:
         raise DiscoveryError(
-            f"cannot open: {exc.strerror}", code="UNREADABLE", path=f.path
+            f"cannot open: {exc.strerror}", code=Code.UNREADABLE, path=f.path
         ) from exc
 
 
@@ -390,4 +391,4 @@ class _Reader:
 
 
 def _changed(f: ModelFile) -> Problem:
-    return Problem(code="FILE_CHANGED", message=_CHANGED, file=f.path)
+    return Problem(code=Code.FILE_CHANGED, message=_CHANGED, file=f.path)

@@ -17,6 +17,7 @@ from ._internal.signature.bundle import Envelope
 from ._internal.signature.certs import load_certificates
 from ._internal.signature.timestamps import TimestampAuthority, trusted_root_authorities
 from ._internal.signature.verifiers import CertificateVerifier, KeyVerifier, SignerInfo, Verifier
+from .codes import Code
 from .errors import InputError, VerificationError
 from .issues import Issue
 from .policy import Policy
@@ -47,7 +48,7 @@ class PolicyVerifier:
             if k.fingerprint is not None and keys.key_hint(key) != k.fingerprint:
                 raise InputError(
                     f"policy key {k.file or 'inline'} does not have fingerprint {k.fingerprint}",
-                    code="POLICY_INVALID",
+                    code=Code.POLICY_INVALID,
                 )
             out.append(key)
         return out
@@ -76,7 +77,7 @@ class PolicyVerifier:
             return info
         raise VerificationError(
             "no signer the policy trusts verifies this signature: " + "; ".join(reasons),
-            code="SIGNER_NOT_TRUSTED",
+            code=Code.SIGNER_NOT_TRUSTED,
         )
 
     def _by_identity(self, envelope: Envelope, reasons: list[str]) -> SignerInfo | None:
@@ -84,7 +85,7 @@ class PolicyVerifier:
         if not self.spec.sigstore:
             raise VerificationError(
                 "a Sigstore signature, but the policy trusts no Sigstore identity",
-                code="SIGNER_NOT_TRUSTED",
+                code=Code.SIGNER_NOT_TRUSTED,
             )
         from ._internal.signature.sigstore import SigstoreVerifier
 
@@ -167,7 +168,7 @@ class Trust:
             raise InputError(
                 "give a verifier, or a policy that lists signers (--key, --cert-chain, "
                 "--identity, or signers in the policy)",
-                code="USAGE",
+                code=Code.USAGE,
             )
         self.caller = caller
         self.policy = policy
@@ -212,7 +213,8 @@ class Trust:
     def warn_reasons(self) -> list[Issue]:
         """The warnings as signers-rule reasons that never block (severity ``warning``)."""
         return [
-            Issue(code="SIGNER_NOT_TRUSTED", severity="warning", message=w) for w in self.warnings
+            Issue(code=Code.SIGNER_NOT_TRUSTED, severity="warning", message=w)
+            for w in self.warnings
         ]
 
 

@@ -29,6 +29,7 @@ from ._internal.signature.signers import Signer
 from ._internal.signature.statement import STATEMENT_TYPE, strict_json
 from ._internal.signature.verifiers import SignerInfo, Verifier
 from ._version import __version__
+from .codes import Code
 from .errors import InputError, VerificationError
 
 SLSA_PREDICATE = "https://slsa.dev/provenance/v1"
@@ -224,7 +225,7 @@ def attest_provenance(
     """Build, sign and write the SLSA provenance of ``model``."""
     out = os.fspath(output) if output is not None else default_provenance_path(model)
     if os.path.lexists(out) and not force:
-        raise InputError("provenance exists; pass --force", code="OUTPUT_EXISTS", path=out)
+        raise InputError("provenance exists; pass --force", code=Code.OUTPUT_EXISTS, path=out)
     exclude = list(SIDECAR_FILES) if os.path.isdir(model) else []
     tree = discover(model, ignore=ignore, exclude=exclude, allow_symlinks=allow_symlinks)
     manifest = manifest_for_tree(
@@ -263,7 +264,7 @@ def _certified_builder_id(signer: SignerInfo, claimed: str, path: str) -> bool:
         raise VerificationError(
             f"the attestation claims builder {claimed}, but its signing certificate "
             f"was issued to {uri or 'no CI build'}",
-            code="BUILDER_MISMATCH",
+            code=Code.BUILDER_MISMATCH,
             path=path,
         )
     return True
@@ -274,16 +275,16 @@ def verify_provenance(path: str, *, verifier: Verifier, files: Mapping[str, str]
 
     ``files`` must come from a verified model (the verified signed resources).
     """
-    data = read_signature_file(path, missing="PROVENANCE_NOT_FOUND")
+    data = read_signature_file(path, missing=Code.PROVENANCE_NOT_FOUND)
     envelope = read_bundle(data)
     signer = verifier.verify_envelope(envelope)
     st = strict_json(envelope.payload, "the provenance statement")
     if not isinstance(st, dict) or st.get("_type") != STATEMENT_TYPE:
-        raise VerificationError("not an in-toto statement", code="PROVENANCE_INVALID", path=path)
+        raise VerificationError("not an in-toto statement", code=Code.PROVENANCE_INVALID, path=path)
     if st.get("predicateType") != SLSA_PREDICATE:
         raise VerificationError(
             f"predicate type {st.get('predicateType')!r} is not SLSA provenance v1",
-            code="PROVENANCE_INVALID",
+            code=Code.PROVENANCE_INVALID,
             path=path,
         )
     subjects = st.get("subject")
@@ -297,7 +298,7 @@ def verify_provenance(path: str, *, verifier: Verifier, files: Mapping[str, str]
         names = sorted({n for n, _ in differ})
         raise VerificationError(
             "the provenance is for other files: " + ", ".join(names[:10]),
-            code="PROVENANCE_SUBJECT_MISMATCH",
+            code=Code.PROVENANCE_SUBJECT_MISMATCH,
             path=path,
         )
     pred = st.get("predicate") if isinstance(st.get("predicate"), dict) else {}

@@ -27,6 +27,7 @@ from ._internal.signature.location import (
 from ._internal.signature.shards import shard_resources
 from ._internal.signature.signers import Signer, sign_all
 from ._internal.signature.statement import SingleFileName, build_statement
+from .codes import Code
 from .errors import InputError, ModelsignError
 
 DEFAULT_SIGNATURE = SIGNATURE_FILE
@@ -85,9 +86,9 @@ def sign(
     # Arguments are checked before anything is read: hashing a large model first
     # would only waste the time.
     if shard_size is not None and shard_size <= 0:
-        raise InputError("--shard-size must be a positive number of bytes", code="USAGE")
+        raise InputError("--shard-size must be a positive number of bytes", code=Code.USAGE)
     if release is not None and (not release.strip() or len(release) > 200):
-        raise InputError("--release must be a short non-empty version", code="USAGE")
+        raise InputError("--release must be a short non-empty version", code=Code.USAGE)
     loc = signature_location(model, signature=signature, claims=claims)
     sig_path, claims = _outputs(loc, force)
     tree, ignore_paths = _discover(model, loc, ignore, allow_symlinks)
@@ -113,11 +114,11 @@ def _outputs(loc: SignatureLocation, force: bool) -> tuple[str, str]:
     """Where the signature and the claims file go; an existing signature needs ``force``."""
     sig_path, claims = loc.signature, loc.claims
     if os.path.abspath(claims) == os.path.abspath(sig_path):
-        raise InputError("the claims file cannot be the signature", code="USAGE", path=claims)
+        raise InputError("the claims file cannot be the signature", code=Code.USAGE, path=claims)
     if os.path.lexists(sig_path) and not force:
         raise InputError(
             "a signature already exists; pass --force to replace it",
-            code="OUTPUT_EXISTS",
+            code=Code.OUTPUT_EXISTS,
             path=sig_path,
         )
     return sig_path, claims
@@ -138,7 +139,7 @@ def _discover(
     if tree.single_file and os.path.abspath(sig_path) == os.path.join(
         tree.root, tree.files[0].path
     ):
-        raise InputError("the signature would overwrite the model", code="USAGE", path=sig_path)
+        raise InputError("the signature would overwrite the model", code=Code.USAGE, path=sig_path)
     # The signature is recorded even before it exists, so re-signing and the
     # OMS tool's verifier both leave it out.
     recorded = set(GIT_PATHS) | set(tree.ignored) | set(exclude)
@@ -212,7 +213,7 @@ def _check_concrete(ignore_paths: list[str]) -> None:
         raise InputError(
             f"{globbed[0]!r} cannot be recorded in ignore_paths: the OMS spec forbids "
             "'*', '?' and '[' there; rename it or leave it in the model",
-            code="IGNORE_PATH_GLOB",
+            code=Code.IGNORE_PATH_GLOB,
             path=globbed[0],
         )
 
@@ -247,7 +248,9 @@ def _reusable(
         old = load_signature(old_signature, data=data).statement.manifest
     except ModelsignError as exc:
         raise InputError(
-            f"cannot reuse this signature: {exc.message}", code="REUSE_INVALID", path=old_signature
+            f"cannot reuse this signature: {exc.message}",
+            code=Code.REUSE_INVALID,
+            path=old_signature,
         ) from exc
     if old is None or old.hashing.tensor != tensor_hash:
         return {}  # an OMS-only signature, or another tensor hash: nothing to reuse

@@ -32,6 +32,7 @@ from ._internal.signature.statement import SignedStatement
 from ._internal.signature.verifiers import SignerInfo, Verifier
 from ._observe import ignored_formats, observe, read_signature
 from ._trust import Trust, resolve_trust
+from .codes import Code
 from .errors import InputError, ModelsignError, VerificationError
 from .policy import Policy, PolicyReport, evaluate
 from .provenance import ProvenanceInfo, builder_disagreement, verify_provenance
@@ -160,7 +161,7 @@ def verify_model(
     """
     path = os.fspath(model)
     if not os.path.lexists(path):
-        raise InputError(f"no such file or folder: {path}", code="NOT_FOUND", path=path)
+        raise InputError(f"no such file or folder: {path}", code=Code.NOT_FOUND, path=path)
     trust = resolve_trust(verifier, policy)
     loc = signature_location(path, signature=signature, claims=claims)
     result = VerificationResult(verdict="failed", model=path, signature=loc.signature)
@@ -182,7 +183,7 @@ def verify_model(
         prov = provenance if isinstance(provenance, (str, os.PathLike)) else loc.provenance
         _check_provenance(result, statement, os.fspath(prov), trust, path)
     result.problems += [
-        Problem(code="SIGNER_NOT_TRUSTED", severity="warning", message=w) for w in trust.warnings
+        Problem(code=Code.SIGNER_NOT_TRUSTED, severity="warning", message=w) for w in trust.warnings
     ]
     if policy is not None:
         _apply_policy(policy, result, statement, loc, now, trust)
@@ -220,14 +221,16 @@ def _record(result: VerificationResult, found: Judgement) -> None:
 
 
 def _notes(signed: Signed) -> list[Problem]:
-    return [Problem(code="LEGACY_SIGNATURE", severity="warning", message=n) for n in signed.notes]
+    return [
+        Problem(code=Code.LEGACY_SIGNATURE, severity="warning", message=n) for n in signed.notes
+    ]
 
 
 def _builder(statement: SignedStatement, signer: SignerInfo | None) -> list[Problem]:
     """The builder the manifest names, against the one the signing certificate vouches for."""
     builder = statement.manifest.provenance.builder if statement.manifest else None
     why = builder_disagreement(builder, signer)
-    return [] if why is None else [Problem(code="BUILDER_MISMATCH", message=why)]
+    return [] if why is None else [Problem(code=Code.BUILDER_MISMATCH, message=why)]
 
 
 def _expectations(

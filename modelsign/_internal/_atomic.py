@@ -14,6 +14,7 @@ import stat
 import tempfile
 from typing import IO, Any, BinaryIO, Literal, Protocol, TextIO, overload
 
+from ..codes import Code
 from ..errors import DiscoveryError, InputError
 
 
@@ -53,7 +54,7 @@ def write_atomic(path: str, data: bytes, *, force: bool = False, mode: int = 0o6
         fd, tmp = tempfile.mkstemp(prefix=".modelsign-", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise InputError(
-            f"cannot write in {folder}: {exc.strerror}", code="OUTPUT_UNWRITABLE", path=path
+            f"cannot write in {folder}: {exc.strerror}", code=Code.OUTPUT_UNWRITABLE, path=path
         ) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -68,7 +69,7 @@ def write_atomic(path: str, data: bytes, *, force: bool = False, mode: int = 0o6
                 os.link(tmp, path)
             except FileExistsError as exc:
                 raise InputError(
-                    "output exists; pass --force to overwrite", code="OUTPUT_EXISTS", path=path
+                    "output exists; pass --force to overwrite", code=Code.OUTPUT_EXISTS, path=path
                 ) from exc
             os.unlink(tmp)
     except BaseException:
@@ -112,7 +113,7 @@ def open_regular_fd(path: str, name: str | None = None) -> int:
         if not stat.S_ISREG(mode):
             raise DiscoveryError(
                 f"{describe_mode(mode)} is where a regular file was; it is not read",
-                code="SPECIAL_FILE",
+                code=Code.SPECIAL_FILE,
                 path=name or path,
             )
         os.set_blocking(fd, True)  # reads of a regular file must not return EAGAIN
@@ -138,14 +139,16 @@ def open_model_file(f: ModelFile, *, size: int | None = None, same_file: bool = 
     target = os.path.join(os.path.realpath(folder), base)
     if f.within and not target.startswith(f.within.rstrip(os.sep) + os.sep):
         raise DiscoveryError(
-            f"now resolves to {target!r}, outside {f.within!r}", code="SYMLINK_ESCAPE", path=f.path
+            f"now resolves to {target!r}, outside {f.within!r}",
+            code=Code.SYMLINK_ESCAPE,
+            path=f.path,
         )
     fd = open_regular_fd(target, f.path)
     try:
         st = os.fstat(fd)
         if same_file and (st.st_dev, st.st_ino) != (f.dev, f.ino):
             raise DiscoveryError(
-                "the file was replaced after discovery", code="FILE_CHANGED", path=f.path
+                "the file was replaced after discovery", code=Code.FILE_CHANGED, path=f.path
             )
         if size is not None and st.st_size != size:
             raise size_mismatch(f.path, size, st.st_size)
@@ -159,7 +162,7 @@ def size_mismatch(name: str, signed: int, actual: int) -> DiscoveryError:
     """``FILE_SIZE_MISMATCH``: the file is not the signed size, so none of it is read."""
     return DiscoveryError(
         f"file is {actual} bytes, {signed} were signed; not read",
-        code="FILE_SIZE_MISMATCH",
+        code=Code.FILE_SIZE_MISMATCH,
         path=name,
         expected=str(signed),
         actual=str(actual),

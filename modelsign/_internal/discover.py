@@ -17,6 +17,7 @@ import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ..codes import Code
 from ..errors import DiscoveryError, InputError
 from ._atomic import describe_mode as describe_mode
 from ._atomic import open_regular
@@ -105,7 +106,7 @@ def check_relative_name(name: str, *, where: str = "name") -> str:
         except UnicodeEncodeError:
             problem = "is not valid UTF-8"
     if problem is not None:
-        raise DiscoveryError(f"{where} {name!r} {problem}", code="BAD_NAME", path=name)
+        raise DiscoveryError(f"{where} {name!r} {problem}", code=Code.BAD_NAME, path=name)
     return name
 
 
@@ -133,20 +134,20 @@ def resolve_hf_snapshot(path: str) -> tuple[str, HFSnapshot] | None:
             raise DiscoveryError(
                 f"Hugging Face cache repo has no readable refs/main ({exc.__class__.__name__}); "
                 "pass the snapshots/<commit> folder instead",
-                code="HF_CACHE_NO_REF",
+                code=Code.HF_CACHE_NO_REF,
                 path=path,
             ) from exc
         if not _COMMIT_RE.match(commit):
             raise DiscoveryError(
                 f"refs/main holds {commit[:60]!r}, not a 40-hex commit",
-                code="HF_CACHE_BAD_REF",
+                code=Code.HF_CACHE_BAD_REF,
                 path=ref_file,
             )
         snap = os.path.join(path, "snapshots", commit)
         if not os.path.isdir(snap):
             raise DiscoveryError(
                 f"refs/main points to {commit}, which has no snapshot folder",
-                code="HF_CACHE_NO_SNAPSHOT",
+                code=Code.HF_CACHE_NO_SNAPSHOT,
                 path=path,
             )
         return snap, HFSnapshot(_repo_id(m.group(2)), commit, path, ref="main")
@@ -195,7 +196,7 @@ def discover(
         if not allow_symlinks:
             raise DiscoveryError(
                 "the model path is a symlink; pass --allow-symlinks to follow it",
-                code="SYMLINK_REFUSED",
+                code=Code.SYMLINK_REFUSED,
                 path=given,
             )
         root = os.path.realpath(given)
@@ -209,7 +210,7 @@ def discover(
     if not stat.S_ISDIR(st.st_mode):
         raise DiscoveryError(
             f"{describe_mode(st.st_mode)} is not a model (a folder or a regular file)",
-            code="SPECIAL_FILE",
+            code=Code.SPECIAL_FILE,
             path=given,
         )
 
@@ -220,10 +221,12 @@ def _lstat(given: str) -> os.stat_result:
     try:
         return os.lstat(given)
     except FileNotFoundError as exc:
-        raise InputError(f"no such file or folder: {given}", code="NOT_FOUND", path=given) from exc
+        raise InputError(
+            f"no such file or folder: {given}", code=Code.NOT_FOUND, path=given
+        ) from exc
     except OSError as exc:
         raise InputError(
-            f"cannot read {given}: {exc.strerror}", code="UNREADABLE", path=given
+            f"cannot read {given}: {exc.strerror}", code=Code.UNREADABLE, path=given
         ) from exc
 
 
@@ -243,7 +246,7 @@ def _walk_folder(
         raise DiscoveryError(
             "the model has no files to record"
             + (f" (ignored: {', '.join(walker.ignored)})" if walker.ignored else ""),
-            code="EMPTY_MODEL",
+            code=Code.EMPTY_MODEL,
             path=given,
         )
     files = tuple(sorted(walker.files, key=lambda f: f.path))
@@ -294,14 +297,14 @@ class _Walker:
         if depth > MAX_DEPTH:
             raise DiscoveryError(
                 f"folders nest more than {MAX_DEPTH} levels deep; a model is not walked that far",
-                code="TOO_DEEP",
+                code=Code.TOO_DEEP,
                 path=prefix.rstrip("/"),
             )
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
             raise DiscoveryError(
-                f"cannot list folder: {exc.strerror}", code="UNREADABLE", path=prefix or "."
+                f"cannot list folder: {exc.strerror}", code=Code.UNREADABLE, path=prefix or "."
             ) from exc
         subfolders: list[tuple[str, str, int]] = []
         for entry in entries:
@@ -321,7 +324,7 @@ class _Walker:
             else:
                 raise DiscoveryError(
                     f"{describe_mode(st.st_mode)} cannot be part of a model",
-                    code="SPECIAL_FILE",
+                    code=Code.SPECIAL_FILE,
                     path=rel,
                 )
         return subfolders
@@ -342,32 +345,32 @@ class _Walker:
             if not lexical.startswith(blobs) or not real.startswith(within + os.sep):
                 raise DiscoveryError(
                     f"snapshot link points to {target!r}, outside this repo's blobs/",
-                    code="SYMLINK_ESCAPE",
+                    code=Code.SYMLINK_ESCAPE,
                     path=rel,
                 )
         elif not self.allow_symlinks:
             raise DiscoveryError(
                 f"symlink to {target!r} refused; pass --allow-symlinks to follow links "
                 "that stay inside the model",
-                code="SYMLINK_REFUSED",
+                code=Code.SYMLINK_REFUSED,
                 path=rel,
             )
         elif not real.startswith(self.real_root + os.sep):
             raise DiscoveryError(
                 f"symlink to {target!r} leaves the model root",
-                code="SYMLINK_ESCAPE",
+                code=Code.SYMLINK_ESCAPE,
                 path=rel,
             )
         try:
             st = os.stat(real)
         except OSError as exc:
             raise DiscoveryError(
-                f"symlink to {target!r} is dangling", code="SYMLINK_DANGLING", path=rel
+                f"symlink to {target!r} is dangling", code=Code.SYMLINK_DANGLING, path=rel
             ) from exc
         if not stat.S_ISREG(st.st_mode):
             raise DiscoveryError(
                 f"symlink to {target!r} points to {describe_mode(st.st_mode)}, not a regular file",
-                code="SYMLINK_NOT_FILE",
+                code=Code.SYMLINK_NOT_FILE,
                 path=rel,
             )
         return ModelFile(rel, real, st.st_size, st.st_dev, st.st_ino, symlink=True, within=within)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ..codes import Code
 from ..errors import InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -108,5 +109,5 @@ def refuse_existing(output: str | None, force: bool) -> None:
     """
     if output and os.path.lexists(output) and not force:
         raise InputError(
-            "output exists; pass --force to overwrite", code="OUTPUT_EXISTS", path=output
+            "output exists; pass --force to overwrite", code=Code.OUTPUT_EXISTS, path=output
         )

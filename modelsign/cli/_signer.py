@@ -10,6 +10,7 @@ import click
 
 from .._internal.signature.signers import KeySigner, Signer
 from .._internal.signature.sigstore import TOKEN_ENV, SigstoreSigner
+from ..codes import Code
 from ..errors import InputError
 from ._options import options
 
@@ -80,7 +81,7 @@ class SignerOptions:
     def signer(self) -> Signer:
         """The signer they describe; exactly one of --key and --sigstore."""
         if self.use_sigstore == bool(self.key):
-            raise InputError("give exactly one of --key or --sigstore", code="USAGE")
+            raise InputError("give exactly one of --key or --sigstore", code=Code.USAGE)
         if not self.use_sigstore:
             assert self.key is not None
             return self._key_signer(self.key)
@@ -88,7 +89,7 @@ class SignerOptions:
             raise InputError(
                 "--cert, --cert-chain, --password-env and --tsa-url go with --key "
                 "(Sigstore's own timestamp authorities come with its trust configuration)",
-                code="USAGE",
+                code=Code.USAGE,
             )
         return SigstoreSigner.create(
             identity_token=self.identity_token,
@@ -123,5 +124,7 @@ def password_from_env(var: str | None) -> bytes | None:
         return None
     value = os.environ.get(var)
     if value is None:
-        raise InputError(f"--password-env names {var}, which is not set", code="PASSWORD_ENV_UNSET")
+        raise InputError(
+            f"--password-env names {var}, which is not set", code=Code.PASSWORD_ENV_UNSET
+        )
     return value.encode("utf-8")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .._internal._atomic import open_regular, write_atomic
+from ..codes import Code
 from ..errors import InputError
 from . import cli
 from ._options import model_options, progress_bar, refuse_existing
@@ -39,7 +40,7 @@ def _read_json_input(path: str) -> bytes | None:
                 return None
             data = head + fh.read(_JSON_LIMIT + 1 - len(head))
     except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", code="UNREADABLE", path=path) from exc
+        raise InputError(f"cannot read: {exc.strerror}", code=Code.UNREADABLE, path=path) from exc
     return data if len(data) <= _JSON_LIMIT else None
 
 
@@ -121,7 +122,7 @@ def build_time() -> datetime:
             return datetime.fromtimestamp(int(epoch), tz=timezone.utc)
         except (ValueError, OverflowError, OSError) as exc:
             raise InputError(
-                f"SOURCE_DATE_EPOCH is not a Unix time: {epoch!r}", code="BAD_SOURCE_DATE_EPOCH"
+                f"SOURCE_DATE_EPOCH is not a Unix time: {epoch!r}", code=Code.BAD_SOURCE_DATE_EPOCH
             ) from exc
     return datetime.now(tz=timezone.utc).replace(microsecond=0)
 

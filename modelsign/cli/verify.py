@@ -12,6 +12,7 @@ import click
 from .._internal.signature.sigstore import SigstoreVerifier, load_trusted_root
 from .._internal.signature.timestamps import TimestampAuthority
 from .._internal.signature.verifiers import CertificateVerifier, KeyVerifier, Verifier
+from ..codes import Code
 from ..errors import InputError, VerificationError
 from ..policy import Policy
 from ..verify import VerificationResult, verify
@@ -111,7 +112,7 @@ class TrustOptions:
             # Refused rather than ignored: a claim the user asked for must never go unchecked.
             raise InputError(
                 f"{', '.join(stray)} only apply to Sigstore verification (--identity/--issuer)",
-                code="USAGE",
+                code=Code.USAGE,
             )
 
     def refuse_ambiguous(self, policy: Policy | None) -> None:
@@ -121,10 +122,10 @@ class TrustOptions:
             raise InputError(
                 "give one way to trust the signer: --key, --cert-chain, --identity/--issuer, "
                 "or a --policy that lists signers",
-                code="USAGE",
+                code=Code.USAGE,
             )
         if self.tsa_chains and not (self.key or self.cert_chain):
-            raise InputError("--tsa-cert-chain goes with --key or --cert-chain", code="USAGE")
+            raise InputError("--tsa-cert-chain goes with --key or --cert-chain", code=Code.USAGE)
 
     def verifier(self) -> Verifier | None:
         """The verifier they describe; None leaves trust to the policy's signers."""

@@ -8,6 +8,7 @@ from .._internal.manifest import Manifest
 from .._internal.metadata.licence import Licence
 from .._internal.metadata.provenance import BaseModelRef, Builder, Provenance, source_text
 from .._internal.metadata.quantization import ModelQuantization
+from ..codes import Code
 from ._sides import Side
 from .report import Change, SignerClaim
 
@@ -44,7 +45,7 @@ def _weights_digest_changes(om: Manifest, nm: Manifest) -> list[Change]:
         return []
     return [
         Change(
-            code="WEIGHTS_DIGEST_CHANGED",
+            code=Code.WEIGHTS_DIGEST_CHANGED,
             message=f"weights digest {_short(om.weights_digest)} → {_short(nm.weights_digest)}",
             field="weights_digest",
             expected=om.weights_digest,
@@ -58,7 +59,7 @@ def _signer_changes(o: SignerClaim | None, n: SignerClaim | None) -> list[Change
         return []
     return [
         Change(
-            code="SIGNER_CHANGED",
+            code=Code.SIGNER_CHANGED,
             message=f"signer {o.describe()} → {n.describe()} (unverified)",
             field="signer",
             expected=o.describe(),
@@ -85,7 +86,7 @@ def _quant_changes(o: ModelQuantization, n: ModelQuantization) -> list[Change]:
         if ov != nv:
             out.append(
                 Change(
-                    code="QUANTIZATION_CHANGED",
+                    code=Code.QUANTIZATION_CHANGED,
                     message=f"quantization {key.replace('_', ' ')} {ov or 'none'} → {nv or 'none'}",
                     field=f"quantization.{key}",
                     expected=ov,
@@ -100,7 +101,7 @@ def _licence_changes(o: Licence, n: Licence) -> list[Change]:
     if o.spdx != n.spdx:
         out.append(
             Change(
-                code="LICENCE_CHANGED",
+                code=Code.LICENCE_CHANGED,
                 message=f"licence {o.spdx or 'unknown'} → {n.spdx or 'unknown'}",
                 field="licence.spdx",
                 expected=o.spdx,
@@ -121,7 +122,7 @@ def _licence_changes(o: Licence, n: Licence) -> list[Change]:
             message = f"licence statement {ov} → {nv}"
         out.append(
             Change(
-                code="LICENCE_CHANGED",
+                code=Code.LICENCE_CHANGED,
                 message=message,
                 file=src,
                 field="licence.source",
@@ -149,7 +150,7 @@ def _builder_text(b: Builder | None) -> str | None:
 def _set_changes(field_name: str, label: str, old: set[str], new: set[str]) -> list[Change]:
     out = [
         Change(
-            code="PROVENANCE_CHANGED",
+            code=Code.PROVENANCE_CHANGED,
             message=f"{label} removed: {v}",
             field=field_name,
             expected=v,
@@ -157,7 +158,9 @@ def _set_changes(field_name: str, label: str, old: set[str], new: set[str]) -> l
         for v in sorted(old - new)
     ]
     out += [
-        Change(code="PROVENANCE_CHANGED", message=f"{label} added: {v}", field=field_name, actual=v)
+        Change(
+            code=Code.PROVENANCE_CHANGED, message=f"{label} added: {v}", field=field_name, actual=v
+        )
         for v in sorted(new - old)
     ]
     return out
@@ -170,7 +173,7 @@ def _provenance_changes(o: Provenance, n: Provenance, claims: bool) -> list[Chan
     if os_ != ns and (claims or (o.source is not None and n.source is not None)):
         out.append(
             Change(
-                code="PROVENANCE_CHANGED",
+                code=Code.PROVENANCE_CHANGED,
                 message=f"source {os_ or 'none'} → {ns or 'none'}",
                 field="provenance.source",
                 expected=os_,
@@ -188,7 +191,7 @@ def _provenance_changes(o: Provenance, n: Provenance, claims: bool) -> list[Chan
         if o.builder != n.builder:
             out.append(
                 Change(
-                    code="PROVENANCE_CHANGED",
+                    code=Code.PROVENANCE_CHANGED,
                     message=f"builder {ob or 'none'} → {nb or 'none'}",
                     field="provenance.builder",
                     expected=ob,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from .._internal.check.compare import Problem, diff_weights
 from .._internal.manifest import Manifest, TensorEntry, WeightsInfo
 from .._internal.metadata.quantization import FileQuantization
+from ..codes import Code
 from ._attributes import model_changes
 from ._sides import File, Side
 from .report import Change, DiffCounts, ModelDiff, TensorChange, layer_index, plural, summary
@@ -147,7 +148,7 @@ def _weight_file_changes(
         if ol[key] != nl[key]:
             out.append(
                 Change(
-                    code="QUANTIZATION_CHANGED",
+                    code=Code.QUANTIZATION_CHANGED,
                     message=f"{key.replace('_', ' ')} {ol[key] or 'none'} → {nl[key] or 'none'}",
                     file=path,
                     old_path=old_path,
@@ -222,11 +223,11 @@ def _file_changes(old: Side, new: Side) -> _Files:
     gone, arrived = _moved(removed, added, ofiles, new.files, found.changes)
     for p in gone:
         found.changes.append(
-            Change(code="FILE_REMOVED", message="removed", file=p, expected=ofiles[p].digest)
+            Change(code=Code.FILE_REMOVED, message="removed", file=p, expected=ofiles[p].digest)
         )
     for p in sorted(arrived):
         found.changes.append(
-            Change(code="FILE_ADDED", message="added", file=p, actual=new.files[p].digest)
+            Change(code=Code.FILE_ADDED, message="added", file=p, actual=new.files[p].digest)
         )
     # One weight file replaced by another (a re-quantization under a new name): compare them.
     gone_w = [p for p in gone if ofiles[p].weights is not None]
@@ -251,7 +252,7 @@ def _common_file(path: str, o: File, n: File, found: _Files) -> None:
         if old_path is not None:
             found.changes.append(
                 Change(
-                    code="FILE_RENAMED",
+                    code=Code.FILE_RENAMED,
                     message=f"renamed from {old_path}",
                     file=path,
                     old_path=old_path,
@@ -265,7 +266,7 @@ def _common_file(path: str, o: File, n: File, found: _Files) -> None:
         size = f": {o.size} → {n.size} bytes"
     found.changes.append(
         Change(
-            code="FILE_MODIFIED",
+            code=Code.FILE_MODIFIED,
             message="content changed" + size,
             file=path,
             old_path=old_path,
@@ -296,7 +297,7 @@ def _moved(
             target = twins.pop(0)
             changes.append(
                 Change(
-                    code="FILE_RENAMED",
+                    code=Code.FILE_RENAMED,
                     message=f"renamed from {p}",
                     file=target,
                     old_path=p,

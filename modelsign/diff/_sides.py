@@ -24,6 +24,7 @@ from .._internal.signature.certs import certificate_identity, load_der_certifica
 from .._internal.signature.location import signature_location
 from .._internal.signature.sigstore import fulcio_identity
 from .._internal.signature.statement import SINGLE_FILE_RESOURCE, SignedStatement
+from ..codes import Code
 from ..errors import InputError, SignatureError, VerificationError
 from .report import UNVERIFIED_NOTE, DiffSide, SignerClaim
 
@@ -105,7 +106,7 @@ def _read_small(path: str) -> bytes | None:
             if is_sig:
                 raise SignatureError(
                     f"signature file is larger than {MAX_SIGNATURE_BYTES} bytes",
-                    code="BUNDLE_INVALID",
+                    code=Code.BUNDLE_INVALID,
                     path=path,
                 )
             return None
@@ -115,7 +116,7 @@ def _read_small(path: str) -> bytes | None:
                 return None  # a weight file or other model file: never read whole here
             return head + fh.read()
     except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", code="UNREADABLE", path=path) from exc
+        raise InputError(f"cannot read: {exc.strerror}", code=Code.UNREADABLE, path=path) from exc
 
 
 def classify(target: Target) -> Side | Pending:
@@ -123,7 +124,7 @@ def classify(target: Target) -> Side | Pending:
         return _side_of_manifest(target, "manifest", None)
     path = os.fspath(target)
     if not os.path.lexists(path):
-        raise InputError(f"no such file or folder: {path}", code="NOT_FOUND", path=path)
+        raise InputError(f"no such file or folder: {path}", code=Code.NOT_FOUND, path=path)
     data = _read_small(path)
     if data is None:
         return Pending(path)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._internal.check.compare import Problem
+from ..codes import Code
 from ..errors import InputError, ModelsignWarning, VerificationError
 from ..load._context import Context, open_context, read_verified
 from ..load.hf import (
@@ -94,7 +95,7 @@ def close_session(s: Session, weights: bool) -> None:
         if fingerprint(s.ctx.files[name].real) != before:
             s.ctx.fail(
                 f"{name} changed on disk while the model was loading",
-                [Problem(code="FILE_CHANGED", message="changed after verification", file=name)],
+                [Problem(code=Code.FILE_CHANGED, message="changed after verification", file=name)],
                 "FILE_CHANGED",
             )
         if weights and is_lazy_weight(s.ctx, name) and s.ctx.signed_digest(name) is not None:
@@ -167,7 +168,7 @@ class VerifiedSafeOpen:
             raise InputError(
                 f"modelsign guard: safetensors framework {framework!r} is not supported "
                 "(use 'pt' or 'np')",
-                code="UNSUPPORTED_FRAMEWORK",
+                code=Code.UNSUPPORTED_FRAMEWORK,
                 path=path,
             )
         ctx, name, buf = verified(g, path, what)
@@ -221,6 +222,6 @@ def torch_checked(g: Guard, path: str) -> Buffer:
             "format pickle is denied (torch.load unpickles)"
         )
         if g.policy.mode_of("formats") == "enforce":
-            raise VerificationError(message, code="POLICY_FAILED", path=path)
+            raise VerificationError(message, code=Code.POLICY_FAILED, path=path)
         warnings.warn(f"modelsign: {message}", ModelsignWarning, stacklevel=4)
     return verified(g, path, what)[2]

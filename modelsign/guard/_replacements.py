@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._trust import resolve_trust
+from ..codes import Code
 from ..errors import InputError, ModelsignWarning, VerificationError
 from ..load.hf import HF_NOT_CACHED, explained, resolve_model_folder
 from ._checks import (
@@ -90,7 +91,7 @@ def torch_open_file_like(name_or_buffer: Any, mode: str) -> Any:
             f"torch.load({path}, mmap=True) through a reference bound before "
             "modelsign.guard.install() maps the path, not the verified bytes: "
             "call torch.load after install, or without mmap",
-            code="USAGE",
+            code=Code.USAGE,
             path=path,
         )
     return original(io.BytesIO(buf), mode)

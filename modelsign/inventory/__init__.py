@@ -47,6 +47,7 @@ from datetime import datetime, timezone
 
 from .._internal.manifest import Manifest
 from .._internal.signature.verifiers import Verifier
+from ..codes import Code
 from ..errors import InputError
 from ..policy import Policy
 from .bom import cyclonedx_json
@@ -145,12 +146,12 @@ def _find(
     for root in roots:
         path = os.fspath(root)
         if not os.path.lexists(path):
-            raise InputError(f"no such file or folder: {path}", code="NOT_FOUND", path=path)
+            raise InputError(f"no such file or folder: {path}", code=Code.NOT_FOUND, path=path)
         try:
             finder.add_root(path)
         except OSError as exc:
             raise InputError(
-                f"cannot read {path}: {os_reason(exc)}", code="UNREADABLE", path=path
+                f"cannot read {path}: {os_reason(exc)}", code=Code.UNREADABLE, path=path
             ) from exc
     return finder
 

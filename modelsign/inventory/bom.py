@@ -11,6 +11,7 @@ from .._internal.metadata.licence import Licence
 from .._internal.metadata.provenance import Provenance
 from .._internal.metadata.quantization import model_quantization
 from .._version import __version__
+from ..codes import Code
 from .jobs import Job
 from .report import Inventory, InventoryEntry, entry_key
 
@@ -37,7 +38,7 @@ def empty_manifest(name: str, reason: str | None, location: str) -> Manifest:
         quantization=model_quantization({}, None, None)[0],  # of no files: none
         licence=Licence(spdx=None, sources=[], agree=True),
         provenance=Provenance(),
-        findings=[Finding(code="INVENTORY_NO_MANIFEST", message=reason or "", file=location)],
+        findings=[Finding(code=Code.INVENTORY_NO_MANIFEST, message=reason or "", file=location)],
     )
 
 

@@ -37,6 +37,7 @@ from .._internal.signature.statement import SINGLE_FILE_RESOURCE, SignedStatemen
 from .._internal.signature.verifiers import SignerInfo, Verifier
 from .._observe import header_seen, ignored_formats, read_signature
 from .._trust import Trust, resolve_trust
+from ..codes import Code
 from ..errors import DiscoveryError, InputError, ModelsignError
 from ..policy import RULE_CODES, Policy, PolicyReport, evaluate
 
@@ -135,7 +136,7 @@ def open_context(
     """Check the signature of the model at ``path`` and judge the policy, reading no weights."""
     p = os.fspath(path)
     if not os.path.lexists(p):
-        raise InputError(f"no such file or folder: {p}", code="NOT_FOUND", path=p)
+        raise InputError(f"no such file or folder: {p}", code=Code.NOT_FOUND, path=p)
     trust = resolve_trust(verifier, policy)  # the caller's verifier always enforced
     loc = covering_location(p, signature=os.fspath(signature) if signature else None)
     report = LoadReport(model=p, signature=loc.signature, signer=None)
@@ -164,7 +165,7 @@ def open_context(
         # cover are refused, as `modelsign verify` does.
         ctx.fail(
             "files not covered by the signature are present",
-            [Problem(code="FILE_EXTRA", message="not signed", file=n) for n in sorted(unsigned)],
+            [Problem(code=Code.FILE_EXTRA, message="not signed", file=n) for n in sorted(unsigned)],
             "FILE_EXTRA",
         )
     return ctx
@@ -189,7 +190,7 @@ def _single_file(
     if not single or name is not None:
         return (name if single else None), []
     problem = Problem(
-        code="SIGNATURE_FOR_FILE", message="the signature covers a single file; load that file"
+        code=Code.SIGNATURE_FOR_FILE, message="the signature covers a single file; load that file"
     )
     return None, [problem]
 
@@ -224,7 +225,7 @@ def _judge_policy(
     msg = "policy rule(s) " + ", ".join(f"{r.rule} ({'; '.join(r.reasons[:3])})" for r in failed)
     if report.policy.blocked:
         findings = problems + [
-            Problem(code="FILE_EXTRA", message=f"not signed ({fmt})", file=n)
+            Problem(code=Code.FILE_EXTRA, message=f"not signed ({fmt})", file=n)
             for n, fmt in sorted(unsigned.items())
         ]
         findings += [
@@ -292,14 +293,17 @@ def open_signed(ctx: Context, name: str) -> int:
     if f is None:
         if expected is not None:
             problem = Problem(
-                code="FILE_MISSING", message="signed file is missing", file=name, expected=expected
+                code=Code.FILE_MISSING,
+                message="signed file is missing",
+                file=name,
+                expected=expected,
             )
             ctx.fail(f"{name} is signed but missing", [problem], "FILE_MISSING")
-        raise InputError(f"{name} is not in the model", code="NOT_FOUND", path=name)
+        raise InputError(f"{name} is not in the model", code=Code.NOT_FOUND, path=name)
     if expected is None:
         ctx.fail(
             f"{name} is not covered by the signature",
-            [Problem(code="FILE_UNSIGNED", message="not covered by the signature", file=name)],
+            [Problem(code=Code.FILE_UNSIGNED, message="not covered by the signature", file=name)],
             "FILE_UNSIGNED",
         )
     try:
@@ -357,7 +361,7 @@ def check_memory(value: str, what: str = "memory") -> Memory:
         if value == mode:
             return mode
     raise InputError(
-        f"{what} must be one of {', '.join(MEMORY_MODES)}, not {value!r}", code="USAGE"
+        f"{what} must be one of {', '.join(MEMORY_MODES)}, not {value!r}", code=Code.USAGE
     )
 
 
@@ -372,7 +376,7 @@ def map_signed(ctx: Context, fd: int, name: str, size: int, memory: Memory) -> A
     except Unavailable as exc:
         if memory == "mapped":
             raise InputError(
-                f"{name} cannot be mapped safely: {exc}", code="MAPPING_UNAVAILABLE", path=name
+                f"{name} cannot be mapped safely: {exc}", code=Code.MAPPING_UNAVAILABLE, path=name
             ) from None
         ctx.report.not_mapped[name] = str(exc)
         return None
@@ -449,7 +453,7 @@ def read_verified(ctx: Context, name: str, memory: Memory = "copy") -> Any:
     if grew or (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
         ctx.fail(
             f"{name} changed while it was being read",
-            [Problem(code="FILE_CHANGED", message="changed during load", file=name)],
+            [Problem(code=Code.FILE_CHANGED, message="changed during load", file=name)],
             "FILE_CHANGED",
         )
     if got != want:

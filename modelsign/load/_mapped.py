@@ -41,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from ..codes import Code
 from ..errors import DiscoveryError, ModelsignWarning
 
 if sys.platform == "win32":  # no leases: map_leased says so before any use
@@ -420,7 +421,7 @@ def populate(arr: Any, start: int, end: int) -> None:
             # EFAULT/EIO: pages past the end of a file that shrank, or a read error.
             raise DiscoveryError(
                 f"the mapped file cannot be read at byte {a}: {os.strerror(err)}",
-                code="FILE_CHANGED",
+                code=Code.FILE_CHANGED,
             )
 
 

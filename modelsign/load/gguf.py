@@ -33,6 +33,7 @@ from .._internal.formats import parse_weights
 from .._internal.hashing import FileDigests, RangeJob, digest_bytes, hash_ranges
 from .._internal.manifest import FileEntry, covering_parts, weights_info
 from .._internal.signature.verifiers import Verifier
+from ..codes import Code
 from ..errors import DiscoveryError, InputError, ModelsignError, VerificationError
 from ..policy import Policy
 from ._context import Context, LoadReport, open_context
@@ -75,7 +76,7 @@ def _fd_dir() -> str:
         "open_gguf hands the loader /proc/self/fd/N (or /dev/fd/N) so that it opens the "
         "verified file itself; this platform has neither. Verify with modelsign.verify and "
         "load from a copy only you can write instead.",
-        code="UNSUPPORTED_PLATFORM",
+        code=Code.UNSUPPORTED_PLATFORM,
     )
 
 
@@ -166,7 +167,7 @@ class VerifiedGGUF:
             names = ", ".join(p.file or "" for p in problems)
             error = VerificationError(
                 f"changed since verification: {names}",
-                code="FILE_CHANGED",
+                code=Code.FILE_CHANGED,
                 findings=problems,
                 path=problems[0].file,
             )
@@ -179,7 +180,7 @@ class VerifiedGGUF:
 
     def _require_open(self) -> None:
         if self.closed:
-            raise InputError("the verified GGUF handle is closed", code="CLOSED")
+            raise InputError("the verified GGUF handle is closed", code=Code.CLOSED)
 
     def __enter__(self) -> VerifiedGGUF:
         return self
@@ -201,14 +202,14 @@ def _change_of(m: _Member) -> Problem | None:
         there = os.stat(m.where)
     except OSError as exc:
         why = f"the path no longer opens ({exc.strerror})"
-        return Problem(code="FILE_CHANGED", message=why, file=m.name)
+        return Problem(code=Code.FILE_CHANGED, message=why, file=m.name)
     now_is = (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns)
     if (there.st_dev, there.st_ino, there.st_size, there.st_mtime_ns) != now_is:
         why = "another file is at the path now (replaced since verification)"
-        return Problem(code="FILE_CHANGED", message=why, file=m.name)
+        return Problem(code=Code.FILE_CHANGED, message=why, file=m.name)
     if (now.st_size, now.st_mtime_ns, now.st_ctime_ns) != m.stamp:
         why = "the verified file was modified since verification"
-        return Problem(code="FILE_CHANGED", message=why, file=m.name)
+        return Problem(code=Code.FILE_CHANGED, message=why, file=m.name)
     return None
 
 
@@ -246,7 +247,7 @@ def open_gguf(
     """
     if memory not in _GGUF_MEMORY:
         raise InputError(
-            f"memory must be one of {', '.join(_GGUF_MEMORY)}, not {memory!r}", code="USAGE"
+            f"memory must be one of {', '.join(_GGUF_MEMORY)}, not {memory!r}", code=Code.USAGE
         )
     fd_dir = _fd_dir()
     p = os.fspath(path)
@@ -260,7 +261,9 @@ def open_gguf(
                 member = _open(ctx, name)
                 members.append(_sealed(member) if memory == "copy" else member)
         if not members:
-            raise InputError(f"no member of {names[0]} is present", code="NOTHING_TO_LOAD", path=p)
+            raise InputError(
+                f"no member of {names[0]} is present", code=Code.NOTHING_TO_LOAD, path=p
+            )
         _verify(ctx, members)
         return VerifiedGGUF(members, ctx.report, fd_dir)
     except BaseException:
@@ -289,11 +292,11 @@ def _choose(ctx: Context, path: str) -> list[str]:
             members = _set_of(n)
             groups.setdefault(members[0], members)
     if not groups:
-        raise InputError(f"no GGUF file in {path}", code="NO_GGUF", path=path)
+        raise InputError(f"no GGUF file in {path}", code=Code.NO_GGUF, path=path)
     if len(groups) > 1:
         raise InputError(
             f"{path} holds several GGUF models ({', '.join(groups)}); open the file to load",
-            code="AMBIGUOUS_MODEL",
+            code=Code.AMBIGUOUS_MODEL,
             path=path,
         )
     return next(iter(groups.values()))
@@ -315,7 +318,7 @@ def _check_set(ctx: Context, names: list[str]) -> None:
     problems: list[Problem] = []
     for n in names:
         if n not in ctx.files and not os.path.lexists(os.path.join(ctx.root, n)):
-            problems.append(Problem(code="FILE_MISSING", message="file is missing", file=n))
+            problems.append(Problem(code=Code.FILE_MISSING, message="file is missing", file=n))
         elif n not in ctx.files or _expected(ctx, n) is None:
             why = (
                 f"the signature covers only {ctx.single_file}; sign the folder so the split "
@@ -323,7 +326,7 @@ def _check_set(ctx: Context, names: list[str]) -> None:
                 if ctx.single_file is not None
                 else "not covered by the signature"
             )
-            problems.append(Problem(code="FILE_UNSIGNED", message=why, file=n))
+            problems.append(Problem(code=Code.FILE_UNSIGNED, message=why, file=n))
     s = _split(names[0])
     if s is not None:
         signed = _signed_names(ctx)
@@ -331,7 +334,9 @@ def _check_set(ctx: Context, names: list[str]) -> None:
             stray = _SPLIT.match(n)  # any numbering: x-00004-of-00003.gguf is one too
             if stray and stray["prefix"] == s[0] and n not in names and n not in signed:
                 problems.append(
-                    Problem(code="FILE_EXTRA", message="unsigned member of the split set", file=n)
+                    Problem(
+                        code=Code.FILE_EXTRA, message="unsigned member of the split set", file=n
+                    )
                 )
     if problems:
         what = "split GGUF set" if s is not None else "GGUF file"
@@ -348,12 +353,14 @@ def _open(ctx: Context, name: str) -> _Member:
     except OSError as exc:
         # Gone, or made a symlink (ELOOP), since the folder was listed: tampering.
         if exc.errno == errno.ENOENT:
-            raise VerificationError("file is missing", code="FILE_MISSING", path=name) from exc
+            raise VerificationError("file is missing", code=Code.FILE_MISSING, path=name) from exc
         if exc.errno == errno.ELOOP:
             raise VerificationError(
-                "file was replaced by a symlink", code="FILE_CHANGED", path=name
+                "file was replaced by a symlink", code=Code.FILE_CHANGED, path=name
             ) from exc
-        raise DiscoveryError(f"cannot open: {exc.strerror}", code="UNREADABLE", path=name) from exc
+        raise DiscoveryError(
+            f"cannot open: {exc.strerror}", code=Code.UNREADABLE, path=name
+        ) from exc
     st = os.fstat(fd)
     where = os.path.join(ctx.root, name)
     return _Member(name, where, fd, (st.st_size, st.st_mtime_ns, st.st_ctime_ns))
@@ -369,7 +376,7 @@ def _sealed(member: _Member) -> _Member:
         raise InputError(
             "memory='copy' needs a sealed memfd (os.memfd_create and F_ADD_SEALS: Linux); "
             "use memory='file' and check_unchanged() here",
-            code="SEALING_UNAVAILABLE",
+            code=Code.SEALING_UNAVAILABLE,
             path=member.name,
         )
     try:
@@ -380,7 +387,7 @@ def _sealed(member: _Member) -> _Member:
         os.close(member.fd)
         raise InputError(
             f"memory='copy': cannot create a sealed memfd ({exc.strerror})",
-            code="SEALING_UNAVAILABLE",
+            code=Code.SEALING_UNAVAILABLE,
             path=member.name,
         ) from exc
     try:
@@ -395,7 +402,7 @@ def _sealed(member: _Member) -> _Member:
         os.close(copy)
         raise InputError(
             f"memory='copy': cannot make the sealed copy ({exc.strerror})",
-            code="SEALING_UNAVAILABLE",
+            code=Code.SEALING_UNAVAILABLE,
             path=member.name,
         ) from exc
     finally:
@@ -469,7 +476,9 @@ def _judge_member(
 ) -> None:
     st = os.fstat(mem.fd)
     if None in got or (st.st_size, st.st_mtime_ns, st.st_ctime_ns) != mem.stamp:
-        changed = Problem(code="FILE_CHANGED", message="changed during verification", file=mem.name)
+        changed = Problem(
+            code=Code.FILE_CHANGED, message="changed during verification", file=mem.name
+        )
         ctx.fail(f"{mem.name} changed while it was being verified", [changed], "FILE_CHANGED")
     elif got != want:
         _refuse(ctx, mem.name, _explain(ctx, mem, entry, expected))
@@ -501,7 +510,7 @@ def _explain(ctx: Context, mem: _Member, entry: FileEntry | None, expected: str)
     m = ctx.manifest
     size = os.fstat(mem.fd).st_size
     first = Problem(
-        code="FILE_MODIFIED", message="content changed", file=mem.name, expected=expected
+        code=Code.FILE_MODIFIED, message="content changed", file=mem.name, expected=expected
     )
     try:
         layout, reader = parse_weights("gguf", mem.fd, size, mem.name)
@@ -541,7 +550,7 @@ def _explain(ctx: Context, mem: _Member, entry: FileEntry | None, expected: str)
         if zero is not True:
             problems.append(
                 Problem(
-                    code="GGUF_NONZERO_PADDING",
+                    code=Code.GGUF_NONZERO_PADDING,
                     message=f"padding bytes [{a}, {b}) are not all zero",
                     file=mem.name,
                 )

@@ -29,6 +29,7 @@ from .._internal.check.compare import Problem
 from .._internal.discover import resolve_hf_snapshot
 from .._internal.manifest import TensorEntry
 from .._internal.signature.verifiers import Verifier
+from ..codes import Code
 from ..errors import DiscoveryError, InputError, VerificationError
 from ..policy import Policy
 from ..verify import VerificationResult, verify
@@ -74,7 +75,9 @@ def snapshot_path(
             path=repo_id,
         ) from exc
     except HFValidationError as exc:
-        raise InputError(f"not a Hugging Face repo id: {exc}", code="USAGE", path=repo_id) from exc
+        raise InputError(
+            f"not a Hugging Face repo id: {exc}", code=Code.USAGE, path=repo_id
+        ) from exc
     # A ref file is only text: make sure it led to a real snapshot of this repo.
     found = resolve_hf_snapshot(path)
     if (
@@ -84,7 +87,7 @@ def snapshot_path(
     ):
         raise DiscoveryError(
             f"{repo_id}{at} resolves to {path}, not a snapshots/<commit> folder",
-            code="HF_CACHE_BAD_REF",
+            code=Code.HF_CACHE_BAD_REF,
             path=path,
         )
     return found[0]
@@ -115,7 +118,7 @@ def resolve_model_folder(
         return found[0] if found is not None else p
     if _REPO_ID.fullmatch(p):
         return snapshot_path(p, revision, cache_dir=cache_dir)
-    raise InputError(f"no such file or folder: {p}", code="NOT_FOUND", path=p)
+    raise InputError(f"no such file or folder: {p}", code=Code.NOT_FOUND, path=p)
 
 
 # -- checking a folder -------------------------------------------------------------
@@ -136,7 +139,7 @@ def fail_missing(ctx: Context) -> None:
         ctx.fail(
             "signed files are missing",
             [
-                Problem(code="FILE_MISSING", message="signed file is missing", file=n)
+                Problem(code=Code.FILE_MISSING, message="signed file is missing", file=n)
                 for n in missing
             ],
             "FILE_MISSING",
@@ -158,7 +161,7 @@ def read_checked(ctx: Context, name: str) -> tuple[Buffer, Fingerprint]:
     if after != before:
         ctx.fail(
             f"{name} was replaced while it was being verified",
-            [Problem(code="FILE_CHANGED", message="replaced during verification", file=name)],
+            [Problem(code=Code.FILE_CHANGED, message="replaced during verification", file=name)],
             "FILE_CHANGED",
         )
     return buf, after
@@ -224,9 +227,9 @@ def _json(name: str, buf: Buffer) -> dict[str, Any]:
     try:
         data = json.loads(bytes(buf))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{name} is not JSON: {exc}", code="BAD_JSON", path=name) from exc
+        raise InputError(f"{name} is not JSON: {exc}", code=Code.BAD_JSON, path=name) from exc
     if not isinstance(data, dict):
-        raise InputError(f"{name} is not a JSON object", code="BAD_JSON", path=name)
+        raise InputError(f"{name} is not a JSON object", code=Code.BAD_JSON, path=name)
     return data
 
 
@@ -283,7 +286,7 @@ def _state_dict(ctx: Context, buffers: Mapping[str, Buffer]) -> dict[str, Any]:
     if not names:
         raise InputError(
             "no safetensors weights in the model (pickle weights are not loaded)",
-            code="NO_WEIGHTS",
+            code=Code.NO_WEIGHTS,
             path=ctx.root,
         )
     sd: dict[str, Any] = {}
@@ -294,7 +297,10 @@ def _state_dict(ctx: Context, buffers: Mapping[str, Buffer]) -> dict[str, Any]:
                     f"tensor {key} appears in two files",
                     [
                         Problem(
-                            code="DUPLICATE_TENSOR", message="in two shards", file=name, tensor=key
+                            code=Code.DUPLICATE_TENSOR,
+                            message="in two shards",
+                            file=name,
+                            tensor=key,
                         )
                     ],
                     "DUPLICATE_TENSOR",
@@ -326,7 +332,7 @@ class _VerifiedCode:
             raise InputError(
                 f"remote code {reference!r} lives in another repository, "
                 "which this model's signature does not cover",
-                code="CODE_NOT_COVERED",
+                code=Code.CODE_NOT_COVERED,
             )
         from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
@@ -349,7 +355,7 @@ def _remote_reference(
         key = getattr(model_class, "__name__", "")
         ref = auto_map.get(key)
         if not isinstance(ref, str):
-            raise InputError(f"config.json's auto_map has no {key}", code="USAGE")
+            raise InputError(f"config.json's auto_map has no {key}", code=Code.USAGE)
         return ref
     refs = [v for k, v in auto_map.items() if k.startswith("AutoModel") and isinstance(v, str)]
     named = [r for r in refs if r.rsplit(".", 1)[-1] in architectures]
@@ -358,7 +364,7 @@ def _remote_reference(
     if len(refs) == 1:
         return refs[0]
     raise InputError(
-        "config.json's auto_map names several model classes: pass model_class", code="USAGE"
+        "config.json's auto_map names several model classes: pass model_class", code=Code.USAGE
     )
 
 
@@ -385,7 +391,7 @@ def _build(
             raise InputError(
                 f"config.json has model_type {model_type!r}, which this transformers "
                 f"does not know{hint}",
-                code="UNKNOWN_MODEL_TYPE",
+                code=Code.UNKNOWN_MODEL_TYPE,
                 path="config.json",
             )
         config_class = transformers.CONFIG_MAPPING[model_type]
@@ -410,7 +416,7 @@ def _build(
         raise InputError(
             f"cannot tell the model class from config.json's architectures {architectures}: "
             "pass model_class",
-            code="USAGE",
+            code=Code.USAGE,
             path="config.json",
         )
     return cls, config, rest
@@ -487,12 +493,12 @@ def _model_folder(model: str | os.PathLike[str], kwargs: dict[str, Any]) -> str:
     """The folder to load (taking ``revision`` and ``cache_dir`` out of ``kwargs``)."""
     for bad in ("state_dict", "gguf_file", "config"):
         if bad in kwargs:
-            raise InputError(f"load_transformers builds {bad!r} itself", code="USAGE")
+            raise InputError(f"load_transformers builds {bad!r} itself", code=Code.USAGE)
     revision = kwargs.pop("revision", None)
     cache_dir = kwargs.pop("cache_dir", None)
     folder = resolve_model_folder(model, revision=revision, cache_dir=cache_dir)
     if not os.path.isdir(folder):
-        raise InputError("load_transformers loads a model folder", code="USAGE", path=folder)
+        raise InputError("load_transformers loads a model folder", code=Code.USAGE, path=folder)
     return folder
 
 

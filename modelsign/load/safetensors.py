@@ -13,6 +13,7 @@ from .._internal.check.judge import parts_problems
 from .._internal.hashing import hash_ranges
 from .._internal.manifest import TensorEntry
 from .._internal.signature.verifiers import Verifier
+from ..codes import Code
 from ..errors import InputError
 from ..policy import Policy
 from ._context import (
@@ -57,7 +58,7 @@ def tensor_from_buffer(framework: Framework, t: TensorEntry, buf: Any, offset: i
         if t.dtype not in _NUMPY:
             raise InputError(
                 f"numpy cannot hold {t.dtype}; load with framework='torch'",
-                code="UNSUPPORTED_DTYPE",
+                code=Code.UNSUPPORTED_DTYPE,
                 tensor=t.name,
             )
         dtype = np.dtype(_NUMPY[t.dtype]).newbyteorder("<")
@@ -68,7 +69,7 @@ def tensor_from_buffer(framework: Framework, t: TensorEntry, buf: Any, offset: i
     name = _TORCH.get(t.dtype)
     if name is None or not hasattr(torch, name):
         raise InputError(
-            f"this torch has no dtype for {t.dtype}", code="UNSUPPORTED_DTYPE", tensor=t.name
+            f"this torch has no dtype for {t.dtype}", code=Code.UNSUPPORTED_DTYPE, tensor=t.name
         )
     tdtype = getattr(torch, name)
     if t.length == 0:
@@ -97,7 +98,7 @@ def _shard_names(ctx: Context, path: str) -> list[str]:
             ctx.fail(
                 "the shard index names files the signature does not cover",
                 [
-                    Problem(code="FILE_UNSIGNED", message="shard not signed", file=n)
+                    Problem(code=Code.FILE_UNSIGNED, message="shard not signed", file=n)
                     for n in unsigned
                 ],
                 "FILE_UNSIGNED",
@@ -181,7 +182,7 @@ def _load_file(
     for t in entries:
         if t.name in out:
             duplicate = Problem(
-                code="DUPLICATE_TENSOR", message="in two shards", file=name, tensor=t.name
+                code=Code.DUPLICATE_TENSOR, message="in two shards", file=name, tensor=t.name
             )
             ctx.fail(f"tensor {t.name} appears in two files", [duplicate], "DUPLICATE_TENSOR")
         out[t.name] = tensor_from_buffer(framework, t, buf, t.offset)
@@ -211,7 +212,7 @@ def _load_partial(
     if m is None or m.hashing.tensor is None:
         raise InputError(
             "partial loading needs a signature with tensor digests (signed by modelsign)",
-            code="NO_TENSOR_DIGESTS",
+            code=Code.NO_TENSOR_DIGESTS,
         )
     where: dict[str, tuple[str, TensorEntry]] = {}
     for name in names:
@@ -222,7 +223,7 @@ def _load_partial(
     missing = [w for w in wanted if w not in where]
     if missing:
         raise InputError(
-            f"not in the signed model: {', '.join(missing[:10])}", code="NO_SUCH_TENSOR"
+            f"not in the signed model: {', '.join(missing[:10])}", code=Code.NO_SUCH_TENSOR
         )
     ctx.report.partial = True
     by_file: dict[str, list[TensorEntry]] = {}
@@ -243,7 +244,7 @@ def _read_tensors(ctx: Context, name: str, entries: list[TensorEntry], memory: M
     m, entry = ctx.manifest, ctx.entry(name)
     assert m is not None and m.hashing.tensor is not None
     assert entry is not None and entry.weights is not None
-    changed = [Problem(code="FILE_MODIFIED", message="size changed", file=name)]
+    changed = [Problem(code=Code.FILE_MODIFIED, message="size changed", file=name)]
     fd = open_signed(ctx, name)
     try:
         if os.fstat(fd).st_size != entry.size:

@@ -13,6 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from .._internal._atomic import open_regular
+from ..codes import Code
 from ..errors import InputError
 
 #: Bounds on a policy document: a policy is a few dozen lines, never deep or huge,
@@ -110,10 +111,10 @@ def read_policy_text(path: str) -> str:
         with open_regular(path, "r", encoding="utf-8") as fh:
             return fh.read(MAX_POLICY_BYTES + 1)
     except FileNotFoundError as exc:
-        raise InputError("no such policy file", code="POLICY_NOT_FOUND", path=path) from exc
+        raise InputError("no such policy file", code=Code.POLICY_NOT_FOUND, path=path) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(
-            f"cannot read the policy: {exc}", code="POLICY_INVALID", path=path
+            f"cannot read the policy: {exc}", code=Code.POLICY_INVALID, path=path
         ) from exc
 
 
@@ -122,13 +123,13 @@ def parse_yaml(text: str, where: str) -> tuple[yaml.Node | None, Any]:
     if len(text) > MAX_POLICY_BYTES:
         raise InputError(
             f"larger than {MAX_POLICY_BYTES} characters: not a policy",
-            code="POLICY_INVALID",
+            code=Code.POLICY_INVALID,
             path=where,
         )
     try:
         loader = _UniqueKeyLoader(text)
     except yaml.YAMLError as exc:  # the reader refuses control characters before parsing
-        raise InputError(f"not valid YAML: {exc}", code="POLICY_INVALID", path=where) from exc
+        raise InputError(f"not valid YAML: {exc}", code=Code.POLICY_INVALID, path=where) from exc
     try:
         # Parsed once: the node tree gives the lines of errors, the data is built from it.
         root = loader.get_single_node()
@@ -145,7 +146,7 @@ def _yaml_error(exc: yaml.YAMLError, where: str) -> InputError:
     at = f" (line {mark.line + 1})" if mark is not None else ""
     problem = getattr(exc, "problem", None) or str(exc)
     what = "not a policy" if isinstance(exc, _ShapeError) else "not valid YAML"
-    return InputError(f"{what}{at}: {problem}", code="POLICY_INVALID", path=where)
+    return InputError(f"{what}{at}: {problem}", code=Code.POLICY_INVALID, path=where)
 
 
 def field_error(root: yaml.Node | None, exc: ValidationError, where: str) -> InputError:
@@ -159,6 +160,6 @@ def field_error(root: yaml.Node | None, exc: ValidationError, where: str) -> Inp
         msg = "unknown field"
     return InputError(
         f"field {field_name}{f' (line {line})' if line else ''}: {msg}",
-        code="POLICY_INVALID",
+        code=Code.POLICY_INVALID,
         path=where,
     )

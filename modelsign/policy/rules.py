@@ -18,6 +18,7 @@ from .._internal.manifest import Manifest
 from .._internal.metadata.provenance import source_matches, source_text
 from .._internal.metadata.spdx import licence_permitted
 from .._internal.signature.verifiers import SignerInfo
+from ..codes import Code
 from ..errors import ModelsignError
 from ..issues import Issue, Severity
 from .schema import Policy
@@ -238,7 +239,7 @@ def _reasons(policy: Policy, rule: RuleName, ev: _Evidence) -> Sequence[_Reason]
         reasons: list[_Reason] = list(ev.signature_problems)
         if policy.coverage is None:
             reasons += [
-                Issue(code="FILE_EXTRA", message=NOT_COVERED, file=n) for n in sorted(ev.judged)
+                Issue(code=Code.FILE_EXTRA, message=NOT_COVERED, file=n) for n in sorted(ev.judged)
             ]
         return reasons
     if rule == "identity":

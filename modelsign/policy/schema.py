@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
+from ..codes import Code
 from ..errors import InputError
 from .loading import field_error, parse_yaml, read_policy_text
 from .specs import (
@@ -85,7 +86,7 @@ def parse_policy(text: str, where: str) -> Policy:
     """Validate policy text (YAML, of which JSON is a subset)."""
     root, data = parse_yaml(text, where)
     if not isinstance(data, dict):
-        raise InputError("a policy is a mapping of rules", code="POLICY_INVALID", path=where)
+        raise InputError("a policy is a mapping of rules", code=Code.POLICY_INVALID, path=where)
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:

@@ -15,6 +15,7 @@ from cyclonedx.schema import OutputFormat, SchemaVersion
 
 from .._internal.manifest import Manifest
 from .._version import __version__
+from ..codes import Code
 from ._card import model_card_of
 from ._component import Origin, base_component, model_component_of
 from ._fields import ref_of
@@ -198,7 +199,7 @@ def signature_manifest(data: bytes, where: str) -> Manifest:
     if manifest is None:
         raise InputError(
             "the signature carries no modelsign manifest (an OMS-only signature)",
-            code="SIGNATURE_NO_MANIFEST",
+            code=Code.SIGNATURE_NO_MANIFEST,
             path=where,
         )
     return manifest

@@ -20,6 +20,7 @@ from .._internal.check.compare import Problem
 from .._internal.signature.location import signature_location
 from .._internal.signature.verifiers import Verifier
 from .._trust import resolve_trust
+from ..codes import Code
 from ..errors import InputError, ModelsignError, VerificationError
 from ..policy import Policy
 from ..verify import VerificationResult, verify_model
@@ -91,7 +92,7 @@ def _models_of(
     for p in given:
         path = os.fspath(p)
         if not os.path.lexists(path):
-            raise InputError(f"no such file or folder: {path}", code="NOT_FOUND", path=path)
+            raise InputError(f"no such file or folder: {path}", code=Code.NOT_FOUND, path=path)
         absolute = os.path.abspath(path)
         if absolute in seen:
             continue
@@ -140,11 +141,11 @@ class Watcher:
     ) -> None:
         given = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         if not given:
-            raise InputError("give at least one model to watch", code="USAGE")
+            raise InputError("give at least one model to watch", code=Code.USAGE)
         if signature is not None and len(given) > 1:
-            raise InputError("--signature names the signature of one model only", code="USAGE")
+            raise InputError("--signature names the signature of one model only", code=Code.USAGE)
         if not interval > 0 or not debounce >= 0:
-            raise InputError("the interval must be > 0 and the debounce >= 0", code="USAGE")
+            raise InputError("the interval must be > 0 and the debounce >= 0", code=Code.USAGE)
         self._policy = policy
         resolve_trust(verifier, policy)  # a usage error now, not in the worker
         self._verifier = verifier  # the caller's, enforced on top of the policy's signers
@@ -409,7 +410,7 @@ class Watcher:
             raise
         except Exception as exc:  # a model's content must not stop the monitor
             why = f"the model could not be checked ({exc.__class__.__name__}: {exc})"
-            return "tampered", ModelsignError(why[:500], code="UNREADABLE", path=m.path)
+            return "tampered", ModelsignError(why[:500], code=Code.UNREADABLE, path=m.path)
         return ("verified" if result.verdict == "verified" else "tampered"), result
 
     def _settle(

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, Final, Literal, TypedDict
 
+from ..codes import Code
 from ..errors import InputError
 from ..issues import Issue, Severity
 
@@ -106,9 +107,9 @@ def command_hook(
     """
     argv = shlex.split(command) if isinstance(command, str) else list(command)
     if not argv:
-        raise InputError("the on-change command is empty", code="USAGE")
+        raise InputError("the on-change command is empty", code=Code.USAGE)
     if shutil.which(argv[0]) is None:
-        raise InputError(f"on-change command not found: {argv[0]}", code="USAGE")
+        raise InputError(f"on-change command not found: {argv[0]}", code=Code.USAGE)
 
     def run(event: Event) -> None:
         what = f"{event['event']} of {event['model']}"

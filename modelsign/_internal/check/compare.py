@@ -7,6 +7,7 @@ and release diffs reuse them.
 
 from __future__ import annotations
 
+from ...codes import Code
 from ...issues import Issue, Severity
 from ..manifest import WeightsInfo
 
@@ -20,7 +21,7 @@ def tensor_modified(
 ) -> Problem:
     """The finding for a tensor whose bytes differ from the signed digest."""
     return Problem(
-        code="TENSOR_MODIFIED",
+        code=Code.TENSOR_MODIFIED,
         message=message or "tensor data changed",
         file=path,
         tensor=tensor,
@@ -38,7 +39,7 @@ def diff_weights(path: str, expected: WeightsInfo, actual: WeightsInfo) -> list[
     if expected.format != actual.format:
         return [
             Problem(
-                code="FORMAT_CHANGED",
+                code=Code.FORMAT_CHANGED,
                 message=f"file was {expected.format}, is now {actual.format}",
                 file=path,
                 expected=expected.format,
@@ -54,7 +55,7 @@ def _header_changes(path: str, expected: WeightsInfo, actual: WeightsInfo) -> li
     if expected.header_digest != actual.header_digest:
         out.append(
             Problem(
-                code="HEADER_MODIFIED",
+                code=Code.HEADER_MODIFIED,
                 message="the header bytes changed",
                 file=path,
                 expected=expected.header_digest,
@@ -66,7 +67,7 @@ def _header_changes(path: str, expected: WeightsInfo, actual: WeightsInfo) -> li
     if changed:
         out.append(
             Problem(
-                code="METADATA_MODIFIED",
+                code=Code.METADATA_MODIFIED,
                 message="metadata changed: "
                 + ", ".join(changed[:20])
                 + (f" (+{len(changed) - 20} more)" if len(changed) > 20 else ""),
@@ -76,7 +77,7 @@ def _header_changes(path: str, expected: WeightsInfo, actual: WeightsInfo) -> li
     if expected.kv_digest != actual.kv_digest and not changed:
         out.append(
             Problem(
-                code="GGUF_KV_MODIFIED",
+                code=Code.GGUF_KV_MODIFIED,
                 message="GGUF key-value metadata changed (arrays such as the vocabulary)",
                 file=path,
                 expected=expected.kv_digest,
@@ -86,7 +87,7 @@ def _header_changes(path: str, expected: WeightsInfo, actual: WeightsInfo) -> li
     if expected.chat_template_digest != actual.chat_template_digest:
         out.append(
             Problem(
-                code="CHAT_TEMPLATE_MODIFIED",
+                code=Code.CHAT_TEMPLATE_MODIFIED,
                 message="the chat template changed (a Jinja template runtimes execute)",
                 file=path,
                 expected=expected.chat_template_digest,
@@ -106,7 +107,7 @@ def _tensor_changes(path: str, expected: WeightsInfo, actual: WeightsInfo) -> li
         if a is None and e is not None:
             out.append(
                 Problem(
-                    code="TENSOR_REMOVED",
+                    code=Code.TENSOR_REMOVED,
                     message=f"tensor {_shape(e.dtype, e.shape)} is gone",
                     file=path,
                     tensor=name,
@@ -116,7 +117,7 @@ def _tensor_changes(path: str, expected: WeightsInfo, actual: WeightsInfo) -> li
         elif e is None and a is not None:
             out.append(
                 Problem(
-                    code="TENSOR_ADDED",
+                    code=Code.TENSOR_ADDED,
                     message=f"tensor {_shape(a.dtype, a.shape)} was not signed",
                     file=path,
                     tensor=name,
@@ -127,7 +128,7 @@ def _tensor_changes(path: str, expected: WeightsInfo, actual: WeightsInfo) -> li
             if (e.dtype, e.shape) != (a.dtype, a.shape):
                 out.append(
                     Problem(
-                        code="TENSOR_RETYPED",
+                        code=Code.TENSOR_RETYPED,
                         message=f"tensor was {_shape(e.dtype, e.shape)}, "
                         f"is now {_shape(a.dtype, a.shape)}",
                         file=path,

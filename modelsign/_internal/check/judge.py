@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ...codes import Code
 from .._atomic import size_mismatch
 from ..manifest import FileEntry, TensorEntry, WeightsInfo
 from ..signature.statement import SignedStatement
@@ -33,7 +34,7 @@ def judge(st: SignedStatement, observed: Observed, *, ignore: Sequence[str] = ()
     tally = _Tally(st)
     problems = head + [
         Problem(
-            code="FILE_EMPTY_UNLISTED",
+            code=Code.FILE_EMPTY_UNLISTED,
             severity="info",
             message="zero-length file: shard signatures list no resource for empty files",
             file=n,
@@ -41,7 +42,7 @@ def judge(st: SignedStatement, observed: Observed, *, ignore: Sequence[str] = ()
         for n in plan.empty_unlisted
     ]
     problems += [
-        Problem(code="FILE_MISSING", message="signed (empty) file is missing", file=n)
+        Problem(code=Code.FILE_MISSING, message="signed (empty) file is missing", file=n)
         for n in plan.gone_empty
     ]
     problems += observed.failures
@@ -49,7 +50,7 @@ def judge(st: SignedStatement, observed: Observed, *, ignore: Sequence[str] = ()
         seen = observed.seen.get(name)
         if seen is None and not observed.failures:
             # The reader reports why a file has no verdict; it must never go unsaid.
-            seen = Seen(failure=Problem(code="FILE_NOT_CHECKED", message="not read", file=name))
+            seen = Seen(failure=Problem(code=Code.FILE_NOT_CHECKED, message="not read", file=name))
         if seen is not None:
             problems += _judge_file(st, plan, name, observed.listing.sizes[name], seen, tally)
     problems += _missing_and_extra(plan, observed.extra_sha256)
@@ -114,7 +115,7 @@ def _whole(
         tally.verified(size, entry)
         return []
     if seen.sha256 is None:
-        return [Problem(code="FILE_NOT_CHECKED", message="not read", file=name)]
+        return [Problem(code=Code.FILE_NOT_CHECKED, message="not read", file=name)]
     if seen.unparsable is not None:
         message = f"file content changed and no longer parses ({seen.unparsable})"
         return [_modified(name, expected, seen.sha256, message)]
@@ -131,7 +132,7 @@ def _shards(
     tiles = plan.tiles[name]
     got = seen.shards or ()
     if len(got) != len(tiles):
-        return [Problem(code="FILE_NOT_CHECKED", message="not read", file=name)]
+        return [Problem(code=Code.FILE_NOT_CHECKED, message="not read", file=name)]
     bad = [(s, d) for s, d in zip(tiles, got, strict=True) if d != s.digest]
     entry = st.entry(name)
     if not bad:
@@ -153,7 +154,7 @@ def _shard_size(name: str, size: int, end: int) -> Problem:
         else f"the signed bytes {size}:{end} are missing"
     )
     return Problem(
-        code="FILE_SIZE_MISMATCH",
+        code=Code.FILE_SIZE_MISMATCH,
         message=f"file is {size} bytes, the signed shards end at {end}: {why}",
         file=name,
         expected=str(end),
@@ -163,7 +164,7 @@ def _shard_size(name: str, size: int, end: int) -> Problem:
 
 def _modified(name: str, expected: str | None, actual: str | None, message: str) -> Problem:
     return Problem(
-        code="FILE_MODIFIED", message=message, file=name, expected=expected, actual=actual
+        code=Code.FILE_MODIFIED, message=message, file=name, expected=expected, actual=actual
     )
 
 
@@ -171,7 +172,7 @@ def _missing_and_extra(plan: Plan, digests: Mapping[str, str]) -> list[Problem]:
     """Files not where the signature says: excused, renamed, missing, extra."""
     out = [
         Problem(
-            code="FILE_UNSIGNED_IGNORED",
+            code=Code.FILE_UNSIGNED_IGNORED,
             severity="info",
             message="unsigned file left out by the verifier's --ignore",
             file=n,
@@ -184,12 +185,12 @@ def _missing_and_extra(plan: Plan, digests: Mapping[str, str]) -> list[Problem]:
         match = next((n for n in plan.extra if digests.get(n) == want and n not in renamed), None)
         if match is None:
             missing = "signed file is missing"
-            out.append(Problem(code="FILE_MISSING", message=missing, file=m, expected=want))
+            out.append(Problem(code=Code.FILE_MISSING, message=missing, file=m, expected=want))
             continue
         renamed.add(match)
         out.append(
             Problem(
-                code="FILE_RENAMED",
+                code=Code.FILE_RENAMED,
                 message=f"signed file is now named {match!r}",
                 file=m,
                 expected=m,
@@ -198,7 +199,7 @@ def _missing_and_extra(plan: Plan, digests: Mapping[str, str]) -> list[Problem]:
         )
     out += [
         Problem(
-            code="FILE_EXTRA",
+            code=Code.FILE_EXTRA,
             message="file is not covered by the signature",
             file=n,
             actual=digests.get(n),
@@ -268,7 +269,7 @@ def read_problems(
                 problems.append(tensor_modified(name, t.name, t.digest, str(have)))
         if any(g is not True for g in got[1 + n :]):
             problems.append(
-                Problem(code="PADDING_MODIFIED", message="padding bytes are not zero", file=name)
+                Problem(code=Code.PADDING_MODIFIED, message="padding bytes are not zero", file=name)
             )
     elif isinstance(reread, Problem):
         problems.append(reread)
@@ -285,7 +286,7 @@ def parts_problems(
     if got[0] != weights.header_digest:
         problems.append(
             Problem(
-                code="HEADER_MODIFIED",
+                code=Code.HEADER_MODIFIED,
                 message="header changed",
                 file=name,
                 expected=weights.header_digest,

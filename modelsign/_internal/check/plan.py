@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ...codes import Code
 from ..manifest import Part, covering_parts
 from ..signature.shards import Shard
 from ..signature.statement import SINGLE_FILE_RESOURCE, Resource, SignedStatement
@@ -59,13 +60,13 @@ def _grouped(
         if names <= {SINGLE_FILE_RESOURCE, name} and len(names) == 1:
             return {name: tuple(next(iter(out.values())))}, None
         return {}, Problem(
-            code="SIGNATURE_FOR_FOLDER",
+            code=Code.SIGNATURE_FOR_FOLDER,
             message=f"the signature covers {len(names)} files of a folder, not this single file",
             file=name,
         )
     if SINGLE_FILE_RESOURCE in out:
         return {}, Problem(
-            code="SIGNATURE_FOR_FILE",
+            code=Code.SIGNATURE_FOR_FILE,
             message="the signature is for a single file; verify that file, not a folder",
         )
     return {n: tuple(rs) for n, rs in out.items()}, None

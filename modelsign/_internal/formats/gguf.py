@@ -18,6 +18,7 @@ from typing import Final, NamedTuple
 
 from gguf.constants import GGML_QUANT_SIZES, GGUFValueType, LlamaFileType
 
+from ...codes import Code
 from ...errors import FormatError
 from ..findings import Finding
 from .layout import HeaderReader, MetadataValue, TensorSpan, WeightLayout
@@ -360,7 +361,7 @@ class _Parser:
         shown = "an array" if value is None else repr(value)
         self.findings.append(
             Finding(
-                code="GGUF_UNKNOWN_FILE_TYPE",
+                code=Code.GGUF_UNKNOWN_FILE_TYPE,
                 severity="warning",
                 message=(
                     f"{_FILE_TYPE_KEY} is {shown} ({_type_name(vtype)}), which is not a known "
@@ -517,7 +518,7 @@ def parse_gguf(reader: HeaderReader) -> WeightLayout:
 
 def _template_finding(path: str, key: str, template: str) -> Finding:
     return Finding(
-        code="GGUF_CHAT_TEMPLATE",
+        code=Code.GGUF_CHAT_TEMPLATE,
         severity="warning",
         message=(
             f"{key} holds a Jinja template ({len(template.encode('utf-8'))} bytes) that "

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ...codes import Code
 from ...errors import FormatError
 from ..findings import Finding
 
@@ -97,26 +98,28 @@ class HeaderReader:
         """Return the next ``n`` bytes or raise ``TRUNCATED`` / ``HEADER_TOO_LARGE``."""
         if n < 0:
             raise FormatError(
-                f"negative length {n} for {what}", code="FORMAT_ERROR", path=self.path
+                f"negative length {n} for {what}", code=Code.FORMAT_ERROR, path=self.path
             )
         end = self.consumed + n
         if end > self._limit:
             raise FormatError(
                 f"header exceeds the {self._limit}-byte limit while reading {what} "
                 f"(needs {end} bytes)",
-                code="HEADER_TOO_LARGE",
+                code=Code.HEADER_TOO_LARGE,
                 path=self.path,
             )
         if end > self.size:
             raise FormatError(
                 f"file is truncated: {what} needs bytes [{self.consumed}, {end}) "
                 f"but the file has {self.size} bytes",
-                code="TRUNCATED",
+                code=Code.TRUNCATED,
                 path=self.path,
             )
         self._fill(end)
         if len(self._buf) < end:
-            raise FormatError(f"file shrank while reading {what}", code="TRUNCATED", path=self.path)
+            raise FormatError(
+                f"file shrank while reading {what}", code=Code.TRUNCATED, path=self.path
+            )
         out = bytes(self._buf[self.consumed : end])
         self.consumed = end
         return out

@@ -15,6 +15,7 @@ import re
 import struct
 from typing import NamedTuple
 
+from ...codes import Code
 from ...errors import FormatError
 
 TORCH_EXTENSIONS = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib")
@@ -104,13 +105,13 @@ def _pread_exact(fd: int, n: int, offset: int, what: str) -> bytes:
     if len(data) != n:
         raise FormatError(
             f"ZIP {what} at byte {offset} is cut short ({len(data)} of {n} bytes)",
-            code="PICKLE_BAD_ZIP",
+            code=Code.PICKLE_BAD_ZIP,
         )
     return data
 
 
 def _bad_zip(msg: str) -> FormatError:
-    return FormatError(f"not a readable ZIP archive: {msg}", code="PICKLE_BAD_ZIP")
+    return FormatError(f"not a readable ZIP archive: {msg}", code=Code.PICKLE_BAD_ZIP)
 
 
 class _Directory(NamedTuple):

@@ -16,6 +16,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from ...codes import Code
 from ...errors import FormatError
 from .._json import encodable, unique_keys
 from ..findings import Finding
@@ -125,7 +126,7 @@ def _header_text(reader: HeaderReader) -> tuple[int, str]:
         raise FormatError(
             f"header size {n} must be in 1..{HEADER_LIMIT} and fit in the "
             f"{reader.size}-byte file (8 + N <= file size)",
-            code="SAFETENSORS_BAD_HEADER_SIZE",
+            code=Code.SAFETENSORS_BAD_HEADER_SIZE,
             path=path,
             actual=str(n),
         )
@@ -135,14 +136,14 @@ def _header_text(reader: HeaderReader) -> tuple[int, str]:
     except UnicodeDecodeError as exc:
         raise FormatError(
             f"header is not valid UTF-8 ({exc.reason} at byte {8 + exc.start})",
-            code="SAFETENSORS_BAD_UTF8",
+            code=Code.SAFETENSORS_BAD_UTF8,
             path=path,
         ) from None
     if not text.startswith("{"):
         raise FormatError(
             f"header must be a JSON object starting with '{{' at byte 8 (no leading "
             f"whitespace); it starts with {text[:16]!r}",
-            code="SAFETENSORS_BAD_HEADER_START",
+            code=Code.SAFETENSORS_BAD_HEADER_START,
             path=path,
         )
     return n, text
@@ -155,13 +156,13 @@ def _check_trailer(trailer: str, n: int, path: str, findings: list[Finding]) -> 
             f"header has content after the closing '}}' at byte "
             f"{8 + n - len(trailer.encode('utf-8'))}: "
             f"{trailer[:32]!r} (only space padding is allowed)",
-            code="SAFETENSORS_BAD_HEADER_END",
+            code=Code.SAFETENSORS_BAD_HEADER_END,
             path=path,
         )
     if len(trailer) > _WRITER_PADDING:
         findings.append(
             Finding(
-                code="SAFETENSORS_HEADER_PADDING",
+                code=Code.SAFETENSORS_HEADER_PADDING,
                 message=f"header is padded with {len(trailer)} spaces; writers pad with at "
                 f"most {_WRITER_PADDING}",
                 file=path,
@@ -181,7 +182,7 @@ def _tile(entries: list[_Entry], data_start: int, path: str) -> list[TensorSpan]
             raise FormatError(
                 f"gap of {begin - prev_end} bytes between {after} (ends at {prev_end}) and "
                 f"tensor {name!r} (begins at {begin}): offsets must tile the data buffer",
-                code="SAFETENSORS_OFFSET_GAP",
+                code=Code.SAFETENSORS_OFFSET_GAP,
                 path=path,
                 tensor=name,
             )
@@ -189,7 +190,7 @@ def _tile(entries: list[_Entry], data_start: int, path: str) -> list[TensorSpan]
             raise FormatError(
                 f"tensor {name!r} [{begin}, {end_}) overlaps tensor {prev_name!r} "
                 f"(ends at {prev_end})",
-                code="SAFETENSORS_OFFSET_OVERLAP",
+                code=Code.SAFETENSORS_OFFSET_OVERLAP,
                 path=path,
                 tensor=name,
             )
@@ -213,7 +214,7 @@ def _check_file_size(expected_size: int, size: int, path: str) -> None:
         raise FormatError(
             f"file is truncated: tensor data ends at byte {expected_size} but the file "
             f"has {size} bytes",
-            code="TRUNCATED",
+            code=Code.TRUNCATED,
             path=path,
             expected=str(expected_size),
             actual=str(size),
@@ -222,7 +223,7 @@ def _check_file_size(expected_size: int, size: int, path: str) -> None:
         raise FormatError(
             f"{size - expected_size} bytes after the last tensor (data ends at "
             f"byte {expected_size}, file has {size})",
-            code="SAFETENSORS_TRAILING_BYTES",
+            code=Code.SAFETENSORS_TRAILING_BYTES,
             path=path,
             expected=str(expected_size),
             actual=str(size),
@@ -233,7 +234,7 @@ def _reject_duplicates(path: str) -> Callable[[list[tuple[str, Any]]], dict[str,
     return unique_keys(
         lambda key: FormatError(
             f"duplicate JSON key {key!r} in the header",
-            code="SAFETENSORS_DUPLICATE_KEY",
+            code=Code.SAFETENSORS_DUPLICATE_KEY,
             path=path,
         )
     )
@@ -245,7 +246,7 @@ def _bad_constant(path: str) -> Callable[[str], Any]:
     def hook(token: str) -> Any:
         raise FormatError(
             f"header JSON contains {token}, which is not JSON",
-            code="SAFETENSORS_BAD_JSON",
+            code=Code.SAFETENSORS_BAD_JSON,
             path=path,
         )
 
@@ -284,7 +285,7 @@ def _parse_top_object(
             if key in seen:
                 raise FormatError(
                     f"duplicate key {key!r} in the header",
-                    code="SAFETENSORS_DUPLICATE_KEY",
+                    code=Code.SAFETENSORS_DUPLICATE_KEY,
                     path=path,
                     tensor=key,
                 )
@@ -300,7 +301,7 @@ def _parse_top_object(
                 if n_tensors > MAX_TENSORS:
                     raise FormatError(
                         f"more than {MAX_TENSORS} tensors in one file",
-                        code="SAFETENSORS_TOO_MANY_TENSORS",
+                        code=Code.SAFETENSORS_TOO_MANY_TENSORS,
                         path=path,
                     )
             members.append((key, value))
@@ -315,7 +316,7 @@ def _parse_top_object(
         raise _json_error(exc.msg, text, exc.pos, path) from None
     except (ValueError, RecursionError) as exc:  # e.g. integers too long to convert
         raise FormatError(
-            f"header is not acceptable JSON: {exc}", code="SAFETENSORS_BAD_JSON", path=path
+            f"header is not acceptable JSON: {exc}", code=Code.SAFETENSORS_BAD_JSON, path=path
         ) from None
 
 
@@ -323,7 +324,7 @@ def _json_error(msg: str, text: str, pos: int, path: str) -> FormatError:
     byte = 8 + len(text[:pos].encode("utf-8", "surrogatepass"))
     return FormatError(
         f"header is not valid JSON: {msg} at byte {byte}",
-        code="SAFETENSORS_BAD_JSON",
+        code=Code.SAFETENSORS_BAD_JSON,
         path=path,
     )
 
@@ -332,7 +333,7 @@ def _check_name(key: str, raw_key: str, path: str, findings: list[Finding]) -> N
     if not key or not encodable(key):
         raise FormatError(
             f"tensor name {raw_key} is empty or not encodable as UTF-8",
-            code="SAFETENSORS_BAD_NAME",
+            code=Code.SAFETENSORS_BAD_NAME,
             path=path,
         )
     # Without a backslash the raw text is canonical: strict JSON has no raw control
@@ -343,7 +344,7 @@ def _check_name(key: str, raw_key: str, path: str, findings: list[Finding]) -> N
     if raw_key != canonical:
         findings.append(
             Finding(
-                code="SAFETENSORS_NONCANONICAL_NAME",
+                code=Code.SAFETENSORS_NONCANONICAL_NAME,
                 message=f"name is written {raw_key} in the header instead of {canonical}: "
                 "escapes can hide what a name looks like to other tools",
                 file=path,
@@ -356,7 +357,7 @@ def _check_metadata(value: Any, path: str) -> dict[str, MetadataValue]:
     if not isinstance(value, dict):
         raise FormatError(
             f"__metadata__ must be an object of strings, not {_json_type(value)}",
-            code="SAFETENSORS_BAD_METADATA",
+            code=Code.SAFETENSORS_BAD_METADATA,
             path=path,
         )
     out: dict[str, MetadataValue] = {}
@@ -364,13 +365,13 @@ def _check_metadata(value: Any, path: str) -> dict[str, MetadataValue]:
         if not isinstance(v, str):
             raise FormatError(
                 f"__metadata__ value for {k!r} must be a string, not {_json_type(v)}",
-                code="SAFETENSORS_BAD_METADATA",
+                code=Code.SAFETENSORS_BAD_METADATA,
                 path=path,
             )
         if not (encodable(k) and encodable(v)):
             raise FormatError(
                 f"__metadata__ entry {k!r} holds a lone surrogate escape",
-                code="SAFETENSORS_BAD_METADATA",
+                code=Code.SAFETENSORS_BAD_METADATA,
                 path=path,
             )
         out[k] = v
@@ -379,7 +380,7 @@ def _check_metadata(value: Any, path: str) -> dict[str, MetadataValue]:
 
 def _bad_entry(name: str, msg: str, path: str) -> FormatError:
     return FormatError(
-        f"tensor entry {name!r}: {msg}", code="SAFETENSORS_BAD_ENTRY", path=path, tensor=name
+        f"tensor entry {name!r}: {msg}", code=Code.SAFETENSORS_BAD_ENTRY, path=path, tensor=name
     )
 
 
@@ -399,7 +400,7 @@ def _check_entry(
     if unknown:
         findings.append(
             Finding(
-                code="SAFETENSORS_UNKNOWN_FIELD",
+                code=Code.SAFETENSORS_UNKNOWN_FIELD,
                 message=f"unknown field(s) {', '.join(repr(u) for u in unknown)} in the "
                 "tensor entry (ignored by loaders, but they can carry hidden data)",
                 file=path,
@@ -412,7 +413,7 @@ def _check_entry(
     if dtype not in DTYPE_BITS:
         raise FormatError(
             f"tensor entry {name!r}: unknown dtype {dtype!r} (names are case-sensitive)",
-            code="SAFETENSORS_UNKNOWN_DTYPE",
+            code=Code.SAFETENSORS_UNKNOWN_DTYPE,
             path=path,
             tensor=name,
         )
@@ -448,7 +449,7 @@ def _check_size(
         raise FormatError(
             f"shape {list(shape)} of {dtype} ({bits} bits per element) needs {expected}, "
             f"but data_offsets [{begin}, {end}) hold {end - begin} bytes",
-            code="SAFETENSORS_SIZE_MISMATCH",
+            code=Code.SAFETENSORS_SIZE_MISMATCH,
             path=path,
             tensor=name,
             expected=expected,

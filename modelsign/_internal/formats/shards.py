@@ -13,6 +13,7 @@ import posixpath
 import re
 from collections.abc import Collection, Mapping
 
+from ...codes import Code
 from ...errors import DiscoveryError, FormatError
 from .._json import encodable, strict_loads
 from ..discover import check_relative_name
@@ -53,7 +54,7 @@ def _resolve_shards(
             raise FormatError(
                 f"the index names shard {shard!r} ({shard_path}), which is not a safetensors "
                 "file of the model",
-                code="SHARD_INDEX_MISSING_SHARD",
+                code=Code.SHARD_INDEX_MISSING_SHARD,
                 path=index_path,
             )
     return resolved
@@ -72,7 +73,7 @@ def _check_tensors(
             raise FormatError(
                 f"the index maps tensor {tensor!r} to shard {resolved[shard]}, which does "
                 "not contain it",
-                code="SHARD_INDEX_MISSING_TENSOR",
+                code=Code.SHARD_INDEX_MISSING_TENSOR,
                 path=index_path,
                 tensor=tensor,
             )
@@ -84,7 +85,7 @@ def _check_tensors(
                 raise FormatError(
                     f"tensor {tensor!r} of shard {shard_path} {where}; a loader would "
                     "ignore this copy",
-                    code="SHARD_INDEX_UNMAPPED_TENSOR",
+                    code=Code.SHARD_INDEX_UNMAPPED_TENSOR,
                     path=index_path,
                     tensor=tensor,
                 )
@@ -106,7 +107,7 @@ def _extra_shards(
         ):
             findings.append(
                 Finding(
-                    code="SHARD_INDEX_EXTRA_SHARD",
+                    code=Code.SHARD_INDEX_EXTRA_SHARD,
                     message=f"{other} looks like a shard of {index_path} but the index "
                     "does not name it; loaders ignore it",
                     file=other,
@@ -121,40 +122,40 @@ def _parse_index(index_path: str, index_bytes: bytes) -> dict[str, str]:
         index_bytes,
         lambda key: FormatError(
             f"duplicate JSON key {key!r} in the index",
-            code="SHARD_INDEX_BAD_JSON",
+            code=Code.SHARD_INDEX_BAD_JSON,
             path=index_path,
         ),
         lambda why: FormatError(
-            f"index is not valid UTF-8 JSON: {why}", code="SHARD_INDEX_BAD_JSON", path=index_path
+            f"index is not valid UTF-8 JSON: {why}", code=Code.SHARD_INDEX_BAD_JSON, path=index_path
         ),
     )
     if not isinstance(doc, dict):
         raise FormatError(
-            "index must be a JSON object", code="SHARD_INDEX_BAD_JSON", path=index_path
+            "index must be a JSON object", code=Code.SHARD_INDEX_BAD_JSON, path=index_path
         )
     metadata = doc.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise FormatError(
-            "index 'metadata' must be an object", code="SHARD_INDEX_BAD_ENTRY", path=index_path
+            "index 'metadata' must be an object", code=Code.SHARD_INDEX_BAD_ENTRY, path=index_path
         )
     weight_map = doc.get("weight_map")
     if not isinstance(weight_map, dict):
         raise FormatError(
             "index needs a 'weight_map' object mapping tensor names to shard files",
-            code="SHARD_INDEX_BAD_ENTRY",
+            code=Code.SHARD_INDEX_BAD_ENTRY,
             path=index_path,
         )
     for tensor, shard in weight_map.items():
         if not tensor or not encodable(tensor):
             raise FormatError(
                 f"weight_map has an empty or unencodable tensor name {tensor!r}",
-                code="SHARD_INDEX_BAD_ENTRY",
+                code=Code.SHARD_INDEX_BAD_ENTRY,
                 path=index_path,
             )
         if not isinstance(shard, str):
             raise FormatError(
                 f"weight_map value for {tensor!r} must be a shard file name, not {shard!r}",
-                code="SHARD_INDEX_BAD_ENTRY",
+                code=Code.SHARD_INDEX_BAD_ENTRY,
                 path=index_path,
                 tensor=tensor,
             )
@@ -175,7 +176,7 @@ def _resolve_shard(index_path: str, folder: str, tensor: str, shard: str) -> str
         raise FormatError(
             f"shard name {shard!r} (for tensor {tensor!r}) must be a plain relative POSIX "
             "path below the index's folder",
-            code="SHARD_INDEX_BAD_PATH",
+            code=Code.SHARD_INDEX_BAD_PATH,
             path=index_path,
             tensor=tensor,
         ) from None

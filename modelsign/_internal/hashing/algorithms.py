@@ -7,6 +7,7 @@ from typing import Literal, Protocol
 
 import blake3
 
+from ...codes import Code
 from ...errors import InputError
 
 TensorHash = Literal["blake3", "sha256"]
@@ -33,7 +34,7 @@ def new_hasher(algorithm: TensorHash, *, spread: bool = False) -> Hasher:
         return blake3.blake3(max_threads=blake3.blake3.AUTO if spread else 1)
     if algorithm == "sha256":
         return hashlib.sha256()
-    raise InputError(f"unknown tensor hash {algorithm!r}", code="BAD_ALGORITHM")
+    raise InputError(f"unknown tensor hash {algorithm!r}", code=Code.BAD_ALGORITHM)
 
 
 def range_hasher(algorithm: RangeHash, *, spread: bool = False) -> Hasher:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from ...codes import Code
 from ...errors import DiscoveryError, FormatError, ModelsignError
 from ..discover import ModelFile
 from ..findings import Finding
@@ -176,7 +177,7 @@ class _FilePass:
                 if n == 0:
                     raise DiscoveryError(
                         f"file shrank while reading (at byte {self.pos} of {self.size})",
-                        code="FILE_CHANGED",
+                        code=Code.FILE_CHANGED,
                         path=self.path,
                     )
                 chunk, pos = memoryview(buf)[:n], self.pos
@@ -275,7 +276,7 @@ def zip_checkpoint(
             raise
         notes.append(
             Finding(
-                code="ZIP_UNREADABLE",
+                code=Code.ZIP_UNREADABLE,
                 severity="info",
                 message=f"ZIP archive could not be checked for pickle members: {exc.message}",
                 file=path,

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from ...codes import Code
 from ...errors import DiscoveryError
 from .algorithms import RangeHash, range_hasher
 from .reading import CHUNK, pread_into
@@ -140,7 +141,7 @@ class _RangeRun:
             n = pread_into(job.fd, target, pos, self._preadv)
             if n == 0:
                 raise DiscoveryError(
-                    f"file shrank while reading (at byte {pos})", code="FILE_CHANGED"
+                    f"file shrank while reading (at byte {pos})", code=Code.FILE_CHANGED
                 )
             yield target[:n]
             pos += n

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ...codes import Code
 from ...errors import DiscoveryError
 from .._atomic import open_model_file
 from ..discover import ModelFile
@@ -20,7 +21,7 @@ def open_checked(f: ModelFile, size: int | None = None) -> int:
         return open_model_file(f, size=size)
     except OSError as exc:
         raise DiscoveryError(
-            f"cannot open: {exc.strerror}", code="UNREADABLE", path=f.path
+            f"cannot open: {exc.strerror}", code=Code.UNREADABLE, path=f.path
         ) from exc
 
 
@@ -70,7 +71,9 @@ def check_unchanged(fd: int, then: os.stat_result, path: str) -> None:
     """Refuse a file that grew past ``then.st_size`` or whose size or mtime moved since."""
     if os.pread(fd, 1, then.st_size):
         raise DiscoveryError(
-            f"file grew while reading (past {then.st_size} bytes)", code="FILE_CHANGED", path=path
+            f"file grew while reading (past {then.st_size} bytes)",
+            code=Code.FILE_CHANGED,
+            path=path,
         )
     if changed_since(fd, then):
-        raise DiscoveryError("file was modified while reading", code="FILE_CHANGED", path=path)
+        raise DiscoveryError("file was modified while reading", code=Code.FILE_CHANGED, path=path)

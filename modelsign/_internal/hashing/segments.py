@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
+from ...codes import Code
 from ...errors import FormatError
 from ..formats.layout import WeightLayout
 from .algorithms import Hasher, TensorHash, new_hasher
@@ -39,14 +40,14 @@ def segments(layout: WeightLayout, path: str) -> list[Segment]:
         if s.start != expected or s.end < s.start:
             raise FormatError(
                 f"layout does not cover bytes [{expected}, {s.start})",
-                code="LAYOUT_GAP",
+                code=Code.LAYOUT_GAP,
                 path=path,
             )
         expected = s.end
     if expected != layout.file_size:
         raise FormatError(
             f"layout covers {expected} of {layout.file_size} bytes",
-            code="LAYOUT_GAP",
+            code=Code.LAYOUT_GAP,
             path=path,
         )
     return segs
@@ -101,7 +102,7 @@ class SegmentFeeder:
         elif part.tobytes().count(0) != len(part):
             raise FormatError(
                 f"padding bytes [{seg.start}, {seg.end}) are not all zero",
-                code="GGUF_NONZERO_PADDING",  # only GGUF layouts have padding ranges
+                code=Code.GGUF_NONZERO_PADDING,  # only GGUF layouts have padding ranges
                 path=self.path,
             )
 
@@ -119,6 +120,6 @@ class SegmentFeeder:
         if self.idx != len(self.segs):
             raise FormatError(
                 f"file ended before segment at offset {self.segs[self.idx].start}",
-                code="TRUNCATED",
+                code=Code.TRUNCATED,
                 path=self.path,
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
+from ...codes import Code
 from ...errors import DiscoveryError, InputError
 from ..discover import ModelFile
 from .algorithms import Hasher, RangeHash, range_hasher
@@ -37,7 +38,7 @@ def hash_shards(
     digests in offset order (an empty list for a zero-length file).
     """
     if shard_size <= 0:
-        raise InputError(f"shard size must be positive, got {shard_size}", code="BAD_SHARD_SIZE")
+        raise InputError(f"shard size must be positive, got {shard_size}", code=Code.BAD_SHARD_SIZE)
     out: dict[str, list[str]] = {}
     for i in range(0, len(files), SHARD_BATCH):
         out.update(
@@ -72,7 +73,7 @@ def _hash_shard_batch(
             raise
         if (changed := _changed(files, fds, stats)) is not None:
             raise DiscoveryError(
-                "file was modified while reading", code="FILE_CHANGED", path=changed
+                "file was modified while reading", code=Code.FILE_CHANGED, path=changed
             )
     finally:
         for fd in fds:
@@ -99,7 +100,7 @@ class ShardFeeder:
     def __init__(self, shard_size: int, hash_type: RangeHash = "sha256") -> None:
         if shard_size <= 0:
             raise InputError(
-                f"shard size must be positive, got {shard_size}", code="BAD_SHARD_SIZE"
+                f"shard size must be positive, got {shard_size}", code=Code.BAD_SHARD_SIZE
             )
         self.shard_size = shard_size
         self.hash_type: RangeHash = hash_type

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 
 from ..._version import __version__
+from ...codes import Code
 from ...errors import ManifestError
 from ..discover import ModelTree, discover
 from ..findings import Finding
@@ -230,7 +231,7 @@ def _hf_blob_check(tree: ModelTree, digests: Sequence[FileDigests]) -> None:
         if is_lfs and d.sha256 and etag != d.sha256:
             raise ManifestError(
                 "Hugging Face cache blob content does not match its name (SHA-256 etag)",
-                code="HF_BLOB_DIGEST_MISMATCH",
+                code=Code.HF_BLOB_DIGEST_MISMATCH,
                 path=d.file.path,
                 expected=etag,
                 actual=d.sha256,
@@ -293,7 +294,7 @@ def _read_config(d: FileDigests | None, findings: list[Finding]) -> dict[str, ob
     except (UnicodeDecodeError, ValueError) as exc:
         findings.append(
             Finding(
-                code="CONFIG_INVALID",
+                code=Code.CONFIG_INVALID,
                 message=f"config.json is not valid JSON: {exc}",
                 file=_CONFIG_NAME,
             )
@@ -302,7 +303,9 @@ def _read_config(d: FileDigests | None, findings: list[Finding]) -> dict[str, ob
     if not isinstance(obj, dict):
         findings.append(
             Finding(
-                code="CONFIG_INVALID", message="config.json is not a JSON object", file=_CONFIG_NAME
+                code=Code.CONFIG_INVALID,
+                message="config.json is not a JSON object",
+                file=_CONFIG_NAME,
             )
         )
         return None
@@ -333,7 +336,7 @@ def _provenance(
     ):
         findings.append(
             Finding(
-                code="PROVENANCE_SOURCE_CONFLICT",
+                code=Code.PROVENANCE_SOURCE_CONFLICT,
                 message=(
                     f"--source {source.repository}@{source.revision} differs from the cache "
                     f"snapshot {cache_source.repository}@{cache_source.revision}"

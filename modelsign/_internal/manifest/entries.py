@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+from ...codes import Code
 from ..findings import Finding
 from ..hashing import FileDigests
 from ..metadata.quantization import file_quantization
@@ -64,7 +65,7 @@ def file_entry(d: FileDigests) -> tuple[FileEntry, list[Finding]]:
         members = f" (pickle members: {', '.join(d.pickle_members)})" if d.pickle_members else ""
         findings.append(
             Finding(
-                code="PICKLE_UNSAFE",
+                code=Code.PICKLE_UNSAFE,
                 message="pickle-based file: loading it can execute arbitrary code" + members,
                 file=d.file.path,
             )
@@ -73,7 +74,7 @@ def file_entry(d: FileDigests) -> tuple[FileEntry, list[Finding]]:
         flags.append("code")
         findings.append(
             Finding(
-                code="CODE_FILE",
+                code=Code.CODE_FILE,
                 message="Python file: executed by loaders when trust_remote_code is enabled",
                 file=d.file.path,
             )

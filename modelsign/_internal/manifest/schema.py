@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ...codes import Code
 from ...errors import InputError, ManifestError
 from .._atomic import open_regular
 from .._json import canonical_dumps, out_of_domain, paused_gc, strict_loads
@@ -192,7 +193,9 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         with open_regular(p) as fh:
             data = fh.read()
     except OSError as exc:
-        raise InputError(f"cannot read manifest: {exc.strerror}", code="NOT_FOUND", path=p) from exc
+        raise InputError(
+            f"cannot read manifest: {exc.strerror}", code=Code.NOT_FOUND, path=p
+        ) from exc
     return parse_manifest(data, p)
 
 
@@ -210,8 +213,10 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
 
     obj = strict_loads(
         data,
-        lambda k: ManifestError(f"duplicate JSON key {k!r}", code="MANIFEST_INVALID", path=where),
-        lambda why: ManifestError(f"not valid JSON: {why}", code="MANIFEST_INVALID", path=where),
+        lambda k: ManifestError(
+            f"duplicate JSON key {k!r}", code=Code.MANIFEST_INVALID, path=where
+        ),
+        lambda why: ManifestError(f"not valid JSON: {why}", code=Code.MANIFEST_INVALID, path=where),
     )
     return manifest_from_json(obj, where)
 
@@ -219,11 +224,11 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
 def manifest_from_json(obj: object, where: str) -> Manifest:
     """Validate an already parsed manifest (as a signed statement carries it)."""
     if not isinstance(obj, dict) or obj.get("kind") != MANIFEST_KIND:
-        raise ManifestError("not a modelsign manifest", code="MANIFEST_INVALID", path=where)
+        raise ManifestError("not a modelsign manifest", code=Code.MANIFEST_INVALID, path=where)
     if obj.get("version") != MANIFEST_VERSION:
         raise ManifestError(
             f"unsupported manifest version {obj.get('version')!r}",
-            code="MANIFEST_VERSION",
+            code=Code.MANIFEST_VERSION,
             path=where,
         )
     try:
@@ -235,6 +240,6 @@ def manifest_from_json(obj: object, where: str) -> Manifest:
         msg = first["msg"].removeprefix("Value error, ")
         raise ManifestError(
             f"manifest field {loc}: {msg}" if loc else f"manifest: {msg}",
-            code="MANIFEST_INVALID",
+            code=Code.MANIFEST_INVALID,
             path=where,
         ) from exc

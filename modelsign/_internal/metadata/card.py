@@ -15,6 +15,7 @@ import math
 
 import yaml
 
+from ...codes import Code
 from ..findings import Finding
 
 __all__ = ["parse_model_card"]
@@ -78,7 +79,7 @@ class _Converter:
 
 def _invalid(path: str, problem: str) -> tuple[dict[str, object], list[Finding]]:
     finding = Finding(
-        code="MODEL_CARD_INVALID",
+        code=Code.MODEL_CARD_INVALID,
         severity="warning",
         message=f"model card front matter ignored: {problem}",
         file=path,

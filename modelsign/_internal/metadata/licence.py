@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from ...codes import Code
 from ..findings import Finding
 from .spdx import (
     Expr,
@@ -192,7 +193,7 @@ class _Collected:
         if problem is not None:
             self.findings.append(
                 Finding(
-                    code="LICENCE_UNRECOGNISED",
+                    code=Code.LICENCE_UNRECOGNISED,
                     severity="warning",
                     message=f"{source}: {problem}",
                     file=path,
@@ -318,7 +319,7 @@ def detect_licence(
     if not found.sources:
         findings.append(
             Finding(
-                code="LICENCE_MISSING",
+                code=Code.LICENCE_MISSING,
                 severity="info",
                 message="no licence is stated: no model card licence, GGUF general.license "
                 "or licence file",
@@ -336,7 +337,7 @@ def detect_licence(
         )
         findings.append(
             Finding(
-                code="LICENCE_DISAGREEMENT",
+                code=Code.LICENCE_DISAGREEMENT,
                 severity="warning",
                 message=f"licence statements disagree: {listing}; recorded {spdx}",
             )

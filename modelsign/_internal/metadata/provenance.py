@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ...codes import Code
 from ...errors import InputError
 
 __all__ = [
@@ -124,7 +125,7 @@ _MAX_REVISION = 255
 def _bad_source(text: str, why: str) -> InputError:
     return InputError(
         f"invalid source {text!r}: {why}; expected 'org/name' or 'org/name@revision'",
-        code="BAD_SOURCE",
+        code=Code.BAD_SOURCE,
     )
 
 

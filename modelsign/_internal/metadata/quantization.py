@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 import gguf
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from ...codes import Code
 from ..findings import Finding
 from ..formats.layout import WeightLayout
 
@@ -185,7 +186,7 @@ def _gguf_scheme(
         if file_type.startswith("UNKNOWN_"):
             findings.append(
                 Finding(
-                    code="QUANTIZATION_FILE_TYPE_UNKNOWN",
+                    code=Code.QUANTIZATION_FILE_TYPE_UNKNOWN,
                     severity="warning",
                     message=f"general.file_type is not a known llama.cpp file type "
                     f"({file_type}); quantization is judged from the tensor types",
@@ -200,7 +201,7 @@ def _gguf_scheme(
         listing = ", ".join(f"{p}={ft}" for p, (ft, _) in typed.items())
         findings.append(
             Finding(
-                code="QUANTIZATION_MIXED",
+                code=Code.QUANTIZATION_MIXED,
                 severity="warning",
                 message=f"GGUF files declare different file types ({listing}); "
                 f"the scheme of the largest file, {path}, is recorded",
@@ -338,7 +339,7 @@ def _scheme_without_method(
         return "gptq"
     findings.append(
         Finding(
-            code="QUANTIZATION_CONFIG_INVALID",
+            code=Code.QUANTIZATION_CONFIG_INVALID,
             severity="warning",
             message=f"{source} has no usable quant_method and matches no known layout",
             file=config_path,
@@ -396,7 +397,7 @@ def model_quantization(
     if declared is not None and _holds_only_plain_tensors(files):
         findings.append(
             Finding(
-                code="QUANTIZATION_MISMATCH",
+                code=Code.QUANTIZATION_MISMATCH,
                 severity="warning",
                 message=f"{declared.source} declares {declared.scheme} but every weight "
                 f"tensor is a plain float type",
@@ -432,7 +433,7 @@ def _config_declared(
             return _config_scheme(qc, f"{cfg_path}:{key}", cfg_path, findings)
         findings.append(
             Finding(
-                code="QUANTIZATION_CONFIG_INVALID",
+                code=Code.QUANTIZATION_CONFIG_INVALID,
                 severity="warning",
                 message=f"{key} is a {type(qc).__name__}, not an object; ignored",
                 file=cfg_path,

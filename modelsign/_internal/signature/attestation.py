@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ...codes import Code
 from ...errors import InputError, ManifestError, VerificationError
 from .._atomic import open_regular
 from .._json import canonical_dumps, paused_gc
@@ -146,12 +147,12 @@ def read_claims(path: str) -> list[bytes] | None:
         return None
     except OSError as exc:
         raise InputError(
-            f"cannot read the claims file: {exc.strerror}", code="CLAIMS_UNREADABLE", path=path
+            f"cannot read the claims file: {exc.strerror}", code=Code.CLAIMS_UNREADABLE, path=path
         ) from exc
     if len(data) > MAX_SIGNATURE_BYTES:
         raise InputError(
             f"the claims file is larger than {MAX_SIGNATURE_BYTES} bytes",
-            code="CLAIMS_UNREADABLE",
+            code=Code.CLAIMS_UNREADABLE,
             path=path,
         )
     return [line for line in data.split(b"\n") if line.strip()]

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ...codes import Code
 from ...errors import InputError, VerificationError
 from .._atomic import open_regular
 from .statement import strict_json
@@ -63,11 +64,11 @@ class Envelope:
 
 def _b64(value: object, what: str) -> bytes:
     if not isinstance(value, str):
-        raise VerificationError(f"{what} is not a base64 string", code="BUNDLE_INVALID")
+        raise VerificationError(f"{what} is not a base64 string", code=Code.BUNDLE_INVALID)
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise VerificationError(f"{what} is not valid base64", code="BAD_BASE64") from exc
+        raise VerificationError(f"{what} is not valid base64", code=Code.BAD_BASE64) from exc
 
 
 def write_bundle(payload: bytes, signature: bytes, material: dict[str, Any]) -> bytes:
@@ -107,24 +108,24 @@ def read_bundle(data: bytes) -> Envelope:
     """Parse bundle JSON strictly; the signature itself is checked by a verifier."""
     if len(data) > MAX_SIGNATURE_BYTES:
         raise VerificationError(
-            f"signature file is larger than {MAX_SIGNATURE_BYTES} bytes", code="BUNDLE_INVALID"
+            f"signature file is larger than {MAX_SIGNATURE_BYTES} bytes", code=Code.BUNDLE_INVALID
         )
     b = strict_json(data, "the signature bundle")
     if not isinstance(b, dict):
-        raise VerificationError("the signature is not a JSON object", code="BUNDLE_INVALID")
+        raise VerificationError("the signature is not a JSON object", code=Code.BUNDLE_INVALID)
     media = b.get("mediaType")
     if media not in KNOWN_MEDIA_TYPES:
         raise VerificationError(
-            f"unknown bundle media type {media!r}", code="BUNDLE_MEDIA_TYPE", actual=str(media)
+            f"unknown bundle media type {media!r}", code=Code.BUNDLE_MEDIA_TYPE, actual=str(media)
         )
     payload, signature, keyid = _dsse(b)
     vm = b.get("verificationMaterial")
     if not isinstance(vm, dict):
-        raise VerificationError("the bundle has no verificationMaterial", code="BUNDLE_INVALID")
+        raise VerificationError("the bundle has no verificationMaterial", code=Code.BUNDLE_INVALID)
     hint, certs = _keys(vm)
     tlog = vm.get("tlogEntries", [])
     if not isinstance(tlog, list):
-        raise VerificationError("tlogEntries is not a list", code="BUNDLE_INVALID")
+        raise VerificationError("tlogEntries is not a list", code=Code.BUNDLE_INVALID)
     return Envelope(
         str(media),
         payload,
@@ -146,14 +147,14 @@ def _dsse(b: dict[str, Any]) -> tuple[bytes, bytes, str]:
         if "messageSignature" in b:
             raise VerificationError(
                 "the bundle signs a blob (messageSignature), not a model statement",
-                code="BUNDLE_NOT_DSSE",
+                code=Code.BUNDLE_NOT_DSSE,
             )
-        raise VerificationError("the bundle has no DSSE envelope", code="BUNDLE_INVALID")
+        raise VerificationError("the bundle has no DSSE envelope", code=Code.BUNDLE_INVALID)
     payload_type = env.get("payloadType")
     if payload_type != PAYLOAD_TYPE:
         raise VerificationError(
             f"DSSE payload type is {payload_type!r}, not {PAYLOAD_TYPE}",
-            code="PAYLOAD_TYPE",
+            code=Code.PAYLOAD_TYPE,
             expected=PAYLOAD_TYPE,
             actual=str(payload_type),
         )
@@ -161,13 +162,13 @@ def _dsse(b: dict[str, Any]) -> tuple[bytes, bytes, str]:
     sigs = env.get("signatures")
     if not isinstance(sigs, list) or len(sigs) != 1 or not isinstance(sigs[0], dict):
         raise VerificationError(
-            "the DSSE envelope must carry exactly one signature", code="BUNDLE_INVALID"
+            "the DSSE envelope must carry exactly one signature", code=Code.BUNDLE_INVALID
         )
     signature = _b64(sigs[0].get("sig"), "dsseEnvelope.signatures[0].sig")
     # keyid is optional in DSSE; model_signing < 1.1 writes null.
     keyid = sigs[0].get("keyid") or ""
     if not isinstance(keyid, str):
-        raise VerificationError("signature keyid is not a string", code="BUNDLE_INVALID")
+        raise VerificationError("signature keyid is not a string", code=Code.BUNDLE_INVALID)
     return payload, signature, keyid
 
 
@@ -179,17 +180,17 @@ def _keys(vm: dict[str, Any]) -> tuple[str | None, tuple[bytes, ...]]:
     kinds = [k for k in _MATERIAL_KINDS if k in vm]
     if not kinds:
         raise VerificationError(
-            "verificationMaterial has no public key hint or certificate", code="BUNDLE_INVALID"
+            "verificationMaterial has no public key hint or certificate", code=Code.BUNDLE_INVALID
         )
     if len(kinds) > 1:
         raise VerificationError(
             f"verificationMaterial holds both {kinds[0]} and {kinds[1]}: one signing method only",
-            code="BUNDLE_INVALID",
+            code=Code.BUNDLE_INVALID,
         )
     if kinds == ["publicKey"]:
         pk = vm["publicKey"]
         if not isinstance(pk, dict) or not isinstance(pk.get("hint", ""), str):
-            raise VerificationError("publicKey.hint is not a string", code="BUNDLE_INVALID")
+            raise VerificationError("publicKey.hint is not a string", code=Code.BUNDLE_INVALID)
         return pk.get("hint") or None, ()
     if kinds == ["certificate"]:
         c = vm["certificate"]
@@ -197,7 +198,7 @@ def _keys(vm: dict[str, Any]) -> tuple[str | None, tuple[bytes, ...]]:
     chain = vm["x509CertificateChain"]
     items = chain.get("certificates") if isinstance(chain, dict) else None
     if not isinstance(items, list) or not items:
-        raise VerificationError("the certificate chain is empty", code="BUNDLE_INVALID")
+        raise VerificationError("the certificate chain is empty", code=Code.BUNDLE_INVALID)
     return None, tuple(
         _b64(c.get("rawBytes") if isinstance(c, dict) else None, f"certificate {i}")
         for i, c in enumerate(items)
@@ -224,7 +225,7 @@ def _timestamps(data: object) -> tuple[bytes, ...]:
         return ()
     items = data.get("rfc3161Timestamps", []) if isinstance(data, dict) else None
     if not isinstance(items, list):
-        raise VerificationError("rfc3161Timestamps is not a list", code="BUNDLE_INVALID")
+        raise VerificationError("rfc3161Timestamps is not a list", code=Code.BUNDLE_INVALID)
     return tuple(
         _b64(t.get("signedTimestamp") if isinstance(t, dict) else None, f"timestamp {i}")
         for i, t in enumerate(items)

@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
+from ...codes import Code
 from ...errors import InputError, VerificationError
 from .._atomic import open_regular
 from .keys import PublicKey, key_type
@@ -83,10 +84,12 @@ def load_certificates(path: str) -> list[x509.Certificate]:
         with open_regular(path) as fh:
             data = fh.read()
     except FileNotFoundError as exc:
-        raise InputError("certificate file not found", code="CERT_NOT_FOUND", path=path) from exc
+        raise InputError("certificate file not found", code=Code.CERT_NOT_FOUND, path=path) from exc
     except OSError as exc:
         raise InputError(
-            f"cannot read the certificate file: {exc.strerror}", code="CERT_UNREADABLE", path=path
+            f"cannot read the certificate file: {exc.strerror}",
+            code=Code.CERT_UNREADABLE,
+            path=path,
         ) from exc
     try:
         certificates = x509.load_pem_x509_certificates(data)
@@ -94,7 +97,7 @@ def load_certificates(path: str) -> list[x509.Certificate]:
             _ = cert.extensions  # parsed lazily: surface a malformed extension here
     except ValueError as exc:
         raise InputError(
-            f"no valid PEM certificate: {exc}", code="CERT_INVALID", path=path
+            f"no valid PEM certificate: {exc}", code=Code.CERT_INVALID, path=path
         ) from exc
     return certificates
 
@@ -106,7 +109,7 @@ def load_der_certificate(data: bytes, where: str) -> x509.Certificate:
         _ = cert.extensions
     except ValueError as exc:
         raise VerificationError(
-            f"not a valid DER certificate: {exc}", code="CERT_MALFORMED", path=where
+            f"not a valid DER certificate: {exc}", code=Code.CERT_MALFORMED, path=where
         ) from exc
     return cert
 
@@ -126,7 +129,7 @@ def verify_chain(
     if at.tzinfo is None:
         raise ValueError("verify_chain needs a timezone-aware time")
     if not roots:
-        raise VerificationError("no trusted root certificates given", code="CERT_UNTRUSTED")
+        raise VerificationError("no trusted root certificates given", code=Code.CERT_UNTRUSTED)
     verifier = (
         verification.PolicyBuilder()
         .store(verification.Store(list(roots)))
@@ -143,7 +146,7 @@ def verify_chain(
     if _der(path[-1]) not in anchors:  # cryptography guarantees this; a cheap second look
         raise VerificationError(
             f"the path ends at {_describe(path[-1])}, which is not a trusted root",
-            code="CERT_UNTRUSTED",
+            code=Code.CERT_UNTRUSTED,
         )
     _check_path(path, at)
     return path
@@ -155,7 +158,7 @@ def leaf_public_key(cert: x509.Certificate) -> PublicKey:
         key = cert.public_key()
     except (UnsupportedAlgorithm, ValueError) as exc:
         raise VerificationError(
-            f"unsupported key in {_describe(cert)}: {exc}", code="CERT_UNSUPPORTED_KEY"
+            f"unsupported key in {_describe(cert)}: {exc}", code=Code.CERT_UNSUPPORTED_KEY
         ) from exc
     if isinstance(key, ed25519.Ed25519PublicKey):
         return key
@@ -164,13 +167,13 @@ def leaf_public_key(cert: x509.Certificate) -> PublicKey:
             key_type(key)
         except InputError as exc:
             raise VerificationError(
-                f"{_describe(cert)}: {exc.message}", code="CERT_UNSUPPORTED_KEY"
+                f"{_describe(cert)}: {exc.message}", code=Code.CERT_UNSUPPORTED_KEY
             ) from exc
         return key
     raise VerificationError(
         f"{_describe(cert)} has a {type(key).__name__.replace('PublicKey', '')} key; "
         "signing certificates must hold an EC P-256/P-384/P-521 or Ed25519 key",
-        code="CERT_UNSUPPORTED_KEY",
+        code=Code.CERT_UNSUPPORTED_KEY,
     )
 
 
@@ -259,7 +262,7 @@ def _check_path(path: Sequence[x509.Certificate], at: datetime) -> None:
             raise VerificationError(
                 f"{_describe(cert, role)} allows {limit} intermediate CA(s) below it, "
                 f"the path has {below}",
-                code="CERT_BAD_CA",
+                code=Code.CERT_BAD_CA,
             )
 
 
@@ -269,7 +272,7 @@ def _check_critical(cert: x509.Certificate, role: str) -> None:
             raise VerificationError(
                 f"{_describe(cert, role)} has a critical extension {ext.oid.dotted_string} "
                 f"({type(ext.value).__name__}), which modelsign does not support",
-                code="CERT_UNSUPPORTED_CRITICAL",
+                code=Code.CERT_UNSUPPORTED_CRITICAL,
             )
 
 
@@ -294,19 +297,19 @@ def _check_leaf_usage(cert: x509.Certificate) -> None:
         raise VerificationError(
             f"{_describe(cert, 'leaf')} may not make signatures: its KeyUsage lacks "
             "digitalSignature",
-            code="CERT_BAD_USAGE",
+            code=Code.CERT_BAD_USAGE,
         )
     eku = _extension(cert, x509.ExtendedKeyUsage)
     if eku is None:
         raise VerificationError(
             f"{_describe(cert, 'leaf')} has no ExtendedKeyUsage; code signing needs codeSigning",
-            code="CERT_BAD_USAGE",
+            code=Code.CERT_BAD_USAGE,
         )
     if ExtendedKeyUsageOID.CODE_SIGNING not in eku:
         raise VerificationError(
             f"{_describe(cert, 'leaf')} is not for code signing: its ExtendedKeyUsage lacks "
             "codeSigning",
-            code="CERT_BAD_USAGE",
+            code=Code.CERT_BAD_USAGE,
         )
 
 
@@ -317,20 +320,20 @@ def _check_issuer_usage(cert: x509.Certificate, role: str = "issuer") -> x509.Ba
         raise VerificationError(
             f"{_describe(cert, role)} issued a certificate but is not a CA "
             "(BasicConstraints CA:TRUE missing)",
-            code="CERT_BAD_CA",
+            code=Code.CERT_BAD_CA,
         )
     key_usage = _extension(cert, x509.KeyUsage)
     if key_usage is not None and not key_usage.key_cert_sign:
         raise VerificationError(
             f"{_describe(cert, role)} may not sign certificates: its KeyUsage lacks keyCertSign",
-            code="CERT_BAD_CA",
+            code=Code.CERT_BAD_CA,
         )
     eku = _extension(cert, x509.ExtendedKeyUsage)
     if eku is not None and _ISSUER_EKUS.isdisjoint(eku):
         raise VerificationError(
             f"{_describe(cert, role)} is restricted by ExtendedKeyUsage to purposes other "
             "than code signing",
-            code="CERT_BAD_CA",
+            code=Code.CERT_BAD_CA,
         )
     return constraints
 
@@ -352,13 +355,13 @@ def _explain(
         return VerificationError(
             f"the certificate path {' -> '.join(repr(c.subject.rfc4514_string()) for c in path)} "
             f"is refused by cryptography's X.509 policy: {refusal}",
-            code="CERT_REJECTED",
+            code=Code.CERT_REJECTED,
         )
     # The branch that got furthest tells the most (the first one of that depth on a tie).
     reason = max(dead_ends, key=lambda d: d[0])[1] if dead_ends else "no path found"
     return VerificationError(
         f"{_describe(leaf, 'leaf')} does not chain to a trusted root: {reason}",
-        code="CERT_UNTRUSTED",
+        code=Code.CERT_UNTRUSTED,
     )
 
 
@@ -436,7 +439,7 @@ def _extensions(cert: x509.Certificate) -> x509.Extensions:
         return cert.extensions
     except ValueError as exc:
         raise VerificationError(
-            f"{_describe(cert)} has a malformed extension: {exc}", code="CERT_MALFORMED"
+            f"{_describe(cert)} has a malformed extension: {exc}", code=Code.CERT_MALFORMED
         ) from exc
 
 

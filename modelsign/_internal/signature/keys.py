@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from ...codes import Code
 from ...errors import InputError
 from .._atomic import open_regular, write_atomic
 
@@ -47,7 +48,7 @@ def generate_key(key_type: KeyType = "ec-p256") -> PrivateKey:
             return ec.generate_private_key(curve)
     raise InputError(
         f"unknown key type {key_type!r}; choose one of {', '.join(KEY_TYPES)}",
-        code="KEY_UNSUPPORTED",
+        code=Code.KEY_UNSUPPORTED,
     )
 
 
@@ -62,12 +63,12 @@ def write_keypair(
     """
     key_path, pub_path = f"{prefix}.key", f"{prefix}.pub"
     if password is not None and not password:
-        raise InputError("the key password is empty", code="KEY_PASSWORD_EMPTY", path=key_path)
+        raise InputError("the key password is empty", code=Code.KEY_PASSWORD_EMPTY, path=key_path)
     if not force:
         for path in (key_path, pub_path):
             if os.path.lexists(path):
                 raise InputError(
-                    "output exists; pass --force to overwrite", code="OUTPUT_EXISTS", path=path
+                    "output exists; pass --force to overwrite", code=Code.OUTPUT_EXISTS, path=path
                 )
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(password)
@@ -93,7 +94,7 @@ def load_private_key(path: str, password: bytes | None) -> PrivateKey:
     if encrypted and password is None:
         raise InputError(
             "the private key is encrypted; give its password",
-            code="KEY_PASSWORD_REQUIRED",
+            code=Code.KEY_PASSWORD_REQUIRED,
             path=path,
         )
     try:
@@ -101,24 +102,24 @@ def load_private_key(path: str, password: bytes | None) -> PrivateKey:
         key = serialization.load_pem_private_key(block, password if encrypted else None)
     except UnsupportedAlgorithm as exc:
         raise InputError(
-            f"unsupported private key algorithm: {exc}", code="KEY_UNSUPPORTED", path=path
+            f"unsupported private key algorithm: {exc}", code=Code.KEY_UNSUPPORTED, path=path
         ) from exc
     except ValueError as exc:
         if encrypted:
             raise InputError(
                 "cannot decrypt the private key: wrong password (or a damaged file)",
-                code="KEY_WRONG_PASSWORD",
+                code=Code.KEY_WRONG_PASSWORD,
                 path=path,
             ) from exc
         raise InputError(
-            f"not a valid PEM private key: {exc}", code="KEY_INVALID", path=path
+            f"not a valid PEM private key: {exc}", code=Code.KEY_INVALID, path=path
         ) from exc
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return key
     if isinstance(key, ec.EllipticCurvePrivateKey):
         _curve_entry(key.curve, path)
         return key
-    raise InputError(_unsupported_message(key), code="KEY_UNSUPPORTED", path=path)
+    raise InputError(_unsupported_message(key), code=Code.KEY_UNSUPPORTED, path=path)
 
 
 def load_public_key(path: str) -> PublicKey:
@@ -133,18 +134,18 @@ def load_public_key_pem(data: bytes, where: str) -> PublicKey:
         key = serialization.load_pem_public_key(data)
     except UnsupportedAlgorithm as exc:
         raise InputError(
-            f"unsupported public key algorithm: {exc}", code="KEY_UNSUPPORTED", path=where
+            f"unsupported public key algorithm: {exc}", code=Code.KEY_UNSUPPORTED, path=where
         ) from exc
     except ValueError as exc:
         raise InputError(
-            f"not a valid PEM public key: {exc}", code="KEY_INVALID", path=where
+            f"not a valid PEM public key: {exc}", code=Code.KEY_INVALID, path=where
         ) from exc
     if isinstance(key, ed25519.Ed25519PublicKey):
         return key
     if isinstance(key, ec.EllipticCurvePublicKey):
         _curve_entry(key.curve, where)
         return key
-    raise InputError(_unsupported_message(key), code="KEY_UNSUPPORTED", path=where)
+    raise InputError(_unsupported_message(key), code=Code.KEY_UNSUPPORTED, path=where)
 
 
 def public_key_pem(key: PublicKey) -> bytes:
@@ -197,7 +198,7 @@ def _curve_entry(
     if entry is None:
         raise InputError(
             f"unsupported elliptic curve {curve.name}; use P-256, P-384, P-521 or Ed25519",
-            code="KEY_UNSUPPORTED",
+            code=Code.KEY_UNSUPPORTED,
             path=where,
         )
     return entry
@@ -219,10 +220,10 @@ def _read_block(path: str, wanted: Callable[[bytes], bool], what: str) -> tuple[
         with open_regular(path) as fh:
             data = fh.read()
     except FileNotFoundError as exc:
-        raise InputError(f"{what} file not found", code="KEY_NOT_FOUND", path=path) from exc
+        raise InputError(f"{what} file not found", code=Code.KEY_NOT_FOUND, path=path) from exc
     except OSError as exc:
         raise InputError(
-            f"cannot read the {what} file: {exc.strerror}", code="KEY_UNREADABLE", path=path
+            f"cannot read the {what} file: {exc.strerror}", code=Code.KEY_UNREADABLE, path=path
         ) from exc
     found: list[str] = []
     for match in _PEM_BLOCK.finditer(data):
@@ -237,9 +238,9 @@ def _read_block(path: str, wanted: Callable[[bytes], bool], what: str) -> tuple[
         except binascii.Error as exc:
             raise InputError(
                 f"the PEM {label.decode('ascii')} block is not valid base64 (damaged file?)",
-                code="KEY_INVALID",
+                code=Code.KEY_INVALID,
                 path=path,
             ) from exc
         return label, match.group(0)
     detail = f" (it holds: {', '.join(found)})" if found else " (not PEM, or truncated)"
-    raise InputError(f"no PEM {what} found{detail}", code="KEY_INVALID", path=path)
+    raise InputError(f"no PEM {what} found{detail}", code=Code.KEY_INVALID, path=path)

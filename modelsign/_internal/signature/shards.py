@@ -50,6 +50,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Literal, NamedTuple, Protocol, cast
 
+from ...codes import Code
 from ...errors import InputError, VerificationError
 
 HashType = Literal["sha256", "blake2b", "blake3"]
@@ -214,7 +215,7 @@ def _tile(path: str, shards: list[Shard], shard_size: int) -> tuple[Shard, ...]:
 def shard_ranges(size: int, shard_size: int) -> list[tuple[int, int]]:
     """The ``[start, end)`` ranges a file of ``size`` bytes is cut into (none when empty)."""
     if shard_size <= 0:
-        raise InputError(f"shard size must be positive, got {shard_size}", code="BAD_SHARD_SIZE")
+        raise InputError(f"shard size must be positive, got {shard_size}", code=Code.BAD_SHARD_SIZE)
     return [(a, min(a + shard_size, size)) for a in range(0, size, shard_size)]
 
 
@@ -232,7 +233,7 @@ def shard_resources(
     subject digest must then be computed over the list in this order.
     """
     if hash_type not in HASH_TYPES:
-        raise InputError(f"unknown hash type {hash_type!r}", code="BAD_ALGORITHM")
+        raise InputError(f"unknown hash type {hash_type!r}", code=Code.BAD_ALGORITHM)
     out: list[dict[str, str]] = []
     for path, ds in digests.items():
         ranges = shard_ranges(sizes[path], shard_size)
@@ -240,7 +241,7 @@ def shard_resources(
             raise InputError(
                 f"{path}: {len(ds)} shard digests for {len(ranges)} shards "
                 f"of {shard_size} bytes in {sizes[path]} bytes",
-                code="BAD_SHARDS",
+                code=Code.BAD_SHARDS,
                 path=path,
             )
         out += [

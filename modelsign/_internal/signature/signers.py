@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from ...codes import Code
 from ...errors import InputError
 from . import bundle, certs, keys, timestamps
 
@@ -67,7 +68,7 @@ class KeySigner:
             if len(leaf) != 1:
                 raise InputError(
                     f"expected exactly one leaf certificate, found {len(leaf)}",
-                    code="CERT_INVALID",
+                    code=Code.CERT_INVALID,
                     path=cert,
                 )
             if keys.public_key_pem(leaf[0].public_key()) != keys.public_key_pem(  # type: ignore[arg-type]
@@ -75,12 +76,12 @@ class KeySigner:
             ):
                 raise InputError(
                     "the certificate is not for this private key",
-                    code="CERT_KEY_MISMATCH",
+                    code=Code.CERT_KEY_MISMATCH,
                     path=cert,
                 )
             certificates = leaf + [c for p in chain for c in certs.load_certificates(p)]
         elif chain:
-            raise InputError("--cert-chain needs --cert (the leaf certificate)", code="USAGE")
+            raise InputError("--cert-chain needs --cert (the leaf certificate)", code=Code.USAGE)
         return cls(key, certificates, tsa_url)
 
     def material(self) -> dict[str, Any]:

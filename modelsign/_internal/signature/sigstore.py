@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
 
+from ...codes import Code
 from ...errors import InputError, SignatureError, VerificationError
 from .._atomic import open_regular
 from .bundle import PAYLOAD_TYPE, Envelope
@@ -200,11 +201,11 @@ def load_trusted_root(
             return TrustedRoot.from_file(path)
         except FileNotFoundError as exc:
             raise InputError(
-                "no such trusted root", code="TRUST_ROOT_NOT_FOUND", path=path
+                "no such trusted root", code=Code.TRUST_ROOT_NOT_FOUND, path=path
             ) from exc
         except Exception as exc:  # sigstore raises several types for a malformed root
             raise InputError(
-                f"not a Sigstore trusted root: {exc}", code="TRUST_ROOT_INVALID", path=path
+                f"not a Sigstore trusted root: {exc}", code=Code.TRUST_ROOT_INVALID, path=path
             ) from exc
     if offline:
         return shipped_trusted_root(staging)
@@ -236,14 +237,14 @@ class SigstoreVerifier:
         if (identity is None) == (identity_regex is None):
             raise InputError(
                 "Sigstore verification needs exactly one of --identity or --identity-regex",
-                code="USAGE",
+                code=Code.USAGE,
             )
         if not issuer:
-            raise InputError("Sigstore verification needs --issuer", code="USAGE")
+            raise InputError("Sigstore verification needs --issuer", code=Code.USAGE)
         try:
             regex = re.compile(identity_regex) if identity_regex is not None else None
         except re.error as exc:
-            raise InputError(f"bad --identity-regex: {exc}", code="BAD_REGEX") from exc
+            raise InputError(f"bad --identity-regex: {exc}", code=Code.BAD_REGEX) from exc
         self.trusted_root = trusted_root
         self.policy = _CertPolicy(
             issuer=issuer,
@@ -262,21 +263,23 @@ class SigstoreVerifier:
             bundle = Bundle.from_json(json.dumps(envelope.raw))
         except Exception as exc:  # sigstore raises several types for malformed bundles
             raise VerificationError(
-                f"not a valid Sigstore bundle: {exc}", code="SIGSTORE_BUNDLE_INVALID"
+                f"not a valid Sigstore bundle: {exc}", code=Code.SIGSTORE_BUNDLE_INVALID
             ) from exc
         try:
             verifier = Verifier(trusted_root=self.trusted_root)  # type: ignore[arg-type]
             payload_type, payload = verifier.verify_dsse(bundle, self.policy)
         except Exception as exc:  # not every sigstore failure is a sigstore.errors.Error
             raise VerificationError(
-                f"Sigstore verification failed: {exc}", code="SIGSTORE_VERIFICATION_FAILED"
+                f"Sigstore verification failed: {exc}", code=Code.SIGSTORE_VERIFICATION_FAILED
             ) from exc
         # What verify_dsse leaves to its caller.
         if payload_type != PAYLOAD_TYPE:
-            raise VerificationError(f"DSSE payload type is {payload_type!r}", code="PAYLOAD_TYPE")
+            raise VerificationError(
+                f"DSSE payload type is {payload_type!r}", code=Code.PAYLOAD_TYPE
+            )
         if payload != envelope.payload:
             raise VerificationError(
-                "verified payload differs from the envelope", code="BAD_SIGNATURE"
+                "verified payload differs from the envelope", code=Code.BAD_SIGNATURE
             )
         cert = bundle.signing_certificate
         identity, issuer, ext = fulcio_identity(cert)
@@ -331,12 +334,12 @@ class SigstoreSigner:
                     config = ClientTrustConfig.from_json(fh.read())
             except FileNotFoundError as exc:
                 raise InputError(
-                    "no such trust config", code="TRUST_CONFIG_NOT_FOUND", path=trust_config
+                    "no such trust config", code=Code.TRUST_CONFIG_NOT_FOUND, path=trust_config
                 ) from exc
             except Exception as exc:  # pydantic / protobuf errors of several types
                 raise InputError(
                     f"not a Sigstore ClientTrustConfig: {exc}",
-                    code="TRUST_CONFIG_INVALID",
+                    code=Code.TRUST_CONFIG_INVALID,
                     path=trust_config,
                 ) from exc
         else:
@@ -345,7 +348,7 @@ class SigstoreSigner:
             except Exception as exc:  # TUF / network errors come in many types
                 raise SignatureError(
                     f"cannot fetch the Sigstore trust configuration: {exc}",
-                    code="SIGSTORE_UNREACHABLE",
+                    code=Code.SIGSTORE_UNREACHABLE,
                 ) from exc
         token = parsed or _identity_token(None, config, oauth_force_oob=oauth_force_oob)
         return cls(config, token)
@@ -366,7 +369,7 @@ class SigstoreSigner:
         except Exception as exc:  # network, Fulcio and Rekor errors of many types
             detail = str(exc) or repr(exc.__cause__ or exc)
             raise SignatureError(
-                f"Sigstore signing failed: {detail}", code="SIGSTORE_SIGNING_FAILED"
+                f"Sigstore signing failed: {detail}", code=Code.SIGSTORE_SIGNING_FAILED
             ) from exc
         return [b.to_json().encode("utf-8") for b in bundles]
 
@@ -381,20 +384,20 @@ def _ambient_token(raw: str | None, *, env: Mapping[str, str], interactive: bool
         raise InputError(
             "this GitHub Actions job cannot request an OIDC token: add "
             "'permissions: id-token: write' to the job (or the workflow)",
-            code="NO_IDENTITY_TOKEN",
+            code=Code.NO_IDENTITY_TOKEN,
         )
     try:
         raw = detect_credential()
     except Exception as exc:  # sigstore.oidc.IdentityError and id's errors
         raise InputError(
-            f"ambient CI credentials were found but failed: {exc}", code="NO_IDENTITY_TOKEN"
+            f"ambient CI credentials were found but failed: {exc}", code=Code.NO_IDENTITY_TOKEN
         ) from exc
     if raw is None and not interactive:
         raise InputError(
             "no identity token: pass --identity-token, set "
             f"{TOKEN_ENV}, run in CI with OIDC (GitHub Actions 'id-token: write', "
             "GitLab SIGSTORE_ID_TOKEN), or run interactively",
-            code="NO_IDENTITY_TOKEN",
+            code=Code.NO_IDENTITY_TOKEN,
         )
     return raw
 
@@ -408,11 +411,11 @@ def _identity_token(raw: str | None, config: object, *, oauth_force_oob: bool) -
             return Issuer(url).identity_token(force_oob=oauth_force_oob)
         except Exception as exc:  # network / OAuth errors
             raise SignatureError(
-                f"interactive sign-in failed: {exc}", code="SIGSTORE_SIGNIN_FAILED"
+                f"interactive sign-in failed: {exc}", code=Code.SIGSTORE_SIGNIN_FAILED
             ) from exc
     try:
         return IdentityToken(raw)
     except Exception as exc:  # sigstore.oidc.IdentityError for malformed / expired tokens
         raise InputError(
-            f"the identity token is not usable: {exc}", code="BAD_IDENTITY_TOKEN"
+            f"the identity token is not usable: {exc}", code=Code.BAD_IDENTITY_TOKEN
         ) from exc

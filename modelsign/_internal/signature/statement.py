@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
+from ...codes import Code
 from ...errors import DiscoveryError, ManifestError, VerificationError
 from .._json import canonical_dumps, strict_loads
 from ..discover import GIT_PATHS, check_relative_name
@@ -166,7 +167,7 @@ def build_statement(
         # Only zero-length files under shard serialization: nothing to sign (§6.1).
         raise ManifestError(
             "no resource to sign: every file is empty (shards skip empty files)",
-            code="EMPTY_MODEL",
+            code=Code.EMPTY_MODEL,
         )
     if attested:
         items[0]["annotations"] = {MARKER: ATTESTATION_TYPE}
@@ -194,9 +195,9 @@ def strict_json(data: bytes, what: str) -> Any:
     return strict_loads(
         data,
         lambda k: VerificationError(
-            f"{what} has a duplicate JSON key {k!r}", code="DUPLICATE_JSON_KEY"
+            f"{what} has a duplicate JSON key {k!r}", code=Code.DUPLICATE_JSON_KEY
         ),
-        lambda why: VerificationError(f"{what} is not valid JSON: {why}", code="MALFORMED_JSON"),
+        lambda why: VerificationError(f"{what} is not valid JSON: {why}", code=Code.MALFORMED_JSON),
     )
 
 
@@ -258,7 +259,7 @@ def parse_statement(payload: bytes) -> SignedStatement:
     if actual != subject_digest:
         raise VerificationError(
             "the subject digest does not match the signed resources",
-            code="SUBJECT_DIGEST_MISMATCH",
+            code=Code.SUBJECT_DIGEST_MISMATCH,
             expected=subject_digest,
             actual=actual,
         )

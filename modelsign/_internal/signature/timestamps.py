@@ -20,6 +20,7 @@ from datetime import datetime
 
 from cryptography import x509
 
+from ...codes import Code
 from ...errors import InputError, SignatureError, VerificationError
 from .certs import load_certificates
 
@@ -39,7 +40,7 @@ class TimestampAuthority:
         if len(chain) < 2:
             raise InputError(
                 "a TSA chain needs the TSA's certificate and its root (leaf first)",
-                code="TSA_CHAIN_INVALID",
+                code=Code.TSA_CHAIN_INVALID,
                 path=path,
             )
         return cls(chain)
@@ -57,7 +58,7 @@ def trusted_root_authorities(path: str) -> list[TimestampAuthority]:
         ]
     except Exception as exc:  # protobuf / JSON / certificate errors of several types
         raise InputError(
-            f"not a Sigstore trusted root: {exc}", code="TRUST_ROOT_INVALID", path=path
+            f"not a Sigstore trusted root: {exc}", code=Code.TRUST_ROOT_INVALID, path=path
         ) from exc
 
 
@@ -86,12 +87,12 @@ def request_timestamp(url: str, signature: bytes) -> bytes:
         with urllib.request.urlopen(http, timeout=_TIMEOUT) as reply:
             body = reply.read(1 << 20)
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise SignatureError(f"the TSA at {url} failed: {exc}", code="TSA_UNREACHABLE") from exc
+        raise SignatureError(f"the TSA at {url} failed: {exc}", code=Code.TSA_UNREACHABLE) from exc
     try:
         response = decode_timestamp_response(body)
     except ValueError as exc:
         raise SignatureError(
-            f"the TSA at {url} sent no timestamp: {exc}", code="TSA_BAD_RESPONSE"
+            f"the TSA at {url} sent no timestamp: {exc}", code=Code.TSA_BAD_RESPONSE
         ) from exc
     info = response.tst_info
     if (
@@ -100,7 +101,7 @@ def request_timestamp(url: str, signature: bytes) -> bytes:
     ):
         raise SignatureError(
             f"the TSA at {url} timestamped something else (nonce or digest differ)",
-            code="TSA_BAD_RESPONSE",
+            code=Code.TSA_BAD_RESPONSE,
         )
     return bytes(response.as_bytes())
 
@@ -130,7 +131,7 @@ def verified_time(
     if len(tokens) > MAX_TIMESTAMPS:
         raise VerificationError(
             f"{len(tokens)} timestamps in one bundle (at most {MAX_TIMESTAMPS})",
-            code="TIMESTAMP_INVALID",
+            code=Code.TIMESTAMP_INVALID,
         )
     times: list[datetime] = []
     for i, token in enumerate(tokens):
@@ -138,7 +139,7 @@ def verified_time(
             response = decode_timestamp_response(token)
         except ValueError as exc:
             raise VerificationError(
-                f"timestamp {i} is not an RFC 3161 response: {exc}", code="TIMESTAMP_INVALID"
+                f"timestamp {i} is not an RFC 3161 response: {exc}", code=Code.TIMESTAMP_INVALID
             ) from exc
         for tsa in authorities:
             builder = VerifierBuilder().tsa_certificate(tsa.chain[0])
@@ -154,6 +155,6 @@ def verified_time(
         else:
             raise VerificationError(
                 f"timestamp {i} is not signed by a trusted TSA over this signature",
-                code="TIMESTAMP_UNTRUSTED",
+                code=Code.TIMESTAMP_UNTRUSTED,
             )
     return min(times)

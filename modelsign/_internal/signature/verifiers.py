@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict
 
+from ...codes import Code
 from ...errors import InputError, VerificationError
 from . import certs, keys
 from .bundle import Envelope, pae, pae_legacy
@@ -80,7 +81,7 @@ def _check_signature(key: keys.PublicKey, envelope: Envelope) -> None:
     raise VerificationError(
         "the signature does not verify with this key: the statement or signature was "
         "altered, or it was signed by another key",
-        code="BAD_SIGNATURE",
+        code=Code.BAD_SIGNATURE,
     )
 
 
@@ -97,7 +98,7 @@ def _require_method(envelope: Envelope, method: str, flag: str) -> None:
         raise VerificationError(
             f"the bundle is signed with the {envelope.method} method, not {method} ({flag}): "
             f"verify it with {_HOW[envelope.method]}",
-            code="METHOD_MISMATCH",
+            code=Code.METHOD_MISMATCH,
             expected=method,
             actual=envelope.method,
         )
@@ -122,7 +123,7 @@ class KeyVerifier:
         if envelope.key_hint is not None and envelope.key_hint != hint:
             raise VerificationError(
                 "the signature names another public key (key hint differs)",
-                code="KEY_HINT_MISMATCH",
+                code=Code.KEY_HINT_MISMATCH,
                 expected=hint,
                 actual=envelope.key_hint,
             )
@@ -152,7 +153,7 @@ class CertificateVerifier:
         tsa: Sequence[TimestampAuthority] = (),
     ):
         if not roots:
-            raise InputError("no trusted root certificates given", code="NO_TRUST_ROOT")
+            raise InputError("no trusted root certificates given", code=Code.NO_TRUST_ROOT)
         self.roots = list(roots)
         self.at = at
         self.tsa = tuple(tsa)
@@ -169,7 +170,7 @@ class CertificateVerifier:
         if not envelope.certificates:
             raise VerificationError(
                 "the signature carries no certificate chain (was it signed with a bare key?)",
-                code="NO_CERTIFICATE",
+                code=Code.NO_CERTIFICATE,
             )
         chain = [
             certs.load_der_certificate(d, f"certificate {i} of the bundle")

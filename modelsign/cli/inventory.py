@@ -8,11 +8,12 @@ import click
 
 from .._internal._atomic import write_atomic
 from . import cli
+from ._inventory_table import BLOCKED, Row, plural, print_table, terminal_width, wrap_units
 from ._options import progress_bar, refuse_existing
 from .inspect import human_size
 
 if TYPE_CHECKING:
-    from ..inventory import InventoryEntry
+    from ..inventory import Inventory, InventoryEntry
 
 _STYLES: dict[str, str] = {
     "verified": "green",
@@ -33,42 +34,60 @@ def _display_name(m: InventoryEntry) -> str:
     return f"{repo}@{at}" + (f" ({m.revision[:12]})" if m.refs else "")
 
 
-def _render(models: list[InventoryEntry], counts: dict[str, int], policy: bool) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=200)  # a pipe or a file: keep rows on one line
-    table = Table(show_lines=False, header_style="bold")
-    for column in ("status", "model", "store", "size", "format", "quant", "licence", "signed"):
-        table.add_column(column, no_wrap=column in ("status", "size"))
-    table.add_column("checked", no_wrap=True)
-    table.add_column("reason", overflow="fold", ratio=1)
+def _rows(models: list[InventoryEntry]) -> list[Row]:
+    rows = []
     for m in models:
         weights = [f for f in m.formats if f != "opaque"] or m.formats
         q = m.quantization
-        quant = (q.scheme or ("quantized" if q.quantized else "none")) if q else ""
-        status: str = m.status + (" (blocked)" if m.blocked else "")
-        cells = [
-            _display_name(m),
-            m.store,
-            human_size(m.size),
-            ",".join(weights),
-            quant,
-            m.licence or "",
-            "yes" if m.signature else "no",
-            m.checked,
-            m.reason or "",
-        ]
-        # Names and reasons come from files on disk: never rich markup.
-        table.add_row(f"[{_STYLES[m.status]}]{status}[/]", *(escape(c) for c in cells))
-    console.print(table)
-    summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or "none"
+        cells = {
+            "store": m.store,
+            "size": human_size(m.size),
+            "format": ",".join(weights),
+            "quant": (q.scheme or ("quantized" if q.quantized else "none")) if q else "",
+            "licence": m.licence or "",
+            "signed": "yes" if m.signature else "no",
+            "checked": m.checked,
+        }
+        # Text, never markup: names and reasons come from files on disk.
+        rows.append(Row(m.status, _STYLES[m.status], m.blocked, _display_name(m), cells, m.reason))
+    return rows
+
+
+def _render(inventory: Inventory, models: list[InventoryEntry]) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    width = terminal_width()
+    console = Console(width=width or 80, soft_wrap=width is None, highlight=False)
+    if not models:
+        console.print("no models found")
+        for s in inventory.stores:
+            origin = "" if s.origin in ("default", "root") else f", {s.origin}"
+            where = "scanned" if s.present else "absent"
+            console.print(Text(f"  {where:8} {s.path} ({s.kind}{origin})"))
+        return
+    lay = print_table(console, _rows(models), width)
+    counts = [f"{n} {s}" for s, n in inventory.counts().items()]
     blocked = sum(1 for m in models if m.blocked)
-    tail = f"; {blocked} blocked by the policy" if policy else ""
-    console.print(f"{len(models)} models: {summary}{tail}")
+    tail = [f"{blocked} blocked ({BLOCKED})"] if blocked else []
+    if inventory.policy and not blocked:
+        tail = ["none blocked by the policy"]
+    units = [f"{plural(len(models), 'model')}:", *[c + "," for c in counts[:-1]], counts[-1]]
+    if tail:
+        units[-1] += ";"
+    for line in wrap_units(units + tail, width):
+        console.print(Text(line))
+    if lay.hidden:
+        left_out = f"({', '.join(lay.hidden)} left out at {width} columns; --json has every field)"
+        for line in wrap_units(left_out.split(), width):
+            console.print(Text(line, style="dim"))
+
+
+def _warn_missing_stores(inventory: Inventory) -> None:
+    """A store an environment variable names but that is not there: no models, and said so."""
+    for s in inventory.stores:
+        if not s.present and s.origin not in ("default", "root"):
+            click.echo(f"warning: {s.origin}={s.path} does not exist; no models there", err=True)
 
 
 @cli.command("inventory")
@@ -149,12 +168,13 @@ def inventory_cmd(
             verify=verify_all,
             progress=progress,
         )
+    _warn_missing_stores(inventory)
     models = sort_models(inventory.models, sort_by)  # type: ignore[arg-type]
     if as_json:
         shown: Any = inventory.model_copy(update={"models": models})
         click.echo(shown.model_dump_json(indent=2))
     else:
-        _render(models, inventory.counts(), policy is not None)
+        _render(inventory, models)
     if bom_out:
         text = cyclonedx_json(inventory, timestamp=build_time())
         write_atomic(bom_out, text.encode("utf-8"), force=force)

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import pickle
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -235,7 +236,7 @@ OLLAMA_PARTIAL = "sha256-eeeeeeeeeeee (download incomplete)"
 LM = "pub/tiny-GGUF/"
 
 
-def run(*args: str | Path, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """``modelsign inventory ARGS``: exit code, stdout, stderr."""
+def run(*args: str | Path, env: Mapping[str, str | None] | None = None) -> tuple[int, str, str]:
+    """``modelsign inventory ARGS``: exit code, stdout, stderr (``env``: None unsets)."""
     r = CliRunner().invoke(cli, ["inventory", *map(str, args)], env=env)
     return r.exit_code, r.stdout, r.stderr

@@ -10,6 +10,7 @@ from .._internal._atomic import write_atomic
 from . import cli
 from ._inventory_table import BLOCKED, Row, plural, print_table, terminal_width, wrap_units
 from ._options import progress_bar, refuse_existing
+from ._trust_options import TrustOptions, trust_options
 from .inspect import human_size
 
 if TYPE_CHECKING:
@@ -96,7 +97,8 @@ def _warn_missing_stores(inventory: Inventory) -> None:
     "--policy",
     "policy_file",
     type=click.Path(dir_okay=False),
-    help="Judge every model by this policy; signed models are verified in full.",
+    help="Judge every model by this policy (its signers are trusted); signed models are "
+    "verified in full, as they are with --key, --cert-chain or --identity.",
 )
 @click.option(
     "--verify",
@@ -126,9 +128,16 @@ def _warn_missing_stores(inventory: Inventory) -> None:
     is_flag=True,
     help="Scan only the ROOTs, not the runtimes' default stores.",
 )
+@click.option(
+    "--require-signed",
+    is_flag=True,
+    help="Block (exit 1) every model without a signature, and every unreadable one.",
+)
+@trust_options
 @click.pass_context
 def inventory_cmd(
     ctx: click.Context,
+    /,
     roots: tuple[str, ...],
     policy_file: str | None,
     verify_all: bool,
@@ -137,6 +146,8 @@ def inventory_cmd(
     force: bool,
     sort_by: str,
     no_default_stores: bool,
+    require_signed: bool,
+    **trust: Any,
 ) -> None:
     """List the models on this machine and whether they are the ones you signed.
 
@@ -145,21 +156,29 @@ def inventory_cmd(
     cache (LLAMA_CACHE) and every ROOT for safetensors, GGUF and pickle models.
     Each gets a status: verified, policy-failed, signed-untrusted, unsigned,
     tampered, unsafe-format or unreadable. Weights are never loaded; without
-    --verify only headers and small files are read.
+    --verify only headers and small files are read. Trust signers by --key,
+    --cert-chain or --identity/--issuer (as verify does), or by the signers
+    of --policy; without either, signatures are reported, not believed.
 
-    Exit code 1 when a model fails an enforced rule of --policy (or is
-    tampered under it), 2 on usage or input errors, else 0.
+    Exit codes: 0 when no model is blocked; 1 when one is (marked ✗):
+    tampered (with or without a policy), signed but not verified by the
+    trust given, failing an enforced rule of --policy, or unsigned or
+    unreadable under --require-signed; 2 on a usage or input error (a ROOT
+    that does not exist, a policy or key that cannot be read).
     """
-    from ..inventory import cyclonedx_json, scan, sort_models
+    from ..inventory import scan
     from ..policy import Policy
-    from .sbom import build_time
 
     if as_json and bom_out:
         raise click.UsageError("give --json or --cyclonedx, not both")
     if no_default_stores and not roots:
         raise click.UsageError("nothing to scan: give a ROOT, or leave out --no-default-stores")
     refuse_existing(bom_out, force)
+    how = TrustOptions(**trust)
+    how.refuse_stray()
     policy = Policy.load(policy_file) if policy_file else None
+    how.refuse_ambiguous(policy, required=False)
+    verifier = how.verifier()
     with progress_bar(True, "scanning models", counting=True) as progress:
         inventory = scan(
             roots,
@@ -167,8 +186,22 @@ def inventory_cmd(
             policy=policy,
             verify=verify_all,
             progress=progress,
+            verifier=verifier,
+            require_signed=require_signed,
         )
     _warn_missing_stores(inventory)
+    _output(inventory, sort_by, as_json, bom_out, force)
+    if inventory.blocked:
+        ctx.exit(1)
+
+
+def _output(
+    inventory: Inventory, sort_by: str, as_json: bool, bom_out: str | None, force: bool
+) -> None:
+    """The table or the JSON on stdout, and the ML-BOM to ``bom_out``."""
+    from ..inventory import cyclonedx_json, sort_models
+    from .sbom import build_time
+
     models = sort_models(inventory.models, sort_by)  # type: ignore[arg-type]
     if as_json:
         shown: Any = inventory.model_copy(update={"models": models})
@@ -179,5 +212,3 @@ def inventory_cmd(
         text = cyclonedx_json(inventory, timestamp=build_time())
         write_atomic(bom_out, text.encode("utf-8"), force=force)
         click.echo(f"wrote {bom_out}", err=True)
-    if inventory.blocked:
-        ctx.exit(1)

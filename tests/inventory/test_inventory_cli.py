@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 from rich.cells import cell_len
 
+from modelsign import KeySigner, sign
 from modelsign.cli._inventory_table import BLOCKED, COLUMNS, elide_middle
 from modelsign.cli.inventory import _display_name
 from modelsign.inventory import STATUS_ORDER, InventoryEntry
 from tests.inventory.stores import (
     MODEL,
+    OTHER,
     Device,
     gguf_bytes,
     hf_repo,
@@ -230,7 +232,8 @@ def test_the_table_fits_the_terminal(columns: int, device: Device, tmp_path: Pat
 def test_a_pipe_gets_every_column_and_whole_lines(device: Device, tmp_path: Path) -> None:
     """No terminal and no COLUMNS: nothing shortened, left out or wrapped."""
     _long_names(device, tmp_path)
-    _, out, _ = run(device.root, env={**device.env, "COLUMNS": None})
+    code, out, _ = run(device.root, env={**device.env, "COLUMNS": None})
+    assert code == 1  # grown:latest, tampered
     _, doc, _ = run(device.root, "--json", env={**device.env, "COLUMNS": None})
     models = [InventoryEntry.model_validate(m) for m in json.loads(doc)["models"]]
     header, shown, after = _table(out)
@@ -253,3 +256,96 @@ def test_elide_middle_keeps_the_start_and_the_end() -> None:
     wide = "模型/量化-Q4_K_M"  # two cells a character: cut by cells, never over the width
     for width in range(3, cell_len(wide)):
         assert cell_len(elide_middle(wide, width)) <= width
+
+
+# --- exit codes -----------------------------------------------------------------------------
+
+
+def _blocked(out: str) -> dict[str, bool]:
+    return {m["name"]: m["blocked"] for m in json.loads(out)["models"]}
+
+
+def test_exit_0_when_nothing_is_blocked(device: Device) -> None:
+    """Unsigned models, and signatures nobody was asked to trust, are listed, not failures."""
+    for root in ("loose", "signed-model", "other-signer"):
+        code, out, err = run(device.root / root, "--no-default-stores", "--json")
+        assert code == 0, err
+        assert not any(_blocked(out).values())
+    # With trust given: a model it verifies passes.
+    key = device.policy.parent / "trusted.pub"
+    code, out, err = run(device.root / "signed-model", "--no-default-stores", "--key", key)
+    assert code == 0, err
+    assert out.splitlines()[1].split()[:2] == ["verified", "signed-model"]
+
+
+def test_exit_1_for_a_tampered_model_with_or_without_a_policy(device: Device) -> None:
+    """The issue's case: --verify finds a model altered since it was signed; no policy given."""
+    tampered = device.root / "tampered-signed"
+    code, out, _ = run(tampered, "--no-default-stores", "--verify", "--json")
+    assert code == 1
+    (entry,) = json.loads(out)["models"]
+    assert (entry["status"], entry["blocked"], entry["policy"]) == ("tampered", True, None)
+    code, out, _ = run(tampered, "--no-default-stores", "--verify")
+    assert code == 1 and out.startswith("  status") and "\n✗ tampered  " in out
+    assert "1 blocked (✗)" in out
+    # Without --verify: an Ollama blob whose size is not its manifest's is tampered too.
+    code, out, _ = run("--json", env=device.env)
+    assert code == 1
+    assert {n for n, b in _blocked(out).items() if b} == {"grown:latest"}
+    # And under a policy (blocked there already).
+    code, _, _ = run(tampered, "--no-default-stores", "--policy", device.policy)
+    assert code == 1
+
+
+def test_exit_1_for_a_signature_the_trust_given_does_not_verify(device: Device) -> None:
+    key = device.policy.parent / "trusted.pub"
+    code, out, _ = run(device.root / "other-signer", "--no-default-stores", "--key", key, "--json")
+    assert code == 1
+    (entry,) = json.loads(out)["models"]
+    assert (entry["status"], entry["blocked"]) == ("signed-untrusted", True)
+    assert entry["reason"].startswith("KEY_HINT_MISMATCH: ")
+    # A pickle signed by someone else: its status is unsafe-format, and it is still blocked.
+    legacy = device.root / "legacy"
+    code, out, _ = run(legacy, "--no-default-stores", "--key", key, "--json")
+    assert code == 0  # unsigned: listed, not a failure without --require-signed
+    sign(legacy, signer=KeySigner(OTHER), env={})
+    code, out, _ = run(legacy, "--no-default-stores", "--key", key, "--json")
+    assert code == 1
+    (entry,) = json.loads(out)["models"]
+    assert (entry["status"], entry["blocked"]) == ("unsafe-format", True)
+
+
+def test_exit_1_for_unsigned_models_under_require_signed(device: Device) -> None:
+    loose = device.root / "loose"
+    code, out, _ = run(loose, "--no-default-stores", "--require-signed", "--json")
+    assert code == 1 and _blocked(out) == {"single.safetensors": True}
+    # Signed (trust not asked for): present, so it passes; with --key it must also verify.
+    code, out, _ = run(device.root / "other-signer", "--no-default-stores", "--require-signed")
+    assert code == 0
+    key = device.policy.parent / "trusted.pub"
+    for root, expected in (("signed-model", 0), ("other-signer", 1)):
+        args = (device.root / root, "--no-default-stores", "--require-signed", "--key", key)
+        assert run(*args)[0] == expected, root
+    # An unreadable model cannot show a signature: blocked too.
+    code, out, _ = run(device.lmstudio, "--no-default-stores", "--require-signed", "--json")
+    assert code == 1
+    unreadable = {m["name"]: m["blocked"] for m in json.loads(out)["models"]
+                  if m["status"] == "unreadable"}  # fmt: skip
+    assert unreadable and all(unreadable.values())
+
+
+def test_exit_2_for_usage_and_trust_errors(device: Device, tmp_path: Path) -> None:
+    key = device.policy.parent / "trusted.pub"
+    root = (device.root / "signed-model", "--no-default-stores")
+    cases = [
+        ((*root, "--key", key, "--identity", "a@b", "--issuer", "https://x"), "USAGE"),
+        ((*root, "--offline"), "USAGE"),  # a Sigstore option without an identity
+        ((*root, "--tsa-cert-chain", key), "USAGE"),  # a TSA without a key
+        ((*root, "--key", tmp_path / "missing.pem"), "error["),
+        ((tmp_path / "missing-root", "--no-default-stores"), "NOT_FOUND"),
+        ((*root, "--require-signed", "--sort", "colour"), "colour"),
+    ]
+    for args, expected in cases:
+        code, out, err = run(*args)
+        assert code == 2, (args, out, err)
+        assert expected in err, (args, err)

@@ -32,8 +32,9 @@ records, or a hashed blob whose SHA-256 (git SHA-1 for a Hugging Face non-LFS
 file) is not its name, is ``tampered`` — with no signature needed. With
 ``verify`` every file is hashed, so every content address is checked and
 every signature's content is compared, trusted or not. A model with a
-signature is verified in full (which reads every byte) whenever a policy
-lists signers, since ``verified`` can mean nothing less. Each entry says how
+signature is verified in full (which reads every byte) whenever there is
+trust to verify it with — a policy that lists signers, or the caller's
+``verifier`` — since ``verified`` can mean nothing less. Each entry says how
 far its content was checked (``checked``: ``none``, ``size``, ``sha256``,
 ``signature``).
 

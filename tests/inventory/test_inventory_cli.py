@@ -80,8 +80,10 @@ def _env(tmp_path: Path, **stores: Path) -> dict[str, str | None]:
 def test_an_empty_store_holds_no_models(store: str, tmp_path: Path) -> None:
     path = _empty_stores(tmp_path)[store]
     var = "OLLAMA_MODELS" if store.startswith("ollama") else store
-    for policy_args in ((), ("--verify",)):
-        code, out, err = run("--json", *policy_args, env=_env(tmp_path, **{var: path}))
+    policy = tmp_path / "policy.yaml"  # the case: under a policy, an exit code 1
+    policy.write_text("version: 1\nformats: {deny: [pickle]}\nlicences: {require: true}\n")
+    for args in ((), ("--verify",), ("--policy", str(policy)), ("--require-signed",)):
+        code, out, err = run("--json", *args, env=_env(tmp_path, **{var: path}))
         assert code == 0, err
         doc = json.loads(out)
         assert doc["models"] == []

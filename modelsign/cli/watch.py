@@ -6,13 +6,16 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 import click
 
 from ..policy import Policy
 from ..watch import ON_CHANGE_TIMEOUT, Event, command_hook, watch
 from . import cli
+from ._trust_options import TrustOptions, trust_options
 
 
 @cli.command("watch")
@@ -20,9 +23,9 @@ from . import cli
 @click.option(
     "--policy",
     "policy_path",
-    required=True,
     type=click.Path(dir_okay=False),
-    help="The policy every verification applies (its signers are the trusted ones).",
+    help="The policy every verification applies (its signers are trusted, on top of "
+    "--key, --cert-chain or --identity).",
 )
 @click.option(
     "--signature",
@@ -54,23 +57,33 @@ from . import cli
     f"set, killed after {ON_CHANGE_TIMEOUT:g} s; a failure is reported, never fatal.",
 )
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), help="Parallel hashing threads.")
+@trust_options
 def watch_cmd(
     paths: tuple[str, ...],
-    policy_path: str,
+    policy_path: str | None,
     signature: str | None,
     interval: float,
     debounce: float,
     on_change: str | None,
     jobs: int | None,
+    **trust: Any,
 ) -> None:
     """Verify each PATH, then re-verify it whenever it changes, until SIGINT or SIGTERM.
 
-    Prints one JSON object per line: {"event": "verified" | "changed" |
-    "tampered" | "restored" | "removed", "model", "time", "verdict",
-    "problems", "failed_rules", "signer", "paths"}. Exit code 0 when stopped
-    by a signal; 2 for a usage or configuration error.
+    Trust the signer as verify does: by --key, by --cert-chain, by
+    --identity (or --identity-regex) and --issuer, or by the signers of
+    --policy. Prints one JSON object per line: {"event": "verified" |
+    "changed" | "tampered" | "restored" | "removed", "model", "time",
+    "verdict", "problems", "failed_rules", "signer", "paths"}. A tampered
+    model is an event, not an exit. Exit codes: 0 when stopped by a signal;
+    1 when the monitor itself fails (its output closed); 2 for a usage or
+    configuration error.
     """
-    policy = Policy.load(policy_path)
+    how = TrustOptions(**trust)
+    how.refuse_stray()
+    policy = Policy.load(policy_path) if policy_path else None
+    how.refuse_ambiguous(policy)
+    verifier = how.verifier()
     hook = (
         command_hook(on_change, on_error=lambda msg: click.echo(f"warning: {msg}", err=True))
         if on_change is not None
@@ -83,8 +96,30 @@ def watch_cmd(
         if hook is not None and event["event"] != "verified":
             hook(event)
 
-    # The handlers only record the signal: stopping (joining threads) happens
-    # in the normal flow, where taking locks is safe.
+    def run(stop_when: Callable[[], bool]) -> None:
+        watch(
+            paths,
+            policy=policy,
+            verifier=verifier,
+            on_event=on_event,
+            signature=signature,
+            interval=interval,
+            debounce=debounce,
+            jobs=jobs,
+            stop_when=stop_when,
+        )
+
+    received = _until_signal(run)
+    if received is not None:
+        click.echo(f"stopped ({signal.Signals(received).name})", err=True)
+
+
+def _until_signal(run: Callable[[Callable[[], bool]], None]) -> int | None:
+    """``run(stop_when)`` until SIGINT or SIGTERM; the signal that stopped it, if one did.
+
+    The handlers only record the signal: stopping (joining threads) happens
+    in the normal flow, where taking locks is safe.
+    """
     received: list[int] = []
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -94,18 +129,8 @@ def watch_cmd(
     if threading.current_thread() is threading.main_thread():
         previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        watch(
-            paths,
-            policy=policy,
-            on_event=on_event,
-            signature=signature,
-            interval=interval,
-            debounce=debounce,
-            jobs=jobs,
-            stop_when=lambda: bool(received),
-        )
+        run(lambda: bool(received))
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    if received:
-        click.echo(f"stopped ({signal.Signals(received[0]).name})", err=True)
+    return received[0] if received else None

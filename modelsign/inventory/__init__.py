@@ -32,10 +32,20 @@ records, or a hashed blob whose SHA-256 (git SHA-1 for a Hugging Face non-LFS
 file) is not its name, is ``tampered`` — with no signature needed. With
 ``verify`` every file is hashed, so every content address is checked and
 every signature's content is compared, trusted or not. A model with a
-signature is verified in full (which reads every byte) whenever a policy
-lists signers, since ``verified`` can mean nothing less. Each entry says how
+signature is verified in full (which reads every byte) whenever there is
+trust to verify it with — a policy that lists signers, or the caller's
+``verifier`` — since ``verified`` can mean nothing less. Each entry says how
 far its content was checked (``checked``: ``none``, ``size``, ``sha256``,
 ``signature``).
+
+Which models fail the scan (``blocked``; the command's exit code 1): every
+``tampered`` one, whatever the policy — or without one; with the caller's
+trust (``verifier``), every signed one it does not verify; under a policy,
+every one that fails an enforced rule (a pickle, unless its formats rule
+allows it; an unsigned or unreadable one, when it lists signers); with
+``require_signed``, every unsigned or unreadable one. Nothing else: without
+trust a signature is reported, not believed, and an unsigned model is no
+failure.
 """
 
 from __future__ import annotations
@@ -100,6 +110,7 @@ def scan(
     verify: bool = False,
     progress: Callable[[int, int], None] | None = None,
     verifier: Verifier | None = None,
+    require_signed: bool = False,
 ) -> Inventory:
     """Inventory every model in the default stores (from ``env``) and under ``roots``.
 
@@ -107,13 +118,15 @@ def scan(
     ``verifier`` is the caller's own trust, enforced on top of the policy's
     signers as in :func:`modelsign.verify` (see :class:`~modelsign._trust.Trust`);
     ``verify`` hashes every file, checking every content address and every
-    signature's content. ``progress(done, total)`` is called once per model.
+    signature's content; ``require_signed`` blocks every model without a
+    signature (and every unreadable one). ``progress(done, total)`` is called
+    once per model. Which models are ``blocked``: see the module's docstring.
     Raises :class:`InputError` for a ROOT that does not exist or a policy whose
     trust material cannot be loaded; anything wrong with a model is reported in
     its entry instead.
     """
     finder = _find(roots, os.environ if env is None else env, default_stores)
-    judge = Judge(policy, verify, verifier)
+    judge = Judge(policy, verify, verifier, require_signed=require_signed)
     jobs = _unique(finder.jobs)
     models: list[InventoryEntry] = []
     manifests: dict[str, tuple[Manifest, BomOrigin]] = {}

@@ -25,7 +25,7 @@ from ..codes import Category, Code
 from ..errors import ModelsignError, VerificationError
 from ..policy import Policy, PolicyReport, RuleResult
 from ..verify import VerificationResult, verify_model
-from .jobs import Prepared, Unreadable, describe
+from .jobs import Prepared, Unreadable, count, describe
 from .report import Checked
 
 #: Files up to this size are read whole (the header reader's first block), so hashed.
@@ -197,9 +197,9 @@ class Checker:
             if addr.size is not None:
                 sized += 1
                 if f.size != addr.size:
+                    found = count(f.size, "byte")
                     tampered.append(
-                        f"{name}: {addr.label} is {f.size} bytes; the store's manifest says "
-                        f"{addr.size}"
+                        f"{name}: {addr.label} is {found}; the store's manifest says {addr.size}"
                     )
                     continue
             actual: str | None = None

@@ -17,6 +17,7 @@ from .jobs import (
     Jobs,
     Prepared,
     Unreadable,
+    count,
     os_reason,
     read_small,
     walk_tree,
@@ -69,7 +70,7 @@ def scan_hf(jobs: Jobs, cache: str) -> None:
         repo_dir = os.path.dirname(os.path.dirname(str(inc.file_path)))
         if os.path.basename(repo_dir).startswith("models--"):
             rel = os.path.relpath(str(inc.file_path), repo_dir)
-            incomplete.setdefault(repo_dir, []).append(f"{rel} ({inc.size_on_disk} bytes)")
+            incomplete.setdefault(repo_dir, []).append(f"{rel} ({count(inc.size_on_disk, 'byte')})")
     for repo_dir, parts in sorted(incomplete.items()):
         jobs.broken(
             repo_id_of(repo_dir) + " (download incomplete)",

@@ -26,11 +26,17 @@ _FILE_NAMES: Final = {
 
 
 def scan_ollama(jobs: Jobs, root: str) -> None:
-    """``manifests/<host>/<namespace>/<model>/<tag>`` → layers in ``blobs/sha256-<hex>``."""
+    """``manifests/<host>/<namespace>/<model>/<tag>`` → layers in ``blobs/sha256-<hex>``.
+
+    A store without ``manifests/`` or ``blobs/`` (nothing pulled yet) holds no
+    models; a manifest whose blobs are gone is an unreadable model.
+    """
     blobs = os.path.join(root, "blobs")
     manifests = os.path.join(root, "manifests")
     try:
-        blob_names = sorted(os.listdir(blobs)) if _real_dir(blobs) else None
+        blob_names = _list(blobs) if _real_dir(blobs) else None
+    except FileNotFoundError:
+        blob_names = []
     except OSError as exc:
         jobs.broken("blobs", "ollama", blobs, f"cannot list blobs: {os_reason(exc)}")
         return
@@ -38,7 +44,8 @@ def scan_ollama(jobs: Jobs, root: str) -> None:
         jobs.broken("blobs", "ollama", blobs, "blobs is not a folder (a symlink is not followed)")
         return
     present = set(blob_names)
-    for folder, dirs, files in walk_tree(manifests, jobs.walk_error("ollama")):
+    pulled = walk_tree(manifests, jobs.walk_error("ollama")) if os.path.lexists(manifests) else ()
+    for folder, dirs, files in pulled:
         links = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
         for d in links:
             path = os.path.join(folder, d)
@@ -124,7 +131,11 @@ def _real_dir(path: str) -> bool:
 
 
 def _list(folder: str) -> list[str]:
-    return sorted(os.listdir(folder))
+    """The names in ``folder``; none when it does not exist."""
+    try:
+        return sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
 
 
 def ollama_name(parts: Sequence[str]) -> str:

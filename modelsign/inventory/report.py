@@ -80,7 +80,7 @@ class InventoryEntry(_Out):
     reason: str | None = None
     checked: Checked = "none"
     policy: list[RuleResult] | None = None  # every rule, when a policy was given
-    blocked: bool = False  # fails an enforced rule (or is tampered) under the policy
+    blocked: bool = False  # fails the scan (exit code 1): tampered, untrusted, a failed rule…
 
 
 class StoreInfo(_Out):
@@ -109,7 +109,7 @@ class Inventory(_Out):
 
     @property
     def blocked(self) -> bool:
-        """Whether any model fails the policy (the CLI's exit code 1)."""
+        """Whether any model fails the scan (the CLI's exit code 1; see ``scan``)."""
         return any(m.blocked for m in self.models)
 
     def counts(self) -> dict[str, int]:

@@ -55,10 +55,16 @@ class Judge:
     """Turns each job into an inventory entry and the manifest its ML-BOM component uses."""
 
     def __init__(
-        self, policy: Policy | None, verify: bool, verifier: Verifier | None = None
+        self,
+        policy: Policy | None,
+        verify: bool,
+        verifier: Verifier | None = None,
+        *,
+        require_signed: bool = False,
     ) -> None:
         self.policy = policy
         self.verifier = verifier
+        self.require_signed = require_signed
         self.checks = Checker(policy, verify, verifier)
 
     def judge(self, job: Job) -> tuple[InventoryEntry, Manifest, BomOrigin]:
@@ -97,7 +103,13 @@ class Judge:
             reason = "policy: " + rules_text([r for r in report.rules if r.status == "fail"])
 
         signer = outcome.signer if outcome is not None else None
-        entry = self._entry(job, prep, manifest, status, reason, found.checked, report, signer)
+        untrusted = outcome is not None and outcome.status in ("signed-untrusted", "tampered")
+        blocked = self._blocked(
+            status, report, signed=prep.signature is not None, untrusted=untrusted
+        )
+        entry = self._entry(
+            job, prep, manifest, status, reason, found.checked, report, signer, blocked
+        )
         if outcome is not None and outcome.signed is not None:
             return entry, outcome.signed, "verified-signature"
         if manifest is None:
@@ -158,15 +170,25 @@ class Judge:
         rule = self.policy.formats or FormatsRule()
         return "pickle" not in rule.deny and (rule.allow is None or "pickle" in rule.allow)
 
-    def _blocked(self, status: Status, report: PolicyReport | None) -> bool:
+    def _blocked(
+        self, status: Status, report: PolicyReport | None, *, signed: bool, untrusted: bool
+    ) -> bool:
+        """Whether the model fails the scan (``blocked``: the CLI's exit code 1).
+
+        ``signed``: a signature sits with it; ``untrusted``: it was checked and
+        did not verify (whatever status a worse finding gave the model).
+        """
+        if status == "tampered":
+            return True  # no policy, no trust, no lack of either makes altered content fine
+        if self.require_signed and (not signed or status == "unreadable"):
+            return True
         if self.policy is None:
-            # The caller's trust alone: a signed model it does not vouch for is refused.
-            return self.verifier is not None and status in ("tampered", "signed-untrusted")
+            # The caller's trust alone: a signature it does not vouch for is refused.
+            return self.verifier is not None and (status == "signed-untrusted" or untrusted)
         if report is not None and report.blocked:
             return True
-        # No policy rule can make altered content acceptable; a pickle is refused
-        # unless the policy's formats rule says otherwise.
-        return status == "tampered" or (status == "unsafe-format" and self.policy.formats is None)
+        # A pickle is refused unless the policy's formats rule says otherwise.
+        return status == "unsafe-format" and self.policy.formats is None
 
     def _entry(
         self,
@@ -178,6 +200,7 @@ class Judge:
         checked: Checked,
         report: PolicyReport | None,
         signer: str | None,
+        blocked: bool,
     ) -> InventoryEntry:
         by_name = {e.path: e for e in manifest.files} if manifest else {}
         files = []
@@ -217,7 +240,7 @@ class Judge:
             reason=reason,
             checked=checked,
             policy=list(report.rules) if report is not None else None,
-            blocked=self._blocked(status, report),
+            blocked=blocked,
         )
 
     def _unreadable(self, job: Job, reason: str) -> tuple[InventoryEntry, Manifest, BomOrigin]:
@@ -240,6 +263,6 @@ class Judge:
             status="unreadable",
             reason=reason,
             policy=list(report.rules) if report is not None else None,
-            blocked=self._blocked("unreadable", report),
+            blocked=self._blocked("unreadable", report, signed=False, untrusted=False),
         )
         return entry, empty_manifest(job.name, reason, job.location), None

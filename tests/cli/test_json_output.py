@@ -384,3 +384,38 @@ def _no_threads_left() -> Iterator[None]:
     before = set(threading.enumerate())
     yield
     assert [t for t in threading.enumerate() if t not in before and t.is_alive()] == []
+
+
+# -- the README -----------------------------------------------------------------------------
+
+
+def _readme_table(section: str, header: str) -> list[list[str]]:
+    """The rows of the table under ``header`` in README section ``section``: cells, stripped."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"\n## {section}\n")
+    body = text[start : text.index("\n## ", start + 1)].splitlines()
+    at = body.index(header) + 2  # the header, then |---|
+    rows = []
+    for line in body[at:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
+    return rows
+
+
+def _command_names(group: Any, prefix: str = "") -> set[str]:
+    names: set[str] = set()
+    for name, command in group.commands.items():
+        sub = getattr(command, "commands", None)
+        names |= _command_names(command, f"{prefix}{name} ") if sub else {f"{prefix}{name}"}
+    return names
+
+
+def test_the_readme_documents_the_error_object_and_every_commands_exit_codes() -> None:
+    fields = _readme_table("JSON output", "| field | what |")
+    documented = [f.strip("`") for row in fields for f in row[0].split(", ")]
+    assert documented == list(VerificationError("x").to_json())
+    rows = _readme_table("JSON output", "| command | 0 | 1 | 2 |")
+    commands = [c.strip("`") for row in rows for c in row[0].split(", ")]
+    assert sorted(commands) == sorted(_command_names(cli))
+    assert all(len(row) == 4 for row in rows)

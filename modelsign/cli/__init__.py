@@ -27,8 +27,8 @@ class _Command(click.Command):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except click.exceptions.Exit:
-            raise
+        except (click.exceptions.Exit, BrokenPipeError):
+            raise  # an exit code, or stdout closed early (| head): click's, as before
         except (Exception, KeyboardInterrupt) as exc:
             ctx.exit(report(exc, as_json=wants_json(ctx)))
 

@@ -10,6 +10,7 @@ then the error that ended it. stderr keeps the diagnostics a person reads, and w
 
 from __future__ import annotations
 
+import errno
 import json
 import queue
 import shutil
@@ -286,6 +287,19 @@ def test_without_json_a_failure_is_for_a_person_only(
     assert out.stderr.startswith(stderr)
     out = run("verify", world.model, "--key", world.key, "--jobs", "0")
     assert (out.exit_code, out.stdout) == (2, "") and "Error: Invalid value" in out.stderr
+
+
+def test_a_closed_stdout_is_no_internal_error(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``modelsign verify --json ... | head -1``: click's quiet exit code 1, as before."""
+
+    def closed(*args: Any, **kwargs: Any) -> None:
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    monkeypatch.setattr(INJECT["verify"], closed)
+    out = run(*world.args("verify"))
+    assert (out.exit_code, out.stdout, out.stderr) == (1, "", "")
 
 
 def test_json_after_a_double_dash_is_an_argument() -> None:

@@ -13,7 +13,9 @@ category gives the exit code of a command that stops on it:
 - 1 — a verification failed (``signature``, ``content``, ``policy``), or
   ``diff`` found a ``change``;
 - 0 — never a failure: ``note`` (information in a verification result) and
-  ``finding`` (recorded in a manifest).
+  ``finding`` (recorded in a manifest);
+- 3 — ``internal``: an unexpected exception, a bug in modelsign;
+- 130 — ``interrupted``: stopped by Ctrl-C (SIGINT), as a shell reports it.
 
 A verification (``verify``, the loaders, the guard) always fails with exit
 code 1, whatever its first problem's code: a symlink the signer did not sign
@@ -46,6 +48,8 @@ class Category(str, Enum):
     CHANGE = "change"  # a difference between two models (modelsign diff)
     NOTE = "note"  # information in a verification result; never fails
     FINDING = "finding"  # recorded in a manifest; never fails
+    INTERNAL = "internal"  # an unexpected exception: a bug in modelsign
+    INTERRUPTED = "interrupted"  # stopped by Ctrl-C (SIGINT)
 
     def __str__(self) -> str:
         return self.value
@@ -63,6 +67,8 @@ _EXIT_CODES: Final = {
     Category.CHANGE: 1,
     Category.NOTE: 0,
     Category.FINDING: 0,
+    Category.INTERNAL: 3,
+    Category.INTERRUPTED: 130,
 }
 
 _U = Category.USAGE
@@ -79,6 +85,8 @@ _P = Category.POLICY
 _CH = Category.CHANGE
 _N = Category.NOTE
 _FD = Category.FINDING
+_X = Category.INTERNAL
+_INT = Category.INTERRUPTED
 
 
 class Code(str, Enum):
@@ -382,6 +390,10 @@ class Code(str, Enum):
     GGUF_UNKNOWN_FILE_TYPE = ("GGUF_UNKNOWN_FILE_TYPE", _FD)
     PROVENANCE_SOURCE_CONFLICT = ("PROVENANCE_SOURCE_CONFLICT", _FD)
     INVENTORY_NO_MANIFEST = ("INVENTORY_NO_MANIFEST", _FD)
+
+    # -- internal, interrupted: how a command can end whatever it does -------------------
+    INTERNAL_ERROR = ("INTERNAL_ERROR", _X)
+    INTERRUPTED = ("INTERRUPTED", _INT)
 
 
 __all__ = ["Category", "Code"]

@@ -40,6 +40,8 @@ EXIT_CODES = {
     ),
     **dict.fromkeys([Category.SIGNATURE, Category.CONTENT, Category.POLICY, Category.CHANGE], 1),
     **dict.fromkeys([Category.NOTE, Category.FINDING], 0),
+    Category.INTERNAL: 3,
+    Category.INTERRUPTED: 130,
 }
 
 
@@ -335,10 +337,11 @@ def test_every_registered_code_is_used_by_the_package() -> None:
 # -- the README's tables ----------------------------------------------------------------------
 
 _ROW = re.compile(
-    r"\| (?P<codes>`[A-Z0-9_]+`(?:, `[A-Z0-9_]+`)*) \| (?P<category>[a-z]+) \| (?P<exit>[0-9]) \|"
+    r"\| (?P<codes>`[A-Z0-9_]+`(?:, `[A-Z0-9_]+`)*) \| (?P<category>[a-z]+)"
+    r" \| (?P<exit>[0-9]+) \|"
     r" (?P<meaning>.+) \|"
 )
-_CATEGORY_ROW = re.compile(r"\| `(?P<category>[a-z]+)` \| (?P<exit>[0-9]) \| (?P<what>.+) \|")
+_CATEGORY_ROW = re.compile(r"\| `(?P<category>[a-z]+)` \| (?P<exit>[0-9]+) \| (?P<what>.+) \|")
 
 
 def _errors_section() -> list[str]:

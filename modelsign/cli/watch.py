@@ -15,10 +15,12 @@ import click
 from ..policy import Policy
 from ..watch import ON_CHANGE_TIMEOUT, Event, command_hook, watch
 from . import cli
+from ._report import json_option
 from ._trust_options import TrustOptions, trust_options
 
 
 @cli.command("watch")
+@json_option("Report a failure as a JSON line on stdout too (events always are JSON lines).")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=False), metavar="PATH...")
 @click.option(
     "--policy",

@@ -52,6 +52,8 @@ VERDICTS: Final[dict[Category, CodeVerdict]] = {
     Category.CHANGE: "tampered",
     Category.NOTE: "untrusted",
     Category.FINDING: "untrusted",
+    Category.INTERNAL: "untrusted",
+    Category.INTERRUPTED: "untrusted",
 }
 
 

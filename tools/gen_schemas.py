@@ -1,0 +1,212 @@
+"""Regenerate the JSON Schemas (draft 2020-12) of modelsign's JSON outputs: ``modelsign/schemas/``.
+
+    python tools/gen_schemas.py          # write them
+    python tools/gen_schemas.py --check  # exit 1 when a shipped file differs (a test runs this)
+
+Where an output is a pydantic model, its schema is the model's (``model_json_schema``
+in serialization mode); only what is no model is written here, and it takes its parts
+from the models and types it is made of:
+
+- ``error.schema.json``: ``ModelsignError.to_json()`` — every ``--json`` failure;
+- ``verification.schema.json``: ``VerificationResult`` — ``verify --json``;
+- ``diff.schema.json``: ``ModelDiff`` — ``diff --json``;
+- ``manifest.schema.json``: ``Manifest`` — ``manifest`` and ``inspect --json``;
+- ``inventory.schema.json``: ``Inventory`` — ``inventory --json``;
+- ``watch-event.schema.json``: the ``Event`` TypedDict — each line ``watch`` prints.
+
+They describe output: every key an object is written with is required, and defaults are
+left out (they say nothing about what was written, and one holds the version).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Final, get_args
+
+ROOT: Final = Path(__file__).resolve().parent.parent
+if (ROOT / "modelsign" / "__init__.py").is_file():  # this checkout's modelsign, not another
+    sys.path.insert(0, str(ROOT))
+
+from pydantic import BaseModel  # noqa: E402
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue  # noqa: E402
+from pydantic_core import core_schema  # noqa: E402
+
+from modelsign._internal.findings import Finding  # noqa: E402
+from modelsign._internal.manifest import Manifest  # noqa: E402
+from modelsign._internal.signature.verifiers import SignerInfo  # noqa: E402
+from modelsign.diff import ModelDiff  # noqa: E402
+from modelsign.errors import ERROR_KIND, ModelsignError  # noqa: E402
+from modelsign.inventory import Inventory  # noqa: E402
+from modelsign.issues import Issue  # noqa: E402
+from modelsign.verify import VerificationResult  # noqa: E402
+from modelsign.watch import Event, EventName, Verdict  # noqa: E402
+
+SCHEMA_DIR: Final = ROOT / "modelsign" / "schemas"
+DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"
+_NULLABLE_STRING: Final = {"type": ["string", "null"]}
+
+
+class OutputSchema(GenerateJsonSchema):
+    """A model's JSON as written: every field it writes required, no defaults."""
+
+    def field_is_required(
+        self,
+        field: core_schema.ModelField | core_schema.DataclassField | core_schema.TypedDictField,
+        total: bool,
+    ) -> bool:
+        return not field.get("serialization_exclude")
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        return self.generate_inner(schema["schema"])
+
+
+def model_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s output schema, its ``$defs`` included."""
+    schema = model.model_json_schema(mode="serialization", schema_generator=OutputSchema)
+    if "Finding" in schema.get("$defs", {}):
+        schema["$defs"]["Finding"] = finding_schema()
+    return schema
+
+
+def finding_schema() -> dict[str, Any]:
+    """A finding as a manifest records it: its file as ``path`` (its own serializer)."""
+    read = Finding.model_json_schema(mode="validation", schema_generator=OutputSchema)
+    fields = read["properties"]
+    return {
+        "additionalProperties": False,
+        "description": read["description"],
+        "properties": {
+            "code": fields["code"],
+            "severity": fields["severity"],
+            "message": fields["message"],
+            "path": fields["file"],
+            "tensor": fields["tensor"],
+        },
+        "required": ["code", "severity", "message", "path", "tensor"],
+        "title": "Finding",
+        "type": "object",
+    }
+
+
+def with_defs(schema: dict[str, Any], *models: type[BaseModel]) -> dict[str, Any]:
+    """``schema`` with ``models`` (and what they refer to) in its ``$defs``, by class name."""
+    defs: dict[str, Any] = {}
+    for model in models:
+        one = model_schema(model)
+        defs.update(one.pop("$defs", {}))
+        defs[model.__name__] = one
+    return {**schema, "$defs": dict(sorted(defs.items()))}
+
+
+def error_schema() -> dict[str, Any]:
+    """``ModelsignError.to_json()``, schema ``modelsign.error`` version 1."""
+    keys = list(ModelsignError("x").to_json())
+    properties: dict[str, Any] = {
+        "kind": {"const": ERROR_KIND},
+        "version": {"const": 1},
+        "code": {"$ref": "#/$defs/Code"},
+        "message": {"type": "string"},
+        "file": _NULLABLE_STRING,
+        "tensor": _NULLABLE_STRING,
+        "expected": _NULLABLE_STRING,
+        "actual": _NULLABLE_STRING,
+        "problems": {"type": "array", "items": {"$ref": "#/$defs/Issue"}},
+    }
+    assert list(properties) == keys, f"to_json() writes {keys}: update error_schema()"
+    schema = {
+        "title": ERROR_KIND,
+        "description": "A failure of any modelsign command run with --json: its stable code, "
+        "the file and tensor it concerns, expected and actual values, and every problem a "
+        "verification found.",
+        "type": "object",
+        "properties": properties,
+        "required": keys,
+        "additionalProperties": False,
+    }
+    return with_defs(schema, Issue)
+
+
+def watch_event_schema() -> dict[str, Any]:
+    """One ``Event``: a line of ``modelsign watch``."""
+    properties: dict[str, Any] = {
+        "event": {"enum": list(get_args(EventName))},
+        "model": {"type": "string", "description": "The path as given."},
+        "time": {"type": "string", "description": "ISO 8601 UTC, milliseconds."},
+        "verdict": {"enum": [*get_args(Verdict), None]},
+        "problems": {"type": "array", "items": {"$ref": "#/$defs/Issue"}},
+        "failed_rules": {"type": "array", "items": {"type": "string"}},
+        "signer": {"anyOf": [{"$ref": "#/$defs/SignerInfo"}, {"type": "null"}]},
+        "paths": {"type": "array", "items": {"type": "string"}},
+    }
+    keys = list(Event.__annotations__)
+    assert list(properties) == keys, f"Event has {keys}: update watch_event_schema()"
+    schema = {
+        "title": "modelsign watch event",
+        "description": "One line of modelsign watch: a transition of one model.",
+        "type": "object",
+        "properties": properties,
+        "required": keys,
+        "additionalProperties": False,
+    }
+    return with_defs(schema, Issue, SignerInfo)
+
+
+def titled(model: type[BaseModel], title: str) -> dict[str, Any]:
+    return {**model_schema(model), "title": title}
+
+
+def generate() -> dict[str, dict[str, Any]]:
+    """Every schema by its file name."""
+    schemas = {
+        "error.schema.json": error_schema(),
+        "verification.schema.json": titled(VerificationResult, "modelsign.verification"),
+        "diff.schema.json": titled(ModelDiff, "modelsign.diff"),
+        "manifest.schema.json": titled(Manifest, "modelsign.manifest"),
+        "inventory.schema.json": titled(Inventory, "modelsign.inventory"),
+        "watch-event.schema.json": watch_event_schema(),
+    }
+    return {name: {"$schema": DRAFT, **schema} for name, schema in schemas.items()}
+
+
+def render(schema: dict[str, Any]) -> str:
+    """A schema file's text."""
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
+def stale(directory: Path = SCHEMA_DIR) -> list[str]:
+    """Files in ``directory`` that differ from what :func:`generate` makes, or should not be."""
+    wanted = {name: render(schema) for name, schema in generate().items()}
+    present = {p.name for p in directory.glob("*.schema.json")}
+    out = sorted(present - set(wanted))
+    for name, text in wanted.items():
+        path = directory / name
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            out.append(name)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 on a change")
+    args = parser.parse_args(argv)
+    if args.check:
+        changed = stale()
+        for name in changed:
+            print(f"{SCHEMA_DIR / name}: out of date; run python tools/gen_schemas.py")
+        return 1 if changed else 0
+    SCHEMA_DIR.mkdir(exist_ok=True)
+    wanted = generate()
+    for path in SCHEMA_DIR.glob("*.schema.json"):
+        if path.name not in wanted:
+            path.unlink()
+    for name, schema in wanted.items():
+        (SCHEMA_DIR / name).write_text(render(schema), encoding="utf-8")
+    print(f"wrote {len(wanted)} schemas in {SCHEMA_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ._internal import _statcache
 from ._internal._atomic import write_atomic
-from ._internal.discover import GIT_PATHS, ModelTree, discover
+from ._internal.discover import GIT_PATHS, ModelTree
 from ._internal.findings import Finding
 from ._internal.hashing import FileDigests, TensorHash, hash_shards
 from ._internal.manifest import FileEntry, Manifest
@@ -24,6 +24,7 @@ from ._internal.signature.location import (
     SignatureLocation,
     signature_location,
 )
+from ._internal.signature.own import model_tree
 from ._internal.signature.shards import shard_resources
 from ._internal.signature.signers import Signer, sign_all
 from ._internal.signature.statement import SingleFileName, build_statement
@@ -133,16 +134,17 @@ def _discover(
     """The model's files, and the ``ignore_paths`` to record: what sign writes is left out."""
     sig_path = loc.signature
     # The release's provenance attestation sits beside the model's signature,
-    # whichever is made first: it is left out too.
-    exclude = loc.names_inside(sig_path, loc.claims, loc.provenance)
-    tree = discover(model, ignore=ignore, exclude=exclude, allow_symlinks=allow_symlinks)
+    # whichever is made first: it is left out too, and so is any other file of
+    # modelsign's own (a signature of one file of the folder, say).
+    sidecars = loc.names_inside(sig_path, loc.claims, loc.provenance)
+    tree, own = model_tree(model, ignore=ignore, allow_symlinks=allow_symlinks, sidecars=sidecars)
     if tree.single_file and os.path.abspath(sig_path) == os.path.join(
         tree.root, tree.files[0].path
     ):
         raise InputError("the signature would overwrite the model", code=Code.USAGE, path=sig_path)
     # The signature is recorded even before it exists, so re-signing and the
     # OMS tool's verifier both leave it out.
-    recorded = set(GIT_PATHS) | set(tree.ignored) | set(exclude)
+    recorded = set(GIT_PATHS) | set(tree.ignored) | set(sidecars) | set(own)
     ignore_paths = [] if tree.single_file else sorted(recorded)
     _check_concrete(ignore_paths)
     return tree, ignore_paths

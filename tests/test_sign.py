@@ -105,10 +105,11 @@ def test_certificate_chain_in_bundle(tiny_model: Path, tmp_path: Path) -> None:
 
 def _fresh(model: Path) -> Manifest:
     """The manifest a full, non-incremental signing of ``model`` would sign."""
-    from modelsign._internal.discover import discover
     from modelsign._internal.manifest import manifest_for_tree
+    from modelsign._internal.signature.own import model_tree
 
-    return manifest_for_tree(discover(model, exclude=["model.sig", "claims.jsonl"]), env={})
+    sidecars = ["model.sig", "claims.jsonl", "model.provenance.sig"]
+    return manifest_for_tree(model_tree(model, sidecars=sidecars)[0], env={})
 
 
 def _age(folder: Path, seconds: int = 3600) -> None:

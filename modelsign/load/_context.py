@@ -33,6 +33,7 @@ from .._internal.signature.location import (
     covering_location,
     signature_location,
 )
+from .._internal.signature.own import own_files
 from .._internal.signature.statement import SINGLE_FILE_RESOURCE, SignedStatement
 from .._internal.signature.verifiers import SignerInfo, Verifier
 from .._observe import header_seen, ignored_formats, read_signature
@@ -265,7 +266,9 @@ def _files_on_disk(ctx: Context) -> dict[str, ModelFile]:
     except ModelsignError as exc:
         ctx.fail(f"the model folder cannot be walked: {exc.message}", [], exc.code)
         return {}
-    return {f.path: f for f in tree.files}
+    # modelsign's own signatures the signature does not list are not part of the model.
+    own = set(own_files(tree.files, signed=statement.files if statement is not None else ()))
+    return {f.path: f for f in tree.files if f.path not in own}
 
 
 def _unsigned(ctx: Context) -> dict[str, str]:

@@ -91,7 +91,7 @@ def sign(
     signature speaks for, which verifiers and policies can require.
     """
     _check_arguments(shard_size, release)
-    loc = signature_location(model, signature=signature, claims=claims)
+    loc = signature_location(model, signature=signature, claims=claims, legacy=False)
     sig_path, claims = _outputs(loc, force)
     tree, ignore_paths = _discover(model, loc, ignore, allow_symlinks)
     reusable = _reusable(tree, os.fspath(reuse), tensor_hash, claims) if reuse is not None else None

@@ -27,7 +27,7 @@ from ._internal.formats import sniff_file
 from ._internal.manifest import Manifest, metadata_manifest
 from ._internal.metadata.provenance import source_matches, source_text
 from ._internal.signature.attestation import Signed
-from ._internal.signature.location import SignatureLocation, signature_location
+from ._internal.signature.location import SignatureLocation, moved_note, signature_location
 from ._internal.signature.statement import SignedStatement
 from ._internal.signature.verifiers import SignerInfo, Verifier
 from ._observe import ignored_formats, observe, read_signature
@@ -176,7 +176,7 @@ def verify_model(
         observed = observe(path, loc, signed.statement, ignore=ignore, jobs=jobs,
                            progress=progress, known=known_sha256)  # fmt: skip
         _record(result, judge(signed.statement, observed, ignore=ignore))
-        result.problems += _notes(signed) + _expectations(result, expect_name, expect_source)
+        result.problems += _notes(signed, loc) + _expectations(result, expect_name, expect_source)
         result.problems += _builder(signed.statement, result.signer)
     rule = policy.provenance if policy is not None else None
     if provenance or (rule is not None and rule.needs_attestation):
@@ -220,10 +220,21 @@ def _record(result: VerificationResult, found: Judgement) -> None:
     result.bytes_verified = found.bytes_verified
 
 
-def _notes(signed: Signed) -> list[Problem]:
-    return [
+def _notes(signed: Signed, loc: SignatureLocation) -> list[Problem]:
+    notes = [
         Problem(code=Code.LEGACY_SIGNATURE, severity="warning", message=n) for n in signed.notes
     ]
+    moved = moved_note(loc)
+    if moved is not None:
+        notes.append(
+            Problem(
+                code=Code.LEGACY_SIGNATURE_PLACE,
+                severity="warning",
+                message=moved,
+                file=loc.signature,
+            )
+        )
+    return notes
 
 
 def _builder(statement: SignedStatement, signer: SignerInfo | None) -> list[Problem]:

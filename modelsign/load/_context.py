@@ -31,6 +31,7 @@ from .._internal.manifest import FileEntry, Manifest, WeightsInfo, covering_part
 from .._internal.signature.location import (
     SignatureLocation,
     covering_location,
+    moved_note,
     signature_location,
 )
 from .._internal.signature.own import own_files
@@ -148,8 +149,9 @@ def open_context(
     statement = signed.statement if signed is not None else None
     if signed is not None:
         report.signer = signed.signer
-        for note in signed.notes:
-            report.warnings.append(decision.warn(f"modelsign: {note}", stacklevel=2))
+        for note in [*signed.notes, moved_note(loc)]:
+            if note is not None:
+                report.warnings.append(decision.warn(f"modelsign: {note}", stacklevel=2))
     single, refusal = _single_file(statement, loc.single_file)
     if single is None:  # a folder, or a file loaded as one of its folder's
         loc = signature_location(loc.root, signature=loc.signature, claims=loc.claims)

@@ -18,6 +18,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
+from ._internal._text import plural
 from ._internal.check.compare import Problem
 from ._internal.check.decision import Decision, OnFailure, grade
 from ._internal.check.facts import Judgement
@@ -363,9 +364,10 @@ def _failure(result: VerificationResult) -> tuple[str, str | None]:
     failed_rules = (
         [r.rule for r in result.policy.rules if r.status == "fail"] if result.policy else []
     )
-    msg = f"verification failed: {len(errors)} problem(s)"
+    msg = f"verification failed: {plural(len(errors), 'problem')}"
     if failed_rules:
-        msg += f"; policy rules failed: {', '.join(failed_rules)}"
+        rules = "policy rule" if len(failed_rules) == 1 else "policy rules"
+        msg += f"; {rules} failed: {', '.join(failed_rules)}"
     if first is not None:
         msg += f"; first: {first.code}"
     code = first.code if first else ("POLICY_FAILED" if failed_rules else None)

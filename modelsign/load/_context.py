@@ -225,7 +225,9 @@ def _judge_policy(
     failed = [r for r in report.policy.rules if r.status != "pass"]
     if not failed:
         return
-    msg = "policy rule(s) " + ", ".join(f"{r.rule} ({'; '.join(r.reasons[:3])})" for r in failed)
+    msg = ("policy rule " if len(failed) == 1 else "policy rules ") + ", ".join(
+        f"{r.rule} ({'; '.join(r.reasons[:3])})" for r in failed
+    )
     if report.policy.blocked:
         findings = problems + [
             Problem(code=Code.FILE_EXTRA, message=f"not signed ({fmt})", file=n)

@@ -199,7 +199,7 @@ def test_explain_names_signers_and_limits(tmp_path: Path) -> None:
     assert code == 0
     assert out.splitlines() == [
         "Rules not given a mode block.",
-        "- signers (enforce): requires a valid signature over every file, by one of: "
+        "- signers (enforce): requires a valid signature over every file, by "
         "the key in keys/release.pub",
         "- quantization (warn): warns unless at least 4.5 bits per weight; "
         "unquantized models allowed",
@@ -281,8 +281,8 @@ def test_verify_enforced_rule_fails_with_exit_1(tmp_path: Path, setup: Setup, ru
     model, doc, errors = _rule_case(setup, rule, "enforce")
     code, out, err = run("verify", model, "--policy", write_policy(tmp_path, doc))
     assert code == 1, err
-    why = f"{errors} problem(s); " if errors else ""
-    assert out.startswith(f"FAILED {model}: {why}policy rule(s) failed: {rule}\n")
+    why = f"{errors} problem{'' if errors == 1 else 's'}; " if errors else ""
+    assert out.startswith(f"FAILED {model}: {why}policy rule failed: {rule}\n")
     assert policy_line(rule, "fail", "enforce") in out.splitlines()
 
 

@@ -212,8 +212,12 @@ def _judge_policy(
         ctx.policy,
         manifest=ctx.manifest,
         signer=ctx.signer,
-        # (reasons "CODE: message": the file here is the signature's, never named in them)
-        signature_problems=[x.model_copy(update={"file": None}) for x in problems]
+        # (reasons "CODE: message": the file here is the signature's, named only when
+        # it is missing: where it was looked for)
+        signature_problems=[
+            x if x.code == Code.SIGNATURE_NOT_FOUND else x.model_copy(update={"file": None})
+            for x in problems
+        ]
         + trust.warn_reasons(),
         unsigned_files=unsigned,
         ignored_files=_ignored(ctx, unsigned),

@@ -41,6 +41,7 @@ from ._internal.manifest import WeightsInfo, weights_info
 from ._internal.signature.attestation import Signed, load_signature
 from ._internal.signature.bundle import Envelope, read_signature_file
 from ._internal.signature.location import SignatureLocation
+from ._internal.signature.own import own_files
 from ._internal.signature.statement import SignedStatement
 from ._internal.signature.verifiers import SignerInfo
 from .codes import Code
@@ -98,7 +99,9 @@ def list_model(
             raise  # no signer could have signed it: the model cannot be checked at all
         # What the signer recorded (no symlinks, no special files) is not met.
         return Listing({}, problem=Problem(code=exc.code, message=exc.message, file=exc.path)), {}
-    files = {f.path: f for f in tree.files}
+    # modelsign's own signatures the signature does not list are not part of the model.
+    own = set(own_files(tree.files, signed=st.files)) if not tree.single_file else set()
+    files = {f.path: f for f in tree.files if f.path not in own}
     return Listing({n: f.size for n, f in files.items()}, tree.single_file), files
 
 

@@ -8,7 +8,9 @@ per verification (:func:`resolve_trust`).
 
 from __future__ import annotations
 
-from functools import cached_property
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cached_property, partial
 
 from cryptography import x509
 
@@ -18,9 +20,9 @@ from ._internal.signature.certs import load_certificates
 from ._internal.signature.timestamps import TimestampAuthority, trusted_root_authorities
 from ._internal.signature.verifiers import CertificateVerifier, KeyVerifier, SignerInfo, Verifier
 from .codes import Code
-from .errors import InputError, VerificationError
+from .errors import InputError, ModelsignError, VerificationError
 from .issues import Issue
-from .policy import Policy
+from .policy import KeySpec, Policy
 
 
 class PolicyVerifier:
@@ -38,20 +40,7 @@ class PolicyVerifier:
 
     @cached_property
     def _keys(self) -> list[keys.PublicKey]:
-        out = []
-        for k in self.spec.keys:
-            key = (
-                keys.load_public_key(self.policy.path_of(k.file))
-                if k.file is not None
-                else keys.load_public_key_pem((k.pem or "").encode(), "the policy's inline key")
-            )
-            if k.fingerprint is not None and keys.key_hint(key) != k.fingerprint:
-                raise InputError(
-                    f"policy key {k.file or 'inline'} does not have fingerprint {k.fingerprint}",
-                    code=Code.POLICY_INVALID,
-                )
-            out.append(key)
-        return out
+        return [_policy_key(self.policy, k) for k in self.spec.keys]
 
     @cached_property
     def _tsa(self) -> list[TimestampAuthority]:
@@ -150,6 +139,80 @@ class PolicyVerifier:
                 else "signed with a certificate, but the policy lists no certificate roots"
             )
         return None
+
+
+def _policy_key(policy: Policy, k: KeySpec) -> keys.PublicKey:
+    """A key the policy lists: its file (relative to the policy) or inline PEM, pinned or not."""
+    key = (
+        keys.load_public_key(policy.path_of(k.file))
+        if k.file is not None
+        else keys.load_public_key_pem((k.pem or "").encode(), "the policy's inline key")
+    )
+    if k.fingerprint is not None and keys.key_hint(key) != k.fingerprint:
+        raise InputError(
+            f"policy key {k.file or 'inline'} does not have fingerprint {k.fingerprint}",
+            code=Code.POLICY_INVALID,
+            path=policy.path_of(k.file) if k.file is not None else None,
+        )
+    return key
+
+
+@dataclass(frozen=True)
+class TrustFileError:
+    """Trust material a policy names that cannot be used: the field, and why."""
+
+    field: tuple[str | int, ...]  # ("signers", "keys", 1, "file")
+    error: ModelsignError
+
+
+def check_trust_files(policy: Policy) -> list[TrustFileError]:
+    """Load every key, certificate root, trusted root and TSA chain the policy names.
+
+    Each is read as a verification reads it (relative paths from the policy's
+    folder); every one that cannot be used is returned, not only the first.
+    """
+    failed = []
+    for where, load in _trust_material(policy):
+        try:
+            load()
+        except ModelsignError as exc:
+            if exc.code == Code.POLICY_INVALID and where[:2] == ("signers", "keys"):
+                where = (*where[:3], "fingerprint")  # the key loaded, but is not the one pinned
+            failed.append(TrustFileError(where, exc))
+    return failed
+
+
+def _trust_material(policy: Policy) -> Iterator[tuple[tuple[str | int, ...], Callable[[], object]]]:
+    """Each piece of trust material the signers rule names: its field, and how it is loaded."""
+    spec = policy.signers
+    if spec is None:
+        return
+    for i, k in enumerate(spec.keys):
+        field = "file" if k.file is not None else "pem"
+        yield ("signers", "keys", i, field), partial(_policy_key, policy, k)
+    for i, p in enumerate(spec.certificate_roots):
+        yield ("signers", "certificate_roots", i), partial(_roots, policy.path_of(p))
+    if spec.trusted_root is not None:
+        root = policy.path_of(spec.trusted_root)
+        yield ("signers", "trusted_root"), partial(_trusted_root, root, spec.offline)
+    for i, p in enumerate(spec.timestamp_authorities):
+        tsa = policy.path_of(p)
+        yield ("signers", "timestamp_authorities", i), partial(TimestampAuthority.from_file, tsa)
+
+
+def _roots(path: str) -> list[x509.Certificate]:
+    roots = load_certificates(path)
+    if not roots:
+        raise InputError("no certificate in the file", code=Code.CERT_INVALID, path=path)
+    return roots
+
+
+def _trusted_root(path: str, offline: bool) -> object:
+    from ._internal.signature.sigstore import load_trusted_root
+
+    root = load_trusted_root(path, offline=offline)
+    trusted_root_authorities(path)  # its TSAs date key and certificate signatures too
+    return root
 
 
 class Trust:

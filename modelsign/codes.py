@@ -366,6 +366,7 @@ class Code(str, Enum):
 
     # -- note: in a verification result, never a failure ---------------------------------
     LEGACY_SIGNATURE = ("LEGACY_SIGNATURE", _N)
+    LEGACY_SIGNATURE_PLACE = ("LEGACY_SIGNATURE_PLACE", _N)
     FILE_UNSIGNED_IGNORED = ("FILE_UNSIGNED_IGNORED", _N)
     FILE_EMPTY_UNLISTED = ("FILE_EMPTY_UNLISTED", _N)
 

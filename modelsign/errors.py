@@ -52,8 +52,10 @@ class ModelsignError(Exception):
                 where += f" [tensor {self.tensor!r}]"
             where += ": "
         text = f"error[{self.code}]: {where}{self.message}"
-        if self.expected is not None or self.actual is not None:
-            text += f"\n  expected: {self.expected}\n  actual:   {self.actual}"
+        if self.expected is not None:
+            text += f"\n  expected: {self.expected}"
+        if self.actual is not None:
+            text += f"\n  actual:   {self.actual}"
         return text
 
     def __str__(self) -> str:

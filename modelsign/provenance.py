@@ -205,7 +205,7 @@ class AttestResult:
 
 def default_provenance_path(model: str | os.PathLike[str]) -> str:
     """``MODEL/model.provenance.sig`` or ``FILE.provenance.sig`` (see ``signature_location``)."""
-    return signature_location(model).provenance
+    return signature_location(model, legacy=False).provenance
 
 
 def attest_provenance(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ._internal import _statcache
 from ._internal._atomic import write_atomic
-from ._internal.discover import GIT_PATHS, ModelTree, discover
+from ._internal.discover import GIT_PATHS, ModelTree
 from ._internal.findings import Finding
 from ._internal.hashing import FileDigests, TensorHash, hash_shards
 from ._internal.manifest import FileEntry, Manifest
@@ -22,8 +22,10 @@ from ._internal.signature.location import (
     PROVENANCE_FILE,
     SIGNATURE_FILE,
     SignatureLocation,
+    claims_path,
     signature_location,
 )
+from ._internal.signature.own import model_tree
 from ._internal.signature.shards import shard_resources
 from ._internal.signature.signers import Signer, sign_all
 from ._internal.signature.statement import SingleFileName, build_statement
@@ -46,6 +48,10 @@ class SignResult:
     statement: bytes  # the OMS statement (in ``signature``)
     claims: str  # the claims file holding the attestation
     attestation: bytes  # modelsign's attestation statement (one line of ``claims``)
+    #: Files whose manifest entries came from ``reuse``'s signature, not read for them.
+    reused: int = 0
+    #: Files read: hashed for the manifest or, reused ones, for their shard digests only.
+    read: int = 0
 
 
 def sign(
@@ -75,25 +81,21 @@ def sign(
     ``claims.jsonl`` (other lines are kept). Both files are left out of what is
     signed and recorded in ``ignore_paths``; an existing signature is kept
     unless ``force``; a failure leaves no signature behind. With ``reuse`` (an
-    earlier signature of this model made on this machine) only files whose
-    size, mtime, inode or ctime changed since are read again. ``shard_size``
+    earlier signature of this model made on this machine, or a copy of it) only
+    files whose size, mtime, inode or ctime changed since are read again
+    (``SignResult.reused`` and ``read`` say how many). ``shard_size``
     selects the OMS shard serialization; ``single_file_name="spec"`` names a
     single file's resource after the file instead of ``"."``. ``claims``
     defaults to ``claims.jsonl`` beside ``model.sig`` (else ``NAME.claims.jsonl``).
     ``release`` (``v1.4``) is signed into the attestation: the version the
     signature speaks for, which verifiers and policies can require.
     """
-    # Arguments are checked before anything is read: hashing a large model first
-    # would only waste the time.
-    if shard_size is not None and shard_size <= 0:
-        raise InputError("--shard-size must be a positive number of bytes", code=Code.USAGE)
-    if release is not None and (not release.strip() or len(release) > 200):
-        raise InputError("--release must be a short non-empty version", code=Code.USAGE)
-    loc = signature_location(model, signature=signature, claims=claims)
+    _check_arguments(shard_size, release)
+    loc = signature_location(model, signature=signature, claims=claims, legacy=False)
     sig_path, claims = _outputs(loc, force)
     tree, ignore_paths = _discover(model, loc, ignore, allow_symlinks)
-    reusable = _reusable(tree, os.fspath(reuse), tensor_hash) if reuse is not None else None
-    manifest, shards = _manifest_and_shards(
+    reusable = _reusable(tree, os.fspath(reuse), tensor_hash, claims) if reuse is not None else None
+    manifest, shards, hashed = _manifest_and_shards(
         tree, tensor_hash, reusable, source, parents, env, jobs, progress, shard_size
     )
     statement = build_statement(
@@ -106,8 +108,20 @@ def sign(
     )
     attestation = build_attestation(manifest, statement, release=release)
     bundle = _write(signer, sig_path, claims, [statement, attestation], force)
-    _remember(sig_path, bundle, tree, manifest)
-    return SignResult(manifest, sig_path, statement, claims, attestation)
+    _remember(bundle, tree, manifest)
+    # With shards, a reused file is still read for its shard digests.
+    read = len(tree.files) if shard_size is not None else hashed
+    reused = len(tree.files) - hashed
+    return SignResult(manifest, sig_path, statement, claims, attestation, reused, read)
+
+
+def _check_arguments(shard_size: int | None, release: str | None) -> None:
+    """Arguments are checked before anything is read: hashing a large model first would
+    only waste the time."""
+    if shard_size is not None and shard_size <= 0:
+        raise InputError("--shard-size must be a positive number of bytes", code=Code.USAGE)
+    if release is not None and (not release.strip() or len(release) > 200):
+        raise InputError("--release must be a short non-empty version", code=Code.USAGE)
 
 
 def _outputs(loc: SignatureLocation, force: bool) -> tuple[str, str]:
@@ -133,16 +147,17 @@ def _discover(
     """The model's files, and the ``ignore_paths`` to record: what sign writes is left out."""
     sig_path = loc.signature
     # The release's provenance attestation sits beside the model's signature,
-    # whichever is made first: it is left out too.
-    exclude = loc.names_inside(sig_path, loc.claims, loc.provenance)
-    tree = discover(model, ignore=ignore, exclude=exclude, allow_symlinks=allow_symlinks)
+    # whichever is made first: it is left out too, and so is any other file of
+    # modelsign's own (a signature of one file of the folder, say).
+    sidecars = loc.names_inside(sig_path, loc.claims, loc.provenance)
+    tree, own = model_tree(model, ignore=ignore, allow_symlinks=allow_symlinks, sidecars=sidecars)
     if tree.single_file and os.path.abspath(sig_path) == os.path.join(
         tree.root, tree.files[0].path
     ):
         raise InputError("the signature would overwrite the model", code=Code.USAGE, path=sig_path)
     # The signature is recorded even before it exists, so re-signing and the
     # OMS tool's verifier both leave it out.
-    recorded = set(GIT_PATHS) | set(tree.ignored) | set(exclude)
+    recorded = set(GIT_PATHS) | set(tree.ignored) | set(sidecars) | set(own)
     ignore_paths = [] if tree.single_file else sorted(recorded)
     _check_concrete(ignore_paths)
     return tree, ignore_paths
@@ -158,8 +173,11 @@ def _manifest_and_shards(
     jobs: int | None,
     progress: Callable[[int, int], None] | None,
     shard_size: int | None,
-) -> tuple[Manifest, list[dict[str, str]] | None]:
-    """The manifest and, with a shard size, the shard resources: one read per file for both."""
+) -> tuple[Manifest, list[dict[str, str]] | None, int]:
+    """The manifest, with a shard size the shard resources, and how many files were hashed.
+
+    One read per file for both; a reused file is read for its shard digests alone.
+    """
     digests = hash_tree(
         tree,
         tensor_hash=tensor_hash,
@@ -178,7 +196,7 @@ def _manifest_and_shards(
         env=env,
     )
     shards = _shards(tree, digests, shard_size, jobs) if shard_size is not None else None
-    return manifest, shards
+    return manifest, shards, len(digests)
 
 
 def _write(
@@ -196,11 +214,10 @@ def _write(
     return bundle
 
 
-def _remember(sig_path: str, bundle: bytes, tree: ModelTree, manifest: Manifest) -> None:
+def _remember(bundle: bytes, tree: ModelTree, manifest: Manifest) -> None:
     """Record each file's identity at this signing, so ``reuse`` can skip the untouched ones."""
     real = {f.path: f.real for f in tree.files}
     _statcache.save(
-        sig_path,
         bundle,
         [(e.path, real[e.path], e.model_dump(mode="json")) for e in manifest.files],
     )
@@ -234,27 +251,34 @@ def _shards(
 
 
 def _reusable(
-    tree: ModelTree, old_signature: str, tensor_hash: TensorHash | None
+    tree: ModelTree, old_signature: str, tensor_hash: TensorHash | None, claims: str
 ) -> dict[str, tuple[FileEntry, list[Finding]]]:
     """Entries of the old signature whose files are provably untouched since it was made.
 
     A file qualifies when the local cache recorded its exact identity (device,
-    inode, size, mtime, ctime) at that signing and the old signature holds the
-    same entry. The old signature is only read for its manifest here; it is
-    not trusted for anything else.
+    inode, size, mtime, ctime) at that signing — found by the signature's
+    content, wherever it lies — and the old signature holds the same entry.
+    The old signature is only read for its manifest here; it is not trusted for
+    anything else. Its attestation is in the claims file beside it or, for a
+    copy kept without one, in the model's ``claims`` (not yet rewritten: the
+    attestation must name this very statement either way).
     """
     data = read_signature_file(old_signature)
+    beside = claims_path(old_signature)
+    lone = not os.path.lexists(beside)
     try:
-        old = load_signature(old_signature, data=data).statement.manifest
+        signed = load_signature(old_signature, data=data, claims=claims if lone else beside)
     except ModelsignError as exc:
+        hint = f"; keep its claims file beside it ({beside})" if lone else ""
         raise InputError(
-            f"cannot reuse this signature: {exc.message}",
+            f"cannot reuse this signature: {exc.message}{hint}",
             code=Code.REUSE_INVALID,
             path=old_signature,
         ) from exc
+    old = signed.statement.manifest
     if old is None or old.hashing.tensor != tensor_hash:
         return {}  # an OMS-only signature, or another tensor hash: nothing to reuse
-    cached = _statcache.load(old_signature, data)
+    cached = _statcache.load(data)
     out: dict[str, tuple[FileEntry, list[Finding]]] = {}
     for f in tree.files:
         rec = cached.get(f.path)

@@ -18,6 +18,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
+from ._internal._text import plural
 from ._internal.check.compare import Problem
 from ._internal.check.decision import Decision, OnFailure, grade
 from ._internal.check.facts import Judgement
@@ -27,7 +28,7 @@ from ._internal.formats import sniff_file
 from ._internal.manifest import Manifest, metadata_manifest
 from ._internal.metadata.provenance import source_matches, source_text
 from ._internal.signature.attestation import Signed
-from ._internal.signature.location import SignatureLocation, signature_location
+from ._internal.signature.location import SignatureLocation, moved_note, signature_location
 from ._internal.signature.statement import SignedStatement
 from ._internal.signature.verifiers import SignerInfo, Verifier
 from ._observe import ignored_formats, observe, read_signature
@@ -176,7 +177,7 @@ def verify_model(
         observed = observe(path, loc, signed.statement, ignore=ignore, jobs=jobs,
                            progress=progress, known=known_sha256)  # fmt: skip
         _record(result, judge(signed.statement, observed, ignore=ignore))
-        result.problems += _notes(signed) + _expectations(result, expect_name, expect_source)
+        result.problems += _notes(signed, loc) + _expectations(result, expect_name, expect_source)
         result.problems += _builder(signed.statement, result.signer)
     rule = policy.provenance if policy is not None else None
     if provenance or (rule is not None and rule.needs_attestation):
@@ -220,10 +221,21 @@ def _record(result: VerificationResult, found: Judgement) -> None:
     result.bytes_verified = found.bytes_verified
 
 
-def _notes(signed: Signed) -> list[Problem]:
-    return [
+def _notes(signed: Signed, loc: SignatureLocation) -> list[Problem]:
+    notes = [
         Problem(code=Code.LEGACY_SIGNATURE, severity="warning", message=n) for n in signed.notes
     ]
+    moved = moved_note(loc)
+    if moved is not None:
+        notes.append(
+            Problem(
+                code=Code.LEGACY_SIGNATURE_PLACE,
+                severity="warning",
+                message=moved,
+                file=loc.signature,
+            )
+        )
+    return notes
 
 
 def _builder(statement: SignedStatement, signer: SignerInfo | None) -> list[Problem]:
@@ -352,9 +364,10 @@ def _failure(result: VerificationResult) -> tuple[str, str | None]:
     failed_rules = (
         [r.rule for r in result.policy.rules if r.status == "fail"] if result.policy else []
     )
-    msg = f"verification failed: {len(errors)} problem(s)"
+    msg = f"verification failed: {plural(len(errors), 'problem')}"
     if failed_rules:
-        msg += f"; policy rules failed: {', '.join(failed_rules)}"
+        rules = "policy rule" if len(failed_rules) == 1 else "policy rules"
+        msg += f"; {rules} failed: {', '.join(failed_rules)}"
     if first is not None:
         msg += f"; first: {first.code}"
     code = first.code if first else ("POLICY_FAILED" if failed_rules else None)

@@ -125,6 +125,28 @@ def test_unsigned_file_refused(tmp_path: Path, guarded: Path) -> None:
         safetensors.torch.load_file(path)
 
 
+def test_an_unsigned_readable_model_is_refused_as_not_signed(
+    tmp_path: Path, keypair: KeyPair
+) -> None:
+    """Not "could not be read": the model is readable, it is not signed; the path looked at."""
+    policy = write_policy(tmp_path, keypair, licences={"allow": ["MIT"]}, formats={})
+    folder = tmp_path / "unsigned"
+    folder.mkdir()
+    safetensors.torch.save_file(WEIGHTS, str(folder / "w.safetensors"))
+    guard.install(policy=policy)
+    try:
+        with pytest.raises(VerificationError) as e:
+            safetensors.torch.load_file(folder / "w.safetensors")
+    finally:
+        guard.uninstall()
+    message = str(e.value)
+    assert "could not be read" not in message
+    where = folder / "model.sig"
+    assert f"SIGNATURE_NOT_FOUND: {where}: no signature file here" in message
+    assert f"licences (not judged: the model is not signed (no signature at {where}))" in message
+    assert f"formats (not judged: the model is not signed (no signature at {where}))" in message
+
+
 def test_warn_mode_warns_and_loads(weights: Path, warn_guard: None) -> None:
     flip_byte(weights, tensor="alpha")
     with pytest.warns(ModelsignWarning, match="alpha"):

@@ -105,10 +105,11 @@ def test_certificate_chain_in_bundle(tiny_model: Path, tmp_path: Path) -> None:
 
 def _fresh(model: Path) -> Manifest:
     """The manifest a full, non-incremental signing of ``model`` would sign."""
-    from modelsign._internal.discover import discover
     from modelsign._internal.manifest import manifest_for_tree
+    from modelsign._internal.signature.own import model_tree
 
-    return manifest_for_tree(discover(model, exclude=["model.sig", "claims.jsonl"]), env={})
+    sidecars = ["model.sig", "claims.jsonl", "model.provenance.sig"]
+    return manifest_for_tree(model_tree(model, sidecars=sidecars)[0], env={})
 
 
 def _age(folder: Path, seconds: int = 3600) -> None:
@@ -173,8 +174,8 @@ def test_reuse_of_a_replaced_or_foreign_signature_hashes_everything(
     from modelsign._internal import _statcache
 
     current = Path(first.signature).read_bytes()
-    assert _statcache.load(first.signature, current) != {}  # the new signing recorded its own
-    assert _statcache.load(first.signature, b"another signing") == {}
+    assert _statcache.load(current) != {}  # the new signing recorded its own
+    assert _statcache.load(b"another signing") == {}
     with pytest.raises(InputError) as e:
         sign(tiny_model, signer=signer, env={}, force=True, reuse=tmp_path / "missing.sig")
     assert e.value.code == "SIGNATURE_NOT_FOUND"
@@ -182,3 +183,46 @@ def test_reuse_of_a_replaced_or_foreign_signature_hashes_everything(
     with pytest.raises(InputError) as e:
         sign(tiny_model, signer=signer, env={}, force=True, reuse=tmp_path / "junk.sig")
     assert e.value.code == "REUSE_INVALID"
+
+
+def test_reuse_finds_a_copy_of_the_signature_by_its_content(
+    tiny_model: Path, signer: KeySigner, tmp_path: Path
+) -> None:
+    """The cache is keyed by what the signature says: a copy kept elsewhere reuses as well."""
+    import shutil
+
+    _age(tiny_model)
+    first = sign(tiny_model, signer=signer, env={})
+    assert (first.reused, first.read) == (0, 4)
+    alone = tmp_path / "alone.sig"  # a copy without its claims: the model's are used
+    shutil.copy(first.signature, alone)
+    kept = tmp_path / "kept"  # a copy with its claims
+    kept.mkdir()
+    shutil.copy(first.signature, kept / "model.sig")
+    shutil.copy(first.claims, kept / "claims.jsonl")
+    (tiny_model / "README.md").write_text("changed\n")
+    again = sign(tiny_model, signer=signer, env={}, force=True, reuse=alone)
+    # The weights were reused; README.md changed, and the small metadata files are always read.
+    assert (again.reused, again.read) == (1, 3)
+    assert again.manifest.canonical_bytes() == _fresh(tiny_model).canonical_bytes()
+    # The model's claims now hold the new attestation: the copy's own claims are read.
+    third = sign(tiny_model, signer=signer, env={}, force=True, reuse=kept / "model.sig")
+    assert (third.reused, third.read) == (1, 3)
+    # With shards, a reused file is read for its shard digests alone.
+    fourth = sign(
+        tiny_model, signer=signer, env={}, force=True, reuse=third.signature, shard_size=1 << 16
+    )
+    assert (fourth.reused, fourth.read) == (1, 4)
+
+
+def test_the_reuse_cache_keeps_the_newest_signings(
+    tiny_model: Path, signer: KeySigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelsign._internal import _statcache
+
+    monkeypatch.setattr(_statcache, "MAX_RECORDS", 2)
+    _age(tiny_model)
+    made = [sign(tiny_model, signer=signer, env={}, force=True) for _ in range(3)]
+    records = sorted(os.listdir(_statcache.cache_dir()))
+    assert len(records) == 2
+    assert _statcache.load(Path(made[-1].signature).read_bytes()) != {}  # the newest is kept

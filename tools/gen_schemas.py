@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Final, get_args
@@ -37,6 +38,7 @@ from pydantic_core import core_schema  # noqa: E402
 from modelsign._internal.findings import Finding  # noqa: E402
 from modelsign._internal.manifest import Manifest  # noqa: E402
 from modelsign._internal.signature.verifiers import SignerInfo  # noqa: E402
+from modelsign.cli.sign import SIGNING_KIND, signing_json  # noqa: E402
 from modelsign.diff import ModelDiff  # noqa: E402
 from modelsign.errors import ERROR_KIND, ModelsignError  # noqa: E402
 from modelsign.inventory import Inventory  # noqa: E402
@@ -129,6 +131,43 @@ def error_schema() -> dict[str, Any]:
     return with_defs(schema, Issue)
 
 
+def signing_schema() -> dict[str, Any]:
+    """What ``sign --json`` prints (``signing_json``): ``modelsign.signing`` version 1."""
+    count = {"type": "integer", "minimum": 0}
+    properties: dict[str, Any] = {
+        "kind": {"const": SIGNING_KIND},
+        "version": {"const": 1},
+        "model": {"type": "string"},
+        "signature": {"type": "string"},
+        "claims": {"type": "string"},
+        "manifest_digest": {"type": "string"},
+        "weights_digest": _NULLABLE_STRING,
+        "files": count,
+        "tensors": count,
+        "reused": count,
+        "read": count,
+    }
+    keys = _signing_keys()
+    assert sorted(properties) == keys, f"signing_json() writes {keys}: update signing_schema()"
+    return {
+        "title": SIGNING_KIND,
+        "description": "What sign --json prints: where the signature and the attestation went, "
+        "the manifest's digests, and how many files were reused from an earlier signature "
+        "and how many read.",
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def _signing_keys() -> list[str]:
+    import inspect
+
+    source = inspect.getsource(signing_json)
+    return sorted(re.findall(r'^\s+"(\w+)": ', source, flags=re.MULTILINE))
+
+
 def watch_event_schema() -> dict[str, Any]:
     """One ``Event``: a line of ``modelsign watch``."""
     properties: dict[str, Any] = {
@@ -167,6 +206,7 @@ def generate() -> dict[str, dict[str, Any]]:
         "manifest.schema.json": titled(Manifest, "modelsign.manifest"),
         "inventory.schema.json": titled(Inventory, "modelsign.inventory"),
         "watch-event.schema.json": watch_event_schema(),
+        "signing.schema.json": signing_schema(),
     }
     return {name: {"$schema": DRAFT, **schema} for name, schema in schemas.items()}
 

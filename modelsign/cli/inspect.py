@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from .._internal._text import plural
 from .._internal.manifest import FileEntry, Manifest
 from . import cli
 from ._options import model_options
@@ -20,11 +23,15 @@ from .sbom import load_target
 @click.argument("target", type=click.Path(exists=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as indented JSON.")
 @click.option("--tensors", "show_tensors", is_flag=True, help="List every tensor.")
+@click.option(
+    "--short", is_flag=True, help="Digests cut to 16 hex digits in the tables (full by default)."
+)
 @model_options
 def inspect_cmd(
     target: str,
     as_json: bool,
     show_tensors: bool,
+    short: bool,
     ignore: tuple[str, ...],
     allow_symlinks: bool,
 ) -> None:
@@ -34,7 +41,8 @@ def inspect_cmd(
     a signature (its manifest comes from the attestation in the claims file
     beside it, read but not verified). Files, formats, tensor counts, dtypes
     and quantization, licences with their sources, provenance and findings,
-    as tables.
+    as tables. GGUF shapes are listed as GGUF and llama.cpp list them:
+    fastest-varying dimension first.
     """
     m, _, origin = load_target(target, ignore, allow_symlinks)
     if origin == "signature":
@@ -44,7 +52,7 @@ def inspect_cmd(
     if as_json:
         click.echo(json.dumps(m.model_dump(mode="json"), indent=2, sort_keys=True))
         return
-    render(m, show_tensors=show_tensors)
+    render(m, show_tensors=show_tensors, short=short)
 
 
 def human_size(n: int) -> str:
@@ -57,46 +65,76 @@ def human_size(n: int) -> str:
     return f"{n} B"
 
 
-def render(m: Manifest, *, show_tensors: bool = False, console: Console | None = None) -> None:
-    """Print the manifest of one model as tables."""
+def render(
+    m: Manifest,
+    *,
+    show_tensors: bool = False,
+    short: bool = False,
+    console: Console | None = None,
+) -> None:
+    """Print the manifest of one model as tables.
+
+    Everything from the model (names, paths, licences, messages) is printed as
+    plain text, never as rich markup, and nothing is highlighted: a digest is
+    printed as it is, whatever it holds.
+    """
     # Off a terminal (pipes, logs) tables would fold at 80 columns: use a wide page.
-    out = console or Console(width=None if sys.stdout.isatty() else 200)
-    out.print(f"[bold]{m.name}[/bold]  manifest {m.digest()}")
+    out = console or Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+
+    def say(*parts: str | tuple[str, str]) -> None:
+        out.print(Text.assemble(*parts), highlight=False)
+
+    say((m.name, "bold"), f"  manifest {m.digest()}")
     total = sum(f.size for f in m.files)
-    out.print(
-        f"{len(m.files)} files, {human_size(total)}; file digests {m.hashing.file}, "
+    say(
+        f"{plural(len(m.files), 'file')}, {human_size(total)}; file digests {m.hashing.file}, "
         f"tensor digests {m.hashing.tensor or 'none (--no-tensors)'}"
     )
     if m.weights_digest:
-        out.print(f"weights digest: {m.weights_digest}")
-    out.print(_files(m))
+        say(f"weights digest: {m.weights_digest}")
+    out.print(_files(m, short))
     out.print(_quantization(m))
     out.print(_licences(m))
     verdict = m.licence.spdx or "none found"
-    out.print(
-        f"licence: {verdict}" + ("" if m.licence.agree else "  [red](sources disagree)[/red]")
-    )
+    say(f"licence: {verdict}", ("" if m.licence.agree else "  (sources disagree)", "red"))
     out.print(_provenance(m))
     if m.findings:
         out.print(_findings(m))
     if m.ignored.paths:
-        out.print("ignored: " + ", ".join(m.ignored.paths))
+        say("ignored: " + ", ".join(m.ignored.paths))
     if show_tensors:
-        for table in _tensors(m.files):
+        for table in _tensors(m.files, short):
             out.print(table)
 
 
-def _files(m: Manifest) -> Table:
-    files = Table(title="Files", title_justify="left")
-    for col in ("path", "size", "format", "tensors", "dtypes", "bits/w", "flags", "sha256"):
-        files.add_column(col, overflow="fold")
+def _table(title: str, columns: Sequence[str], **options: Any) -> Table:
+    """A table whose cells are plain text (``_row``): never markup, never highlighted."""
+    table = Table(title=Text(title), title_justify="left", highlight=False, **options)
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    return table
+
+
+def _row(table: Table, *cells: str) -> None:
+    table.add_row(*(Text(c) for c in cells))
+
+
+def _digest(hex_digest: str, short: bool) -> str:
+    return hex_digest[:16] + "…" if short and len(hex_digest) > 16 else hex_digest
+
+
+def _files(m: Manifest, short: bool) -> Table:
+    files = _table(
+        "Files", ("path", "size", "format", "tensors", "dtypes", "bits/w", "flags", "sha256")
+    )
     for f in m.files:
         w = f.weights
         dtypes = (
             ", ".join(f"{k}×{v.tensors}" for k, v in w.quantization.dtypes.items()) if w else ""
         )
         bpw = w.quantization.bits_per_weight if w else None
-        files.add_row(
+        _row(
+            files,
             f.path,
             human_size(f.size),
             f.format,
@@ -104,17 +142,15 @@ def _files(m: Manifest) -> Table:
             dtypes,
             f"{bpw:.2f}" if bpw is not None else "",
             ", ".join(f.flags),
-            f.sha256[:16] + "…",
+            _digest(f.sha256, short),
         )
     return files
 
 
 def _quantization(m: Manifest) -> Table:
     q = m.quantization
-    quant = Table(title="Quantization", title_justify="left", show_header=False)
-    quant.add_column("key")
-    quant.add_column("value")
-    quant.add_row("quantized", "yes" if q.quantized else "no")
+    quant = _table("Quantization", ("key", "value"), show_header=False)
+    _row(quant, "quantized", "yes" if q.quantized else "no")
     for key, value in (
         ("scheme", q.scheme),
         ("method", q.method),
@@ -125,70 +161,64 @@ def _quantization(m: Manifest) -> Table:
         ("from", q.source),
     ):
         if value is not None:
-            quant.add_row(key, str(value))
+            _row(quant, key, str(value))
     return quant
 
 
 def _licences(m: Manifest) -> Table:
-    lic = Table(title="Licence", title_justify="left")
-    lic.add_column("source")
-    lic.add_column("value")
-    lic.add_column("SPDX")
+    lic = _table("Licence", ("source", "value", "SPDX"))
     for s in m.licence.sources:
-        lic.add_row(s.source, s.value, s.spdx or "?")
+        _row(lic, s.source, s.value, s.spdx or "?")
     return lic
 
 
 def _provenance(m: Manifest) -> Table:
     p = m.provenance
-    prov = Table(title="Provenance", title_justify="left", show_header=False)
-    prov.add_column("key")
-    prov.add_column("value", overflow="fold")
+    prov = _table("Provenance", ("key", "value"), show_header=False)
     if p.source:
-        prov.add_row(
-            "source", f"{p.source.repository}@{p.source.revision or '?'} ({p.source.origin})"
-        )
+        source = f"{p.source.repository}@{p.source.revision or '?'} ({p.source.origin})"
+        _row(prov, "source", source)
     for b in p.base_models:
-        prov.add_row(
-            "base model", f"{b.name} ({b.relation or 'relation unknown'}; from {b.source})"
-        )
+        _row(prov, "base model", f"{b.name} ({b.relation or 'relation unknown'}; from {b.source})")
     if p.builder:
-        prov.add_row("builder", p.builder.kind)
+        _row(prov, "builder", p.builder.kind)
         for k, v in sorted(p.builder.fields.items()):
-            prov.add_row(f"  {k}", v)
+            _row(prov, f"  {k}", v)
     for parent in p.parents:
-        prov.add_row("parent", f"{parent.name or ''} {parent.digest}")
-    prov.add_row("tool", f"{m.tool.name} {m.tool.version}")
+        _row(prov, "parent", f"{parent.name or ''} {parent.digest}")
+    _row(prov, "tool", f"{m.tool.name} {m.tool.version}")
     return prov
 
 
 def _findings(m: Manifest) -> Table:
-    fnd = Table(title="Findings", title_justify="left")
-    for col in ("severity", "code", "file", "message"):
-        fnd.add_column(col, overflow="fold")
+    fnd = _table("Findings", ("severity", "code", "file", "message"))
     for finding in m.findings:
         where = finding.path or ""
         if finding.tensor:
             where += f" [{finding.tensor}]"
-        fnd.add_row(finding.severity, finding.code, where, finding.message)
+        _row(fnd, finding.severity, finding.code, where, finding.message)
     return fnd
 
 
-def _tensors(files: list[FileEntry]) -> Iterator[Table]:
-    """One table per weight file, every tensor a row."""
+def _tensors(files: list[FileEntry], short: bool) -> Iterator[Table]:
+    """One table per weight file, every tensor a row (GGUF shapes in GGUF's own order)."""
     for f in files:
         if f.weights is None:
             continue
-        t = Table(title=f"Tensors of {f.path}", title_justify="left")
-        for col in ("name", "dtype", "shape", "offset", "bytes", "digest"):
-            t.add_column(col, overflow="fold")
+        t = _table(f"Tensors of {f.path}", ("name", "dtype", "shape", "offset", "bytes", "digest"))
         for te in f.weights.tensors:
-            t.add_row(
+            _row(
+                t,
                 te.name,
                 te.dtype,
-                "×".join(map(str, te.shape)) or "scalar",
+                shape_text(te.shape),
                 str(te.offset),
                 str(te.length),
-                (te.digest or "")[:16],
+                _digest(te.digest or "", short),
             )
         yield t
+
+
+def shape_text(shape: Sequence[int]) -> str:
+    """``64×256``: a tensor's shape as its file records it (GGUF: fastest dimension first)."""
+    return "×".join(map(str, shape)) or "scalar"

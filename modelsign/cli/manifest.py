@@ -6,8 +6,9 @@ import click
 
 from .._internal._atomic import write_atomic
 from .._internal.hashing import TENSOR_HASHES
-from .._internal.manifest import build_manifest, load_manifest
+from .._internal.manifest import load_manifest, manifest_for_tree
 from .._internal.metadata.provenance import parse_source
+from .._internal.signature.own import model_tree
 from . import cli
 from ._options import model_options, origin_options, progress_bar, refuse_existing
 
@@ -43,16 +44,16 @@ def manifest_cmd(
 
     MODEL is a folder, a single file, or a Hugging Face cache snapshot
     (models--org--name/snapshots/<commit>, or models--org--name via refs/main).
-    The manifest's digest is printed on stderr.
+    The manifest's digest is printed on stderr: for a signed model, the one
+    `sign` printed (modelsign's own signatures are never part of a model).
     """
     refuse_existing(output, force)
     parent_manifests = [load_manifest(p) for p in parents]
+    tree, _ = model_tree(model, ignore=ignore, allow_symlinks=allow_symlinks)
     with progress_bar(True, "hashing") as progress:
-        m = build_manifest(
-            model,
+        m = manifest_for_tree(
+            tree,
             tensor_hash=None if no_tensors else tensor_hash,  # type: ignore[arg-type]
-            ignore=ignore,
-            allow_symlinks=allow_symlinks,
             source=parse_source(source) if source else None,
             parents=parent_manifests,
             jobs=jobs,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -88,10 +87,9 @@ def load_target(
     target: str, ignore: tuple[str, ...], allow_symlinks: bool
 ) -> tuple[Manifest, dict[str, str], Origin]:
     """TARGET's manifest, where each of its files is on disk (a model's only) and its origin."""
-    from .._internal.discover import discover, matches_pattern
     from .._internal.manifest import manifest_for_tree, parse_manifest
+    from .._internal.signature.own import model_tree
     from ..sbom import signature_manifest
-    from ..sign import SIGNATURE_FILES
 
     data = _read_json_input(target) if os.path.isfile(target) else None
     if data is not None:
@@ -100,15 +98,9 @@ def load_target(
             return parse_manifest(data, target), {}, "manifest"
         if kind == "signature":
             return signature_manifest(data, target), {}, "signature"
-    # A signature inside the folder is not part of the model. `sign` leaves it
-    # out before it exists, so it is not among the ignored files either: the
-    # manifest (and its digest) is then the signed one.
-    exclude = list(SIGNATURE_FILES) if os.path.isdir(target) else []
-    tree = discover(target, ignore=ignore, exclude=exclude, allow_symlinks=allow_symlinks)
-    unasked = {n for n in exclude if not matches_pattern(n, ignore)}
-    if unasked & set(tree.ignored):
-        kept = tuple(p for p in tree.ignored if p not in unasked)
-        tree = dataclasses.replace(tree, ignored=kept)
+    # modelsign's own signatures are never part of a model: the manifest (and
+    # its digest) of a signed model is the one `sign` made.
+    tree, _ = model_tree(target, ignore=ignore, allow_symlinks=allow_symlinks)
     with progress_bar(True, "hashing") as progress:
         m = manifest_for_tree(tree, progress=progress)
     return m, {f.path: f.real for f in tree.files}, "model"

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, Final
 
 import click
 
+from .._internal._text import plural
 from .._internal.hashing import TENSOR_HASHES
 from .._internal.manifest import load_manifest
 from .._internal.metadata.provenance import parse_source
-from ..sign import sign
+from ..sign import SignResult, sign
 from . import cli
 from ._options import model_options, origin_options, progress_bar
 from ._signer import SignerOptions, signer_options
+
+SIGNING_KIND: Final = "modelsign.signing"
 
 
 @cli.command("sign")
@@ -56,7 +60,14 @@ from ._signer import SignerOptions, signer_options
     "--reuse",
     type=click.Path(dir_okay=False),
     metavar="OLD_SIGNATURE",
-    help="Re-hash only files changed since OLD_SIGNATURE was made on this machine.",
+    help="Re-hash only files changed since OLD_SIGNATURE (or the signature it is a copy of) "
+    "was made on this machine; says how many files were reused and read.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print what was signed as JSON (schema modelsign.signing) on stdout.",
 )
 @click.option(
     "--tensor-hash", type=click.Choice(TENSOR_HASHES), default="blake3", show_default=True
@@ -74,6 +85,7 @@ def sign_cmd(
     force: bool,
     no_tensors: bool,
     reuse: str | None,
+    as_json: bool,
     tensor_hash: str,
     ignore: tuple[str, ...],
     allow_symlinks: bool,
@@ -112,6 +124,38 @@ def sign_cmd(
             release=release,
         )
     m = res.manifest
-    click.echo(f"signed {m.name}: {len(m.files)} files, {m.tensor_count} tensors", err=True)
+    counts = f"{plural(len(m.files), 'file')}, {plural(m.tensor_count, 'tensor')}"
+    click.echo(f"signed {m.name}: {counts}", err=True)
+    if reuse is not None:
+        click.echo(reuse_text(res), err=True)
     click.echo(f"manifest digest: {m.digest()}", err=True)
     click.echo(f"wrote {res.signature} and {res.claims}", err=True)
+    if as_json:
+        click.echo(json.dumps(signing_json(res), indent=2, sort_keys=True))
+
+
+def reuse_text(res: SignResult) -> str:
+    """How much ``--reuse`` saved: "reused 3 files, read 1"."""
+    text = f"reused {plural(res.reused, 'file')}, read {res.read}"
+    shard_only = res.reused + res.read - len(res.manifest.files)
+    if shard_only > 0:  # --shard-size: reused files are read for their shard digests
+        text += f" ({shard_only} of them for their shard digests only)"
+    return text
+
+
+def signing_json(res: SignResult) -> dict[str, Any]:
+    """What ``sign --json`` prints: where the signature went, what it covers, what was read."""
+    m = res.manifest
+    return {
+        "kind": SIGNING_KIND,
+        "version": 1,
+        "model": m.name,
+        "signature": res.signature,
+        "claims": res.claims,
+        "manifest_digest": m.digest(),
+        "weights_digest": m.weights_digest,
+        "files": len(m.files),
+        "tensors": m.tensor_count,
+        "reused": res.reused,
+        "read": res.read,
+    }

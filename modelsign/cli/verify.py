@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from .._internal._text import plural
 from ..errors import VerificationError
 from ..policy import Policy
 from ..verify import VerificationResult, verify
@@ -151,8 +152,9 @@ def _signer(r: VerificationResult) -> str:
 
 def _verified(r: VerificationResult, who: str) -> list[str]:
     lines = [
-        f"verified {r.model}: {r.files_verified} files "
-        f"({r.files_by_tensor_digests} by tensor digests), {r.tensors_verified} tensors",
+        f"verified {r.model}: {plural(r.files_verified, 'file')} "
+        f"({r.files_by_tensor_digests} by tensor digests), "
+        f"{plural(r.tensors_verified, 'tensor')}",
         f"signed by {who}" if who else "no trusted signature (warn-mode policy)",
     ]
     if r.manifest_digest:
@@ -168,8 +170,9 @@ def _verified(r: VerificationResult, who: str) -> list[str]:
 def _failed(r: VerificationResult, who: str) -> list[str]:
     errors = r.errors
     failed = [x.rule for x in r.policy.rules if x.status == "fail"] if r.policy else []
-    why = [f"{len(errors)} problem(s)"] if errors or not failed else []
-    why += [f"policy rule(s) failed: {', '.join(failed)}"] if failed else []
+    why = [plural(len(errors), "problem")] if errors or not failed else []
+    rules = "policy rule" if len(failed) == 1 else "policy rules"
+    why += [f"{rules} failed: {', '.join(failed)}"] if failed else []
     lines = [f"FAILED {r.model}: {'; '.join(why)}"]
     if who:
         lines.append(f"signature valid, signed by {who}")
@@ -178,7 +181,8 @@ def _failed(r: VerificationResult, who: str) -> list[str]:
         if p.tensor:
             where += f" [tensor {p.tensor}]"
         lines.append(f"  {p.code}: {where}{': ' if where else ''}{p.message}")
-        if p.expected or p.actual:
+        if p.expected is not None:
             lines.append(f"    expected: {p.expected}")
+        if p.actual is not None:
             lines.append(f"    actual:   {p.actual}")
     return lines

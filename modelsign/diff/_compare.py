@@ -29,14 +29,26 @@ def _shape_text(dtype: str | None, shape: Sequence[int] | None) -> str:
 
 
 def _logical_shape(shape: Sequence[int], fmt: str) -> list[int]:
+    """Outermost dimension first, in any format: how shapes are compared across formats."""
     return list(reversed(shape)) if fmt == "gguf" else list(shape)
+
+
+#: Said of a tensor whose shape reads differently in a safetensors and a GGUF file only
+#: because GGUF lists dimensions fastest first (as gguf-py and llama.cpp's gguf-dump do).
+SAME_SHAPE_NOTE = "same shape: GGUF lists dimensions fastest first"
 
 
 @dataclass(frozen=True)
 class _Tensor:
     path: str  # the file, named as on the new side when the file is paired
     entry: TensorEntry
-    shape: list[int]  # outermost first
+    shape: list[int]  # outermost first: compared across formats, never shown
+    fmt: str  # the format of its file
+
+    @property
+    def text(self) -> str:
+        """dtype[shape], the shape as the file records it (GGUF: fastest dimension first)."""
+        return _shape_text(self.entry.dtype, self.entry.shape)
 
 
 def _pool(files: Mapping[str, File], rename: Mapping[str, str]) -> dict[str, _Tensor]:
@@ -47,7 +59,7 @@ def _pool(files: Mapping[str, File], rename: Mapping[str, str]) -> dict[str, _Te
     for path, w in sorted(weights, key=lambda x: x[0]):
         for t in w.tensors:
             key = t.name if seen[t.name] == 1 else f"{rename.get(path, path)}:{t.name}"
-            out[key] = _Tensor(path, t, _logical_shape(t.shape, w.format))
+            out[key] = _Tensor(path, t, _logical_shape(t.shape, w.format), w.format)
     return out
 
 
@@ -86,14 +98,16 @@ def _tensor_change(
     o, n = old.get(key), new.get(key)
     either = n or o
     name = either.entry.name if either is not None else key
-    old_text = _shape_text(o.entry.dtype, o.shape) if o else None
-    new_text = _shape_text(n.entry.dtype, n.shape) if n else None
+    old_text = o.text if o else None
+    new_text = n.text if n else None
     if p.code == "TENSOR_ADDED":
         message = f"added {new_text}"
     elif p.code == "TENSOR_REMOVED":
         message = f"removed {old_text}"
     elif p.code == "TENSOR_RETYPED":
         message = f"retyped {old_text} → {new_text}"
+        if o and n and o.fmt != n.fmt and o.shape == n.shape and o.entry.shape != n.entry.shape:
+            message += f" ({SAME_SHAPE_NOTE})"
     else:
         message = f"data changed ({new_text})"
     old_file = rename.get(o.path, o.path) if o else None
@@ -109,8 +123,8 @@ def _tensor_change(
         layer=layer_index(name),
         old_dtype=o.entry.dtype if o else None,
         new_dtype=n.entry.dtype if n else None,
-        old_shape=o.shape if o else None,
-        new_shape=n.shape if n else None,
+        old_shape=list(o.entry.shape) if o else None,
+        new_shape=list(n.entry.shape) if n else None,
     )
 
 

@@ -14,14 +14,14 @@ from .._internal.hashing import TensorHash
 from .._internal.manifest import (
     Manifest,
     WeightsInfo,
-    build_manifest,
     looks_like_manifest,
+    manifest_for_tree,
     parse_manifest,
 )
 from .._internal.signature.attestation import load_signature
 from .._internal.signature.bundle import KNOWN_MEDIA_TYPES, MAX_SIGNATURE_BYTES, Envelope
 from .._internal.signature.certs import certificate_identity, load_der_certificate
-from .._internal.signature.location import signature_location
+from .._internal.signature.own import model_tree
 from .._internal.signature.sigstore import fulcio_identity
 from .._internal.signature.statement import SINGLE_FILE_RESOURCE, SignedStatement
 from ..codes import Code
@@ -236,16 +236,16 @@ def build(pending: Pending, other: Side | Pending, opts: BuildOptions) -> Side:
         if other.manifest is not None:
             ignore += other.manifest.ignored.patterns
             exclude += other.manifest.ignored.paths
-    # A signature (and its claims) is never part of what it signs.
-    loc = signature_location(pending.path)
-    own = loc.names_inside(loc.signature, loc.claims)
-    exclude += [n for n in own if os.path.isfile(os.path.join(loc.root, n))]
-    m = build_manifest(
+    # modelsign's own signatures are never part of a model (own.py).
+    tree, _ = model_tree(
         pending.path,
-        tensor_hash=tensor_hash,
         ignore=sorted(set(ignore)),
         exclude=sorted(set(exclude)),
         allow_symlinks=opts.allow_symlinks,
+    )
+    m = manifest_for_tree(
+        tree,
+        tensor_hash=tensor_hash,
         env={},  # the differ's own CI is not the model's builder
         jobs=opts.jobs,
         progress=opts.progress,

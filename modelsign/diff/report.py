@@ -13,6 +13,7 @@ from typing import Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from .._internal._text import plural
 from .._internal.manifest import Manifest
 from ..codes import Code
 from ..issues import Issue, Severity
@@ -116,8 +117,11 @@ class Change(Issue):
 class TensorChange(Change):
     """A tensor added, removed, retyped (dtype or shape) or modified (data).
 
-    Shapes are outermost first, as numpy and safetensors give them (GGUF
-    dimensions are reversed), so tensors compare across formats. ``layer`` is
+    Shapes are as each file records them — the order ``inspect`` and the
+    manifest show: outermost first in safetensors, fastest first in GGUF (as
+    gguf-py and llama.cpp's gguf-dump list them). Tensors are compared across
+    formats by their outermost-first shapes: a safetensors tensor ``[1536, 576]``
+    and its GGUF conversion ``[576, 1536]`` have the same shape. ``layer`` is
     the index in a ``layers.N.`` / ``blk.N.`` / ``h.N.`` name. ``old`` and
     ``new`` are the tensor digests.
     """
@@ -238,10 +242,6 @@ def layer_ranges(layers: Iterable[int]) -> str:
 # --- summary --------------------------------------------------------------------
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def _names(names: Sequence[str], limit: int = 3) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f", +{len(names) - limit} more" if len(names) > limit else "")
@@ -268,7 +268,7 @@ def _tensor_summary(tensors: Sequence[TensorChange], total: int) -> list[str]:
     parts: list[str] = []
     changed = [t for t in tensors if t.code in ("TENSOR_MODIFIED", "TENSOR_RETYPED")]
     if changed:
-        text = f"{len(changed)} of {total} tensors changed"
+        text = f"{len(changed)} of {plural(total, 'tensor')} changed"
         layers = {t.layer for t in changed if t.layer is not None}
         others = [t.tensor or "" for t in changed if t.layer is None]
         if layers and not others:

@@ -31,8 +31,10 @@ from .._internal.manifest import FileEntry, Manifest, WeightsInfo, covering_part
 from .._internal.signature.location import (
     SignatureLocation,
     covering_location,
+    moved_note,
     signature_location,
 )
+from .._internal.signature.own import own_files
 from .._internal.signature.statement import SINGLE_FILE_RESOURCE, SignedStatement
 from .._internal.signature.verifiers import SignerInfo, Verifier
 from .._observe import header_seen, ignored_formats, read_signature
@@ -147,8 +149,9 @@ def open_context(
     statement = signed.statement if signed is not None else None
     if signed is not None:
         report.signer = signed.signer
-        for note in signed.notes:
-            report.warnings.append(decision.warn(f"modelsign: {note}", stacklevel=2))
+        for note in [*signed.notes, moved_note(loc)]:
+            if note is not None:
+                report.warnings.append(decision.warn(f"modelsign: {note}", stacklevel=2))
     single, refusal = _single_file(statement, loc.single_file)
     if single is None:  # a folder, or a file loaded as one of its folder's
         loc = signature_location(loc.root, signature=loc.signature, claims=loc.claims)
@@ -209,8 +212,12 @@ def _judge_policy(
         ctx.policy,
         manifest=ctx.manifest,
         signer=ctx.signer,
-        # (reasons "CODE: message": the file here is the signature's, never named in them)
-        signature_problems=[x.model_copy(update={"file": None}) for x in problems]
+        # (reasons "CODE: message": the file here is the signature's, named only when
+        # it is missing: where it was looked for)
+        signature_problems=[
+            x if x.code == Code.SIGNATURE_NOT_FOUND else x.model_copy(update={"file": None})
+            for x in problems
+        ]
         + trust.warn_reasons(),
         unsigned_files=unsigned,
         ignored_files=_ignored(ctx, unsigned),
@@ -222,7 +229,9 @@ def _judge_policy(
     failed = [r for r in report.policy.rules if r.status != "pass"]
     if not failed:
         return
-    msg = "policy rule(s) " + ", ".join(f"{r.rule} ({'; '.join(r.reasons[:3])})" for r in failed)
+    msg = ("policy rule " if len(failed) == 1 else "policy rules ") + ", ".join(
+        f"{r.rule} ({'; '.join(r.reasons[:3])})" for r in failed
+    )
     if report.policy.blocked:
         findings = problems + [
             Problem(code=Code.FILE_EXTRA, message=f"not signed ({fmt})", file=n)
@@ -265,7 +274,9 @@ def _files_on_disk(ctx: Context) -> dict[str, ModelFile]:
     except ModelsignError as exc:
         ctx.fail(f"the model folder cannot be walked: {exc.message}", [], exc.code)
         return {}
-    return {f.path: f for f in tree.files}
+    # modelsign's own signatures the signature does not list are not part of the model.
+    own = set(own_files(tree.files, signed=statement.files if statement is not None else ()))
+    return {f.path: f for f in tree.files if f.path not in own}
 
 
 def _unsigned(ctx: Context) -> dict[str, str]:

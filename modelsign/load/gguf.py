@@ -496,7 +496,8 @@ def _refuse(ctx: Context, name: str, problems: list[Problem]) -> None:
     message = f"{name} is not the signed file"
     if tensors:
         more = f" (+{len(tensors) - 5} more)" if len(tensors) > 5 else ""
-        message += f": tensor(s) {', '.join(tensors[:5])}{more} changed"
+        what = "tensor" if len(tensors) == 1 else "tensors"
+        message += f": {what} {', '.join(tensors[:5])}{more} changed"
     ctx.fail(message, problems, (specific or problems)[0].code)
 
 

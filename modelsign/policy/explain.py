@@ -53,11 +53,16 @@ def _signers(s: SignersRule) -> str:
     who = [f"the key in {k.file}" if k.file else "an inline key" for k in s.keys]
     who += [f"a certificate chaining to {r}" for r in s.certificate_roots]
     who += [_sigstore(i) for i in s.sigstore]
-    return "a valid signature over every file, by one of: " + "; ".join(who)
+    by = who[0] if len(who) == 1 else "one of: " + "; ".join(who)
+    return f"a valid signature over every file, by {by}"
 
 
 def _sigstore(i: SigstoreSpec) -> str:
-    ident = i.identity or f"an identity matching /{i.identity_regex}/"
+    ident = (
+        f"the Sigstore identity {i.identity}"
+        if i.identity is not None
+        else f"a Sigstore identity matching /{i.identity_regex}/"
+    )
     extra = ", ".join(
         f"{k.removeprefix('github_')} {v}"
         for k, v in (
@@ -67,7 +72,7 @@ def _sigstore(i: SigstoreSpec) -> str:
         )
         if v
     )
-    return f"Sigstore {ident} from {i.issuer}" + (f" ({extra})" if extra else "")
+    return f"{ident} from {i.issuer}" + (f" ({extra})" if extra else "")
 
 
 def _identity(pin: IdentityRule) -> str:

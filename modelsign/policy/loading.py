@@ -82,7 +82,7 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
-def _line_of(root: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
+def line_of(root: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
     """The 1-based line of the YAML node at a pydantic error location."""
     node = root
     line = node.start_mark.line + 1 if node is not None else None
@@ -154,7 +154,7 @@ def field_error(root: yaml.Node | None, exc: ValidationError, where: str) -> Inp
     err = exc.errors()[0]
     loc = [x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-"))]
     field_name = ".".join(str(x) for x in loc) or "(top level)"
-    line = _line_of(root, loc)
+    line = line_of(root, loc)
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown field"

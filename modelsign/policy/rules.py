@@ -245,13 +245,29 @@ def _reasons(policy: Policy, rule: RuleName, ev: _Evidence) -> Sequence[_Reason]
     if rule == "identity":
         return _identity(policy, ev.coverage_manifest, ev.signer, ev.release, ev.now)
     if ev.manifest is None:
-        return ["no manifest to judge (the signature carries none and the model could not be read)"]
+        return [_no_manifest(ev.signature_problems)]
     files = {**(ev.ignored_files or {}), **ev.unsigned_files} if rule == "formats" else ev.judged
     subject = ev.coverage_manifest if rule == "coverage" and ev.coverage_manifest else ev.manifest
     found: list[_Reason] = list(_JUDGES[rule](policy, subject, ev.signer, files, ev.now))
     if rule == "provenance":
         found += _attestation(policy, ev.attestation)
     return found
+
+
+def _no_manifest(signature_problems: Sequence[Issue | str]) -> str:
+    """Why a content rule has nothing to judge: the model is not signed, or cannot be read."""
+    missing = next(
+        (
+            p
+            for p in signature_problems
+            if isinstance(p, Issue) and p.code == Code.SIGNATURE_NOT_FOUND
+        ),
+        None,
+    )
+    if missing is not None:
+        where = f" (no signature at {missing.file})" if missing.file else ""
+        return f"not judged: the model is not signed{where}"
+    return "no manifest to judge (the signature carries none and the model could not be read)"
 
 
 def _licences(policy: Policy, m: Manifest, *_: Any) -> list[str]:

@@ -9,13 +9,15 @@ signature may be. Errors name the field and its line.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from ..codes import Code
 from ..errors import InputError
-from .loading import field_error, parse_yaml, read_policy_text
+from .loading import field_error, line_of, parse_yaml, read_policy_text
 from .specs import (
     RULES,
     CoverageRule,
@@ -76,14 +78,28 @@ class Policy(StrictModel):
         return p if os.path.isabs(p) else os.path.join(self.base_dir, p)
 
 
+#: The 1-based line of a field of a policy file, by its path (``("signers", "keys", 0)``).
+LineOf = Callable[[Sequence[int | str]], "int | None"]
+
+
 def load_policy(path: str | os.PathLike[str]) -> Policy:
     """Read and validate a policy file (see :func:`parse_policy`)."""
+    return read_policy(path)[0]
+
+
+def read_policy(path: str | os.PathLike[str]) -> tuple[Policy, LineOf]:
+    """Read and validate a policy file; also where each field is, for messages about it."""
     p = os.fspath(path)
-    return parse_policy(read_policy_text(p), p)
+    policy, root = _parse(read_policy_text(p), p)
+    return policy, lambda loc: line_of(root, loc)
 
 
 def parse_policy(text: str, where: str) -> Policy:
     """Validate policy text (YAML, of which JSON is a subset)."""
+    return _parse(text, where)[0]
+
+
+def _parse(text: str, where: str) -> tuple[Policy, yaml.Node | None]:
     root, data = parse_yaml(text, where)
     if not isinstance(data, dict):
         raise InputError("a policy is a mapping of rules", code=Code.POLICY_INVALID, path=where)
@@ -91,4 +107,4 @@ def parse_policy(text: str, where: str) -> Policy:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
         raise field_error(root, exc, where) from exc
-    return policy.model_copy(update={"base_dir": os.path.dirname(os.path.abspath(where))})
+    return policy.model_copy(update={"base_dir": os.path.dirname(os.path.abspath(where))}), root

@@ -7,6 +7,7 @@ valid, 2 invalid with the field and line on stderr.
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import shutil
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from modelsign.policy import RULES, Policy
 from modelsign.sign import sign
 from tests.helpers.examples import build_example
 from tests.helpers.paths import ROOT
+from tests.helpers.pki import build_pki, write_pem, write_pki
 from tests.helpers.signing import shared_key
 
 SHIPPED = sorted((ROOT / "policies").glob("*.yaml"))
@@ -82,11 +84,93 @@ def policy_line(rule: str, status: str, mode: str) -> str:
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
-def test_check_shipped_policies(path: Path) -> None:
+def test_check_shipped_policies(path: Path, tmp_path: Path) -> None:
+    policy = Policy.load(path)
+    keys_named = [k.file for k in policy.signers.keys if k.file] if policy.signers else []
+    if keys_named:
+        # A template: it names a key to put in place (default.yaml: keys/release.pub).
+        code, out, err = run("policy", "check", path)
+        assert code == 2 and out == ""
+        assert f"error[KEY_NOT_FOUND]: {path}: field signers.keys.0.file (line " in err
+        path = Path(shutil.copy(path, tmp_path / path.name))
+        for name in keys_named:
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            keys.write_keypair(
+                str(tmp_path / name).removesuffix(".pub"), shared_key(), password=None
+            )
     code, out, err = run("policy", "check", path)
     assert code == 0, err
-    rules = ", ".join(Policy.load(path).rules())
+    rules = ", ".join(policy.rules())
     assert out == f"{path}: valid policy (version 1; {rules})\n"
+
+
+def test_check_loads_every_file_the_policy_names(tmp_path: Path, signed: Path) -> None:
+    """policy check reads keys, roots, trusted roots and TSA chains as verify would, and
+    names every one that cannot be used: its code, field, line and path."""
+    (tmp_path / "keys").mkdir()
+    _, pub = keys.write_keypair(str(tmp_path / "keys" / "release"), shared_key(), password=None)
+    pki = write_pki(build_pki(), tmp_path / "pki")
+    write_pem(tmp_path / "pki" / "tsa.pem", build_pki().leaf.cert, build_pki().root.cert)
+    store = importlib.resources.files("sigstore._store")
+    shipped = store / "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev" / "trusted_root.json"
+    (tmp_path / "trusted_root.json").write_text(shipped.read_text())
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        "version: 1\n"
+        "signers:\n"
+        "  keys:\n"
+        "    - file: keys/release.pub\n"
+        f"      fingerprint: {keys.key_hint(shared_key().public_key())}\n"
+        f"    - file: {pub}\n"
+        "  certificate_roots: [pki/root.pem]\n"
+        "  trusted_root: trusted_root.json\n"
+        "  timestamp_authorities: [pki/tsa.pem]\n"
+        "  sigstore:\n"
+        "    - identity: release@example.com\n"
+        "      issuer: https://accounts.google.com\n"
+    )
+    code, out, err = run("policy", "check", good)
+    assert (code, err) == (0, "") and "valid policy" in out
+    assert pki.root.is_file()
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "version: 1\n"
+        "signers:\n"
+        "  keys:\n"
+        "    - file: keys/release.pub\n"
+        "    - file: keys/missing.pub\n"
+        "    - pem: not a key\n"
+        "    - file: keys/release.pub\n"
+        f"      fingerprint: {'a' * 64}\n"
+        "  certificate_roots:\n"
+        "    - pki/root.pem\n"
+        "    - pki/gone.pem\n"
+        "  trusted_root: roots/absent.json\n"
+        "  timestamp_authorities: [pki/root.pem]\n"
+    )
+    code, out, err = run("policy", "check", bad)
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        f"error[KEY_NOT_FOUND]: {bad}: field signers.keys.1.file (line 5): "
+        f"{tmp_path / 'keys' / 'missing.pub'}: public key file not found",
+        f"error[KEY_INVALID]: {bad}: field signers.keys.2.pem (line 6): the policy's inline key: "
+        "not a valid PEM public key: " + err.splitlines()[1].split("public key: ", 1)[1],
+        f"error[POLICY_INVALID]: {bad}: field signers.keys.3.fingerprint (line 8): "
+        f"{tmp_path / 'keys' / 'release.pub'}: policy key keys/release.pub does not have "
+        f"fingerprint {'a' * 64}",
+        f"error[CERT_NOT_FOUND]: {bad}: field signers.certificate_roots.1 (line 11): "
+        f"{tmp_path / 'pki' / 'gone.pem'}: certificate file not found",
+        f"error[TRUST_ROOT_NOT_FOUND]: {bad}: field signers.trusted_root (line 12): "
+        f"{tmp_path / 'roots' / 'absent.json'}: no such trusted root",
+        f"error[TSA_CHAIN_INVALID]: {bad}: field signers.timestamp_authorities.0 (line 13): "
+        f"{tmp_path / 'pki' / 'root.pem'}: a TSA chain needs the TSA's certificate and its "
+        "root (leaf first)",
+        f"{bad}: not usable: 6 problems with the trust it names",
+    ]
+    # What policy check refuses is what verify would stop on.
+    code, _, err = run("verify", signed, "--policy", bad)
+    assert code == 2 and "error[KEY_NOT_FOUND]" in err
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
@@ -115,7 +199,7 @@ def test_explain_names_signers_and_limits(tmp_path: Path) -> None:
     assert code == 0
     assert out.splitlines() == [
         "Rules not given a mode block.",
-        "- signers (enforce): requires a valid signature over every file, by one of: "
+        "- signers (enforce): requires a valid signature over every file, by "
         "the key in keys/release.pub",
         "- quantization (warn): warns unless at least 4.5 bits per weight; "
         "unquantized models allowed",
@@ -197,8 +281,8 @@ def test_verify_enforced_rule_fails_with_exit_1(tmp_path: Path, setup: Setup, ru
     model, doc, errors = _rule_case(setup, rule, "enforce")
     code, out, err = run("verify", model, "--policy", write_policy(tmp_path, doc))
     assert code == 1, err
-    why = f"{errors} problem(s); " if errors else ""
-    assert out.startswith(f"FAILED {model}: {why}policy rule(s) failed: {rule}\n")
+    why = f"{errors} problem{'' if errors == 1 else 's'}; " if errors else ""
+    assert out.startswith(f"FAILED {model}: {why}policy rule failed: {rule}\n")
     assert policy_line(rule, "fail", "enforce") in out.splitlines()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ from click.testing import CliRunner
 
 from modelsign.cli import cli
 from tests.helpers.deep import make_deep, remove_deep
-from tests.helpers.signing import flip_byte
+from tests.helpers.json_output import validate
+from tests.helpers.signing import KeyPair, flip_byte
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -111,3 +113,40 @@ def test_folders_nested_too_deep_are_one_line_errors(
             assert "Traceback" not in err and len(err.strip().splitlines()) == 1, args
     finally:
         remove_deep(tiny_model)
+
+
+def test_sign_reuse_says_what_it_reused_and_read(
+    tiny_model: Path, keypair: KeyPair, tmp_path: Path
+) -> None:
+    old = time.time() - 3600
+    for p in tiny_model.iterdir():
+        os.utime(p, (old, old))  # untouched for an hour, as a downloaded model is
+    key = str(keypair.key_path)
+    code, out, err = run("sign", str(tiny_model), "--key", key, "--json")
+    assert code == 0, err
+    first = json.loads(out)
+    validate(first, "signing")  # the shipped modelsign/schemas/signing.schema.json
+    assert first["kind"] == "modelsign.signing" and first["version"] == 1
+    assert (first["files"], first["tensors"], first["reused"], first["read"]) == (4, 21, 0, 4)
+    assert first["signature"] == str(tiny_model / "model.sig")
+    assert "reused" not in err  # nothing was asked to be reused
+    alone = tmp_path / "alone.sig"  # a copy elsewhere: found by its content, not its path
+    alone.write_bytes((tiny_model / "model.sig").read_bytes())
+    kept = tmp_path / "v1.sig"  # one kept with its claims
+    kept.write_bytes((tiny_model / "model.sig").read_bytes())
+    (tmp_path / "v1.claims.jsonl").write_bytes((tiny_model / "claims.jsonl").read_bytes())
+    (tiny_model / "README.md").write_text("a new card\n")
+    code, out, err = run("sign", str(tiny_model), "--key", key, "--force", "--reuse", str(alone))
+    assert code == 0, err
+    assert "signed tiny-model: 4 files, 21 tensors\nreused 1 file, read 3\n" in err
+    # The model's claims.jsonl now holds the new attestation: a copy needs its own claims.
+    code, out, err = run("sign", str(tiny_model), "--key", key, "--force", "--reuse", str(alone))
+    assert code == 2 and "REUSE_INVALID" in err
+    assert f"keep its claims file beside it ({tmp_path / 'alone.claims.jsonl'})" in err
+    code, out, err = run(
+        "sign", str(tiny_model), "--key", key, "--force", "--reuse", str(kept), "--json"
+    )
+    assert code == 0, err
+    again = json.loads(out)
+    assert (again["reused"], again["read"]) == (1, 3)
+    assert again["manifest_digest"] != first["manifest_digest"]  # README.md changed

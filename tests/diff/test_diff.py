@@ -12,6 +12,7 @@ import pytest
 import rfc8785
 from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
+from gguf import GGUFReader
 
 from modelsign._internal.manifest import build_manifest
 from modelsign._internal.metadata.provenance import parse_source
@@ -88,11 +89,18 @@ def test_safetensors_vs_gguf_derivative_is_a_format_change(
     assert [(c.path, c.old_path, c.old, c.new) for c in fmt] == [
         ("tiny-model-Q8_0.gguf", "model.safetensors", "safetensors", "gguf")
     ]
-    # Every matrix was quantized; shapes compare across formats (GGUF dims reversed).
+    # Every matrix was quantized; shapes compare across formats (GGUF dims reversed): each is
+    # shown as its file records it, as inspect shows it (GGUF: fastest dimension first).
     retyped = [t for t in d.tensors if t.code == "TENSOR_RETYPED"]
     assert len(retyped) == 16 == d.counts.tensors_retyped and len(d.tensors) == 16
     assert {(t.old_dtype, t.new_dtype) for t in retyped} == {("F16", "Q8_0")}
-    assert all(t.old_shape == t.new_shape for t in retyped)
+    assert all(t.old_shape == list(reversed(t.new_shape or [])) for t in retyped)
+    gguf = {t.name: t.shape for t in GGUFReader(tiny_models[1] / "tiny-model-Q8_0.gguf").tensors}
+    assert all(t.new_shape == [int(x) for x in gguf[t.tensor or ""]] for t in retyped)
+    lm_head = next(t for t in retyped if t.tensor == "lm_head.weight")
+    assert lm_head.message == (
+        "retyped F16[256,64] → Q8_0[64,256] (same shape: GGUF lists dimensions fastest first)"
+    )
     # The F32 norms are the same bytes in both files.
     assert all("norm" not in (t.tensor or "") for t in d.tensors)
     assert {(c.field, c.old, c.new) for c in d.files if c.code == "QUANTIZATION_CHANGED"} >= {

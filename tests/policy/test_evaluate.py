@@ -24,7 +24,7 @@ def test_policy_wide_warn_mode_with_an_enforced_rule(
     )
     result, err = judge(signed_st, policy, verifier=release_verifier)
     assert err is not None and err.code == "POLICY_FAILED"
-    assert err.message == "verification failed: 0 problem(s); policy rules failed: freshness"
+    assert err.message == "verification failed: 0 problems; policy rule failed: freshness"
     assert [(r.rule, r.mode, r.status) for r in result.policy.rules] == [  # type: ignore[union-attr]
         ("signers", "enforce", "pass"),
         ("quantization", "warn", "warn"),

@@ -53,7 +53,7 @@ def test_explain_mentions_every_rule(tmp_path: Path) -> None:
     assert by_rule["signers"] == (
         "- signers (enforce): requires a valid signature over every file, by one of: "
         "the key in keys/release.pub; an inline key; a certificate chaining to pki/root.pem; "
-        "Sigstore an identity matching /^https://github\\.com/acme/.*$/ from "
+        "a Sigstore identity matching /^https://github\\.com/acme/.*$/ from "
         f"{GITHUB_ISSUER} (repository {GH_REPO}, ref {GH_REF})"
     )
     assert by_rule["identity"] == (

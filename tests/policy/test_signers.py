@@ -128,7 +128,7 @@ def test_signers_untrusted_key_error_code(
         verify(signed_st, policy=policy)
     assert info.value.code == "SIGNER_NOT_TRUSTED"
     assert info.value.message == (
-        "verification failed: 1 problem(s); policy rules failed: signers; first: SIGNER_NOT_TRUSTED"
+        "verification failed: 1 problem; policy rule failed: signers; first: SIGNER_NOT_TRUSTED"
     )
 
 

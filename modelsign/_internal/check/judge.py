@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ...codes import Code
 from .._atomic import size_mismatch
+from .._text import plural
 from ..manifest import FileEntry, TensorEntry, WeightsInfo
 from ..signature.statement import SignedStatement
 from .compare import Problem, diff_layouts, diff_weights, tensor_modified
@@ -139,7 +140,7 @@ def _shards(
         tally.verified(size, entry)
         return []
     s, actual = bad[0]
-    more = f" (and {len(bad) - 1} more shard(s))" if len(bad) > 1 else ""
+    more = f" (and {plural(len(bad) - 1, 'more shard')})" if len(bad) > 1 else ""
     message = f"bytes {s.start}:{s.end} changed ({st.hash_type}){more}"
     problems = [_modified(name, s.digest, actual, message)]
     if entry is not None and entry.weights is not None and seen.weights is not None:

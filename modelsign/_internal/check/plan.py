@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ...codes import Code
+from .._text import plural
 from ..manifest import Part, covering_parts
 from ..signature.shards import Shard
 from ..signature.statement import SINGLE_FILE_RESOURCE, Resource, SignedStatement
@@ -61,7 +62,8 @@ def _grouped(
             return {name: tuple(next(iter(out.values())))}, None
         return {}, Problem(
             code=Code.SIGNATURE_FOR_FOLDER,
-            message=f"the signature covers {len(names)} files of a folder, not this single file",
+            message=f"the signature covers {plural(len(names), 'file')} of a folder, "
+            "not this single file",
             file=name,
         )
     if SINGLE_FILE_RESOURCE in out:

@@ -11,6 +11,11 @@
   revision: a newer snapshot is unsigned until it is signed.
 - A signature put elsewhere (``--signature``): its claims beside it
   (``claims.jsonl`` beside a ``model.sig``, else ``NAME.claims.jsonl``).
+- modelsign 0.1 signed a cache repo folder into the repo folder itself
+  (``models--org--name/model.sig``). Readers still find a signature there, for
+  the ``refs/main`` snapshot only and when the snapshot has none, and say so
+  (:attr:`SignatureLocation.moved_to`: verify warns ``LEGACY_SIGNATURE_PLACE``);
+  writers never put one there (``legacy=False``).
 
 ``sign`` writes there; ``verify``, the loaders, the inventory, ``watch`` and
 ``diff`` read there. Loaders also accept a file of a signed folder: without a
@@ -41,6 +46,9 @@ class SignatureLocation:
     signature: str
     claims: str
     provenance: str
+    #: Where the signature belongs, when it lies where modelsign 0.1 put it (the cache
+    #: repo folder of this snapshot): readers use it, and warn.
+    moved_to: str | None = None
 
     def names_inside(self, *paths: str) -> list[str]:
         """Those of ``paths`` inside the model folder, as names relative to it (to leave out)."""
@@ -74,23 +82,65 @@ def signature_location(
     *,
     signature: str | os.PathLike[str] | None = None,
     claims: str | os.PathLike[str] | None = None,
+    legacy: bool = True,
 ) -> SignatureLocation:
     """Where the signatures of ``model`` (a folder or a file) are, by the rule above.
 
     ``signature`` and ``claims`` are the caller's choices, when it made them.
+    ``legacy``: find a signature modelsign 0.1 left in a cache repo folder
+    (readers); a writer passes False, and writes where the rule says.
     """
     path = os.fspath(model)
     if os.path.isdir(path):
         root = model_folder(path)
         single = None
         sig, prov = os.path.join(root, SIGNATURE_FILE), os.path.join(root, PROVENANCE_FILE)
+        repo = _legacy_folder(root) if legacy else None
+        if repo is not None:
+            old_sig, old_prov = (
+                os.path.join(repo, SIGNATURE_FILE),
+                os.path.join(repo, PROVENANCE_FILE),
+            )
+            if signature is None and not os.path.lexists(sig) and os.path.lexists(old_sig):
+                sig = old_sig
+            if not os.path.lexists(prov) and os.path.lexists(old_prov):
+                prov = old_prov
     else:
         root, single = os.path.split(os.path.abspath(path))
         sig, prov = path + ".sig", path + PROVENANCE_FILE.removeprefix("model")
+        repo = None
     if signature is not None:
         sig = os.fspath(signature)
     where = os.fspath(claims) if claims is not None else claims_path(sig)
-    return SignatureLocation(root, single, sig, where, prov)
+    moved = repo is not None and os.path.dirname(os.path.abspath(sig)) == repo
+    return SignatureLocation(root, single, sig, where, prov, root if moved else None)
+
+
+def moved_note(loc: SignatureLocation) -> str | None:
+    """What to tell the user when the signature lies where modelsign 0.1 put it (else None)."""
+    if loc.moved_to is None:
+        return None
+    return (
+        "signature found in the cache repo folder, where modelsign 0.1 put it (used for the "
+        "refs/main snapshot); move model.sig and claims.jsonl (and model.provenance.sig, "
+        f"if there is one) into {loc.moved_to}"
+    )
+
+
+def _legacy_folder(root: str) -> str | None:
+    """The cache repo folder whose ``refs/main`` names snapshot ``root`` (None if it is not one).
+
+    Where modelsign 0.1 put the signature of ``models--org--name``.
+    """
+    try:
+        found = resolve_hf_snapshot(root)
+        if found is None or found[1].ref is not None:
+            return None  # not a snapshot (a repo folder was resolved to one already)
+        repo = found[1].repo_dir
+        main = resolve_hf_snapshot(repo)
+    except DiscoveryError:
+        return None  # no readable refs/main: the repo folder means no snapshot
+    return repo if main is not None and main[0] == os.path.abspath(root) else None
 
 
 def covering_location(

@@ -273,7 +273,7 @@ def test_shards_name_the_first_changed_range() -> None:
     observed = Observed(Listing({"w.bin": 10, "e": 0}), {"w.bin": Seen(shards=got)})
     problems = judge(st, observed).problems
     assert codes(problems) == [("FILE_EMPTY_UNLISTED", "e"), ("FILE_MODIFIED", "w.bin")]
-    assert problems[1].message == "bytes 4:8 changed (sha256) (and 1 more shard(s))"
+    assert problems[1].message == "bytes 4:8 changed (sha256) (and 1 more shard)"
     assert (problems[1].expected, problems[1].actual) == (sha(b"1"), "a" * 64)
 
 

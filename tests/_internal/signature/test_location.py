@@ -9,6 +9,7 @@ import pytest
 from modelsign import KeySigner, KeyVerifier, sign, verify
 from modelsign._internal.signature.location import (
     covering_location,
+    moved_note,
     signature_location,
 )
 from modelsign.diff import diff_models
@@ -130,3 +131,34 @@ def test_sign_writes_where_verify_reads(tiny_models: tuple[Path, Path], kind: st
     assert res.signature == signature_location(target).signature
     assert res.claims == signature_location(target).claims
     assert verify(target, verifier=KeyVerifier(KEY.public_key())).signature == res.signature
+
+
+def test_a_signature_modelsign_0_1_left_in_the_repo_folder(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    repo = cache_repo(tmp_path / "hub", tmp_path / "m")
+    snap = repo / "snapshots" / COMMIT
+    for name in ("model.sig", "model.provenance.sig"):
+        (repo / name).write_text("{}")
+    for given in (repo, snap):
+        loc = signature_location(given)
+        assert (loc.signature, loc.claims) == (str(repo / "model.sig"), str(repo / "claims.jsonl"))
+        assert loc.provenance == str(repo / "model.provenance.sig")
+        assert loc.moved_to == str(snap) and "modelsign 0.1" in (moved_note(loc) or "")
+        # Writers put signatures where they live now.
+        new = signature_location(given, legacy=False)
+        assert (new.signature, new.provenance, new.moved_to) == (
+            str(snap / "model.sig"),
+            str(snap / "model.provenance.sig"),
+            None,
+        )
+    # Named explicitly (as the inventory passes what it found), it is still noticed.
+    assert signature_location(snap, signature=repo / "model.sig").moved_to == str(snap)
+    # A signature in the snapshot wins; the old one is then not looked at.
+    (snap / "model.sig").write_text("{}")
+    loc = signature_location(repo)
+    assert (loc.signature, loc.moved_to, moved_note(loc)) == (str(snap / "model.sig"), None, None)
+    # Another revision than refs/main's is not what the repo folder meant.
+    other = repo / "snapshots" / ("f" * 40)
+    other.mkdir()
+    assert signature_location(other).signature == str(other / "model.sig")

@@ -12,7 +12,10 @@ from the models and types it is made of:
 - ``diff.schema.json``: ``ModelDiff`` — ``diff --json``;
 - ``manifest.schema.json``: ``Manifest`` — ``manifest`` and ``inspect --json``;
 - ``inventory.schema.json``: ``Inventory`` — ``inventory --json``;
-- ``watch-event.schema.json``: the ``Event`` TypedDict — each line ``watch`` prints.
+- ``watch-event.schema.json``: the ``Event`` TypedDict — each line ``watch`` prints;
+- ``signing``, ``keygen``, ``attestation``, ``policy-check``, ``policy-explanation``:
+  the dicts ``sign``, ``keygen``, ``attest provenance``, ``policy check`` and
+  ``policy explain`` print with ``--json`` (checked against the keys their code writes).
 
 They describe output: every key an object is written with is required, and defaults are
 left out (they say nothing about what was written, and one holds the version).
@@ -21,9 +24,11 @@ left out (they say nothing about what was written, and one holds the version).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, get_args
 
@@ -37,12 +42,22 @@ from pydantic_core import core_schema  # noqa: E402
 
 from modelsign._internal.findings import Finding  # noqa: E402
 from modelsign._internal.manifest import Manifest  # noqa: E402
+from modelsign._internal.signature.keys import KEY_TYPES  # noqa: E402
 from modelsign._internal.signature.verifiers import SignerInfo  # noqa: E402
+from modelsign.cli.attest import ATTESTATION_KIND, attestation_json  # noqa: E402
+from modelsign.cli.keygen import KEYGEN_KIND, keygen_json  # noqa: E402
+from modelsign.cli.policy import (  # noqa: E402
+    POLICY_CHECK_KIND,
+    POLICY_EXPLANATION_KIND,
+    policy_check_json,
+    policy_explanation_json,
+)
 from modelsign.cli.sign import SIGNING_KIND, signing_json  # noqa: E402
 from modelsign.diff import ModelDiff  # noqa: E402
 from modelsign.errors import ERROR_KIND, ModelsignError  # noqa: E402
 from modelsign.inventory import Inventory  # noqa: E402
 from modelsign.issues import Issue  # noqa: E402
+from modelsign.policy.specs import RULES, Mode  # noqa: E402
 from modelsign.verify import VerificationResult  # noqa: E402
 from modelsign.watch import Event, EventName, Verdict  # noqa: E402
 
@@ -131,6 +146,28 @@ def error_schema() -> dict[str, Any]:
     return with_defs(schema, Issue)
 
 
+def result_schema(
+    kind: str, description: str, properties: dict[str, Any], writer: Callable[..., Any]
+) -> dict[str, Any]:
+    """A result object that is no model: ``writer``'s dict, every key required."""
+    keys = _keys_written(writer)
+    assert sorted(properties) == keys, f"{writer.__name__}() writes {keys}: update its schema"
+    return {
+        "title": kind,
+        "description": description,
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def _keys_written(writer: Callable[..., Any]) -> list[str]:
+    """The keys of the dict literal ``writer`` returns (one ``"key": value`` a line)."""
+    source = inspect.getsource(writer)
+    return sorted(re.findall(r'^\s+"(\w+)": ', source, flags=re.MULTILINE))
+
+
 def signing_schema() -> dict[str, Any]:
     """What ``sign --json`` prints (``signing_json``): ``modelsign.signing`` version 1."""
     count = {"type": "integer", "minimum": 0}
@@ -147,25 +184,90 @@ def signing_schema() -> dict[str, Any]:
         "reused": count,
         "read": count,
     }
-    keys = _signing_keys()
-    assert sorted(properties) == keys, f"signing_json() writes {keys}: update signing_schema()"
-    return {
-        "title": SIGNING_KIND,
-        "description": "What sign --json prints: where the signature and the attestation went, "
+    description = (
+        "What sign --json prints: where the signature and the attestation went, "
         "the manifest's digests, and how many files were reused from an earlier signature "
-        "and how many read.",
+        "and how many read."
+    )
+    return result_schema(SIGNING_KIND, description, properties, signing_json)
+
+
+def keygen_schema() -> dict[str, Any]:
+    """What ``keygen --json`` prints (``keygen_json``): ``modelsign.keygen`` version 1."""
+    properties: dict[str, Any] = {
+        "kind": {"const": KEYGEN_KIND},
+        "version": {"const": 1},
+        "private_key": {"type": "string", "description": "PREFIX.key (PKCS#8 PEM)."},
+        "public_key": {"type": "string", "description": "PREFIX.pub (SPKI PEM)."},
+        "key_hint": {"type": "string", "description": "SHA-256 hex of the public key's PEM."},
+        "algorithm": {"enum": list(KEY_TYPES)},
+        "encrypted": {"type": "boolean"},
+    }
+    description = (
+        "What keygen --json prints: the key files written, the key's hint (as OMS "
+        "signatures record it), its type and whether the private key is encrypted."
+    )
+    return result_schema(KEYGEN_KIND, description, properties, keygen_json)
+
+
+def attestation_schema() -> dict[str, Any]:
+    """What ``attest provenance --json`` prints: ``modelsign.attestation`` version 1."""
+    properties: dict[str, Any] = {
+        "kind": {"const": ATTESTATION_KIND},
+        "version": {"const": 1},
+        "attestation": {"type": "string", "description": "Where the statement was written."},
+        "model": {"type": "string"},
+        "builder": {"type": "string", "description": "The SLSA builder id."},
+        "manifest_digest": {"type": "string"},
+    }
+    description = (
+        "What attest provenance --json prints: where the signed SLSA provenance "
+        "statement went, the builder it names and the model's manifest digest."
+    )
+    return result_schema(ATTESTATION_KIND, description, properties, attestation_json)
+
+
+def policy_check_schema() -> dict[str, Any]:
+    """What ``policy check --json`` prints for a valid policy."""
+    properties: dict[str, Any] = {
+        "kind": {"const": POLICY_CHECK_KIND},
+        "version": {"const": 1},
+        "policy": {"type": "string"},
+        "valid": {"const": True},
+        "policy_version": {"const": 1},
+        "rules": {"type": "array", "items": {"enum": list(RULES)}},
+    }
+    description = (
+        "What policy check --json prints for a valid policy: the rules it gives. "
+        "An invalid one is a modelsign.error (POLICY_INVALID with each problem, or the "
+        "policy file's own error)."
+    )
+    return result_schema(POLICY_CHECK_KIND, description, properties, policy_check_json)
+
+
+def policy_explanation_schema() -> dict[str, Any]:
+    """What ``policy explain --json`` prints."""
+    mode = {"enum": list(get_args(Mode))}
+    rule = {
         "type": "object",
-        "properties": properties,
-        "required": list(properties),
+        "properties": {"rule": {"enum": list(RULES)}, "mode": mode},
+        "required": ["rule", "mode"],
         "additionalProperties": False,
     }
-
-
-def _signing_keys() -> list[str]:
-    import inspect
-
-    source = inspect.getsource(signing_json)
-    return sorted(re.findall(r'^\s+"(\w+)": ', source, flags=re.MULTILINE))
+    properties: dict[str, Any] = {
+        "kind": {"const": POLICY_EXPLANATION_KIND},
+        "version": {"const": 1},
+        "policy": {"type": "string"},
+        "description": _NULLABLE_STRING,
+        "mode": mode,
+        "rules": {"type": "array", "items": rule},
+        "text": {"type": "string", "description": "What policy explain prints without --json."},
+    }
+    description = (
+        "What policy explain --json prints: the policy's default mode, each rule it "
+        "gives with its mode, and the explanation in plain words."
+    )
+    return result_schema(POLICY_EXPLANATION_KIND, description, properties, policy_explanation_json)
 
 
 def watch_event_schema() -> dict[str, Any]:
@@ -207,6 +309,10 @@ def generate() -> dict[str, dict[str, Any]]:
         "inventory.schema.json": titled(Inventory, "modelsign.inventory"),
         "watch-event.schema.json": watch_event_schema(),
         "signing.schema.json": signing_schema(),
+        "keygen.schema.json": keygen_schema(),
+        "attestation.schema.json": attestation_schema(),
+        "policy-check.schema.json": policy_check_schema(),
+        "policy-explanation.schema.json": policy_explanation_schema(),
     }
     return {name: {"$schema": DRAFT, **schema} for name, schema in schemas.items()}
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, Final
 
 import click
 
 from .._internal.hashing import TENSOR_HASHES
 from .._internal.manifest import load_manifest
 from .._internal.metadata.provenance import parse_source
-from ..provenance import attest_provenance, builder_id
+from ..provenance import AttestResult, attest_provenance, builder_id
 from . import cli
 from ._options import model_options, origin_options, progress_bar
 from ._signer import SignerOptions, signer_options
+
+ATTESTATION_KIND: Final = "modelsign.attestation"
 
 
 @cli.group("attest")
@@ -35,11 +38,18 @@ def attest_group() -> None:
 )
 @model_options
 @origin_options
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print what was attested as JSON (schema modelsign.attestation) on stdout.",
+)
 def attest_provenance_cmd(
     model: str,
     output: str | None,
     force: bool,
     tensor_hash: str,
+    as_json: bool,
     ignore: tuple[str, ...],
     allow_symlinks: bool,
     source: str | None,
@@ -70,3 +80,18 @@ def attest_provenance_cmd(
         )
     click.echo(f"builder: {builder_id(res.manifest.provenance.builder)}", err=True)
     click.echo(f"wrote {res.path}", err=True)
+    if as_json:
+        click.echo(json.dumps(attestation_json(res), indent=2, sort_keys=True))
+
+
+def attestation_json(res: AttestResult) -> dict[str, Any]:
+    """What ``attest provenance --json`` prints: where it went, the builder, the model."""
+    m = res.manifest
+    return {
+        "kind": ATTESTATION_KIND,
+        "version": 1,
+        "attestation": res.path,
+        "model": m.name,
+        "builder": builder_id(m.provenance.builder),
+        "manifest_digest": m.digest(),
+    }

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from typing import Any, Final
 
 import click
 
 from .._internal.signature import keys
 from . import cli
 from ._signer import password_from_env
+
+KEYGEN_KIND: Final = "modelsign.keygen"
 
 
 @cli.command("keygen")
@@ -35,7 +39,15 @@ from ._signer import password_from_env
     help="Writes PREFIX.key and PREFIX.pub.",
 )
 @click.option("--force", is_flag=True, help="Overwrite existing key files.")
-def keygen_cmd(key_type: keys.KeyType, password_env: str | None, prefix: str, force: bool) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the key files written as JSON (schema modelsign.keygen) on stdout.",
+)
+def keygen_cmd(
+    key_type: keys.KeyType, password_env: str | None, prefix: str, force: bool, as_json: bool
+) -> None:
     """Generate a signing key pair: PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub."""
     password = password_from_env(password_env)
     if password is None and sys.stdin.isatty():
@@ -45,6 +57,7 @@ def keygen_cmd(key_type: keys.KeyType, password_env: str | None, prefix: str, fo
             hide_input=True,
             confirmation_prompt=True,
             show_default=False,
+            err=as_json,  # stdout is the JSON object only
         )
         password = typed.encode("utf-8") or None
     if key_type == "ed25519":
@@ -58,5 +71,24 @@ def keygen_cmd(key_type: keys.KeyType, password_env: str | None, prefix: str, fo
     )
     if password is None:
         click.echo(f"warning: {key_path} is not encrypted", err=True)
+    hint = keys.key_hint(keys.load_public_key(pub_path))
     click.echo(f"wrote {key_path} and {pub_path}", err=True)
-    click.echo(f"key hint: {keys.key_hint(keys.load_public_key(pub_path))}", err=True)
+    click.echo(f"key hint: {hint}", err=True)
+    if as_json:
+        out = keygen_json(key_path, pub_path, hint, key_type, encrypted=password is not None)
+        click.echo(json.dumps(out, indent=2, sort_keys=True))
+
+
+def keygen_json(
+    key_path: str, pub_path: str, hint: str, key_type: str, *, encrypted: bool
+) -> dict[str, Any]:
+    """What ``keygen --json`` prints: the files written, the key's hint and type."""
+    return {
+        "kind": KEYGEN_KIND,
+        "version": 1,
+        "private_key": key_path,
+        "public_key": pub_path,
+        "key_hint": hint,
+        "algorithm": key_type,
+        "encrypted": encrypted,
+    }

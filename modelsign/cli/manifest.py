@@ -11,6 +11,7 @@ from .._internal.metadata.provenance import parse_source
 from .._internal.signature.own import model_tree
 from . import cli
 from ._options import model_options, origin_options, progress_bar, refuse_existing
+from ._report import json_option
 
 
 @cli.command("manifest")
@@ -26,6 +27,7 @@ from ._options import model_options, origin_options, progress_bar, refuse_existi
     help="Tensor digest algorithm; sha256 for FIPS-bound users.",
 )
 @model_options
+@json_option("Report errors as JSON (modelsign.error) on stdout; the manifest is JSON already.")
 @origin_options
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), help="Parallel hashing threads.")
 def manifest_cmd(

@@ -15,6 +15,7 @@ from ..codes import Code
 from ..errors import InputError
 from . import cli
 from ._options import model_options, progress_bar, refuse_existing
+from ._report import json_option
 
 if TYPE_CHECKING:
     from .._internal.manifest import Manifest
@@ -130,6 +131,7 @@ def build_time() -> datetime:
     "without it the same model gives the same bytes.",
 )
 @model_options
+@json_option("Report errors as JSON (modelsign.error) on stdout; the BOM is JSON already.")
 def sbom_cmd(
     model: str,
     output: str | None,

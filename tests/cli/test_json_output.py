@@ -251,13 +251,102 @@ def test_ctrl_c_is_interrupted(command: str, world: World, monkeypatch: pytest.M
     [
         ["--json"],  # the group has no --json: a usage error before any command
         ["no-such-command", "--json"],
-        ["sign", "--json", "model"],  # a command without --json, asked for JSON
-        ["policy", "check", "--json", "p.yaml"],
+        ["policy", "--json", "check", "p.yaml"],  # a group has none
+        ["attest", "--json"],
     ],
-    ids=["group", "unknown-command", "sign", "policy-check"],
+    ids=["group", "unknown-command", "policy-group", "attest-group"],
 )
 def test_usage_errors_before_a_command_runs(args: list[str]) -> None:
     run(*args).error("USAGE", 2)
+
+
+# -- keygen, attest provenance, policy check and explain, sbom, manifest ---------------------
+
+#: Each command's success with --json, and the schema of its result (None: its own format).
+OTHERS: dict[str, str | None] = {
+    "keygen": "keygen",
+    "attest": "attestation",
+    "policy-check": "policy-check",
+    "policy-explain": "policy-explanation",
+    "sbom": None,
+    "manifest": "manifest",
+}
+
+
+def other_args(command: str, world: World, keypair: KeyPair) -> list[str | Path]:
+    out = world.tmp / "out"
+    commands: dict[str, list[str | Path]] = {
+        "keygen": ["keygen", "-o", out, "--json"],
+        "attest": ["attest", "provenance", world.model, "--key", keypair.key_path, "-o", out],
+        "policy-check": ["policy", "check", world.policy],
+        "policy-explain": ["policy", "explain", world.policy],
+        "sbom": ["sbom", world.model],
+        "manifest": ["manifest", world.model],
+    }
+    return [*commands[command], "--json"] if command != "keygen" else commands[command]
+
+
+@pytest.mark.parametrize("command", OTHERS)
+def test_other_commands_success_is_one_json_object(
+    command: str, world: World, keypair: KeyPair
+) -> None:
+    out = run(*other_args(command, world, keypair))
+    assert out.exit_code == 0, out.stderr
+    result = out.one()
+    name = OTHERS[command]
+    if name is None:
+        assert result["bomFormat"] == "CycloneDX"  # the BOM as without --json
+    else:
+        validate(result, name)
+    if command == "keygen":
+        assert Path(result["private_key"]).is_file() and Path(result["public_key"]).is_file()
+        assert (result["algorithm"], result["encrypted"]) == ("ec-p256", False)
+        assert f"key hint: {result['key_hint']}" in out.stderr
+    elif command == "attest":
+        assert result["attestation"] == str(world.tmp / "out")
+        assert f"wrote {result['attestation']}" in out.stderr
+    elif command == "policy-check":
+        assert (result["valid"], result["rules"]) == (True, ["signers"])
+    elif command == "policy-explain":
+        assert result["rules"] == [{"rule": "signers", "mode": "enforce"}]
+        assert result["text"] + "\n" == run("policy", "explain", world.policy).stdout
+
+
+@pytest.mark.parametrize("command", OTHERS)
+def test_other_commands_a_missing_or_existing_file(
+    command: str, world: World, keypair: KeyPair
+) -> None:
+    nothing = world.tmp / "nothing"
+    args = other_args(command, world, keypair)
+    if command == "keygen":  # the key files exist already
+        run(*args)
+        error = run(*args).error("OUTPUT_EXISTS", 2)
+        assert error["file"] == str(world.tmp / "out.key")
+        return
+    at = args.index(world.policy if command.startswith("policy") else world.model)
+    args[at] = nothing
+    code = "POLICY_NOT_FOUND" if command.startswith("policy") else "NOT_FOUND"
+    error = run(*args).error(code, 2)
+    assert error["file"] == str(nothing)
+
+
+def test_policy_check_a_policy_naming_missing_files_is_an_error_with_each_problem(
+    world: World,
+) -> None:
+    policy = world.tmp / "missing-keys.yaml"
+    keys = [{"file": str(world.tmp / name)} for name in ("a.pub", "b.pub")]
+    policy.write_text(yaml.safe_dump({"version": 1, "signers": {"keys": keys}}))
+    out = run("policy", "check", policy, "--json")
+    error = out.error("POLICY_INVALID", 2)
+    assert error["file"] == str(policy)
+    assert [(p["code"], p["file"]) for p in error["problems"]] == [
+        ("KEY_NOT_FOUND", str(world.tmp / "a.pub")),
+        ("KEY_NOT_FOUND", str(world.tmp / "b.pub")),
+    ]
+    assert error["problems"][1]["message"].startswith("field signers.keys.1.file (line ")
+    text = run("policy", "check", policy)  # without --json: as before
+    assert (text.exit_code, text.stdout) == (2, "")
+    assert text.stderr.splitlines()[:2] == out.stderr.splitlines()[:2]
 
 
 # -- without --json, stdout stays empty on a failure -----------------------------------------

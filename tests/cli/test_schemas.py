@@ -21,7 +21,19 @@ from tests.helpers.json_output import schema, validate
 from tests.helpers.paths import ROOT
 from tools import gen_schemas
 
-NAMES = ["error", "verification", "diff", "manifest", "inventory", "watch-event", "signing"]
+NAMES = [
+    "error",
+    "verification",
+    "diff",
+    "manifest",
+    "inventory",
+    "watch-event",
+    "signing",
+    "keygen",
+    "attestation",
+    "policy-check",
+    "policy-explanation",
+]
 
 
 def test_the_shipped_schemas_are_the_generated_ones() -> None:

@@ -1,7 +1,8 @@
 """``--json``: stdout is exactly one JSON object on every path, valid against its schema.
 
-``verify``, ``diff``, ``inspect`` and ``inventory`` print their result (exit 0; exit 1
-for a failed verification, a difference, a model blocked by the policy) or, on any
+Every command prints its result (exit 0; exit 1 for a failed verification, a
+difference, a model blocked by the policy; ``sbom`` and ``manifest`` their document)
+or, on any
 failure, one ``modelsign.error`` line: exit 2 for usage and input errors, 3 for an
 unexpected exception, 130 for Ctrl-C. ``watch --json`` prints JSON lines: its events,
 then the error that ended it. stderr keeps the diagnostics a person reads, and without

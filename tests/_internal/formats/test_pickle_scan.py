@@ -1,0 +1,305 @@
+"""The static pickle analyser, on a corpus built here: real torch and NumPy pickles
+(safe) and hand-built malicious opcode streams using the known evasion tricks."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch._weights_only_unpickler import _get_allowed_globals
+
+from modelsign._internal.formats import pickle_scan as ps
+from modelsign._internal.formats.pickle_allow import ALLOWED, TORCH_ALLOWED, classify
+from modelsign._internal.formats.pickle_scan import scan_pickle, scan_pickles, scan_torch_zip
+from modelsign.codes import Code
+from modelsign.errors import FormatError
+
+
+def state_dict() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3))
+    sd = model.state_dict()
+    sd["half"] = torch.ones(2, dtype=torch.float16)
+    sd["bf16"] = torch.zeros(3, dtype=torch.bfloat16)
+    sd["ints"] = torch.arange(5, dtype=torch.int64)
+    return sd
+
+
+def su(s: str) -> bytes:
+    """SHORT_BINUNICODE."""
+    raw = s.encode()
+    return b"\x8c" + bytes([len(raw)]) + raw
+
+
+def names(scan: ps.PickleScan) -> set[str]:
+    return {g.full_name for g in scan.globals}
+
+
+# -- the allowlist agrees with torch --------------------------------------------------
+
+
+def test_the_torch_part_of_the_allowlist_is_torchs_weights_only_allowlist() -> None:
+    assert set(_get_allowed_globals()) == TORCH_ALLOWED
+    assert all(classify(*n.rsplit(".", 1)) == "safe" for n in ALLOWED)
+
+
+@pytest.mark.parametrize("new_zip", [True, False], ids=["zip", "legacy"])
+def test_torch_save_is_safe_and_every_global_loads_weights_only(
+    tmp_path: Path, new_zip: bool
+) -> None:
+    path = tmp_path / "pytorch_model.bin"
+    sd = state_dict()
+    sd["param"] = torch.nn.Parameter(torch.ones(2))  # type: ignore[assignment]
+    torch.save(sd, path, _use_new_zipfile_serialization=new_zip)
+    if new_zip:
+        scan = scan_torch_zip(path)
+    else:
+        scan = scan_pickles(path.read_bytes(), where=str(path))
+        assert scan.pickles == 5
+    assert scan.verdict == "safe", scan.issues
+    assert scan.issues == []
+    found = names(scan)
+    assert {"torch._utils._rebuild_tensor_v2", "collections.OrderedDict"} <= found
+    assert found <= set(_get_allowed_globals())  # torch allows each of them
+    loaded = torch.load(path, weights_only=True)
+    assert torch.equal(loaded["ints"], sd["ints"])
+
+
+@pytest.mark.parametrize("protocol", range(6))
+def test_numpy_state_dict_pickles_are_safe_at_every_protocol(protocol: int) -> None:
+    d = OrderedDict(w=np.arange(6, dtype=np.float32).reshape(2, 3), s=np.float64(1.5))
+    scan = scan_pickle(pickle.dumps(d, protocol=protocol), where="np.pkl")
+    assert scan.verdict == "safe", scan.issues
+    assert "collections.OrderedDict" in names(scan)
+
+
+# -- malicious streams -----------------------------------------------------------------
+
+
+def dangerous(scan: ps.PickleScan, full_name: str) -> ps.PickleGlobal:
+    assert scan.verdict == "dangerous"
+    hits = [g for g in scan.globals if g.full_name == full_name]
+    assert hits and hits[0].classification == "dangerous"
+    issues = [i for i in scan.issues if i.actual == full_name]
+    assert issues and issues[0].code is Code.PICKLE_DANGEROUS_GLOBAL
+    assert issues[0].file == scan.where and f"byte {hits[0].offset}" in issues[0].message
+    return hits[0]
+
+
+def test_protocol_0_global_os_system_reduce() -> None:
+    data = b"cos\nsystem\n(S'echo pwned'\ntR."
+    g = dangerous(scan_pickle(data, where="evil.pkl"), "os.system")
+    assert (g.opcode, g.offset) == ("GLOBAL", 0)
+
+
+def test_real_reduce_pickle_of_posix_system() -> None:
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            import os
+
+            return os.system, ("true",)
+
+    for protocol in range(6):
+        scan = scan_pickle(pickle.dumps(Evil(), protocol=protocol), where="e")
+        assert scan.verdict == "dangerous"
+        assert names(scan) & {"posix.system", "os.system", "nt.system"}
+
+
+def test_stack_global_with_memoized_strings_fetched_by_binget() -> None:
+    data = (
+        b"\x80\x04"
+        + su("os") + b"q\x00"  # BINPUT 0
+        + su("system") + b"q\x01"
+        + b"0" + b"0"  # POP both
+        + b"h\x00h\x01"  # BINGET 0, BINGET 1
+        + b"\x93" + su("id") + b"\x85R."
+    )  # fmt: skip
+    g = dangerous(scan_pickle(data, where="m"), "os.system")
+    assert g.opcode == "STACK_GLOBAL"
+
+
+def test_stack_global_with_memoize_and_long_binget() -> None:
+    data = b"\x80\x04" + su("subprocess") + b"\x94" + su("Popen") + b"\x94"
+    data += b"00j\x00\x00\x00\x00j\x01\x00\x00\x00\x93)R."
+    dangerous(scan_pickle(data, where="m"), "subprocess.Popen")
+
+
+def test_computed_stack_global_operand_is_an_unknown_dangerous_global() -> None:
+    # The module name is the result of a call: only known at load time.
+    data = b"\x80\x04" + su("builtins") + su("str") + b"\x93)R" + su("system") + b"\x93)R."
+    scan = scan_pickle(data, where="c")
+    assert scan.verdict == "dangerous"
+    assert "<unknown>.<computed>" in names(scan)
+
+
+def test_builtins_getattr_chain() -> None:
+    data = (
+        b"\x80\x04" + su("builtins") + su("getattr") + b"\x93"
+        + su("builtins") + su("__import__") + b"\x93" + su("os") + b"\x85R"
+        + su("system") + b"\x86R" + su("id") + b"\x85R."
+    )  # fmt: skip
+    scan = scan_pickle(data, where="g")
+    dangerous(scan, "builtins.getattr")
+    dangerous(scan, "builtins.__import__")
+
+
+def test_protocol_2_builtin_names_are_mapped() -> None:
+    scan = scan_pickle(b"c__builtin__\neval\n(S'1'\ntR.", where="p")
+    dangerous(scan, "__builtin__.eval")
+
+
+def test_inst_subprocess_popen() -> None:
+    data = b"(S'id'\nisubprocess\nPopen\n."
+    g = dangerous(scan_pickle(data, where="i"), "subprocess.Popen")
+    assert (g.opcode, g.offset) == ("INST", 7)
+
+
+def test_obj_newobj_and_build_keep_the_globals() -> None:
+    data = b"\x80\x02(cos\nsystem\nS'x'\no" + b"ctorch\nSize\n)\x81}b."
+    scan = scan_pickle(data, where="o")
+    dangerous(scan, "os.system")
+    assert "torch.Size" in names(scan)
+
+
+def test_indirection_through_an_allowed_module_is_dangerous() -> None:
+    data = b"\x80\x04" + su("torch") + su("os.system") + b"\x93)R."
+    dangerous(scan_pickle(data, where="t"), "torch.os.system")
+
+
+@pytest.mark.parametrize(
+    "ext", [b"\x82\x01", b"\x83\x01\x00", b"\x84\x01\x00\x00\x00"], ids=["1", "2", "4"]
+)
+def test_ext_opcodes_are_dangerous(ext: bytes) -> None:
+    scan = scan_pickle(b"\x80\x02" + ext + b")R.", where="x")
+    assert scan.verdict == "dangerous"
+    assert scan.globals[0].module == "<extension>"
+
+
+def test_unknown_global_is_reported_as_unknown() -> None:
+    scan = scan_pickle(b"cmypkg.models\nNet\n)R.", where="u")
+    assert scan.verdict == "unknown"
+    assert [i.code for i in scan.issues] == [Code.PICKLE_UNKNOWN_GLOBAL]
+    assert scan.issues[0].actual == "mypkg.models.Net"
+
+
+def test_torch_load_from_bytes_is_unknown_not_safe() -> None:
+    scan = scan_pickle(b"ctorch.storage\n_load_from_bytes\n(C\x01xtR.", where="s")
+    assert scan.verdict == "unknown"
+
+
+def test_several_pickles_in_a_row_are_all_walked() -> None:
+    data = pickle.dumps(1) + pickle.dumps({"a": 2}) + b"cos\nsystem\n."
+    scan = scan_pickles(data, where="row")
+    assert scan.pickles == 3
+    assert dangerous(scan, "os.system").offset == len(pickle.dumps(1) + pickle.dumps({"a": 2}))
+
+
+# -- ZIP checkpoints -------------------------------------------------------------------
+
+
+def write_zip(path: Path, members: dict[str, bytes], deflate: bool = False) -> None:
+    method = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w", method) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+@pytest.mark.parametrize("deflate", [False, True], ids=["stored", "deflated"])
+def test_malicious_pickle_in_a_zip_under_a_misleading_name(tmp_path: Path, deflate: bool) -> None:
+    path = tmp_path / "weights.bin"
+    evil = b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R."
+    write_zip(path, {"archive/data.pkl": evil, "archive/version": b"3\n"}, deflate)
+    scan = scan_torch_zip(path)
+    g = dangerous(scan, "posix.system")
+    assert g.offset == 2
+    assert scan.where == str(path)
+    assert scan.issues[0].file == str(path)
+    assert f"{path}:archive/data.pkl: pickle imports dangerous" in scan.issues[0].message
+
+
+def test_every_pkl_member_is_walked(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    buf = io.BytesIO()
+    torch.save(state_dict(), buf)
+    with zipfile.ZipFile(buf) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    members["extra/other.pkl"] = b"cbuiltins\nexec\n(S'x'\ntR."
+    write_zip(path, members)
+    scan = scan_torch_zip(path)
+    assert scan.pickles == 2
+    dangerous(scan, "builtins.exec")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_torchscript_archive_counts_as_code(tmp_path: Path) -> None:
+    path = tmp_path / "scripted.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), path)
+    scan = scan_torch_zip(path)
+    assert scan.verdict == "dangerous"
+    assert Code.PICKLE_TORCHSCRIPT in [i.code for i in scan.issues]
+
+
+def test_a_zip_that_is_not_strictly_readable_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "w.bin"
+    write_zip(path, {"a/data.pkl": pickle.dumps(1)})
+    path.write_bytes(b"junk" + path.read_bytes())  # a polyglot prefix
+    with pytest.raises(FormatError) as exc:
+        scan_torch_zip(path)
+    assert exc.value.code is Code.PICKLE_BAD_ZIP
+
+
+# -- bad and hostile input -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [pickle.dumps({"a": [1, 2, 3]}, protocol=4)[:-5], b"cos\nsys", b"\x80\x04\x8c\x10ab"],
+)
+def test_truncated_stream_is_a_clear_error(data: bytes) -> None:
+    with pytest.raises(FormatError) as exc:
+        scan_pickle(data, where="cut.pkl")
+    assert exc.value.code is Code.PICKLE_TRUNCATED
+    assert "cut.pkl" in str(exc.value)
+
+
+@pytest.mark.parametrize("data", [b"\x80\x04\xff.", b"0.", b"\x80\x02e.", b"\x80\x02)." + b"x"])
+def test_malformed_stream_is_a_clear_error(data: bytes) -> None:
+    with pytest.raises(FormatError) as exc:
+        scan_pickle(data, where="bad.pkl")
+    assert exc.value.code is Code.PICKLE_MALFORMED
+
+
+def test_oversized_stream_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ps, "MAX_PICKLE_BYTES", 100)
+    data = pickle.dumps(b"x" * 200)
+    with pytest.raises(FormatError) as exc:
+        scan_pickle(data, where="big")
+    assert exc.value.code is Code.PICKLE_TOO_LARGE
+    with pytest.raises(FormatError) as exc:
+        scan_pickles(pickle.dumps(1) + data, where="big")
+    assert exc.value.code is Code.PICKLE_TOO_LARGE
+
+
+def test_deep_stream_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ps, "MAX_STACK", 1000)
+    with pytest.raises(FormatError) as exc:
+        scan_pickle(b"(" * 5000 + b".", where="deep")
+    assert exc.value.code is Code.PICKLE_TOO_DEEP
+    memo = b"\x80\x04N" + b"".join(b"r" + struct.pack("<I", i) for i in range(2000)) + b"."
+    with pytest.raises(FormatError) as exc:
+        scan_pickle(memo, where="memo")
+    assert exc.value.code is Code.PICKLE_TOO_DEEP
+
+
+def test_too_many_opcodes_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ps, "MAX_OPCODES", 100)
+    with pytest.raises(FormatError) as exc:
+        scan_pickle(b"N0" * 100 + b"N.", where="many")
+    assert exc.value.code is Code.PICKLE_TOO_LARGE

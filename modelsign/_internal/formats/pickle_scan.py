@@ -175,7 +175,7 @@ class _Walker:
             self.generic(op, pos)
 
     def put(self, key: object, pos: int) -> None:
-        if not self.stack or not isinstance(key, int):
+        if not self.stack or self.stack[-1] is _MARK or not isinstance(key, int):
             raise _error(
                 f"memo store with no value at byte {pos}", Code.PICKLE_MALFORMED, self.where
             )

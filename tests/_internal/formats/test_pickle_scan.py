@@ -139,6 +139,17 @@ def test_computed_stack_global_operand_is_an_unknown_dangerous_global() -> None:
     assert "<unknown>.<computed>" in names(scan)
 
 
+def test_numpy_object_array_holding_a_malicious_object() -> None:
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return eval, ("1",)
+
+    arr = np.array([Evil(), 1], dtype=object)
+    for protocol in (2, 5):
+        scan = scan_pickle(pickle.dumps({"w": arr}, protocol=protocol), where="obj.pkl")
+        dangerous(scan, "__builtin__.eval" if protocol < 3 else "builtins.eval")
+
+
 def test_builtins_getattr_chain() -> None:
     data = (
         b"\x80\x04" + su("builtins") + su("getattr") + b"\x93"
@@ -269,7 +280,9 @@ def test_truncated_stream_is_a_clear_error(data: bytes) -> None:
     assert "cut.pkl" in str(exc.value)
 
 
-@pytest.mark.parametrize("data", [b"\x80\x04\xff.", b"0.", b"\x80\x02e.", b"\x80\x02)." + b"x"])
+@pytest.mark.parametrize(
+    "data", [b"\x80\x04\xff.", b"0.", b"\x80\x02e.", b"(q\x00.", b"\x80\x02)." + b"x"]
+)
 def test_malformed_stream_is_a_clear_error(data: bytes) -> None:
     with pytest.raises(FormatError) as exc:
         scan_pickle(data, where="bad.pkl")

@@ -11,12 +11,11 @@ consults) is ``<extension>.N``: both dangerous. Each global is classified by
 
 from __future__ import annotations
 
-import io
 import os
 import pickletools
 import zipfile
 from dataclasses import dataclass, field
-from typing import Final
+from typing import IO, Final, cast
 
 from ...codes import Code
 from ...errors import FormatError
@@ -104,11 +103,41 @@ def _error(msg: str, code: Code, where: str) -> FormatError:
     return FormatError(f"{where}: {msg}", code=code, path=where)
 
 
+class _ViewReader:
+    """A file over a memoryview (no copy of the window), keeping the last two lines read."""
+
+    def __init__(self, view: memoryview) -> None:
+        self.view, self.at = view, 0
+        self.lines: list[bytes] = []
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self.view) if n < 0 else min(len(self.view), self.at + n)
+        data = bytes(self.view[self.at : end])
+        self.at = end
+        return data
+
+    def readline(self) -> bytes:
+        end = self.at
+        while end < len(self.view):
+            chunk = bytes(self.view[end : end + 4096])
+            nl = chunk.find(b"\n")
+            if nl >= 0:
+                end += nl + 1
+                break
+            end += len(chunk)
+        line = self.read(end - self.at)
+        self.lines = [*self.lines[-1:], line]
+        return line
+
+    def tell(self) -> int:
+        return self.at
+
+
 class _Walker:
     """One pickle's symbolic execution: the stack and memo, as far as globals need them."""
 
-    def __init__(self, data: bytes, where: str, base: int, scan: PickleScan) -> None:
-        self.data, self.where, self.base, self.scan = data, where, base, scan
+    def __init__(self, reader: _ViewReader, where: str, base: int, scan: PickleScan) -> None:
+        self.reader, self.where, self.base, self.scan = reader, where, base, scan
         self.stack: list[object] = []
         self.memo: dict[int, object] = {}
 
@@ -197,11 +226,11 @@ class _Walker:
             self.push(_MARK if item is pickletools.markobject else _ANY)
 
     def line_pair(self, pos: int) -> tuple[str, str]:
-        """The ``module\\nname\\n`` argument of GLOBAL or INST, from the raw bytes."""
-        parts = self.data[pos + 1 :].split(b"\n", 2)
+        """The ``module\\nname\\n`` argument of GLOBAL or INST: the two lines just read."""
         try:
-            return parts[0].decode("utf-8"), parts[1].decode("utf-8")
-        except (UnicodeDecodeError, IndexError):
+            module, name = self.reader.lines
+            return module[:-1].decode("utf-8"), name[:-1].decode("utf-8")
+        except (UnicodeDecodeError, ValueError):
             raise _error(
                 f"bad global name at byte {pos}", Code.PICKLE_MALFORMED, self.where
             ) from None
@@ -210,7 +239,7 @@ class _Walker:
 def scan_pickle(data: bytes | memoryview, *, where: str) -> PickleScan:
     """Analyse exactly one pickle filling ``data`` (bytes after its STOP are an error)."""
     scan = PickleScan(where)
-    end = _walk_one(bytes(_bounded(data, where)), 0, where, scan)
+    end = _walk_one(memoryview(_bounded(data, where)), 0, where, scan)
     if end != len(data):
         raise _error(
             f"{len(data) - end} bytes after the pickle's STOP", Code.PICKLE_MALFORMED, where
@@ -241,7 +270,7 @@ def scan_pickles(data: bytes | memoryview, *, where: str, member: str | None = N
 
 def _walk_window(view: memoryview, at: int, where: str, scan: PickleScan) -> int:
     """Walk the pickle at ``at``, which must end within :data:`MAX_PICKLE_BYTES`."""
-    window = bytes(view[at : at + MAX_PICKLE_BYTES])
+    window = view[at : at + MAX_PICKLE_BYTES]
     return _walk_one(window, at, where, scan, cut=at + len(window) < len(view))
 
 
@@ -258,17 +287,19 @@ def _bounded(data: bytes | memoryview, where: str) -> bytes | memoryview:
     return data
 
 
-def _walk_one(data: bytes, base: int, where: str, scan: PickleScan, *, cut: bool = False) -> int:
+def _walk_one(
+    data: memoryview, base: int, where: str, scan: PickleScan, *, cut: bool = False
+) -> int:
     """Walk the pickle at the start of ``data``; return how many bytes it took."""
-    stream = io.BytesIO(data)
-    walker = _Walker(data, where, base, scan)
+    stream = _ViewReader(data)
+    walker = _Walker(stream, where, base, scan)
     count = 0
     try:
-        for op, arg, pos in pickletools.genops(stream):
+        for op, arg, pos in pickletools.genops(cast("IO[bytes]", stream)):  # read, readline, tell
             count += 1
             if count > MAX_OPCODES:
                 raise _error(f"more than {MAX_OPCODES} opcodes", Code.PICKLE_TOO_LARGE, where)
-            walker.step(op, arg, pos or 0)  # genops gives a position: BytesIO tells
+            walker.step(op, arg, pos or 0)  # genops gives a position: the reader tells
     except FormatError:
         raise
     except (ValueError, OverflowError, MemoryError) as exc:

@@ -316,3 +316,14 @@ def test_too_many_opcodes_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(FormatError) as exc:
         scan_pickle(b"N0" * 100 + b"N.", where="many")
     assert exc.value.code is Code.PICKLE_TOO_LARGE
+
+
+def test_legacy_storage_bytes_after_the_pickles_are_not_walked_or_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ps, "MAX_PICKLE_BYTES", 4096)
+    path = tmp_path / "legacy.pt"
+    torch.save({"big": torch.ones(10_000)}, path, _use_new_zipfile_serialization=False)
+    assert path.stat().st_size > 40_000
+    scan = scan_pickles(memoryview(path.read_bytes()), where=str(path))
+    assert (scan.pickles, scan.verdict) == (5, "safe")

@@ -149,7 +149,11 @@ def error_schema() -> dict[str, Any]:
 def result_schema(
     kind: str, description: str, properties: dict[str, Any], writer: Callable[..., Any]
 ) -> dict[str, Any]:
-    """A result object that is no model: ``writer``'s dict, every key required."""
+    """A result object that is no model: ``writer``'s dict, every key required.
+
+    ``kind`` (the argument) and ``version`` (1) lead every such object: added here.
+    """
+    properties = {"kind": {"const": kind}, "version": {"const": 1}, **properties}
     keys = _keys_written(writer)
     assert sorted(properties) == keys, f"{writer.__name__}() writes {keys}: update its schema"
     return {
@@ -172,8 +176,6 @@ def signing_schema() -> dict[str, Any]:
     """What ``sign --json`` prints (``signing_json``): ``modelsign.signing`` version 1."""
     count = {"type": "integer", "minimum": 0}
     properties: dict[str, Any] = {
-        "kind": {"const": SIGNING_KIND},
-        "version": {"const": 1},
         "model": {"type": "string"},
         "signature": {"type": "string"},
         "claims": {"type": "string"},
@@ -195,8 +197,6 @@ def signing_schema() -> dict[str, Any]:
 def keygen_schema() -> dict[str, Any]:
     """What ``keygen --json`` prints (``keygen_json``): ``modelsign.keygen`` version 1."""
     properties: dict[str, Any] = {
-        "kind": {"const": KEYGEN_KIND},
-        "version": {"const": 1},
         "private_key": {"type": "string", "description": "PREFIX.key (PKCS#8 PEM)."},
         "public_key": {"type": "string", "description": "PREFIX.pub (SPKI PEM)."},
         "key_hint": {"type": "string", "description": "SHA-256 hex of the public key's PEM."},
@@ -213,8 +213,6 @@ def keygen_schema() -> dict[str, Any]:
 def attestation_schema() -> dict[str, Any]:
     """What ``attest provenance --json`` prints: ``modelsign.attestation`` version 1."""
     properties: dict[str, Any] = {
-        "kind": {"const": ATTESTATION_KIND},
-        "version": {"const": 1},
         "attestation": {"type": "string", "description": "Where the statement was written."},
         "model": {"type": "string"},
         "builder": {"type": "string", "description": "The SLSA builder id."},
@@ -230,8 +228,6 @@ def attestation_schema() -> dict[str, Any]:
 def policy_check_schema() -> dict[str, Any]:
     """What ``policy check --json`` prints for a valid policy."""
     properties: dict[str, Any] = {
-        "kind": {"const": POLICY_CHECK_KIND},
-        "version": {"const": 1},
         "policy": {"type": "string"},
         "valid": {"const": True},
         "policy_version": {"const": 1},
@@ -255,8 +251,6 @@ def policy_explanation_schema() -> dict[str, Any]:
         "additionalProperties": False,
     }
     properties: dict[str, Any] = {
-        "kind": {"const": POLICY_EXPLANATION_KIND},
-        "version": {"const": 1},
         "policy": {"type": "string"},
         "description": _NULLABLE_STRING,
         "mode": mode,

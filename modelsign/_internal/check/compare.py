@@ -30,6 +30,15 @@ def tensor_modified(
     )
 
 
+def header_modified(
+    path: str, expected: str | None, actual: str | None, message: str = "the header bytes changed"
+) -> Problem:
+    """The finding for a weight file whose header bytes differ from the signed digest."""
+    return Problem(
+        code=Code.HEADER_MODIFIED, message=message, file=path, expected=expected, actual=actual
+    )
+
+
 def _shape(dtype: str, shape: list[int]) -> str:
     return f"{dtype}[{','.join(map(str, shape))}]"
 
@@ -53,15 +62,7 @@ def _header_changes(path: str, expected: WeightsInfo, actual: WeightsInfo) -> li
     """The header bytes, metadata, GGUF key-values and chat template."""
     out: list[Problem] = []
     if expected.header_digest != actual.header_digest:
-        out.append(
-            Problem(
-                code=Code.HEADER_MODIFIED,
-                message="the header bytes changed",
-                file=path,
-                expected=expected.header_digest,
-                actual=actual.header_digest,
-            )
-        )
+        out.append(header_modified(path, expected.header_digest, actual.header_digest))
     keys = sorted(set(expected.metadata) | set(actual.metadata))
     changed = [k for k in keys if expected.metadata.get(k) != actual.metadata.get(k)]
     if changed:

@@ -16,7 +16,7 @@ from .._atomic import size_mismatch
 from .._text import plural
 from ..manifest import FileEntry, TensorEntry, WeightsInfo
 from ..signature.statement import SignedStatement
-from .compare import Problem, diff_layouts, diff_weights, tensor_modified
+from .compare import Problem, diff_layouts, diff_weights, header_modified, tensor_modified
 from .facts import Judgement, Observed, Seen
 from .plan import Plan, make_plan
 
@@ -285,15 +285,7 @@ def parts_problems(
     """A partial load: the header's digest, then each requested tensor's, against the signed."""
     problems = []
     if got[0] != weights.header_digest:
-        problems.append(
-            Problem(
-                code=Code.HEADER_MODIFIED,
-                message="header changed",
-                file=name,
-                expected=weights.header_digest,
-                actual=str(got[0]),
-            )
-        )
+        problems.append(header_modified(name, weights.header_digest, str(got[0]), "header changed"))
     for t, have in zip(tensors, got[1:], strict=True):
         if have != t.digest:
             problems.append(tensor_modified(name, t.name, t.digest, str(have)))

@@ -24,7 +24,7 @@ from ._internal.check.compare import Problem
 from ._internal.check.facts import Listing, Observed, Seen
 from ._internal.check.plan import Plan, make_plan
 from ._internal.discover import ModelFile, discover
-from ._internal.formats import FileFormat, WeightLayout, parse_weights
+from ._internal.formats import FileFormat, WeightFormat, WeightLayout, file_format, parse_weights
 from ._internal.hashing import (
     SHARD_BATCH,
     FileDigests,
@@ -129,14 +129,18 @@ def observe(
     return Observed(listing, reader.seen, reader.extra_sha256, reader.failures)
 
 
-def header_seen(f: ModelFile, fmt: FileFormat, parse: Callable[[FileFormat], WeightLayout]) -> Seen:
+def header_seen(
+    f: ModelFile,
+    fmt: FileFormat | WeightFormat,
+    parse: Callable[[FileFormat | WeightFormat], WeightLayout],
+) -> Seen:
     """The layout of a file of another size than signed, from its header alone.
 
     ``parse(fmt)`` reads the header and tensor table (bounded reads, whatever
     the size); why it cannot is told instead.
     """
     try:
-        d = FileDigests(f, fmt, "", parse(fmt), header_digest="")
+        d = FileDigests(f, file_format(fmt), "", parse(fmt), header_digest="")
         return Seen(weights=weights_info(d))
     except ModelsignError as why:
         return Seen(unparsable=f"{why.code}: {why.message}")
@@ -239,7 +243,7 @@ class _Reader:
             self.seen[f.path] = Seen()
             return
 
-        def parse(fmt: FileFormat) -> WeightLayout:
+        def parse(fmt: FileFormat | WeightFormat) -> WeightLayout:
             fd = _open(f)
             try:
                 return parse_weights(fmt, fd, os.fstat(fd).st_size, f.path)[0]

@@ -339,7 +339,7 @@ def test_findings_and_flags(tmp_path: Path) -> None:
     assert "code: modeling.py" in props(model, "flagged")
     files = {c["name"]: c for c in model["components"]}
     assert prop(files["weights.bin"], "file:format") == "pickle"
-    assert props(files["weights.bin"], "file:flag") == ["unsafe-format"]
+    assert props(files["weights.bin"], "file:flag") == ["safe-state-dict", "unsafe-format"]
     assert prop(model, "quantization:quantized") == "false"
 
 

@@ -25,7 +25,7 @@ from .._internal.check.facts import Listing, Seen
 from .._internal.check.judge import read_problems, same_layout, size_problems
 from .._internal.check.plan import make_plan
 from .._internal.discover import ModelFile, discover
-from .._internal.formats import parse_weights, parse_weights_bytes, sniff_file
+from .._internal.formats import file_format, parse_weights, parse_weights_bytes, sniff_file
 from .._internal.hashing import FileDigests, RangeJob, TensorHash, hash_ranges, new_hasher
 from .._internal.manifest import FileEntry, Manifest, WeightsInfo, covering_parts, weights_info
 from .._internal.signature.location import (
@@ -521,5 +521,5 @@ def _reread(
         kv_hash.update(view[layout.kv_range[0] : layout.kv_range[1]])
         kv = kv_hash.hexdigest()
     f = ctx.files[name]
-    d = FileDigests(f, w.format, actual, layout, header.hexdigest(), kv, digests)
+    d = FileDigests(f, file_format(w.format), actual, layout, header.hexdigest(), kv, digests)
     return weights_info(d)

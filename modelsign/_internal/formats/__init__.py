@@ -12,12 +12,14 @@ from typing import Literal
 
 from ...errors import InputError, ModelsignError
 from .._atomic import open_regular_fd
+from .checkpoint import read_checkpoint
 from .gguf import HEADER_LIMIT as GGUF_HEADER_LIMIT
 from .gguf import parse_gguf
-from .layout import BytesHeaderReader, HeaderReader, WeightLayout
+from .layout import BytesHeaderReader, HeaderReader, WeightFormat, WeightLayout
 from .pickle import sniff_pickle
 from .safetensors import HEADER_LIMIT as SAFETENSORS_HEADER_LIMIT
 from .safetensors import looks_like_safetensors, parse_safetensors
+from .ziparchive import ReadAt
 
 FileFormat = Literal["safetensors", "gguf", "pickle", "opaque"]
 
@@ -36,14 +38,25 @@ def detect_format(name: str, head: bytes) -> FileFormat:
     return "opaque"
 
 
+def file_format(fmt: FileFormat | WeightFormat) -> FileFormat:
+    """The file format of a weight layout's format (a torch checkpoint is a pickle file)."""
+    return "pickle" if fmt == "pytorch" else fmt
+
+
 def parse_weights(
-    fmt: FileFormat, fd: int, size: int, path: str
+    fmt: FileFormat | WeightFormat, fd: int, size: int, path: str
 ) -> tuple[WeightLayout, HeaderReader]:
     """Strictly parse the header of an open weight file.
 
     Returns the layout and the reader, whose buffered bytes the caller feeds to
-    its digests before streaming the rest of the file.
+    its digests before streaming the rest of the file (none for a checkpoint,
+    whose structure is read where it lies).
     """
+    fmt = file_format(fmt)
+    if fmt == "pickle":
+        return _checkpoint_layout(lambda n, at: os.pread(fd, n, at), size, path), HeaderReader(
+            fd, size, path, limit=0
+        )
     if fmt == "safetensors":
         reader = HeaderReader(fd, size, path, limit=SAFETENSORS_HEADER_LIMIT + 8)
         return parse_safetensors(reader), reader
@@ -53,13 +66,25 @@ def parse_weights(
     raise InputError(f"{fmt} files have no weight layout", path=path)
 
 
-def parse_weights_bytes(fmt: FileFormat, data: bytes | memoryview, path: str) -> WeightLayout:
+def parse_weights_bytes(
+    fmt: FileFormat | WeightFormat, data: bytes | memoryview, path: str
+) -> WeightLayout:
     """Strictly parse a weight file held in memory (never re-reading its path)."""
+    fmt = file_format(fmt)
+    if fmt == "pickle":
+        return _checkpoint_layout(lambda n, at: bytes(data[at : at + n]), len(data), path)
     if fmt == "safetensors":
         return parse_safetensors(BytesHeaderReader(data, path, limit=SAFETENSORS_HEADER_LIMIT + 8))
     if fmt == "gguf":
         return parse_gguf(BytesHeaderReader(data, path, limit=GGUF_HEADER_LIMIT))
     raise InputError(f"{fmt} files have no weight layout", path=path)
+
+
+def _checkpoint_layout(read: ReadAt, size: int, path: str) -> WeightLayout:
+    found = read_checkpoint(read, size, path)
+    if found is None or found.layout is None:
+        raise InputError("not a torch checkpoint (no data.pkl)", path=path)
+    return found.layout
 
 
 def sniff_file(path: str, name: str) -> FileFormat:
@@ -96,8 +121,10 @@ __all__ = [
     "SAFETENSORS_HEADER_LIMIT",
     "FileFormat",
     "HeaderReader",
+    "WeightFormat",
     "WeightLayout",
     "detect_format",
+    "file_format",
     "parse_weights",
     "parse_weights_bytes",
     "read_layout",

@@ -17,7 +17,7 @@ from ...codes import Code
 from ...errors import FormatError
 from ..findings import Finding
 
-WeightFormat = Literal["safetensors", "gguf"]
+WeightFormat = Literal["safetensors", "gguf", "pytorch"]
 MetadataValue = str | int | float | bool
 
 _READ_BLOCK = 1 << 20
@@ -33,6 +33,8 @@ class TensorSpan:
     start: int
     end: int
     n_elements: int
+    storage: str | None = None  # the storage (archive member) it lies in, where there are storages
+    digestible: bool = True  # False: not a contiguous range of known dtype (storage digest only)
 
     @property
     def nbytes(self) -> int:
@@ -47,6 +49,11 @@ class WeightLayout:
     the data section); ``tensors`` (sorted by ``start``) and ``padding`` ranges
     (which must contain zero bytes only) cover the rest of the file exactly, up
     to ``file_size``.
+
+    An archive format (a torch checkpoint) has ``storages`` instead: they hold
+    the data, tensors are ranges within them (views may overlap), and with
+    ``scattered`` every byte outside them is structure, digested in file order
+    as the header. ``crc_ranges`` are (member, start, end, CRC-32) to check.
     """
 
     format: WeightFormat
@@ -61,6 +68,10 @@ class WeightLayout:
     alignment: int | None = None
     kv_range: tuple[int, int] | None = None  # absolute [start, end) of the KV section
     chat_template: str | None = None
+    # archives
+    storages: tuple[TensorSpan, ...] = ()
+    scattered: bool = False
+    crc_ranges: tuple[tuple[str, int, int, int], ...] = ()
 
 
 class HeaderReader:

@@ -11,16 +11,13 @@ consults) is ``<extension>.N``: both dangerous. Each global is classified by
 
 from __future__ import annotations
 
-import os
 import pickletools
-import zipfile
 from dataclasses import dataclass, field
 from typing import IO, Final, cast
 
 from ...codes import Code
 from ...errors import FormatError
 from ...issues import Issue
-from .pickle import inspect_zip_for_pickle
 from .pickle_allow import Classification, classify
 
 MAX_PICKLE_BYTES: Final = 256 << 20
@@ -316,68 +313,10 @@ def _walk_one(
     return stream.tell()
 
 
-MAX_MEMBER_BYTES: Final = MAX_PICKLE_BYTES
-
-
-def scan_torch_zip(path: str | os.PathLike[str], *, where: str | None = None) -> PickleScan:
-    """Analyse every ``*.pkl`` member of a ZIP checkpoint, whatever the file's name.
-
-    The central directory is checked strictly first (:func:`inspect_zip_for_pickle`);
-    members are then read with :mod:`zipfile`, stored or deflated, each bounded to
-    :data:`MAX_MEMBER_BYTES`. A TorchScript archive (a ``code/`` folder or a
-    ``constants.pkl``) holds code: its verdict is dangerous.
-    """
-    where = where or os.fspath(path)
-    scan = PickleScan(where)
-    with open(path, "rb") as f:
-        pkl_names = inspect_zip_for_pickle(f.fileno(), os.fstat(f.fileno()).st_size)
-        try:
-            with zipfile.ZipFile(f) as zf:
-                _torchscript(zf.namelist(), scan)
-                for name in pkl_names:
-                    scan.merge(
-                        scan_pickles(_read_member(zf, name, where), where=where, member=name)
-                    )
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
-            raise _error(f"ZIP member cannot be read: {exc}", Code.PICKLE_BAD_ZIP, where) from None
-    return scan
-
-
-def _torchscript(names: list[str], scan: PickleScan) -> None:
-    hits = [n for n in names if "/code/" in f"/{n}" or n.endswith("constants.pkl")]
-    if hits:
-        scan.torchscript = True
-        scan.issues.append(
-            Issue(
-                code=Code.PICKLE_TORCHSCRIPT,
-                severity="warning",
-                message=f"{scan.where}: a TorchScript archive (holds code: {hits[0]})",
-                file=scan.where,
-                actual=hits[0],
-            )
-        )
-
-
-def _read_member(zf: zipfile.ZipFile, name: str, where: str) -> bytes:
-    info = zf.getinfo(name)
-    if info.file_size > MAX_MEMBER_BYTES:
-        raise _error(
-            f"member {name} is over {MAX_MEMBER_BYTES} bytes", Code.PICKLE_TOO_LARGE, where
-        )
-    with zf.open(info) as member:
-        data = member.read(MAX_MEMBER_BYTES + 1)
-    if len(data) > MAX_MEMBER_BYTES:
-        raise _error(
-            f"member {name} is over {MAX_MEMBER_BYTES} bytes", Code.PICKLE_TOO_LARGE, where
-        )
-    return data
-
-
 __all__ = [
     "MAX_PICKLE_BYTES",
     "PickleGlobal",
     "PickleScan",
     "scan_pickle",
     "scan_pickles",
-    "scan_torch_zip",
 ]

@@ -12,7 +12,9 @@ several files use all of them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import mmap
 import os
 import queue
 import threading
@@ -25,8 +27,10 @@ from ...errors import DiscoveryError, FormatError, ModelsignError
 from ..discover import ModelFile
 from ..findings import Finding
 from ..formats import SNIFF_BYTES, FileFormat, detect_format, parse_weights
+from ..formats.checkpoint import read_checkpoint
 from ..formats.layout import WeightLayout
-from ..formats.pickle import inspect_zip_for_pickle
+from ..formats.pickle import TORCH_EXTENSIONS
+from ..formats.pickle_scan import PickleScan, scan_pickles
 from .algorithms import TensorHash, digest_bytes
 from .reading import CHUNK, check_unchanged, open_checked, pread_all
 from .segments import SegmentFeeder
@@ -57,6 +61,9 @@ class FileDigests:
     captured: bytes | None = None
     shard_digests: list[str] | None = None  # with a shard size: SHA-256, in offset order
     pickle_members: list[str] = field(default_factory=list)
+    pickle_scan: PickleScan | None = None  # what the file's pickles import, once analysed
+    storage_digests: list[str] | None = None  # aligned with layout.storages
+    crc_failures: list[tuple[str, str, str]] = field(default_factory=list)  # member, got, want
     findings: list[Finding] = field(default_factory=list)
 
 
@@ -233,10 +240,11 @@ def hash_file(
             feeder, first = _parse_weights(d, fd, st.st_size, tensor_hash)
             # Tensor digests are worth a thread of their own; the header digest alone is not.
             feeds.append((feeder.feed, tensor_hash is not None))
-        elif head[:4] == _ZIP_MAGIC:
-            d.format, d.pickle_members = zip_checkpoint(
-                fd, st.st_size, f.path, d.format, d.findings
-            )
+        else:
+            examine_pickles(d, fd, st.st_size, head)
+            if d.layout is not None:  # a torch checkpoint: CRC-32s to check at least
+                feeder = SegmentFeeder(d.layout, tensor_hash, f.path)
+                feeds.append((feeder.feed, True))
         if shard_size is not None:
             shards = ShardFeeder(shard_size)
             feeds.append((shards.feed, True))
@@ -250,8 +258,11 @@ def hash_file(
     d.sha256 = read.sha256.hexdigest()
     if feeder is not None:
         d.header_digest = feeder.header.hexdigest()
+        d.crc_failures = feeder.crc_failures
         if tensor_hash is not None:
             d.tensor_digests = feeder.digests
+            if feeder.layout.storages:
+                d.storage_digests = feeder.data_digests
     if shards is not None:
         d.shard_digests = shards.digests()
     if read.captured is not None:
@@ -259,31 +270,65 @@ def hash_file(
     return d
 
 
-def zip_checkpoint(
-    fd: int, size: int, path: str, fmt: FileFormat, notes: list[Finding]
-) -> tuple[FileFormat, list[str]]:
-    """A ZIP holding a ``*.pkl`` member is a torch checkpoint, whatever its name.
+def examine_pickles(d: FileDigests, fd: int, size: int, head: bytes) -> None:
+    """What the pickles of a ZIP or pickle file import; a torch checkpoint's layout.
 
-    Under a checkpoint extension an unreadable ZIP is an error; under any other
-    name it stays an opaque file (still digested) with a finding, since plenty
-    of ordinary archives are not strictly formed.
+    Under a checkpoint extension a ZIP or binary pickle that cannot be analysed
+    is an error; anything else stays as it is (still digested) with a finding,
+    since plenty of ordinary archives are not strictly formed.
     """
+    path = d.file.path
+    # Protocols 0 and 1 have no magic: "colon\n" in a .bin file looks like one.
+    magic = head[:4] == _ZIP_MAGIC or head[:1] == b"\x80"
+    strict = d.format == "pickle" and magic and path.lower().endswith(TORCH_EXTENSIONS)
     try:
-        members = inspect_zip_for_pickle(fd, size)
+        if head[:4] == _ZIP_MAGIC:
+            found = read_checkpoint(lambda n, at: os.pread(fd, n, at), size, path)
+            if found is not None:
+                d.format, d.pickle_members = "pickle", found.pickle_members
+                d.pickle_scan, d.layout = found.scan, found.layout
+        elif d.format == "pickle":
+            d.pickle_scan = _scan_raw(fd, size, path)
     except FormatError as exc:
         exc.path = path
-        if fmt == "pickle":
+        if strict:
             raise
-        notes.append(
+        zip_file = head[:4] == _ZIP_MAGIC
+        d.findings.append(
             Finding(
-                code=Code.ZIP_UNREADABLE,
-                severity="info",
-                message=f"ZIP archive could not be checked for pickle members: {exc.message}",
+                code=Code.ZIP_UNREADABLE if zip_file else exc.code,
+                severity="info" if zip_file else "warning",
+                message=f"{'ZIP archive' if zip_file else 'pickle'} could not be analysed: "
+                f"{exc.message}",
                 file=path,
             )
         )
-        return fmt, []
-    return ("pickle" if members or fmt == "pickle" else fmt), members
+
+
+def _scan_raw(fd: int, size: int, path: str) -> PickleScan:
+    """Analyse a raw (or legacy torch) pickle file through a mapping: pages never touched
+    (a legacy file's storages after its pickles) are never read."""
+    mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+    try:
+        return scan_pickles(memoryview(mm), where=path)
+    finally:
+        # A slice may still be referenced (by a raised error's frames): then it is
+        # unmapped when that goes.
+        with contextlib.suppress(BufferError):
+            mm.close()
+
+
+def structure_digest(fd: int, layout: WeightLayout) -> str:
+    """SHA-256 of a scattered layout's structure bytes (all but its storages), read by pread."""
+    h = hashlib.sha256()
+    at = 0
+    for s in sorted(layout.storages, key=lambda s: s.start):
+        if s.start > at:
+            h.update(pread_all(fd, s.start - at, at))
+        at = max(at, s.end)
+    if layout.file_size > at:
+        h.update(pread_all(fd, layout.file_size - at, at))
+    return h.hexdigest()
 
 
 def peek_file(f: ModelFile) -> FileDigests:
@@ -312,8 +357,10 @@ def peek_file(f: ModelFile) -> FileDigests:
                 d.kv_digest = hashlib.sha256(first[a:b]).hexdigest()
             if len(first) >= size:
                 data = first[:size]
-        elif head[:4] == _ZIP_MAGIC:
-            d.format, d.pickle_members = zip_checkpoint(fd, size, f.path, fmt, d.findings)
+        else:
+            examine_pickles(d, fd, size, head)
+            if d.layout is not None:
+                d.header_digest = structure_digest(fd, d.layout)
         if data is None and size <= PEEK_WHOLE:
             data = pread_all(fd, size)
         if data is not None and len(data) == size:

@@ -14,6 +14,7 @@ from ...codes import Code
 from ...errors import FormatError
 from ..formats.layout import WeightLayout
 from .algorithms import Hasher, TensorHash, new_hasher
+from .views import Crc32, RangeFeeder
 
 SegmentKind = Literal["header", "tensor", "padding"]
 
@@ -28,11 +29,18 @@ class Segment(NamedTuple):
 
 
 def segments(layout: WeightLayout, path: str) -> list[Segment]:
-    """The layout's segments in file order; they must tile the file exactly."""
+    """The layout's segments in file order; they must tile the file exactly.
+
+    The data segments are the storages where the layout has them, else the
+    tensors; in a ``scattered`` layout every gap is structure ("header").
+    """
+    data = layout.storages or layout.tensors
     segs = [Segment(0, layout.header_size, "header")]
-    segs += [Segment(t.start, t.end, "tensor", i) for i, t in enumerate(layout.tensors)]
+    segs += [Segment(t.start, t.end, "tensor", i) for i, t in enumerate(data)]
     segs += [Segment(a, b, "padding") for a, b in layout.padding]
     segs.sort(key=lambda s: (s.start, s.end))
+    if layout.scattered:
+        segs = _fill_gaps(segs, layout.file_size)
     # The strict readers guarantee the segments tile the file; check anyway,
     # since a gap here would mean bytes that no digest covers.
     expected = 0
@@ -53,6 +61,20 @@ def segments(layout: WeightLayout, path: str) -> list[Segment]:
     return segs
 
 
+def _fill_gaps(segs: list[Segment], size: int) -> list[Segment]:
+    """``segs`` with every byte they leave out as a header segment (overlaps stay errors)."""
+    out: list[Segment] = []
+    at = 0
+    for s in segs:
+        if s.start > at:
+            out.append(Segment(at, s.start, "header"))
+        out.append(s)
+        at = max(at, s.end)
+    if at < size:
+        out.append(Segment(at, size, "header"))
+    return out
+
+
 class SegmentFeeder:
     """Feeds chunks, in file order, to the digest of the segment they fall in.
 
@@ -68,10 +90,28 @@ class SegmentFeeder:
         self.idx = 0
         self.current: Hasher | None = None
         self.header: Hasher = new_hasher(algorithm or "sha256")
-        self.digests: list[str] = [""] * len(layout.tensors)
+        self.data_digests: list[str] = [""] * len(layout.storages or layout.tensors)
+        self.digests: list[str] = self.data_digests  # the tensors' (storages: set by finish)
+        self.crc_failures: list[tuple[str, str, str]] = []  # (member, actual, expected)
+        self._views: RangeFeeder | None = None
+        self._view_of: list[int] = []  # tensors with a range of their own in a storage
+        self._crcs = RangeFeeder([(a, b) for _, a, b, _ in layout.crc_ranges], Crc32)
+        if layout.storages and algorithm is not None:
+            whole = {(s.start, s.end) for s in layout.storages}
+            ts = layout.tensors
+            self._view_of = [
+                i for i, t in enumerate(ts) if t.digestible and (t.start, t.end) not in whole
+            ]
+            alg: TensorHash = algorithm
+            ranges = [(ts[i].start, ts[i].end) for i in self._view_of]
+            self._views = RangeFeeder(ranges, lambda: new_hasher(alg))
 
     def feed(self, view: memoryview, pos: int) -> None:
         """The bytes ``view`` found at offset ``pos`` (right after the previous chunk)."""
+        if self._views is not None:
+            self._views.feed(view, pos)
+        if self.layout.crc_ranges:
+            self._crcs.feed(view, pos)
         base = pos
         end = pos + len(view)
         segs = self.segs
@@ -109,7 +149,7 @@ class SegmentFeeder:
     def _close(self, seg: Segment) -> None:
         if seg.kind == "tensor" and self.algorithm is not None:
             h = self.current if self.current is not None else new_hasher(self.algorithm)
-            self.digests[seg.tensor] = h.hexdigest()
+            self.data_digests[seg.tensor] = h.hexdigest()
             self.current = None
 
     def finish(self) -> None:
@@ -123,3 +163,26 @@ class SegmentFeeder:
                 code=Code.TRUNCATED,
                 path=self.path,
             )
+        self._crcs.finish()
+        for (name, *_, crc), got in zip(self.layout.crc_ranges, self._crcs.digests, strict=True):
+            if got != f"{crc:08x}":
+                self.crc_failures.append((name, got, f"{crc:08x}"))
+        if self.layout.storages:
+            self.digests = self._tensor_digests()
+
+    def _tensor_digests(self) -> list[str]:
+        """Each tensor's digest: its storage's when it is the whole storage, else its own."""
+        if self.algorithm is None:
+            return [""] * len(self.layout.tensors)
+        storage = {
+            (s.start, s.end): d
+            for s, d in zip(self.layout.storages, self.data_digests, strict=True)
+        }
+        out = [
+            storage.get((t.start, t.end), "") if t.digestible else "" for t in self.layout.tensors
+        ]
+        if self._views is not None:
+            self._views.finish()
+            for i, d in zip(self._view_of, self._views.digests, strict=True):
+                out[i] = d
+        return out

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 
 from ...codes import Code
+from ...errors import FormatError
 from ..findings import Finding
 from ..hashing import FileDigests
 from ..metadata.quantization import file_quantization
-from .schema import FileEntry, TensorEntry, WeightsInfo, weights_digest
+from .schema import FileEntry, StorageEntry, TensorEntry, WeightsInfo, weights_digest
 
 
 def weights_info(d: FileDigests) -> WeightsInfo:
@@ -23,9 +24,19 @@ def weights_info(d: FileDigests) -> WeightsInfo:
             shape=list(t.shape),
             offset=t.start,
             length=t.nbytes,
-            digest=digests[i] if digests is not None else None,
+            digest=(digests[i] or None) if digests is not None else None,
+            storage=t.storage,
         )
         for i, t in enumerate(layout.tensors)
+    ]
+    stores = [
+        StorageEntry(
+            name=s.name,
+            offset=s.start,
+            length=s.nbytes,
+            digest=d.storage_digests[i] if d.storage_digests is not None else None,
+        )
+        for i, s in enumerate(layout.storages)
     ]
     chat_digest = None
     if layout.chat_template is not None:
@@ -44,6 +55,55 @@ def weights_info(d: FileDigests) -> WeightsInfo:
         kv_digest=d.kv_digest,
         chat_template_digest=chat_digest,
         padding=[[a, b] for a, b in layout.padding],
+        storages=stores,
+    )
+
+
+def pickle_findings(d: FileDigests) -> tuple[list[str], list[Finding]]:
+    """A pickle file's flags and findings: what its pickles import, each global named once.
+
+    ``safe-state-dict`` is positive evidence — every pickle analysed, only
+    allowlisted globals, no TorchScript — never the mere absence of findings.
+    """
+    _refuse_bad_crc(d)
+    scan = d.pickle_scan
+    members = f" (pickle members: {', '.join(d.pickle_members)})" if d.pickle_members else ""
+    safe = scan is not None and scan.pickles > 0 and scan.verdict == "safe"
+    verdict = (
+        "only globals a plain state dict needs"
+        if safe
+        else f"its pickles import {scan.verdict} globals"
+        if scan is not None
+        else "not analysed"
+    )
+    findings = [
+        Finding(
+            code=Code.PICKLE_UNSAFE,
+            message=f"pickle-based file: loading it can execute arbitrary code{members}; "
+            f"static analysis: {verdict}",
+            file=d.file.path,
+        )
+    ]
+    seen: set[tuple[str, str | None]] = set()
+    for issue in scan.issues if scan is not None else []:
+        key = (str(issue.code), issue.actual)
+        if key not in seen:
+            seen.add(key)
+            findings.append(Finding(code=issue.code, message=issue.message, file=d.file.path))
+    return ["unsafe-format", *(["safe-state-dict"] if safe else [])], findings
+
+
+def _refuse_bad_crc(d: FileDigests) -> None:
+    """A stored member whose bytes fail their CRC-32 is a damaged archive: name its tensors."""
+    if not d.crc_failures or d.layout is None:
+        return
+    member, got, want = d.crc_failures[0]
+    inside = [t.name for t in d.layout.tensors if t.storage == member]
+    holds = f" (tensor {', '.join(inside[:5])})" if inside else ""
+    raise FormatError(
+        f"member {member}{holds}: CRC-32 {got}, the archive says {want}",
+        code=Code.ZIP_CRC_MISMATCH,
+        path=d.file.path,
     )
 
 
@@ -61,15 +121,9 @@ def file_entry(d: FileDigests) -> tuple[FileEntry, list[Finding]]:
         if d.layout.chat_template is not None:
             flags.append("chat-template")
     if d.format == "pickle":
-        flags.append("unsafe-format")
-        members = f" (pickle members: {', '.join(d.pickle_members)})" if d.pickle_members else ""
-        findings.append(
-            Finding(
-                code=Code.PICKLE_UNSAFE,
-                message="pickle-based file: loading it can execute arbitrary code" + members,
-                file=d.file.path,
-            )
-        )
+        more_flags, more = pickle_findings(d)
+        flags += more_flags
+        findings += more
     if d.file.path.endswith(".py"):
         flags.append("code")
         findings.append(

@@ -12,9 +12,17 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from typing import Any, Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from ...codes import Code
 from ...errors import InputError, ManifestError
@@ -36,8 +44,32 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class TensorEntry(_Model):
-    """One tensor: where its bytes are and their digest (absent with ``--no-tensors``)."""
+class _Additive(_Model):
+    """A model with fields added after 0.1: left out of the JSON while they are unset.
+
+    A manifest without the new formats then serializes byte for byte as it did,
+    so its digest, and every signature over it, stays the same.
+    """
+
+    _added: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        for name in self._added:
+            if out.get(name) in (None, []):
+                out.pop(name, None)
+        return out
+
+
+class TensorEntry(_Additive):
+    """One tensor: where its bytes are and their digest (absent with ``--no-tensors``).
+
+    In an archive (a torch checkpoint) ``storage`` names the member that holds
+    it; a tensor that is no contiguous range of it has no digest of its own.
+    """
+
+    _added: ClassVar[frozenset[str]] = frozenset({"storage"})
 
     name: str
     dtype: str
@@ -45,12 +77,29 @@ class TensorEntry(_Model):
     offset: int
     length: int
     digest: str | None = None
+    storage: str | None = None
 
 
-class WeightsInfo(_Model):
-    """What a strictly parsed safetensors or GGUF file holds."""
+class StorageEntry(_Model):
+    """One storage of an archive: a member holding tensor bytes, digested once."""
 
-    format: Literal["safetensors", "gguf"]
+    name: str
+    offset: int
+    length: int
+    digest: str | None = None
+
+
+class WeightsInfo(_Additive):
+    """What a strictly parsed safetensors, GGUF or torch checkpoint file holds.
+
+    For a torch checkpoint the header digest covers every byte outside the
+    storages (ZIP structure and pickles), so with the storage digests it
+    vouches for the whole file.
+    """
+
+    _added: ClassVar[frozenset[str]] = frozenset({"storages"})
+
+    format: Literal["safetensors", "gguf", "pytorch"]
     header_size: int
     header_digest: str
     tensor_count: int
@@ -64,6 +113,7 @@ class WeightsInfo(_Model):
     kv_digest: str | None = None
     chat_template_digest: str | None = None
     padding: list[list[int]] = Field(default_factory=list)
+    storages: list[StorageEntry] = Field(default_factory=list)
 
 
 class FileEntry(_Model):
@@ -161,6 +211,8 @@ def covering_parts(entry: FileEntry | None, size: int, hashing: Hashing) -> list
     if entry is None or entry.weights is None or hashing.tensor is None or entry.size != size:
         return None
     w = entry.weights
+    if w.format not in ("safetensors", "gguf"):  # archives: structure between the storages
+        return None
     if any(t.digest is None for t in w.tensors):
         return None
     parts: list[Part] = [(0, w.header_size, hashing.header, w.header_digest)]

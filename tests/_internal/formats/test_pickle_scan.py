@@ -16,8 +16,9 @@ import torch
 from torch._weights_only_unpickler import _get_allowed_globals
 
 from modelsign._internal.formats import pickle_scan as ps
+from modelsign._internal.formats.checkpoint import scan_torch_zip
 from modelsign._internal.formats.pickle_allow import ALLOWED, TORCH_ALLOWED, classify
-from modelsign._internal.formats.pickle_scan import scan_pickle, scan_pickles, scan_torch_zip
+from modelsign._internal.formats.pickle_scan import scan_pickle, scan_pickles
 from modelsign.codes import Code
 from modelsign.errors import FormatError
 
@@ -263,7 +264,7 @@ def test_a_zip_that_is_not_strictly_readable_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"junk" + path.read_bytes())  # a polyglot prefix
     with pytest.raises(FormatError) as exc:
         scan_torch_zip(path)
-    assert exc.value.code is Code.PICKLE_BAD_ZIP
+    assert exc.value.code is Code.ZIP_EXTRA_DATA
 
 
 # -- bad and hostile input -------------------------------------------------------------

@@ -1,0 +1,271 @@
+"""PyTorch ZIP checkpoints: what their pickles import, and where each tensor's bytes are.
+
+The archive is read strictly (:mod:`.ziparchive`). Every pickle in it — each
+``*.pkl`` member, any other member that starts like a pickle, and those in
+ZIPs nested inside — goes through the static analyser. The main pickle
+(``<prefix>/data.pkl``) is followed symbolically (:mod:`.torch_state`) to
+map each tensor to its storage member ``<prefix>/data/<key>``, which must be
+stored uncompressed: the layout then locates every storage's bytes so the
+hashing pipeline digests them — and each tensor's range within — in its one
+read of the file, the same way as a safetensors tensor.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass, field
+from typing import Final
+
+from ...codes import Code
+from ...errors import FormatError
+from ...issues import Issue
+from .._atomic import open_regular_fd
+from .layout import TensorSpan, WeightLayout
+from .pickle_scan import MAX_PICKLE_BYTES, PickleScan, scan_pickles
+from .torch_state import STORAGE_DTYPES, TorchTensor, torch_tensors
+from .ziparchive import DEFLATED, STORED, ReadAt, ZipArchive, ZipMember, read_zip
+
+MAX_NESTING: Final = 3
+_PICKLE_MAGIC: Final = tuple(bytes([0x80, p]) for p in range(2, 6))
+
+
+@dataclass
+class Checkpoint:
+    """A ZIP that holds pickles: the analyser's result and, for a torch checkpoint, its layout."""
+
+    scan: PickleScan
+    pickle_members: list[str]
+    layout: WeightLayout | None = None
+    notes: list[Issue] = field(default_factory=list)
+
+
+def _error(msg: str, code: Code, where: str) -> FormatError:
+    return FormatError(msg, code=code, path=where)
+
+
+def read_member(read: ReadAt, m: ZipMember, where: str, limit: int = MAX_PICKLE_BYTES) -> bytes:
+    """A member's uncompressed bytes, at most ``limit`` of them, CRC-checked."""
+    if m.size > limit:
+        raise _error(f"member {m.name} is over {limit} bytes", Code.PICKLE_TOO_LARGE, where)
+    raw = read(m.data_end - m.data_start, m.data_start)
+    if len(raw) != m.data_end - m.data_start:
+        raise _error(f"member {m.name} is cut short", Code.ZIP_TRUNCATED, where)
+    if m.method == STORED:
+        data = raw
+    elif m.method == DEFLATED:
+        inflate = zlib.decompressobj(-15)
+        try:
+            data = inflate.decompress(raw, limit + 1)
+        except zlib.error as exc:
+            msg = f"member {m.name} does not inflate: {exc}"
+            raise _error(msg, Code.ZIP_MALFORMED, where) from None
+        if len(data) != m.size or not inflate.eof:
+            raise _error(
+                f"member {m.name} inflates to another size than its {m.size} bytes",
+                Code.ZIP_MALFORMED,
+                where,
+            )
+    else:
+        raise _error(f"member {m.name}: compression method {m.method}", Code.ZIP_MALFORMED, where)
+    if zlib.crc32(data) != m.crc:
+        raise _error(
+            f"member {m.name}: CRC-32 {zlib.crc32(data):08x}, the archive says {m.crc:08x}",
+            Code.ZIP_CRC_MISMATCH,
+            where,
+        )
+    return data
+
+
+def _main_pickle(archive: ZipArchive) -> ZipMember | None:
+    """``<prefix>/data.pkl``, the prefix being the first member's folder (as torch reads it)."""
+    if not archive.members:
+        return None
+    prefix = archive.members[0].name.split("/", 1)[0]
+    main = archive.member(f"{prefix}/data.pkl")
+    if main is not None:
+        return main
+    return next((m for m in archive.members if m.name.endswith("data.pkl")), None)
+
+
+def read_checkpoint(read: ReadAt, size: int, where: str, *, depth: int = 0) -> Checkpoint | None:
+    """The checkpoint in the ZIP of ``size`` bytes behind ``read``; None if it holds no pickle."""
+    archive = read_zip(read, size, where)
+    main = _main_pickle(archive)
+    tensors: list[TorchTensor] = []
+    storages: dict[str, ZipMember] = {}
+    if main is not None:
+        data = read_member(read, main, where)
+        tensors = torch_tensors(data, where=where) if _analysable(data) else []
+        prefix = main.name.rsplit("/", 1)[0] if "/" in main.name else ""
+        storages = _storages(archive, prefix, tensors, where)
+    found = Checkpoint(PickleScan(where), [])
+    for m in archive.members:
+        if m.name not in storages:
+            _member(read, m, where, found, depth)
+    if not found.pickle_members:
+        return None
+    _torchscript(archive, found)
+    if main is not None:
+        found.layout = _layout(archive, size, tensors, storages, where)
+    return found
+
+
+def scan_torch_zip(path: str | os.PathLike[str], *, where: str | None = None) -> PickleScan:
+    """Analyse every pickle of the ZIP at ``path`` (whatever its name), read strictly."""
+    where = where or os.fspath(path)
+    fd = open_regular_fd(os.fspath(path))
+    try:
+        size = os.fstat(fd).st_size
+        found = read_checkpoint(lambda n, at: os.pread(fd, n, at), size, where)
+    finally:
+        os.close(fd)
+    return found.scan if found is not None else PickleScan(where)
+
+
+def _analysable(data: bytes) -> bool:
+    return data.startswith(_PICKLE_MAGIC)
+
+
+def _head(read: ReadAt, m: ZipMember) -> bytes:
+    """A member's first uncompressed bytes (enough to tell a pickle or a ZIP)."""
+    raw = read(min(4 if m.stored else 1024, m.data_end - m.data_start), m.data_start)
+    if m.method == DEFLATED:
+        try:
+            return zlib.decompressobj(-15).decompress(raw, 4)
+        except zlib.error:
+            return b""  # read_member says why, if the member is read at all
+    return raw if m.stored else b""
+
+
+def _member(read: ReadAt, m: ZipMember, where: str, found: Checkpoint, depth: int) -> None:
+    """Analyse one member that is (or holds) a pickle."""
+    named = m.name.lower().endswith(".pkl")
+    head = _head(read, m)
+    nested = head.startswith(b"PK\x03\x04")
+    if not (named or head.startswith(_PICKLE_MAGIC) or nested):
+        return
+    data = read_member(read, m, where)
+    if nested or data.startswith(b"PK\x03\x04"):
+        if depth >= MAX_NESTING:
+            raise _error(f"member {m.name}: ZIPs nested too deep", Code.ZIP_MALFORMED, where)
+        inner = read_checkpoint(
+            lambda n, at: data[at : at + n], len(data), f"{where}:{m.name}", depth=depth + 1
+        )
+        if inner is not None:
+            found.scan.merge(inner.scan)
+            found.scan.torchscript |= inner.scan.torchscript
+            found.pickle_members += [f"{m.name}!{n}" for n in inner.pickle_members]
+        return
+    found.pickle_members.append(m.name)
+    found.scan.merge(scan_pickles(data, where=where, member=m.name))
+
+
+def _torchscript(archive: ZipArchive, found: Checkpoint) -> None:
+    hits = [m.name for m in archive.members if "/code/" in f"/{m.name}"]
+    hits += [m.name for m in archive.members if m.name.endswith("constants.pkl")]
+    if hits:
+        found.scan.torchscript = True
+        found.scan.issues.append(
+            Issue(
+                code=Code.PICKLE_TORCHSCRIPT,
+                severity="warning",
+                message=f"a TorchScript archive (holds code: {hits[0]})",
+                file=found.scan.where,
+                actual=hits[0],
+            )
+        )
+
+
+def _storages(
+    archive: ZipArchive, prefix: str, tensors: list[TorchTensor], where: str
+) -> dict[str, ZipMember]:
+    """The storage members the tensors use, by member name; each must be stored."""
+    out: dict[str, ZipMember] = {}
+    for t in tensors:
+        name = f"{prefix}/data/{t.storage}" if prefix else f"data/{t.storage}"
+        m = archive.member(name)
+        if m is None:
+            raise _error(
+                f"tensor {t.name!r}: storage member {name} is missing",
+                Code.TORCH_BAD_CHECKPOINT,
+                where,
+            )
+        if not m.stored:
+            raise _error(
+                f"tensor {t.name!r}: storage member {name} is compressed (method "
+                f"{m.method}); tensor storages must be stored",
+                Code.ZIP_COMPRESSED_STORAGE,
+                where,
+            )
+        out[name] = m
+    return out
+
+
+def _layout(
+    archive: ZipArchive,
+    size: int,
+    tensors: list[TorchTensor],
+    storages: dict[str, ZipMember],
+    where: str,
+) -> WeightLayout:
+    by_key = {name.rsplit("/", 1)[-1]: m for name, m in storages.items()}
+    dtypes: dict[str, tuple[str, int] | None] = {}
+    spans = [_span(t, by_key[t.storage], dtypes, where) for t in tensors]
+    stores = [
+        TensorSpan(
+            name=m.name,
+            dtype=(dtypes.get(m.name.rsplit("/", 1)[-1]) or ("?", 1))[0],
+            shape=(m.size,),
+            start=m.data_start,
+            end=m.data_end,
+            n_elements=m.size,
+        )
+        for m in sorted(storages.values(), key=lambda m: m.data_start)
+    ]
+    crcs = tuple((m.name, m.data_start, m.data_end, m.crc) for m in archive.members if m.stored)
+    return WeightLayout(
+        format="pytorch",
+        file_size=size,
+        header_size=0,
+        tensors=tuple(sorted(spans, key=lambda s: (s.start, s.name))),
+        storages=tuple(stores),
+        scattered=True,
+        crc_ranges=crcs,
+    )
+
+
+def _span(
+    t: TorchTensor, m: ZipMember, dtypes: dict[str, tuple[str, int] | None], where: str
+) -> TensorSpan:
+    """Where tensor ``t`` lies in the file; contiguous ones get a digest like safetensors'."""
+    known = STORAGE_DTYPES.get(t.storage_class)
+    if t.storage in dtypes and dtypes[t.storage] != known:
+        raise _error(
+            f"tensor {t.name!r}: storage {t.storage} is used with two dtypes",
+            Code.TORCH_BAD_CHECKPOINT,
+            where,
+        )
+    dtypes[t.storage] = known
+    dtype, item = known or (f"torch.{t.storage_class}", 1)
+    n = t.n_elements
+    extent = 0 if n == 0 else 1 + sum((d - 1) * s for d, s in zip(t.shape, t.stride, strict=True))
+    start = m.data_start + t.storage_offset * item
+    end = start + extent * item
+    if end > m.data_end:
+        raise _error(
+            f"tensor {t.name!r}: elements [{t.storage_offset}, {t.storage_offset + extent}) "
+            f"run past its storage of {m.size} bytes",
+            Code.TORCH_BAD_CHECKPOINT,
+            where,
+        )
+    return TensorSpan(
+        name=t.name,
+        dtype=dtype,
+        shape=t.shape,
+        start=start,
+        end=end,
+        n_elements=n,
+        storage=m.name,
+        digestible=known is not None and t.contiguous,
+    )

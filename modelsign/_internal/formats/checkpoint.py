@@ -13,6 +13,7 @@ read of the file, the same way as a safetensors tensor.
 from __future__ import annotations
 
 import os
+import re
 import zlib
 from dataclasses import dataclass, field
 from typing import Final
@@ -22,11 +23,23 @@ from ...errors import FormatError
 from ...issues import Issue
 from .._atomic import open_regular_fd
 from .layout import TensorSpan, WeightLayout
-from .pickle_scan import MAX_PICKLE_BYTES, PickleScan, scan_pickles
+from .pickle import sniff_pickle
+from .pickle_scan import (
+    MAX_PICKLE_BYTES,
+    PickleScan,
+    npy_holds_objects,
+    scan_npy,
+    scan_pickles,
+)
 from .torch_state import STORAGE_DTYPES, TorchTensor, torch_tensors
 from .ziparchive import DEFLATED, STORED, ReadAt, ZipArchive, ZipMember, read_zip
 
-MAX_NESTING: Final = 3
+MAX_MEMBER_BYTES = MAX_PICKLE_BYTES
+"""Largest member read whole (a pickle, a nested ZIP, an object array)."""
+MAX_ZIP_DEPTH: Final = 2
+_NPY_HEAD: Final = 1 << 16  # an .npy header is at most 10,000 bytes after its preamble
+"""How deep a ZIP inside a ZIP member is followed (deeper is an error)."""
+_STORAGE_RECORD: Final = re.compile(r"(?:[^/]+/)?data/[0-9]+")
 _PICKLE_MAGIC: Final = tuple(bytes([0x80, p]) for p in range(2, 6))
 
 
@@ -44,8 +57,9 @@ def _error(msg: str, code: Code, where: str) -> FormatError:
     return FormatError(msg, code=code, path=where)
 
 
-def read_member(read: ReadAt, m: ZipMember, where: str, limit: int = MAX_PICKLE_BYTES) -> bytes:
-    """A member's uncompressed bytes, at most ``limit`` of them, CRC-checked."""
+def read_member(read: ReadAt, m: ZipMember, where: str, limit: int | None = None) -> bytes:
+    """A member's uncompressed bytes, at most ``limit`` (:data:`MAX_MEMBER_BYTES`), CRC-checked."""
+    limit = MAX_MEMBER_BYTES if limit is None else limit
     if m.size > limit:
         raise _error(f"member {m.name} is over {limit} bytes", Code.PICKLE_TOO_LARGE, where)
     raw = read(m.data_end - m.data_start, m.data_start)
@@ -103,6 +117,8 @@ def read_checkpoint(read: ReadAt, size: int, where: str, *, depth: int = 0) -> C
     for m in archive.members:
         if m.name not in storages:
             _member(read, m, where, found, depth)
+        elif _head(read, m).startswith(_PICKLE_MAGIC):
+            _storage_pickle(read, m, where, found)
     if not found.pickle_members:
         return None
     _torchscript(archive, found)
@@ -128,37 +144,104 @@ def _analysable(data: bytes) -> bool:
 
 
 def _head(read: ReadAt, m: ZipMember) -> bytes:
-    """A member's first uncompressed bytes (enough to tell a pickle or a ZIP)."""
-    raw = read(min(4 if m.stored else 1024, m.data_end - m.data_start), m.data_start)
+    """A member's first uncompressed bytes (enough to tell a pickle, an array or a ZIP)."""
+    raw = read(min(16 if m.stored else 1024, m.data_end - m.data_start), m.data_start)
     if m.method == DEFLATED:
         try:
-            return zlib.decompressobj(-15).decompress(raw, 4)
+            return zlib.decompressobj(-15).decompress(raw, 16)
         except zlib.error:
             return b""  # read_member says why, if the member is read at all
     return raw if m.stored else b""
 
 
+def _kind(m: ZipMember, head: bytes) -> str | None:
+    """What a member holds: a pickle, a ZIP, a NumPy array, or nothing to analyse.
+
+    A ``*.pkl`` member is what torch unpickles, whatever its bytes; any other
+    is judged by its first bytes (as picklescan does), so a pickle under
+    another name or beside ``data.pkl`` is not missed.
+    """
+    lower = m.name.lower()
+    if lower.endswith(".pkl"):
+        return "pickle"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if head.startswith(b"\x93NUMPY"):
+        return "npy"
+    if head.startswith(_PICKLE_MAGIC) or sniff_pickle(head, lower) == "pickle":
+        return "pickle"
+    return None
+
+
 def _member(read: ReadAt, m: ZipMember, where: str, found: Checkpoint, depth: int) -> None:
-    """Analyse one member that is (or holds) a pickle."""
-    named = m.name.lower().endswith(".pkl")
-    head = _head(read, m)
-    nested = head.startswith(b"PK\x03\x04")
-    if not (named or head.startswith(_PICKLE_MAGIC) or nested):
+    """Analyse one member that is (or holds) a pickle.
+
+    A storage record (``<prefix>/data/<n>``) no tensor uses that merely starts
+    like a pickle, an array or a ZIP is data torch never unpickles, not an error.
+    """
+    kind = _kind(m, _head(read, m))
+    if kind is None:
         return
-    data = read_member(read, m, where)
-    if nested or data.startswith(b"PK\x03\x04"):
-        if depth >= MAX_NESTING:
-            raise _error(f"member {m.name}: ZIPs nested too deep", Code.ZIP_MALFORMED, where)
-        inner = read_checkpoint(
-            lambda n, at: data[at : at + n], len(data), f"{where}:{m.name}", depth=depth + 1
+    try:
+        if kind == "npy" and not _object_array(read, m, where):
+            return  # plain array bytes: never read here, only digested
+        data = read_member(read, m, where)
+        if kind == "npy":  # an .npz member holding objects: a pickle after its header
+            scan = scan_npy(data, where=where, member=m.name)
+            names = [m.name] if scan.pickles else []
+        elif kind == "zip":
+            scan, names = _nested(data, m, where, depth)
+        else:
+            scan, names = scan_pickles(data, where=where, member=m.name), [m.name]
+    except FormatError:
+        if _STORAGE_RECORD.fullmatch(m.name) is None:
+            raise
+        return
+    found.pickle_members += names
+    found.scan.merge(scan)
+
+
+def _object_array(read: ReadAt, m: ZipMember, where: str) -> bool:
+    """Whether the array in member ``m`` holds Python objects, from its header alone."""
+    raw = read(min(_NPY_HEAD, m.data_end - m.data_start), m.data_start)
+    if m.method == DEFLATED:
+        try:
+            raw = zlib.decompressobj(-15).decompress(raw, _NPY_HEAD)
+        except zlib.error:
+            raw = b""
+    return npy_holds_objects(raw, where=f"{where}:{m.name}")
+
+
+def _nested(data: bytes, m: ZipMember, where: str, depth: int) -> tuple[PickleScan, list[str]]:
+    if depth >= MAX_ZIP_DEPTH:
+        raise _error(
+            f"member {m.name}: a ZIP nested more than {MAX_ZIP_DEPTH} deep",
+            Code.PICKLE_TOO_DEEP,
+            where,
         )
-        if inner is not None:
-            found.scan.merge(inner.scan)
-            found.scan.torchscript |= inner.scan.torchscript
-            found.pickle_members += [f"{m.name}!{n}" for n in inner.pickle_members]
+    inner = read_checkpoint(
+        lambda n, at: data[at : at + n], len(data), f"{where}:{m.name}", depth=depth + 1
+    )
+    if inner is None:
+        return PickleScan(where), []
+    inner.scan.issues = [i.model_copy(update={"file": where}) for i in inner.scan.issues]
+    return inner.scan, [f"{m.name}!{n}" for n in inner.pickle_members]
+
+
+def _storage_pickle(read: ReadAt, m: ZipMember, where: str, found: Checkpoint) -> None:
+    """A storage that starts like a pickle: torch never unpickles it, other tools might.
+
+    A whole, well-formed pickle there is analysed (as picklescan does); tensor
+    bytes that merely start that way (about one storage in 16,000) are data.
+    """
+    if m.size > MAX_PICKLE_BYTES:
         return
+    try:
+        scan = scan_pickles(read_member(read, m, where), where=where, member=m.name)
+    except FormatError:
+        return  # not a pickle: tensor bytes
     found.pickle_members.append(m.name)
-    found.scan.merge(scan_pickles(data, where=where, member=m.name))
+    found.scan.merge(scan)
 
 
 def _torchscript(archive: ZipArchive, found: Checkpoint) -> None:

@@ -6,7 +6,9 @@ by default — a test checks it against the installed torch — plus the NumPy h
 a pickled ``ndarray`` needs (``_reconstruct``, ``ndarray``, ``dtype``, ``scalar``,
 ``_frombuffer``; torch leaves them to ``add_safe_globals``). Everything else is
 unknown unless it is dangerous: process, shell, ``eval``-style code, attribute or
-import indirection, file system, network, or a nested unpickler.
+import indirection, file system, network, or a nested unpickler. The dangerous list
+holds at least every global picklescan (1.0.5) and modelscan (0.8.8) block: a test in
+``tests/interop/test_pickle_scanners.py`` checks it against both.
 """
 
 from __future__ import annotations
@@ -182,14 +184,41 @@ _DANGEROUS_MODULES: Final = frozenset(
         "__builtin__",
         "__builtins__",
         "operator",
+        "_operator",
         "functools",
         "types",
+        # What picklescan 1.0.5 and modelscan 0.8.8 block besides: commands run, code
+        # profiled or traced, names resolved, packages installed, files written.
+        "aiohttp",
+        "commands",
+        "cProfile",
+        "profile",
+        "trace",
+        "pydoc",
+        "pkgutil",
+        "pip",
+        "ensurepip",
+        "venv",
+        "distutils",
+        "idlelib",
+        "lib2to3",
+        "test",
+        "uuid",
+        "_osx_support",
+        "_aix_support",
+        "_pyrepl",
     ]
 )
 """Modules whose every name is dangerous, except the builtins, operator, functools and
 types names below, which are judged name by name."""
 
-_JUDGED_BY_NAME: Final = frozenset({"builtins", "__builtin__", "operator", "functools", "types"})
+_JUDGED_BY_NAME: Final = frozenset(
+    {"builtins", "__builtin__", "operator", "_operator", "functools", "types"}
+)
+
+_DANGEROUS_PACKAGES: Final = ("numpy.f2py", "numpy.testing", "torch.utils.bottleneck")
+"""Packages inside otherwise allowed roots whose every name is dangerous (``eval`` of
+strings, ``exec`` of scripts)."""
 
 _DANGEROUS_NAMES: Final = frozenset(
     [
@@ -213,6 +242,7 @@ _DANGEROUS_NAMES: Final = frozenset(
         "builtins.quit",
         "builtins.memoryview",
         "builtins.type",
+        "builtins.apply",
         "builtins.object",
         "builtins.classmethod",
         "builtins.staticmethod",
@@ -222,6 +252,10 @@ _DANGEROUS_NAMES: Final = frozenset(
         "operator.getitem",
         "operator.setitem",
         "operator.delitem",
+        "operator.itemgetter",
+        "_operator.attrgetter",
+        "_operator.methodcaller",
+        "_operator.itemgetter",
         "functools.partial",
         "functools.reduce",
         "types.CodeType",
@@ -238,7 +272,16 @@ _DANGEROUS_NAMES: Final = frozenset(
         "torch.hub.download_url_to_file",
         "torch.jit.load",
         "numpy.load",
-        "numpy.testing._private.utils.runstring",
+        "logging.FileHandler",
+        "doctest.debug_script",
+        "torch.serialization.load",
+        "torch._dynamo.guards.GuardBuilder.get",
+        "torch._inductor.codecache.compile_file",
+        "torch.fx.experimental.symbolic_shapes.ShapeEnv.evaluate_guards_expression",
+        "torch.jit.unsupported_tensor_ops.execWrapper",
+        "torch.utils._config_module.ConfigModule.load_config",
+        "torch.utils.collect_env.run",
+        "torch.utils.data.datapipes.utils.decoder.basichandlers",
     ]
 )
 
@@ -301,6 +344,8 @@ def _classify_one(module: str, name: str) -> Classification:
         return "dangerous"
     root = module.split(".")[0]
     if root in _DANGEROUS_MODULES and root not in _JUDGED_BY_NAME:
+        return "dangerous"
+    if any(full.startswith(f"{p}.") for p in _DANGEROUS_PACKAGES):
         return "dangerous"
     # Past the module itself, a part naming something dangerous is indirection.
     if any(p in _INDIRECT_PARTS for p in parts[1:]):

@@ -28,6 +28,7 @@ MAX_STACK: Final = 1_000_000
 
 _TORCH_LEGACY_MAGIC: Final = 0x1950A86A20F9469CFC6C
 _TORCH_LEGACY_PICKLES: Final = 5  # magic, protocol, sys info, the object, storage keys
+_TORCH_PROTOCOL_VERSION: Final = 1001
 _STRING_OPS: Final = frozenset(
     [
         "UNICODE",
@@ -82,6 +83,7 @@ class PickleScan:
         self.globals.extend(other.globals)
         self.issues.extend(other.issues)
         self.pickles += other.pickles
+        self.torchscript = self.torchscript or other.torchscript
 
 
 class _Str(str):
@@ -247,22 +249,38 @@ def scan_pickle(data: bytes | memoryview, *, where: str) -> PickleScan:
 def scan_pickles(data: bytes | memoryview, *, where: str, member: str | None = None) -> PickleScan:
     """Analyse every STOP-terminated pickle in ``data`` until its end.
 
-    A legacy (non-ZIP) torch file is recognised by its first pickle, the torch
-    magic number: its five pickles are analysed and the storage bytes after them
-    are not pickles. ``member`` names the ZIP member ``data`` came from: issues
-    name the file ``where``, their messages ``where:member``.
+    A legacy (non-ZIP) torch file is recognised by its first two pickles (see
+    :func:`_opens_legacy_torch`): its five pickles are analysed and the storage
+    bytes after them are not pickles. ``member`` names the ZIP member ``data``
+    came from: issues name the file ``where``, their messages ``where:member``.
     """
     view = memoryview(data)
     scan = PickleScan(where)
     where = f"{where}:{member}" if member else where
+    ends: list[int] = []
     at = 0
     while at < len(view):
         at += _walk_window(view, at, where, scan)
-        if scan.pickles == 1 and _is_torch_magic(bytes(view[:at])):
-            for _ in range(_TORCH_LEGACY_PICKLES - 1):
+        ends.append(at)
+        if _opens_legacy_torch(view, ends, scan):
+            for _ in range(_TORCH_LEGACY_PICKLES - len(ends)):
                 at += _walk_window(view, at, where, scan)
             break
     return scan
+
+
+def _opens_legacy_torch(view: memoryview, ends: list[int], scan: PickleScan) -> bool:
+    """Whether the pickles walked so far (ending at ``ends``) open a legacy torch file.
+
+    Its first pickle is the magic number; or, a known scanner bypass, a first pickle
+    that computes it (importing something not safe, so the verdict is not safe
+    either) followed by the protocol version.
+    """
+    if len(ends) == 1:
+        return _is_int_pickle(view[: ends[0]], _TORCH_LEGACY_MAGIC)
+    if len(ends) == 2 and scan.verdict != "safe":
+        return _is_int_pickle(view[ends[0] : ends[1]], _TORCH_PROTOCOL_VERSION)
+    return False
 
 
 def _walk_window(view: memoryview, at: int, where: str, scan: PickleScan) -> int:
@@ -271,9 +289,16 @@ def _walk_window(view: memoryview, at: int, where: str, scan: PickleScan) -> int
     return _walk_one(window, at, where, scan, cut=at + len(window) < len(view))
 
 
-def _is_torch_magic(first: bytes) -> bool:
-    ops = [(op.name, arg) for op, arg, _ in pickletools.genops(first)]
-    return any(arg == _TORCH_LEGACY_MAGIC for _, arg in ops) and len(ops) <= 3
+def _is_int_pickle(pickle: memoryview, value: int) -> bool:
+    """Whether ``pickle`` is just the integer ``value`` (PROTO and FRAME aside)."""
+    if len(pickle) > 64:
+        return False
+    ops = [
+        arg
+        for op, arg, _ in pickletools.genops(bytes(pickle))
+        if op.name not in ("PROTO", "FRAME", "STOP")
+    ]
+    return ops == [value]
 
 
 def _bounded(data: bytes | memoryview, where: str) -> bytes | memoryview:
@@ -313,10 +338,43 @@ def _walk_one(
     return stream.tell()
 
 
+def scan_npy(data: bytes | memoryview, *, where: str, member: str | None = None) -> PickleScan:
+    """Analyse a NumPy ``.npy`` array: when its dtype holds Python objects
+    (``np.save(..., allow_pickle=True)``), the pickles after its header; else nothing."""
+    view = memoryview(data)
+    reader = _ViewReader(view)
+    if not _npy_holds_objects(reader, f"{where}:{member}" if member else where):
+        return PickleScan(where)
+    return scan_pickles(view[reader.tell() :], where=where, member=member)
+
+
+def npy_holds_objects(head: bytes | memoryview, *, where: str) -> bool:
+    """Whether the ``.npy`` array whose first bytes (header included) are ``head`` holds objects."""
+    return _npy_holds_objects(_ViewReader(memoryview(head)), where)
+
+
+def _npy_holds_objects(fp: _ViewReader, label: str) -> bool:
+    """Read an ``.npy`` header from ``fp`` with NumPy's own (bounded) reader."""
+    import numpy as np  # here: only arrays need it
+
+    try:
+        version = np.lib.format.read_magic(fp)
+        if version not in ((1, 0), (2, 0), (3, 0)):
+            raise ValueError(f"format version {version}")
+        read = np.lib.format.read_array_header_1_0
+        if version != (1, 0):
+            read = np.lib.format.read_array_header_2_0
+        return bool(read(fp)[2].hasobject)
+    except Exception as exc:  # NumPy's reader of a hostile header raises many kinds
+        raise _error(f"not a NumPy array file: {exc}", Code.PICKLE_MALFORMED, label) from None
+
+
 __all__ = [
     "MAX_PICKLE_BYTES",
     "PickleGlobal",
     "PickleScan",
+    "npy_holds_objects",
+    "scan_npy",
     "scan_pickle",
     "scan_pickles",
 ]

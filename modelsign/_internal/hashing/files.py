@@ -30,7 +30,7 @@ from ..formats import SNIFF_BYTES, FileFormat, detect_format, parse_weights
 from ..formats.checkpoint import read_checkpoint
 from ..formats.layout import WeightLayout
 from ..formats.pickle import TORCH_EXTENSIONS
-from ..formats.pickle_scan import PickleScan, scan_pickles
+from ..formats.pickle_scan import PickleScan, npy_holds_objects, scan_npy, scan_pickles
 from .algorithms import TensorHash, digest_bytes
 from .reading import CHUNK, check_unchanged, open_checked, pread_all
 from .segments import SegmentFeeder
@@ -42,6 +42,7 @@ CAPTURE_LIMIT = 4 << 20  # small text files kept for metadata readers (model car
 #: first header read covers them anyway.
 PEEK_WHOLE = 1 << 20
 _ZIP_MAGIC = b"PK\x03\x04"
+_NPY_MAGIC = b"\x93NUMPY"
 
 #: Something fed every chunk of a file in order: ``feed(chunk, offset)``.
 Feed = Callable[[memoryview, int], None]
@@ -287,8 +288,12 @@ def examine_pickles(d: FileDigests, fd: int, size: int, head: bytes) -> None:
             if found is not None:
                 d.format, d.pickle_members = "pickle", found.pickle_members
                 d.pickle_scan, d.layout = found.scan, found.layout
+        elif head.startswith(_NPY_MAGIC):
+            if npy_holds_objects(pread_all(fd, min(size, 1 << 16)), where=path):
+                d.format = "pickle"  # an object array: loading it unpickles
+                d.pickle_scan = _scan_raw(fd, size, path, scan_npy)
         elif d.format == "pickle":
-            d.pickle_scan = _scan_raw(fd, size, path)
+            d.pickle_scan = _scan_raw(fd, size, path, scan_pickles)
     except FormatError as exc:
         exc.path = path
         if strict:
@@ -305,12 +310,14 @@ def examine_pickles(d: FileDigests, fd: int, size: int, head: bytes) -> None:
         )
 
 
-def _scan_raw(fd: int, size: int, path: str) -> PickleScan:
+def _scan_raw(
+    fd: int, size: int, path: str, scan: Callable[..., PickleScan] = scan_pickles
+) -> PickleScan:
     """Analyse a raw (or legacy torch) pickle file through a mapping: pages never touched
     (a legacy file's storages after its pickles) are never read."""
     mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
     try:
-        return scan_pickles(memoryview(mm), where=path)
+        return scan(memoryview(mm), where=path)
     finally:
         # A slice may still be referenced (by a raised error's frames): then it is
         # unmapped when that goes.

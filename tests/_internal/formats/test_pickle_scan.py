@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch._weights_only_unpickler import _get_allowed_globals
 
+from modelsign._internal.formats import checkpoint as ckpt
 from modelsign._internal.formats import pickle_scan as ps
 from modelsign._internal.formats.checkpoint import scan_torch_zip
 from modelsign._internal.formats.pickle_allow import ALLOWED, TORCH_ALLOWED, classify
@@ -328,3 +329,233 @@ def test_legacy_storage_bytes_after_the_pickles_are_not_walked_or_bounded(
     assert path.stat().st_size > 40_000
     scan = scan_pickles(memoryview(path.read_bytes()), where=str(path))
     assert (scan.pickles, scan.verdict) == (5, "safe")
+
+
+# -- what picklescan and modelscan block -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "full_name",
+    [
+        "pkgutil.resolve_name",
+        "pydoc.locate",
+        "cProfile.run",
+        "profile.runctx",
+        "trace.Trace.run",
+        "logging.FileHandler",
+        "_operator.attrgetter",
+        "operator.itemgetter",
+        "numpy.testing._private.utils.runstring",
+        "numpy.f2py.crackfortran.getlincoef",
+        "torch.serialization.load",
+        "torch.utils.bottleneck.__main__.run_cprofile",
+        "torch._inductor.codecache.compile_file",
+        "builtins.apply",
+        "uuid._get_command_stdout",
+        "aiohttp.client.request",
+        "ensurepip._run_pip",
+    ],
+)
+def test_globals_other_scanners_block_are_dangerous(full_name: str) -> None:
+    module, name = full_name.rsplit(".", 1)
+    assert classify(module, name) == "dangerous"
+    data = b"\x80\x04" + su(module) + su(name) + b"\x93)R."
+    dangerous(scan_pickle(data, where="s"), full_name)
+
+
+def test_neighbours_of_the_new_dangerous_names_stay_unknown_or_safe() -> None:
+    assert classify("logging", "getLogger") == "unknown"
+    assert classify("numpy", "ndarray") == "safe"
+    assert classify("_operator", "add") == "unknown"
+
+
+# -- ZIP members chosen by content -----------------------------------------------------
+
+
+EVIL = b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R."
+
+
+def zip_members(tmp_path: Path, members: dict[str, bytes], name: str = "m.pt") -> Path:
+    path = tmp_path / name
+    write_zip(path, {"archive/data.pkl": pickle.dumps({"a": 1}, protocol=2), **members})
+    return path
+
+
+@pytest.mark.parametrize(
+    "member, data",
+    [
+        ("archive/extra/state", EVIL),  # pickle magic, any name
+        ("archive/data.pickle", EVIL),
+        ("archive/extra.pt", b"cposix\nsystem\n(S'id'\ntR."),  # protocol 0 under a torch name
+        ("archive/data/0", EVIL),  # a well-formed pickle as a storage record
+    ],
+)
+def test_a_member_that_holds_a_pickle_is_walked_whatever_its_name(
+    tmp_path: Path, member: str, data: bytes
+) -> None:
+    scan = scan_torch_zip(zip_members(tmp_path, {member: data}))
+    assert scan.pickles == 2
+    dangerous(scan, "posix.system")
+    assert any(f":{member}: pickle imports dangerous" in i.message for i in scan.issues)
+
+
+@pytest.mark.parametrize(
+    "head", [b"\x80\x02\xff\xff", b"PK\x03\x04junk", b"\x93NUMPYjunk", b"\x80\x05K"]
+)
+def test_a_storage_record_that_merely_starts_like_a_pickle_is_data(
+    tmp_path: Path, head: bytes
+) -> None:
+    scan = scan_torch_zip(zip_members(tmp_path, {"archive/data/7": head + bytes(64)}))
+    assert (scan.pickles, scan.verdict, scan.issues) == (1, "safe", [])
+
+
+def test_a_malformed_pickle_member_outside_the_storage_records_is_an_error(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(FormatError) as exc:
+        scan_torch_zip(zip_members(tmp_path, {"archive/extra": b"\x80\x02\xff.."}))
+    assert exc.value.code is Code.PICKLE_MALFORMED
+    assert "archive/extra" in str(exc.value)
+
+
+def test_a_member_neither_pickle_nor_archive_is_not_read(tmp_path: Path) -> None:
+    scan = scan_torch_zip(zip_members(tmp_path, {"archive/version": b"3\n", "a/b": b"text"}))
+    assert (scan.pickles, scan.verdict) == (1, "safe")
+
+
+def nest(inner: bytes, levels: int) -> bytes:
+    for _ in range(levels):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("inner.pt", inner)
+        inner = buf.getvalue()
+    return inner
+
+
+def test_a_zip_inside_a_zip_is_walked(tmp_path: Path) -> None:
+    path = tmp_path / "outer.zip"
+    path.write_bytes(nest(nest(EVIL, 1), ckpt.MAX_ZIP_DEPTH))
+    scan = scan_torch_zip(path)
+    dangerous(scan, "posix.system")
+    assert f"{path}:inner.pt:inner.pt:inner.pt: pickle imports" in scan.issues[0].message
+
+
+def test_zips_nested_past_the_limit_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "deep.zip"
+    path.write_bytes(nest(nest(EVIL, 1), ckpt.MAX_ZIP_DEPTH + 1))
+    with pytest.raises(FormatError) as exc:
+        scan_torch_zip(path)
+    assert exc.value.code is Code.PICKLE_TOO_DEEP
+
+
+def test_a_nested_zip_that_is_not_strictly_readable_is_refused(tmp_path: Path) -> None:
+    path = zip_members(tmp_path, {"archive/extra.pt": b"PK\x03\x04" + nest(EVIL, 1)})
+    with pytest.raises(FormatError) as exc:
+        scan_torch_zip(path)
+    assert exc.value.code.startswith("ZIP_")
+    assert "archive/extra.pt" in str(exc.value)
+
+
+def test_a_torchscript_archive_inside_a_zip_counts_as_code(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("m/code/__torch__.py", b"def forward(self): ...\n")
+        zf.writestr("m/data.pkl", pickle.dumps(1, protocol=2))
+    inner = buf.getvalue()
+    scan = scan_torch_zip(zip_members(tmp_path, {"archive/extra.pt": inner}))
+    assert scan.verdict == "dangerous"
+    assert [i.code for i in scan.issues] == [Code.PICKLE_TORCHSCRIPT]
+
+
+# -- NumPy arrays ----------------------------------------------------------------------
+
+
+class Evil:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return eval, ("1",)
+
+
+def npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=True)
+    return buf.getvalue()
+
+
+def test_npy_object_array_is_walked_and_plain_arrays_hold_no_pickle() -> None:
+    dangerous(ps.scan_npy(npy(np.array([Evil(), 1], dtype=object)), where="o.npy"), "builtins.eval")
+    plain = ps.scan_npy(npy(np.arange(4.0)), where="a.npy")
+    assert (plain.pickles, plain.verdict) == (0, "safe")
+    fields = np.zeros(1, dtype=[("w", "f4"), ("o", "O")])
+    assert ps.scan_npy(npy(fields), where="s.npy").pickles == 1
+
+
+@pytest.mark.parametrize(
+    "data", [b"\x93NUMPY\x09\x00\x02\x00{}", b"\x93NUMPY\x01\x00\x05\x00{'x'\n", b"\x93NUMP"]
+)
+def test_npy_with_a_bad_header_is_malformed(data: bytes) -> None:
+    with pytest.raises(FormatError) as exc:
+        ps.scan_npy(data, where="bad.npy", member="x.npy")
+    assert exc.value.code is Code.PICKLE_MALFORMED
+    assert "bad.npy:x.npy" in str(exc.value)
+
+
+def test_npz_object_member_is_walked(tmp_path: Path) -> None:
+    path = tmp_path / "arrays.npz"
+    np.savez(path, w=np.ones(2), obj=np.array([Evil()], dtype=object))
+    scan = scan_torch_zip(path)
+    dangerous(scan, "builtins.eval")
+    assert any("arrays.npz:obj.npy: pickle imports" in i.message for i in scan.issues)
+
+
+# -- legacy torch files ----------------------------------------------------------------
+
+
+def test_legacy_torch_file_at_protocol_4_is_recognised(tmp_path: Path) -> None:
+    path = tmp_path / "legacy4.pt"
+    torch.save(state_dict(), path, _use_new_zipfile_serialization=False, pickle_protocol=4)
+    scan = scan_pickles(path.read_bytes(), where=str(path))
+    assert (scan.pickles, scan.verdict) == (5, "safe")
+
+
+def test_legacy_file_computing_its_magic_is_dangerous_and_its_storage_is_not_walked() -> None:
+    magic = b"\x80\x02c__builtin__\neval\nX\x16\x00\x00\x000x1950a86a20f9469cfc6c\x85R."
+    values: list[object] = [1001, {"little_endian": True}, {}, []]
+    rest = [pickle.dumps(x, protocol=2) for x in values]
+    data = magic + b"".join(rest) + b"\xff\xfe storage bytes"
+    scan = scan_pickles(data, where="fake.pt")
+    assert scan.pickles == 5
+    dangerous(scan, "__builtin__.eval")
+
+
+def test_a_raw_stream_whose_second_pickle_is_1001_is_walked_to_its_end() -> None:
+    data = pickle.dumps(1) + pickle.dumps(1001) + b"cos\nsystem\n."
+    scan = scan_pickles(data, where="row")
+    assert scan.pickles == 3
+    dangerous(scan, "os.system")
+
+
+def test_npz_arrays_are_read_no_further_than_their_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ckpt, "MAX_MEMBER_BYTES", 1000)
+    path = tmp_path / "big.npz"
+    np.savez(path, w=np.zeros(10_000, np.float32))
+    assert (scan_torch_zip(path).pickles, scan_torch_zip(path).verdict) == (0, "safe")
+    np.savez(path, obj=np.array([str(i) for i in range(1000)], dtype=object))
+    with pytest.raises(FormatError) as exc:
+        scan_torch_zip(path)
+    assert exc.value.code is Code.PICKLE_TOO_LARGE
+
+
+def test_an_encrypted_member_is_an_unreadable_zip(tmp_path: Path) -> None:
+    path = zip_members(tmp_path, {"archive/data/0": b"\x00" * 8})
+    raw = bytearray(path.read_bytes())
+    for sig, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # general purpose flags
+        at = raw.find(sig)
+        while at >= 0:
+            raw[at + flag_at] |= 1  # encrypted
+            at = raw.find(sig, at + 4)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(FormatError) as exc:
+        scan_torch_zip(path)
+    assert exc.value.code is Code.ZIP_ENCRYPTED

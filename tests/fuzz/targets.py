@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from modelsign._internal.formats import parse_weights_bytes
+from modelsign._internal.formats.onnx import parse_onnx_bytes
 from modelsign._internal.formats.shards import check_safetensors_index
 from modelsign._internal.signature.attestation import parse_attestation
 from modelsign._internal.signature.bundle import read_bundle
@@ -30,6 +31,10 @@ def _safetensors(data: bytes) -> None:
 
 def _gguf(data: bytes) -> None:
     parse_weights_bytes("gguf", data, "fuzz.gguf")
+
+
+def _onnx(data: bytes) -> None:
+    parse_onnx_bytes(data, "fuzz.onnx")
 
 
 def _shard_index(data: bytes) -> None:
@@ -52,6 +57,7 @@ def _policy(data: bytes) -> None:
 TARGETS: dict[str, Callable[[bytes], object]] = {
     "safetensors": _safetensors,
     "gguf": _gguf,
+    "onnx": _onnx,
     "shard_index": _shard_index,
     "bundle": read_bundle,
     "statement": parse_statement,
@@ -79,6 +85,24 @@ def _gguf_bytes(folder: Path) -> bytes:
     writer.write_tensors_to_file()
     writer.close()
     return path.read_bytes()
+
+
+def _onnx_seeds() -> list[bytes]:
+    """A model with a tensor in every place the reader looks, and one with external data."""
+    from tests.helpers.onnx_files import (
+        hand_model,
+        hand_tensor,
+        initializer,
+        lfield,
+        rich_model,
+        vfield,
+    )
+
+    rich = rich_model().SerializeToString()
+    ext = lfield(13, lfield(1, "location") + lfield(2, "w.bin"))
+    ext += lfield(13, lfield(1, "offset") + lfield(2, "0")) + vfield(14, 1)
+    external = hand_model(initializer(hand_tensor("w", 1, [2], extra=ext)))
+    return [rich, rich[: len(rich) // 2], external]
 
 
 _POLICIES = [
@@ -131,6 +155,7 @@ def make_seeds() -> dict[str, list[bytes]]:
     return {
         "safetensors": [st, st[: len(st) // 2]],
         "gguf": [gguf_file],
+        "onnx": _onnx_seeds(),
         "shard_index": [json.dumps(index).encode()],
         "bundle": [bundle, claim],
         "statement": [_payload(bundle)],

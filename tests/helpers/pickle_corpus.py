@@ -28,8 +28,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from modelsign._internal.formats.pickle_allow import Classification
 from modelsign import build_manifest
+from modelsign._internal.formats.pickle_allow import Classification
 from modelsign.codes import Code
 from tests.helpers import pickle_payloads as pp
 from tests.helpers.pickle_payloads import (
@@ -92,8 +92,8 @@ def modelsign_verdict(path: Path) -> tuple[Classification, set[str]]:
     """modelsign's verdict on a file as its manifest records it, and the globals it flags.
 
     ``dangerous``: a dangerous-global or TorchScript finding; ``safe``: the
-    ``safe-state-dict`` flag, or a file holding no pickle at all; else ``unknown``. A file the analyser cannot read
-    raises ``FormatError`` (the manifest is refused).
+    ``safe-state-dict`` flag, or a file holding no pickle at all; else ``unknown``.
+    A file the analyser cannot read raises ``FormatError`` (the manifest is refused).
     """
     m = build_manifest(path)
     (entry,) = m.files

@@ -13,6 +13,7 @@ a file of another size, and the formats of files the signature leaves out.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import cast
@@ -25,6 +26,8 @@ from ._internal.check.facts import Listing, Observed, Seen
 from ._internal.check.plan import Plan, make_plan
 from ._internal.discover import ModelFile, discover
 from ._internal.formats import FileFormat, WeightFormat, WeightLayout, file_format, parse_weights
+from ._internal.formats.layout import TensorSpan
+from ._internal.formats.onnx_layout import EXTERNAL_OF, external_layout
 from ._internal.hashing import (
     SHARD_BATCH,
     FileDigests,
@@ -298,7 +301,12 @@ class _Reader:
         sizes = {f.path: n for f in files if (n := self.st.signed_size(f.path)) is not None}
         try:
             digests = hash_files(
-                files, tensor_hash=self.tensor_hash, jobs=self.jobs, progress=self.step, sizes=sizes
+                files,
+                tensor_hash=self.tensor_hash,
+                jobs=self.jobs,
+                progress=self.step,
+                sizes=sizes,
+                layouts=self._signed_layouts(files),
             )
         except ModelsignError:
             # Some signed file no longer parses (or changed meanwhile): go file by
@@ -308,6 +316,27 @@ class _Reader:
             return
         for d in digests:
             self.seen[d.file.path] = self._digests(d)
+
+    def _signed_layouts(self, files: list[ModelFile]) -> dict[str, WeightLayout]:
+        """ONNX external data files laid out as signed, so a change names its tensors."""
+        out: dict[str, WeightLayout] = {}
+        for f in files:
+            entry = self.st.entry(f.path)
+            w = entry.weights if entry is not None else None
+            if entry is not None and w is not None and EXTERNAL_OF in w.metadata:
+                spans = [
+                    TensorSpan(
+                        t.name,
+                        t.dtype,
+                        tuple(t.shape),
+                        t.offset,
+                        t.offset + t.length,
+                        math.prod(t.shape),
+                    )
+                    for t in w.tensors
+                ]
+                out[f.path] = external_layout(entry.size, spans, str(w.metadata[EXTERNAL_OF]))
+        return out
 
     def _digests(self, d: FileDigests) -> Seen:
         """A file's digest, and its layout when it is not the signed file (to say what changed)."""

@@ -195,7 +195,7 @@ def test_unknown_block_field_names_the_line_of_the_field(tmp_path: Path) -> None
 
 def test_bad_format_name_lists_every_allowed_value(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
-        parse_policy("version: 1\nformats:\n  allow: [safetensors, onnx]\n", "p.yaml")
+        parse_policy("version: 1\nformats:\n  allow: [safetensors, tflite]\n", "p.yaml")
     message = info.value.message
     assert message.startswith("field formats.allow.1 (line 3): ")
     assert "'unknown'" in message

@@ -124,7 +124,7 @@ def test_formats_allow_list(
 def test_formats_allow_list_refuses_unknown(
     tmp_path: Path, tiny_model: Path, release: KeyPair
 ) -> None:
-    (tiny_model / "model.onnx").write_bytes(b"\x08\x07\x12\x04onnx" + bytes(32))
+    (tiny_model / "model.tflite").write_bytes(b"TFL3" + bytes(32))
     key_sign(tiny_model, release)
     policy = rule_policy(tmp_path, "formats", "enforce", allow=["safetensors"], deny=[])
     assert_fails(
@@ -132,7 +132,7 @@ def test_formats_allow_list_refuses_unknown(
         policy,
         "formats",
         "enforce",
-        ["model.onnx: format unknown is not allowed"],
+        ["model.tflite: format unknown is not allowed"],
         verifier=KeyVerifier(release.public),
     )
 

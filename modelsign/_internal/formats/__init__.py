@@ -16,12 +16,14 @@ from .checkpoint import read_checkpoint
 from .gguf import HEADER_LIMIT as GGUF_HEADER_LIMIT
 from .gguf import parse_gguf
 from .layout import BytesHeaderReader, HeaderReader, WeightFormat, WeightLayout
+from .onnx import looks_like_onnx, parse_onnx, parse_onnx_bytes
+from .onnx_layout import onnx_layout
 from .pickle import sniff_pickle
 from .safetensors import HEADER_LIMIT as SAFETENSORS_HEADER_LIMIT
 from .safetensors import looks_like_safetensors, parse_safetensors
 from .ziparchive import ReadAt
 
-FileFormat = Literal["safetensors", "gguf", "pickle", "opaque"]
+FileFormat = Literal["safetensors", "gguf", "pickle", "onnx", "opaque"]
 
 SNIFF_BYTES = 16
 
@@ -35,6 +37,8 @@ def detect_format(name: str, head: bytes) -> FileFormat:
         return "safetensors"
     if sniff_pickle(head, lower) is not None:
         return "pickle"
+    if looks_like_onnx(head, lower):
+        return "onnx"
     return "opaque"
 
 
@@ -57,6 +61,8 @@ def parse_weights(
         return _checkpoint_layout(lambda n, at: os.pread(fd, n, at), size, path), HeaderReader(
             fd, size, path, limit=0
         )
+    if fmt == "onnx":
+        return onnx_layout(parse_onnx(fd, size, path)), HeaderReader(fd, size, path, limit=0)
     if fmt == "safetensors":
         reader = HeaderReader(fd, size, path, limit=SAFETENSORS_HEADER_LIMIT + 8)
         return parse_safetensors(reader), reader
@@ -73,6 +79,8 @@ def parse_weights_bytes(
     fmt = file_format(fmt)
     if fmt == "pickle":
         return _checkpoint_layout(lambda n, at: bytes(data[at : at + n]), len(data), path)
+    if fmt == "onnx":
+        return onnx_layout(parse_onnx_bytes(data, path))
     if fmt == "safetensors":
         return parse_safetensors(BytesHeaderReader(data, path, limit=SAFETENSORS_HEADER_LIMIT + 8))
     if fmt == "gguf":

@@ -221,31 +221,25 @@ def hash_file(
     progress: Callable[[int], None] | None = None,
     size: int | None = None,
     shard_size: int | None = None,
+    layout: WeightLayout | None = None,
 ) -> FileDigests:
     """Digest one file in a single pass; parse its header strictly if it is a weight file.
 
     With ``size`` (the signed size) a file of another size is refused before
     anything is read. With ``shard_size`` the same read gives the file's
-    SHA-256 OMS shard digests too.
+    SHA-256 OMS shard digests too. ``layout`` is how the file is laid out when
+    another file says so (an ONNX model, of its external data file).
     """
     fd = open_checked(f, size)
     try:
         st = os.fstat(fd)
         head = os.pread(fd, SNIFF_BYTES, 0)
         d = FileDigests(f, detect_format(f.path, head), "")
-        first = b""  # what the strict reader read already
         feeds: list[tuple[Feed, bool]] = []
-        feeder: SegmentFeeder | None = None
         shards: ShardFeeder | None = None
-        if d.format in ("safetensors", "gguf"):
-            feeder, first = _parse_weights(d, fd, st.st_size, tensor_hash)
-            # Tensor digests are worth a thread of their own; the header digest alone is not.
-            feeds.append((feeder.feed, tensor_hash is not None))
-        else:
-            examine_pickles(d, fd, st.st_size, head)
-            if d.layout is not None:  # a torch checkpoint: CRC-32s to check at least
-                feeder = SegmentFeeder(d.layout, tensor_hash, f.path)
-                feeds.append((feeder.feed, True))
+        feeder, first, heavy = _weights_feeder(d, fd, st.st_size, head, tensor_hash, layout)
+        if feeder is not None:
+            feeds.append((feeder.feed, heavy))
         if shard_size is not None:
             shards = ShardFeeder(shard_size)
             feeds.append((shards.feed, True))
@@ -262,13 +256,35 @@ def hash_file(
         d.crc_failures = feeder.crc_failures
         if tensor_hash is not None:
             d.tensor_digests = feeder.digests
-            if feeder.layout.storages:
-                d.storage_digests = feeder.data_digests
+            d.storage_digests = feeder.data_digests if feeder.layout.storages else None
     if shards is not None:
         d.shard_digests = shards.digests()
     if read.captured is not None:
         d.captured = bytes(read.captured)
     return d
+
+
+def _weights_feeder(
+    d: FileDigests,
+    fd: int,
+    size: int,
+    head: bytes,
+    tensor_hash: TensorHash | None,
+    layout: WeightLayout | None,
+) -> tuple[SegmentFeeder | None, bytes, bool]:
+    """The feeder of a file with a layout, the bytes its reader read, and if it is heavy."""
+    if layout is not None:  # an ONNX external data file: its tensors as the model says
+        d.format, d.layout = "onnx", layout
+        return SegmentFeeder(layout, tensor_hash, d.file.path), b"", tensor_hash is not None
+    if d.format in ("safetensors", "gguf", "onnx"):
+        feeder, first = _parse_weights(d, fd, size, tensor_hash)
+        # Tensor digests are worth a thread of their own; the header digest alone is not.
+        return feeder, first, tensor_hash is not None
+    examine_pickles(d, fd, size, head)
+    if d.layout is None:
+        return None, b"", False
+    # a torch checkpoint: CRC-32s to check at least
+    return SegmentFeeder(d.layout, tensor_hash, d.file.path), b"", True
 
 
 def examine_pickles(d: FileDigests, fd: int, size: int, head: bytes) -> None:
@@ -329,7 +345,7 @@ def structure_digest(fd: int, layout: WeightLayout) -> str:
     """SHA-256 of a scattered layout's structure bytes (all but its storages), read by pread."""
     h = hashlib.sha256()
     at = 0
-    for s in sorted(layout.storages, key=lambda s: s.start):
+    for s in sorted(layout.storages or layout.tensors, key=lambda s: s.start):
         if s.start > at:
             h.update(pread_all(fd, s.start - at, at))
         at = max(at, s.end)
@@ -354,7 +370,10 @@ def peek_file(f: ModelFile) -> FileDigests:
         fmt = detect_format(f.path, head)
         d = FileDigests(f, fmt, "")
         data: bytes | None = None
-        if fmt in ("safetensors", "gguf"):
+        if fmt == "onnx":
+            d.layout = parse_weights(fmt, fd, size, f.path)[0]
+            d.header_digest = structure_digest(fd, d.layout)
+        elif fmt in ("safetensors", "gguf"):
             layout, reader = parse_weights(fmt, fd, size, f.path)
             first = reader.buffered  # the strict readers read up to header_size at least
             d.layout = layout
@@ -386,13 +405,16 @@ def hash_files(
     progress: Callable[[int], None] | None = None,
     sizes: Mapping[str, int] | None = None,
     shard_size: int | None = None,
+    layouts: Mapping[str, WeightLayout] | None = None,
 ) -> list[FileDigests]:
     """Digest ``files`` (largest first, ``jobs`` at a time); results in input order.
 
     ``sizes``: signed sizes by file name; a file of another size is refused unread.
     ``shard_size``: take the files' OMS shard digests in the same read.
+    ``layouts``: layouts other files give, by name (ONNX external data files).
     """
     sizes = sizes or {}
+    layouts = layouts or {}
     jobs = jobs or os.cpu_count() or 1
     order = sorted(range(len(files)), key=lambda i: -files[i].size)
     results: list[FileDigests | None] = [None] * len(files)
@@ -412,6 +434,7 @@ def hash_files(
             progress=report,
             size=sizes.get(f.path),
             shard_size=shard_size,
+            layout=layouts.get(f.path),
         )
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:

@@ -18,6 +18,7 @@ from ..discover import ModelTree, discover
 from ..findings import Finding
 from ..formats.shards import check_safetensors_index
 from ..hashing import FileDigests, TensorHash, hash_files, peek_file
+from ..hashing.external import external_layouts
 from ..metadata.card import parse_model_card
 from ..metadata.licence import Licence, detect_licence
 from ..metadata.provenance import (
@@ -127,6 +128,7 @@ def hash_tree(
         jobs=jobs,
         progress=step,
         shard_size=shard_size,
+        layouts=external_layouts(tree.files, tree.root),
     )
     _hf_blob_check(tree, digests)
     return digests

@@ -99,7 +99,7 @@ class WeightsInfo(_Additive):
 
     _added: ClassVar[frozenset[str]] = frozenset({"storages"})
 
-    format: Literal["safetensors", "gguf", "pytorch"]
+    format: Literal["safetensors", "gguf", "pytorch", "onnx"]
     header_size: int
     header_digest: str
     tensor_count: int

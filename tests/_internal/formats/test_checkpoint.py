@@ -243,14 +243,15 @@ def test_crc_broken_at_manifest_time_names_the_tensor(tmp_path: Path) -> None:
 
 def test_many_tensors_and_deep_nesting(tmp_path: Path) -> None:
     many = {f"t{i}": torch.full((1,), float(i)) for i in range(300)}
+    path = save({"many": many}, tmp_path / "pytorch_model.bin")
+    assert sum(n.startswith("many.") for n in spans(path)) == 300
     deep: dict[str, object] = {"w": torch.ones(2)}
     for i in range(40):
         deep = {f"d{i}": deep}
-    path = save({"many": many, "deep": deep}, tmp_path / "pytorch_model.bin")
-    found = spans(path)
-    assert sum(n.startswith("many.") for n in found) == 300
-    # past the name depth bound a nested tensor is not followed (no recursion error)
-    assert not any(n.startswith("deep.") and n.endswith(".w") for n in found)
+    path = save({"deep": deep, "cfg": {"a": {"b": {"c": 1}}}}, tmp_path / "deep.pt")
+    # a tensor past the name depth bound is refused, not silently left out
+    exc = refused(path, Code.TORCH_BAD_CHECKPOINT)
+    assert "deeper than" in exc.message
 
 
 @pytest.mark.parametrize("depth", [100, 50_000])

@@ -17,8 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from modelsign._internal.formats import parse_weights_bytes
+from modelsign._internal.formats.checkpoint import read_checkpoint
 from modelsign._internal.formats.onnx import parse_onnx_bytes
 from modelsign._internal.formats.shards import check_safetensors_index
+from modelsign._internal.formats.torch_state import torch_tensors
+from modelsign._internal.formats.ziparchive import read_zip
 from modelsign._internal.signature.attestation import parse_attestation
 from modelsign._internal.signature.bundle import read_bundle
 from modelsign._internal.signature.statement import parse_statement
@@ -45,6 +48,18 @@ def _shard_index(data: bytes) -> None:
     check_safetensors_index("model.safetensors.index.json", data, shards)
 
 
+def _zip(data: bytes) -> None:
+    read_zip(lambda n, at: data[at : at + n], len(data), "fuzz.zip")
+
+
+def _checkpoint(data: bytes) -> None:
+    read_checkpoint(lambda n, at: data[at : at + n], len(data), "fuzz.pt")
+
+
+def _torch_state(data: bytes) -> None:
+    torch_tensors(data, where="fuzz/data.pkl")
+
+
 def _policy(data: bytes) -> None:
     try:
         text = data.decode("utf-8")
@@ -63,6 +78,9 @@ TARGETS: dict[str, Callable[[bytes], object]] = {
     "statement": parse_statement,
     "attestation": parse_attestation,
     "policy": _policy,
+    "zip": _zip,
+    "checkpoint": _checkpoint,
+    "torch_state": _torch_state,
 }
 
 
@@ -105,6 +123,23 @@ def _onnx_seeds() -> list[bytes]:
     return [rich, rich[: len(rich) // 2], external]
 
 
+def _checkpoint_bytes() -> list[bytes]:
+    """A tiny torch checkpoint (tied weights, a view, a nested dict), and its data.pkl."""
+    import io
+    import zipfile
+
+    import torch
+
+    w = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    obj = {"model": {"w": w, "tied": w, "row": w[1], "h": torch.ones(2).half()}, "epoch": 3}
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    data = buf.getvalue()
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        pkl = z.read("archive/data.pkl")
+    return [data, pkl]
+
+
 _POLICIES = [
     {"version": 1, "mode": "enforce", "signers": {"keys": [{"file": "release.pub"}]}},
     {
@@ -144,6 +179,7 @@ def make_seeds() -> dict[str, list[bytes]]:
         claim = (folder / "claims.jsonl").read_bytes().splitlines()[0]
         st = (folder / "model.safetensors").read_bytes()
         gguf_file = _gguf_bytes(Path(tmp))
+    ckpt, pkl = _checkpoint_bytes()
     index = {
         "metadata": {"total_size": 28},
         "weight_map": {
@@ -162,6 +198,9 @@ def make_seeds() -> dict[str, list[bytes]]:
         "attestation": [_payload(claim)],
         "policy": [json.dumps(p).encode() for p in _POLICIES]
         + [b"version: 1\nmode: enforce\nformats:\ncoverage: {}\n"],
+        "zip": [ckpt],
+        "checkpoint": [ckpt],
+        "torch_state": [pkl],
     }
 
 

@@ -148,6 +148,24 @@ def _tensor_changes(path: str, expected: WeightsInfo, actual: WeightsInfo) -> li
                         f"tensor {_shape(e.dtype, e.shape)} data changed",
                     )
                 )
+    return out + _storage_changes(path, expected, actual)
+
+
+def _storage_changes(path: str, expected: WeightsInfo, actual: WeightsInfo) -> list[Problem]:
+    """Tensors with no digest of their own (views that are no contiguous range of their
+    storage) are judged by their storage's digest: changed when it changed."""
+    mine = {s.name: s.digest for s in expected.storages}
+    theirs = {s.name: s.digest for s in actual.storages}
+    now = {t.name: t for t in actual.tensors}
+    out: list[Problem] = []
+    for e in expected.tensors:
+        a = now.get(e.name)
+        if e.digest is not None or e.storage is None or a is None or a.digest is not None:
+            continue
+        was, got = mine.get(e.storage), theirs.get(a.storage or "")
+        if (e.dtype, e.shape, e.storage) == (a.dtype, a.shape, a.storage) and was != got:
+            message = f"tensor {_shape(e.dtype, e.shape)}: its storage {e.storage} changed"
+            out.append(tensor_modified(path, e.name, was, got, message))
     return out
 
 

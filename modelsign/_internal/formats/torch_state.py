@@ -57,6 +57,7 @@ _WRAPPERS: Final = frozenset(
 _DICTS: Final = frozenset({"collections.OrderedDict", "builtins.dict"})
 MAX_TENSORS: Final = 1_000_000
 MAX_NAME_DEPTH: Final = 32
+MAX_NAME_CHARS: Final = 4096
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,9 @@ def _global(m: _Machine, arg: object) -> None:
 
 def _stack_global(m: _Machine, _arg: object) -> None:
     name, module = m.pop(), m.pop()
+    if not (isinstance(name, str) and isinstance(module, str)):
+        # as pickle itself requires; a repr of nested objects could be huge
+        raise _bad("STACK_GLOBAL of something other than two strings", m.where)
     m.stack.append(_Global(f"{module}.{name}"))
 
 
@@ -313,27 +317,63 @@ def torch_tensors(data: bytes | memoryview, *, where: str) -> list[TorchTensor]:
     except (ValueError, TypeError, IndexError) as exc:
         raise _bad(f"the checkpoint pickle cannot be followed: {exc}", where) from None
     found: list[TorchTensor] = []
-    _collect(root, "", found, where, 0, set())
+    _collect(root, (), found, where, set())
     return found
 
 
 def _collect(
-    obj: object, name: str, out: list[TorchTensor], where: str, depth: int, seen: set[int]
+    obj: object, path: tuple[object, ...], out: list[TorchTensor], where: str, seen: set[int]
 ) -> None:
-    if depth > MAX_NAME_DEPTH or id(obj) in seen:
+    """The tensors under ``obj`` at ``path``; a name is joined only for a tensor."""
+    if id(obj) in seen:
         return
-    if isinstance(obj, _Call):
+    if isinstance(obj, _Call) and _is_tensor(obj):
+        name = ".".join(map(str, path))
+        if len(name) > MAX_NAME_CHARS:
+            raise _bad(f"a tensor name of {len(name)} characters", where)
+        if len(out) >= MAX_TENSORS:
+            raise _bad(f"more than {MAX_TENSORS} tensors", where)
         tensor = _tensor(obj, name, where)
         if tensor is not None:
-            if len(out) >= MAX_TENSORS:
-                raise FormatError(
-                    f"more than {MAX_TENSORS} tensors", code=Code.TORCH_BAD_CHECKPOINT, path=where
-                )
             out.append(tensor)
-            return
+        return
+    if len(path) >= MAX_NAME_DEPTH:
+        if _holds_tensor(obj, seen):
+            raise _bad(f"a tensor nested deeper than {MAX_NAME_DEPTH} levels", where)
+        return
     seen.add(id(obj))
     for key, value in _children(obj):
-        _collect(value, f"{name}.{key}" if name else str(key), out, where, depth + 1, seen)
+        if isinstance(value, dict | list | tuple | _Call):
+            _collect(value, (*path, key), out, where, seen)
+
+
+def _unwrap(call: _Call) -> tuple[str | None, tuple[object, ...]]:
+    """The function and arguments of a call, through parameter wrappers (no recursion)."""
+    for _ in range(MAX_NAME_DEPTH):
+        func = call.func.name if isinstance(call.func, _Global) else None
+        args = call.args if isinstance(call.args, tuple) else ()
+        if not (func in _WRAPPERS and args and isinstance(args[0], _Call)):
+            return func, args
+        call = args[0]
+    return None, ()
+
+
+def _is_tensor(call: _Call) -> bool:
+    return _unwrap(call)[0] in _REBUILD
+
+
+def _holds_tensor(obj: object, seen: set[int]) -> bool:
+    """Whether a tensor lies anywhere under ``obj`` (walked without recursion)."""
+    todo = [obj]
+    while todo:
+        o = todo.pop()
+        if id(o) in seen:
+            continue
+        if isinstance(o, _Call) and _is_tensor(o):
+            return True
+        seen.add(id(o))
+        todo += [v for _k, v in _children(o)]
+    return False
 
 
 def _children(obj: object) -> list[tuple[object, object]]:
@@ -347,10 +387,7 @@ def _children(obj: object) -> list[tuple[object, object]]:
 
 
 def _tensor(call: _Call, name: str, where: str) -> TorchTensor | None:
-    func = call.func.name if isinstance(call.func, _Global) else None
-    args = call.args if isinstance(call.args, tuple) else ()
-    if func in _WRAPPERS and args and isinstance(args[0], _Call):
-        return _tensor(args[0], name, where)
+    func, args = _unwrap(call)
     if func not in _REBUILD or len(args) < 4:
         return None
     storage, offset, shape, stride = args[:4]
@@ -359,6 +396,7 @@ def _tensor(call: _Call, name: str, where: str) -> TorchTensor | None:
         isinstance(pid, tuple)
         and len(pid) >= 3
         and pid[0] == "storage"
+        and isinstance(pid[2], str)
         and isinstance(offset, int)
         and offset >= 0
         and isinstance(shape, tuple)
@@ -368,4 +406,4 @@ def _tensor(call: _Call, name: str, where: str) -> TorchTensor | None:
     ):
         raise _bad(f"tensor {name!r}: a rebuild call with unexpected arguments", where)
     cls = pid[1].name.rsplit(".", 1)[-1] if isinstance(pid[1], _Global) else "?"
-    return TorchTensor(name, str(pid[2]), cls, offset, shape, stride)
+    return TorchTensor(name, pid[2], cls, offset, shape, stride)

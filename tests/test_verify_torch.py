@@ -1,0 +1,92 @@
+"""Verifying and diffing torch checkpoints: a flipped byte is traced to its tensors."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+import safetensors.torch
+import torch
+
+from modelsign.diff import diff_models
+from modelsign.errors import VerificationError
+from modelsign.verify import verify
+from tests.helpers.signing import KeyPair, SignedModel, flip_byte
+from tests.helpers.torch_files import read_file, save, state_dict
+
+BIN = "pytorch_model.bin"
+
+
+@pytest.fixture
+def views(tmp_path: Path, signed_model: SignedModel) -> Path:
+    base = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    sd = {"base": base, "tied": base, "row": base[1], "cols": base[:, :2], "other": torch.ones(3)}
+    return signed_model(save(sd, tmp_path / "m" / BIN).parent)
+
+
+def modified(model: Path, keypair: KeyPair) -> dict[str, set[str | None]]:
+    with pytest.raises(VerificationError) as info:
+        verify(model, verifier=keypair.verifier)
+    out: dict[str, set[str | None]] = {}
+    for p in info.value.findings:
+        if p.severity == "error":
+            out.setdefault(p.code, set()).add(p.tensor)
+    return out
+
+
+def start_of(model: Path, tensor: str) -> int:
+    layout = read_file(model / BIN).layout
+    assert layout is not None
+    return next(t.start for t in layout.tensors if t.name == tensor)
+
+
+def test_verified(views: Path, keypair: KeyPair) -> None:
+    r = verify(views, verifier=keypair.verifier)
+    assert r.verdict == "verified" and r.problems == []
+
+
+def test_flip_in_a_whole_storage_names_every_tensor_on_it(views: Path, keypair: KeyPair) -> None:
+    flip_byte(views / BIN, start_of(views, "base"))  # element [0, 0]: not in ``row``
+    found = modified(views, keypair)
+    # ``cols`` has no digest of its own (not a contiguous range): judged by its storage
+    assert found == {"FILE_MODIFIED": {None}, "TENSOR_MODIFIED": {"base", "tied", "cols"}}
+
+
+def test_flip_in_a_view_names_the_view(views: Path, keypair: KeyPair) -> None:
+    flip_byte(views / BIN, start_of(views, "row") + 1)
+    found = modified(views, keypair)
+    assert found == {"FILE_MODIFIED": {None}, "TENSOR_MODIFIED": {"base", "tied", "cols", "row"}}
+
+
+def test_flip_in_another_storage(views: Path, keypair: KeyPair) -> None:
+    flip_byte(views / BIN, start_of(views, "other"))
+    assert modified(views, keypair) == {"FILE_MODIFIED": {None}, "TENSOR_MODIFIED": {"other"}}
+
+
+def test_flip_in_data_pkl_is_a_clear_problem(views: Path, keypair: KeyPair) -> None:
+    with zipfile.ZipFile(views / BIN) as z:
+        info = z.getinfo("pytorch_model/data.pkl")
+    at = info.header_offset + 30 + len(info.filename) + len(info.extra) + 20
+    flip_byte(views / BIN, at)
+    with pytest.raises(VerificationError) as exc:
+        verify(views, verifier=keypair.verifier)
+    (p,) = [p for p in exc.value.findings if p.severity == "error"]
+    assert p.code == "FILE_MODIFIED" and p.file == BIN
+    assert "ZIP_CRC_MISMATCH" in p.message and "pytorch_model/data.pkl" in p.message
+
+
+def test_diff_across_formats(tmp_path: Path) -> None:
+    sd = state_dict()
+    old = save(sd, tmp_path / "bin" / BIN).parent
+    (tmp_path / "st").mkdir()
+    safetensors.torch.save_file(sd, str(tmp_path / "st" / "model.safetensors"))
+    same = diff_models(old, tmp_path / "st")
+    assert not [c for c in same.changes if c.tensor is not None], same.changes
+    sd["lin.weight"] = sd["lin.weight"] + 1
+    (tmp_path / "st2").mkdir()
+    safetensors.torch.save_file(sd, str(tmp_path / "st2" / "model.safetensors"))
+    changed = diff_models(old, tmp_path / "st2")
+    assert {(c.code, c.tensor) for c in changed.changes if c.tensor} == {
+        ("TENSOR_MODIFIED", "lin.weight")
+    }

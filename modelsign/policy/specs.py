@@ -139,7 +139,7 @@ class ProvenanceRule(StrictModel):
         return self.require_attestation or self.builder_ids is not None
 
 
-PolicyFormat = Literal["safetensors", "gguf", "pickle", "opaque", "unknown"]
+PolicyFormat = Literal["safetensors", "gguf", "pickle", "numpy", "keras", "opaque", "unknown"]
 
 
 class FormatsRule(StrictModel):

@@ -17,7 +17,7 @@ from ...codes import Code
 from ...errors import FormatError
 from ..findings import Finding
 
-WeightFormat = Literal["safetensors", "gguf", "pytorch"]
+WeightFormat = Literal["safetensors", "gguf", "pytorch", "numpy", "keras"]
 MetadataValue = str | int | float | bool
 
 _READ_BLOCK = 1 << 20

@@ -28,7 +28,9 @@ from ..discover import ModelFile
 from ..findings import Finding
 from ..formats import SNIFF_BYTES, FileFormat, detect_format, parse_weights
 from ..formats.checkpoint import read_checkpoint
+from ..formats.keras import HDF5_MAGIC, read_keras
 from ..formats.layout import WeightLayout
+from ..formats.numpy_format import read_numpy
 from ..formats.pickle import TORCH_EXTENSIONS
 from ..formats.pickle_scan import PickleScan, scan_pickles
 from .algorithms import TensorHash, digest_bytes
@@ -241,8 +243,8 @@ def hash_file(
             # Tensor digests are worth a thread of their own; the header digest alone is not.
             feeds.append((feeder.feed, tensor_hash is not None))
         else:
-            examine_pickles(d, fd, st.st_size, head)
-            if d.layout is not None:  # a torch checkpoint: CRC-32s to check at least
+            examine_archive(d, fd, st.st_size, head)
+            if d.layout is not None:  # an archive: CRC-32s to check at least
                 feeder = SegmentFeeder(d.layout, tensor_hash, f.path)
                 feeds.append((feeder.feed, True))
         if shard_size is not None:
@@ -268,6 +270,29 @@ def hash_file(
     if read.captured is not None:
         d.captured = bytes(read.captured)
     return d
+
+
+def examine_archive(d: FileDigests, fd: int, size: int, head: bytes) -> None:
+    """The layout (and pickles) of a file that is not safetensors or GGUF, where it has one.
+
+    A NumPy file or ``.keras`` archive is read strictly (a damaged one is an
+    error); one holding object arrays is a pickle file (its layout stays
+    ``numpy``). A legacy Keras HDF5 file is not parsed.
+    """
+
+    def read(n: int, at: int) -> bytes:
+        return os.pread(fd, n, at)
+
+    if d.format == "numpy":
+        found = read_numpy(read, size, d.file.path)
+        d.layout = found.layout
+        if found.scan is not None:
+            d.format, d.pickle_scan, d.pickle_members = "pickle", found.scan, found.pickle_members
+    elif d.format == "keras":
+        if head[:8] != HDF5_MAGIC:
+            d.layout = read_keras(read, size, d.file.path).layout
+    else:
+        examine_pickles(d, fd, size, head)
 
 
 def examine_pickles(d: FileDigests, fd: int, size: int, head: bytes) -> None:
@@ -358,7 +383,7 @@ def peek_file(f: ModelFile) -> FileDigests:
             if len(first) >= size:
                 data = first[:size]
         else:
-            examine_pickles(d, fd, size, head)
+            examine_archive(d, fd, size, head)
             if d.layout is not None:
                 d.header_digest = structure_digest(fd, d.layout)
         if data is None and size <= PEEK_WHOLE:

@@ -61,7 +61,7 @@ typecheck: $(VENV)/.installed-test
 # Coverage-guided fuzzing (atheris) of every parser of untrusted bytes, FUZZ_SECONDS each.
 # Findings (crash-*/timeout-* inputs) are left in fuzz-out/; the corpus grows in fuzz-out/corpus.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := safetensors gguf onnx shard_index bundle statement attestation policy zip checkpoint torch_state
+FUZZ_TARGETS := safetensors gguf onnx shard_index bundle statement attestation policy zip checkpoint torch_state numpy keras keras_config
 fuzz: $(VENV)/.installed-test
 	$(PIP) install -q -e '.[fuzz]'
 	mkdir -p fuzz-out

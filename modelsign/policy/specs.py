@@ -139,7 +139,9 @@ class ProvenanceRule(StrictModel):
         return self.require_attestation or self.builder_ids is not None
 
 
-PolicyFormat = Literal["safetensors", "gguf", "pickle", "onnx", "opaque", "unknown"]
+PolicyFormat = Literal[
+    "safetensors", "gguf", "pickle", "onnx", "numpy", "keras", "opaque", "unknown"
+]
 
 
 class FormatsRule(StrictModel):

@@ -18,6 +18,7 @@ import numpy as np
 
 from modelsign._internal.formats import parse_weights_bytes
 from modelsign._internal.formats.checkpoint import read_checkpoint
+from modelsign._internal.formats.keras import config_findings, parse_config
 from modelsign._internal.formats.onnx import parse_onnx_bytes
 from modelsign._internal.formats.shards import check_safetensors_index
 from modelsign._internal.formats.torch_state import torch_tensors
@@ -60,6 +61,18 @@ def _torch_state(data: bytes) -> None:
     torch_tensors(data, where="fuzz/data.pkl")
 
 
+def _numpy(data: bytes) -> None:
+    parse_weights_bytes("numpy", data, "fuzz.npy")  # a .npy, or a .npz when it starts PK
+
+
+def _keras(data: bytes) -> None:
+    parse_weights_bytes("keras", data, "fuzz.keras")
+
+
+def _keras_config(data: bytes) -> None:
+    config_findings(parse_config(data, "fuzz.keras"), "fuzz.keras")
+
+
 def _policy(data: bytes) -> None:
     try:
         text = data.decode("utf-8")
@@ -81,6 +94,9 @@ TARGETS: dict[str, Callable[[bytes], object]] = {
     "zip": _zip,
     "checkpoint": _checkpoint,
     "torch_state": _torch_state,
+    "numpy": _numpy,
+    "keras": _keras,
+    "keras_config": _keras_config,
 }
 
 
@@ -162,6 +178,61 @@ _POLICIES = [
 ]
 
 
+_KERAS_CONFIG = {
+    "module": "keras",
+    "class_name": "Sequential",
+    "config": {
+        "name": "seq",
+        "layers": [
+            {
+                "module": "keras.layers",
+                "class_name": "Dense",
+                "config": {"name": "d", "units": 2},
+                "registered_name": None,
+            },
+            {
+                "module": "keras.layers",
+                "class_name": "Lambda",
+                "config": {"name": "l", "function": {"class_name": "__lambda__", "config": {}}},
+                "registered_name": None,
+            },
+            {"module": "os", "class_name": "system", "config": {}, "registered_name": "x>y"},
+        ],
+    },
+    "registered_name": None,
+}
+
+
+def _numpy_seeds() -> list[bytes]:
+    import io
+    import zipfile
+
+    out = []
+    for arr in (np.arange(6, dtype="<f4").reshape(2, 3), np.array([1, None], dtype=object)):
+        buf = io.BytesIO()
+        np.save(buf, arr, allow_pickle=True)
+        out.append(buf.getvalue())
+    for method in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression=method) as z:
+            z.writestr("a.npy", out[0])
+            z.writestr("o.npy", out[1])
+        out.append(buf.getvalue())
+    return out
+
+
+def _keras_seed() -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("metadata.json", b'{"keras_version": "3.8.0"}')
+        z.writestr("config.json", json.dumps(_KERAS_CONFIG))
+        z.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n" + bytes(24))
+    return buf.getvalue()
+
+
 def make_seeds() -> dict[str, list[bytes]]:
     """A few valid inputs per target, built from a freshly signed tiny model."""
     import safetensors.numpy
@@ -201,6 +272,9 @@ def make_seeds() -> dict[str, list[bytes]]:
         "zip": [ckpt],
         "checkpoint": [ckpt],
         "torch_state": [pkl],
+        "numpy": _numpy_seeds(),
+        "keras": [_keras_seed()],
+        "keras_config": [json.dumps(_KERAS_CONFIG).encode()],
     }
 
 

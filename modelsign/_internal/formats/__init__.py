@@ -15,7 +15,10 @@ from .._atomic import open_regular_fd
 from .checkpoint import read_checkpoint
 from .gguf import HEADER_LIMIT as GGUF_HEADER_LIMIT
 from .gguf import parse_gguf
+from .keras import HDF5_MAGIC, read_keras
 from .layout import BytesHeaderReader, HeaderReader, WeightFormat, WeightLayout
+from .numpy_format import MAGIC as NUMPY_MAGIC
+from .numpy_format import read_numpy
 from .onnx import looks_like_onnx, parse_onnx, parse_onnx_bytes
 from .onnx_layout import onnx_layout
 from .pickle import sniff_pickle
@@ -23,7 +26,7 @@ from .safetensors import HEADER_LIMIT as SAFETENSORS_HEADER_LIMIT
 from .safetensors import looks_like_safetensors, parse_safetensors
 from .ziparchive import ReadAt
 
-FileFormat = Literal["safetensors", "gguf", "pickle", "onnx", "opaque"]
+FileFormat = Literal["safetensors", "gguf", "pickle", "onnx", "numpy", "keras", "opaque"]
 
 SNIFF_BYTES = 16
 
@@ -33,7 +36,13 @@ def detect_format(name: str, head: bytes) -> FileFormat:
     lower = name.lower()
     if head[:4] == b"GGUF" or lower.endswith(".gguf"):
         return "gguf"
-    if lower.endswith(".safetensors") or looks_like_safetensors(head):
+    if lower.endswith(".safetensors"):
+        return "safetensors"
+    if head[:6] == NUMPY_MAGIC or lower.endswith((".npy", ".npz")):
+        return "numpy"
+    if lower.endswith(".keras") or (head[:8] == HDF5_MAGIC and lower.endswith((".h5", ".hdf5"))):
+        return "keras"
+    if looks_like_safetensors(head):
         return "safetensors"
     if sniff_pickle(head, lower) is not None:
         return "pickle"
@@ -57,10 +66,9 @@ def parse_weights(
     whose structure is read where it lies).
     """
     fmt = file_format(fmt)
-    if fmt == "pickle":
-        return _checkpoint_layout(lambda n, at: os.pread(fd, n, at), size, path), HeaderReader(
-            fd, size, path, limit=0
-        )
+    if fmt in ("pickle", "numpy", "keras"):
+        layout = _archive_layout(fmt, lambda n, at: os.pread(fd, n, at), size, path)
+        return layout, HeaderReader(fd, size, path, limit=0)
     if fmt == "onnx":
         return onnx_layout(parse_onnx(fd, size, path)), HeaderReader(fd, size, path, limit=0)
     if fmt == "safetensors":
@@ -77,8 +85,8 @@ def parse_weights_bytes(
 ) -> WeightLayout:
     """Strictly parse a weight file held in memory (never re-reading its path)."""
     fmt = file_format(fmt)
-    if fmt == "pickle":
-        return _checkpoint_layout(lambda n, at: bytes(data[at : at + n]), len(data), path)
+    if fmt in ("pickle", "numpy", "keras"):
+        return _archive_layout(fmt, lambda n, at: bytes(data[at : at + n]), len(data), path)
     if fmt == "onnx":
         return onnx_layout(parse_onnx_bytes(data, path))
     if fmt == "safetensors":
@@ -86,6 +94,17 @@ def parse_weights_bytes(
     if fmt == "gguf":
         return parse_gguf(BytesHeaderReader(data, path, limit=GGUF_HEADER_LIMIT))
     raise InputError(f"{fmt} files have no weight layout", path=path)
+
+
+def _archive_layout(fmt: FileFormat, read: ReadAt, size: int, path: str) -> WeightLayout:
+    """A layout read through ``read``: a torch checkpoint, NumPy file or Keras archive."""
+    if fmt == "numpy":
+        return read_numpy(read, size, path).layout
+    if fmt == "keras":
+        if read(min(size, 8), 0) == HDF5_MAGIC:
+            raise InputError("legacy Keras HDF5 files have no weight layout", path=path)
+        return read_keras(read, size, path).layout
+    return _checkpoint_layout(read, size, path)
 
 
 def _checkpoint_layout(read: ReadAt, size: int, path: str) -> WeightLayout:

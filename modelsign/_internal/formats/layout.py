@@ -17,7 +17,7 @@ from ...codes import Code
 from ...errors import FormatError
 from ..findings import Finding
 
-WeightFormat = Literal["safetensors", "gguf", "pytorch", "onnx"]
+WeightFormat = Literal["safetensors", "gguf", "pytorch", "onnx", "numpy", "keras"]
 MetadataValue = str | int | float | bool
 
 _READ_BLOCK = 1 << 20

@@ -28,7 +28,9 @@ from ..discover import ModelFile
 from ..findings import Finding
 from ..formats import SNIFF_BYTES, FileFormat, detect_format, parse_weights
 from ..formats.checkpoint import read_checkpoint
+from ..formats.keras import HDF5_MAGIC, read_keras
 from ..formats.layout import WeightLayout
+from ..formats.numpy_format import read_numpy
 from ..formats.pickle import TORCH_EXTENSIONS
 from ..formats.pickle_scan import PickleScan, npy_holds_objects, scan_npy, scan_pickles
 from .algorithms import TensorHash, digest_bytes
@@ -280,11 +282,34 @@ def _weights_feeder(
         feeder, first = _parse_weights(d, fd, size, tensor_hash)
         # Tensor digests are worth a thread of their own; the header digest alone is not.
         return feeder, first, tensor_hash is not None
-    examine_pickles(d, fd, size, head)
+    examine_archive(d, fd, size, head)
     if d.layout is None:
         return None, b"", False
     # a torch checkpoint: CRC-32s to check at least
     return SegmentFeeder(d.layout, tensor_hash, d.file.path), b"", True
+
+
+def examine_archive(d: FileDigests, fd: int, size: int, head: bytes) -> None:
+    """The layout (and pickles) of a file that is not safetensors or GGUF, where it has one.
+
+    A NumPy file or ``.keras`` archive is read strictly (a damaged one is an
+    error); one holding object arrays is a pickle file (its layout stays
+    ``numpy``). A legacy Keras HDF5 file is not parsed.
+    """
+
+    def read(n: int, at: int) -> bytes:
+        return os.pread(fd, n, at)
+
+    if d.format == "numpy":
+        found = read_numpy(read, size, d.file.path)
+        d.layout = found.layout
+        if found.scan is not None:
+            d.format, d.pickle_scan, d.pickle_members = "pickle", found.scan, found.pickle_members
+    elif d.format == "keras":
+        if head[:8] != HDF5_MAGIC:
+            d.layout = read_keras(read, size, d.file.path).layout
+    else:
+        examine_pickles(d, fd, size, head)
 
 
 def examine_pickles(d: FileDigests, fd: int, size: int, head: bytes) -> None:
@@ -384,7 +409,7 @@ def peek_file(f: ModelFile) -> FileDigests:
             if len(first) >= size:
                 data = first[:size]
         else:
-            examine_pickles(d, fd, size, head)
+            examine_archive(d, fd, size, head)
             if d.layout is not None:
                 d.header_digest = structure_digest(fd, d.layout)
         if data is None and size <= PEEK_WHOLE:

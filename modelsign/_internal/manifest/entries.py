@@ -7,6 +7,7 @@ import hashlib
 from ...codes import Code
 from ...errors import FormatError
 from ..findings import Finding
+from ..formats.keras import legacy_h5_finding
 from ..hashing import FileDigests
 from ..metadata.quantization import file_quantization
 from .schema import FileEntry, StorageEntry, TensorEntry, WeightsInfo, weights_digest
@@ -93,6 +94,17 @@ def pickle_findings(d: FileDigests) -> tuple[list[str], list[Finding]]:
     return ["unsafe-format", *(["safe-state-dict"] if safe else [])], findings
 
 
+def keras_findings(d: FileDigests) -> tuple[list[str], list[Finding]]:
+    """A Keras file's flags: ``code`` when its config runs code; a legacy HDF5 file's finding.
+
+    (A ``.keras`` archive's findings are its layout's.)
+    """
+    if d.layout is None:
+        return ["unsafe-format"], [legacy_h5_finding(d.file.path)]
+    code = any(f.code in (Code.KERAS_LAMBDA, Code.KERAS_CUSTOM_OBJECT) for f in d.layout.findings)
+    return (["code"] if code else []), []
+
+
 def _refuse_bad_crc(d: FileDigests) -> None:
     """A stored member whose bytes fail their CRC-32 is a damaged archive: name its tensors."""
     if not d.crc_failures or d.layout is None:
@@ -109,6 +121,7 @@ def _refuse_bad_crc(d: FileDigests) -> None:
 
 def file_entry(d: FileDigests) -> tuple[FileEntry, list[Finding]]:
     """A file's entry, with the findings about it (its format's and its kind's: pickle, code)."""
+    _refuse_bad_crc(d)  # an archive (torch, .npz, .keras) whose stored member fails its CRC-32
     findings: list[Finding] = list(d.findings)
     flags: list[str] = []
     weights = None
@@ -122,6 +135,10 @@ def file_entry(d: FileDigests) -> tuple[FileEntry, list[Finding]]:
             flags.append("chat-template")
     if d.format == "pickle":
         more_flags, more = pickle_findings(d)
+        flags += more_flags
+        findings += more
+    if d.format == "keras":
+        more_flags, more = keras_findings(d)
         flags += more_flags
         findings += more
     if d.file.path.endswith(".py"):

@@ -90,16 +90,17 @@ class StorageEntry(_Model):
 
 
 class WeightsInfo(_Additive):
-    """What a strictly parsed safetensors, GGUF or torch checkpoint file holds.
+    """What a strictly parsed safetensors, GGUF, torch checkpoint, NumPy or Keras file holds.
 
-    For a torch checkpoint the header digest covers every byte outside the
-    storages (ZIP structure and pickles), so with the storage digests it
-    vouches for the whole file.
+    For a torch checkpoint, ``.npy``/``.npz`` or ``.keras`` archive the header
+    digest covers every byte outside the storages (ZIP structure, pickles,
+    array headers, Keras config), so with the storage digests it vouches for
+    the whole file.
     """
 
     _added: ClassVar[frozenset[str]] = frozenset({"storages"})
 
-    format: Literal["safetensors", "gguf", "pytorch", "onnx"]
+    format: Literal["safetensors", "gguf", "pytorch", "onnx", "numpy", "keras"]
     header_size: int
     header_digest: str
     tensor_count: int

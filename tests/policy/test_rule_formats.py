@@ -87,7 +87,7 @@ def test_formats_unsigned_pickle_without_a_coverage_rule(
 def test_formats_unknown_weight_like_file(
     tmp_path: Path, tiny_model: Path, release: KeyPair, mode: str
 ) -> None:
-    (tiny_model / "extra_weights.onnx").write_bytes(np.arange(16, dtype=np.float32).tobytes())
+    (tiny_model / "extra_weights.tflite").write_bytes(np.arange(16, dtype=np.float32).tobytes())
     key_sign(tiny_model, release)
     verifier = KeyVerifier(release.public)
     policy = rule_policy(tmp_path, "formats", mode, deny=["pickle", "unknown"])
@@ -96,7 +96,7 @@ def test_formats_unknown_weight_like_file(
         policy,
         "formats",
         mode,
-        ["extra_weights.onnx: format unknown is denied"],
+        ["extra_weights.tflite: format unknown is denied"],
         verifier=verifier,
     )
     # Without "unknown" in the deny list, the opaque file passes.

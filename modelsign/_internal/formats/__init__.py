@@ -38,6 +38,8 @@ def detect_format(name: str, head: bytes) -> FileFormat:
         return "gguf"
     if lower.endswith(".safetensors"):
         return "safetensors"
+    if head[:1] == b"\x80" and sniff_pickle(head, lower) == "pickle":
+        return "pickle"  # a pickle under an array's name is still what np.load unpickles
     if head[:6] == NUMPY_MAGIC or lower.endswith((".npy", ".npz")):
         return "numpy"
     if lower.endswith(".keras") or (head[:8] == HDF5_MAGIC and lower.endswith((".h5", ".hdf5"))):

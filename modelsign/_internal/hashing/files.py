@@ -289,6 +289,28 @@ def _weights_feeder(
     return SegmentFeeder(d.layout, tensor_hash, d.file.path), b"", True
 
 
+def _unsupported_array(d: FileDigests, fd: int, size: int, head: bytes) -> bool:
+    """A ``.npy`` of a dtype without a tensor form (structured, strings): no layout, but
+    its objects, if any, still go through the analyser; a finding says why."""
+    if head[:6] != _NPY_MAGIC:
+        return False
+    try:
+        read_numpy(lambda n, at: os.pread(fd, n, at), size, d.file.path)
+    except FormatError as exc:
+        # A structured descr is a list (NUMPY_BAD_HEADER here); NumPy's own bounded
+        # reader below still refuses a header that is malformed.
+        if exc.code not in (Code.NUMPY_UNSUPPORTED_DTYPE, Code.NUMPY_BAD_HEADER):
+            raise
+        d.findings.append(Finding(code=exc.code, message=exc.message, file=d.file.path))
+        if npy_holds_objects(pread_all(fd, min(size, 1 << 16)), where=d.file.path):
+            d.format = "pickle"
+            d.pickle_scan = _scan_raw(fd, size, d.file.path, scan_npy)
+        else:
+            d.format = "opaque"
+        return True
+    return False
+
+
 def examine_archive(d: FileDigests, fd: int, size: int, head: bytes) -> None:
     """The layout (and pickles) of a file that is not safetensors or GGUF, where it has one.
 
@@ -300,6 +322,8 @@ def examine_archive(d: FileDigests, fd: int, size: int, head: bytes) -> None:
     def read(n: int, at: int) -> bytes:
         return os.pread(fd, n, at)
 
+    if d.format == "numpy" and _unsupported_array(d, fd, size, head):
+        return
     if d.format == "numpy":
         found = read_numpy(read, size, d.file.path)
         d.layout = found.layout

@@ -21,6 +21,7 @@ read): its header is inflated (bounded) to check its dtype, shape and size.
 
 from __future__ import annotations
 
+import math
 import ast
 import os
 import struct
@@ -77,10 +78,7 @@ class NpyHeader:
 
     @property
     def n_elements(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:

@@ -12,6 +12,7 @@ record. The stream must have passed the analyser first (its bounds hold here).
 
 from __future__ import annotations
 
+import math
 import pickletools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,10 +74,7 @@ class TorchTensor:
 
     @property
     def n_elements(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
     @property
     def contiguous(self) -> bool:

@@ -21,8 +21,8 @@ read): its header is inflated (bounded) to check its dtype, shape and size.
 
 from __future__ import annotations
 
-import math
 import ast
+import math
 import os
 import struct
 import zlib

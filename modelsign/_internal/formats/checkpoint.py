@@ -48,9 +48,8 @@ class Checkpoint:
     """A ZIP that holds pickles: the analyser's result and, for a torch checkpoint, its layout."""
 
     scan: PickleScan
-    pickle_members: list[str]
+    pickle_members: list[str] = field(default_factory=list)
     layout: WeightLayout | None = None
-    notes: list[Issue] = field(default_factory=list)
 
 
 def _error(msg: str, code: Code, where: str) -> FormatError:
@@ -103,22 +102,25 @@ def _main_pickle(archive: ZipArchive) -> ZipMember | None:
 
 
 def read_checkpoint(read: ReadAt, size: int, where: str, *, depth: int = 0) -> Checkpoint | None:
-    """The checkpoint in the ZIP of ``size`` bytes behind ``read``; None if it holds no pickle."""
+    """The checkpoint in the ZIP of ``size`` bytes behind ``read``; None if it holds no pickle.
+
+    The main pickle is read once: analysed, then followed for the tensors.
+    """
     archive = read_zip(read, size, where)
     main = _main_pickle(archive)
+    found = Checkpoint(PickleScan(where))
     tensors: list[TorchTensor] = []
     storages: dict[str, ZipMember] = {}
     if main is not None:
         data = read_member(read, main, where)
-        tensors = torch_tensors(data, where=where) if _analysable(data) else []
-        prefix = main.name.rsplit("/", 1)[0] if "/" in main.name else ""
-        storages = _storages(archive, prefix, tensors, where)
-    found = Checkpoint(PickleScan(where), [])
+        found.scan.merge(scan_pickles(data, where=where, member=main.name))
+        found.pickle_members.append(main.name)
+        tensors = torch_tensors(data, where=where)
+        storages = _storages(archive, main.name.rpartition("/")[0], tensors, where)
+    used = {m.name for m in storages.values()}
     for m in archive.members:
-        if m.name not in storages:
-            _member(read, m, where, found, depth)
-        elif _head(read, m).startswith(_PICKLE_MAGIC):
-            _storage_pickle(read, m, where, found)
+        if m is not main:
+            _member(read, m, where, found, depth, storage=m.name in used)
     if not found.pickle_members:
         return None
     _torchscript(archive, found)
@@ -139,19 +141,18 @@ def scan_torch_zip(path: str | os.PathLike[str], *, where: str | None = None) ->
     return found.scan if found is not None else PickleScan(where)
 
 
-def _analysable(data: bytes) -> bool:
-    return data.startswith(_PICKLE_MAGIC)
-
-
-def _head(read: ReadAt, m: ZipMember) -> bytes:
-    """A member's first uncompressed bytes (enough to tell a pickle, an array or a ZIP)."""
-    raw = read(min(16 if m.stored else 1024, m.data_end - m.data_start), m.data_start)
-    if m.method == DEFLATED:
-        try:
-            return zlib.decompressobj(-15).decompress(raw, 16)
-        except zlib.error:
-            return b""  # read_member says why, if the member is read at all
-    return raw if m.stored else b""
+def _prefix(read: ReadAt, m: ZipMember, n: int) -> bytes:
+    """Up to ``n`` first uncompressed bytes of member ``m`` (b"" if they cannot be had)."""
+    if m.method == STORED:
+        return read(min(n, m.data_end - m.data_start), m.data_start)
+    if m.method != DEFLATED:
+        return b""  # read_member says why, if the member is read at all
+    # Deflate adds at most 5 bytes per 64 KiB stored block: n + 1 KiB covers n.
+    raw = read(min(n + 1024, m.data_end - m.data_start), m.data_start)
+    try:
+        return zlib.decompressobj(-15).decompress(raw, n)
+    except zlib.error:
+        return b""
 
 
 def _kind(m: ZipMember, head: bytes) -> str | None:
@@ -173,13 +174,17 @@ def _kind(m: ZipMember, head: bytes) -> str | None:
     return None
 
 
-def _member(read: ReadAt, m: ZipMember, where: str, found: Checkpoint, depth: int) -> None:
+def _member(
+    read: ReadAt, m: ZipMember, where: str, found: Checkpoint, depth: int, *, storage: bool
+) -> None:
     """Analyse one member that is (or holds) a pickle.
 
-    A storage record (``<prefix>/data/<n>``) no tensor uses that merely starts
-    like a pickle, an array or a ZIP is data torch never unpickles, not an error.
+    A storage — one a tensor uses, or any storage record ``<prefix>/data/<n>`` —
+    is tensor bytes torch never unpickles: a whole, well-formed pickle, array or
+    ZIP there is analysed (as picklescan does), bytes that merely start that way
+    (about one storage in 16,000) are data, not an error.
     """
-    kind = _kind(m, _head(read, m))
+    kind = _kind(m, _prefix(read, m, 16))
     if kind is None:
         return
     try:
@@ -194,7 +199,7 @@ def _member(read: ReadAt, m: ZipMember, where: str, found: Checkpoint, depth: in
         else:
             scan, names = scan_pickles(data, where=where, member=m.name), [m.name]
     except FormatError:
-        if _STORAGE_RECORD.fullmatch(m.name) is None:
+        if not storage and _STORAGE_RECORD.fullmatch(m.name) is None:
             raise
         return
     found.pickle_members += names
@@ -203,13 +208,7 @@ def _member(read: ReadAt, m: ZipMember, where: str, found: Checkpoint, depth: in
 
 def _object_array(read: ReadAt, m: ZipMember, where: str) -> bool:
     """Whether the array in member ``m`` holds Python objects, from its header alone."""
-    raw = read(min(_NPY_HEAD, m.data_end - m.data_start), m.data_start)
-    if m.method == DEFLATED:
-        try:
-            raw = zlib.decompressobj(-15).decompress(raw, _NPY_HEAD)
-        except zlib.error:
-            raw = b""
-    return npy_holds_objects(raw, where=f"{where}:{m.name}")
+    return npy_holds_objects(_prefix(read, m, _NPY_HEAD), where=f"{where}:{m.name}")
 
 
 def _nested(data: bytes, m: ZipMember, where: str, depth: int) -> tuple[PickleScan, list[str]]:
@@ -226,22 +225,6 @@ def _nested(data: bytes, m: ZipMember, where: str, depth: int) -> tuple[PickleSc
         return PickleScan(where), []
     inner.scan.issues = [i.model_copy(update={"file": where}) for i in inner.scan.issues]
     return inner.scan, [f"{m.name}!{n}" for n in inner.pickle_members]
-
-
-def _storage_pickle(read: ReadAt, m: ZipMember, where: str, found: Checkpoint) -> None:
-    """A storage that starts like a pickle: torch never unpickles it, other tools might.
-
-    A whole, well-formed pickle there is analysed (as picklescan does); tensor
-    bytes that merely start that way (about one storage in 16,000) are data.
-    """
-    if m.size > MAX_PICKLE_BYTES:
-        return
-    try:
-        scan = scan_pickles(read_member(read, m, where), where=where, member=m.name)
-    except FormatError:
-        return  # not a pickle: tensor bytes
-    found.pickle_members.append(m.name)
-    found.scan.merge(scan)
 
 
 def _torchscript(archive: ZipArchive, found: Checkpoint) -> None:
@@ -263,7 +246,7 @@ def _torchscript(archive: ZipArchive, found: Checkpoint) -> None:
 def _storages(
     archive: ZipArchive, prefix: str, tensors: list[TorchTensor], where: str
 ) -> dict[str, ZipMember]:
-    """The storage members the tensors use, by member name; each must be stored."""
+    """The member of each storage the tensors use, by storage key; each must be stored."""
     out: dict[str, ZipMember] = {}
     for t in tensors:
         name = f"{prefix}/data/{t.storage}" if prefix else f"data/{t.storage}"
@@ -281,7 +264,7 @@ def _storages(
                 Code.ZIP_COMPRESSED_STORAGE,
                 where,
             )
-        out[name] = m
+        out[t.storage] = m
     return out
 
 
@@ -292,19 +275,18 @@ def _layout(
     storages: dict[str, ZipMember],
     where: str,
 ) -> WeightLayout:
-    by_key = {name.rsplit("/", 1)[-1]: m for name, m in storages.items()}
-    dtypes: dict[str, tuple[str, int] | None] = {}
-    spans = [_span(t, by_key[t.storage], dtypes, where) for t in tensors]
+    dtypes: dict[str, tuple[str, int] | None] = {}  # by storage key, as _span finds them
+    spans = [_span(t, storages[t.storage], dtypes, where) for t in tensors]
     stores = [
         TensorSpan(
             name=m.name,
-            dtype=(dtypes.get(m.name.rsplit("/", 1)[-1]) or ("?", 1))[0],
+            dtype=(dtypes[key] or ("?", 1))[0],
             shape=(m.size,),
             start=m.data_start,
             end=m.data_end,
             n_elements=m.size,
         )
-        for m in sorted(storages.values(), key=lambda m: m.data_start)
+        for key, m in sorted(storages.items(), key=lambda kv: kv[1].data_start)
     ]
     crcs = tuple((m.name, m.data_start, m.data_end, m.crc) for m in archive.members if m.stored)
     return WeightLayout(

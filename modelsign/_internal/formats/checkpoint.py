@@ -23,21 +23,13 @@ from ...errors import FormatError
 from ...issues import Issue
 from .._atomic import open_regular_fd
 from .layout import TensorSpan, WeightLayout
+from .numpy_format import member_objects
 from .pickle import sniff_pickle
-from .pickle_scan import (
-    MAX_PICKLE_BYTES,
-    PickleScan,
-    npy_holds_objects,
-    scan_npy,
-    scan_pickles,
-)
+from .pickle_scan import PickleScan, scan_pickles
 from .torch_state import STORAGE_DTYPES, TorchTensor, torch_tensors
-from .ziparchive import DEFLATED, STORED, ReadAt, ZipArchive, ZipMember, read_zip
+from .ziparchive import DEFLATED, STORED, ReadAt, ZipArchive, ZipMember, read_member, read_zip
 
-MAX_MEMBER_BYTES = MAX_PICKLE_BYTES
-"""Largest member read whole (a pickle, a nested ZIP, an object array)."""
 MAX_ZIP_DEPTH: Final = 2
-_NPY_HEAD: Final = 1 << 16  # an .npy header is at most 10,000 bytes after its preamble
 """How deep a ZIP inside a ZIP member is followed (deeper is an error)."""
 _STORAGE_RECORD: Final = re.compile(r"(?:[^/]+/)?data/[0-9]+")
 _PICKLE_MAGIC: Final = tuple(bytes([0x80, p]) for p in range(2, 6))
@@ -54,40 +46,6 @@ class Checkpoint:
 
 def _error(msg: str, code: Code, where: str) -> FormatError:
     return FormatError(msg, code=code, path=where)
-
-
-def read_member(read: ReadAt, m: ZipMember, where: str, limit: int | None = None) -> bytes:
-    """A member's uncompressed bytes, at most ``limit`` (:data:`MAX_MEMBER_BYTES`), CRC-checked."""
-    limit = MAX_MEMBER_BYTES if limit is None else limit
-    if m.size > limit:
-        raise _error(f"member {m.name} is over {limit} bytes", Code.PICKLE_TOO_LARGE, where)
-    raw = read(m.data_end - m.data_start, m.data_start)
-    if len(raw) != m.data_end - m.data_start:
-        raise _error(f"member {m.name} is cut short", Code.ZIP_TRUNCATED, where)
-    if m.method == STORED:
-        data = raw
-    elif m.method == DEFLATED:
-        inflate = zlib.decompressobj(-15)
-        try:
-            data = inflate.decompress(raw, limit + 1)
-        except zlib.error as exc:
-            msg = f"member {m.name} does not inflate: {exc}"
-            raise _error(msg, Code.ZIP_MALFORMED, where) from None
-        if len(data) != m.size or not inflate.eof:
-            raise _error(
-                f"member {m.name} inflates to another size than its {m.size} bytes",
-                Code.ZIP_MALFORMED,
-                where,
-            )
-    else:
-        raise _error(f"member {m.name}: compression method {m.method}", Code.ZIP_MALFORMED, where)
-    if zlib.crc32(data) != m.crc:
-        raise _error(
-            f"member {m.name}: CRC-32 {zlib.crc32(data):08x}, the archive says {m.crc:08x}",
-            Code.ZIP_CRC_MISMATCH,
-            where,
-        )
-    return data
 
 
 def _main_pickle(archive: ZipArchive) -> ZipMember | None:
@@ -188,27 +146,24 @@ def _member(
     if kind is None:
         return
     try:
-        if kind == "npy" and not _object_array(read, m, where):
-            return  # plain array bytes: never read here, only digested
-        data = read_member(read, m, where)
-        if kind == "npy":  # an .npz member holding objects: a pickle after its header
-            scan = scan_npy(data, where=where, member=m.name)
-            names = [m.name] if scan.pickles else []
+        if kind == "npy":  # an array: only one holding objects is read past its header
+            objects = member_objects(read, m, where)
+            if objects is None:
+                return
+            scan, names = objects, [m.name]
         elif kind == "zip":
-            scan, names = _nested(data, m, where, depth)
+            scan, names = _nested(read_member(read, m, where), m, where, depth)
         else:
-            scan, names = scan_pickles(data, where=where, member=m.name), [m.name]
+            scan, names = (
+                scan_pickles(read_member(read, m, where), where=where, member=m.name),
+                [m.name],
+            )
     except FormatError:
         if not storage and _STORAGE_RECORD.fullmatch(m.name) is None:
             raise
         return
     found.pickle_members += names
     found.scan.merge(scan)
-
-
-def _object_array(read: ReadAt, m: ZipMember, where: str) -> bool:
-    """Whether the array in member ``m`` holds Python objects, from its header alone."""
-    return npy_holds_objects(_prefix(read, m, _NPY_HEAD), where=f"{where}:{m.name}")
 
 
 def _nested(data: bytes, m: ZipMember, where: str, depth: int) -> tuple[PickleScan, list[str]]:

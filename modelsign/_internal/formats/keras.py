@@ -27,9 +27,8 @@ from ...codes import Code
 from ...errors import FormatError
 from .._json import strict_loads
 from ..findings import Finding
-from .checkpoint import read_member
 from .layout import TensorSpan, WeightLayout
-from .ziparchive import ReadAt, read_zip
+from .ziparchive import ReadAt, read_member, read_zip
 
 HDF5_MAGIC: Final = b"\x89HDF\r\n\x1a\n"
 CONFIG: Final = "config.json"

@@ -9,8 +9,11 @@ of 16 bytes and ending in ``\\n``, then the array's bytes: exactly
 A plain array is one tensor, located where it lies, so the hashing pipeline
 digests it in its one read — with the same digest as the same array in a
 safetensors file (C order, same dtype name). A Fortran-order array (more than
-one dimension over 1) gets a storage digest only. An object array (``|O``) is
-a pickle: it goes through the static analyser and the file is pickle-bearing.
+one dimension over 1) gets a storage digest only, and so does an array of a
+dtype with no tensor form (strings, dates, structured records): a
+``NUMPY_UNSUPPORTED_DTYPE`` finding says so. An array whose dtype holds Python
+objects (``|O``, or a structured dtype with an object field) is a pickle: it
+goes through the static analyser and the file is pickle-bearing.
 
 A ``.npz`` is a ZIP (read strictly) of ``*.npy`` members. A stored member's
 array is located in the file like a ``.npy``'s. A deflated member
@@ -26,15 +29,15 @@ import math
 import os
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from ...codes import Code
 from ...errors import FormatError
-from .checkpoint import read_member
+from ..findings import Finding
 from .layout import TensorSpan, WeightLayout
 from .pickle_scan import MAX_PICKLE_BYTES, PickleScan, scan_pickle
-from .ziparchive import DEFLATED, ReadAt, ZipMember, read_zip
+from .ziparchive import DEFLATED, ReadAt, ZipMember, read_member, read_zip
 
 MAGIC: Final = b"\x93NUMPY"
 HEADER_LIMIT: Final = 10_000
@@ -70,11 +73,12 @@ class NpyHeader:
 
     version: int
     data_offset: int
-    descr: str
-    dtype: str | None  # modelsign's dtype name; None for an object array
+    descr: str | list[object]  # a list: a structured dtype
+    dtype: str | None  # modelsign's dtype name; None: no tensor form
     itemsize: int
     shape: tuple[int, ...]
     fortran_order: bool
+    objects: bool = False  # the dtype holds Python objects: the data is a pickle
 
     @property
     def n_elements(self) -> int:
@@ -90,24 +94,41 @@ class NpyHeader:
         return not self.fortran_order or sum(d > 1 for d in self.shape) <= 1
 
 
-def dtype_name(descr: str) -> tuple[str | None, int]:
-    """modelsign's name and the item size of a simple ``descr``; ``(None, 0)`` for ``|O``.
+def dtype_name(descr: str) -> tuple[str, int] | None:
+    """modelsign's name and the item size of a simple numeric or bool ``descr``, else None.
 
     Big-endian types keep a name of their own (``F32_BE``): their bytes are not
     the little-endian ones safetensors holds.
     """
-    if descr == "|O":
-        return None, 0
     if len(descr) >= 3 and descr[0] in "<>|" and descr[2:].isdigit() and descr[2:].isascii():
         size = int(descr[2:])
         name = _KINDS.get((descr[1], size))
         if name is not None and (descr[0] != "|" or size == 1):
             return (f"{name}_BE" if descr[0] == ">" and size > 1 else name), size
-    raise _error(
-        f"dtype {descr!r} is not supported (numeric, bool and object arrays are)",
-        Code.NUMPY_UNSUPPORTED_DTYPE,
-        "",
-    )
+    return None
+
+
+def _classify(descr: str | list[object], where: str) -> tuple[str | None, int, bool]:
+    """(dtype name or None, item size, holds objects) of a header's ``descr``.
+
+    Names modelsign knows are taken as they are; any other descr is what
+    NumPy's own reader makes of it (``np.load`` does the same), and one NumPy
+    does not understand is a bad header.
+    """
+    known = dtype_name(descr) if isinstance(descr, str) else None
+    if known is not None:
+        return known[0], known[1], False
+    import numpy as np  # here: only such arrays need it (it is slow to import)
+
+    try:
+        dt = np.lib.format.descr_to_dtype(descr)  # type: ignore[arg-type]  # a str is fine
+    except (TypeError, ValueError, KeyError, IndexError, RecursionError) as exc:
+        raise _error(
+            f".npy header 'descr' {descr!r} is not a NumPy dtype ({exc})",
+            Code.NUMPY_BAD_HEADER,
+            where,
+        ) from None
+    return None, dt.itemsize, bool(dt.hasobject)
 
 
 def _prelude(read: ReadAt, size: int, where: str) -> tuple[int, int]:
@@ -158,15 +179,11 @@ def read_npy_header(read: ReadAt, size: int, where: str) -> NpyHeader:
     except UnicodeDecodeError:
         raise _error(".npy header is not UTF-8", Code.NUMPY_BAD_HEADER, where) from None
     descr, fortran, shape = parse_header_dict(text, where)
-    try:
-        dtype, itemsize = dtype_name(descr)
-    except FormatError as exc:
-        exc.path = where
-        raise
-    return NpyHeader(major, start + n, descr, dtype, itemsize, shape, fortran)
+    dtype, itemsize, objects = _classify(descr, where)
+    return NpyHeader(major, start + n, descr, dtype, itemsize, shape, fortran, objects)
 
 
-def parse_header_dict(text: str, where: str) -> tuple[str, bool, tuple[int, ...]]:
+def parse_header_dict(text: str, where: str) -> tuple[str | list[object], bool, tuple[int, ...]]:
     """``descr``, ``fortran_order`` and ``shape`` from a header dict literal, checked exactly."""
 
     def bad(why: str) -> FormatError:
@@ -190,8 +207,8 @@ def parse_header_dict(text: str, where: str) -> tuple[str, bool, tuple[int, ...]
     except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError) as exc:
         raise bad(f"is not a dict literal ({type(exc).__name__})") from None
     descr, fortran, shape = value["descr"], value["fortran_order"], value["shape"]
-    if type(descr) is not str:
-        raise bad(f"'descr' is {type(descr).__name__}, not a simple dtype string")
+    if type(descr) is not str and type(descr) is not list:
+        raise bad(f"'descr' is {type(descr).__name__}, not a dtype string or record list")
     if type(fortran) is not bool:
         raise bad("'fortran_order' is not True or False")
     if type(shape) is not tuple or not all(type(d) is int and d >= 0 for d in shape):
@@ -227,9 +244,26 @@ def _data_size(h: NpyHeader, available: int, where: str, tensor: str) -> None:
         )
 
 
-def _spans(h: NpyHeader, name: str, storage: str, start: int, end: int) -> tuple[TensorSpan, ...]:
-    """The tensor and its storage (the same range; the tensor digest is the storage's)."""
-    assert h.dtype is not None
+def _array(
+    h: NpyHeader, name: str, storage: str, start: int, end: int, where: str
+) -> tuple[tuple[TensorSpan, ...], TensorSpan, tuple[Finding, ...]]:
+    """The array's tensor (none without a tensor form, then a finding says why) and its storage.
+
+    Tensor and storage are the same range; the tensor digest is the storage's.
+    """
+    label = h.dtype or (h.descr if isinstance(h.descr, str) else "structured")
+    store = TensorSpan(
+        name=storage, dtype=label, shape=(end - start,), start=start, end=end, n_elements=0
+    )
+    if h.dtype is None:
+        note = Finding(
+            code=Code.NUMPY_UNSUPPORTED_DTYPE,
+            severity="info",
+            message=f"array {name!r}: dtype {h.descr!r} has no tensor form (numeric and "
+            "bool arrays have): its bytes are digested as a storage",
+            file=where,
+        )
+        return (), store, (note,)
     tensor = TensorSpan(
         name=name,
         dtype=h.dtype,
@@ -240,21 +274,14 @@ def _spans(h: NpyHeader, name: str, storage: str, start: int, end: int) -> tuple
         storage=storage,
         digestible=h.c_contiguous,
     )
-    store = TensorSpan(
-        name=storage, dtype=h.dtype, shape=(end - start,), start=start, end=end, n_elements=0
-    )
-    return tensor, store
-
-
-def _object_scan(data: bytes | memoryview, where: str) -> PickleScan:
-    return scan_pickle(data, where=where)
+    return (tensor,), store, ()
 
 
 def read_npy(read: ReadAt, size: int, path: str) -> NumpyFile:
     """The ``.npy`` file of ``size`` bytes behind ``read``."""
     h = read_npy_header(read, size, path)
     name = _stem(path)
-    if h.dtype is None:
+    if h.objects:
         if size - h.data_offset > MAX_PICKLE_BYTES:
             msg = f"object array over the {MAX_PICKLE_BYTES}-byte pickle limit"
             raise _error(msg, Code.PICKLE_TOO_LARGE, path)
@@ -262,10 +289,12 @@ def read_npy(read: ReadAt, size: int, path: str) -> NumpyFile:
         if len(data) != size - h.data_offset:
             raise _error("file shrank while reading", Code.TRUNCATED, path)
         layout = WeightLayout("numpy", size, 0, (), scattered=True)
-        return NumpyFile(layout, _object_scan(data, path), [name])
+        return NumpyFile(layout, scan_pickle(data, where=path), [name])
     _data_size(h, size - h.data_offset, path, name)
-    tensor, store = _spans(h, name, name, h.data_offset, size)
-    layout = WeightLayout("numpy", size, 0, (tensor,), storages=(store,), scattered=True)
+    tensors, store, notes = _array(h, name, name, h.data_offset, size, path)
+    layout = WeightLayout(
+        "numpy", size, 0, tensors, storages=(store,), scattered=True, findings=notes
+    )
     return NumpyFile(layout)
 
 
@@ -302,36 +331,52 @@ def _member_reader(read: ReadAt, m: ZipMember, where: str) -> ReadAt:
     return lambda n, at: read(max(0, min(n, m.size - at)), m.data_start + at)
 
 
+def _member_header(read: ReadAt, m: ZipMember, where: str) -> NpyHeader:
+    return read_npy_header(_member_reader(read, m, where), m.size, f"{where}:{m.name}")
+
+
+def _member_pickle(read: ReadAt, m: ZipMember, h: NpyHeader, where: str) -> PickleScan:
+    data = read_member(read, m, where)
+    return scan_pickle(memoryview(data)[h.data_offset :], where=where, member=m.name)
+
+
+def member_objects(read: ReadAt, m: ZipMember, where: str) -> PickleScan | None:
+    """What the pickle of an object-array member imports; None for any other array.
+
+    Only the header of another array is read (inflated, bounded, if deflated).
+    """
+    h = _member_header(read, m, where)
+    return _member_pickle(read, m, h, where) if h.objects else None
+
+
 def read_npz(read: ReadAt, size: int, path: str) -> NumpyFile:
     """The ``.npz`` archive of ``size`` bytes behind ``read``: every member a ``.npy``."""
     archive = read_zip(read, size, path)
     tensors: list[TensorSpan] = []
     storages: list[TensorSpan] = []
-    scan: PickleScan | None = None
-    objects: list[str] = []
+    notes: list[Finding] = []
+    found = NumpyFile(WeightLayout("numpy", size, 0, ()))
     for m in archive.members:
         if not m.name.endswith(".npy"):
             raise _error(f"member {m.name} is not a .npy array", Code.NUMPY_BAD_ARCHIVE, path)
-        where = f"{path}:{m.name}"
-        name = m.name[:-4]
-        h = read_npy_header(_member_reader(read, m, path), m.size, where)
-        if h.dtype is None:
-            data = read_member(read, m, path)
-            scan = scan or PickleScan(path)
-            scan.merge(_object_scan(memoryview(data)[h.data_offset :], where))
-            objects.append(m.name)
+        h = _member_header(read, m, path)
+        if h.objects:
+            found.scan = found.scan or PickleScan(path)
+            found.scan.merge(_member_pickle(read, m, h, path))
+            found.pickle_members.append(m.name)
             continue
-        _data_size(h, m.size - h.data_offset, where, name)
-        if m.stored:
-            tensor, store = _spans(h, name, m.name, m.data_start + h.data_offset, m.data_end)
-        else:  # the compressed bytes, digested as they are: no tensor digest
-            tensor, store = _spans(h, name, m.name, m.data_start, m.data_end)
-            tensor = TensorSpan(**{**tensor.__dict__, "digestible": False})
-            store = TensorSpan(**{**store.__dict__, "dtype": "deflate"})
-        tensors.append(tensor)
+        _data_size(h, m.size - h.data_offset, f"{path}:{m.name}", m.name[:-4])
+        # A deflated member: its compressed bytes, digested as they are (no tensor digest).
+        start = m.data_start + h.data_offset if m.stored else m.data_start
+        spans, store, note = _array(h, m.name[:-4], m.name, start, m.data_end, path)
+        if not m.stored:
+            spans = tuple(replace(t, digestible=False) for t in spans)
+            store = replace(store, dtype="deflate")
+        tensors += spans
         storages.append(store)
+        notes += note
     crcs = tuple((m.name, m.data_start, m.data_end, m.crc) for m in archive.members if m.stored)
-    layout = WeightLayout(
+    found.layout = WeightLayout(
         "numpy",
         size,
         0,
@@ -339,8 +384,9 @@ def read_npz(read: ReadAt, size: int, path: str) -> NumpyFile:
         storages=tuple(sorted(storages, key=lambda s: s.start)),
         scattered=True,
         crc_ranges=crcs,
+        findings=tuple(notes),
     )
-    return NumpyFile(layout, scan, objects)
+    return found
 
 
 def read_numpy(read: ReadAt, size: int, path: str) -> NumpyFile:
@@ -356,6 +402,7 @@ __all__ = [
     "NpyHeader",
     "NumpyFile",
     "dtype_name",
+    "member_objects",
     "parse_header_dict",
     "read_npy",
     "read_npy_header",

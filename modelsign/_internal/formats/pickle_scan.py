@@ -235,9 +235,13 @@ class _Walker:
             ) from None
 
 
-def scan_pickle(data: bytes | memoryview, *, where: str) -> PickleScan:
-    """Analyse exactly one pickle filling ``data`` (bytes after its STOP are an error)."""
+def scan_pickle(data: bytes | memoryview, *, where: str, member: str | None = None) -> PickleScan:
+    """Analyse exactly one pickle filling ``data`` (bytes after its STOP are an error).
+
+    ``member`` as for :func:`scan_pickles`.
+    """
     scan = PickleScan(where)
+    where = f"{where}:{member}" if member else where
     end = _walk_one(memoryview(_bounded(data, where)), 0, where, scan)
     if end != len(data):
         raise _error(
@@ -338,43 +342,10 @@ def _walk_one(
     return stream.tell()
 
 
-def scan_npy(data: bytes | memoryview, *, where: str, member: str | None = None) -> PickleScan:
-    """Analyse a NumPy ``.npy`` array: when its dtype holds Python objects
-    (``np.save(..., allow_pickle=True)``), the pickles after its header; else nothing."""
-    view = memoryview(data)
-    reader = _ViewReader(view)
-    if not _npy_holds_objects(reader, f"{where}:{member}" if member else where):
-        return PickleScan(where)
-    return scan_pickles(view[reader.tell() :], where=where, member=member)
-
-
-def npy_holds_objects(head: bytes | memoryview, *, where: str) -> bool:
-    """Whether the ``.npy`` array whose first bytes (header included) are ``head`` holds objects."""
-    return _npy_holds_objects(_ViewReader(memoryview(head)), where)
-
-
-def _npy_holds_objects(fp: _ViewReader, label: str) -> bool:
-    """Read an ``.npy`` header from ``fp`` with NumPy's own (bounded) reader."""
-    import numpy as np  # here: only arrays need it
-
-    try:
-        version = np.lib.format.read_magic(fp)
-        if version not in ((1, 0), (2, 0), (3, 0)):
-            raise ValueError(f"format version {version}")
-        read = np.lib.format.read_array_header_1_0
-        if version != (1, 0):
-            read = np.lib.format.read_array_header_2_0
-        return bool(read(fp)[2].hasobject)
-    except Exception as exc:  # NumPy's reader of a hostile header raises many kinds
-        raise _error(f"not a NumPy array file: {exc}", Code.PICKLE_MALFORMED, label) from None
-
-
 __all__ = [
     "MAX_PICKLE_BYTES",
     "PickleGlobal",
     "PickleScan",
-    "npy_holds_objects",
-    "scan_npy",
     "scan_pickle",
     "scan_pickles",
 ]

@@ -13,6 +13,7 @@ located, not read, so the hashing pipeline can digest it in its one read.
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -23,6 +24,8 @@ from ...errors import FormatError
 MAX_CENTRAL_DIRECTORY_BYTES: Final = 64 << 20
 """Largest central directory read (a checkpoint needs about 100 bytes per member)."""
 MAX_MEMBERS: Final = 1_000_000
+MAX_MEMBER_BYTES = 256 << 20
+"""Largest member read whole (a pickle, a nested ZIP, an object array, a config)."""
 
 #: ``read(n, offset)``: up to ``n`` bytes at ``offset`` (an ``os.pread`` or a buffer slice).
 ReadAt = Callable[[int, int], bytes]
@@ -335,3 +338,37 @@ def _tile(members: list[ZipMember], cd_offset: int) -> None:
             f"{cd_offset - expected} bytes after byte {expected} belong to no member",
             Code.ZIP_EXTRA_DATA,
         )
+
+
+def read_member(read: ReadAt, m: ZipMember, where: str, limit: int | None = None) -> bytes:
+    """A member's uncompressed bytes, at most ``limit`` (:data:`MAX_MEMBER_BYTES`), CRC-checked."""
+    limit = MAX_MEMBER_BYTES if limit is None else limit
+    if m.size > limit:  # (the pickle analyser's bound: its code)
+        raise _error(f"member {m.name} is over {limit} bytes", Code.PICKLE_TOO_LARGE, where)
+    raw = read(m.data_end - m.data_start, m.data_start)
+    if len(raw) != m.data_end - m.data_start:
+        raise _error(f"member {m.name} is cut short", Code.ZIP_TRUNCATED, where)
+    if m.method == STORED:
+        data = raw
+    elif m.method == DEFLATED:
+        inflate = zlib.decompressobj(-15)
+        try:
+            data = inflate.decompress(raw, limit + 1)
+        except zlib.error as exc:
+            msg = f"member {m.name} does not inflate: {exc}"
+            raise _error(msg, Code.ZIP_MALFORMED, where) from None
+        if len(data) != m.size or not inflate.eof:
+            raise _error(
+                f"member {m.name} inflates to another size than its {m.size} bytes",
+                Code.ZIP_MALFORMED,
+                where,
+            )
+    else:
+        raise _error(f"member {m.name}: compression method {m.method}", Code.ZIP_MALFORMED, where)
+    if zlib.crc32(data) != m.crc:
+        raise _error(
+            f"member {m.name}: CRC-32 {zlib.crc32(data):08x}, the archive says {m.crc:08x}",
+            Code.ZIP_CRC_MISMATCH,
+            where,
+        )
+    return data

@@ -32,7 +32,7 @@ from ..formats.keras import HDF5_MAGIC, read_keras
 from ..formats.layout import WeightLayout
 from ..formats.numpy_format import read_numpy
 from ..formats.pickle import TORCH_EXTENSIONS
-from ..formats.pickle_scan import PickleScan, npy_holds_objects, scan_npy, scan_pickles
+from ..formats.pickle_scan import PickleScan, scan_pickles
 from .algorithms import TensorHash, digest_bytes
 from .reading import CHUNK, check_unchanged, open_checked, pread_all
 from .segments import SegmentFeeder
@@ -44,7 +44,6 @@ CAPTURE_LIMIT = 4 << 20  # small text files kept for metadata readers (model car
 #: first header read covers them anyway.
 PEEK_WHOLE = 1 << 20
 _ZIP_MAGIC = b"PK\x03\x04"
-_NPY_MAGIC = b"\x93NUMPY"
 
 #: Something fed every chunk of a file in order: ``feed(chunk, offset)``.
 Feed = Callable[[memoryview, int], None]
@@ -289,28 +288,6 @@ def _weights_feeder(
     return SegmentFeeder(d.layout, tensor_hash, d.file.path), b"", True
 
 
-def _unsupported_array(d: FileDigests, fd: int, size: int, head: bytes) -> bool:
-    """A ``.npy`` of a dtype without a tensor form (structured, strings): no layout, but
-    its objects, if any, still go through the analyser; a finding says why."""
-    if head[:6] != _NPY_MAGIC:
-        return False
-    try:
-        read_numpy(lambda n, at: os.pread(fd, n, at), size, d.file.path)
-    except FormatError as exc:
-        # A structured descr is a list (NUMPY_BAD_HEADER here); NumPy's own bounded
-        # reader below still refuses a header that is malformed.
-        if exc.code not in (Code.NUMPY_UNSUPPORTED_DTYPE, Code.NUMPY_BAD_HEADER):
-            raise
-        d.findings.append(Finding(code=exc.code, message=exc.message, file=d.file.path))
-        if npy_holds_objects(pread_all(fd, min(size, 1 << 16)), where=d.file.path):
-            d.format = "pickle"
-            d.pickle_scan = _scan_raw(fd, size, d.file.path, scan_npy)
-        else:
-            d.format = "opaque"
-        return True
-    return False
-
-
 def examine_archive(d: FileDigests, fd: int, size: int, head: bytes) -> None:
     """The layout (and pickles) of a file that is not safetensors or GGUF, where it has one.
 
@@ -322,8 +299,6 @@ def examine_archive(d: FileDigests, fd: int, size: int, head: bytes) -> None:
     def read(n: int, at: int) -> bytes:
         return os.pread(fd, n, at)
 
-    if d.format == "numpy" and _unsupported_array(d, fd, size, head):
-        return
     if d.format == "numpy":
         found = read_numpy(read, size, d.file.path)
         d.layout = found.layout
@@ -353,12 +328,8 @@ def examine_pickles(d: FileDigests, fd: int, size: int, head: bytes) -> None:
             if found is not None:
                 d.format, d.pickle_members = "pickle", found.pickle_members
                 d.pickle_scan, d.layout = found.scan, found.layout
-        elif head.startswith(_NPY_MAGIC):
-            if npy_holds_objects(pread_all(fd, min(size, 1 << 16)), where=path):
-                d.format = "pickle"  # an object array: loading it unpickles
-                d.pickle_scan = _scan_raw(fd, size, path, scan_npy)
         elif d.format == "pickle":
-            d.pickle_scan = _scan_raw(fd, size, path, scan_pickles)
+            d.pickle_scan = _scan_raw(fd, size, path)
     except FormatError as exc:
         exc.path = path
         if strict:
@@ -375,14 +346,12 @@ def examine_pickles(d: FileDigests, fd: int, size: int, head: bytes) -> None:
         )
 
 
-def _scan_raw(
-    fd: int, size: int, path: str, scan: Callable[..., PickleScan] = scan_pickles
-) -> PickleScan:
+def _scan_raw(fd: int, size: int, path: str) -> PickleScan:
     """Analyse a raw (or legacy torch) pickle file through a mapping: pages never touched
     (a legacy file's storages after its pickles) are never read."""
     mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
     try:
-        return scan(memoryview(mm), where=path)
+        return scan_pickles(memoryview(mm), where=path)
     finally:
         # A slice may still be referenced (by a raised error's frames): then it is
         # unmapped when that goes.

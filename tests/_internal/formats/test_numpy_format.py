@@ -134,31 +134,64 @@ GOOD = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }"
         ("{'descr': '<f4', 'fortran_order': False}", Code.NUMPY_BAD_HEADER),
         ("['descr', 'fortran_order', 'shape']", Code.NUMPY_BAD_HEADER),
         ("{'descr': 4, 'fortran_order': False, 'shape': (2,), }", Code.NUMPY_BAD_HEADER),
-        (
-            "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }",
-            Code.NUMPY_BAD_HEADER,
-        ),
         ("{'descr': '<f4', 'fortran_order': 0, 'shape': (2,), }", Code.NUMPY_BAD_HEADER),
         ("{'descr': '<f4', 'fortran_order': False, 'shape': [2], }", Code.NUMPY_BAD_HEADER),
         ("{'descr': '<f4', 'fortran_order': False, 'shape': (True,), }", Code.NUMPY_BAD_HEADER),
         ("{'descr': '<f4', 'fortran_order': False, 'shape': (2.0,), }", Code.NUMPY_BAD_HEADER),
         ("{'descr': '<f4', 'fortran_order': False, 'shape': (1,)*65, }", Code.NUMPY_BAD_HEADER),
-        ("{'descr': '<U3', 'fortran_order': False, 'shape': (2,), }", Code.NUMPY_UNSUPPORTED_DTYPE),
-        (
-            "{'descr': '<M8[s]', 'fortran_order': False, 'shape': (2,), }",
-            Code.NUMPY_UNSUPPORTED_DTYPE,
-        ),
-        ("{'descr': '|f4', 'fortran_order': False, 'shape': (2,), }", Code.NUMPY_UNSUPPORTED_DTYPE),
         (
             "{'descr': __import__('os'), 'fortran_order': False, 'shape': (2,)}",
             Code.NUMPY_BAD_HEADER,
         ),
         ("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), } junk", Code.NUMPY_BAD_HEADER),
         ("(" * 300 + ")" * 300, Code.NUMPY_BAD_HEADER),
+        # descrs NumPy itself does not understand
+        ("{'descr': '<f4junk', 'fortran_order': False, 'shape': (2,), }", Code.NUMPY_BAD_HEADER),
+        (
+            "{'descr': [('a', '<x9')], 'fortran_order': False, 'shape': (2,), }",
+            Code.NUMPY_BAD_HEADER,
+        ),
+        ("{'descr': [1, 2], 'fortran_order': False, 'shape': (2,), }", Code.NUMPY_BAD_HEADER),
     ],
 )
 def test_hostile_headers(text: str, code: Code) -> None:
     refused(header(text) + b"\0" * 8, code)
+
+
+@pytest.mark.parametrize(
+    "descr, nbytes",
+    [("'<U3'", 24), ("'<M8[s]'", 16), ("'|f4'", 8), ("[('a', '<f4')]", 8)],
+)
+def test_dtypes_without_a_tensor_form_are_a_storage_and_a_finding(descr: str, nbytes: int) -> None:
+    text = f"{{'descr': {descr}, 'fortran_order': False, 'shape': (2,), }}"
+    data = header(text) + b"\1" * nbytes
+    found = parse(data)
+    assert found.scan is None and found.layout.tensors == ()
+    (store,) = found.layout.storages
+    assert (store.start, store.end) == (len(data) - nbytes, len(data))
+    (note,) = found.layout.findings
+    assert note.code is Code.NUMPY_UNSUPPORTED_DTYPE and note.file == "w.npy"
+    refused(data + b"\0", Code.NUMPY_TRAILING_DATA)  # its size is still exact
+    refused(data[:-1], Code.TRUNCATED)
+
+
+def test_a_record_with_an_object_field_holds_a_pickle_and_plain_arrays_none() -> None:
+    assert parse(npy_bytes(np.arange(4.0))).scan is None
+    fields = np.zeros(1, dtype=[("w", "f4"), ("o", "O")])
+    record = parse(npy_bytes(fields, allow_pickle=True))
+    assert record.scan is not None and record.scan.pickles == 1
+
+
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (b"\x93NUMPY\x09\x00\x02\x00{}", Code.NUMPY_BAD_HEADER),
+        (b"\x93NUMPY\x01\x00\x05\x00{'x'\n", Code.NUMPY_BAD_HEADER),
+        (b"\x93NUMP", Code.TRUNCATED),
+    ],
+)
+def test_short_and_bad_headers(data: bytes, code: Code) -> None:
+    refused(data, code)
 
 
 def test_huge_shape_is_truncated_not_allocated() -> None:

@@ -10,8 +10,6 @@ API:
 
 - ``parse_onnx(fd, size, path) -> OnnxModel`` (``parse_onnx_bytes(data, path)``
   for bytes already in memory);
-- ``structure_ranges(model)``: the bytes of the file that are not inline tensor
-  data, for the header digest;
 - ``looks_like_onnx(head, lower_name)``: detection (by the ``.onnx`` extension);
 - ``resolve_external(root, model_relpath, location, tensor=...)``: the
   root-relative path of an external data file, refusing unsafe locations before
@@ -62,7 +60,6 @@ __all__ = [
     "parse_onnx",
     "parse_onnx_bytes",
     "resolve_external",
-    "structure_ranges",
 ]
 
 
@@ -91,19 +88,6 @@ def _parse(pread: Pread, size: int, path: str) -> OnnxModel:
     return walk_model(WireReader(pread, size, path))
 
 
-def structure_ranges(model: OnnxModel) -> tuple[tuple[int, int], ...]:
-    """``[0, file_size)`` less the inline tensor data: the bytes of the header digest."""
-    out: list[tuple[int, int]] = []
-    pos = 0
-    for start, end in _payloads(model.tensors):
-        if start > pos:
-            out.append((pos, start))
-        pos = end
-    if pos < model.file_size:
-        out.append((pos, model.file_size))
-    return tuple(out)
-
-
 def external_span(tensor: OnnxTensor, data_size: int, path: str) -> tuple[int, int]:
     """The ``[start, end)`` of an external tensor's data in its data file (``path``)."""
     ref = tensor.external
@@ -129,12 +113,3 @@ def external_span(tensor: OnnxTensor, data_size: int, path: str) -> tuple[int, i
             tensor=tensor.name,
         )
     return ref.offset, end
-
-
-def _payloads(tensors: tuple[OnnxTensor, ...]) -> list[tuple[int, int]]:
-    """The inline data ranges, sorted; empty ones left out."""
-    return sorted(
-        (t.start, t.end)
-        for t in tensors
-        if t.start is not None and t.end is not None and t.end > t.start
-    )

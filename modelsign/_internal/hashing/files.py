@@ -35,7 +35,7 @@ from ..formats.pickle import TORCH_EXTENSIONS
 from ..formats.pickle_scan import PickleScan, scan_pickles
 from .algorithms import TensorHash, digest_bytes
 from .reading import CHUNK, check_unchanged, open_checked, pread_all
-from .segments import SegmentFeeder
+from .segments import SegmentFeeder, segments
 from .shards import ShardFeeder
 
 DEPTH = 4  # buffers in flight per file when digests run on lane threads
@@ -359,16 +359,12 @@ def _scan_raw(fd: int, size: int, path: str) -> PickleScan:
             mm.close()
 
 
-def structure_digest(fd: int, layout: WeightLayout) -> str:
-    """SHA-256 of a scattered layout's structure bytes (all but its storages), read by pread."""
+def structure_digest(fd: int, layout: WeightLayout, path: str) -> str:
+    """SHA-256 of a scattered layout's header segments (its structure), read by pread."""
     h = hashlib.sha256()
-    at = 0
-    for s in sorted(layout.storages or layout.tensors, key=lambda s: s.start):
-        if s.start > at:
-            h.update(pread_all(fd, s.start - at, at))
-        at = max(at, s.end)
-    if layout.file_size > at:
-        h.update(pread_all(fd, layout.file_size - at, at))
+    for s in segments(layout, path):
+        if s.kind == "header":
+            h.update(pread_all(fd, s.end - s.start, s.start))
     return h.hexdigest()
 
 
@@ -390,7 +386,7 @@ def peek_file(f: ModelFile) -> FileDigests:
         data: bytes | None = None
         if fmt == "onnx":
             d.layout = parse_weights(fmt, fd, size, f.path)[0]
-            d.header_digest = structure_digest(fd, d.layout)
+            d.header_digest = structure_digest(fd, d.layout, f.path)
         elif fmt in ("safetensors", "gguf"):
             layout, reader = parse_weights(fmt, fd, size, f.path)
             first = reader.buffered  # the strict readers read up to header_size at least
@@ -404,7 +400,7 @@ def peek_file(f: ModelFile) -> FileDigests:
         else:
             examine_archive(d, fd, size, head)
             if d.layout is not None:
-                d.header_digest = structure_digest(fd, d.layout)
+                d.header_digest = structure_digest(fd, d.layout, f.path)
         if data is None and size <= PEEK_WHOLE:
             data = pread_all(fd, size)
         if data is not None and len(data) == size:

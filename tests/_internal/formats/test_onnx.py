@@ -22,9 +22,10 @@ from modelsign._internal.formats.onnx import (
     parse_onnx,
     parse_onnx_bytes,
     resolve_external,
-    structure_ranges,
 )
+from modelsign._internal.formats.onnx_layout import onnx_layout
 from modelsign._internal.formats.onnx_wire import WireReader, bytes_pread
+from modelsign._internal.hashing.segments import segments
 from modelsign.codes import Code
 from modelsign.errors import FormatError
 from tests.helpers.onnx_files import (
@@ -62,14 +63,11 @@ def code_of(data: bytes) -> Code:
 
 
 def check_tiling(model: OnnxModel) -> None:
-    """The structure ranges and the inline data ranges cover the file exactly, once."""
-    ranges = list(structure_ranges(model))
-    ranges += [(t.start, t.end) for t in model.tensors if t.start is not None and t.end]
-    pos = 0
-    for start, end in sorted(r for r in ranges if r[1] > r[0]):  # type: ignore[type-var]
-        assert start == pos
-        pos = end
-    assert pos == model.file_size
+    """The structure and the inline data ranges cover the file exactly, once (as hashed)."""
+    segs = segments(onnx_layout(model), "m.onnx")  # raises LAYOUT_GAP on a gap or overlap
+    inline = sorted((t.start, t.end) for t in model.tensors if t.start is not None)
+    assert [(s.start, s.end) for s in segs if s.kind == "tensor"] == inline
+    assert segs[-1].end == model.file_size
 
 
 def check_data(t: OnnxTensor, proto: TensorProto, data: bytes) -> None:

@@ -74,7 +74,8 @@ class OutputSchema(GenerateJsonSchema):
         field: core_schema.ModelField | core_schema.DataclassField | core_schema.TypedDictField,
         total: bool,
     ) -> bool:
-        return not field.get("serialization_exclude")
+        # A field left out while unset (``exclude_if``) is not always written.
+        return not (field.get("serialization_exclude") or field.get("serialization_exclude_if"))
 
     def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
         return self.generate_inner(schema["schema"])
@@ -84,12 +85,15 @@ def model_schema(model: type[BaseModel]) -> dict[str, Any]:
     """``model``'s output schema, its ``$defs`` included."""
     schema = model.model_json_schema(mode="serialization", schema_generator=OutputSchema)
     if "Finding" in schema.get("$defs", {}):
-        schema["$defs"]["Finding"] = finding_schema()
+        finding, defs = finding_schema()
+        schema["$defs"].update(defs)
+        schema["$defs"]["Finding"] = finding
     return schema
 
 
-def finding_schema() -> dict[str, Any]:
-    """A finding as a manifest records it: its file as ``path`` (its own serializer)."""
+def finding_schema() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A finding as a manifest records it (its file as ``path``: its own serializer), and
+    the ``$defs`` it refers to."""
     read = Finding.model_json_schema(mode="validation", schema_generator=OutputSchema)
     fields = read["properties"]
     return {
@@ -105,7 +109,7 @@ def finding_schema() -> dict[str, Any]:
         "required": ["code", "severity", "message", "path", "tensor"],
         "title": "Finding",
         "type": "object",
-    }
+    }, read.get("$defs", {})
 
 
 def with_defs(schema: dict[str, Any], *models: type[BaseModel]) -> dict[str, Any]:

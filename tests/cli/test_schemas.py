@@ -66,6 +66,27 @@ def test_each_is_a_draft_2020_12_schema_shipped_as_package_data(name: str) -> No
     assert '[tool.setuptools.package-data]\nmodelsign = ["schemas/*.json"]' in pyproject
 
 
+def _refs(node: object) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return own + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_reference_resolves_and_no_object_is_left_open(name: str) -> None:
+    """A dangling ``$ref`` fails only the instances that reach it; an open object checks nothing."""
+    loaded = schema(name)
+    defs = loaded.get("$defs", {})
+    for ref in _refs(loaded):
+        assert ref.startswith("#/$defs/") and ref.removeprefix("#/$defs/") in defs, ref
+    for key, d in defs.items():
+        if d.get("type") == "object" and "properties" not in d:
+            assert "additionalProperties" not in d or d["additionalProperties"] is not True, key
+
+
 def test_the_error_schema_is_to_json() -> None:
     error = VerificationError(
         "2 problems",

@@ -12,15 +12,13 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from typing import Any, ClassVar, Final, Literal
+from typing import Any, Final, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SerializerFunctionWrapHandler,
     ValidationError,
-    model_serializer,
     model_validator,
 )
 
@@ -44,32 +42,23 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _Additive(_Model):
-    """A model with fields added after 0.1: left out of the JSON while they are unset.
+def _added_field(default: Any = None) -> Any:
+    """A field added after 0.1: left out of the JSON while it is unset (None or empty).
 
     A manifest without the new formats then serializes byte for byte as it did,
     so its digest, and every signature over it, stays the same.
     """
-
-    _added: ClassVar[frozenset[str]] = frozenset()
-
-    @model_serializer(mode="wrap")
-    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        out: dict[str, Any] = handler(self)
-        for name in self._added:
-            if out.get(name) in (None, []):
-                out.pop(name, None)
-        return out
+    if default is None:
+        return Field(default=None, exclude_if=lambda v: v is None)
+    return Field(default_factory=default, exclude_if=lambda v: not v)
 
 
-class TensorEntry(_Additive):
+class TensorEntry(_Model):
     """One tensor: where its bytes are and their digest (absent with ``--no-tensors``).
 
     In an archive (a torch checkpoint) ``storage`` names the member that holds
     it; a tensor that is no contiguous range of it has no digest of its own.
     """
-
-    _added: ClassVar[frozenset[str]] = frozenset({"storage"})
 
     name: str
     dtype: str
@@ -77,7 +66,7 @@ class TensorEntry(_Additive):
     offset: int
     length: int
     digest: str | None = None
-    storage: str | None = None
+    storage: str | None = _added_field()
 
 
 class StorageEntry(_Model):
@@ -89,7 +78,7 @@ class StorageEntry(_Model):
     digest: str | None = None
 
 
-class WeightsInfo(_Additive):
+class WeightsInfo(_Model):
     """What a strictly parsed safetensors, GGUF, torch checkpoint, NumPy or Keras file holds.
 
     For a torch checkpoint, ``.npy``/``.npz`` or ``.keras`` archive the header
@@ -97,8 +86,6 @@ class WeightsInfo(_Additive):
     array headers, Keras config), so with the storage digests it vouches for
     the whole file.
     """
-
-    _added: ClassVar[frozenset[str]] = frozenset({"storages"})
 
     format: Literal["safetensors", "gguf", "pytorch", "onnx", "numpy", "keras"]
     header_size: int
@@ -114,7 +101,7 @@ class WeightsInfo(_Additive):
     kv_digest: str | None = None
     chat_template_digest: str | None = None
     padding: list[list[int]] = Field(default_factory=list)
-    storages: list[StorageEntry] = Field(default_factory=list)
+    storages: list[StorageEntry] = _added_field(list)
 
 
 class FileEntry(_Model):

@@ -126,10 +126,7 @@ def file_entry(d: FileDigests) -> tuple[FileEntry, list[Finding]]:
     weights = None
     if d.layout is not None:
         weights = weights_info(d)
-        findings += [
-            f if f.path is not None else f.model_copy(update={"path": d.file.path})
-            for f in d.layout.findings
-        ]
+        findings += d.layout.findings  # every reader names the file in its findings
         if d.layout.chat_template is not None:
             flags.append("chat-template")
     if d.format == "pickle":

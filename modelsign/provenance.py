@@ -19,12 +19,12 @@ from pydantic import BaseModel, ConfigDict
 
 from ._internal._atomic import write_atomic
 from ._internal._json import canonical_dumps
-from ._internal.discover import discover
 from ._internal.hashing import TensorHash
 from ._internal.manifest import Manifest, manifest_for_tree
 from ._internal.metadata.provenance import Builder, Provenance, SourceRepo
 from ._internal.signature.bundle import read_bundle, read_signature_file
-from ._internal.signature.location import SIDECAR_FILES, signature_location
+from ._internal.signature.location import signature_location
+from ._internal.signature.own import model_tree
 from ._internal.signature.signers import Signer
 from ._internal.signature.statement import STATEMENT_TYPE, strict_json
 from ._internal.signature.verifiers import SignerInfo, Verifier
@@ -222,12 +222,17 @@ def attest_provenance(
     env: Mapping[str, str] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> AttestResult:
-    """Build, sign and write the SLSA provenance of ``model``."""
-    out = os.fspath(output) if output is not None else default_provenance_path(model)
+    """Build, sign and write the SLSA provenance of ``model``.
+
+    Its files are the ones ``sign`` signs (modelsign's own left out by the same
+    rule), so the attestation's subjects are the signed files.
+    """
+    loc = signature_location(model, legacy=False)
+    out = os.fspath(output) if output is not None else loc.provenance
     if os.path.lexists(out) and not force:
         raise InputError("provenance exists; pass --force", code=Code.OUTPUT_EXISTS, path=out)
-    exclude = list(SIDECAR_FILES) if os.path.isdir(model) else []
-    tree = discover(model, ignore=ignore, exclude=exclude, allow_symlinks=allow_symlinks)
+    sidecars = loc.names_inside(loc.signature, loc.claims, loc.provenance, out)
+    tree, _own = model_tree(model, ignore=ignore, allow_symlinks=allow_symlinks, sidecars=sidecars)
     manifest = manifest_for_tree(
         tree, tensor_hash=tensor_hash, source=source, parents=parents, env=env, progress=progress
     )

@@ -265,3 +265,15 @@ def test_a_key_signature_builder_is_self_reported(tiny_model: Path, tmp_path: Pa
     rule = next(r for r in e.value.result.policy.rules if r.rule == "provenance")
     assert rule.status == "fail" and any("self-reported" in x for x in rule.reasons)
     assert "self-reported" in explain(policy)
+
+
+def test_provenance_leaves_out_what_sign_leaves_out(tiny_model: Path) -> None:
+    # A file of the folder signed on its own: its signature and claims are modelsign's
+    # own, signed by neither the folder's signature nor its provenance.
+    one = sorted(tiny_model.glob("*.safetensors"))[0]
+    sign(one, signer=SIGNER, env={})
+    signed = sign(tiny_model, signer=SIGNER, env={})
+    res = attest_provenance(tiny_model, signer=SIGNER, env={})
+    assert res.manifest.digest() == signed.manifest.digest()
+    r = verify(tiny_model, verifier=VERIFIER, provenance=True)
+    assert r.provenance is not None

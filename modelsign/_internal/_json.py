@@ -86,7 +86,9 @@ def encodable(text: str) -> bool:
     return True
 
 
-_SAFE_INT = 2**53 - 1  # RFC 8785 numbers are IEEE doubles: larger integers are refused
+#: The largest integer magnitude RFC 8785 encodes exactly (its numbers are IEEE doubles):
+#: larger integers are refused, or kept as text by the readers of untrusted metadata.
+SAFE_INT = 2**53 - 1
 
 
 def _plain(value: object) -> bool:
@@ -109,7 +111,7 @@ def _plain(value: object) -> bool:
             if kind is str or v is None or kind is bool:
                 continue
             if kind is int:
-                if v > _SAFE_INT or v < -_SAFE_INT:  # type: ignore[operator]
+                if v > SAFE_INT or v < -SAFE_INT:  # type: ignore[operator]
                     return False
             elif kind is list or kind is dict:
                 push(v)
@@ -120,7 +122,7 @@ def _plain(value: object) -> bool:
 
 def _bad_number(x: object) -> str | None:
     kind = type(x)
-    if kind is int and not -_SAFE_INT <= x <= _SAFE_INT:  # type: ignore[operator]
+    if kind is int and not -SAFE_INT <= x <= SAFE_INT:  # type: ignore[operator]
         return f"integer {x} is beyond ±(2**53 - 1)"
     if kind is float and not math.isfinite(x):  # type: ignore[arg-type]
         return f"number {x} is not finite"
@@ -138,7 +140,7 @@ def out_of_domain(value: object) -> str | None:
     """
     stack: list[Any] = [value]
     pop, extend = stack.pop, stack.extend
-    lo, hi = -_SAFE_INT, _SAFE_INT
+    lo, hi = -SAFE_INT, SAFE_INT
     while stack:
         x = pop()
         kind = type(x)

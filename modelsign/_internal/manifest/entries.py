@@ -66,7 +66,6 @@ def pickle_findings(d: FileDigests) -> tuple[list[str], list[Finding]]:
     ``safe-state-dict`` is positive evidence — every pickle analysed, only
     allowlisted globals, no TorchScript — never the mere absence of findings.
     """
-    _refuse_bad_crc(d)
     scan = d.pickle_scan
     members = f" (pickle members: {', '.join(d.pickle_members)})" if d.pickle_members else ""
     safe = scan is not None and scan.pickles > 0 and scan.verdict == "safe"
@@ -127,10 +126,7 @@ def file_entry(d: FileDigests) -> tuple[FileEntry, list[Finding]]:
     weights = None
     if d.layout is not None:
         weights = weights_info(d)
-        findings += [
-            f if f.path is not None else f.model_copy(update={"path": d.file.path})
-            for f in d.layout.findings
-        ]
+        findings += d.layout.findings  # every reader names the file in its findings
         if d.layout.chat_template is not None:
             flags.append("chat-template")
     if d.format == "pickle":

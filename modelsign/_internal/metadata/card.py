@@ -16,6 +16,7 @@ import math
 import yaml
 
 from ...codes import Code
+from .._json import SAFE_INT
 from ..findings import Finding
 
 __all__ = ["parse_model_card"]
@@ -24,8 +25,6 @@ __all__ = ["parse_model_card"]
 # describe an exponentially large (or self-referencing) tree.
 _MAX_NODES = 100_000
 _MAX_DEPTH = 64
-# Integers beyond this are not exactly representable in I-JSON / RFC 8785.
-_MAX_SAFE_INT = 2**53 - 1
 
 
 class _CardError(Exception):
@@ -47,7 +46,7 @@ class _Converter:
         if value is None or isinstance(value, (bool, str)):
             return value
         if isinstance(value, int):
-            return value if abs(value) <= _MAX_SAFE_INT else str(value)
+            return value if abs(value) <= SAFE_INT else str(value)
         if isinstance(value, float):
             # NaN and infinities have no JSON form; keep YAML's spelling as text.
             if math.isnan(value):

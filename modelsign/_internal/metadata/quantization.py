@@ -17,6 +17,7 @@ import gguf
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from ...codes import Code
+from .._json import SAFE_INT
 from ..findings import Finding
 from ..formats.layout import WeightLayout
 
@@ -45,7 +46,6 @@ _QUANTIZED_DTYPES = frozenset({"F4", "I8", "U8"})
 # quant_method values whose bit width is implied by the method itself.
 _IMPLIED_BITS: dict[str, int] = {"fp8": 8, "fbgemm_fp8": 8, "eetq": 8, "mxfp4": 4}
 _FORMAT_KEYS = ("format", "checkpoint_format")
-_MAX_SAFE_INT = 2**53 - 1
 
 
 def _round(value: float) -> float:
@@ -247,7 +247,7 @@ def _scalar(value: object) -> tuple[bool, Scalar]:
         return True, value
     if isinstance(value, int):
         # Beyond 2**53 an integer has no exact canonical-JSON form.
-        return True, value if abs(value) <= _MAX_SAFE_INT else str(value)
+        return True, value if abs(value) <= SAFE_INT else str(value)
     if isinstance(value, float):
         return (True, _round(value)) if math.isfinite(value) else (True, str(value))
     return False, None

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .._internal._atomic import write_atomic
+from .._internal._text import plural
 from . import cli
-from ._inventory_table import BLOCKED, Row, plural, print_table, terminal_width, wrap_units
+from ._inventory_table import BLOCKED, Row, print_table, terminal_width, wrap_units
 from ._options import progress_bar, refuse_existing
 from ._trust_options import TrustOptions, trust_options
 from .inspect import human_size

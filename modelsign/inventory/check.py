@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from .._internal._atomic import size_mismatch
+from .._internal._text import plural
 from .._internal.check.compare import Problem
 from .._internal.discover import describe_mode
 from .._internal.hashing import PEEK_WHOLE, pread_all, stream_digest
@@ -25,7 +26,7 @@ from ..codes import Category, Code
 from ..errors import ModelsignError, VerificationError
 from ..policy import Policy, PolicyReport, RuleResult
 from ..verify import VerificationResult, verify_model
-from .jobs import Prepared, Unreadable, count, describe
+from .jobs import Prepared, Unreadable, describe
 from .report import Checked
 
 #: Files up to this size are read whole (the header reader's first block), so hashed.
@@ -199,7 +200,7 @@ class Checker:
             if addr.size is not None:
                 sized += 1
                 if f.size != addr.size:
-                    found = count(f.size, "byte")
+                    found = plural(f.size, "byte")
                     tampered.append(
                         f"{name}: {addr.label} is {found}; the store's manifest says {addr.size}"
                     )

@@ -243,7 +243,7 @@ def _reasons(policy: Policy, rule: RuleName, ev: _Evidence) -> Sequence[_Reason]
             ]
         return reasons
     if rule == "identity":
-        return _identity(policy, ev.coverage_manifest, ev.signer, ev.release, ev.now)
+        return _identity(policy, ev.coverage_manifest, ev.signer, ev.release)
     if ev.manifest is None:
         return [_no_manifest(ev.signature_problems)]
     files = {**(ev.ignored_files or {}), **ev.unsigned_files} if rule == "formats" else ev.judged
@@ -416,11 +416,7 @@ def _coverage(
 
 
 def _identity(
-    policy: Policy,
-    signed: Manifest | None,
-    signer: SignerInfo | None,
-    release: str | None,
-    now: datetime,
+    policy: Policy, signed: Manifest | None, signer: SignerInfo | None, release: str | None
 ) -> list[str]:
     """The identity pins, judged on the trusted signed manifest only (never the disk)."""
     spec = policy.identity

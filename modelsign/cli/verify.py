@@ -169,7 +169,7 @@ def _verified(r: VerificationResult, who: str) -> list[str]:
 
 def _failed(r: VerificationResult, who: str) -> list[str]:
     errors = r.errors
-    failed = [x.rule for x in r.policy.rules if x.status == "fail"] if r.policy else []
+    failed = [x.rule for x in r.policy.failed] if r.policy else []
     why = [plural(len(errors), "problem")] if errors or not failed else []
     rules = "policy rule" if len(failed) == 1 else "policy rules"
     why += [f"{rules} failed: {', '.join(failed)}"] if failed else []

@@ -303,7 +303,7 @@ class Checker:
             signer += " (not verified)"
         compared = result.subject is not None
         report = result.policy
-        failed = [r for r in report.rules if r.status == "fail"] if report else []
+        failed = report.failed if report else []
         if content:
             return SignatureOutcome("tampered", _problem_text(content), signer, compared, report)
         if trust:

@@ -87,8 +87,13 @@ class PolicyReport(BaseModel):
     rules: list[RuleResult]
 
     @property
+    def failed(self) -> list[RuleResult]:
+        """The rules that failed (enforced, and not met)."""
+        return [r for r in self.rules if r.status == "fail"]
+
+    @property
     def blocked(self) -> bool:
-        return any(r.status == "fail" for r in self.rules)
+        return bool(self.failed)
 
 
 # -- what the formats rule sees ---------------------------------------------------

@@ -137,17 +137,23 @@ def error_schema() -> dict[str, Any]:
         "problems": {"type": "array", "items": {"$ref": "#/$defs/Issue"}},
     }
     assert list(properties) == keys, f"to_json() writes {keys}: update error_schema()"
-    schema = {
-        "title": ERROR_KIND,
-        "description": "A failure of any modelsign command run with --json: its stable code, "
-        "the file and tensor it concerns, expected and actual values, and every problem a "
-        "verification found.",
+    description = (
+        "A failure of any modelsign command run with --json: its stable code, the file and "
+        "tensor it concerns, expected and actual values, and every problem a verification found."
+    )
+    return with_defs(closed_object(ERROR_KIND, description, properties), Issue)
+
+
+def closed_object(title: str, description: str, properties: dict[str, Any]) -> dict[str, Any]:
+    """An object with exactly ``properties``, every one of them required."""
+    return {
+        "title": title,
+        "description": description,
         "type": "object",
         "properties": properties,
-        "required": keys,
+        "required": list(properties),
         "additionalProperties": False,
     }
-    return with_defs(schema, Issue)
 
 
 def result_schema(
@@ -160,14 +166,7 @@ def result_schema(
     properties = {"kind": {"const": kind}, "version": {"const": 1}, **properties}
     keys = _keys_written(writer)
     assert sorted(properties) == keys, f"{writer.__name__}() writes {keys}: update its schema"
-    return {
-        "title": kind,
-        "description": description,
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-    }
+    return closed_object(kind, description, properties)
 
 
 def _keys_written(writer: Callable[..., Any]) -> list[str]:
@@ -282,15 +281,10 @@ def watch_event_schema() -> dict[str, Any]:
     }
     keys = list(Event.__annotations__)
     assert list(properties) == keys, f"Event has {keys}: update watch_event_schema()"
-    schema = {
-        "title": "modelsign watch event",
-        "description": "One line of modelsign watch: a transition of one model.",
-        "type": "object",
-        "properties": properties,
-        "required": keys,
-        "additionalProperties": False,
-    }
-    return with_defs(schema, Issue, SignerInfo)
+    description = "One line of modelsign watch: a transition of one model."
+    return with_defs(
+        closed_object("modelsign watch event", description, properties), Issue, SignerInfo
+    )
 
 
 def titled(model: type[BaseModel], title: str) -> dict[str, Any]:

@@ -34,11 +34,6 @@ REASON_INDENT: Final = 4
 BLOCKED: Final = "✗"
 
 
-def plural(n: int, word: str) -> str:
-    """``1 model``, ``2 models``."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def terminal_width() -> int | None:
     """``COLUMNS``, else the terminal's width; None for a pipe or a file (no limit)."""
     columns = os.environ.get("COLUMNS", "")

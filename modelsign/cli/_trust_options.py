@@ -88,6 +88,19 @@ class TrustOptions:
     offline: bool
     staging: bool
 
+    def resolve(
+        self, policy_file: str | None, *, required: bool = True
+    ) -> tuple[Policy | None, Verifier | None]:
+        """The policy and the caller's verifier, in the order every command checks them.
+
+        The options are checked before the policy is read, and both before any trust
+        material is loaded (which may go online); ``required``: see :meth:`refuse_ambiguous`.
+        """
+        self.refuse_stray()
+        policy = Policy.load(policy_file) if policy_file else None
+        self.refuse_ambiguous(policy, required=required)
+        return policy, self.verifier()
+
     @property
     def sigstore(self) -> bool:
         return bool(self.identity or self.identity_regex or self.issuer)

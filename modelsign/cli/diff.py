@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import click
 
+from .._internal._text import plural
 from ..diff import Change, DiffSide, ModelDiff, diff_models
 from . import cli
 from ._options import model_options, progress_bar
@@ -23,9 +24,8 @@ def _printable(text: str) -> str:
 def _side(label: str, s: DiffSide) -> str:
     kind = s.kind
     where = s.path if s.path is not None else s.name
-    files = f"{s.files} file{'' if s.files == 1 else 's'}"
-    tensors = f"{s.tensors} tensor{'' if s.tensors == 1 else 's'}"
-    text = f"{label}: {where} ({kind} {s.name!r}: {files}, {tensors}"
+    counts = f"{plural(s.files, 'file')}, {plural(s.tensors, 'tensor')}"
+    text = f"{label}: {where} ({kind} {s.name!r}: {counts}"
     if s.signer is not None:
         text += f"; signed by {s.signer.describe()}, unverified"
     return text + ")"

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .._internal._atomic import write_atomic
+from .._internal._text import plural
 from . import cli
-from ._inventory_table import BLOCKED, Row, plural, print_table, terminal_width, wrap_units
+from ._inventory_table import BLOCKED, Row, print_table, terminal_width, wrap_units
 from ._options import progress_bar, refuse_existing
 from ._trust_options import TrustOptions, trust_options
 from .inspect import human_size
@@ -167,18 +168,13 @@ def inventory_cmd(
     that does not exist, a policy or key that cannot be read).
     """
     from ..inventory import scan
-    from ..policy import Policy
 
     if as_json and bom_out:
         raise click.UsageError("give --json or --cyclonedx, not both")
     if no_default_stores and not roots:
         raise click.UsageError("nothing to scan: give a ROOT, or leave out --no-default-stores")
     refuse_existing(bom_out, force)
-    how = TrustOptions(**trust)
-    how.refuse_stray()
-    policy = Policy.load(policy_file) if policy_file else None
-    how.refuse_ambiguous(policy, required=False)
-    verifier = how.verifier()
+    policy, verifier = TrustOptions(**trust).resolve(policy_file, required=False)
     with progress_bar(True, "scanning models", counting=True) as progress:
         inventory = scan(
             roots,

@@ -14,6 +14,7 @@ from ..codes import Code
 from ..errors import ModelsignError
 from ..issues import Issue
 from ..policy import Policy, explain
+from ..policy.loading import field_text
 from ..policy.schema import LineOf, read_policy
 from . import cli
 
@@ -93,9 +94,7 @@ def policy_check_json(policy_file: str, policy: Policy) -> dict[str, Any]:
 
 def _field_text(problem: TrustFileError, line_of: LineOf) -> str:
     """``field signers.keys.1.file (line 6)``."""
-    name = ".".join(str(part) for part in problem.field)
-    line = line_of(problem.field)
-    return f"field {name}" + (f" (line {line})" if line is not None else "")
+    return field_text(problem.field, line_of(problem.field))
 
 
 def _problem_text(policy_file: str, problem: TrustFileError, line_of: LineOf) -> str:

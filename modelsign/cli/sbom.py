@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from datetime import datetime, timezone
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
     from ..sbom import Origin
 
 _CARD = "README.md"
-_CARD_LIMIT = 4 << 20  # what the manifest builder parses (hashing.CAPTURE_LIMIT)
 _JSON_LIMIT = 256 << 20  # a manifest or signature of a very large model still fits
 
 
@@ -63,32 +61,12 @@ def _json_kind(data: bytes) -> str | None:
     return None
 
 
-def _card(real: dict[str, str], m: Manifest) -> dict[str, object] | None:
-    """The model card's front matter, from the bytes the manifest recorded."""
-    from .._internal.metadata.card import parse_model_card
-
-    entry = m.file(_CARD)
-    if entry is None or entry.size > _CARD_LIMIT or _CARD not in real:
-        return None
-    try:
-        with open_regular(real[_CARD]) as fh:  # a FIFO swapped in: not read, never a hang
-            data = fh.read(_CARD_LIMIT + 1)
-    except OSError:
-        data = b""  # gone or not a file: no card, as below
-    if hashlib.sha256(data).hexdigest() != entry.sha256:
-        click.echo(
-            f"warning: {_CARD} changed while it was read; its card data is left out", err=True
-        )
-        return None
-    card, _ = parse_model_card(data, _CARD)
-    return card
-
-
 def load_target(
     target: str, ignore: tuple[str, ...], allow_symlinks: bool
-) -> tuple[Manifest, dict[str, str], Origin]:
-    """TARGET's manifest, where each of its files is on disk (a model's only) and its origin."""
-    from .._internal.manifest import manifest_for_tree, parse_manifest
+) -> tuple[Manifest, bytes | None, Origin]:
+    """TARGET's manifest, its model card's bytes as hashed (a model's only) and its origin."""
+    from .._internal.manifest import parse_manifest
+    from .._internal.manifest.build import hash_tree, manifest_from_digests
     from .._internal.signature.own import model_tree
     from ..sbom import signature_manifest
 
@@ -96,15 +74,18 @@ def load_target(
     if data is not None:
         kind = _json_kind(data)
         if kind == "manifest":
-            return parse_manifest(data, target), {}, "manifest"
+            return parse_manifest(data, target), None, "manifest"
         if kind == "signature":
-            return signature_manifest(data, target), {}, "signature"
+            return signature_manifest(data, target), None, "signature"
     # modelsign's own signatures are never part of a model: the manifest (and
     # its digest) of a signed model is the one `sign` made.
     tree, _ = model_tree(target, ignore=ignore, allow_symlinks=allow_symlinks)
     with progress_bar(True, "hashing") as progress:
-        m = manifest_for_tree(tree, progress=progress)
-    return m, {f.path: f.real for f in tree.files}, "model"
+        digests = hash_tree(tree, tensor_hash="blake3", progress=progress)
+    m = manifest_from_digests(tree, digests, tensor_hash="blake3")
+    # The card's bytes were captured as they were hashed: never read a second time.
+    card = next((d.captured for d in digests if d.file.path == _CARD), None)
+    return m, card, "model"
 
 
 def build_time() -> datetime:
@@ -148,11 +129,12 @@ def sbom_cmd(
     licence, source repository, base models, model card data; formats, tensor
     counts, weights digest, quantization and findings as modelsign: properties.
     """
+    from .._internal.metadata.card import parse_model_card
     from ..sbom import ml_bom_json
 
     refuse_existing(output, force)
-    m, real, origin = load_target(model, ignore, allow_symlinks)
-    card = _card(real, m)
+    m, card_bytes, origin = load_target(model, ignore, allow_symlinks)
+    card = parse_model_card(card_bytes, _CARD)[0] if card_bytes is not None else None
     if origin == "signature":
         click.echo(
             "warning: the signature was not verified; the BOM says so "

@@ -10,7 +10,6 @@ import click
 
 from .._internal._text import plural
 from ..errors import VerificationError
-from ..policy import Policy
 from ..verify import VerificationResult, verify
 from . import cli
 from ._options import progress_bar
@@ -83,11 +82,7 @@ def verify_cmd(
     optional GitHub workflow claims. Exit codes: 0 verified, 1 verification
     failed, 2 usage or input error.
     """
-    how = TrustOptions(**trust)
-    how.refuse_stray()
-    policy = Policy.load(policy_file) if policy_file else None
-    how.refuse_ambiguous(policy)
-    verifier = how.verifier()
+    policy, verifier = TrustOptions(**trust).resolve(policy_file)
     try:
         with progress_bar(not as_json, "verifying") as progress:
             result = verify(
@@ -169,7 +164,7 @@ def _verified(r: VerificationResult, who: str) -> list[str]:
 
 def _failed(r: VerificationResult, who: str) -> list[str]:
     errors = r.errors
-    failed = [x.rule for x in r.policy.rules if x.status == "fail"] if r.policy else []
+    failed = [x.rule for x in r.policy.failed] if r.policy else []
     why = [plural(len(errors), "problem")] if errors or not failed else []
     rules = "policy rule" if len(failed) == 1 else "policy rules"
     why += [f"{rules} failed: {', '.join(failed)}"] if failed else []

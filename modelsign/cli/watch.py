@@ -12,7 +12,6 @@ from typing import Any
 
 import click
 
-from ..policy import Policy
 from ..watch import ON_CHANGE_TIMEOUT, Event, command_hook, watch
 from . import cli
 from ._report import json_option
@@ -81,11 +80,7 @@ def watch_cmd(
     1 when the monitor itself fails (its output closed); 2 for a usage or
     configuration error.
     """
-    how = TrustOptions(**trust)
-    how.refuse_stray()
-    policy = Policy.load(policy_path) if policy_path else None
-    how.refuse_ambiguous(policy)
-    verifier = how.verifier()
+    policy, verifier = TrustOptions(**trust).resolve(policy_path)
     hook = (
         command_hook(on_change, on_error=lambda msg: click.echo(f"warning: {msg}", err=True))
         if on_change is not None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from .._internal._atomic import size_mismatch
+from .._internal._text import plural
 from .._internal.check.compare import Problem
 from .._internal.discover import describe_mode
 from .._internal.hashing import PEEK_WHOLE, pread_all, stream_digest
@@ -25,7 +26,7 @@ from ..codes import Category, Code
 from ..errors import ModelsignError, VerificationError
 from ..policy import Policy, PolicyReport, RuleResult
 from ..verify import VerificationResult, verify_model
-from .jobs import Prepared, Unreadable, count, describe
+from .jobs import Prepared, Unreadable, describe
 from .report import Checked
 
 #: Files up to this size are read whole (the header reader's first block), so hashed.
@@ -199,7 +200,7 @@ class Checker:
             if addr.size is not None:
                 sized += 1
                 if f.size != addr.size:
-                    found = count(f.size, "byte")
+                    found = plural(f.size, "byte")
                     tampered.append(
                         f"{name}: {addr.label} is {found}; the store's manifest says {addr.size}"
                     )
@@ -241,10 +242,10 @@ class Checker:
         assert prep.signature is not None
         policy = self.policy
         if self.verifier is not None or (policy is not None and policy.signers is not None):
-            result = self._run_verify(prep, policy, known, trusted=True)
-            outcome = self._classify(result, policy, trusted=True)
+            result = self._run_verify(prep, known, trusted=True)
+            outcome = self._classify(result, trusted=True)
             if outcome.status == "signed-untrusted" and not outcome.compared and self.verify:
-                content = self._classify(self._run_verify(prep, None, known), None)
+                content = self._classify(self._run_verify(prep, known))
                 if content.status == "tampered":
                     content.report = outcome.report
                     content.signer = outcome.signer
@@ -260,7 +261,7 @@ class Checker:
             else "no policy gives trusted signers"
         )
         if self.verify:
-            outcome = self._classify(self._run_verify(prep, None, known), None)
+            outcome = self._classify(self._run_verify(prep, known))
             if outcome.status == "verified":  # content matches, but nobody vouches for it
                 outcome.status = "signed-untrusted"
                 outcome.reason = f"the content matches the signature, but {why}"
@@ -273,35 +274,24 @@ class Checker:
         )
 
     def _run_verify(
-        self,
-        prep: Prepared,
-        policy: Policy | None,
-        known: dict[tuple[int, int], str],
-        *,
-        trusted: bool = False,
+        self, prep: Prepared, known: dict[tuple[int, int], str], *, trusted: bool = False
     ) -> VerificationResult:
         """verify() with the caller's and the policy's trust, or (untrusted) any signer's.
 
         A failure is reported in the result, not raised: the status weighs it.
         """
-        target, sig = prep.target, prep.signature
-        if not trusted:
-            verifier: Verifier = _AnySigner()
-            return verify_model(
-                target, verifier=verifier, signature=sig, on_failure="report", known_sha256=known
-            )
         return verify_model(
-            target,
-            verifier=self.verifier,
-            policy=policy,
-            signature=sig,
+            prep.target,
+            verifier=self.verifier if trusted else _AnySigner(),
+            policy=self.policy if trusted else None,
+            signature=prep.signature,
             on_failure="report",
             known_sha256=known,
         )
 
-    def _classify(
-        self, result: VerificationResult, policy: Policy | None, *, trusted: bool = False
-    ) -> SignatureOutcome:
+    def _classify(self, result: VerificationResult, *, trusted: bool = False) -> SignatureOutcome:
+        """The outcome of a verification: with the policy (``trusted``), or of content only."""
+        policy = self.policy if trusted else None
         problems = [p for p in result.problems if p.severity != "info"]
         if policy is not None and policy.coverage is not None:
             # Unsigned extra files are the coverage rule's to judge.
@@ -313,7 +303,7 @@ class Checker:
             signer += " (not verified)"
         compared = result.subject is not None
         report = result.policy
-        failed = [r for r in report.rules if r.status == "fail"] if report else []
+        failed = report.failed if report else []
         if content:
             return SignatureOutcome("tampered", _problem_text(content), signer, compared, report)
         if trust:

@@ -7,6 +7,7 @@ import os
 import re
 from typing import Final
 
+from .._internal._text import plural
 from .._internal.discover import discover
 from .._internal.metadata.provenance import SourceRepo
 from .._internal.signature.location import signature_location
@@ -17,7 +18,6 @@ from .jobs import (
     Jobs,
     Prepared,
     Unreadable,
-    count,
     os_reason,
     read_small,
     walk_tree,
@@ -70,7 +70,8 @@ def scan_hf(jobs: Jobs, cache: str) -> None:
         repo_dir = os.path.dirname(os.path.dirname(str(inc.file_path)))
         if os.path.basename(repo_dir).startswith("models--"):
             rel = os.path.relpath(str(inc.file_path), repo_dir)
-            incomplete.setdefault(repo_dir, []).append(f"{rel} ({count(inc.size_on_disk, 'byte')})")
+            size = plural(inc.size_on_disk, "byte")
+            incomplete.setdefault(repo_dir, []).append(f"{rel} ({size})")
     for repo_dir, parts in sorted(incomplete.items()):
         jobs.broken(
             repo_id_of(repo_dir) + " (download incomplete)",

@@ -79,11 +79,6 @@ def describe(exc: ModelsignError) -> str:
     return text
 
 
-def count(n: int, word: str) -> str:
-    """``1 byte``, ``2 bytes``: a number and its noun, in the plural unless it is one."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def os_reason(exc: OSError) -> str:
     where = f": {exc.filename}" if exc.filename else ""
     return f"{exc.strerror or exc.__class__.__name__}{where}"

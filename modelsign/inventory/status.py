@@ -100,7 +100,7 @@ class Judge:
                 verifier_given=self.verifier is not None,
             )
         if status == "unsigned" and report is not None and report.blocked:
-            reason = "policy: " + rules_text([r for r in report.rules if r.status == "fail"])
+            reason = "policy: " + rules_text(report.failed)
 
         signer = outcome.signer if outcome is not None else None
         untrusted = outcome is not None and outcome.status in ("signed-untrusted", "tampered")

@@ -149,17 +149,19 @@ def _yaml_error(exc: yaml.YAMLError, where: str) -> InputError:
     return InputError(f"{what}{at}: {problem}", code=Code.POLICY_INVALID, path=where)
 
 
+def field_text(loc: Sequence[int | str], line: int | None) -> str:
+    """``field signers.keys.1.file (line 6)``: a field by its dotted name, and its line."""
+    name = ".".join(str(x) for x in loc) or "(top level)"
+    return f"field {name}" + (f" (line {line})" if line is not None else "")
+
+
 def field_error(root: yaml.Node | None, exc: ValidationError, where: str) -> InputError:
     """The first validation error, as the field's dotted name, its line and the problem."""
     err = exc.errors()[0]
     loc = [x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-"))]
-    field_name = ".".join(str(x) for x in loc) or "(top level)"
-    line = line_of(root, loc)
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown field"
     return InputError(
-        f"field {field_name}{f' (line {line})' if line else ''}: {msg}",
-        code=Code.POLICY_INVALID,
-        path=where,
+        f"{field_text(loc, line_of(root, loc))}: {msg}", code=Code.POLICY_INVALID, path=where
     )

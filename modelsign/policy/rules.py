@@ -87,8 +87,13 @@ class PolicyReport(BaseModel):
     rules: list[RuleResult]
 
     @property
+    def failed(self) -> list[RuleResult]:
+        """The rules that failed (enforced, and not met)."""
+        return [r for r in self.rules if r.status == "fail"]
+
+    @property
     def blocked(self) -> bool:
-        return any(r.status == "fail" for r in self.rules)
+        return bool(self.failed)
 
 
 # -- what the formats rule sees ---------------------------------------------------
@@ -243,7 +248,7 @@ def _reasons(policy: Policy, rule: RuleName, ev: _Evidence) -> Sequence[_Reason]
             ]
         return reasons
     if rule == "identity":
-        return _identity(policy, ev.coverage_manifest, ev.signer, ev.release, ev.now)
+        return _identity(policy, ev.coverage_manifest, ev.signer, ev.release)
     if ev.manifest is None:
         return [_no_manifest(ev.signature_problems)]
     files = {**(ev.ignored_files or {}), **ev.unsigned_files} if rule == "formats" else ev.judged
@@ -416,11 +421,7 @@ def _coverage(
 
 
 def _identity(
-    policy: Policy,
-    signed: Manifest | None,
-    signer: SignerInfo | None,
-    release: str | None,
-    now: datetime,
+    policy: Policy, signed: Manifest | None, signer: SignerInfo | None, release: str | None
 ) -> list[str]:
     """The identity pins, judged on the trusted signed manifest only (never the disk)."""
     spec = policy.identity

@@ -477,7 +477,7 @@ def _findings(
     if isinstance(result, VerificationResult):
         rules: list[str] = []
         if result.policy is not None:
-            rules = [r.rule for r in result.policy.rules if r.status == "fail"]
+            rules = [r.rule for r in result.policy.failed]
         signer = result.signer.model_dump(mode="json") if result.signer is not None else None
         return list(result.problems), rules, signer
     if result is not None:

@@ -33,7 +33,7 @@ def test_coverage_requires_tensor_digests(tmp_path: Path, release: KeyPair, mode
     st, gg = build_example(tmp_path / "m")
     key_sign(st, release, tensor_hash=None)
     key_sign(gg, release, tensor_hash=None)
-    verifier = KeyVerifier(release.public)
+    verifier = release.verifier
     policy = rule_policy(tmp_path, "coverage", mode)
     assert_fails(
         st,

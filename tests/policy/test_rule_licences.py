@@ -112,7 +112,7 @@ def test_licences_expressions(
     model = with_card(tmp_path / "m", json.dumps(expression))
     key_sign(model, release)
     policy = rule_policy(tmp_path, "licences", "enforce", **spec)
-    result, err = judge(model, policy, verifier=KeyVerifier(release.public))
+    result, err = judge(model, policy, verifier=release.verifier)
     r = rule_of(result, "licences")
     assert r.reasons == reasons
     assert (r.status, err is None) == (("fail", False) if reasons else ("pass", True))
@@ -122,7 +122,7 @@ def test_licences_expressions(
 def test_licences_required(tmp_path: Path, release: KeyPair, mode: str) -> None:
     model = with_card(tmp_path / "m", None)
     key_sign(model, release)
-    verifier = KeyVerifier(release.public)
+    verifier = release.verifier
     policy = rule_policy(tmp_path, "licences", mode)
     assert_fails(
         model,
@@ -144,7 +144,7 @@ def test_licences_require_agreement(
         tmp_path / "m", "mit", licence_text=(tiny_model / "LICENSE").read_text()
     )  # card MIT, LICENSE Apache
     key_sign(model, release)
-    verifier = KeyVerifier(release.public)
+    verifier = release.verifier
     assert_fails(
         model,
         rule_policy(tmp_path, "licences", mode, require_agreement=True),

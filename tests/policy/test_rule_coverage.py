@@ -1,9 +1,4 @@
-"""The coverage rule: tensor digests required, unsigned files denied, warned about or allowed.
-
-Every rule is exercised with a model that passes it and one that fails it, under
-``enforce`` (the rule fails and :func:`modelsign.verify` raises) and ``warn`` (the rule
-warns and the verdict stays "verified").
-"""
+"""The coverage rule: tensor digests required, unsigned files denied, warned about or allowed."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
 """The formats rule: pickle checkpoints (signed or not), unknown weight-like files, Python code,
 chat templates, allow lists.
-
-Every rule is exercised with a model that passes it and one that fails it, under
-``enforce`` (the rule fails and :func:`modelsign.verify` raises) and ``warn`` (the rule
-warns and the verdict stays "verified").
 """
 
 from __future__ import annotations

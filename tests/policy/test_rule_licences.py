@@ -1,9 +1,4 @@
-"""The licences rule: allow and deny lists, SPDX expressions, required licences and agreements.
-
-Every rule is exercised with a model that passes it and one that fails it, under
-``enforce`` (the rule fails and :func:`modelsign.verify` raises) and ``warn`` (the rule
-warns and the verdict stays "verified").
-"""
+"""The licences rule: allow and deny lists, SPDX expressions, required licences and agreements."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""The provenance rule: source repository and pinned revision, base models, the CI builder.
-
-Every rule is exercised with a model that passes it and one that fails it, under
-``enforce`` (the rule fails and :func:`modelsign.verify` raises) and ``warn`` (the rule
-warns and the verdict stays "verified").
-"""
+"""The provenance rule: source repository and pinned revision, base models, the CI builder."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
 """The signers rule: keys, certificate roots and Sigstore identities a policy trusts, in both modes,
 and how it combines with the verifier a caller gives.
-
-Every rule is exercised with a model that passes it and one that fails it, under
-``enforce`` (the rule fails and :func:`modelsign.verify` raises) and ``warn`` (the rule
-warns and the verdict stays "verified").
 """
 
 from __future__ import annotations

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ from modelsign._internal.manifest.schema import FileEntry, Manifest
 from modelsign.codes import Code
 from modelsign.errors import FormatError
 
-from .formats.test_keras import LAMBDA, WEIGHTS, dense, sequential
+from .formats.test_keras import LAMBDA, WEIGHTS, archive, dense, sequential
 
 
 def entry(m: Manifest, name: str) -> FileEntry:
@@ -110,10 +108,7 @@ def test_object_arrays_are_pickle_files(tmp_path: Path) -> None:
 
 
 def keras_archive(path: Path, *layers: dict[str, Any]) -> None:
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("metadata.json", json.dumps({"keras_version": "3.8.0"}))
-        z.writestr("config.json", json.dumps(sequential(*layers)))
-        z.writestr("model.weights.h5", WEIGHTS)
+    path.write_bytes(archive(sequential(*layers)))
 
 
 def test_keras_files(tmp_path: Path) -> None:

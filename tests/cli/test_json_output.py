@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import errno
 import json
-import queue
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +33,7 @@ from modelsign.watch.events import make_event
 from tests.helpers.json_output import validate
 from tests.helpers.paths import ROOT
 from tests.helpers.signing import KeyPair, flip_byte
+from tests.helpers.watch_cli import cli_watch
 
 TENSOR = "lm_head.weight"
 WEIGHTS = "model.safetensors"
@@ -444,23 +442,8 @@ def test_watch_a_key_gone_by_the_first_round_ends_it(
 
 @pytest.mark.slow
 def test_watch_events_are_json_lines_until_sigint(world: World) -> None:
-    args = [*world.args("watch"), "--interval", "1", "--debounce", "0.1"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modelsign", *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        for line in proc.stdout or ():
-            lines.put(line)
-
-    reader = threading.Thread(target=pump)
-    reader.start()
-    try:
+    args = [*world.args("watch")[1:], "--interval", "1", "--debounce", "0.1"]  # less "watch"
+    with cli_watch(*map(str, args)) as (proc, lines):
         first = json.loads(lines.get(timeout=20))
         validate(first, "watch-event")
         assert (first["event"], first["verdict"]) == ("verified", "verified")
@@ -474,11 +457,6 @@ def test_watch_events_are_json_lines_until_sigint(world: World) -> None:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
         assert proc.returncode == 0, err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
-        reader.join()
     assert lines.empty()  # nothing after the events: stopping is no error
 
 

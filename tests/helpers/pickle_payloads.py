@@ -1,4 +1,5 @@
-"""Hand-written pickle opcodes and containers for the pickle corpus (``pickle_corpus.py``).
+"""Hand-written pickle opcodes and containers (ZIP archives, torch checkpoints) for the
+pickle corpus (``pickle_corpus.py``) and the pickle and ZIP reader tests.
 
 Nothing here unpickles anything: malicious streams are only ever written to disk.
 """
@@ -96,10 +97,7 @@ def benign_data_pkl(*, legacy: bool = False) -> bytes:
 
 
 def write_zip(path: Path, members: Mapping[str, bytes], *, deflate: bool = False) -> None:
-    method = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
-    with zipfile.ZipFile(path, "w", method) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
+    path.write_bytes(zip_bytes(members, deflate=deflate))
 
 
 def torch_zip_members(
@@ -118,9 +116,10 @@ def torch_zip_members(
     return members
 
 
-def zip_bytes(members: Mapping[str, bytes]) -> bytes:
+def zip_bytes(members: Mapping[str, bytes], *, deflate: bool = False) -> bytes:
+    """A ZIP archive of ``members`` in order, stored (or all deflated)."""
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED) as zf:
         for name, data in members.items():
             zf.writestr(name, data)
     return buf.getvalue()

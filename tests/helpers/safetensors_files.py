@@ -55,7 +55,7 @@ def torch_tensor_bytes(t: torch.Tensor) -> bytes:
     """The raw little-endian bytes safetensors stores for ``t`` (any dtype)."""
     import torch
 
-    flat = t.contiguous().reshape(-1)
+    flat = t.detach().contiguous().reshape(-1)
     return flat.view(torch.uint8).numpy().tobytes()
 
 

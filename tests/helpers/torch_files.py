@@ -41,14 +41,6 @@ def state_dict() -> dict[str, torch.Tensor]:
     return sd
 
 
-def raw_bytes(t: torch.Tensor) -> bytes:
-    """A tensor's elements in C order, as safetensors stores them."""
-    t = t.detach().contiguous()
-    if t.dtype == torch.bfloat16:
-        t = t.view(torch.int16)
-    return bytes(t.numpy().tobytes())
-
-
 def read_file(path: Path) -> Checkpoint:
     data = path.read_bytes()
     found = read_checkpoint(lambda n, at: data[at : at + n], len(data), path.name)

@@ -21,15 +21,12 @@ from click.testing import CliRunner
 
 from modelsign import _trust as trust_module
 from modelsign import guard
-from modelsign._internal.signature import keys
-from modelsign._internal.signature.signers import KeySigner
 from modelsign._internal.signature.verifiers import KeyVerifier
 from modelsign.cli import cli
 from modelsign.errors import VerificationError
 from modelsign.inventory import scan
 from modelsign.load import load_safetensors
 from modelsign.policy import Policy
-from modelsign.sign import sign
 from modelsign.verify import verify
 from modelsign.watch import Event, Watcher
 from tests.helpers.signing import KeyPair, MakeKeyPair, flip_byte
@@ -39,40 +36,35 @@ TENSOR = "lm_head.weight"
 
 
 @pytest.fixture(scope="module")
-def k1(keypair: KeyPair) -> keys.PrivateKey:
-    return keypair.private
+def k1(keypair: KeyPair) -> KeyPair:
+    return keypair
 
 
 @pytest.fixture(scope="module")
-def k2(make_keypair: MakeKeyPair) -> keys.PrivateKey:
-    return make_keypair("other").private
+def k2(make_keypair: MakeKeyPair) -> KeyPair:
+    return make_keypair("other")
 
 
-def pem(key: keys.PrivateKey) -> str:
-    return keys.public_key_pem(key.public_key()).decode()
-
-
-def write_policy(path: Path, key: keys.PrivateKey, mode: str) -> Path:
-    doc = {"version": 1, "mode": mode, "signers": {"keys": [{"pem": pem(key)}]}, "formats": {}}
+def write_policy(path: Path, key: KeyPair, mode: str) -> Path:
+    doc = {"version": 1, "mode": mode, "signers": {"keys": [{"pem": key.pem}]}, "formats": {}}
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     return path
 
 
 @pytest.fixture
-def model(tiny_model: Path, k1: keys.PrivateKey) -> Path:
+def model(signed: Path) -> Path:
     """The example model, signed with K1."""
-    sign(tiny_model, signer=KeySigner(k1), env={})
-    return tiny_model
+    return signed
 
 
 @pytest.fixture
-def only_k2(tmp_path: Path, k2: keys.PrivateKey) -> Path:
+def only_k2(tmp_path: Path, k2: KeyPair) -> Path:
     """An enforce-mode policy whose signer list is K2 alone."""
     return write_policy(tmp_path / "only-k2.yaml", k2, "enforce")
 
 
 @pytest.fixture
-def warn_k1(tmp_path: Path, k1: keys.PrivateKey) -> Path:
+def warn_k1(tmp_path: Path, k1: KeyPair) -> Path:
     """A warn-mode (report-only) policy listing K1."""
     return write_policy(tmp_path / "warn.yaml", k1, "warn")
 
@@ -83,10 +75,8 @@ def tampered(model: Path) -> Path:
     return model
 
 
-def cli_verify(model: Path, key: keys.PrivateKey, policy: Path, tmp_path: Path) -> int:
-    pub = tmp_path / "caller.pub"
-    pub.write_text(pem(key))
-    args = ["verify", str(model), "--key", str(pub), "--policy", str(policy), "--json"]
+def cli_verify(model: Path, key: KeyPair, policy: Path) -> int:
+    args = ["verify", str(model), "--key", str(key.pub_path), "--policy", str(policy), "--json"]
     return CliRunner().invoke(cli, args).exit_code
 
 
@@ -128,50 +118,48 @@ def refused(call: Callable[[], object]) -> VerificationError:
 
 
 def test_cli_verify_caller_key_does_not_replace_the_policy_signers(
-    model: Path, k1: keys.PrivateKey, only_k2: Path, tmp_path: Path
+    model: Path, k1: KeyPair, only_k2: Path
 ) -> None:
-    assert cli_verify(model, k1, only_k2, tmp_path) == 1
+    assert cli_verify(model, k1, only_k2) == 1
 
 
 def test_verify_caller_key_does_not_replace_the_policy_signers(
-    model: Path, k1: keys.PrivateKey, only_k2: Path
+    model: Path, k1: KeyPair, only_k2: Path
 ) -> None:
-    err = refused(
-        lambda: verify(model, verifier=KeyVerifier(k1.public_key()), policy=Policy.load(only_k2))
-    )
+    err = refused(lambda: verify(model, verifier=k1.verifier, policy=Policy.load(only_k2)))
     assert err.code == "SIGNER_NOT_TRUSTED"
 
 
 def test_load_safetensors_caller_key_does_not_replace_the_policy_signers(
-    model: Path, k1: keys.PrivateKey, only_k2: Path
+    model: Path, k1: KeyPair, only_k2: Path
 ) -> None:
     policy = Policy.load(only_k2)
-    refused(lambda: load_safetensors(model, verifier=KeyVerifier(k1.public_key()), policy=policy))
+    refused(lambda: load_safetensors(model, verifier=k1.verifier, policy=policy))
 
 
 def test_guard_caller_key_does_not_replace_the_policy_signers(
-    model: Path, k1: keys.PrivateKey, only_k2: Path
+    model: Path, k1: KeyPair, only_k2: Path
 ) -> None:
-    refused(lambda: guarded_load(model / WEIGHTS, only_k2, KeyVerifier(k1.public_key())))
+    refused(lambda: guarded_load(model / WEIGHTS, only_k2, k1.verifier))
 
 
 def test_inventory_caller_key_does_not_replace_the_policy_signers(
-    model: Path, k1: keys.PrivateKey, only_k2: Path
+    model: Path, k1: KeyPair, only_k2: Path
 ) -> None:
     inv = scan(
         [model],
         default_stores=False,
         policy=Policy.load(only_k2),
-        verifier=KeyVerifier(k1.public_key()),
+        verifier=k1.verifier,
     )
     (entry,) = inv.models
     assert entry.status == "signed-untrusted" and entry.blocked and inv.blocked
 
 
 def test_watch_caller_key_does_not_replace_the_policy_signers(
-    model: Path, k1: keys.PrivateKey, only_k2: Path
+    model: Path, k1: KeyPair, only_k2: Path
 ) -> None:
-    event = first_event(model, only_k2, KeyVerifier(k1.public_key()))
+    event = first_event(model, only_k2, k1.verifier)
     assert event["event"] == "tampered" and "signers" in event["failed_rules"]
 
 
@@ -179,54 +167,52 @@ def test_watch_caller_key_does_not_replace_the_policy_signers(
 
 
 def test_cli_verify_warn_policy_does_not_soften_the_caller_key(
-    tampered: Path, k1: keys.PrivateKey, warn_k1: Path, tmp_path: Path
+    tampered: Path, k1: KeyPair, warn_k1: Path
 ) -> None:
-    assert cli_verify(tampered, k1, warn_k1, tmp_path) == 1
+    assert cli_verify(tampered, k1, warn_k1) == 1
 
 
 def test_verify_warn_policy_does_not_soften_the_caller_verifier(
-    tampered: Path, k1: keys.PrivateKey, warn_k1: Path
+    tampered: Path, k1: KeyPair, warn_k1: Path
 ) -> None:
     policy = Policy.load(warn_k1)
-    err = refused(lambda: verify(tampered, verifier=KeyVerifier(k1.public_key()), policy=policy))
+    err = refused(lambda: verify(tampered, verifier=k1.verifier, policy=policy))
     assert err.result is not None
     codes = {(p.code, p.severity) for p in err.result.problems}
     assert ("TENSOR_MODIFIED", "error") in codes
 
 
 def test_load_safetensors_warn_policy_does_not_soften_the_caller_verifier(
-    tampered: Path, k1: keys.PrivateKey, warn_k1: Path
+    tampered: Path, k1: KeyPair, warn_k1: Path
 ) -> None:
     policy = Policy.load(warn_k1)
-    err = refused(
-        lambda: load_safetensors(tampered, verifier=KeyVerifier(k1.public_key()), policy=policy)
-    )
+    err = refused(lambda: load_safetensors(tampered, verifier=k1.verifier, policy=policy))
     assert TENSOR in {p.tensor for p in err.findings}
 
 
 def test_guard_warn_policy_does_not_soften_the_caller_verifier(
-    tampered: Path, k1: keys.PrivateKey, warn_k1: Path
+    tampered: Path, k1: KeyPair, warn_k1: Path
 ) -> None:
-    refused(lambda: guarded_load(tampered / WEIGHTS, warn_k1, KeyVerifier(k1.public_key())))
+    refused(lambda: guarded_load(tampered / WEIGHTS, warn_k1, k1.verifier))
 
 
 def test_inventory_warn_policy_does_not_soften_the_caller_verifier(
-    tampered: Path, k1: keys.PrivateKey, warn_k1: Path
+    tampered: Path, k1: KeyPair, warn_k1: Path
 ) -> None:
     inv = scan(
         [tampered],
         default_stores=False,
         policy=Policy.load(warn_k1),
-        verifier=KeyVerifier(k1.public_key()),
+        verifier=k1.verifier,
     )
     (entry,) = inv.models
     assert entry.status == "tampered" and entry.blocked and inv.blocked
 
 
 def test_watch_warn_policy_does_not_soften_the_caller_verifier(
-    tampered: Path, k1: keys.PrivateKey, warn_k1: Path
+    tampered: Path, k1: KeyPair, warn_k1: Path
 ) -> None:
-    event = first_event(tampered, warn_k1, KeyVerifier(k1.public_key()))
+    event = first_event(tampered, warn_k1, k1.verifier)
     assert (event["event"], event["verdict"]) == ("tampered", "failed")
 
 
@@ -234,10 +220,10 @@ def test_watch_warn_policy_does_not_soften_the_caller_verifier(
 
 
 def test_warn_policy_signers_only_warn_beside_a_passing_caller_key(
-    model: Path, k1: keys.PrivateKey, tmp_path: Path, k2: keys.PrivateKey
+    model: Path, k1: KeyPair, tmp_path: Path, k2: KeyPair
 ) -> None:
     policy = Policy.load(write_policy(tmp_path / "warn-k2.yaml", k2, "warn"))
-    result = verify(model, verifier=KeyVerifier(k1.public_key()), policy=policy)
+    result = verify(model, verifier=k1.verifier, policy=policy)
     assert result.verdict == "verified"
     assert result.policy is not None
     signers = result.policy.rules[0]
@@ -245,10 +231,10 @@ def test_warn_policy_signers_only_warn_beside_a_passing_caller_key(
     assert [(p.code, p.severity) for p in result.problems] == [("SIGNER_NOT_TRUSTED", "warning")]
 
 
-def test_both_trusts_hold(model: Path, k1: keys.PrivateKey, tmp_path: Path) -> None:
+def test_both_trusts_hold(model: Path, k1: KeyPair, tmp_path: Path) -> None:
     policy = Policy.load(write_policy(tmp_path / "k1.yaml", k1, "enforce"))
-    assert verify(model, verifier=KeyVerifier(k1.public_key()), policy=policy).problems == []
-    trust = trust_module.Trust(KeyVerifier(k1.public_key()), policy)
+    assert verify(model, verifier=k1.verifier, policy=policy).problems == []
+    trust = trust_module.Trust(k1.verifier, policy)
     assert trust.enforce and trust.caller_given
 
 

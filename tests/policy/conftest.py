@@ -39,7 +39,7 @@ def signed_gguf(signed_model: SignedModel) -> Path:
 
 @pytest.fixture
 def release_verifier(release: KeyPair) -> KeyVerifier:
-    return KeyVerifier(release.public)
+    return release.verifier
 
 
 @pytest.fixture(scope="module")

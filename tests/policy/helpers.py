@@ -3,6 +3,11 @@
 Models are the bundled example (safetensors with a card and LICENSE) and its Q8_0
 GGUF derivative, signed with a local key, a certificate chain or keylessly
 through the local Sigstore stand-in (fixtures in ``conftest.py``).
+
+Every rule (``test_rule_<name>.py``, ``test_signers.py``) is exercised with a model that
+passes it and one that fails it, under ``enforce`` (the rule fails and
+:func:`modelsign.verify` raises: ``assert_fails``) and ``warn`` (the rule warns and the
+verdict stays "verified").
 """
 
 from __future__ import annotations

@@ -1,9 +1,4 @@
-"""The coverage rule: tensor digests required, unsigned files denied, warned about or allowed.
-
-Every rule is exercised with a model that passes it and one that fails it, under
-``enforce`` (the rule fails and :func:`modelsign.verify` raises) and ``warn`` (the rule
-warns and the verdict stays "verified").
-"""
+"""The coverage rule: tensor digests required, unsigned files denied, warned about or allowed."""
 
 from __future__ import annotations
 
@@ -33,7 +28,7 @@ def test_coverage_requires_tensor_digests(tmp_path: Path, release: KeyPair, mode
     st, gg = build_example(tmp_path / "m")
     key_sign(st, release, tensor_hash=None)
     key_sign(gg, release, tensor_hash=None)
-    verifier = KeyVerifier(release.public)
+    verifier = release.verifier
     policy = rule_policy(tmp_path, "coverage", mode)
     assert_fails(
         st,

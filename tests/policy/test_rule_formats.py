@@ -1,9 +1,5 @@
 """The formats rule: pickle checkpoints (signed or not), unknown weight-like files, Python code,
 chat templates, allow lists.
-
-Every rule is exercised with a model that passes it and one that fails it, under
-``enforce`` (the rule fails and :func:`modelsign.verify` raises) and ``warn`` (the rule
-warns and the verdict stays "verified").
 """
 
 from __future__ import annotations
@@ -35,7 +31,7 @@ def test_formats_signed_pickle_checkpoint(
     tmp_path: Path, pickle_model: Path, release: KeyPair, mode: str
 ) -> None:
     key_sign(pickle_model, release)
-    verifier = KeyVerifier(release.public)
+    verifier = release.verifier
     policy = rule_policy(tmp_path, "formats", mode)  # pickle is denied by default
     assert_fails(
         pickle_model,
@@ -62,7 +58,7 @@ def test_formats_unsigned_pickle_beside_a_signed_model(
         "formats",
         mode,
         ["pytorch_model.bin (unsigned): format pickle is denied"],
-        verifier=KeyVerifier(release.public),
+        verifier=release.verifier,
     )
     assert statuses(result)["signers"] == "pass"
     assert statuses(result)["coverage"] == "pass"
@@ -75,7 +71,7 @@ def test_formats_unsigned_pickle_without_a_coverage_rule(
 ) -> None:
     (copy_signed / "pytorch_model.bin").write_bytes(torch_checkpoint)
     policy = load(tmp_path, {"formats": {}})
-    result, err = judge(copy_signed, policy, verifier=KeyVerifier(release.public))
+    result, err = judge(copy_signed, policy, verifier=release.verifier)
     assert err is not None and err.code == "FILE_EXTRA"
     # The extra file fails the signature; the formats rule judges the model on disk.
     assert rule_of(result, "signers").reasons == [f"FILE_EXTRA: pytorch_model.bin: {NOT_COVERED}"]
@@ -89,7 +85,7 @@ def test_formats_unknown_weight_like_file(
 ) -> None:
     (tiny_model / "extra_weights.tflite").write_bytes(np.arange(16, dtype=np.float32).tobytes())
     key_sign(tiny_model, release)
-    verifier = KeyVerifier(release.public)
+    verifier = release.verifier
     policy = rule_policy(tmp_path, "formats", mode, deny=["pickle", "unknown"])
     assert_fails(
         tiny_model,
@@ -133,7 +129,7 @@ def test_formats_allow_list_refuses_unknown(
         "formats",
         "enforce",
         ["model.tflite: format unknown is not allowed"],
-        verifier=KeyVerifier(release.public),
+        verifier=release.verifier,
     )
 
 
@@ -141,7 +137,7 @@ def test_formats_allow_list_refuses_unknown(
 def test_formats_python_code(tmp_path: Path, tiny_model: Path, release: KeyPair, mode: str) -> None:
     (tiny_model / "modeling_x.py").write_text("import os\nos.system('true')\n")
     key_sign(tiny_model, release)
-    verifier = KeyVerifier(release.public)
+    verifier = release.verifier
     refused = rule_policy(tmp_path, "formats", mode, allow_python_code=False)
     assert_fails(
         tiny_model,
@@ -176,7 +172,7 @@ def test_formats_chat_template(tmp_path: Path, release: KeyPair, mode: str) -> N
     )
     write_gguf(tmp_path / "plain.gguf", tensors=tensors, license="mit")
     key_sign(model, release)
-    verifier = KeyVerifier(release.public)
+    verifier = release.verifier
     refused = rule_policy(tmp_path, "formats", mode, allow_chat_templates=False)
     assert_fails(
         model,

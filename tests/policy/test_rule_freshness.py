@@ -1,8 +1,5 @@
-"""The freshness rule: a trusted signing time (Sigstore, or a TSA timestamp) no older than allowed.
-
-Every rule is exercised with a model that passes it and one that fails it, under
-``enforce`` (the rule fails and :func:`modelsign.verify` raises) and ``warn`` (the rule
-warns and the verdict stays "verified").
+"""The freshness rule: a trusted signing time (Sigstore, or a TSA timestamp) no older than
+allowed.
 """
 
 from __future__ import annotations

@@ -1,9 +1,4 @@
-"""The licences rule: allow and deny lists, SPDX expressions, required licences and agreements.
-
-Every rule is exercised with a model that passes it and one that fails it, under
-``enforce`` (the rule fails and :func:`modelsign.verify` raises) and ``warn`` (the rule
-warns and the verdict stays "verified").
-"""
+"""The licences rule: allow and deny lists, SPDX expressions, required licences and agreements."""
 
 from __future__ import annotations
 
@@ -112,7 +107,7 @@ def test_licences_expressions(
     model = with_card(tmp_path / "m", json.dumps(expression))
     key_sign(model, release)
     policy = rule_policy(tmp_path, "licences", "enforce", **spec)
-    result, err = judge(model, policy, verifier=KeyVerifier(release.public))
+    result, err = judge(model, policy, verifier=release.verifier)
     r = rule_of(result, "licences")
     assert r.reasons == reasons
     assert (r.status, err is None) == (("fail", False) if reasons else ("pass", True))
@@ -122,7 +117,7 @@ def test_licences_expressions(
 def test_licences_required(tmp_path: Path, release: KeyPair, mode: str) -> None:
     model = with_card(tmp_path / "m", None)
     key_sign(model, release)
-    verifier = KeyVerifier(release.public)
+    verifier = release.verifier
     policy = rule_policy(tmp_path, "licences", mode)
     assert_fails(
         model,
@@ -144,7 +139,7 @@ def test_licences_require_agreement(
         tmp_path / "m", "mit", licence_text=(tiny_model / "LICENSE").read_text()
     )  # card MIT, LICENSE Apache
     key_sign(model, release)
-    verifier = KeyVerifier(release.public)
+    verifier = release.verifier
     assert_fails(
         model,
         rule_policy(tmp_path, "licences", mode, require_agreement=True),

@@ -1,9 +1,4 @@
-"""The provenance rule: source repository and pinned revision, base models, the CI builder.
-
-Every rule is exercised with a model that passes it and one that fails it, under
-``enforce`` (the rule fails and :func:`modelsign.verify` raises) and ``warn`` (the rule
-warns and the verdict stays "verified").
-"""
+"""The provenance rule: source repository and pinned revision, base models, the CI builder."""
 
 from __future__ import annotations
 
@@ -36,7 +31,7 @@ from tests.policy.helpers import (
 def test_provenance_source_repository_and_pinned_revision(
     tmp_path: Path, release: KeyPair, mode: str
 ) -> None:
-    verifier = KeyVerifier(release.public)
+    verifier = release.verifier
     require = ["source_repository", "pinned_revision"]
     policy = rule_policy(tmp_path, "provenance", mode, require=require)
     unpinned, branch, pinned = (build_example(tmp_path / n)[0] for n in ("a", "b", "c"))
@@ -71,7 +66,7 @@ def test_provenance_source_repository_and_pinned_revision(
 def test_provenance_base_model(
     tmp_path: Path, signed_st: Path, signed_gguf: Path, release: KeyPair, mode: str
 ) -> None:
-    verifier = KeyVerifier(release.public)
+    verifier = release.verifier
     policy = rule_policy(tmp_path, "provenance", mode, require=["base_model"])
     assert_passes(signed_st, policy, "provenance", verifier=verifier)  # card base_model
     assert_passes(signed_gguf, policy, "provenance", verifier=verifier)  # GGUF base_model
@@ -82,7 +77,7 @@ def test_provenance_base_model(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_provenance_builder(tmp_path: Path, release: KeyPair, mode: str) -> None:
-    verifier = KeyVerifier(release.public)
+    verifier = release.verifier
     policy = rule_policy(tmp_path, "provenance", mode, require=["builder"])
     local, ci = (build_example(tmp_path / n)[0] for n in ("local", "ci"))
     key_sign(local, release)
@@ -117,7 +112,7 @@ def test_provenance_builder_is_not_taken_from_the_verifiers_environment(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_provenance_source_repository_patterns(tmp_path: Path, release: KeyPair, mode: str) -> None:
-    verifier = KeyVerifier(release.public)
+    verifier = release.verifier
     model = build_example(tmp_path / "m")[0]
     key_sign(model, release, source=parse_source(f"acme/tiny@{PINNED}"))
     allowed = rule_policy(tmp_path, "provenance", mode, source_repositories=["other/*", "acme/*"])

@@ -1,9 +1,4 @@
-"""The quantization rule: allowed schemes, minimum bits per weight, unquantized weights.
-
-Every rule is exercised with a model that passes it and one that fails it, under
-``enforce`` (the rule fails and :func:`modelsign.verify` raises) and ``warn`` (the rule
-warns and the verdict stays "verified").
-"""
+"""The quantization rule: allowed schemes, minimum bits per weight, unquantized weights."""
 
 from __future__ import annotations
 

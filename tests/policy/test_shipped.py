@@ -19,9 +19,6 @@ from typing import Any
 import pytest
 
 from modelsign._internal.metadata.provenance import parse_source
-from modelsign._internal.signature import keys
-from modelsign._internal.signature.signers import KeySigner
-from modelsign._internal.signature.sigstore import SigstoreSigner
 from modelsign.errors import VerificationError
 from modelsign.policy import Policy
 from modelsign.sign import sign
@@ -29,7 +26,8 @@ from modelsign.verify import VerificationResult, verify
 from tests.helpers.examples import build_example
 from tests.helpers.gguf_files import QT, random_quant, write_gguf
 from tests.helpers.paths import ROOT
-from tests.helpers.signing import KeyPair, flip_byte, shared_key
+from tests.helpers.signing import KeyPair, flip_byte
+from tests.policy.helpers import key_sign, keyless_signer
 from tests.sigstore_standin import SigstoreStandin
 
 SHIPPED = ROOT / "policies"
@@ -45,18 +43,13 @@ WORKFLOW = ".github/workflows/release.yml"
 
 
 @pytest.fixture(scope="module")
-def release_key(keypair: KeyPair) -> keys.PrivateKey:
-    return keypair.private
-
-
-@pytest.fixture(scope="module")
 def policies(
-    tmp_path_factory: pytest.TempPathFactory, release_key: keys.PrivateKey, standin: SigstoreStandin
+    tmp_path_factory: pytest.TempPathFactory, release: KeyPair, standin: SigstoreStandin
 ) -> dict[str, Policy]:
     """The shipped policies, copied beside keys/release.pub (and the stand-in's root)."""
     folder = tmp_path_factory.mktemp("policies")
     (folder / "keys").mkdir()
-    keys.write_keypair(str(folder / "keys" / "release"), release_key, password=None)
+    shutil.copy(release.pub_path, folder / "keys" / "release.pub")
     shutil.copy(standin.trusted_root_path, folder / "standin-root.json")
     out = {}
     for path in sorted(SHIPPED.glob("*.yaml")):
@@ -81,15 +74,15 @@ def test_every_shipped_policy_is_exercised(policies: dict[str, Policy]) -> None:
     assert {p.mode for n, p in policies.items() if n != "permissive"} == {"enforce"}
 
 
-def _key_sign(model: Path, key: keys.PrivateKey, source: str | None = None) -> Path:
-    sign(model, signer=KeySigner(key), source=parse_source(source) if source else None, env={})
+def _key_sign(model: Path, key: KeyPair, source: str | None = None) -> Path:
+    key_sign(model, key, source=parse_source(source) if source else None)
     return model
 
 
 class Models:
     """Signed example models, built once per module. Read-only: copy one to change it."""
 
-    def __init__(self, root: Path, key: keys.PrivateKey) -> None:
+    def __init__(self, root: Path, key: KeyPair) -> None:
         import torch
 
         self.root = root
@@ -135,8 +128,8 @@ class Models:
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory, release_key: keys.PrivateKey) -> Models:
-    return Models(tmp_path_factory.mktemp("models"), release_key)
+def models(tmp_path_factory: pytest.TempPathFactory, release: KeyPair) -> Models:
+    return Models(tmp_path_factory.mktemp("models"), release)
 
 
 def judge(model: Path, policy: Policy, **kw: Any) -> tuple[VerificationResult, bool]:
@@ -190,9 +183,9 @@ def test_default_refuses_an_unsigned_model(policies: dict[str, Policy], models: 
 
 
 def test_default_refuses_another_key(
-    policies: dict[str, Policy], models: Models, tmp_path: Path
+    policies: dict[str, Policy], stranger: KeyPair, tmp_path: Path
 ) -> None:
-    model = _key_sign(build_example(tmp_path)[0], shared_key("stranger"))
+    model = _key_sign(build_example(tmp_path)[0], stranger)
     result, blocked = judge(model, policies["default"])
     assert blocked
     status, reasons = report(result)["signers"]
@@ -355,20 +348,18 @@ GHA_RULES = ["signers", "licences", "formats", "coverage", "freshness"]
 
 
 def _gh_signed(
-    root: Path, standin: SigstoreStandin, repository: str, ref: str, **claims: str
+    model: Path, standin: SigstoreStandin, repository: str, ref: str, **claims: str
 ) -> Path:
-    model = build_example(root)[0]
+    """``model`` signed keylessly by a GitHub Actions workflow of ``repository`` at ``ref``."""
     token = standin.token(github={"repository": repository, "ref": ref, **claims})
-    signer = SigstoreSigner.create(
-        identity_token=token, trust_config=str(standin.trust_config_path), env={}
-    )
-    sign(model, signer=signer, env={})
+    sign(model, signer=keyless_signer(standin, token), env={})
     return model
 
 
 @pytest.fixture(scope="module")
 def acme_release(standin: SigstoreStandin, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _gh_signed(tmp_path_factory.mktemp("acme"), standin, "acme/models", "refs/tags/v1.2")
+    model = build_example(tmp_path_factory.mktemp("acme"))[0]
+    return _gh_signed(model, standin, "acme/models", "refs/tags/v1.2")
 
 
 def test_github_actions_accepts_the_release_workflow(
@@ -425,7 +416,7 @@ def test_github_actions_rejects_other_signers(
     claims: dict[str, str],
     why: str,
 ) -> None:
-    model = _gh_signed(tmp_path, standin, repository, ref, **claims)
+    model = _gh_signed(build_example(tmp_path)[0], standin, repository, ref, **claims)
     result, blocked = judge(model, policies["github-actions"])
     assert blocked and result.verdict == "failed"
     rules = report(result)
@@ -468,11 +459,7 @@ def test_github_actions_refuses_python_code(
 ) -> None:
     model = build_example(tmp_path)[0]
     (model / "modeling_x.py").write_text("pass\n")
-    token = standin.token(github={"repository": "acme/models", "ref": "refs/tags/v3"})
-    signer = SigstoreSigner.create(
-        identity_token=token, trust_config=str(standin.trust_config_path), env={}
-    )
-    sign(model, signer=signer, env={})
+    _gh_signed(model, standin, "acme/models", "refs/tags/v3")
     result, blocked = judge(model, policies["github-actions"])
     assert blocked
     assert report(result) == {**passing(GHA_RULES), "formats": ("fail", [PYTHON])}

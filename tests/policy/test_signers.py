@@ -1,9 +1,5 @@
 """The signers rule: keys, certificate roots and Sigstore identities a policy trusts, in both modes,
 and how it combines with the verifier a caller gives.
-
-Every rule is exercised with a model that passes it and one that fails it, under
-``enforce`` (the rule fails and :func:`modelsign.verify` raises) and ``warn`` (the rule
-warns and the verdict stays "verified").
 """
 
 from __future__ import annotations
@@ -15,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from modelsign._internal.signature.signers import KeySigner
-from modelsign._internal.signature.verifiers import KeyVerifier
 from modelsign._trust import PolicyVerifier, Trust
 from modelsign.errors import InputError, VerificationError
 from modelsign.policy import parse_policy
@@ -422,7 +417,7 @@ def test_signers_from_the_verifier_are_always_enforced(
 ) -> None:
     policy = load(tmp_path, {"mode": "warn", "formats": {}})
     with pytest.raises(VerificationError) as info:
-        verify(signed_st, verifier=KeyVerifier(stranger.public), policy=policy)
+        verify(signed_st, verifier=stranger.verifier, policy=policy)
     result = info.value.result
     assert result is not None and result.policy is not None
     signers = result.policy.rules[0]

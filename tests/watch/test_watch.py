@@ -41,6 +41,7 @@ from modelsign.watch.events import EventProblem, make_event
 from tests.helpers.deep import make_deep, remove_deep
 from tests.helpers.paths import ROOT
 from tests.helpers.signing import KeyPair, flip_byte
+from tests.helpers.watch_cli import cli_watch
 
 TIMEOUT = 10.0
 TENSOR = "lm_head.weight"
@@ -584,34 +585,6 @@ def test_on_change_failures_are_reported_never_fatal(
 
 
 # -- the command line --------------------------------------------------------------------
-
-
-@contextmanager
-def cli_watch(*args: str) -> Iterator[tuple[subprocess.Popen[str], queue.Queue[str]]]:
-    """``python -m modelsign watch ARGS``, its stdout lines on a queue; killed if left running."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modelsign", "watch", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    assert proc.stdout is not None
-
-    def pump() -> None:
-        for line in proc.stdout or ():
-            lines.put(line)
-
-    reader = threading.Thread(target=pump)
-    reader.start()
-    try:
-        yield proc, lines
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
-        reader.join()
 
 
 def next_event(lines: queue.Queue[str], name: str) -> Event:

@@ -23,7 +23,8 @@ from modelsign._internal.formats.layout import TensorSpan
 from modelsign._internal.manifest import build_manifest
 from modelsign.codes import Code
 from modelsign.errors import FormatError
-from tests.helpers.torch_files import raw_bytes, read_file, rewrite, save, state_dict
+from tests.helpers.safetensors_files import torch_tensor_bytes
+from tests.helpers.torch_files import read_file, rewrite, save, state_dict
 
 _DTYPES = {
     torch.float32: "F32",
@@ -52,7 +53,7 @@ def test_tensors_match_torch_load(tmp_path: Path) -> None:
         s = found[name]
         assert (s.dtype, s.shape, s.n_elements) == (_DTYPES[t.dtype], tuple(t.shape), t.numel())
         assert s.digestible and s.storage == f"pytorch_model/data/{s.storage.rsplit('/', 1)[1]}"
-        assert data[s.start : s.end] == raw_bytes(t), name
+        assert data[s.start : s.end] == torch_tensor_bytes(t), name
 
 
 @pytest.mark.parametrize("algorithm", ["blake3", "sha256"])
@@ -71,7 +72,7 @@ def test_storage_digests_equal_independent_digests(tmp_path: Path, algorithm: st
         assert s.length == len(members[s.name])
     loaded = torch.load(path, weights_only=True)
     for t in entry.weights.tensors:
-        assert t.digest == new(raw_bytes(loaded[t.name])).hexdigest(), t.name
+        assert t.digest == new(torch_tensor_bytes(loaded[t.name])).hexdigest(), t.name
     assert "safe-state-dict" in entry.flags
 
 
@@ -112,12 +113,12 @@ def test_views_with_a_storage_offset(tmp_path: Path) -> None:
     found = spans(path)
     data = path.read_bytes()
     assert found["row"].start == found["base"].start + 16 and found["row"].digestible
-    assert data[found["row"].start : found["row"].end] == raw_bytes(base[1])
+    assert data[found["row"].start : found["row"].end] == torch_tensor_bytes(base[1])
     assert not found["cols"].digestible  # not a contiguous range: storage digest only
     (entry,) = build_manifest(path.parent, env={}, tensor_hash="sha256").files
     assert entry.weights is not None
     t = {t.name: t for t in entry.weights.tensors}
-    assert t["row"].digest == hashlib.sha256(raw_bytes(base[1])).hexdigest()
+    assert t["row"].digest == hashlib.sha256(torch_tensor_bytes(base[1])).hexdigest()
     assert t["base"].digest == entry.weights.storages[0].digest
     assert t["cols"].digest is None and t["cols"].storage == t["base"].storage
     assert entry.weights.weights_digest is None  # a tensor without a digest of its own
@@ -140,7 +141,7 @@ def test_nested_dict_checkpoint(tmp_path: Path) -> None:
     data = path.read_bytes()
     for k, t in sd.items():
         s = found[f"model.{k}"]
-        assert data[s.start : s.end] == raw_bytes(t)
+        assert data[s.start : s.end] == torch_tensor_bytes(t)
 
 
 @pytest.mark.parametrize("name", ["weights.dat", "other.bin"])
@@ -162,7 +163,8 @@ def test_archive_prefix_of_a_buffer(tmp_path: Path) -> None:
     found = read_checkpoint(lambda n, at: data[at : at + n], len(data), "buf")
     assert found is not None and found.layout is not None
     (t,) = found.layout.tensors
-    assert t.storage == "archive/data/0" and data[t.start : t.end] == raw_bytes(torch.ones(3))
+    assert t.storage == "archive/data/0"
+    assert data[t.start : t.end] == torch_tensor_bytes(torch.ones(3))
 
 
 # --- hostile checkpoints ---------------------------------------------------------------

@@ -23,6 +23,7 @@ from modelsign._internal.formats.pickle_allow import ALLOWED, TORCH_ALLOWED, cla
 from modelsign._internal.formats.pickle_scan import scan_pickle, scan_pickles
 from modelsign.codes import Code
 from modelsign.errors import FormatError
+from tests.helpers.pickle_payloads import su, write_zip, zip_bytes
 
 
 def state_dict() -> dict[str, torch.Tensor]:
@@ -33,12 +34,6 @@ def state_dict() -> dict[str, torch.Tensor]:
     sd["bf16"] = torch.zeros(3, dtype=torch.bfloat16)
     sd["ints"] = torch.arange(5, dtype=torch.int64)
     return sd
-
-
-def su(s: str) -> bytes:
-    """SHORT_BINUNICODE."""
-    raw = s.encode()
-    return b"\x8c" + bytes([len(raw)]) + raw
 
 
 def names(scan: ps.PickleScan) -> set[str]:
@@ -218,18 +213,11 @@ def test_several_pickles_in_a_row_are_all_walked() -> None:
 # -- ZIP checkpoints -------------------------------------------------------------------
 
 
-def write_zip(path: Path, members: dict[str, bytes], deflate: bool = False) -> None:
-    method = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
-    with zipfile.ZipFile(path, "w", method) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-
-
 @pytest.mark.parametrize("deflate", [False, True], ids=["stored", "deflated"])
 def test_malicious_pickle_in_a_zip_under_a_misleading_name(tmp_path: Path, deflate: bool) -> None:
     path = tmp_path / "weights.bin"
     evil = b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R."
-    write_zip(path, {"archive/data.pkl": evil, "archive/version": b"3\n"}, deflate)
+    write_zip(path, {"archive/data.pkl": evil, "archive/version": b"3\n"}, deflate=deflate)
     scan = scan_torch_zip(path)
     g = dangerous(scan, "posix.system")
     assert g.offset == 2
@@ -426,10 +414,7 @@ def test_a_member_neither_pickle_nor_archive_is_not_read(tmp_path: Path) -> None
 
 def nest(inner: bytes, levels: int) -> bytes:
     for _ in range(levels):
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w") as zf:
-            zf.writestr("inner.pt", inner)
-        inner = buf.getvalue()
+        inner = zip_bytes({"inner.pt": inner})
     return inner
 
 
@@ -458,11 +443,8 @@ def test_a_nested_zip_that_is_not_strictly_readable_is_refused(tmp_path: Path) -
 
 
 def test_a_torchscript_archive_inside_a_zip_counts_as_code(tmp_path: Path) -> None:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("m/code/__torch__.py", b"def forward(self): ...\n")
-        zf.writestr("m/data.pkl", pickle.dumps(1, protocol=2))
-    inner = buf.getvalue()
+    code = b"def forward(self): ...\n"
+    inner = zip_bytes({"m/code/__torch__.py": code, "m/data.pkl": pickle.dumps(1, protocol=2)})
     scan = scan_torch_zip(zip_members(tmp_path, {"archive/extra.pt": inner}))
     assert scan.verdict == "dangerous"
     assert [i.code for i in scan.issues] == [Code.PICKLE_TORCHSCRIPT]

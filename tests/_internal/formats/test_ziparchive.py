@@ -18,6 +18,7 @@ from modelsign._internal.formats.checkpoint import read_checkpoint
 from modelsign._internal.formats.ziparchive import ZipArchive, read_zip
 from modelsign.codes import Code
 from modelsign.errors import FormatError
+from tests.helpers.pickle_payloads import zip_bytes
 
 
 def read(data: bytes) -> ZipArchive:
@@ -35,14 +36,6 @@ def refused(data: bytes, code: Code) -> FormatError:
 def pickles(data: bytes) -> list[str]:
     found = read_checkpoint(lambda n, at: data[at : at + n], len(data), "a.zip")
     return [] if found is None else found.pickle_members
-
-
-def make_zip(members: dict[str, bytes], **kw: int) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", **kw) as z:  # type: ignore[arg-type]
-        for name, data in members.items():
-            z.writestr(name, data)
-    return buf.getvalue()
 
 
 @pytest.fixture
@@ -67,20 +60,22 @@ def test_a_torch_checkpoint_members_tile_the_archive(checkpoint: bytes) -> None:
 
 
 def test_zip_members_stored_and_deflated() -> None:
-    data = make_zip({"a.txt": b"hello" * 100}, compression=zipfile.ZIP_DEFLATED)
+    data = zip_bytes({"a.txt": b"hello" * 100}, deflate=True)
     (m,) = read(data).members
     assert m.method == za.DEFLATED and m.size == 500 and not m.stored
     assert zlib.decompress(data[m.data_start : m.data_end], -15) == b"hello" * 100
 
 
 def test_pickle_members_of_a_zip_whatever_its_name() -> None:
-    data = make_zip({"top/data.pkl": pickle.dumps({"a": 1}), "other.PKL": b"", "n.txt": b"x"})
+    data = zip_bytes({"top/data.pkl": pickle.dumps({"a": 1}), "other.PKL": b"", "n.txt": b"x"})
     assert pickles(data) == ["top/data.pkl", "other.PKL"]
-    assert pickles(make_zip({"a.txt": b"hello"})) == []
+    assert pickles(zip_bytes({"a.txt": b"hello"})) == []
 
 
 def test_a_pickle_under_another_member_name_is_found() -> None:
-    assert pickles(make_zip({"weights/blob": pickle.dumps([1, 2], protocol=4)})) == ["weights/blob"]
+    assert pickles(zip_bytes({"weights/blob": pickle.dumps([1, 2], protocol=4)})) == [
+        "weights/blob"
+    ]
 
 
 def test_comment_mentioning_the_end_signature() -> None:
@@ -99,7 +94,7 @@ def test_zip64_records_from_python_zipfile() -> None:
 
 
 def test_empty_zip() -> None:
-    assert read(make_zip({})).members == ()
+    assert read(zip_bytes({})).members == ()
 
 
 def test_not_a_zip() -> None:
@@ -133,19 +128,19 @@ def test_duplicate_member_names() -> None:
 
 
 def test_local_name_differs_from_the_central_one() -> None:
-    data = make_zip({"data.pkl": pickle.dumps(1)})
+    data = zip_bytes({"data.pkl": pickle.dumps(1)})
     local = data.replace(b"data.pkl", b"evil.pkl", 1)  # the first occurrence: the local header
     refused(local, Code.ZIP_HEADER_MISMATCH)
 
 
 def test_local_method_differs() -> None:
-    data = bytearray(make_zip({"a.txt": b"x" * 50}))
+    data = bytearray(zip_bytes({"a.txt": b"x" * 50}))
     struct.pack_into("<H", data, 8, 8)  # local header says deflated; the central one stored
     refused(bytes(data), Code.ZIP_HEADER_MISMATCH)
 
 
 def test_local_crc_differs() -> None:
-    data = bytearray(make_zip({"a.txt": b"x" * 50}))
+    data = bytearray(zip_bytes({"a.txt": b"x" * 50}))
     data[14] ^= 1
     refused(bytes(data), Code.ZIP_HEADER_MISMATCH)
 
@@ -158,7 +153,7 @@ def test_descriptor_disagrees(checkpoint: bytes) -> None:
 
 
 def test_encrypted_member() -> None:
-    data = make_zip({"a.txt": b"x"})
+    data = zip_bytes({"a.txt": b"x"})
     data = _set_flags(data, 0x1)
     refused(data, Code.ZIP_ENCRYPTED)
 
@@ -172,7 +167,7 @@ def _set_flags(data: bytes, flags: int) -> bytes:
 
 
 def test_overlapping_members() -> None:
-    data = make_zip({"a.txt": b"a" * 10, "b.txt": b"b" * 10})
+    data = zip_bytes({"a.txt": b"a" * 10, "b.txt": b"b" * 10})
     second = data.find(b"PK\x03\x04", 4)
     at = data.find(b"PK\x01\x02", data.find(b"PK\x01\x02") + 4)
     out = bytearray(data)
@@ -184,7 +179,7 @@ def test_overlapping_members() -> None:
 
 
 def test_bytes_between_members() -> None:
-    data = make_zip({"a.txt": b"a" * 10, "b.txt": b"b" * 10})
+    data = zip_bytes({"a.txt": b"a" * 10, "b.txt": b"b" * 10})
     second = data.find(b"PK\x03\x04", 4)
     gap = data[:second] + b"\x00" * 7 + data[second:]
     out = bytearray(gap)

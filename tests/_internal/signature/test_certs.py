@@ -42,6 +42,11 @@ def refused(
     return exc.value
 
 
+def refused_pki(code: str, p: pki.Pki) -> VerificationError:
+    """``refused`` for a whole built chain (as ``verify`` takes one)."""
+    return refused(code, p.leaf.cert, [p.intermediate.cert], [p.root.cert])
+
+
 def signing_leaf(issuer: pki.Issued, **kwargs: object) -> pki.Issued:
     defaults: dict[str, object] = dict(
         key_usage=pki.leaf_usage(), eku=CODE_SIGNING, not_before=NOW - DAY, not_after=NOW + DAY
@@ -66,7 +71,7 @@ def test_key_algorithms(root_key: pki.KeyKind, leaf_key: pki.KeyKind) -> None:
 
 def test_expired_leaf() -> None:
     p = pki.build_pki(leaf_validity="expired")
-    error = refused("CERT_EXPIRED", p.leaf.cert, [p.intermediate.cert], [p.root.cert])
+    error = refused_pki("CERT_EXPIRED", p)
     assert "leaf certificate 'CN=Model Publisher" in error.message
     assert error.expected is not None and "valid from" in error.expected
     assert len(verify(p, at=NOW - 10 * DAY)) == 3  # inside its window
@@ -74,7 +79,7 @@ def test_expired_leaf() -> None:
 
 def test_not_yet_valid_leaf() -> None:
     p = pki.build_pki(leaf_validity="not-yet-valid")
-    refused("CERT_NOT_YET_VALID", p.leaf.cert, [p.intermediate.cert], [p.root.cert])
+    refused_pki("CERT_NOT_YET_VALID", p)
     assert len(verify(p, at=NOW + 2 * DAY)) == 3
 
 
@@ -121,7 +126,7 @@ def test_no_roots(good: pki.Pki) -> None:
 
 def test_intermediate_without_ca() -> None:
     p = pki.build_pki(intermediate_ca=False)
-    error = refused("CERT_BAD_CA", p.leaf.cert, [p.intermediate.cert], [p.root.cert])
+    error = refused_pki("CERT_BAD_CA", p)
     assert "not a CA" in error.message
 
 
@@ -168,7 +173,7 @@ def test_path_length_constraint(good: pki.Pki) -> None:
 
 def test_leaf_without_code_signing_eku() -> None:
     p = pki.build_pki(leaf_eku=False)
-    error = refused("CERT_BAD_USAGE", p.leaf.cert, [p.intermediate.cert], [p.root.cert])
+    error = refused_pki("CERT_BAD_USAGE", p)
     assert "codeSigning" in error.message
 
 
@@ -179,7 +184,7 @@ def test_leaf_with_other_eku(good: pki.Pki) -> None:
 
 def test_leaf_with_key_cert_sign_only() -> None:
     p = pki.build_pki(leaf_key_usage="key-cert-sign")
-    error = refused("CERT_BAD_USAGE", p.leaf.cert, [p.intermediate.cert], [p.root.cert])
+    error = refused_pki("CERT_BAD_USAGE", p)
     assert "digitalSignature" in error.message
 
 
@@ -241,7 +246,7 @@ def test_name_constraints_are_refused(good: pki.Pki) -> None:
 
 def test_ed25519_ca_is_rejected_by_the_x509_policy() -> None:
     p = pki.build_pki(root_key="ed25519", intermediate_key="ed25519")
-    error = refused("CERT_REJECTED", p.leaf.cert, [p.intermediate.cert], [p.root.cert])
+    error = refused_pki("CERT_REJECTED", p)
     assert "Ed25519" in error.message
 
 

@@ -11,17 +11,16 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
-from modelsign._internal.signature import keys
 from modelsign._internal.signature.signers import KeySigner
 from modelsign._internal.signature.timestamps import TimestampAuthority
 from modelsign._internal.signature.verifiers import CertificateVerifier, KeyVerifier
 from modelsign.errors import SignatureError, VerificationError
+from modelsign.policy import Policy
 from modelsign.sign import sign
 from modelsign.verify import verify
-from tests.helpers.pki import build_pki, write_pki
-from tests.helpers.signing import shared_key
+from tests.helpers.pki import build_pki, write_pem, write_pki
+from tests.helpers.signing import KeyPair, shared_key
 from tests.sigstore_standin import SigstoreStandin
 from tests.sigstore_standin.ca import make_root, make_tsa_leaf, validity
 from tests.sigstore_standin.server import TSA_PATH
@@ -29,19 +28,23 @@ from tests.sigstore_standin.server import TSA_PATH
 KEY = shared_key()
 
 
-def _pem(*certs: object) -> bytes:
-    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)  # type: ignore[attr-defined]
-
-
 @pytest.fixture(scope="module")
 def tsa_chain(standin: SigstoreStandin, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tsa") / "tsa-chain.pem"
-    path.write_bytes(_pem(standin.tsa_signer.cert, standin.tsa_root.cert))
-    return path
+    return write_pem(path, standin.tsa_signer.cert, standin.tsa_root.cert)
 
 
 def _url(standin: SigstoreStandin) -> str:
     return standin.url + TSA_PATH
+
+
+def _freshness_policy(path: Path, pub: Path, tsa: str) -> Policy:
+    """A policy trusting the key in ``pub`` and timestamps by ``tsa`` (a signers field), for
+    signatures no older than a day."""
+    path.write_text(
+        f"version: 1\nsigners: {{keys: [{{file: {pub}}}], {tsa}}}\nfreshness: {{max_age: 1d}}\n"
+    )
+    return Policy.load(path)
 
 
 def _material(sig: Path) -> dict[str, object]:
@@ -98,8 +101,7 @@ def test_a_timestamp_from_an_untrusted_tsa_fails(
     sign(tiny_model, signer=KeySigner(KEY, tsa_url=_url(standin)), env={})
     start, end = validity(datetime.now(timezone.utc))
     root = make_root("another-tsa-root", start, end)
-    chain = tmp_path / "other.pem"
-    chain.write_bytes(_pem(make_tsa_leaf(root, "another-tsa").cert, root.cert))
+    chain = write_pem(tmp_path / "other.pem", make_tsa_leaf(root, "another-tsa").cert, root.cert)
     verifier = KeyVerifier(KEY.public_key(), tsa=[TimestampAuthority.from_file(str(chain))])
     with pytest.raises(VerificationError) as e:
         verify(tiny_model, verifier=verifier)
@@ -130,19 +132,11 @@ def test_an_unreachable_tsa_fails_signing_and_leaves_nothing(tiny_model: Path) -
 
 
 def test_freshness_needs_a_trusted_time(
-    standin: SigstoreStandin, tsa_chain: Path, tiny_model: Path, tmp_path: Path
+    standin: SigstoreStandin, tsa_chain: Path, tiny_model: Path, tmp_path: Path, keypair: KeyPair
 ) -> None:
-    from modelsign.policy import Policy
-
-    pub = tmp_path / "release.pub"
-    pub.write_bytes(keys.public_key_pem(KEY.public_key()))
-    policy_file = tmp_path / "policy.yaml"
-    policy_file.write_text(
-        "version: 1\n"
-        f"signers: {{keys: [{{file: {pub}}}], timestamp_authorities: [{tsa_chain}]}}\n"
-        "freshness: {max_age: 1d}\n"
+    policy = _freshness_policy(
+        tmp_path / "policy.yaml", keypair.pub_path, f"timestamp_authorities: [{tsa_chain}]"
     )
-    policy = Policy.load(policy_file)
     sign(tiny_model, signer=KeySigner(KEY), env={})
     with pytest.raises(VerificationError) as e:
         verify(tiny_model, policy=policy)
@@ -159,9 +153,9 @@ def test_freshness_needs_a_trusted_time(
 
 @pytest.mark.slow
 def test_through_the_cli(
-    standin: SigstoreStandin, tsa_chain: Path, tiny_model: Path, tmp_path: Path
+    standin: SigstoreStandin, tsa_chain: Path, tiny_model: Path, keypair: KeyPair
 ) -> None:
-    key, pub = keys.write_keypair(str(tmp_path / "k"), KEY, password=None)
+    key, pub = str(keypair.key_path), str(keypair.pub_path)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -195,19 +189,12 @@ def test_through_the_cli(
 
 
 def test_a_policy_takes_its_tsa_from_the_trusted_root(
-    standin: SigstoreStandin, tiny_model: Path, tmp_path: Path
+    standin: SigstoreStandin, tiny_model: Path, tmp_path: Path, keypair: KeyPair
 ) -> None:
     """The trust configuration (a Sigstore trusted root) lists the timestamp authorities."""
-    from modelsign.policy import Policy
-
-    pub = tmp_path / "release.pub"
-    pub.write_bytes(keys.public_key_pem(KEY.public_key()))
-    policy_file = tmp_path / "policy.yaml"
-    policy_file.write_text(
-        "version: 1\n"
-        f"signers: {{keys: [{{file: {pub}}}], trusted_root: {standin.trusted_root_path}}}\n"
-        "freshness: {max_age: 1d}\n"
+    policy = _freshness_policy(
+        tmp_path / "policy.yaml", keypair.pub_path, f"trusted_root: {standin.trusted_root_path}"
     )
     sign(tiny_model, signer=KeySigner(KEY, tsa_url=_url(standin)), env={})
-    r = verify(tiny_model, policy=Policy.load(policy_file))
+    r = verify(tiny_model, policy=policy)
     assert r.signer is not None and r.signer.signed_at is not None

@@ -20,7 +20,6 @@ from typing import cast
 
 import blake3
 
-from ._internal._atomic import open_model_file
 from ._internal.check.compare import Problem
 from ._internal.check.facts import Listing, Observed, Seen
 from ._internal.check.plan import Plan, make_plan
@@ -40,6 +39,7 @@ from ._internal.hashing import (
     hash_ranges,
     stream_digest,
 )
+from ._internal.hashing.reading import open_checked
 from ._internal.manifest import WeightsInfo, weights_info
 from ._internal.signature.attestation import Signed, load_signature
 from ._internal.signature.bundle import Envelope, read_signature_file
@@ -164,16 +164,6 @@ def _any_hasher(algorithm: str) -> hashlib._Hash | blake3.blake3:
     return hashlib.new(algorithm)
 
 
-def _open(f: ModelFile, size: int | None = None) -> int:
-    """Open a signed file as discovery saw it; with its signed ``size``, refuse another first."""
-    try:
-        return open_model_file(f, size=size)
-    except OSError as exc:
-        raise DiscoveryError(
-            f"cannot open: {exc.strerror}", code=Code.UNREADABLE, path=f.path
-        ) from exc
-
-
 def _failed(f: ModelFile, exc: ModelsignError) -> Seen:
     return Seen(
         failure=Problem(
@@ -247,7 +237,7 @@ class _Reader:
             return
 
         def parse(fmt: FileFormat | WeightFormat) -> WeightLayout:
-            fd = _open(f)
+            fd = open_checked(f)
             try:
                 return parse_weights(fmt, fd, os.fstat(fd).st_size, f.path)[0]
             finally:
@@ -258,7 +248,7 @@ class _Reader:
     def _open_at(self, f: ModelFile, size: int) -> int | None:
         """``f`` opened if it is still its signed ``size``; else its failure, and None."""
         try:
-            return _open(f, size)
+            return open_checked(f, size)
         except DiscoveryError as exc:
             self.seen[f.path] = _failed(f, exc)
             return None

@@ -18,8 +18,6 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import cast
 
-import blake3
-
 from ._internal.check.compare import Problem
 from ._internal.check.facts import Listing, Observed, Seen
 from ._internal.check.plan import Plan, make_plan
@@ -39,6 +37,7 @@ from ._internal.hashing import (
     hash_ranges,
     stream_digest,
 )
+from ._internal.hashing.algorithms import range_hasher
 from ._internal.hashing.reading import open_checked
 from ._internal.manifest import WeightsInfo, weights_info
 from ._internal.signature.attestation import Signed, load_signature
@@ -156,12 +155,6 @@ def ignored_formats(loc: SignatureLocation, known: Iterable[str]) -> dict[str, s
     return formats_beside(
         loc.root, known=set(known), own=[loc.signature, loc.claims, loc.provenance]
     )
-
-
-def _any_hasher(algorithm: str) -> hashlib._Hash | blake3.blake3:
-    if algorithm == "blake3":
-        return blake3.blake3()
-    return hashlib.new(algorithm)
 
 
 def _failed(f: ModelFile, exc: ModelsignError) -> Seen:
@@ -351,7 +344,8 @@ class _Reader:
         (r,) = self.plan.signed[f.path]
         size = self.st.signed_size(f.path)
         try:
-            actual = stream_digest(f, _any_hasher(r.algorithm), size=size)
+            alg = cast(RangeHash, r.algorithm)  # one of the OMS registry's: checked by the parser
+            actual = stream_digest(f, range_hasher(alg), size=size)
         except DiscoveryError as exc:
             self.seen[f.path] = Seen(
                 failure=Problem(code=exc.code, message=exc.message, file=f.path)

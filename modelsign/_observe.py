@@ -347,9 +347,7 @@ class _Reader:
             alg = cast(RangeHash, r.algorithm)  # one of the OMS registry's: checked by the parser
             actual = stream_digest(f, range_hasher(alg), size=size)
         except DiscoveryError as exc:
-            self.seen[f.path] = Seen(
-                failure=Problem(code=exc.code, message=exc.message, file=f.path)
-            )
+            self.seen[f.path] = _failed(f, exc)
             return
         if actual == r.digest:
             self.step(f.size)

@@ -6,8 +6,9 @@ covers every byte are read by their header and tensor digests in parallel,
 and read once more, whole, only when those disagree (to say what changed);
 shard signatures by their shards; everything else by its file digest. A file
 of another size than signed is not read (its header alone is parsed, to say
-what changed). Shared with the loaders: reading the signature, the header of
-a file of another size, and the formats of files the signature leaves out.
+what changed). Shared with the loaders: reading the signature, walking the
+model as the signer did, the header of a file of another size, and the
+formats of files the signature leaves out.
 """
 
 from __future__ import annotations
@@ -86,14 +87,33 @@ def read_signature(
         return None, [problem]
 
 
+def model_files(
+    path: str, loc: SignatureLocation, st: SignedStatement | None
+) -> tuple[bool, dict[str, ModelFile]]:
+    """The files of the model at ``path`` as the signer recorded the walk, by name, and
+    whether it is one file; discovery's errors are raised.
+
+    The signature's ignore_paths and symlink rule apply; modelsign's own files the
+    signature does not list are left out. Without a signature: every file but those.
+    """
+    exclude = loc.names_inside(loc.signature, loc.claims)
+    if st is not None:
+        # Only the concrete signed paths: a recorded pattern is never expanded again.
+        exclude += st.ignore_paths
+    links = st.allow_symlinks if st is not None else True
+    tree = discover(path, exclude=exclude, allow_symlinks=links, ignore_git=st is None)
+    if tree.single_file:
+        return True, {f.path: f for f in tree.files}
+    own = set(own_files(tree.files, signed=st.files if st is not None else ()))
+    return False, {f.path: f for f in tree.files if f.path not in own}
+
+
 def list_model(
     path: str, loc: SignatureLocation, st: SignedStatement
 ) -> tuple[Listing, dict[str, ModelFile]]:
     """The files of the model as the signer recorded the walk (its ignore_paths, its links)."""
-    exclude = [*loc.names_inside(loc.signature, loc.claims), *st.ignore_paths]
-    # Only the concrete signed paths: a recorded pattern is never expanded again.
     try:
-        tree = discover(path, exclude=exclude, allow_symlinks=st.allow_symlinks, ignore_git=False)
+        single, files = model_files(path, loc, st)
     except DiscoveryError as exc:
         if exc.code == "EMPTY_MODEL":
             return Listing({}), {}
@@ -101,10 +121,7 @@ def list_model(
             raise  # no signer could have signed it: the model cannot be checked at all
         # What the signer recorded (no symlinks, no special files) is not met.
         return Listing({}, problem=Problem(code=exc.code, message=exc.message, file=exc.path)), {}
-    # modelsign's own signatures the signature does not list are not part of the model.
-    own = set(own_files(tree.files, signed=st.files)) if not tree.single_file else set()
-    files = {f.path: f for f in tree.files if f.path not in own}
-    return Listing({n: f.size for n, f in files.items()}, tree.single_file), files
+    return Listing({n: f.size for n, f in files.items()}, single), files
 
 
 def observe(

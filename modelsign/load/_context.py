@@ -24,7 +24,7 @@ from .._internal.check.decision import Decision
 from .._internal.check.facts import Listing, Seen
 from .._internal.check.judge import read_problems, same_layout, size_problems
 from .._internal.check.plan import make_plan
-from .._internal.discover import ModelFile, discover
+from .._internal.discover import ModelFile
 from .._internal.formats import file_format, parse_weights, parse_weights_bytes, sniff_file
 from .._internal.hashing import FileDigests, RangeJob, TensorHash, hash_ranges, new_hasher
 from .._internal.manifest import FileEntry, Manifest, WeightsInfo, covering_parts, weights_info
@@ -34,10 +34,9 @@ from .._internal.signature.location import (
     moved_note,
     signature_location,
 )
-from .._internal.signature.own import own_files
 from .._internal.signature.statement import SINGLE_FILE_RESOURCE, SignedStatement
 from .._internal.signature.verifiers import SignerInfo, Verifier
-from .._observe import header_seen, ignored_formats, read_signature
+from .._observe import header_seen, ignored_formats, model_files, read_signature
 from .._trust import Trust, resolve_trust
 from ..codes import Code
 from ..errors import DiscoveryError, InputError, ModelsignError
@@ -259,24 +258,11 @@ def _files_on_disk(ctx: Context) -> dict[str, ModelFile]:
                 ctx.single_file, real, info.st_size, info.st_dev, info.st_ino
             )
         }
-    statement = ctx.statement
-    exclude = ctx.location.names_inside(ctx.location.signature, ctx.location.claims)
-    if statement is not None:
-        exclude += list(statement.ignore_paths)
-    # Only the concrete signed paths: a recorded pattern is never expanded again.
     try:
-        tree = discover(
-            ctx.root,
-            exclude=exclude,
-            allow_symlinks=statement.allow_symlinks if statement is not None else True,
-            ignore_git=statement is None,
-        )
+        return model_files(ctx.root, ctx.location, ctx.statement)[1]
     except ModelsignError as exc:
         ctx.fail(f"the model folder cannot be walked: {exc.message}", [], exc.code)
         return {}
-    # modelsign's own signatures the signature does not list are not part of the model.
-    own = set(own_files(tree.files, signed=statement.files if statement is not None else ()))
-    return {f.path: f for f in tree.files if f.path not in own}
 
 
 def _unsigned(ctx: Context) -> dict[str, str]:

@@ -242,7 +242,9 @@ class _Reader:
         """Judged without reading its content; its header says what changed."""
         self.step(f.size)  # done, as far as progress goes
         entry = self.st.entry(f.path)
-        if self.st.method == "shards" or entry is None or entry.weights is None:
+        w = entry.weights if entry is not None else None
+        # (an ONNX external data file has no header of its own to parse)
+        if self.st.method == "shards" or w is None or EXTERNAL_OF in w.metadata:
             self.seen[f.path] = Seen()
             return
 
@@ -253,7 +255,7 @@ class _Reader:
             finally:
                 os.close(fd)
 
-        self.seen[f.path] = header_seen(f, entry.weights.format, parse)
+        self.seen[f.path] = header_seen(f, w.format, parse)
 
     def _open_at(self, f: ModelFile, size: int) -> int | None:
         """``f`` opened if it is still its signed ``size``; else its failure, and None."""
@@ -306,7 +308,7 @@ class _Reader:
                 jobs=self.jobs,
                 progress=self.step,
                 sizes=sizes,
-                layouts=self._signed_layouts(files),
+                layouts={f.path: lay for f in files if (lay := self._signed_layout(f))},
             )
         except ModelsignError:
             # Some signed file no longer parses (or changed meanwhile): go file by
@@ -317,26 +319,23 @@ class _Reader:
         for d in digests:
             self.seen[d.file.path] = self._digests(d)
 
-    def _signed_layouts(self, files: list[ModelFile]) -> dict[str, WeightLayout]:
-        """ONNX external data files laid out as signed, so a change names its tensors."""
-        out: dict[str, WeightLayout] = {}
-        for f in files:
-            entry = self.st.entry(f.path)
-            w = entry.weights if entry is not None else None
-            if entry is not None and w is not None and EXTERNAL_OF in w.metadata:
-                spans = [
-                    TensorSpan(
-                        t.name,
-                        t.dtype,
-                        tuple(t.shape),
-                        t.offset,
-                        t.offset + t.length,
-                        math.prod(t.shape),
-                    )
-                    for t in w.tensors
-                ]
-                out[f.path] = external_layout(entry.size, spans, str(w.metadata[EXTERNAL_OF]))
-        return out
+    def _signed_layout(self, f: ModelFile) -> WeightLayout | None:
+        """An ONNX external data file laid out as signed, so a change names its tensors.
+
+        Such a file has no header of its own: its layout is what its model said
+        when it was signed (never the model file as it is now).
+        """
+        entry = self.st.entry(f.path)
+        w = entry.weights if entry is not None else None
+        if entry is None or w is None or EXTERNAL_OF not in w.metadata:
+            return None
+        spans = [
+            TensorSpan(
+                t.name, t.dtype, tuple(t.shape), t.offset, t.offset + t.length, math.prod(t.shape)
+            )
+            for t in w.tensors
+        ]
+        return external_layout(entry.size, spans, str(w.metadata[EXTERNAL_OF]))
 
     def _digests(self, d: FileDigests) -> Seen:
         """A file's digest, and its layout when it is not the signed file (to say what changed)."""
@@ -346,7 +345,8 @@ class _Reader:
     def _recheck(self, f: ModelFile) -> None:
         """Hash one file on its own, to say exactly what changed (or why it no longer parses)."""
         try:
-            d = hash_file(f, tensor_hash=self.tensor_hash, size=self.st.signed_size(f.path))
+            size = self.st.signed_size(f.path)
+            d = hash_file(f, tensor_hash=self.tensor_hash, size=size, layout=self._signed_layout(f))
         except ModelsignError as exc:
             if exc.code in _REFUSED:
                 self.seen[f.path] = _failed(f, exc)
@@ -419,7 +419,7 @@ class _Reader:
         if entry is None or entry.weights is None:
             return None
         try:
-            d = hash_file(f, tensor_hash=self.tensor_hash)
+            d = hash_file(f, tensor_hash=self.tensor_hash, layout=self._signed_layout(f))
         except ModelsignError:
             return None  # no longer parses: the changed range is all there is to say
         return weights_info(d) if d.layout is not None else None

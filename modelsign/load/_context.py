@@ -27,7 +27,14 @@ from .._internal.check.plan import make_plan
 from .._internal.discover import ModelFile
 from .._internal.formats import file_format, parse_weights, parse_weights_bytes, sniff_file
 from .._internal.hashing import FileDigests, RangeJob, TensorHash, hash_ranges, new_hasher
-from .._internal.manifest import FileEntry, Manifest, WeightsInfo, covering_parts, weights_info
+from .._internal.manifest import (
+    FileEntry,
+    Manifest,
+    Part,
+    WeightsInfo,
+    covering_parts,
+    weights_info,
+)
 from .._internal.signature.location import (
     SignatureLocation,
     covering_location,
@@ -454,7 +461,7 @@ def read_verified(ctx: Context, name: str, memory: Memory = "copy") -> Any:
             "FILE_CHANGED",
         )
     if got != want:
-        problems = _diagnose(ctx, name, entry, view, expected, want, got)
+        problems = _diagnose(ctx, name, entry, view, expected, parts, got)
         ctx.fail(f"{name} is not the signed file", problems, problems[-1].code)
     else:
         ctx.report.files.append(name)
@@ -470,11 +477,14 @@ def _diagnose(
     entry: FileEntry | None,
     view: memoryview,
     expected: str,
-    want: list[str | bool],
+    parts: list[Part],
     got: list[str | bool],
 ) -> list[Problem]:
     """Say what differs, from the bytes that were read (the path is not opened again)."""
-    actual = hashlib.sha256(view).hexdigest()
+    want = [w for *_, w in parts]
+    # Read as one SHA-256 range (no covering parts): that digest is the file's already.
+    whole = len(got) == 1 and parts[0][:3] == (0, len(view), "sha256")
+    actual = str(got[0]) if whole else hashlib.sha256(view).hexdigest()
     m = ctx.manifest
     weights = entry.weights if entry is not None and m is not None else None
     reread = None

@@ -6,8 +6,9 @@ covers every byte are read by their header and tensor digests in parallel,
 and read once more, whole, only when those disagree (to say what changed);
 shard signatures by their shards; everything else by its file digest. A file
 of another size than signed is not read (its header alone is parsed, to say
-what changed). Shared with the loaders: reading the signature, the header of
-a file of another size, and the formats of files the signature leaves out.
+what changed). Shared with the loaders: reading the signature, walking the
+model as the signer did, the header of a file of another size, and the
+formats of files the signature leaves out.
 """
 
 from __future__ import annotations
@@ -18,9 +19,6 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import cast
 
-import blake3
-
-from ._internal._atomic import open_model_file
 from ._internal.check.compare import Problem
 from ._internal.check.facts import Listing, Observed, Seen
 from ._internal.check.plan import Plan, make_plan
@@ -40,6 +38,8 @@ from ._internal.hashing import (
     hash_ranges,
     stream_digest,
 )
+from ._internal.hashing.algorithms import range_hasher
+from ._internal.hashing.reading import open_checked
 from ._internal.manifest import WeightsInfo, weights_info
 from ._internal.signature.attestation import Signed, load_signature
 from ._internal.signature.bundle import Envelope, read_signature_file
@@ -87,14 +87,33 @@ def read_signature(
         return None, [problem]
 
 
+def model_files(
+    path: str, loc: SignatureLocation, st: SignedStatement | None
+) -> tuple[bool, dict[str, ModelFile]]:
+    """The files of the model at ``path`` as the signer recorded the walk, by name, and
+    whether it is one file; discovery's errors are raised.
+
+    The signature's ignore_paths and symlink rule apply; modelsign's own files the
+    signature does not list are left out. Without a signature: every file but those.
+    """
+    exclude = loc.names_inside(loc.signature, loc.claims)
+    if st is not None:
+        # Only the concrete signed paths: a recorded pattern is never expanded again.
+        exclude += st.ignore_paths
+    links = st.allow_symlinks if st is not None else True
+    tree = discover(path, exclude=exclude, allow_symlinks=links, ignore_git=st is None)
+    if tree.single_file:
+        return True, {f.path: f for f in tree.files}
+    own = set(own_files(tree.files, signed=st.files if st is not None else ()))
+    return False, {f.path: f for f in tree.files if f.path not in own}
+
+
 def list_model(
     path: str, loc: SignatureLocation, st: SignedStatement
 ) -> tuple[Listing, dict[str, ModelFile]]:
     """The files of the model as the signer recorded the walk (its ignore_paths, its links)."""
-    exclude = [*loc.names_inside(loc.signature, loc.claims), *st.ignore_paths]
-    # Only the concrete signed paths: a recorded pattern is never expanded again.
     try:
-        tree = discover(path, exclude=exclude, allow_symlinks=st.allow_symlinks, ignore_git=False)
+        single, files = model_files(path, loc, st)
     except DiscoveryError as exc:
         if exc.code == "EMPTY_MODEL":
             return Listing({}), {}
@@ -102,10 +121,7 @@ def list_model(
             raise  # no signer could have signed it: the model cannot be checked at all
         # What the signer recorded (no symlinks, no special files) is not met.
         return Listing({}, problem=Problem(code=exc.code, message=exc.message, file=exc.path)), {}
-    # modelsign's own signatures the signature does not list are not part of the model.
-    own = set(own_files(tree.files, signed=st.files)) if not tree.single_file else set()
-    files = {f.path: f for f in tree.files if f.path not in own}
-    return Listing({n: f.size for n, f in files.items()}, tree.single_file), files
+    return Listing({n: f.size for n, f in files.items()}, single), files
 
 
 def observe(
@@ -156,22 +172,6 @@ def ignored_formats(loc: SignatureLocation, known: Iterable[str]) -> dict[str, s
     return formats_beside(
         loc.root, known=set(known), own=[loc.signature, loc.claims, loc.provenance]
     )
-
-
-def _any_hasher(algorithm: str) -> hashlib._Hash | blake3.blake3:
-    if algorithm == "blake3":
-        return blake3.blake3()
-    return hashlib.new(algorithm)
-
-
-def _open(f: ModelFile, size: int | None = None) -> int:
-    """Open a signed file as discovery saw it; with its signed ``size``, refuse another first."""
-    try:
-        return open_model_file(f, size=size)
-    except OSError as exc:
-        raise DiscoveryError(
-            f"cannot open: {exc.strerror}", code=Code.UNREADABLE, path=f.path
-        ) from exc
 
 
 def _failed(f: ModelFile, exc: ModelsignError) -> Seen:
@@ -242,23 +242,25 @@ class _Reader:
         """Judged without reading its content; its header says what changed."""
         self.step(f.size)  # done, as far as progress goes
         entry = self.st.entry(f.path)
-        if self.st.method == "shards" or entry is None or entry.weights is None:
+        w = entry.weights if entry is not None else None
+        # (an ONNX external data file has no header of its own to parse)
+        if self.st.method == "shards" or w is None or EXTERNAL_OF in w.metadata:
             self.seen[f.path] = Seen()
             return
 
         def parse(fmt: FileFormat | WeightFormat) -> WeightLayout:
-            fd = _open(f)
+            fd = open_checked(f)
             try:
                 return parse_weights(fmt, fd, os.fstat(fd).st_size, f.path)[0]
             finally:
                 os.close(fd)
 
-        self.seen[f.path] = header_seen(f, entry.weights.format, parse)
+        self.seen[f.path] = header_seen(f, w.format, parse)
 
     def _open_at(self, f: ModelFile, size: int) -> int | None:
         """``f`` opened if it is still its signed ``size``; else its failure, and None."""
         try:
-            return _open(f, size)
+            return open_checked(f, size)
         except DiscoveryError as exc:
             self.seen[f.path] = _failed(f, exc)
             return None
@@ -306,7 +308,7 @@ class _Reader:
                 jobs=self.jobs,
                 progress=self.step,
                 sizes=sizes,
-                layouts=self._signed_layouts(files),
+                layouts={f.path: lay for f in files if (lay := self._signed_layout(f))},
             )
         except ModelsignError:
             # Some signed file no longer parses (or changed meanwhile): go file by
@@ -317,26 +319,23 @@ class _Reader:
         for d in digests:
             self.seen[d.file.path] = self._digests(d)
 
-    def _signed_layouts(self, files: list[ModelFile]) -> dict[str, WeightLayout]:
-        """ONNX external data files laid out as signed, so a change names its tensors."""
-        out: dict[str, WeightLayout] = {}
-        for f in files:
-            entry = self.st.entry(f.path)
-            w = entry.weights if entry is not None else None
-            if entry is not None and w is not None and EXTERNAL_OF in w.metadata:
-                spans = [
-                    TensorSpan(
-                        t.name,
-                        t.dtype,
-                        tuple(t.shape),
-                        t.offset,
-                        t.offset + t.length,
-                        math.prod(t.shape),
-                    )
-                    for t in w.tensors
-                ]
-                out[f.path] = external_layout(entry.size, spans, str(w.metadata[EXTERNAL_OF]))
-        return out
+    def _signed_layout(self, f: ModelFile) -> WeightLayout | None:
+        """An ONNX external data file laid out as signed, so a change names its tensors.
+
+        Such a file has no header of its own: its layout is what its model said
+        when it was signed (never the model file as it is now).
+        """
+        entry = self.st.entry(f.path)
+        w = entry.weights if entry is not None else None
+        if entry is None or w is None or EXTERNAL_OF not in w.metadata:
+            return None
+        spans = [
+            TensorSpan(
+                t.name, t.dtype, tuple(t.shape), t.offset, t.offset + t.length, math.prod(t.shape)
+            )
+            for t in w.tensors
+        ]
+        return external_layout(entry.size, spans, str(w.metadata[EXTERNAL_OF]))
 
     def _digests(self, d: FileDigests) -> Seen:
         """A file's digest, and its layout when it is not the signed file (to say what changed)."""
@@ -346,7 +345,8 @@ class _Reader:
     def _recheck(self, f: ModelFile) -> None:
         """Hash one file on its own, to say exactly what changed (or why it no longer parses)."""
         try:
-            d = hash_file(f, tensor_hash=self.tensor_hash, size=self.st.signed_size(f.path))
+            size = self.st.signed_size(f.path)
+            d = hash_file(f, tensor_hash=self.tensor_hash, size=size, layout=self._signed_layout(f))
         except ModelsignError as exc:
             if exc.code in _REFUSED:
                 self.seen[f.path] = _failed(f, exc)
@@ -361,11 +361,10 @@ class _Reader:
         (r,) = self.plan.signed[f.path]
         size = self.st.signed_size(f.path)
         try:
-            actual = stream_digest(f, _any_hasher(r.algorithm), size=size)
+            alg = cast(RangeHash, r.algorithm)  # one of the OMS registry's: checked by the parser
+            actual = stream_digest(f, range_hasher(alg), size=size)
         except DiscoveryError as exc:
-            self.seen[f.path] = Seen(
-                failure=Problem(code=exc.code, message=exc.message, file=f.path)
-            )
+            self.seen[f.path] = _failed(f, exc)
             return
         if actual == r.digest:
             self.step(f.size)
@@ -420,7 +419,7 @@ class _Reader:
         if entry is None or entry.weights is None:
             return None
         try:
-            d = hash_file(f, tensor_hash=self.tensor_hash)
+            d = hash_file(f, tensor_hash=self.tensor_hash, layout=self._signed_layout(f))
         except ModelsignError:
             return None  # no longer parses: the changed range is all there is to say
         return weights_info(d) if d.layout is not None else None

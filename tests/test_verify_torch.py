@@ -64,6 +64,15 @@ def test_flip_in_another_storage(views: Path, keypair: KeyPair) -> None:
     assert modified(views, keypair) == {"FILE_MODIFIED": {None}, "TENSOR_MODIFIED": {"other"}}
 
 
+def test_another_size_names_only_what_its_header_shows(views: Path, keypair: KeyPair) -> None:
+    # Saved again with a longer ``other``: the file is refused for its size and not read,
+    # so no storage is said to have changed (its digests were not taken).
+    base = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    sd = {"base": base, "tied": base, "row": base[1], "cols": base[:, :2], "other": torch.ones(100)}
+    save(sd, views / BIN)
+    assert modified(views, keypair) == {"FILE_SIZE_MISMATCH": {None}, "TENSOR_RETYPED": {"other"}}
+
+
 def test_flip_in_data_pkl_is_a_clear_problem(views: Path, keypair: KeyPair) -> None:
     with zipfile.ZipFile(views / BIN) as z:
         info = z.getinfo("pytorch_model/data.pkl")

@@ -24,20 +24,26 @@ from .._internal.check.decision import Decision
 from .._internal.check.facts import Listing, Seen
 from .._internal.check.judge import read_problems, same_layout, size_problems
 from .._internal.check.plan import make_plan
-from .._internal.discover import ModelFile, discover
+from .._internal.discover import ModelFile
 from .._internal.formats import file_format, parse_weights, parse_weights_bytes, sniff_file
 from .._internal.hashing import FileDigests, RangeJob, TensorHash, hash_ranges, new_hasher
-from .._internal.manifest import FileEntry, Manifest, WeightsInfo, covering_parts, weights_info
+from .._internal.manifest import (
+    FileEntry,
+    Manifest,
+    Part,
+    WeightsInfo,
+    covering_parts,
+    weights_info,
+)
 from .._internal.signature.location import (
     SignatureLocation,
     covering_location,
     moved_note,
     signature_location,
 )
-from .._internal.signature.own import own_files
 from .._internal.signature.statement import SINGLE_FILE_RESOURCE, SignedStatement
 from .._internal.signature.verifiers import SignerInfo, Verifier
-from .._observe import header_seen, ignored_formats, read_signature
+from .._observe import header_seen, ignored_formats, model_files, read_signature
 from .._trust import Trust, resolve_trust
 from ..codes import Code
 from ..errors import DiscoveryError, InputError, ModelsignError
@@ -259,24 +265,11 @@ def _files_on_disk(ctx: Context) -> dict[str, ModelFile]:
                 ctx.single_file, real, info.st_size, info.st_dev, info.st_ino
             )
         }
-    statement = ctx.statement
-    exclude = ctx.location.names_inside(ctx.location.signature, ctx.location.claims)
-    if statement is not None:
-        exclude += list(statement.ignore_paths)
-    # Only the concrete signed paths: a recorded pattern is never expanded again.
     try:
-        tree = discover(
-            ctx.root,
-            exclude=exclude,
-            allow_symlinks=statement.allow_symlinks if statement is not None else True,
-            ignore_git=statement is None,
-        )
+        return model_files(ctx.root, ctx.location, ctx.statement)[1]
     except ModelsignError as exc:
         ctx.fail(f"the model folder cannot be walked: {exc.message}", [], exc.code)
         return {}
-    # modelsign's own signatures the signature does not list are not part of the model.
-    own = set(own_files(tree.files, signed=statement.files if statement is not None else ()))
-    return {f.path: f for f in tree.files if f.path not in own}
 
 
 def _unsigned(ctx: Context) -> dict[str, str]:
@@ -468,7 +461,7 @@ def read_verified(ctx: Context, name: str, memory: Memory = "copy") -> Any:
             "FILE_CHANGED",
         )
     if got != want:
-        problems = _diagnose(ctx, name, entry, view, expected, want, got)
+        problems = _diagnose(ctx, name, entry, view, expected, parts, got)
         ctx.fail(f"{name} is not the signed file", problems, problems[-1].code)
     else:
         ctx.report.files.append(name)
@@ -484,11 +477,14 @@ def _diagnose(
     entry: FileEntry | None,
     view: memoryview,
     expected: str,
-    want: list[str | bool],
+    parts: list[Part],
     got: list[str | bool],
 ) -> list[Problem]:
     """Say what differs, from the bytes that were read (the path is not opened again)."""
-    actual = hashlib.sha256(view).hexdigest()
+    want = [w for *_, w in parts]
+    # Read as one SHA-256 range (no covering parts): that digest is the file's already.
+    whole = len(got) == 1 and parts[0][:3] == (0, len(view), "sha256")
+    actual = str(got[0]) if whole else hashlib.sha256(view).hexdigest()
     m = ctx.manifest
     weights = entry.weights if entry is not None and m is not None else None
     reread = None

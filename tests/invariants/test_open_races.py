@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 import modelsign._internal.manifest.build as manifest_module
-import modelsign.load._context as context_module
 from modelsign._internal.manifest import build_manifest
 from modelsign._internal.signature.verifiers import KeyVerifier
 from modelsign.errors import ModelsignError, VerificationError
@@ -29,7 +28,7 @@ from tests.helpers.signing import shared_key
 
 KEY = shared_key()  # the key of the ``keypair`` fixture, which ``signed`` signs with
 VERIFIER = KeyVerifier(KEY.public_key())
-verify_module = importlib.import_module("modelsign._observe")  # reads the model for verify()
+verify_module = importlib.import_module("modelsign._observe")  # walks a model: verify, loaders
 WEIGHTS = "model.safetensors"
 DEADLINE = 5.0  # generous on a loaded machine; the refusal itself takes milliseconds
 
@@ -90,7 +89,7 @@ def test_manifest_refuses_a_fifo_swapped_in_after_discovery(
 def test_loader_refuses_a_fifo_swapped_in_after_discovery(
     signed: Path, monkeypatch: pytest.MonkeyPatch, memory: str
 ) -> None:
-    fifo_after_discovery(context_module, monkeypatch, signed / WEIGHTS)
+    fifo_after_discovery(verify_module, monkeypatch, signed / WEIGHTS)
     exc = within_deadline(
         lambda: load_safetensors(signed, verifier=VERIFIER, memory=memory),  # type: ignore[arg-type]
         signed / WEIGHTS,

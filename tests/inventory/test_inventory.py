@@ -169,7 +169,7 @@ def test_verify_reads_a_signed_file_again_only_when_it_differs(
 
     verify_module = importlib.import_module("modelsign._observe")  # reads the model for verify()
     read: list[str] = []
-    real_open, real_hash_file = verify_module._open, verify_module.hash_file
+    real_open, real_hash_file = verify_module.open_checked, verify_module.hash_file
     real_hash_files = verify_module.hash_files
 
     def spy_open(f: Any, *args: Any) -> int:
@@ -184,7 +184,7 @@ def test_verify_reads_a_signed_file_again_only_when_it_differs(
         read.extend(f.real for f in files)
         return real_hash_files(files, **kw)
 
-    monkeypatch.setattr(verify_module, "_open", spy_open)
+    monkeypatch.setattr(verify_module, "open_checked", spy_open)
     monkeypatch.setattr(verify_module, "hash_file", spy_hash_file)
     monkeypatch.setattr(verify_module, "hash_files", spy_hash_files)
     m = by_name(scan([device.root], env=device.env, policy=Policy.load(device.policy), verify=True))

@@ -9,6 +9,7 @@ the file (and the tensor, where there is one).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -173,6 +174,18 @@ def test_a_single_file_signature(tmp_path: Path, keypair: KeyPair, verifier: Any
     out = load_safetensors(path, verifier=verifier)
     np.testing.assert_array_equal(out["w"], np.arange(6.0).reshape(2, 3))
     assert out.report.files == [WEIGHTS]
+
+
+def test_a_file_signed_by_its_digest_alone_is_refused_with_that_digest(
+    tmp_path: Path, keypair: KeyPair, verifier: Any
+) -> None:
+    path = write_safetensors(tmp_path / "one" / WEIGHTS, {"w": np.arange(6.0).reshape(2, 3)})
+    sign(path.parent, keypair, tensor_hash=None)
+    flip_byte(path, path.stat().st_size - 1)
+    exc = refused(lambda: load_safetensors(path.parent, verifier=verifier))
+    (p,) = exc.findings
+    assert (p.code, p.file) == ("FILE_MODIFIED", WEIGHTS)
+    assert p.actual == hashlib.sha256(path.read_bytes()).hexdigest() != p.expected
 
 
 def test_loaded_tensors_do_not_follow_the_file(signed: Path, verifier: Any) -> None:

@@ -174,11 +174,14 @@ def diff_layouts(path: str, expected: WeightsInfo, actual: WeightsInfo) -> list[
 
     A file refused for its size is looked at through its header alone: the
     tensor names, types and shapes and the metadata still say what changed;
-    digests (of bytes not read, or taken with another hash) are left out.
+    digests (of bytes not read, or taken with another hash) are left out, the
+    storages' too (else every tensor would be judged by its storage's digest).
     """
 
     def unhashed(w: WeightsInfo) -> WeightsInfo:
         tensors = [t.model_copy(update={"digest": None}) for t in w.tensors]
-        return w.model_copy(update={"tensors": tensors, "header_digest": "", "kv_digest": None})
+        storages = [s.model_copy(update={"digest": None}) for s in w.storages]
+        update = {"tensors": tensors, "storages": storages, "header_digest": "", "kv_digest": None}
+        return w.model_copy(update=update)
 
     return diff_weights(path, unhashed(expected), unhashed(actual))

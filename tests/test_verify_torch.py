@@ -99,3 +99,16 @@ def test_diff_across_formats(tmp_path: Path) -> None:
     assert {(c.code, c.tensor) for c in changed.changes if c.tensor} == {
         ("TENSOR_MODIFIED", "lin.weight")
     }
+
+
+def test_diff_names_a_view_by_its_storage(tmp_path: Path) -> None:
+    """``cols`` has no digest of its own: diff judges it by its storage, as verify does."""
+    base = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    old = save({"cols": base[:, :2]}, tmp_path / "a" / BIN).parent
+    changed = base.clone()
+    changed[0, 0] = 99.0
+    new = save({"cols": changed[:, :2]}, tmp_path / "b" / BIN).parent
+    found = {(c.code, c.tensor) for c in diff_models(old, new).changes if c.tensor}
+    assert found == {("TENSOR_MODIFIED", "cols")}
+    same = save({"cols": base.clone()[:, :2]}, tmp_path / "c" / BIN).parent
+    assert not [c for c in diff_models(old, same).changes if c.tensor]

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .._internal.check.compare import Problem, diff_weights
-from .._internal.manifest import Manifest, TensorEntry, WeightsInfo
+from .._internal.manifest import Manifest, StorageEntry, TensorEntry, WeightsInfo
 from .._internal.metadata.quantization import FileQuantization
 from ..codes import Code
 from ._attributes import model_changes
@@ -44,6 +44,8 @@ class _Tensor:
     entry: TensorEntry
     shape: list[int]  # outermost first: compared across formats, never shown
     fmt: str  # the format of its file
+    storage: str | None = None  # its archive storage, "<file>!<member>" (file as on the new side)
+    storage_digest: str | None = None
 
     @property
     def text(self) -> str:
@@ -57,9 +59,12 @@ def _pool(files: Mapping[str, File], rename: Mapping[str, str]) -> dict[str, _Te
     seen = Counter(t.name for _, w in weights for t in w.tensors)
     out: dict[str, _Tensor] = {}
     for path, w in sorted(weights, key=lambda x: x[0]):
+        stored = {s.name: s.digest for s in w.storages}
         for t in w.tensors:
             key = t.name if seen[t.name] == 1 else f"{rename.get(path, path)}:{t.name}"
-            out[key] = _Tensor(path, t, _logical_shape(t.shape, w.format), w.format)
+            storage = f"{rename.get(path, path)}!{t.storage}" if t.storage else None
+            shape = _logical_shape(t.shape, w.format)
+            out[key] = _Tensor(path, t, shape, w.format, storage, stored.get(t.storage or ""))
     return out
 
 
@@ -69,7 +74,11 @@ _NO_QUANT = FileQuantization(
 
 
 def _pooled_info(tensors: Mapping[str, _Tensor], digests: bool) -> WeightsInfo:
-    """All tensors of a side as one synthetic weight file, for :func:`diff_weights`."""
+    """All tensors of a side as one synthetic weight file, for :func:`diff_weights`.
+
+    Archive storages come along, so a view with no digest of its own is judged by
+    its storage's, as verify judges it.
+    """
     entries = [
         TensorEntry(
             name=key,
@@ -78,9 +87,17 @@ def _pooled_info(tensors: Mapping[str, _Tensor], digests: bool) -> WeightsInfo:
             offset=0,
             length=t.entry.length,
             digest=t.entry.digest if digests else None,
+            storage=t.storage,
         )
         for key, t in tensors.items()
     ]
+    storages = {
+        t.storage: StorageEntry(
+            name=t.storage, offset=0, length=0, digest=t.storage_digest if digests else None
+        )
+        for t in tensors.values()
+        if t.storage is not None
+    }
     return WeightsInfo(
         format="safetensors",
         header_size=0,
@@ -88,6 +105,7 @@ def _pooled_info(tensors: Mapping[str, _Tensor], digests: bool) -> WeightsInfo:
         tensor_count=len(entries),
         tensors=entries,
         quantization=_NO_QUANT,
+        storages=list(storages.values()),
     )
 
 

@@ -301,23 +301,21 @@ class _Reader:
         if not files:
             return
         sizes = {f.path: n for f in files if (n := self.st.signed_size(f.path)) is not None}
-        try:
-            digests = hash_files(
-                files,
-                tensor_hash=self.tensor_hash,
-                jobs=self.jobs,
-                progress=self.step,
-                sizes=sizes,
-                layouts={f.path: lay for f in files if (lay := self._signed_layout(f))},
-            )
-        except ModelsignError:
-            # Some signed file no longer parses (or changed meanwhile): go file by
-            # file so each is reported with its own reason.
-            for f in files:
-                self._recheck(f)
-            return
+        failed: dict[str, ModelsignError] = {}
+        digests = hash_files(
+            files,
+            tensor_hash=self.tensor_hash,
+            jobs=self.jobs,
+            progress=self.step,
+            sizes=sizes,
+            layouts={f.path: lay for f in files if (lay := self._signed_layout(f))},
+            failures=failed,
+        )
         for d in digests:
             self.seen[d.file.path] = self._digests(d)
+        for f in files:  # no longer parses, or changed meanwhile: each with its own reason
+            if f.path in failed:
+                self._failure(f, failed[f.path])
 
     def _signed_layout(self, f: ModelFile) -> WeightLayout | None:
         """An ONNX external data file laid out as signed, so a change names its tensors.
@@ -348,13 +346,17 @@ class _Reader:
             size = self.st.signed_size(f.path)
             d = hash_file(f, tensor_hash=self.tensor_hash, size=size, layout=self._signed_layout(f))
         except ModelsignError as exc:
-            if exc.code in _REFUSED:
-                self.seen[f.path] = _failed(f, exc)
-                return
-            actual = stream_digest(f, hashlib.sha256())
-            self.seen[f.path] = Seen(sha256=actual, unparsable=f"{exc.code}: {exc.message}")
+            self._failure(f, exc)
             return
         self.seen[f.path] = self._digests(d)
+
+    def _failure(self, f: ModelFile, exc: ModelsignError) -> None:
+        """A file whose read failed: refused, or (no longer parsing) its SHA-256 at least."""
+        if exc.code in _REFUSED:
+            self.seen[f.path] = _failed(f, exc)
+            return
+        actual = stream_digest(f, hashlib.sha256())
+        self.seen[f.path] = Seen(sha256=actual, unparsable=f"{exc.code}: {exc.message}")
 
     def _other(self, f: ModelFile) -> None:
         """Whole-file digests other than SHA-256 (BLAKE2b, BLAKE3) made by the OMS tool."""

@@ -9,6 +9,9 @@ import pytest
 import safetensors.torch
 import torch
 
+from modelsign import _observe
+from modelsign._internal.discover import ModelFile
+from modelsign._internal.hashing import files
 from modelsign.diff import diff_models
 from modelsign.errors import VerificationError
 from modelsign.verify import verify
@@ -83,6 +86,29 @@ def test_flip_in_data_pkl_is_a_clear_problem(views: Path, keypair: KeyPair) -> N
     (p,) = [p for p in exc.value.findings if p.severity == "error"]
     assert p.code == "FILE_MODIFIED" and p.file == BIN
     assert "ZIP_CRC_MISMATCH" in p.message and "pytorch_model/data.pkl" in p.message
+
+
+def test_a_file_that_no_longer_parses_costs_no_second_read_of_the_others(
+    tmp_path: Path, signed_model: SignedModel, keypair: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = tmp_path / "m"
+    save({"w": torch.ones(4)}, model / BIN)
+    (model / "other.bin").write_bytes(bytes(range(256)) * 64)  # read whole, like the checkpoint
+    signed_model(model)
+    flip_byte(model / BIN, 40)  # inside data.pkl: the checkpoint no longer parses
+    reads: list[str] = []
+    real = files.hash_file
+
+    def counted(f: ModelFile, **kw: object) -> files.FileDigests:
+        reads.append(f.path)
+        return real(f, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(files, "hash_file", counted)  # hash_files' reads
+    monkeypatch.setattr(_observe, "hash_file", counted)  # verify's own, one file at a time
+    with pytest.raises(VerificationError) as exc:
+        verify(model, verifier=keypair.verifier)
+    assert [p.code for p in exc.value.findings if p.severity == "error"] == ["FILE_MODIFIED"]
+    assert sorted(reads) == ["other.bin", BIN]
 
 
 def test_diff_across_formats(tmp_path: Path) -> None:

@@ -420,12 +420,15 @@ def hash_files(
     sizes: Mapping[str, int] | None = None,
     shard_size: int | None = None,
     layouts: Mapping[str, WeightLayout] | None = None,
+    failures: dict[str, ModelsignError] | None = None,
 ) -> list[FileDigests]:
     """Digest ``files`` (largest first, ``jobs`` at a time); results in input order.
 
     ``sizes``: signed sizes by file name; a file of another size is refused unread.
     ``shard_size``: take the files' OMS shard digests in the same read.
     ``layouts``: layouts other files give, by name (ONNX external data files).
+    ``failures``: where modelsign's error for each file that fails goes (by name),
+    the others' digests still returned; without it the first such error is raised.
     """
     sizes = sizes or {}
     layouts = layouts or {}
@@ -458,10 +461,14 @@ def hash_files(
             exc = fut.exception()
             if exc is not None:
                 errors.append(exc)
-    if errors:
+    ours = [e for e in errors if isinstance(e, ModelsignError)]
+    if len(ours) < len(errors):
+        raise next(e for e in errors if not isinstance(e, ModelsignError))
+    if ours and failures is None:
         # Report the first failure in name order so the error is deterministic.
-        ours = [e for e in errors if isinstance(e, ModelsignError)]
-        if ours:
-            raise min(ours, key=lambda e: e.path or "")
-        raise errors[0]
+        raise min(ours, key=lambda e: e.path or "")
+    for i, fut in zip(order, futures, strict=True):
+        exc = fut.exception()
+        if isinstance(exc, ModelsignError) and failures is not None:
+            failures[files[i].path] = exc
     return [r for r in results if r is not None]

@@ -361,9 +361,7 @@ def _failure(result: VerificationResult) -> tuple[str, str | None]:
     """The message and code a failed verification is raised with."""
     errors = result.errors
     first = errors[0] if errors else None
-    failed_rules = (
-        [r.rule for r in result.policy.rules if r.status == "fail"] if result.policy else []
-    )
+    failed_rules = [r.rule for r in result.policy.failed] if result.policy else []
     msg = f"verification failed: {plural(len(errors), 'problem')}"
     if failed_rules:
         rules = "policy rule" if len(failed_rules) == 1 else "policy rules"

@@ -232,11 +232,11 @@ def _judge_policy(
         now=now,
         release=ctx.statement.release if ctx.statement is not None else None,
     )
-    failed = [r for r in report.policy.rules if r.status != "pass"]
-    if not failed:
+    judged = [r for r in report.policy.rules if r.status != "pass"]  # failed or warned
+    if not judged:
         return
-    msg = ("policy rule " if len(failed) == 1 else "policy rules ") + ", ".join(
-        f"{r.rule} ({'; '.join(r.reasons[:3])})" for r in failed
+    msg = ("policy rule " if len(judged) == 1 else "policy rules ") + ", ".join(
+        f"{r.rule} ({'; '.join(r.reasons[:3])})" for r in judged
     )
     if report.policy.blocked:
         findings = problems + [
@@ -245,8 +245,7 @@ def _judge_policy(
         ]
         findings += [
             Problem(code=RULE_CODES[r.rule], message=reason)
-            for r in failed
-            if r.status == "fail"
+            for r in report.policy.failed
             for reason in r.reasons
         ]
         ctx.decision.fail(f"refused by {msg}", findings, "POLICY_FAILED", result=report, fatal=True)

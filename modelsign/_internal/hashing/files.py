@@ -456,19 +456,25 @@ def hash_files(
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(one, i) for i in order]
-        errors: list[BaseException] = []
-        for fut in futures:
-            exc = fut.exception()
-            if exc is not None:
-                errors.append(exc)
-    ours = [e for e in errors if isinstance(e, ModelsignError)]
-    if len(ours) < len(errors):
-        raise next(e for e in errors if not isinstance(e, ModelsignError))
-    if ours and failures is None:
-        # Report the first failure in name order so the error is deterministic.
-        raise min(ours, key=lambda e: e.path or "")
-    for i, fut in zip(order, futures, strict=True):
-        exc = fut.exception()
-        if isinstance(exc, ModelsignError) and failures is not None:
-            failures[files[i].path] = exc
+        errors = {
+            files[i].path: exc
+            for i, f in zip(order, futures, strict=True)
+            if (exc := f.exception())
+        }
+    _settle(errors, failures)
     return [r for r in results if r is not None]
+
+
+def _settle(
+    errors: Mapping[str, BaseException], failures: dict[str, ModelsignError] | None
+) -> None:
+    """Raise what must be raised of the files' errors; hand the rest to ``failures``."""
+    other = [e for e in errors.values() if not isinstance(e, ModelsignError)]
+    if other:
+        raise other[0]
+    ours = {p: e for p, e in errors.items() if isinstance(e, ModelsignError)}
+    if failures is None and ours:
+        # Report the first failure in name order so the error is deterministic.
+        raise min(ours.values(), key=lambda e: e.path or "")
+    if failures is not None:
+        failures.update(ours)

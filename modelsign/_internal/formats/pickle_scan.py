@@ -11,9 +11,11 @@ consults) is ``<extension>.N``: both dangerous. Each global is classified by
 
 from __future__ import annotations
 
+import io
 import os
 import pickletools
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Final, cast
 
@@ -45,6 +47,7 @@ _STRING_OPS: Final = frozenset(
 _MEMO_PUT: Final = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 _MEMO_GET: Final = frozenset({"GET", "BINGET", "LONG_BINGET"})
 _ORDER: Final[dict[Classification, int]] = {"safe": 0, "unknown": 1, "dangerous": 2}
+_ZIP_LOCAL: Final = b"PK\x03\x04"  # what torch.load takes for a ZIP checkpoint
 
 
 @dataclass(frozen=True)
@@ -328,19 +331,56 @@ def scan_torch_zip(path: str | os.PathLike[str], *, where: str | None = None) ->
     ``constants.pkl``) holds code: its verdict is dangerous.
     """
     where = where or os.fspath(path)
-    scan = PickleScan(where)
     with open(path, "rb") as f:
         pkl_names = inspect_zip_for_pickle(f.fileno(), os.fstat(f.fileno()).st_size)
-        try:
-            with zipfile.ZipFile(f) as zf:
-                _torchscript(zf.namelist(), scan)
-                for name in pkl_names:
-                    scan.merge(
-                        scan_pickles(_read_member(zf, name, where), where=where, member=name)
-                    )
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
-            raise _error(f"ZIP member cannot be read: {exc}", Code.PICKLE_BAD_ZIP, where) from None
+        return _scan_zip(f, where, lambda zf: [zf.getinfo(n) for n in pkl_names])
+
+
+#: What reading a ZIP with :mod:`zipfile` raises for an archive it cannot read.
+_ZIP_ERRORS: Final = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    OSError,
+    EOFError,
+    ValueError,
+    NotImplementedError,  # an unsupported compression method
+)
+
+
+def _scan_zip(
+    f: IO[bytes], where: str, members: Callable[[zipfile.ZipFile], list[zipfile.ZipInfo]]
+) -> PickleScan:
+    """Analyse the ``members`` of the ZIP in ``f``, and say whether it is TorchScript."""
+    scan = PickleScan(where)
+    try:
+        with zipfile.ZipFile(f) as zf:
+            _torchscript(zf.namelist(), scan)
+            for info in members(zf):
+                data = _read_member(zf, info, where)
+                scan.merge(scan_pickles(data, where=where, member=info.filename))
+    except _ZIP_ERRORS as exc:
+        raise _error(f"ZIP member cannot be read: {exc}", Code.PICKLE_BAD_ZIP, where) from None
     return scan
+
+
+def scan_checkpoint_bytes(data: bytes | memoryview, *, where: str) -> PickleScan:
+    """Analyse a checkpoint held in memory: the exact bytes a loader is handed.
+
+    Dispatched as ``torch.load`` dispatches: bytes starting with a ZIP local
+    header are a ZIP checkpoint, whose every ``*.pkl`` entry is analysed
+    (each entry of the central directory, so a name listed twice is walked
+    twice); anything else is a raw pickle or a legacy torch file
+    (:func:`scan_pickles`). A TorchScript archive's verdict is dangerous.
+    """
+    view = memoryview(data).cast("B")
+    if bytes(view[:4]) == _ZIP_LOCAL:
+        stream = io.BytesIO(data if isinstance(data, bytes) else view)  # shares bytes, copies views
+        return _scan_zip(stream, where, _pkl_entries)
+    return scan_pickles(view, where=where)
+
+
+def _pkl_entries(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    return [info for info in zf.infolist() if info.filename.lower().endswith(".pkl")]
 
 
 def _torchscript(names: list[str], scan: PickleScan) -> None:
@@ -358,8 +398,8 @@ def _torchscript(names: list[str], scan: PickleScan) -> None:
         )
 
 
-def _read_member(zf: zipfile.ZipFile, name: str, where: str) -> bytes:
-    info = zf.getinfo(name)
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes:
+    name = info.filename
     if info.file_size > MAX_MEMBER_BYTES:
         raise _error(
             f"member {name} is over {MAX_MEMBER_BYTES} bytes", Code.PICKLE_TOO_LARGE, where
@@ -377,6 +417,7 @@ __all__ = [
     "MAX_PICKLE_BYTES",
     "PickleGlobal",
     "PickleScan",
+    "scan_checkpoint_bytes",
     "scan_pickle",
     "scan_pickles",
     "scan_torch_zip",

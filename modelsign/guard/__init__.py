@@ -8,11 +8,18 @@
   are views over the verified buffer — a private copy, or with
   ``memory="mapped"``/``"auto"`` the page cache held under a read lease
   (see ``modelsign.load._mapped``), never a mapping made after the check;
-- ``torch.load`` of a path: refused unless the policy's formats rule allows
-  pickle (a policy without one denies it); if allowed, the signed bytes are
-  unpickled from memory, not the path. ``torch.serialization._open_file_like``
-  too, which is how ``torch.load`` opens a path: a ``load`` bound before
-  ``install`` (``from torch import load``) is checked there;
+- ``torch.load`` of a path: judged by the formats rule's pickle setting (a
+  policy without the rule denies pickle). ``deny`` refuses it;
+  ``safe-state-dicts`` analyses the verified bytes themselves and refuses them
+  unless every pickle imports only allowlisted globals; ``allow`` (or lists
+  that allow pickle) admits them. The signed bytes are unpickled from memory,
+  not the path, and — unless the policy says ``pickle: allow`` or its formats
+  rule only warns — with ``weights_only=True``, whatever the caller passed
+  (``weights_only=False`` is overridden; a ``pickle_module`` is refused).
+  ``torch.serialization._open_file_like`` too, which is how ``torch.load``
+  opens a path: a ``load`` bound before ``install`` (``from torch import
+  load``) is checked there, where its arguments are already settled, so
+  ``weights_only=False`` (or ``mmap=True``) through it is refused instead;
 - ``from_pretrained`` of transformers models, of the Auto model classes, and
   of ``AutoConfig`` with ``trust_remote_code``: see below.
 

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._internal.check.compare import Problem
+from .._internal.formats.checkpoint import scan_checkpoint_bytes
+from .._internal.formats.pickle_allow import torch_allows
 from ..codes import Code
-from ..errors import InputError, ModelsignWarning, VerificationError
+from ..errors import FormatError, InputError, ModelsignWarning, VerificationError
 from ..load._context import Context, open_context, read_verified
 from ..load.hf import (
     Buffer,
@@ -31,7 +33,7 @@ from ..load.hf import (
     tensor_entries,
 )
 from ..load.safetensors import Framework, tensor_from_buffer
-from ..policy import FormatsRule, Policy
+from ..policy import FormatsRule
 from ._state import Guard
 
 _LOCAL = threading.local()
@@ -208,20 +210,73 @@ class VerifiedSafeOpen:
         return {k: self.get_tensor(k) for k in self.keys()}
 
 
-def _pickle_allowed(policy: Policy) -> bool:
-    rule = policy.formats or FormatsRule()
-    return "pickle" not in rule.deny and (rule.allow is None or "pickle" in rule.allow)
+@dataclass(frozen=True)
+class TorchBytes:
+    """What the guard hands ``torch.load``: verified bytes, and how they must be unpickled."""
+
+    data: bytes  # the verified bytes, immutable: what was analysed is what torch reads
+    name: str  # the file, as the signature names it
+    weights_only: bool  # torch's weights-only unpickler, whatever the caller asked
 
 
-def torch_checked(g: Guard, path: str) -> Buffer:
-    """The verified bytes of a pickle checkpoint, once the policy's formats rule allows pickle."""
+def torch_checked(g: Guard, path: str) -> TorchBytes:
+    """The verified bytes of a pickle checkpoint, once the policy's pickle setting admits them.
+
+    ``deny`` refuses before a byte is read. ``safe-state-dicts`` analyses the
+    verified bytes themselves (never the path, nor the manifest's word) and
+    refuses unless every pickle in them imports only allowlisted globals.
+    Unless the policy says ``pickle: allow``, an enforced formats rule has
+    torch unpickle them weights-only; a warn-mode rule leaves that to the
+    caller, as it blocks nothing.
+    """
     what = f"torch.load({path})"
-    if not _pickle_allowed(g.policy):
-        message = (
-            f"{what}: refused by policy rule formats: {os.path.basename(path)}: "
-            "format pickle is denied (torch.load unpickles)"
-        )
-        if g.policy.mode_of("formats") == "enforce":
-            raise VerificationError(message, code=Code.POLICY_FAILED, path=path)
-        warnings.warn(f"modelsign: {message}", ModelsignWarning, stacklevel=4)
-    return verified(g, path, what)[2]
+    rule = g.policy.formats or FormatsRule()
+    setting = rule.pickle_setting
+    if setting == "deny":
+        name = os.path.basename(path)
+        _refuse(g, path, what, f"{name}: format pickle is denied (torch.load unpickles)")
+    _, name, buf = verified(g, path, what)
+    data = bytes(memoryview(buf).cast("B"))
+    if setting == "safe-state-dicts":
+        why = _not_a_safe_state_dict(data, name)
+        if why is not None:
+            _refuse(g, path, what, f"{name}: not a safe state dict: {why}")
+    enforced = g.policy.mode_of("formats") == "enforce"
+    return TorchBytes(data, name, enforced and rule.weights_only)
+
+
+def _refuse(g: Guard, path: str, what: str, reason: str) -> None:
+    """Refuse by the formats rule, or (a warn-mode rule) warn."""
+    message = f"{what}: refused by policy rule formats: {reason}"
+    if g.policy.mode_of("formats") == "enforce":
+        raise VerificationError(message, code=Code.POLICY_FAILED, path=path)
+    warnings.warn(f"modelsign: {message}", ModelsignWarning, stacklevel=5)
+
+
+def _not_a_safe_state_dict(data: bytes, name: str) -> str | None:
+    """Why ``data`` is no safe state dict for torch's weights-only unpickler (None: it is).
+
+    The analyser's verdict must be safe, and every global must be one torch's
+    weights-only unpickler imports by default, through the opcode it knows
+    (GLOBAL): the guard's allowlist is torch's, so the two agree (the NumPy
+    helpers a manifest's analysis allows are torch's only by ``add_safe_globals``).
+    """
+    try:
+        scan = scan_checkpoint_bytes(data, where=name)
+    except FormatError as exc:
+        text = exc.message.removeprefix(f"{name}: ").removeprefix(f"{name}:")
+        return f"cannot be analysed: {text}"
+    if scan.pickles == 0:
+        return "no pickle in it to analyse"
+    if scan.torchscript:
+        return "a TorchScript archive (holds code)"
+    if scan.verdict != "safe":
+        bad = [x for x in scan.globals if x.classification == scan.verdict]
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        return f"imports {scan.verdict} global {bad[0].full_name}{more}"
+    for x in scan.globals:
+        if x.opcode != "GLOBAL":
+            return f"imports {x.full_name} by {x.opcode}, an opcode torch's unpickler refuses"
+        if not torch_allows(x.module, x.name):
+            return f"imports {x.full_name}, outside torch's weights-only allowlist"
+    return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from ..codes import Code
 from ..errors import InputError, ModelsignWarning, VerificationError
 from ..load.hf import HF_NOT_CACHED, explained, resolve_model_folder
 from ._checks import (
+    TorchBytes,
     VerifiedSafeOpen,
     close_session,
     covered,
@@ -62,9 +64,48 @@ def torch_load(f: Any, *args: Any, **kwargs: Any) -> Any:
     if g is None or not isinstance(f, (str, os.PathLike)):
         # A file object's bytes belong to the caller (and are how the guard itself loads).
         return ORIGINAL["torch.load"](f, *args, **kwargs)
-    buf = torch_checked(g, os.fspath(f))
+    path = os.fspath(f)
+    checked = torch_checked(g, path)
     kwargs.pop("mmap", None)  # a memory buffer cannot be mmapped
-    return ORIGINAL["torch.load"](io.BytesIO(buf), *args, **kwargs)
+    if not checked.weights_only:
+        return ORIGINAL["torch.load"](io.BytesIO(checked.data), *args, **kwargs)
+    return _weights_only_load(checked, path, args, kwargs)
+
+
+def _weights_only_load(
+    checked: TorchBytes, path: str, args: Sequence[Any], kwargs: dict[str, Any]
+) -> Any:
+    """``torch.load`` of the verified bytes with ``weights_only=True``, whatever was asked.
+
+    A caller's ``weights_only=False`` is overridden, not refused: under
+    ``safe-state-dicts`` the analyser has already found only globals torch's
+    weights-only unpickler allows, so the result is the same. When torch
+    refuses what the caller asked to unpickle in full (a policy whose lists
+    allow pickle, without ``pickle: allow``), the refusal is the policy's and
+    says so. A ``pickle_module`` cannot be honoured: torch takes none then.
+    """
+    if kwargs.get("pickle_module", args[1] if len(args) > 1 else None) is not None:
+        raise InputError(
+            f"torch.load({path}, pickle_module=...): the policy has torch unpickle with its "
+            "weights-only unpickler, which takes no pickle_module "
+            "(only formats.pickle: allow leaves the unpickler to the caller)",
+            code=Code.USAGE,
+            path=path,
+        )
+    asked = kwargs.pop("weights_only", None)
+    try:
+        return ORIGINAL["torch.load"](io.BytesIO(checked.data), *args, weights_only=True, **kwargs)
+    except pickle.UnpicklingError as exc:
+        if asked is not False:
+            raise
+        raise VerificationError(
+            f"torch.load({path}, weights_only=False): refused by policy rule formats: "
+            f"{checked.name}: torch's weights-only unpickler refused it, and the policy has "
+            "every pickle loaded weights-only (only formats.pickle: allow honours "
+            "weights_only=False)",
+            code=Code.POLICY_FAILED,
+            path=path,
+        ) from exc
 
 
 def torch_open_file_like(name_or_buffer: Any, mode: str) -> Any:
@@ -84,7 +125,7 @@ def torch_open_file_like(name_or_buffer: Any, mode: str) -> Any:
     ):
         return original(name_or_buffer, mode)
     path = os.fspath(name_or_buffer)
-    buf = torch_checked(g, path)
+    checked = torch_checked(g, path)
     if caller.f_locals.get("mmap"):
         # torch.load would map the path for the tensor storages: bytes never checked.
         raise InputError(
@@ -94,7 +135,17 @@ def torch_open_file_like(name_or_buffer: Any, mode: str) -> Any:
             code=Code.USAGE,
             path=path,
         )
-    return original(io.BytesIO(buf), mode)
+    if checked.weights_only and caller.f_locals.get("weights_only") is not True:
+        # torch.load has settled its arguments: the guard cannot override them here.
+        raise InputError(
+            f"torch.load({path}, weights_only=False) through a reference bound before "
+            "modelsign.guard.install(): the policy has pickles loaded weights-only, and "
+            "the guard cannot change that call's arguments: call torch.load after "
+            "install, or with weights_only=True",
+            code=Code.USAGE,
+            path=path,
+        )
+    return original(io.BytesIO(checked.data), mode)
 
 
 def _from_pretrained(kind: str, cls: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:

@@ -17,7 +17,10 @@ manifest engine's metadata readers) and a status:
 ``tampered``
     the content differs from its signature, or from its content address.
 ``unsafe-format``
-    a pickle file is part of it (loading it runs code).
+    a pickle-bearing file is part of it (loading it runs code) that the
+    policy's formats rule does not admit — under ``pickle: safe-state-dicts``
+    named with why it is no safe state dict; a model that did not verify
+    under the policy counts every pickle.
 ``unreadable``
     it could not be read (the reason says why: a dangling link, a partial
     download, a damaged header, a permission).
@@ -42,7 +45,7 @@ Which models fail the scan (``blocked``; the command's exit code 1): every
 ``tampered`` one, whatever the policy — or without one; with the caller's
 trust (``verifier``), every signed one it does not verify; under a policy,
 every one that fails an enforced rule (a pickle, unless its formats rule
-allows it; an unsigned or unreadable one, when it lists signers); with
+admits it; an unsigned or unreadable one, when it lists signers); with
 ``require_signed``, every unsigned or unreadable one. Nothing else: without
 trust a signature is reported, not believed, and an unsigned model is no
 failure.

@@ -8,7 +8,16 @@ from typing import Final
 from .._internal.manifest import Manifest
 from .._internal.signature.verifiers import Verifier
 from ..errors import ModelsignError
-from ..policy import FormatsRule, Policy, PolicyReport, evaluate
+from ..policy import (
+    SAFE_STATE_DICT,
+    FormatsRule,
+    Policy,
+    PolicyReport,
+    evaluate,
+    pickle_files,
+    pickle_refusal,
+    pickle_refusals,
+)
 from .bom import bom_name, empty_manifest
 from .check import Checker, SignatureOutcome, is_config_error, rules_text
 from .jobs import Job, Prepared, Unreadable, describe, os_reason
@@ -28,7 +37,7 @@ from .report import (
 #   outweighs everything (the signature is not even checked then);
 # - a model whose manifest cannot be read can only be unreadable;
 # - a pickle outweighs any signature outcome but "tampered" (and a verified
-#   one when the policy allows pickle: then it is not a finding at all).
+#   one when the policy's pickle setting admits it: then it is not a finding at all).
 _PRECEDENCE: Final[tuple[Status, ...]] = (
     "tampered",
     "unreadable",
@@ -152,10 +161,9 @@ class Judge:
             candidates.setdefault(outcome.status, outcome.reason)
         # Every file in the folder counts, signed, ignored at signing or unsigned: a
         # signature never makes a pickle beside the model safe to have (unless the
-        # policy's formats rule allows pickle and the signature verified).
-        pickles = [f.path for f in manifest.files if f.format == "pickle"] if manifest else []
-        excused = outcome is not None and outcome.status == "verified" and self._pickle_ok()
-        if pickles and not excused:
+        # policy's formats rule admits that pickle and the signature verified).
+        pickles = self._unsafe_pickles(manifest, outcome) if manifest else []
+        if pickles:
             reason = f"pickle (loading it runs code): {', '.join(pickles)}"
             if outcome is not None and outcome.reason:
                 reason += f"; {outcome.reason}"
@@ -163,12 +171,29 @@ class Judge:
         status = next(s for s in _PRECEDENCE if s in candidates)
         return status, candidates[status]
 
-    def _pickle_ok(self) -> bool:
-        """Whether the policy's formats rule allows pickle (a policy without one denies it)."""
-        if self.policy is None:
-            return False
+    def _unsafe_pickles(self, manifest: Manifest, outcome: SignatureOutcome | None) -> list[str]:
+        """The pickle-bearing files the policy does not admit: all, unless the model verified.
+
+        A verified model's files are judged as ``verify`` judges them: by the
+        formats rule's pickle setting (a policy without the rule denies every
+        pickle), on the signed manifest's entries; a file the signature does
+        not cover was never analysed for it. Under ``safe-state-dicts`` each is
+        named with why it is not one.
+        """
+        if outcome is None or outcome.status != "verified" or self.policy is None:
+            return pickle_files(manifest)
         rule = self.policy.formats or FormatsRule()
-        return "pickle" not in rule.deny and (rule.allow is None or "pickle" in rule.allow)
+        signed = outcome.signed or manifest
+        refused = pickle_refusals(rule, signed)
+        for f in manifest.files:
+            if signed.file(f.path) is None:  # beside the signed files: its analysis unsigned
+                flags = [x for x in f.flags if x != SAFE_STATE_DICT]
+                why = pickle_refusal(rule, f.format, flags)
+                if why is not None:
+                    refused[f.path] = why
+        if rule.pickle_setting != "safe-state-dicts":
+            return list(refused)
+        return [f"{name} ({why})" for name, why in refused.items()]
 
     def _blocked(
         self, status: Status, report: PolicyReport | None, *, signed: bool, untrusted: bool

@@ -9,20 +9,23 @@ pre-load hook and CI.
 
 The modules, each building only on those before it: :mod:`.specs` (the rules'
 models), :mod:`.loading` (YAML with bounds), :mod:`.schema` (the
-:class:`Policy` document), :mod:`.rules` (judging every rule) and
-:mod:`.explain`. Import from here: the module split is not part of the API.
+:class:`Policy` document), :mod:`.pickles` (the pickle setting, file by file),
+:mod:`.rules` (judging every rule) and :mod:`.explain`. Import from here: the
+module split is not part of the API.
 A policy judges; it builds no verifier: the verbs that verify make the
 verifiers its ``signers`` rule calls for (``modelsign._trust``).
 """
 
 from .explain import explain
 from .loading import MAX_POLICY_BYTES, MAX_POLICY_DEPTH, MAX_POLICY_NODES
+from .pickles import bears_pickle, pickle_files, pickle_refusal, pickle_refusals
 from .rules import PolicyReport, RuleResult, evaluate, formats_beside
 from .schema import Policy, load_policy, parse_policy
 from .specs import (
     NOT_COVERED,
     RULE_CODES,
     RULES,
+    SAFE_STATE_DICT,
     WEIGHT_LIKE,
     CoverageRule,
     FormatsRule,
@@ -31,6 +34,7 @@ from .specs import (
     KeySpec,
     LicencesRule,
     Mode,
+    PickleSetting,
     PolicyFormat,
     ProvenanceField,
     ProvenanceRule,
@@ -48,6 +52,7 @@ __all__ = [
     "NOT_COVERED",
     "RULES",
     "RULE_CODES",
+    "SAFE_STATE_DICT",
     "WEIGHT_LIKE",
     "CoverageRule",
     "FormatsRule",
@@ -56,6 +61,7 @@ __all__ = [
     "KeySpec",
     "LicencesRule",
     "Mode",
+    "PickleSetting",
     "Policy",
     "PolicyFormat",
     "PolicyReport",
@@ -67,9 +73,13 @@ __all__ = [
     "SignersRule",
     "SigstoreSpec",
     "Status",
+    "bears_pickle",
     "evaluate",
     "explain",
     "formats_beside",
     "load_policy",
     "parse_policy",
+    "pickle_files",
+    "pickle_refusal",
+    "pickle_refusals",
 ]

@@ -113,12 +113,23 @@ def _builder_note(pv: ProvenanceRule | None) -> list[str]:
     return [_BUILDER_NOTE] if named else []
 
 
+#: What each pickle setting admits, in words.
+_PICKLES = {
+    "deny": "no pickle files",
+    "safe-state-dicts": "pickle files only when analysed as safe state dicts "
+    "(importing only allowlisted globals)",
+    "allow": "any pickle file (loading one can run code)",
+}
+
+
 def _formats(fm: FormatsRule) -> str:
     parts = []
     if fm.allow is not None:
         parts.append("formats among " + ", ".join(fm.allow))
     if fm.deny:
         parts.append("no " + ", ".join(fm.deny) + " files")
+    if fm.pickle is not None and not (fm.pickle == "deny" and "pickle" in fm.deny):
+        parts.append(_PICKLES[fm.pickle])
     parts.append("Python files " + ("allowed" if fm.allow_python_code else "refused"))
     parts.append("chat templates " + ("allowed" if fm.allow_chat_templates else "refused"))
     return "; ".join(parts)

@@ -21,11 +21,13 @@ from .._internal.signature.verifiers import SignerInfo
 from ..codes import Code
 from ..errors import ModelsignError
 from ..issues import Issue, Severity
+from .pickles import findings_by_file, pickle_refusal
 from .schema import Policy
 from .specs import (
     NOT_COVERED,
     RULE_CODES,
     WEIGHT_LIKE,
+    FormatsRule,
     Mode,
     RuleName,
     Status,
@@ -354,6 +356,11 @@ def _attestation(policy: Policy, info: Any) -> list[str]:
 def _formats(
     policy: Policy, m: Manifest, _s: Any, unsigned: Mapping[str, str], _n: Any
 ) -> list[_Reason]:
+    """Each file's format by the lists, its pickles by the pickle setting, code and templates.
+
+    A file not in the manifest (unsigned, or ignored at signing) was never
+    analysed: under ``pickle: safe-state-dicts`` a pickle there is refused.
+    """
     spec = policy.formats
     assert spec is not None
     reasons: list[_Reason] = []
@@ -362,21 +369,31 @@ def _formats(
     ]
     known = {f.path for f in m.files}
     files += [(p, fmt, [], " (unsigned)") for p, fmt in unsigned.items() if p not in known]
+    about = findings_by_file(m.findings)
     for path, fmt, flags, note in files:
         kind: str = fmt
         if kind == "opaque" and path.lower().endswith(WEIGHT_LIKE):
             kind = "unknown"
-        why: list[str] = []
-        if kind in spec.deny:
-            why.append(f"{path}{note}: format {kind} is denied")
-        elif spec.allow is not None and kind not in spec.allow and kind != "opaque":
-            why.append(f"{path}{note}: format {kind} is not allowed")
+        listed = _listing(spec, kind)
+        unpickled = pickle_refusal(spec, fmt, flags, about.get(path, []))
+        why = [f"{path}{note}: {text}" for text in (listed, unpickled) if text is not None]
         if (path.endswith(".py") or "code" in flags) and not spec.allow_python_code:
             why.append(f"{path}{note}: Python code in the model (runs with trust_remote_code)")
         if "chat-template" in flags and not spec.allow_chat_templates:
             why.append(f"{path}: carries a chat template (a Jinja program the runtime runs)")
         reasons += [_own("formats", text, file=path) for text in why]
     return reasons
+
+
+def _listing(spec: FormatsRule, kind: str) -> str | None:
+    """What the allow and deny lists say of a format; pickle is the pickle setting's to judge."""
+    if kind == "pickle":
+        return None
+    if kind in spec.deny:
+        return f"format {kind} is denied"
+    if spec.allow is not None and kind not in spec.allow and kind != "opaque":
+        return f"format {kind} is not allowed"
+    return None
 
 
 def _quantization(policy: Policy, m: Manifest, *_: Any) -> list[str]:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from packaging.version import InvalidVersion, Version
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
 from ..codes import Code
 
@@ -142,14 +142,69 @@ class ProvenanceRule(StrictModel):
 PolicyFormat = Literal[
     "safetensors", "gguf", "pickle", "onnx", "numpy", "keras", "opaque", "unknown"
 ]
+#: Which pickle-bearing files pass: none, those analysed as safe state dicts, or all.
+PickleSetting = Literal["deny", "safe-state-dicts", "allow"]
+#: The manifest flag of a pickle-bearing file whose every pickle imports only allowlisted globals.
+SAFE_STATE_DICT = "safe-state-dict"
 
 
 class FormatsRule(StrictModel):
+    """Which formats may be in the model folder, and which pickles.
+
+    ``pickle`` decides every pickle-bearing file (format ``pickle``, or a file
+    flagged as holding one, such as a NumPy object array): ``deny`` refuses
+    each, ``safe-state-dicts`` admits only those the manifest flags
+    ``safe-state-dict``, ``allow`` admits all. Without it the lists decide, as
+    before it existed: the default ``deny: [pickle]`` refuses every pickle.
+    Given, it leaves pickle out of the default deny list, and it may not be
+    contradicted: a ``deny`` list naming pickle, or an ``allow`` list leaving
+    it out, with ``safe-state-dicts`` or ``allow`` is an error.
+    """
+
     mode: Mode | None = None
     allow: list[PolicyFormat] | None = None
     deny: list[PolicyFormat] = ["pickle"]
     allow_python_code: bool = False  # *.py files run under trust_remote_code
     allow_chat_templates: bool = True  # GGUF Jinja templates run in the runtime
+    pickle: PickleSetting | None = None  # after allow and deny: its validator reads them
+
+    @model_validator(mode="before")
+    @classmethod
+    def _setting_leaves_pickle_out_of_the_default_deny(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("pickle") is not None and "deny" not in data:
+            return {**data, "deny": []}
+        return data
+
+    @field_validator("pickle")
+    @classmethod
+    def _not_contradicted(cls, value: PickleSetting | None, info: ValidationInfo) -> Any:
+        if value not in ("safe-state-dicts", "allow"):
+            return value
+        if "pickle" in info.data.get("deny", []):
+            raise ValueError(
+                f"{value} contradicts deny, which lists pickle: remove pickle from deny "
+                "(the pickle setting decides pickle files)"
+            )
+        allow = info.data.get("allow")
+        if allow is not None and "pickle" not in allow:
+            raise ValueError(
+                f"{value} contradicts allow, which leaves out pickle: add pickle to allow "
+                "(or drop the allow list)"
+            )
+        return value
+
+    @property
+    def pickle_setting(self) -> PickleSetting:
+        """What pickle-bearing files are held to: the setting, else what the lists say."""
+        if self.pickle is not None:
+            return self.pickle
+        listed = "pickle" not in self.deny and (self.allow is None or "pickle" in self.allow)
+        return "allow" if listed else "deny"
+
+    @property
+    def weights_only(self) -> bool:
+        """Whether torch must unpickle with its weights-only unpickler: unless ``pickle: allow``."""
+        return self.pickle != "allow"
 
 
 class QuantizationRule(StrictModel):

@@ -11,6 +11,7 @@ do not pass.
 from __future__ import annotations
 
 import io
+import re
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from modelsign.verify import VerificationResult, verify
 from tests.helpers.examples import build_example
 from tests.helpers.gguf_files import QT, random_quant, write_gguf
 from tests.helpers.paths import ROOT
+from tests.helpers.pickles import dangerous_checkpoint
 from tests.helpers.signing import KeyPair, flip_byte
 from tests.policy.helpers import key_sign, keyless_signer
 from tests.sigstore_standin import SigstoreStandin
@@ -35,6 +37,10 @@ PINNED = "89abcdef0123456789abcdef0123456789abcdef"
 NO_SOURCE = "no source repository recorded"
 NOT_PINNED = "the source revision is not pinned to a commit (40 hex digits)"
 PICKLE = "pytorch_model.bin: format pickle is denied"
+DANGEROUS = (
+    "pytorch_model.bin: not a safe state dict: archive/data.pkl: pickle imports dangerous "
+    "global os.makedirs (...)"
+)
 PYTHON = "modeling_x.py: Python code in the model (runs with trust_remote_code)"
 WORKFLOW = ".github/workflows/release.yml"
 
@@ -97,14 +103,11 @@ class Models:
             build_example(root / "foreign")[0], key, f"other-org/tiny@{PINNED}"
         )
 
-        pickled = root / "pickled" / "tiny-pt"
-        pickled.mkdir(parents=True)
+        # Pickles, analysed as the manifest contract says (a safe state dict is flagged).
         buf = io.BytesIO()
         torch.save({"w": torch.zeros(4, 4)}, buf)
-        (pickled / "pytorch_model.bin").write_bytes(buf.getvalue())
-        (pickled / "config.json").write_text('{"model_type": "llama"}\n')
-        shutil.copy(st / "LICENSE", pickled / "LICENSE")
-        self.pickled = _key_sign(pickled, key, f"acme/tiny-pt@{PINNED}")
+        self.pickled = self._pickled(root / "pickled", buf.getvalue(), st)
+        self.evil = self._pickled(root / "evil", dangerous_checkpoint(root / "marker"), st)
 
         code = build_example(root / "code")[0]
         (code / "modeling_x.py").write_text("class XModel:\n    pass\n")
@@ -122,6 +125,14 @@ class Models:
         self.chat = _key_sign(chat, key, f"acme/tiny-chat@{PINNED}")
 
         self.unsigned = build_example(root / "unsigned")[0]
+
+    def _pickled(self, folder: Path, checkpoint: bytes, st: Path) -> Path:
+        pickled = folder / "tiny-pt"
+        pickled.mkdir(parents=True)
+        (pickled / "pytorch_model.bin").write_bytes(checkpoint)
+        (pickled / "config.json").write_text('{"model_type": "llama"}\n')
+        shutil.copy(st / "LICENSE", pickled / "LICENSE")
+        return _key_sign(pickled, self.key, f"acme/tiny-pt@{PINNED}")
 
     def copy(self, model: Path, dest: Path) -> Path:
         return Path(shutil.copytree(model, dest / model.name))
@@ -165,8 +176,11 @@ def test_default_accepts_signed_safe_models(
     assert result.signer is not None and result.signer.kind == "key"
 
 
-def test_default_refuses_the_pickle_folder(policies: dict[str, Policy], models: Models) -> None:
-    result, blocked = judge(models.pickled, policies["default"])
+@pytest.mark.parametrize("which", ["pickled", "evil"])
+def test_default_refuses_the_pickle_folder(
+    policies: dict[str, Policy], models: Models, which: str
+) -> None:
+    result, blocked = judge(getattr(models, which), policies["default"])
     assert blocked and result.verdict == "failed"
     assert report(result) == {**passing(DEFAULT_RULES), "formats": ("fail", [PICKLE])}
 
@@ -215,6 +229,7 @@ def test_strict_accepts_pinned_models_from_allowed_repositories(
         ("gguf", "provenance", [NO_SOURCE, NOT_PINNED]),
         ("foreign", "provenance", ["source repository other-org/tiny is not allowed"]),
         ("pickled", "formats", [PICKLE]),
+        ("evil", "formats", [PICKLE]),
         ("python", "formats", [PYTHON]),
     ],
 )
@@ -282,10 +297,8 @@ PERMISSIVE_RULES = STRICT_RULES
         ("safetensors", {"provenance": [NO_SOURCE, NOT_PINNED]}),
         ("gguf", {"provenance": [NO_SOURCE, NOT_PINNED]}),
         ("pinned", {}),
-        (
-            "pickled",
-            {"provenance": ["no base model recorded"], "formats": [PICKLE]},
-        ),
+        ("pickled", {"provenance": ["no base model recorded"]}),  # a safe state dict
+        ("evil", {"provenance": ["no base model recorded"], "formats": [DANGEROUS]}),
         ("python", {"formats": [PYTHON]}),
         (
             "chat",
@@ -298,7 +311,12 @@ def test_permissive_never_blocks_and_reports(
 ) -> None:
     result, blocked = judge(getattr(models, which), policies["permissive"])
     assert not blocked and result.verdict == "verified"
-    assert report(result) == {
+    offsets = r"\(GLOBAL at byte \d+\)"  # where in the pickle: no part of what is judged
+    found = {
+        rule: (status, [re.sub(offsets, "(...)", r) for r in reasons])
+        for rule, (status, reasons) in report(result).items()
+    }
+    assert found == {
         **passing(PERMISSIVE_RULES),
         **{rule: ("warn", reasons) for rule, reasons in warned.items()},
     }

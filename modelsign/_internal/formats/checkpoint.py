@@ -32,6 +32,8 @@ from .ziparchive import DEFLATED, STORED, ReadAt, ZipArchive, ZipMember, read_me
 MAX_ZIP_DEPTH: Final = 2
 """How deep a ZIP inside a ZIP member is followed (deeper is an error)."""
 _STORAGE_RECORD: Final = re.compile(r"(?:[^/]+/)?data/[0-9]+")
+#: What ``torch.load`` tests to tell a ZIP checkpoint from a pickle: a local header first.
+ZIP_MAGIC: Final = b"PK\x03\x04"
 _PICKLE_MAGIC: Final = tuple(bytes([0x80, p]) for p in range(2, 6))
 
 
@@ -97,6 +99,20 @@ def scan_torch_zip(path: str | os.PathLike[str], *, where: str | None = None) ->
     finally:
         os.close(fd)
     return found.scan if found is not None else PickleScan(where)
+
+
+def scan_checkpoint_bytes(data: bytes | memoryview, *, where: str) -> PickleScan:
+    """Analyse a checkpoint held in memory: the exact bytes a loader is handed.
+
+    Dispatched as ``torch.load`` dispatches: bytes that start like a ZIP are a
+    ZIP checkpoint, read as strictly as a file on disk; anything else is a raw
+    pickle or a legacy torch file (several pickles in a row).
+    """
+    view = memoryview(data).cast("B")
+    if bytes(view[:4]) == ZIP_MAGIC:
+        found = read_checkpoint(lambda n, at: bytes(view[at : at + n]), len(view), where)
+        return found.scan if found is not None else PickleScan(where)
+    return scan_pickles(view, where=where)
 
 
 def _prefix(read: ReadAt, m: ZipMember, n: int) -> bytes:

@@ -322,15 +322,29 @@ def normalise(module: str, name: str) -> tuple[str, str]:
 
 
 def classify(module: str, name: str) -> Classification:
-    """Whether importing ``module.name`` from a pickle is safe, unknown or dangerous."""
-    worst: Classification = "safe"
-    for mod, nm in {(module, name), normalise(module, name)}:
-        verdict = _classify_one(mod, nm)
-        if verdict == "dangerous":
-            return verdict
-        if verdict == "unknown":
-            worst = verdict
-    return worst
+    """Whether importing ``module.name`` from a pickle is safe, unknown or dangerous.
+
+    A Python 2 name (``__builtin__.set``, which ``torch.save`` writes at its
+    protocol 2) is judged as the name Python 3 imports for it — torch's
+    weights-only unpickler maps every GLOBAL so — and is dangerous if either
+    name is. (The Python 2 module itself does not exist to import.)
+    """
+    mapped = normalise(module, name)
+    verdict = _classify_one(*mapped)
+    if mapped != (module, name) and _classify_one(module, name) == "dangerous":
+        return "dangerous"
+    return verdict
+
+
+def torch_allows(module: str, name: str) -> bool:
+    """Whether torch's weights-only unpickler imports ``module.name`` by default.
+
+    Its GLOBAL maps Python 2 names first, as :func:`normalise` does; the NumPy
+    helpers of :data:`ALLOWED` are not among these (torch leaves them to
+    ``add_safe_globals``).
+    """
+    mod, nm = normalise(module, name)
+    return f"{mod}.{nm}" in TORCH_ALLOWED
 
 
 def _classify_one(module: str, name: str) -> Classification:

@@ -27,7 +27,7 @@ from ...errors import DiscoveryError, FormatError, ModelsignError
 from ..discover import ModelFile
 from ..findings import Finding
 from ..formats import SNIFF_BYTES, FileFormat, detect_format, parse_weights
-from ..formats.checkpoint import read_checkpoint
+from ..formats.checkpoint import ZIP_MAGIC, read_checkpoint
 from ..formats.keras import HDF5_MAGIC, read_keras
 from ..formats.layout import WeightLayout
 from ..formats.numpy_format import read_numpy
@@ -43,7 +43,7 @@ CAPTURE_LIMIT = 4 << 20  # small text files kept for metadata readers (model car
 #: Files up to this size are read (and hashed) whole when peeking: their
 #: first header read covers them anyway.
 PEEK_WHOLE = 1 << 20
-_ZIP_MAGIC = b"PK\x03\x04"
+
 
 #: Something fed every chunk of a file in order: ``feed(chunk, offset)``.
 Feed = Callable[[memoryview, int], None]
@@ -320,10 +320,10 @@ def examine_pickles(d: FileDigests, fd: int, size: int, head: bytes) -> None:
     """
     path = d.file.path
     # Protocols 0 and 1 have no magic: "colon\n" in a .bin file looks like one.
-    magic = head[:4] == _ZIP_MAGIC or head[:1] == b"\x80"
+    magic = head[:4] == ZIP_MAGIC or head[:1] == b"\x80"
     strict = d.format == "pickle" and magic and path.lower().endswith(TORCH_EXTENSIONS)
     try:
-        if head[:4] == _ZIP_MAGIC:
+        if head[:4] == ZIP_MAGIC:
             found = read_checkpoint(lambda n, at: os.pread(fd, n, at), size, path)
             if found is not None:
                 d.format, d.pickle_members = "pickle", found.pickle_members
@@ -334,7 +334,7 @@ def examine_pickles(d: FileDigests, fd: int, size: int, head: bytes) -> None:
         exc.path = path
         if strict:
             raise
-        zip_file = head[:4] == _ZIP_MAGIC
+        zip_file = head[:4] == ZIP_MAGIC
         d.findings.append(
             Finding(
                 code=Code.ZIP_UNREADABLE if zip_file else exc.code,

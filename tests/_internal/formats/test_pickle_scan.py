@@ -18,8 +18,8 @@ from torch._weights_only_unpickler import _get_allowed_globals
 from modelsign._internal.formats import checkpoint as ckpt
 from modelsign._internal.formats import pickle_scan as ps
 from modelsign._internal.formats import ziparchive as za
-from modelsign._internal.formats.checkpoint import scan_torch_zip
-from modelsign._internal.formats.pickle_allow import ALLOWED, TORCH_ALLOWED, classify
+from modelsign._internal.formats.checkpoint import scan_checkpoint_bytes, scan_torch_zip
+from modelsign._internal.formats.pickle_allow import ALLOWED, TORCH_ALLOWED, classify, torch_allows
 from modelsign._internal.formats.pickle_scan import scan_pickle, scan_pickles
 from modelsign.codes import Code
 from modelsign.errors import FormatError
@@ -255,6 +255,65 @@ def test_a_zip_that_is_not_strictly_readable_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FormatError) as exc:
         scan_torch_zip(path)
     assert exc.value.code is Code.ZIP_EXTRA_DATA
+
+
+# -- checkpoints in memory (what a loader is handed) ------------------------------------
+
+
+@pytest.mark.parametrize("new_zip", [True, False], ids=["zip", "legacy"])
+def test_checkpoint_bytes_are_analysed_as_the_file_is(tmp_path: Path, new_zip: bool) -> None:
+    path = tmp_path / "pytorch_model.bin"
+    torch.save(state_dict(), path, _use_new_zipfile_serialization=new_zip)
+    data = path.read_bytes()
+    on_disk = scan_torch_zip(path) if new_zip else scan_pickles(data, where=str(path))
+    as_bytes = scan_checkpoint_bytes(data, where=str(path))
+    as_view = scan_checkpoint_bytes(memoryview(np.frombuffer(data, np.uint8)), where=str(path))
+    for scan in (as_bytes, as_view):
+        assert (scan.verdict, scan.pickles) == ("safe", on_disk.pickles)
+        assert [(g.full_name, g.offset) for g in scan.globals] == [
+            (g.full_name, g.offset) for g in on_disk.globals
+        ]
+
+
+def test_checkpoint_bytes_of_a_raw_pickle() -> None:
+    scan = scan_checkpoint_bytes(pickle.dumps(1) + b"cos\nsystem\n.", where="raw.pkl")
+    assert scan.pickles == 2
+    dangerous(scan, "os.system")
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning")
+def test_checkpoint_bytes_are_read_as_strictly_as_a_file() -> None:
+    """A name listed twice: readers disagree on which entry is the pickle, so it is refused."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("archive/data.pkl", b"cos\nsystem\n.")  # the entry one reader takes
+        zf.writestr("archive/data.pkl", pickle.dumps({"a": 1}, protocol=2))  # another's
+    with pytest.raises(FormatError) as exc:
+        scan_checkpoint_bytes(buf.getvalue(), where="dup.bin")
+    assert exc.value.code is Code.ZIP_DUPLICATE_NAME
+    assert "dup.bin" in str(exc.value)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_checkpoint_bytes_of_torchscript_and_of_a_broken_zip() -> None:
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), buf)
+    scan = scan_checkpoint_bytes(buf.getvalue(), where="s.pt")
+    assert scan.torchscript and scan.verdict == "dangerous"
+    with pytest.raises(FormatError) as exc:
+        scan_checkpoint_bytes(b"PK\x03\x04" + bytes(60), where="b.bin")
+    assert exc.value.code is Code.ZIP_EXTRA_DATA  # no end of central directory at the end
+
+
+def test_python_2_names_are_judged_as_what_python_3_imports() -> None:
+    """torch.save writes protocol 2: builtins under their Python 2 module name."""
+    assert classify("__builtin__", "set") == "safe"
+    assert classify("__builtin__", "bytearray") == "safe"
+    assert classify("__builtin__", "eval") == "dangerous"
+    assert classify("copy_reg", "_reconstructor") == "unknown"
+    assert torch_allows("__builtin__", "set") and torch_allows("torch._utils", "_rebuild_tensor_v2")
+    assert not torch_allows("numpy.core.multiarray", "_reconstruct")  # torch leaves it to users
+    assert not torch_allows("__builtin__", "frozenset")
 
 
 # -- bad and hostile input -------------------------------------------------------------

@@ -99,6 +99,11 @@ class KeySigner:
             }
         return {"publicKey": {"hint": keys.key_hint(self.key.public_key())}, "tlogEntries": []}
 
+    def close(self) -> None:
+        """End the session with a held key's token or KMS (nothing to do for a key file)."""
+        if not isinstance(self.key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+            self.key.close()
+
     def sign_statement(self, statement: bytes) -> bytes:
         data = bundle.pae(statement)
         if isinstance(self.key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):

@@ -103,6 +103,30 @@ class _Backend(Protocol):
     ) -> keys.PublicKey: ...  # pragma: no cover - a protocol
 
 
+#: Where a PIN may come from besides the command line (named in the refusal).
+PIN_SOURCES = (
+    "the URI's pin-source=file:PATH, --password-env VAR, "
+    "the environment variable MODELSIGN_PKCS11_PIN, or the prompt on a terminal"
+)
+
+
+def refuse_secret_in_argument(uri: str) -> None:
+    """Refuse a key URI from a command line that carries its PIN (``pin-value``).
+
+    A command line is visible to every user of the machine (``ps``, /proc) and
+    lands in shell histories and CI logs.
+    """
+    if scheme_of(uri) != "pkcs11":
+        return
+    query = uri.partition("?")[2]
+    if any(part.split("=", 1)[0].lower() == "pin-value" for part in query.split("&")):
+        raise InputError(
+            "a PIN in a key URI on the command line (pin-value) is readable by every user "
+            f"of the machine; give it by {PIN_SOURCES}",
+            code=Code.PKCS11_PIN_IN_ARGUMENTS,
+        )
+
+
 def _backend(uri: str) -> _Backend:
     scheme = scheme_of(uri)
     if scheme is None:
@@ -139,6 +163,34 @@ def load_public_key_ref(ref: str, *, env: Mapping[str, str] | None = None) -> ke
     return held_public_key(ref, env=env) if is_key_uri(ref) else keys.load_public_key(ref)
 
 
+def generate_held_key(
+    uri: str,
+    key_type: keys.KeyType,
+    *,
+    secrets: Secrets = NO_SECRETS,
+    env: Mapping[str, str] | None = None,
+) -> keys.PublicKey:
+    """Create an EC key pair of ``key_type`` on the PKCS#11 token ``uri`` names.
+
+    The private key is made on the token (sensitive, never extractable); its
+    label and id are the URI's ``object`` and ``id``. Only tokens make keys
+    here: a KMS key is made with the provider's own tools and its policies.
+    """
+    if scheme_of(uri) != "pkcs11":
+        raise InputError(
+            f"keys are made here only on PKCS#11 tokens, not at {uri.partition(':')[0]}: URIs",
+            code=Code.KEY_URI_INVALID,
+        )
+    if key_type == "ed25519":
+        raise InputError(
+            "a token key is EC (P-256, P-384 or P-521): OMS verifiers accept no other",
+            code=Code.KEY_UNSUPPORTED,
+        )
+    backend = _backend(uri)
+    make: Callable[..., keys.PublicKey] = backend.generate_key  # type: ignore[attr-defined]
+    return make(uri, key_type, secrets=secrets, env=os.environ if env is None else env)
+
+
 def sign_held(key: HeldKey, data: bytes) -> bytes:
     """Sign ``data`` with a held key: its curve's SHA-2 digest goes to the holder.
 
@@ -168,13 +220,16 @@ def sign_held(key: HeldKey, data: bytes) -> bytes:
 __all__ = [
     "BACKENDS",
     "NO_SECRETS",
+    "PIN_SOURCES",
     "AskSecret",
     "HeldKey",
     "Secrets",
+    "generate_held_key",
     "held_public_key",
     "is_key_uri",
     "load_public_key_ref",
     "open_held_key",
+    "refuse_secret_in_argument",
     "scheme_of",
     "sign_held",
 ]

@@ -20,7 +20,12 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from modelsign._internal.signature import keys
+
+from . import pki
 
 MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 PIN = "1234"
@@ -231,6 +236,37 @@ class SoftHsm:
         import PyKCS11
 
         return sorted(PyKCS11.PyKCS11Lib._loaded_libs)
+
+
+def leaf_for(public: keys.PublicKey, issuer: pki.Issued) -> x509.Certificate:
+    """A code-signing certificate for a key held in a token, issued by ``issuer``.
+
+    What ``pki.issue`` makes for a leaf, for a key whose private half is not at hand.
+    """
+    not_before, not_after = pki.validity("valid")
+    usage = pki.leaf_usage()
+    assert usage is not None
+    return (
+        x509.CertificateBuilder()
+        .subject_name(pki.name("Token Publisher"))
+        .issuer_name(issuer.cert.subject)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+            critical=False,
+        )
+        .add_extension(usage, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.RFC822Name("token@example.com")]), critical=False
+        )
+        .sign(issuer.key, hashes.SHA256())
+    )
 
 
 def make_softhsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SoftHsm]:

@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 import modelsign
 from modelsign._internal.signature import keys
@@ -32,7 +30,7 @@ from modelsign._internal.signature.signers import KeySigner
 from modelsign._internal.signature.verifiers import CertificateVerifier, KeyVerifier
 from modelsign.errors import ModelsignError, VerificationError
 from tests.helpers import pki
-from tests.helpers.softhsm import PIN, SoftHsm, make_softhsm
+from tests.helpers.softhsm import PIN, SoftHsm, leaf_for, make_softhsm
 
 PyKCS11 = pytest.importorskip("PyKCS11", reason="PyKCS11 is not installed (pip install .[pkcs11])")
 from modelsign._internal.signature.keyrefs import pkcs11  # noqa: E402 (needs PyKCS11)
@@ -424,34 +422,10 @@ def test_generate_refuses_what_exists(hsm: SoftHsm, key_uri: str) -> None:
 # -- certificates on the token --------------------------------------------------------------
 
 
-def _leaf_for(public: keys.PublicKey, issuer: pki.Issued) -> x509.Certificate:
-    """A code-signing certificate for the token's key, issued by ``issuer``."""
-    not_before, not_after = pki.validity("valid")
-    usage = pki.leaf_usage()
-    assert usage is not None
-    return (
-        x509.CertificateBuilder()
-        .subject_name(pki.name("Token Publisher"))
-        .issuer_name(issuer.cert.subject)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(usage, critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
-            critical=False,
-        )
-        .sign(issuer.key, hashes.SHA256())
-    )
-
-
 def test_certificate_chain_from_the_token(hsm: SoftHsm, tiny_model: Path) -> None:
     made = pkcs11.generate_key(hsm.uri("signing", id="%42"), "ec-p256", secrets=WITH_PIN, env={})
     ours, unrelated = pki.build_pki(), pki.build_pki(root_common_name="Unrelated Root")
-    leaf = _leaf_for(made, ours.intermediate)
+    leaf = leaf_for(made, ours.intermediate)
     # In no particular order, with certificates that chain nothing.
     hsm.put_certificate(ours.root.cert, "root", b"\x01")
     hsm.put_certificate(unrelated.intermediate.cert, "other-ca", b"\x02")
@@ -479,7 +453,7 @@ def test_public_key_from_a_certificate(hsm: SoftHsm, tiny_model: Path) -> None:
     made = pkcs11.generate_key(hsm.uri("signing", id="%07"), "ec-p384", secrets=WITH_PIN, env={})
     issuer = pki.build_pki().intermediate
     hsm.destroy("CKO_PUBLIC_KEY", b"\x07")
-    hsm.put_certificate(_leaf_for(made, issuer), "signing", b"\x07")
+    hsm.put_certificate(leaf_for(made, issuer), "signing", b"\x07")
     assert keys.public_key_pem(held_public_key(hsm.uri("signing"))) == keys.public_key_pem(made)
     cert_only = hsm.uri("signing", type="cert")
     assert keys.key_hint(held_public_key(cert_only)) == keys.key_hint(made)

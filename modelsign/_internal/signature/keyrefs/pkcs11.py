@@ -90,6 +90,8 @@ class Pkcs11Key:
         up to but not including a self-signed root: a verifier brings its own
         roots. Empty when the token has no certificate for the key.
         """
+        if not self.key_id and not self.label:
+            return []  # nothing to find the key's certificate by
         stored = _certificates(self.token)
         mine = [c for lbl, cid, c in stored if _same_object(self.label, self.key_id, lbl, cid)]
         if not mine:

@@ -205,17 +205,26 @@ class Token:
             return list(self.session.findObjects(list(template)))
 
     def close(self) -> None:
-        """Close the session (which logs out when it was the last) and release the module."""
+        """Close the session (which logs out when it was the last) and release the module.
+
+        Closing again does nothing.
+        """
+        session, self.session = self.session, None
+        if session is None:
+            return
         try:
             with pkcs11_errors(self.where, "closing the session"):
-                self.session.closeSession()
+                session.closeSession()
         finally:
             self.lib.unload()
 
     def abandon(self) -> None:
         """Close after a failure: that first error is the one to report, not a second one."""
+        session, self.session = self.session, None
+        if session is None:
+            return
         with contextlib.suppress(PyKCS11.PyKCS11Error):
-            self.session.closeSession()
+            session.closeSession()
         self.lib.unload()
 
 

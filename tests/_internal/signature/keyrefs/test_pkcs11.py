@@ -133,6 +133,7 @@ def test_held_key_signs_digests(key_uri: str) -> None:
         public.verify(signature, b"statement", ec.ECDSA(hashes.SHA256()))
         assert key.certificates() == []  # none on the token
         assert key.where == key_uri
+    key.close()  # again: nothing happens
 
 
 def test_key_by_id_and_label(hsm: SoftHsm, tiny_model: Path) -> None:

@@ -400,7 +400,8 @@ def _public_key_object(token: Token, handle: Any, where: str) -> ec.EllipticCurv
 
 
 def _raw_point(point: bytes, size: int) -> bytes:
-    """CKA_EC_POINT: a DER OCTET STRING holding ``04 || X || Y`` (some tokens give it bare)."""
+    """The ``04 || X || Y`` point a CKA_EC_POINT holds: as a DER OCTET STRING, or bare
+    (as some tokens give it)."""
     length = 1 + 2 * size
     try:
         inner = OctetString.load(point, strict=True).native

@@ -57,7 +57,11 @@ def _sorted_dict(value: dict[str, object]) -> dict[str, object]:
 
 
 class DtypeStats(BaseModel):
-    """Totals for the tensors of one dtype in one file."""
+    """Totals for the tensors of one dtype in one file.
+
+    ``bytes`` are the tensors' own: ``n_elements × itemsize`` (a GGML type's blocks),
+    not a deflated member's compressed length nor a strided view's extent.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -120,7 +124,7 @@ def file_quantization(layout: WeightLayout) -> FileQuantization:
         entry = totals.setdefault(span.dtype, [0, 0, 0])
         entry[0] += 1
         entry[1] += span.n_elements
-        entry[2] += span.nbytes
+        entry[2] += span.logical_nbytes  # not a deflated or strided range's length
     dtypes = {
         name: DtypeStats(tensors=t, elements=e, bytes=b)
         for name, (t, e, b) in sorted(totals.items())

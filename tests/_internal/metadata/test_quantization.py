@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
 
 from modelsign._internal.formats.layout import MetadataValue, TensorSpan, WeightLayout
+from modelsign._internal.formats.numpy_format import read_numpy
 from modelsign._internal.metadata.quantization import (
     FileQuantization,
     file_quantization,
     is_quantized_dtype,
     model_quantization,
 )
+from tests.helpers.torch_files import read_file, save
 
 # (elements per block, bytes per block) from gguf.GGML_QUANT_SIZES / safetensors dtypes.
 _SIZES = {
@@ -432,3 +438,34 @@ def test_deterministic() -> None:
     b = file_quantization(layout("gguf", [("y", "F32", (1,)), ("x", "Q4_K", (256,))]))
     assert a.model_dump_json() == b.model_dump_json()
     assert list(a.dtypes) == ["F32", "Q4_K"]
+
+
+def _npz_quantization(path: Path) -> FileQuantization:
+    data = path.read_bytes()
+    found = read_numpy(lambda n, at: data[at : at + n], len(data), path.name)
+    return file_quantization(found.layout)
+
+
+def test_deflated_npz_members_count_their_values_not_their_compressed_bytes(
+    tmp_path: Path,
+) -> None:
+    arrays = {"w": np.zeros((64, 64), np.float32), "b": np.arange(64, dtype=np.int64)}
+    np.savez(tmp_path / "stored.npz", **arrays)  # type: ignore[arg-type]
+    np.savez_compressed(tmp_path / "packed.npz", **arrays)  # type: ignore[arg-type]
+    packed = _npz_quantization(tmp_path / "packed.npz")
+    # zeros deflate to a few hundred bytes: a ratio of them would be under 1 bit per weight
+    assert (tmp_path / "packed.npz").stat().st_size < 64 * 64
+    assert packed == _npz_quantization(tmp_path / "stored.npz")
+    assert packed.dtypes["F32"].bytes == 64 * 64 * 4 and packed.dtypes["I64"].bytes == 64 * 8
+    assert packed.bits_per_weight == round(8 * (64 * 64 * 4 + 64 * 8) / (64 * 64 + 64), 4)
+
+
+def test_strided_torch_views_count_their_values_not_their_extent(tmp_path: Path) -> None:
+    base = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    path = save({"base": base, "cols": base[:, :2]}, tmp_path / "m.bin")
+    layout = read_file(path).layout
+    assert layout is not None
+    cols = next(t for t in layout.tensors if t.name == "cols")
+    assert cols.nbytes == (2 * 4 + 2) * 4  # rows 0-1 whole, two elements of row 2
+    fq = file_quantization(layout)
+    assert fq.dtypes["F32"].bytes == (12 + 6) * 4 and fq.bits_per_weight == 32.0

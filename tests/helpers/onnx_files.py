@@ -186,6 +186,31 @@ def rich_model() -> onnx.ModelProto:
     return model
 
 
+def quantized_model(kind: str) -> onnx.ModelProto:
+    """A quantized MatMul: ``qdq`` (DequantizeLinear of INT8 weights), ``int4`` (of INT4),
+    ``qlinear`` (QLinearMatMul) or ``nbits`` (com.microsoft MatMulNBits)."""
+    w_type = {"int4": TensorProto.INT4}.get(kind, TensorProto.INT8)
+    np_type = helper.tensor_dtype_to_np_dtype(w_type)
+    w = numpy_helper.from_array(np.arange(-4, 4).astype(np_type).reshape(2, 4), "w_q")
+    scale = numpy_helper.from_array(np.array(0.1, np.float32), "w_scale")
+    zero = numpy_helper.from_array(np.array(0).astype(np_type), "w_zero")
+    if kind == "qlinear":
+        nodes = [helper.make_node("QLinearMatMul", ["x", "s", "z", "w_q", "w_scale", "w_zero",
+                                                    "s", "z"], ["y"])]  # fmt: skip
+    elif kind == "nbits":
+        nodes = [
+            helper.make_node("MatMulNBits", ["x", "w_q", "w_scale"], ["y"],
+                             domain="com.microsoft", bits=4, K=4, N=2, block_size=16)
+        ]  # fmt: skip
+    else:
+        nodes = [
+            helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zero"], ["w"]),
+            helper.make_node("MatMul", ["x", "w"], ["y"]),
+        ]
+    graph = helper.make_graph(nodes, "q", [], [], [w, scale, zero])
+    return helper.make_model(graph)
+
+
 def _training() -> onnx.TrainingInfoProto:
     init = numpy_helper.from_array(np.full(2, 0.5, np.float32), "lr")
     algorithm = helper.make_graph(

@@ -19,6 +19,9 @@ from .onnx import OnnxModel, OnnxTensor, external_span, resolve_external
 
 #: Metadata key naming, in a data file's layout, the model whose tensors it holds.
 EXTERNAL_OF = "onnx.external_data_of"
+#: Metadata keys of a quantized model: the scheme its graph shows and its bit width.
+QUANTIZATION = "onnx.quantization"
+QUANTIZATION_BITS = "onnx.quantization_bits"
 
 
 def onnx_layout(model: OnnxModel) -> WeightLayout:
@@ -35,7 +38,9 @@ def onnx_layout(model: OnnxModel) -> WeightLayout:
     }
     meta.update({f"onnx.opset.{d or 'ai.onnx'}": v for d, v in model.opsets.items()})
     if model.quantization.scheme is not None:
-        meta["onnx.quantization"] = model.quantization.scheme
+        meta[QUANTIZATION] = model.quantization.scheme
+    if model.quantization.bits is not None:
+        meta[QUANTIZATION_BITS] = model.quantization.bits
     return WeightLayout(
         format="onnx",
         file_size=model.file_size,

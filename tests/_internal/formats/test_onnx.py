@@ -38,6 +38,7 @@ from tests.helpers.onnx_files import (
     initializer,
     key,
     lfield,
+    quantized_model,
     rich_model,
     varint,
     vfield,
@@ -258,29 +259,6 @@ def test_external_data_without_length_runs_to_the_end_of_its_file() -> None:
         assert e.value.code == Code.ONNX_EXTERNAL_RANGE and e.value.tensor == "w"
 
 
-def _quantized_model(kind: str) -> bytes:
-    w_type = {"int4": TensorProto.INT4}.get(kind, TensorProto.INT8)
-    np_type = helper.tensor_dtype_to_np_dtype(w_type)
-    w = numpy_helper.from_array(np.arange(-4, 4).astype(np_type).reshape(2, 4), "w_q")
-    scale = numpy_helper.from_array(np.array(0.1, np.float32), "w_scale")
-    zero = numpy_helper.from_array(np.array(0).astype(np_type), "w_zero")
-    if kind == "qlinear":
-        nodes = [helper.make_node("QLinearMatMul", ["x", "s", "z", "w_q", "w_scale", "w_zero",
-                                                    "s", "z"], ["y"])]  # fmt: skip
-    elif kind == "nbits":
-        nodes = [
-            helper.make_node("MatMulNBits", ["x", "w_q", "w_scale"], ["y"],
-                             domain="com.microsoft", bits=4, K=4, N=2, block_size=16)
-        ]  # fmt: skip
-    else:
-        nodes = [
-            helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zero"], ["w"]),
-            helper.make_node("MatMul", ["x", "w"], ["y"]),
-        ]
-    graph = helper.make_graph(nodes, "q", [], [], [w, scale, zero])
-    return helper.make_model(graph).SerializeToString()
-
-
 @pytest.mark.parametrize(
     ("kind", "scheme", "bits"),
     [
@@ -291,7 +269,7 @@ def _quantized_model(kind: str) -> bytes:
     ],
 )
 def test_quantization_summary(kind: str, scheme: str, bits: int) -> None:
-    model = parse_onnx_bytes(_quantized_model(kind), "q.onnx")
+    model = parse_onnx_bytes(quantized_model(kind).SerializeToString(), "q.onnx")
     q = model.quantization
     assert (q.scheme, q.bits) == (scheme, bits)
     assert (q.qdq_ops, q.qlinear_ops, q.matmulnbits_ops) == (

@@ -4,6 +4,8 @@ encoder for the malformed ones the ``onnx`` package cannot write, and the naming
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -209,6 +211,28 @@ def quantized_model(kind: str) -> onnx.ModelProto:
         ]
     graph = helper.make_graph(nodes, "q", [], [], [w, scale, zero])
     return helper.make_model(graph)
+
+
+def gemm_model(producer: str = "") -> onnx.ModelProto:
+    """``Y = X·W + B`` with float initializers ``W`` (8×8: 0..63) and ``B`` (8: 0..7)."""
+    w = numpy_helper.from_array(np.arange(64, dtype=np.float32).reshape(8, 8), "W")
+    b = numpy_helper.from_array(np.arange(8, dtype=np.float32), "B")
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["X", "W", "B"], ["Y"])],
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 8])],
+        [w, b],
+    )
+    return helper.make_model(graph, producer_name=producer)
+
+
+def save_external(model: onnx.ModelProto, path: Path, location: str = "w.bin") -> dict[str, bytes]:
+    """Save ``model`` at ``path`` with every initializer in ``location`` beside it (``W`` at
+    bytes 0:256 of it for :func:`gemm_model`); the two files' bytes by name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, path, save_as_external_data=True, location=location, size_threshold=0)
+    return {path.name: path.read_bytes(), location: (path.parent / location).read_bytes()}
 
 
 def _training() -> onnx.TrainingInfoProto:

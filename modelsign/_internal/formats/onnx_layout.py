@@ -57,11 +57,22 @@ class ExternalData:
 
     tensors: dict[str, list[tuple[str, OnnxTensor]]] = field(default_factory=dict)
 
-    def add(self, root: str, model_path: str, model: OnnxModel) -> None:
-        """Record ``model``'s external tensors; unsafe locations are refused here, unread."""
+    def add(
+        self,
+        root: str,
+        model_path: str,
+        model: OnnxModel,
+        within: Mapping[str, str] | None = None,
+    ) -> None:
+        """Record ``model``'s external tensors; unsafe locations are refused here, unread.
+
+        ``within``: the real folder each discovered file must resolve inside
+        (see :func:`~.onnx_external.resolve_external`).
+        """
         for t in model.tensors:
             if t.external is not None:
-                data = resolve_external(root, model_path, t.external.location, tensor=t.name)
+                location = t.external.location
+                data = resolve_external(root, model_path, location, tensor=t.name, within=within)
                 self.tensors.setdefault(data, []).append((model_path, t))
 
     def layouts(self, sizes: Mapping[str, int]) -> dict[str, WeightLayout]:

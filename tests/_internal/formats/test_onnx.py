@@ -593,3 +593,27 @@ def test_resolve_external_on_the_file_system(tmp_path: Path) -> None:
             resolve(location)
         assert e.value.code == code, location
         assert e.value.path == "sub/m.onnx"
+
+
+def test_a_vetted_file_resolves_inside_the_folder_discovery_gave_it(tmp_path: Path) -> None:
+    """A Hugging Face snapshot: its data file links into the repo's blobs, out of the snapshot."""
+    repo = tmp_path / "models--acme--tiny"
+    snap, blobs = repo / "snapshots" / ("a" * 40), repo / "blobs"
+    snap.mkdir(parents=True)
+    blobs.mkdir()
+    (blobs / "1234").write_bytes(b"x")
+    (tmp_path / "elsewhere.bin").write_bytes(b"x")
+    (snap / "w.bin").symlink_to("../../blobs/1234")
+    (snap / "out.bin").symlink_to(tmp_path / "elsewhere.bin")
+    within = {"w.bin": str(tmp_path), "out.bin": str(repo)}
+    with pytest.raises(FormatError) as e:  # bounded by the snapshot: the blob is outside
+        resolve_external(str(snap), "m.onnx", "w.bin", tensor="W")
+    assert e.value.code == Code.ONNX_EXTERNAL_ESCAPE and str(snap) in e.value.message
+    assert resolve_external(str(snap), "m.onnx", "w.bin", within=within) == "w.bin"
+    with pytest.raises(FormatError) as e:  # its own bound is the repo: this link leaves it
+        resolve_external(str(snap), "m.onnx", "out.bin", tensor="W", within=within)
+    assert (e.value.code, e.value.tensor) == (Code.ONNX_EXTERNAL_ESCAPE, "W")
+    assert str(repo) in e.value.message
+    with pytest.raises(FormatError) as e:  # a name discovery did not vet: bounded by the root
+        resolve_external(str(snap), "m.onnx", "w.bin", within={"other.bin": str(tmp_path)})
+    assert e.value.code == Code.ONNX_EXTERNAL_ESCAPE

@@ -32,6 +32,7 @@ def onnx_layout(model: OnnxModel) -> WeightLayout:
         if t.start is not None and t.end is not None
     ]
     meta: dict[str, MetadataValue] = {
+        "onnx.initializers": model.initializers,
         "onnx.ir_version": model.ir_version,
         "onnx.producer_name": model.producer_name,
         "onnx.producer_version": model.producer_version,

@@ -160,6 +160,18 @@ def test_a_rich_model_agrees_with_onnx(tmp_path: Path) -> None:
     assert by_name["scalar"].dims == () and by_name["scalar"].n_elements == 1
     assert by_name["E"].start == by_name["E"].end and by_name["E"].data_nbytes == 0
     assert model.quantization.scheme is None
+    # the main graph's own: not those of its subgraphs, functions or training graphs
+    assert model.initializers == len(proto.graph.initializer) + len(proto.graph.sparse_initializer)
+    assert onnx_layout(model).metadata["onnx.initializers"] == 11
+
+
+def test_initializers_are_the_main_graphs_in_any_field_order() -> None:
+    def init(name: str) -> bytes:
+        return initializer(hand_tensor(name, 1, [1], raw=bytes(4)))
+
+    training = lfield(20, lfield(2, init("lr")))  # a training graph before the main graph
+    model = parse_onnx_bytes(training + hand_model(init("a") + init("b")), "m.onnx")
+    assert model.initializers == 2 and len(model.tensors) == 3
 
 
 def _constant(name: str, value: float) -> onnx.NodeProto:

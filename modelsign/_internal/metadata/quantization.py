@@ -235,7 +235,7 @@ def _gguf_scheme(
 def _graph_scheme(
     files: Mapping[str, FileQuantization], findings: list[Finding]
 ) -> _Declared | None:
-    """The scheme ONNX graphs show (QDQ, QLinear, MatMulNBits); the largest file's if they differ."""
+    """The scheme ONNX graphs show (QDQ, QLinear, MatMulNBits); the largest file's if several."""
     shown = {p: fq for p, fq in sorted(files.items()) if fq.scheme is not None}
     if not shown:
         return None
@@ -424,9 +424,10 @@ def model_quantization(
     """Combine per-file measurements with the declared scheme.
 
     A ``quantization_config`` (or the older ``compression_config``) in
-    ``config.json`` takes precedence over GGUF file types, and those over the
-    scheme an ONNX graph shows: it is an explicit, model-wide declaration. ``quantized`` is true when a scheme is declared or
-    any weight file holds mostly (by bytes) quantized tensor types.
+    ``config.json`` takes precedence, as an explicit, model-wide declaration;
+    then GGUF file types; then the scheme an ONNX graph shows. ``quantized`` is
+    true when a scheme is declared or any weight file holds mostly (by bytes)
+    quantized tensor types.
     """
     findings: list[Finding] = []
     declared = _config_declared(config, config_path or "config.json", findings)

@@ -34,6 +34,7 @@ from modelsign.sbom import (
     model_card,
     model_component,
 )
+from tests.helpers.onnx_files import quantized_model, save_external
 from tests.helpers.signing import payload_of, shared_key, sign_payload, strip_marker
 
 MODEL_TYPE = "machine-learning-model"
@@ -152,6 +153,32 @@ def test_gguf_derivative(tiny_models: tuple[Path, Path]) -> None:
     assert base["name"] == "tiny-model" and base["manufacturer"] == {"name": "modelsign-examples"}
     assert "purl" not in base
     assert depends_on(doc, model["bom-ref"]) == ["base-model:tiny-model"]
+
+
+def test_onnx_model_with_external_data(tmp_path: Path) -> None:
+    proto = quantized_model("qdq")
+    proto.producer_name, proto.producer_version = "acme-export", "2.1"
+    save_external(proto, tmp_path / "m" / "model.onnx", "model.onnx_data")
+    doc, _ = bom_of(tmp_path / "m")
+    model = subject(doc)
+    assert prop(model, "quantization:scheme") == "onnx-qdq"
+    assert prop(model, "quantization:bits") == "8"
+    assert prop(model, "quantization:source") == "model.onnx:graph"
+    files = {c["name"]: c for c in model["components"]}
+    onnx_file, data = files["model.onnx"], files["model.onnx_data"]
+    assert prop(onnx_file, "file:format") == prop(data, "file:format") == "onnx"
+    assert prop(onnx_file, "onnx:producer") == "acme-export 2.1"
+    assert prop(onnx_file, "onnx:ir_version") == str(proto.ir_version)
+    assert props(onnx_file, "onnx:opset") == [f"ai.onnx={proto.opset_import[0].version}"]
+    assert prop(onnx_file, "onnx:initializers") == "3"  # w_q, w_scale, w_zero
+    assert (prop(onnx_file, "quantization:scheme"), prop(onnx_file, "quantization:bits")) == (
+        "onnx-qdq",
+        "8",
+    )
+    assert prop(onnx_file, "tensor_count") == "0"  # all three are in the data file
+    assert prop(data, "onnx:external_data_of") == "model.onnx"
+    assert prop(data, "tensor_count") == "3" and prop(data, "file:dtypes") == "F32=1,I8=2"
+    assert not props(data, "onnx:opset") and not props(data, "quantization:scheme")
 
 
 @pytest.mark.slow

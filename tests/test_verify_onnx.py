@@ -4,38 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from modelsign.errors import VerificationError
 from modelsign.verify import verify
+from tests.helpers.onnx_files import gemm_model, save_external
 from tests.helpers.signing import KeyPair, SignedModel, flip_byte
 
 
 @pytest.fixture
 def external(tmp_path: Path, signed_model: SignedModel) -> Path:
     """``m.onnx`` with its initializers ``W`` (bytes 0:256) and ``B`` in ``w.bin``, signed."""
-    w = numpy_helper.from_array(np.arange(64, dtype=np.float32).reshape(8, 8), "W")
-    b = numpy_helper.from_array(np.arange(8, dtype=np.float32), "B")
-    graph = helper.make_graph(
-        [helper.make_node("Gemm", ["X", "W", "B"], ["Y"])],
-        "g",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 8])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 8])],
-        [w, b],
-    )
-    model = tmp_path / "m"
-    model.mkdir()
-    onnx.save_model(
-        helper.make_model(graph),
-        str(model / "m.onnx"),
-        save_as_external_data=True,
-        location="w.bin",
-        size_threshold=0,
-    )
-    return signed_model(model)
+    save_external(gemm_model(), tmp_path / "m" / "m.onnx")
+    return signed_model(tmp_path / "m")
 
 
 def findings(model: Path, keypair: KeyPair) -> list[tuple[str, str | None, str | None]]:

@@ -14,6 +14,18 @@ from contextlib import contextmanager
 from typing import Any
 
 import rfc8785
+from pydantic import Field
+
+
+def added_field(default: Any = None) -> Any:
+    """A model field added after 0.1: left out of the JSON while unset (None or empty).
+
+    A document without what the field describes then serializes byte for byte
+    as it did, so its canonical digest, and every signature over it, stays the same.
+    """
+    if default is None:
+        return Field(default=None, exclude_if=lambda v: v is None)
+    return Field(default_factory=default, exclude_if=lambda v: not v)
 
 
 @contextmanager

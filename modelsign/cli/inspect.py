@@ -13,10 +13,12 @@ from rich.table import Table
 from rich.text import Text
 
 from .._internal._text import plural
-from .._internal.manifest import FileEntry, Manifest
+from .._internal.manifest import Manifest, TensorEntry, WeightsInfo
 from . import cli
 from ._options import model_options
 from .sbom import load_target
+
+_MAX_NAMES = 8  # tensors named per storage in the storages table
 
 
 @cli.command("inspect")
@@ -103,7 +105,7 @@ def render(
     if m.ignored.paths:
         say("ignored: " + ", ".join(m.ignored.paths))
     if show_tensors:
-        for table in _tensors(m.files, short):
+        for table in _tensors(m, short):
             out.print(table)
 
 
@@ -200,23 +202,64 @@ def _findings(m: Manifest) -> Table:
     return fnd
 
 
-def _tensors(files: list[FileEntry], short: bool) -> Iterator[Table]:
-    """One table per weight file, every tensor a row (GGUF shapes in GGUF's own order)."""
-    for f in files:
-        if f.weights is None:
+def _tensors(m: Manifest, short: bool) -> Iterator[Table]:
+    """One table per weight file, every tensor a row (GGUF shapes in GGUF's own order),
+    and for an archive (torch checkpoint, ``.npz``, ``.keras``) a table of its storages."""
+    hashed = m.hashing.tensor is not None
+    for f in m.files:
+        w = f.weights
+        if w is None:
             continue
-        t = _table(f"Tensors of {f.path}", ("name", "dtype", "shape", "offset", "bytes", "digest"))
-        for te in f.weights.tensors:
+        stored = bool(w.storages)
+        columns = ("name", "dtype", "shape", *(("storage",) * stored), "offset", "bytes", "digest")
+        t = _table(f"Tensors of {f.path}", columns)
+        for te in w.tensors:
+            where = (te.storage or "",) if stored else ()
+            digest = _tensor_digest(te, w.format, hashed, short)
             _row(
                 t,
                 te.name,
                 te.dtype,
                 shape_text(te.shape),
+                *where,
                 str(te.offset),
                 str(te.length),
-                _digest(te.digest or "", short),
+                digest,
             )
         yield t
+        if stored:
+            yield _storages(f.path, w, short)
+
+
+def _tensor_digest(te: TensorEntry, fmt: str, hashed: bool, short: bool) -> str:
+    """A tensor's digest; for one without a digest of its own, the storage that covers it."""
+    if te.digest is not None:
+        return _digest(te.digest, short)
+    if te.storage is None or not hashed:
+        return ""
+    if fmt == "pytorch":  # not a contiguous range of its storage: a strided view
+        return f"view of storage {te.storage} (no digest of its own: the storage's covers it)"
+    return f"no digest of its own: storage {te.storage}'s covers it"
+
+
+def _storages(path: str, w: WeightsInfo, short: bool) -> Table:
+    """The storages of an archive: where each lies, its digest, the tensors in it."""
+    table = _table(f"Storages of {path}", ("storage", "offset", "bytes", "digest", "tensors"))
+    held: dict[str, list[str]] = {}
+    for te in w.tensors:
+        held.setdefault(te.storage or "", []).append(te.name)
+    for s in w.storages:
+        names = held.get(s.name, [])
+        more = f" (+{len(names) - _MAX_NAMES} more)" if len(names) > _MAX_NAMES else ""
+        _row(
+            table,
+            s.name,
+            str(s.offset),
+            str(s.length),
+            _digest(s.digest or "", short),
+            ", ".join(names[:_MAX_NAMES]) + more,
+        )
+    return table
 
 
 def shape_text(shape: Sequence[int]) -> str:

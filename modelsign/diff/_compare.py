@@ -158,9 +158,17 @@ def _weight_file_changes(
     path: str, old_path: str | None, o: WeightsInfo, n: WeightsInfo, *, headers: bool
 ) -> list[Change]:
     """Header, metadata, chat template and quantization changes of one weight file."""
-    if not headers:  # header digests made with different algorithms say nothing
-        o = o.model_copy(update={"header_digest": "", "kv_digest": None})
-        n = n.model_copy(update={"header_digest": "", "kv_digest": None})
+    if not headers:  # header (and storage) digests made with different algorithms say nothing
+        o, n = (
+            w.model_copy(
+                update={
+                    "header_digest": "",
+                    "kv_digest": None,
+                    "storages": [s.model_copy(update={"digest": None}) for s in w.storages],
+                }
+            )
+            for w in (o, n)
+        )
     out: list[Change] = []
     for p in diff_weights(path, o, n):
         if p.code in _TENSOR_CODES:

@@ -57,6 +57,8 @@ ChangeCode = Literal[
     "TENSOR_REMOVED",
     "TENSOR_MODIFIED",
     "TENSOR_RETYPED",
+    # a storage holding no tensor modelsign reads (from diff_weights)
+    "STORAGE_MODIFIED",
     # per file (with a path) and model-wide (without)
     "QUANTIZATION_CHANGED",
     # the model

@@ -20,6 +20,8 @@ from cyclonedx.model.license import (
 )
 from cyclonedx.spdx import fixup_id
 
+from .._internal.formats.layout import MetadataValue
+from .._internal.formats.onnx_layout import EXTERNAL_OF
 from .._internal.manifest import FileEntry, Manifest
 from .._internal.metadata.provenance import BaseModelRef
 from ._fields import (
@@ -37,6 +39,8 @@ from ._fields import (
 #: signature bundle *without* verifying it; ``verified-signature`` after a
 #: successful ``modelsign verify``.
 Origin = Literal["model", "manifest", "signature", "verified-signature"]
+
+_OPSET: Final = "onnx.opset."  # the metadata keys of an ONNX model's opsets, by domain
 
 _UNVERIFIED_NOTE: Final = (
     "the manifest was read from a signature bundle without verifying the signature; "
@@ -81,6 +85,12 @@ def _file_component(parent_ref: str, f: FileEntry) -> Component:
             props.append(prop("quantization:bits_per_weight", q.bits_per_weight))
         if q.file_type is not None:
             props.append(prop("quantization:file_type", q.file_type))
+        if q.scheme is not None:
+            props.append(prop("quantization:scheme", q.scheme))
+        if q.bits is not None:
+            props.append(prop("quantization:bits", q.bits))
+        if w.format == "onnx":
+            props += _onnx_properties(w.metadata)
         if w.gguf_version is not None:
             props.append(prop("gguf:version", w.gguf_version))
         if w.kv_digest is not None:
@@ -94,6 +104,24 @@ def _file_component(parent_ref: str, f: FileEntry) -> Component:
         hashes=[sha256_hash(f.sha256)],
         properties=props,
     )
+
+
+def _onnx_properties(meta: Mapping[str, MetadataValue]) -> list[Property]:
+    """An ONNX model's IR version, producer, opsets and initializer count, as its manifest
+    records them; for an external data file, the model(s) whose tensors it holds."""
+    if EXTERNAL_OF in meta:
+        return [prop("onnx:external_data_of", meta[EXTERNAL_OF])]
+    props = [prop("onnx:ir_version", meta[k]) for k in ("onnx.ir_version",) if k in meta]
+    producer = " ".join(
+        str(meta[k]) for k in ("onnx.producer_name", "onnx.producer_version") if meta.get(k)
+    )
+    if producer:
+        props.append(prop("onnx:producer", producer))
+    opsets = sorted((k.removeprefix(_OPSET), v) for k, v in meta.items() if k.startswith(_OPSET))
+    props += [prop("onnx:opset", f"{domain}={version}") for domain, version in opsets]
+    if "onnx.initializers" in meta:
+        props.append(prop("onnx:initializers", meta["onnx.initializers"]))
+    return props
 
 
 def _model_properties(manifest: Manifest, digest: str, origin: Origin | None) -> list[Property]:

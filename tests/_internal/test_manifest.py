@@ -11,14 +11,17 @@ from pathlib import Path
 
 import gguf
 import numpy as np
+import onnx
 import pytest
 import rfc8785
 from safetensors.numpy import save_file
 
 from modelsign._internal.manifest import build_manifest, load_manifest, parse_manifest
 from modelsign._internal.metadata.provenance import parse_source
-from modelsign.errors import ManifestError
+from modelsign.codes import Code
+from modelsign.errors import DiscoveryError, FormatError, ManifestError
 from tests.helpers.hf_cache import make_hf_cache
+from tests.helpers.onnx_files import gemm_model, save_external
 
 
 def test_byte_identical_across_runs_and_locations(tiny_model: Path, tmp_path: Path) -> None:
@@ -220,3 +223,63 @@ def test_hf_shared_store_blob_named_by_another_hash(tmp_path: Path) -> None:
     os.symlink(os.path.relpath(store, blob.parent), blob)
     m = build_manifest(repo, env={})
     assert m.files[0].sha256 == blob.name
+
+
+def onnx_snapshot(tmp_path: Path, location: str = "model.onnx_data") -> Path:
+    """A cache repo whose snapshot holds ``onnx/model.onnx`` and its external data, as links."""
+    files = save_external(gemm_model(), tmp_path / "src" / "model.onnx", location)
+    return make_hf_cache(tmp_path / "cache", {f"onnx/{k}": v for k, v in files.items()})
+
+
+def test_onnx_external_data_in_a_cache_snapshot(tmp_path: Path) -> None:
+    """The data file links into the repo's blobs/, out of the snapshot: no escape."""
+    repo = onnx_snapshot(tmp_path)
+    m = build_manifest(repo, env={})
+    data = m.file("onnx/model.onnx_data")
+    assert data is not None and data.weights is not None and "symlink" in data.flags
+    assert [t.name for t in data.weights.tensors] == ["W", "B"]
+    assert data.weights.metadata["onnx.external_data_of"] == "onnx/model.onnx"
+    (snapshot,) = (repo / "snapshots").iterdir()
+    assert build_manifest(snapshot, env={}).digest() == m.digest()
+
+
+def test_onnx_external_data_in_a_shared_store(tmp_path: Path) -> None:
+    """huggingface_hub 2.x: the blob links on into the cache's shared store."""
+    repo = onnx_snapshot(tmp_path)
+    blob = (repo / "snapshots" / ("a" * 40) / "onnx" / "model.onnx_data").resolve()
+    store = tmp_path / "cache" / "xet" / ("f" * 64)
+    store.parent.mkdir()
+    os.replace(blob, store)
+    os.symlink(os.path.relpath(store, blob.parent), blob)
+    data = build_manifest(repo, env={}).file("onnx/model.onnx_data")
+    assert data is not None and data.weights is not None and data.weights.tensor_count == 2
+
+
+def test_onnx_external_data_escaping_a_cache_snapshot(tmp_path: Path) -> None:
+    # Written in the model: climbing to the blobs is refused, though it reaches them.
+    files = save_external(gemm_model(), tmp_path / "src" / "model.onnx")
+    blob = hashlib.sha256(files["w.bin"]).hexdigest()
+    proto = onnx.load_from_string(files["model.onnx"])
+    for t in proto.graph.initializer:
+        assert t.external_data[0].key == "location"
+        t.external_data[0].value = f"../../../blobs/{blob}"  # onnx itself writes no such name
+    files["model.onnx"] = proto.SerializeToString()
+    repo = make_hf_cache(tmp_path / "a", {f"onnx/{k}": v for k, v in files.items()})
+    assert (repo / "blobs" / blob).is_file()
+    with pytest.raises(FormatError) as e:
+        build_manifest(repo, env={})
+    assert (e.value.code, e.value.path) == (Code.ONNX_EXTERNAL_PARENT, "onnx/model.onnx")
+    # A snapshot link out of the cache repo: discovery refuses it; left out of the
+    # model (ignored), the ONNX reader still refuses to follow it.
+    repo = onnx_snapshot(tmp_path / "b")
+    (tmp_path / "secret.bin").write_bytes(bytes(288))
+    link = repo / "snapshots" / ("a" * 40) / "onnx" / "model.onnx_data"
+    link.unlink()
+    link.symlink_to(tmp_path / "secret.bin")
+    with pytest.raises(DiscoveryError) as d:
+        build_manifest(repo, env={})
+    assert (d.value.code, d.value.path) == (Code.SYMLINK_ESCAPE, "onnx/model.onnx_data")
+    with pytest.raises(FormatError) as e:
+        build_manifest(repo, env={}, ignore=["model.onnx_data"])
+    assert (e.value.code, e.value.tensor) == (Code.ONNX_EXTERNAL_ESCAPE, "W")
+    assert "secret.bin" in e.value.message

@@ -6,7 +6,6 @@ import hashlib
 import io
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -18,8 +17,7 @@ from modelsign._internal.hashing import hash_file, peek_file
 from modelsign._internal.manifest.schema import FileEntry, Manifest
 from modelsign.codes import Code
 from modelsign.errors import FormatError
-
-from .formats.test_keras import LAMBDA, WEIGHTS, archive, dense, sequential
+from tests.helpers.keras_files import LAMBDA, WEIGHTS, dense, keras_archive
 
 
 def entry(m: Manifest, name: str) -> FileEntry:
@@ -105,10 +103,6 @@ def test_object_arrays_are_pickle_files(tmp_path: Path) -> None:
     found = {(f.path, f.code) for f in m.findings}
     assert ("ok.npy", Code.PICKLE_UNSAFE) in found
     assert ("bad.npz", Code.PICKLE_DANGEROUS_GLOBAL) in found
-
-
-def keras_archive(path: Path, *layers: dict[str, Any]) -> None:
-    path.write_bytes(archive(sequential(*layers)))
 
 
 def test_keras_files(tmp_path: Path) -> None:

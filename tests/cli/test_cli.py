@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from modelsign._internal.manifest import load_manifest
 from modelsign.cli import cli
+from tests.helpers.torch_files import save
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -88,6 +89,43 @@ def test_inspect_model_and_manifest(tiny_model: Path, tmp_path: Path) -> None:
     assert code == 0 and "model.layers.1.mlp.down_proj.weight" in text
     code, text, _ = run("inspect", str(out), "--json")
     assert json.loads(text)["name"] == "tiny-model"
+
+
+def rows(text: str) -> dict[str, list[str]]:
+    """The rows of every table printed, by their first cell."""
+    cells = [[c.strip() for c in line.strip("│").split("│")] for line in text.splitlines()]
+    return {
+        row[0]: row for row, line in zip(cells, text.splitlines(), strict=True) if line[:1] == "│"
+    }
+
+
+def test_inspect_shows_storages_and_the_views_in_them(tmp_path: Path) -> None:
+    import torch
+
+    base = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    sd = {"base": base, "row": base[1], "cols": base[:, :2], "other": torch.ones(3)}
+    model = save(sd, tmp_path / "m" / "pytorch_model.bin").parent
+    code, text, err = run("inspect", str(model), "--tensors")
+    assert code == 0, err
+    found = rows(text)
+    zero, one = "pytorch_model/data/0", "pytorch_model/data/1"
+    assert [found[t][3] for t in ("base", "row", "cols", "other")] == [zero, zero, zero, one]
+    assert (
+        found["cols"][6]
+        == f"view of storage {zero} (no digest of its own: the storage's covers it)"
+    )
+    assert len(found["row"][6]) == 64  # a contiguous view has a digest of its own
+    assert found[zero][1:3] == [found["base"][4], "48"] and found[zero][4] == "base, cols, row"
+    assert found[one][4] == "other" and found[zero][3] == found["base"][6]
+    code, text, _ = run("inspect", str(model), "--json")
+    w = json.loads(text)["files"][0]["weights"]
+    cols = next(t for t in w["tensors"] if t["name"] == "cols")
+    assert (cols["storage"], cols["digest"]) == (zero, None)
+    assert [(s["name"], len(s["digest"])) for s in w["storages"]] == [(zero, 64), (one, 64)]
+    out = tmp_path / "unhashed.json"
+    run("manifest", str(model), "--no-tensors", "-o", str(out))
+    code, text, _ = run("inspect", str(out), "--tensors")
+    assert code == 0 and rows(text)["cols"][6] == "" and "view of" not in text
 
 
 def test_inspect_a_signature_shows_its_attested_manifest(signed: Path) -> None:

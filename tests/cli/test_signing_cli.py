@@ -6,14 +6,19 @@ import json
 import os
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from modelsign.cli import cli
 from tests.helpers.deep import make_deep, remove_deep
+from tests.helpers.hf_cache import make_hf_cache
 from tests.helpers.json_output import validate
+from tests.helpers.keras_files import WEIGHTS, dense, keras_archive
+from tests.helpers.onnx_files import gemm_model, save_external
 from tests.helpers.signing import KeyPair, flip_byte
 
 
@@ -150,3 +155,58 @@ def test_sign_reuse_says_what_it_reused_and_read(
     again = json.loads(out)
     assert (again["reused"], again["read"]) == (1, 3)
     assert again["manifest_digest"] != first["manifest_digest"]  # README.md changed
+
+
+# A model of one format: the folder to sign, the file to tamper with, a byte of it inside a
+# tensor's data (a storage's, for Keras), and the problem verify must then report: its code,
+# file and tensor, and its line in the text output.
+Built = tuple[Path, Path, int, tuple[str, str, str | None], str]
+
+
+def _npz(tmp_path: Path) -> Built:
+    w = np.arange(64, dtype=np.float32).reshape(8, 8)
+    np.savez(tmp_path / "m" / "w.npz", w=w, b=np.ones(8, np.float32))  # stored members
+    path = tmp_path / "m" / "w.npz"
+    problem = ("TENSOR_MODIFIED", "w.npz", "w")
+    return path.parent, path, path.read_bytes().index(w.tobytes()) + 5, problem, "w.npz [tensor w]"
+
+
+def _keras(tmp_path: Path) -> Built:
+    path = keras_archive(tmp_path / "m" / "model.keras", dense("a"))
+    at = path.read_bytes().index(WEIGHTS) + 20
+    # HDF5 is not parsed into tensors: the weights member is named
+    problem = ("STORAGE_MODIFIED", "model.keras", None)
+    return path.parent, path, at, problem, "model.keras: storage model.weights.h5 changed"
+
+
+def _onnx(tmp_path: Path) -> Built:
+    save_external(gemm_model(), tmp_path / "m" / "m.onnx")
+    problem = ("TENSOR_MODIFIED", "w.bin", "W")
+    return tmp_path / "m", tmp_path / "m" / "w.bin", 10, problem, "w.bin [tensor W]"
+
+
+def _onnx_in_a_cache(tmp_path: Path) -> Built:
+    files = save_external(gemm_model(), tmp_path / "src" / "model.onnx", "model.onnx_data")
+    repo = make_hf_cache(tmp_path / "cache", {f"onnx/{k}": v for k, v in files.items()})
+    blob = (repo / "snapshots" / ("a" * 40) / "onnx" / "model.onnx_data").resolve()
+    problem = ("TENSOR_MODIFIED", "onnx/model.onnx_data", "W")
+    return repo, blob, 10, problem, "onnx/model.onnx_data [tensor W]"
+
+
+@pytest.mark.parametrize("build", [_npz, _keras, _onnx, _onnx_in_a_cache])
+def test_a_flipped_byte_is_named_in_every_format(
+    build: Callable[[Path], Built], keygen_prefix: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "m").mkdir()
+    model, target, at, problem, line = build(tmp_path)
+    key, pub, env = f"{keygen_prefix}.key", f"{keygen_prefix}.pub", {"PW": "s3cret"}
+    code, _, err = run("sign", str(model), "--key", key, "--password-env", "PW", env=env)
+    assert code == 0, err
+    code, out, err = run("verify", str(model), "--key", pub)
+    assert code == 0 and out.startswith("verified "), out + err
+    flip_byte(target, at)
+    code, out, _ = run("verify", str(model), "--key", pub)
+    assert code == 1 and f"{problem[0]}: {line}" in out, out
+    code, out, _ = run("verify", str(model), "--key", pub, "--json")
+    found = {(p["code"], p["file"], p["tensor"]) for p in json.loads(out)["problems"]}
+    assert code == 1 and problem in found, found

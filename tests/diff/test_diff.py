@@ -22,6 +22,7 @@ from modelsign.diff import UNVERIFIED_NOTE, ModelDiff, diff_models, layer_index,
 from modelsign.errors import InputError, SignatureError
 from modelsign.sign import sign
 from tests.helpers.gguf_files import QT, quantized, random_quant, write_gguf
+from tests.helpers.keras_files import WEIGHTS, dense, keras_archive
 from tests.helpers.pki import build_pki, issue, leaf_usage, make_key
 from tests.helpers.signing import flip_byte, payload_of, shared_key, sign_payload, strip_marker
 
@@ -384,6 +385,23 @@ def test_provenance_change(tiny_model: Path, tmp_path: Path) -> None:
     ]
     assert d.summary == "provenance changed (builder, source)"
     assert d.files == d.tensors == []
+
+
+def test_a_keras_weights_member_that_changed_is_named(tmp_path: Path) -> None:
+    old = keras_archive(tmp_path / "v1" / "model.keras", dense("a"))
+    new = keras_archive(tmp_path / "v2" / "model.keras", dense("a"), weights=WEIGHTS[:-1] + b"\1")
+    d = diff_models(old.parent, new.parent)
+    assert codes(d) == [
+        ("FILE_MODIFIED", "model.keras", None),
+        ("HEADER_MODIFIED", "model.keras", None),  # the member's CRC-32 in its headers
+        ("STORAGE_MODIFIED", "model.keras", None),
+    ]
+    (change,) = [c for c in d.changes if c.code == "STORAGE_MODIFIED"]
+    assert change.message.startswith("storage model.weights.h5 changed")
+    # Storage digests taken with different algorithms are not compared.
+    sha = write_manifest(old.parent, tmp_path / "sha.json", tensor_hash="sha256")
+    b3 = write_manifest(new.parent, tmp_path / "b3.json", tensor_hash="blake3")
+    assert codes(diff_models(sha, b3)) == [("FILE_MODIFIED", "model.keras", None)]
 
 
 # --- helpers and errors ------------------------------------------------------------

@@ -4,6 +4,8 @@ encoder for the malformed ones the ``onnx`` package cannot write, and the naming
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -184,6 +186,53 @@ def rich_model() -> onnx.ModelProto:
     model.training_info.append(_training())
     helper.set_model_props(model, {"author": "tests", "licence": "apache-2.0"})
     return model
+
+
+def quantized_model(kind: str) -> onnx.ModelProto:
+    """A quantized MatMul: ``qdq`` (DequantizeLinear of INT8 weights), ``int4`` (of INT4),
+    ``qlinear`` (QLinearMatMul) or ``nbits`` (com.microsoft MatMulNBits)."""
+    w_type = {"int4": TensorProto.INT4}.get(kind, TensorProto.INT8)
+    np_type = helper.tensor_dtype_to_np_dtype(w_type)
+    w = numpy_helper.from_array(np.arange(-4, 4).astype(np_type).reshape(2, 4), "w_q")
+    scale = numpy_helper.from_array(np.array(0.1, np.float32), "w_scale")
+    zero = numpy_helper.from_array(np.array(0).astype(np_type), "w_zero")
+    if kind == "qlinear":
+        nodes = [helper.make_node("QLinearMatMul", ["x", "s", "z", "w_q", "w_scale", "w_zero",
+                                                    "s", "z"], ["y"])]  # fmt: skip
+    elif kind == "nbits":
+        nodes = [
+            helper.make_node("MatMulNBits", ["x", "w_q", "w_scale"], ["y"],
+                             domain="com.microsoft", bits=4, K=4, N=2, block_size=16)
+        ]  # fmt: skip
+    else:
+        nodes = [
+            helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zero"], ["w"]),
+            helper.make_node("MatMul", ["x", "w"], ["y"]),
+        ]
+    graph = helper.make_graph(nodes, "q", [], [], [w, scale, zero])
+    return helper.make_model(graph)
+
+
+def gemm_model(producer: str = "") -> onnx.ModelProto:
+    """``Y = X·W + B`` with float initializers ``W`` (8×8: 0..63) and ``B`` (8: 0..7)."""
+    w = numpy_helper.from_array(np.arange(64, dtype=np.float32).reshape(8, 8), "W")
+    b = numpy_helper.from_array(np.arange(8, dtype=np.float32), "B")
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["X", "W", "B"], ["Y"])],
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 8])],
+        [w, b],
+    )
+    return helper.make_model(graph, producer_name=producer)
+
+
+def save_external(model: onnx.ModelProto, path: Path, location: str = "w.bin") -> dict[str, bytes]:
+    """Save ``model`` at ``path`` with every initializer in ``location`` beside it (``W`` at
+    bytes 0:256 of it for :func:`gemm_model`); the two files' bytes by name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, path, save_as_external_data=True, location=location, size_threshold=0)
+    return {path.name: path.read_bytes(), location: (path.parent / location).read_bytes()}
 
 
 def _training() -> onnx.TrainingInfoProto:

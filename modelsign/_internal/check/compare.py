@@ -153,11 +153,12 @@ def _tensor_changes(path: str, expected: WeightsInfo, actual: WeightsInfo) -> li
 
 def _storage_changes(path: str, expected: WeightsInfo, actual: WeightsInfo) -> list[Problem]:
     """Tensors with no digest of their own (views that are no contiguous range of their
-    storage) are judged by their storage's digest: changed when it changed."""
+    storage) are judged by their storage's digest: changed when it changed. A storage
+    no tensor lies in (a Keras archive's HDF5 weights) is named itself."""
     mine = {s.name: s.digest for s in expected.storages}
     theirs = {s.name: s.digest for s in actual.storages}
     now = {t.name: t for t in actual.tensors}
-    out: list[Problem] = []
+    out = _bare_storage_changes(path, expected, theirs)
     for e in expected.tensors:
         a = now.get(e.name)
         if e.digest is not None or e.storage is None or a is None or a.digest is not None:
@@ -166,6 +167,31 @@ def _storage_changes(path: str, expected: WeightsInfo, actual: WeightsInfo) -> l
         if (e.dtype, e.shape, e.storage) == (a.dtype, a.shape, a.storage) and was != got:
             message = f"tensor {_shape(e.dtype, e.shape)}: its storage {e.storage} changed"
             out.append(tensor_modified(path, e.name, was, got, message))
+    return out
+
+
+def _bare_storage_changes(
+    path: str, expected: WeightsInfo, theirs: dict[str, str | None]
+) -> list[Problem]:
+    """Storages holding no recorded tensor whose digest changed: their bytes are not parsed."""
+    held = {t.storage for t in expected.tensors}
+    out: list[Problem] = []
+    for s in expected.storages:
+        got = theirs.get(s.name)
+        gone = s.name not in theirs
+        if s.name in held or s.digest is None or s.digest == got or (got is None and not gone):
+            continue  # (no digest taken of it now: nothing to compare)
+        change = "is gone" if gone else "changed"
+        out.append(
+            Problem(
+                code=Code.STORAGE_MODIFIED,
+                message=f"storage {s.name} {change} (it holds no tensor modelsign reads: "
+                "its bytes are digested whole)",
+                file=path,
+                expected=s.digest,
+                actual=got,
+            )
+        )
     return out
 
 

@@ -304,4 +304,6 @@ def _span(
         n_elements=n,
         storage=m.name,
         digestible=known is not None and t.contiguous,
+        # a strided view's range spans elements not its own: its values are n × itemsize
+        data_size=n * item if known is not None and extent != n else None,
     )

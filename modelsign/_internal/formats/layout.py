@@ -35,10 +35,19 @@ class TensorSpan:
     n_elements: int
     storage: str | None = None  # the storage (archive member) it lies in, where there are storages
     digestible: bool = True  # False: not a contiguous range of known dtype (storage digest only)
+    #: The tensor's own size, ``n_elements × itemsize``, where ``[start, end)`` is not its
+    #: bytes: a deflated member's compressed bytes, a strided view's extent. None: it is.
+    data_size: int | None = None
 
     @property
     def nbytes(self) -> int:
+        """The length of the tensor's range in the file."""
         return self.end - self.start
+
+    @property
+    def logical_nbytes(self) -> int:
+        """The bytes of the tensor's values (its range's length unless ``data_size`` says)."""
+        return self.nbytes if self.data_size is None else self.data_size
 
 
 @dataclass(frozen=True)

@@ -370,7 +370,7 @@ def read_npz(read: ReadAt, size: int, path: str) -> NumpyFile:
         start = m.data_start + h.data_offset if m.stored else m.data_start
         spans, store, note = _array(h, m.name[:-4], m.name, start, m.data_end, path)
         if not m.stored:
-            spans = tuple(replace(t, digestible=False) for t in spans)
+            spans = tuple(replace(t, digestible=False, data_size=h.nbytes) for t in spans)
             store = replace(store, dtype="deflate")
         tensors += spans
         storages.append(store)

@@ -12,6 +12,7 @@ import os
 import posixpath
 import re
 import stat
+from collections.abc import Mapping
 from typing import Final
 
 from ...codes import Code
@@ -65,28 +66,38 @@ def check_location(location: str, *, path: str, tensor: str | None = None) -> No
 
 
 def resolve_external(
-    root: str, model_relpath: str, location: str, *, tensor: str | None = None
+    root: str,
+    model_relpath: str,
+    location: str,
+    *,
+    tensor: str | None = None,
+    within: Mapping[str, str] | None = None,
 ) -> str:
     """The POSIX path, relative to ``root``, of the data file ``location`` names.
 
     ``model_relpath`` is the .onnx file's POSIX path relative to the model folder
     ``root``; ``location`` is relative to the .onnx file's folder. Refuses (before
     anything is opened) a location that is not a plain relative path, one that
-    resolves out of ``root`` through a symlink (``ONNX_EXTERNAL_ESCAPE``), and one
-    that is not an existing regular file (``ONNX_EXTERNAL_MISSING``). A symlink
-    that stays inside ``root`` is allowed here; the path returned is the one
-    written, not its target (the model's file list judges symlinks).
+    resolves out of its boundary through a symlink (``ONNX_EXTERNAL_ESCAPE``), and
+    one that is not an existing regular file (``ONNX_EXTERNAL_MISSING``). The
+    boundary is ``root``, or for a file discovery vetted, the real folder
+    ``within`` gives it: a Hugging Face snapshot's links lead into the cache that
+    holds the repo's ``blobs/`` (discovery refuses a link anywhere else), so a data
+    file there resolves outside the snapshot yet stays in bounds. A symlink that
+    stays in bounds is allowed here; the path returned is the one written, not
+    its target (the model's file list judges symlinks).
     """
     check_location(location, path=model_relpath, tensor=tensor)
     # No '..' and not absolute: the normalised join stays below the model's folder.
     rel = posixpath.normpath(posixpath.join(posixpath.dirname(model_relpath), location))
-    real_root = os.path.realpath(root)
+    bound = os.path.realpath((within or {}).get(rel) or root)
     real = os.path.realpath(os.path.join(root, *rel.split("/")))
-    if os.path.commonpath([real_root, real]) != real_root:
+    if os.path.commonpath([bound, real]) != bound:
+        where = "the model folder" if bound == os.path.realpath(root) else "the folder"
         raise _refuse(
             Code.ONNX_EXTERNAL_ESCAPE,
             location,
-            f"resolves to {real}, outside the model folder {real_root}",
+            f"resolves to {real}, outside {where} {bound}",
             model_relpath,
             tensor,
         )

@@ -158,6 +158,7 @@ class OnnxModel:
     tensors: tuple[OnnxTensor, ...]
     quantization: OnnxQuantization
     bytes_read: int  # structure bytes read from the file to parse it
+    initializers: int = 0  # the main graph's initializers, sparse ones included
 
 
 class _Node(NamedTuple):
@@ -182,6 +183,7 @@ class _Walk:
         self.op_types: dict[str, int] = {}
         self.nbits: list[int] = []  # MatMulNBits' bits, one per node
         self.nodes = 0
+        self.initializers = 0  # of graphs at depth 1 (the main graph, training graphs)
 
     def add(self, tensor: OnnxTensor, name: str) -> None:
         if len(self.tensors) >= MAX_TENSORS:
@@ -217,6 +219,7 @@ class _Walk:
     def model(self) -> OnnxModel:
         r = self.r
         ints: dict[int, int] = {}
+        main = 0  # the main graph's initializers
         texts = {2: "", 3: "", 4: ""}
         opsets: dict[str, int] = {}
         metadata: dict[str, str] = {}
@@ -229,7 +232,9 @@ class _Walk:
                 texts[n] = r.string(f, f"the model's {f.name}")
             elif n == 7:
                 ints[7] = 1
+                main = -self.initializers  # (a training graph may come first)
                 self.graph(f, 1)
+                main += self.initializers
             elif n == 8:
                 self.opset(f, opsets)
             elif n == 14:
@@ -255,6 +260,7 @@ class _Walk:
             tensors=self.final_tensors(),
             quantization=_quantization(self.op_types, self.tensors, self.nbits),
             bytes_read=r.bytes_read,
+            initializers=main,
         )
 
     def required(self, ints: dict[int, int], opsets: dict[str, int]) -> int:
@@ -331,8 +337,10 @@ class _Walk:
                         Code.ONNX_BAD_TENSOR, f"an initializer at byte {g.start} has no name"
                     )
                 self.add(tensor, tensor.name)
+                self.initializers += depth == 1
             elif g.number == 15:
                 self.sparse(g, named=True)
+                self.initializers += depth == 1
         self.label_nodes(nodes)
 
     def sparse(self, f: Field, *, named: bool) -> None:

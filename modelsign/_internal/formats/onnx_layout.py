@@ -19,6 +19,9 @@ from .onnx import OnnxModel, OnnxTensor, external_span, resolve_external
 
 #: Metadata key naming, in a data file's layout, the model whose tensors it holds.
 EXTERNAL_OF = "onnx.external_data_of"
+#: Metadata keys of a quantized model: the scheme its graph shows and its bit width.
+QUANTIZATION = "onnx.quantization"
+QUANTIZATION_BITS = "onnx.quantization_bits"
 
 
 def onnx_layout(model: OnnxModel) -> WeightLayout:
@@ -29,13 +32,16 @@ def onnx_layout(model: OnnxModel) -> WeightLayout:
         if t.start is not None and t.end is not None
     ]
     meta: dict[str, MetadataValue] = {
+        "onnx.initializers": model.initializers,
         "onnx.ir_version": model.ir_version,
         "onnx.producer_name": model.producer_name,
         "onnx.producer_version": model.producer_version,
     }
     meta.update({f"onnx.opset.{d or 'ai.onnx'}": v for d, v in model.opsets.items()})
     if model.quantization.scheme is not None:
-        meta["onnx.quantization"] = model.quantization.scheme
+        meta[QUANTIZATION] = model.quantization.scheme
+    if model.quantization.bits is not None:
+        meta[QUANTIZATION_BITS] = model.quantization.bits
     return WeightLayout(
         format="onnx",
         file_size=model.file_size,
@@ -52,11 +58,22 @@ class ExternalData:
 
     tensors: dict[str, list[tuple[str, OnnxTensor]]] = field(default_factory=dict)
 
-    def add(self, root: str, model_path: str, model: OnnxModel) -> None:
-        """Record ``model``'s external tensors; unsafe locations are refused here, unread."""
+    def add(
+        self,
+        root: str,
+        model_path: str,
+        model: OnnxModel,
+        within: Mapping[str, str] | None = None,
+    ) -> None:
+        """Record ``model``'s external tensors; unsafe locations are refused here, unread.
+
+        ``within``: the real folder each discovered file must resolve inside
+        (see :func:`~.onnx_external.resolve_external`).
+        """
         for t in model.tensors:
             if t.external is not None:
-                data = resolve_external(root, model_path, t.external.location, tensor=t.name)
+                location = t.external.location
+                data = resolve_external(root, model_path, location, tensor=t.name, within=within)
                 self.tensors.setdefault(data, []).append((model_path, t))
 
     def layouts(self, sizes: Mapping[str, int]) -> dict[str, WeightLayout]:

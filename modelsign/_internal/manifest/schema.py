@@ -25,6 +25,7 @@ from pydantic import (
 from ...codes import Code
 from ...errors import InputError, ManifestError
 from .._atomic import open_regular
+from .._json import added_field as _added_field
 from .._json import canonical_dumps, out_of_domain, paused_gc, strict_loads
 from ..findings import Finding
 from ..formats import FileFormat
@@ -40,17 +41,6 @@ MANIFEST_VERSION: Final = 1
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _added_field(default: Any = None) -> Any:
-    """A field added after 0.1: left out of the JSON while it is unset (None or empty).
-
-    A manifest without the new formats then serializes byte for byte as it did,
-    so its digest, and every signature over it, stays the same.
-    """
-    if default is None:
-        return Field(default=None, exclude_if=lambda v: v is None)
-    return Field(default_factory=default, exclude_if=lambda v: not v)
 
 
 class TensorEntry(_Model):

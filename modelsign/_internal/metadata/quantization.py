@@ -1,9 +1,10 @@
 """How a model's weights are quantized: measured per file, declared per model.
 
 ``file_quantization`` measures what a weight file actually stores (dtype mix,
-bits per weight, GGUF ``general.file_type``); ``model_quantization`` combines
-those measurements with the scheme a package declares (GGUF file types, or the
-``quantization_config`` of ``config.json`` in transformers' conventions) and
+bits per weight, GGUF ``general.file_type``, the scheme an ONNX graph shows);
+``model_quantization`` combines those measurements with the scheme a package
+declares (the ``quantization_config`` of ``config.json`` in transformers'
+conventions, GGUF file types, ONNX QDQ / QLinear / MatMulNBits graphs) and
 records where the two disagree. Everything here is pure and deterministic: the
 results go into a canonical manifest.
 """
@@ -17,9 +18,10 @@ import gguf
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from ...codes import Code
-from .._json import SAFE_INT
+from .._json import SAFE_INT, added_field
 from ..findings import Finding
 from ..formats.layout import WeightLayout
+from ..formats.onnx_layout import QUANTIZATION, QUANTIZATION_BITS
 
 __all__ = [
     "DtypeStats",
@@ -42,7 +44,8 @@ _FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64"})
 # 64-bit integer buffers (position ids, step counters) real checkpoints carry.
 _NON_WEIGHT_CONTAINERS = _FLOAT_DTYPES | {"BOOL", "I64", "U64", "C64"}
 _QUANTIZED_PREFIXES = ("Q", "IQ", "TQ", "MXFP", "NVFP", "F8_", "F6_")
-_QUANTIZED_DTYPES = frozenset({"F4", "I8", "U8"})
+# ONNX names its sub-byte integers INT4 / UINT4 / INT2 / UINT2.
+_QUANTIZED_DTYPES = frozenset({"F4", "I8", "U8", "INT4", "UINT4", "INT2", "UINT2"})
 # quant_method values whose bit width is implied by the method itself.
 _IMPLIED_BITS: dict[str, int] = {"fp8": 8, "fbgemm_fp8": 8, "eetq": 8, "mxfp4": 4}
 _FORMAT_KEYS = ("format", "checkpoint_format")
@@ -57,7 +60,11 @@ def _sorted_dict(value: dict[str, object]) -> dict[str, object]:
 
 
 class DtypeStats(BaseModel):
-    """Totals for the tensors of one dtype in one file."""
+    """Totals for the tensors of one dtype in one file.
+
+    ``bytes`` are the tensors' own: ``n_elements × itemsize`` (a GGML type's blocks),
+    not a deflated member's compressed length nor a strided view's extent.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -77,6 +84,10 @@ class FileQuantization(BaseModel):
     bytes: int
     bits_per_weight: float | None  # 8 * bytes / elements; None without elements
     file_type: str | None  # GGUF general.file_type as a gguf.LlamaFileType name
+    # The scheme the file's own structure shows (an ONNX graph's: onnx-qdq, onnx-qlinear,
+    # onnx-int4-matmulnbits) and its bits; left out of the JSON while unset.
+    scheme: str | None = added_field()
+    bits: int | None = added_field()
 
     _sort_dtypes = field_validator("dtypes")(_sorted_dict)
 
@@ -92,7 +103,7 @@ class ModelQuantization(BaseModel):
     bits: int | float | None
     group_size: int | None
     format: str | None
-    source: str | None  # "<file>:general.file_type" or "<config>:quantization_config"
+    source: str | None  # "<file>:general.file_type", "<config>:quantization_config", "<file>:graph"
     bits_per_weight: float | None  # over all weight files
     details: dict[str, Scalar]  # remaining scalar settings, sorted by key
 
@@ -120,7 +131,7 @@ def file_quantization(layout: WeightLayout) -> FileQuantization:
         entry = totals.setdefault(span.dtype, [0, 0, 0])
         entry[0] += 1
         entry[1] += span.n_elements
-        entry[2] += span.nbytes
+        entry[2] += span.logical_nbytes  # not a deflated or strided range's length
     dtypes = {
         name: DtypeStats(tensors=t, elements=e, bytes=b)
         for name, (t, e, b) in sorted(totals.items())
@@ -130,6 +141,8 @@ def file_quantization(layout: WeightLayout) -> FileQuantization:
     file_type: str | None = None
     if layout.format == "gguf" and "general.file_type" in layout.metadata:
         file_type = _file_type_name(layout.metadata["general.file_type"])
+    scheme = layout.metadata.get(QUANTIZATION) if layout.format == "onnx" else None
+    bits = layout.metadata.get(QUANTIZATION_BITS) if scheme is not None else None
     return FileQuantization(
         dtypes=dtypes,
         tensors=len(layout.tensors),
@@ -137,6 +150,8 @@ def file_quantization(layout: WeightLayout) -> FileQuantization:
         bytes=nbytes,
         bits_per_weight=_bits_per_weight(nbytes, elements),
         file_type=file_type,
+        scheme=scheme if isinstance(scheme, str) else None,
+        bits=bits if isinstance(bits, int) and not isinstance(bits, bool) else None,
     )
 
 
@@ -144,7 +159,8 @@ def is_quantized_dtype(dtype: str) -> bool:
     """Whether a safetensors dtype or GGML type name stores quantized values.
 
     GGML block types (Q*, IQ*, TQ*, MXFP4, NVFP4), safetensors 8/6/4-bit floats,
-    and 8-bit integers, which bitsandbytes and others use for weights.
+    8-bit integers, which bitsandbytes and others use for weights, and ONNX's
+    4- and 2-bit integers.
     """
     return dtype.startswith(_QUANTIZED_PREFIXES) or dtype in _QUANTIZED_DTYPES
 
@@ -214,6 +230,30 @@ def _gguf_scheme(
     if uninformative and not _mostly_quantized(largest):
         return None
     return _Declared(file_type, f"{path}:general.file_type")
+
+
+def _graph_scheme(
+    files: Mapping[str, FileQuantization], findings: list[Finding]
+) -> _Declared | None:
+    """The scheme ONNX graphs show (QDQ, QLinear, MatMulNBits); the largest file's if several."""
+    shown = {p: fq for p, fq in sorted(files.items()) if fq.scheme is not None}
+    if not shown:
+        return None
+    # Largest by tensor bytes (a model with external data has few); the path breaks ties.
+    path, largest = max(shown.items(), key=lambda item: (item[1].bytes, item[0]))
+    if len({fq.scheme for fq in shown.values()}) > 1:
+        listing = ", ".join(f"{p}={fq.scheme}" for p, fq in shown.items())
+        findings.append(
+            Finding(
+                code=Code.QUANTIZATION_MIXED,
+                severity="warning",
+                message=f"ONNX graphs show different quantization schemes ({listing}); "
+                f"the scheme of the largest file, {path}, is recorded",
+            )
+        )
+    declared = _Declared(str(largest.scheme), f"{path}:graph")
+    declared.bits = largest.bits
+    return declared
 
 
 def _int(value: object) -> int | None:
@@ -384,15 +424,17 @@ def model_quantization(
     """Combine per-file measurements with the declared scheme.
 
     A ``quantization_config`` (or the older ``compression_config``) in
-    ``config.json`` takes precedence over GGUF file types: it is an explicit,
-    model-wide declaration. ``quantized`` is true when a scheme is declared or
-    any weight file holds mostly (by bytes) quantized tensor types.
+    ``config.json`` takes precedence, as an explicit, model-wide declaration;
+    then GGUF file types; then the scheme an ONNX graph shows. ``quantized`` is
+    true when a scheme is declared or any weight file holds mostly (by bytes)
+    quantized tensor types.
     """
     findings: list[Finding] = []
     declared = _config_declared(config, config_path or "config.json", findings)
     gguf_declared = _gguf_scheme(files, findings)
+    graph_declared = _graph_scheme(files, findings)
     if declared is None:
-        declared = gguf_declared
+        declared = gguf_declared or graph_declared
 
     if declared is not None and _holds_only_plain_tensors(files):
         findings.append(

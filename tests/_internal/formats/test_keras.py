@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import json
 import zipfile
-from typing import Any
 
 import pytest
 
@@ -18,60 +16,7 @@ from modelsign._internal.formats.keras import (
 )
 from modelsign.codes import Code
 from modelsign.errors import FormatError
-
-WEIGHTS = HDF5_MAGIC + b"\0" * 200
-
-
-def dense(name: str) -> dict[str, Any]:
-    return {
-        "module": "keras.layers",
-        "class_name": "Dense",
-        "config": {
-            "name": name,
-            "units": 4,
-            "kernel_initializer": {
-                "module": "keras.initializers",
-                "class_name": "GlorotUniform",
-                "config": {"seed": None},
-                "registered_name": None,
-            },
-        },
-        "registered_name": None,
-    }
-
-
-LAMBDA = {
-    "module": "keras.layers",
-    "class_name": "Lambda",
-    "config": {
-        "name": "double",
-        "function": {
-            "class_name": "__lambda__",
-            "config": {"code": "4wEAAAAAAAAA", "defaults": None, "closure": None},
-        },
-    },
-    "registered_name": None,
-}
-
-
-def sequential(*layers: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "module": "keras",
-        "class_name": "Sequential",
-        "config": {"name": "seq", "layers": list(layers)},
-        "registered_name": None,
-    }
-
-
-def archive(
-    config: object, *, compress: int = zipfile.ZIP_STORED, raw: bytes | None = None
-) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=compress) as z:
-        z.writestr("metadata.json", json.dumps({"keras_version": "3.8.0"}))
-        z.writestr("config.json", raw if raw is not None else json.dumps(config))
-        z.writestr("model.weights.h5", WEIGHTS)
-    return buf.getvalue()
+from tests.helpers.keras_files import LAMBDA, WEIGHTS, archive, dense, sequential
 
 
 def parse(data: bytes) -> KerasFile:

@@ -38,6 +38,7 @@ from tests.helpers.onnx_files import (
     initializer,
     key,
     lfield,
+    quantized_model,
     rich_model,
     varint,
     vfield,
@@ -159,6 +160,18 @@ def test_a_rich_model_agrees_with_onnx(tmp_path: Path) -> None:
     assert by_name["scalar"].dims == () and by_name["scalar"].n_elements == 1
     assert by_name["E"].start == by_name["E"].end and by_name["E"].data_nbytes == 0
     assert model.quantization.scheme is None
+    # the main graph's own: not those of its subgraphs, functions or training graphs
+    assert model.initializers == len(proto.graph.initializer) + len(proto.graph.sparse_initializer)
+    assert onnx_layout(model).metadata["onnx.initializers"] == 11
+
+
+def test_initializers_are_the_main_graphs_in_any_field_order() -> None:
+    def init(name: str) -> bytes:
+        return initializer(hand_tensor(name, 1, [1], raw=bytes(4)))
+
+    training = lfield(20, lfield(2, init("lr")))  # a training graph before the main graph
+    model = parse_onnx_bytes(training + hand_model(init("a") + init("b")), "m.onnx")
+    assert model.initializers == 2 and len(model.tensors) == 3
 
 
 def _constant(name: str, value: float) -> onnx.NodeProto:
@@ -258,29 +271,6 @@ def test_external_data_without_length_runs_to_the_end_of_its_file() -> None:
         assert e.value.code == Code.ONNX_EXTERNAL_RANGE and e.value.tensor == "w"
 
 
-def _quantized_model(kind: str) -> bytes:
-    w_type = {"int4": TensorProto.INT4}.get(kind, TensorProto.INT8)
-    np_type = helper.tensor_dtype_to_np_dtype(w_type)
-    w = numpy_helper.from_array(np.arange(-4, 4).astype(np_type).reshape(2, 4), "w_q")
-    scale = numpy_helper.from_array(np.array(0.1, np.float32), "w_scale")
-    zero = numpy_helper.from_array(np.array(0).astype(np_type), "w_zero")
-    if kind == "qlinear":
-        nodes = [helper.make_node("QLinearMatMul", ["x", "s", "z", "w_q", "w_scale", "w_zero",
-                                                    "s", "z"], ["y"])]  # fmt: skip
-    elif kind == "nbits":
-        nodes = [
-            helper.make_node("MatMulNBits", ["x", "w_q", "w_scale"], ["y"],
-                             domain="com.microsoft", bits=4, K=4, N=2, block_size=16)
-        ]  # fmt: skip
-    else:
-        nodes = [
-            helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zero"], ["w"]),
-            helper.make_node("MatMul", ["x", "w"], ["y"]),
-        ]
-    graph = helper.make_graph(nodes, "q", [], [], [w, scale, zero])
-    return helper.make_model(graph).SerializeToString()
-
-
 @pytest.mark.parametrize(
     ("kind", "scheme", "bits"),
     [
@@ -291,7 +281,7 @@ def _quantized_model(kind: str) -> bytes:
     ],
 )
 def test_quantization_summary(kind: str, scheme: str, bits: int) -> None:
-    model = parse_onnx_bytes(_quantized_model(kind), "q.onnx")
+    model = parse_onnx_bytes(quantized_model(kind).SerializeToString(), "q.onnx")
     q = model.quantization
     assert (q.scheme, q.bits) == (scheme, bits)
     assert (q.qdq_ops, q.qlinear_ops, q.matmulnbits_ops) == (
@@ -615,3 +605,27 @@ def test_resolve_external_on_the_file_system(tmp_path: Path) -> None:
             resolve(location)
         assert e.value.code == code, location
         assert e.value.path == "sub/m.onnx"
+
+
+def test_a_vetted_file_resolves_inside_the_folder_discovery_gave_it(tmp_path: Path) -> None:
+    """A Hugging Face snapshot: its data file links into the repo's blobs, out of the snapshot."""
+    repo = tmp_path / "models--acme--tiny"
+    snap, blobs = repo / "snapshots" / ("a" * 40), repo / "blobs"
+    snap.mkdir(parents=True)
+    blobs.mkdir()
+    (blobs / "1234").write_bytes(b"x")
+    (tmp_path / "elsewhere.bin").write_bytes(b"x")
+    (snap / "w.bin").symlink_to("../../blobs/1234")
+    (snap / "out.bin").symlink_to(tmp_path / "elsewhere.bin")
+    within = {"w.bin": str(tmp_path), "out.bin": str(repo)}
+    with pytest.raises(FormatError) as e:  # bounded by the snapshot: the blob is outside
+        resolve_external(str(snap), "m.onnx", "w.bin", tensor="W")
+    assert e.value.code == Code.ONNX_EXTERNAL_ESCAPE and str(snap) in e.value.message
+    assert resolve_external(str(snap), "m.onnx", "w.bin", within=within) == "w.bin"
+    with pytest.raises(FormatError) as e:  # its own bound is the repo: this link leaves it
+        resolve_external(str(snap), "m.onnx", "out.bin", tensor="W", within=within)
+    assert (e.value.code, e.value.tensor) == (Code.ONNX_EXTERNAL_ESCAPE, "W")
+    assert str(repo) in e.value.message
+    with pytest.raises(FormatError) as e:  # a name discovery did not vet: bounded by the root
+        resolve_external(str(snap), "m.onnx", "w.bin", within={"other.bin": str(tmp_path)})
+    assert e.value.code == Code.ONNX_EXTERNAL_ESCAPE

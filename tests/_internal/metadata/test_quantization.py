@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from modelsign import build_manifest
 from modelsign._internal.formats.layout import MetadataValue, TensorSpan, WeightLayout
+from modelsign._internal.formats.numpy_format import read_numpy
 from modelsign._internal.metadata.quantization import (
     FileQuantization,
     file_quantization,
     is_quantized_dtype,
     model_quantization,
 )
+from tests.helpers.onnx_files import quantized_model
+from tests.helpers.torch_files import read_file, save
 
 # (elements per block, bytes per block) from gguf.GGML_QUANT_SIZES / safetensors dtypes.
 _SIZES = {
@@ -20,6 +30,7 @@ _SIZES = {
     "I32": (1, 4),
     "I64": (1, 8),
     "U8": (1, 1),
+    "I8": (1, 1),
     "F8_E4M3": (1, 1),
     "Q8_0": (32, 34),
     "Q4_K": (256, 144),
@@ -412,7 +423,7 @@ def test_config_claims_scheme_over_float_tensors() -> None:
 
 def test_dtype_classification() -> None:
     quantized = ["Q4_0", "Q8_0", "Q4_K", "IQ2_XXS", "TQ1_0", "MXFP4", "NVFP4", "F8_E4M3", "F4"]
-    quantized += ["F6_E2M3", "I8", "U8"]
+    quantized += ["F6_E2M3", "I8", "U8", "INT4", "UINT4", "INT2", "UINT2"]
     plain = ["F32", "F16", "BF16", "F64", "I32", "I64", "BOOL"]
     assert all(is_quantized_dtype(d) for d in quantized)
     assert not any(is_quantized_dtype(d) for d in plain)
@@ -432,3 +443,90 @@ def test_deterministic() -> None:
     b = file_quantization(layout("gguf", [("y", "F32", (1,)), ("x", "Q4_K", (256,))]))
     assert a.model_dump_json() == b.model_dump_json()
     assert list(a.dtypes) == ["F32", "Q4_K"]
+
+
+def _npz_quantization(path: Path) -> FileQuantization:
+    data = path.read_bytes()
+    found = read_numpy(lambda n, at: data[at : at + n], len(data), path.name)
+    return file_quantization(found.layout)
+
+
+def test_deflated_npz_members_count_their_values_not_their_compressed_bytes(
+    tmp_path: Path,
+) -> None:
+    arrays = {"w": np.zeros((64, 64), np.float32), "b": np.arange(64, dtype=np.int64)}
+    np.savez(tmp_path / "stored.npz", **arrays)  # type: ignore[arg-type]
+    np.savez_compressed(tmp_path / "packed.npz", **arrays)  # type: ignore[arg-type]
+    packed = _npz_quantization(tmp_path / "packed.npz")
+    # zeros deflate to a few hundred bytes: a ratio of them would be under 1 bit per weight
+    assert (tmp_path / "packed.npz").stat().st_size < 64 * 64
+    assert packed == _npz_quantization(tmp_path / "stored.npz")
+    assert packed.dtypes["F32"].bytes == 64 * 64 * 4 and packed.dtypes["I64"].bytes == 64 * 8
+    assert packed.bits_per_weight == round(8 * (64 * 64 * 4 + 64 * 8) / (64 * 64 + 64), 4)
+
+
+def test_strided_torch_views_count_their_values_not_their_extent(tmp_path: Path) -> None:
+    base = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    path = save({"base": base, "cols": base[:, :2]}, tmp_path / "m.bin")
+    layout = read_file(path).layout
+    assert layout is not None
+    cols = next(t for t in layout.tensors if t.name == "cols")
+    assert cols.nbytes == (2 * 4 + 2) * 4  # rows 0-1 whole, two elements of row 2
+    fq = file_quantization(layout)
+    assert fq.dtypes["F32"].bytes == (12 + 6) * 4 and fq.bits_per_weight == 32.0
+
+
+@pytest.mark.parametrize(
+    ("kind", "scheme", "bits", "external"),
+    [
+        ("qdq", "onnx-qdq", 8, True),
+        ("int4", "onnx-qdq", 4, False),
+        ("qlinear", "onnx-qlinear", 8, True),
+        ("nbits", "onnx-int4-matmulnbits", 4, False),
+    ],
+)
+def test_an_onnx_graph_feeds_the_model_summary(
+    tmp_path: Path, kind: str, scheme: str, bits: int, external: bool
+) -> None:
+    options = {"location": "m.bin", "size_threshold": 0} if external else {}
+    onnx.save_model(
+        quantized_model(kind), tmp_path / "m.onnx", save_as_external_data=external, **options
+    )
+    m = build_manifest(tmp_path, env={})
+    q = m.quantization
+    assert (q.quantized, q.scheme, q.bits, q.source) == (True, scheme, bits, "m.onnx:graph")
+    entry = m.file("m.onnx")
+    assert entry is not None and entry.weights is not None
+    assert (entry.weights.quantization.scheme, entry.weights.quantization.bits) == (scheme, bits)
+    assert not [f for f in m.findings if f.code.startswith("QUANTIZATION")]
+    if external:  # the weights are in the data file, the scheme in the model's graph
+        data = m.file("m.bin")
+        assert data is not None and data.weights is not None
+        assert "I8" in data.weights.quantization.dtypes and data.weights.quantization.scheme is None
+
+
+def _onnx_file(scheme: str, bits: int, dtype: str = "I8") -> FileQuantization:
+    fq = file_quantization(layout("safetensors", [("w", dtype, (64, 64))]))
+    return fq.model_copy(update={"scheme": scheme, "bits": bits})
+
+
+def test_graph_schemes_come_after_a_config_and_disagreements_are_named() -> None:
+    files = {"a.onnx": _onnx_file("onnx-qdq", 8), "b.onnx": _onnx_file("onnx-qlinear", 8)}
+    quant, findings = model_quantization(files, None, None)
+    assert (quant.scheme, quant.source) == ("onnx-qlinear", "b.onnx:graph")  # ties: the path
+    assert [f.code for f in findings] == ["QUANTIZATION_MIXED"]
+    assert "a.onnx=onnx-qdq, b.onnx=onnx-qlinear" in findings[0].message
+    quant, findings = model_quantization(files, {"quantization_config": GPTQ}, "config.json")
+    assert (quant.scheme, quant.source) == ("gptq", "config.json:quantization_config")
+
+
+def test_a_graph_scheme_over_float_weights_is_a_mismatch() -> None:
+    quant, findings = model_quantization({"m.onnx": _onnx_file("onnx-qdq", 8, "F32")}, None, None)
+    assert quant.quantized and quant.scheme == "onnx-qdq"
+    assert [f.code for f in findings] == ["QUANTIZATION_MISMATCH"]
+
+
+def test_files_without_a_graph_scheme_serialize_as_before() -> None:
+    fq = file_quantization(layout("safetensors", [("w", "F32", (4,))]))
+    assert fq.scheme is None and "scheme" not in fq.model_dump_json()
+    assert "bits" not in fq.model_dump(mode="json")

@@ -1,0 +1,202 @@
+"""Local stand-ins for the cloud KMSs the held-key backends talk to, through their real SDKs.
+
+- **AWS KMS**: moto's KMS server (``moto[server]``), run in a thread on
+  127.0.0.1 by :func:`moto_kms`; boto3 talks to it over HTTP as to AWS. moto
+  5.2.6 does not implement ``Sign`` with ``MessageType=DIGEST``: its
+  ``KmsResponse.sign`` hashes the ``Message`` again as if it were ``RAW``. While
+  the server runs, that method is replaced (in-process: the server thread is in
+  the test process) by :func:`_sign`, which does what AWS documents for
+  ``DIGEST``: the digest's length must be the algorithm's, and it is signed as
+  given (``ECDSA(Prehashed(hash))``, DER out). It also does two things AWS does
+  and moto's ``Sign`` does not: it refuses a disabled key (``DisabledException``)
+  and a key whose key policy denies ``kms:Sign`` (``AccessDeniedException``,
+  through moto's own policy check, which moto applies to ``kms:DescribeKey``
+  only). ``RAW`` signing, and everything else, stays moto's.
+
+:func:`round_trip` is the sign → verify → tamper check each backend's tests make.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+AWS_REGION = "us-east-1"
+AWS_ACCOUNT = "123456789012"  # moto's default account
+AWS_TEST_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+_DIGEST_HASHES = {
+    "ECDSA_SHA_256": hashes.SHA256(),
+    "ECDSA_SHA_384": hashes.SHA384(),
+    "ECDSA_SHA_512": hashes.SHA512(),
+}
+
+
+def _sign(self: Any) -> str:
+    """moto's ``KmsResponse.sign``, with ``MessageType=DIGEST`` done as AWS documents it."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.kms.exceptions import ValidationException
+    from moto.kms.responses import KmsResponse
+    from moto.kms.utils import ECDSAPrivateKey
+
+    if self._get_param("MessageType") != "DIGEST":
+        return KmsResponse._modelsign_moto_sign(self)  # type: ignore[attr-defined,no-any-return]
+    key_id = self._get_param("KeyId")
+    algorithm = self._get_param("SigningAlgorithm")
+    digest = self._get_param("Message")
+    self._validate_key_id(key_id)
+    key = self.kms_backend.describe_key(key_id)
+    self._validate_key_policy(key.id, "kms:Sign")
+    if not key.enabled:
+        raise JsonRESTError("DisabledException", f"{key.arn} is disabled.")
+    if key.key_usage != "SIGN_VERIFY" or algorithm not in key.signing_algorithms:
+        raise ValidationException(f"{algorithm} is not a signing algorithm of key {key.arn}")
+    if not isinstance(key.private_key, ECDSAPrivateKey):
+        raise ValidationException("this stand-in signs digests with ECC keys only")
+    hash_ = _DIGEST_HASHES[algorithm]
+    if len(digest) != hash_.digest_size:
+        raise ValidationException(f"Digest is invalid length for algorithm {algorithm}.")
+    signature = key.private_key.private_key.sign(digest, ec.ECDSA(utils.Prehashed(hash_)))
+    return json.dumps(
+        {
+            "KeyId": key.arn,
+            "Signature": base64.b64encode(signature).decode(),
+            "SigningAlgorithm": algorithm,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class MotoKms:
+    """A running moto KMS server: its endpoint, and a boto3 client to set keys up with."""
+
+    host: str
+    port: int
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def authority(self) -> str:
+        """``HOST:PORT``, as an ``awskms://HOST:PORT/KEY`` URI names the endpoint."""
+        return f"{self.host}:{self.port}"
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "kms",
+            endpoint_url=self.endpoint,
+            region_name=AWS_REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def create_key(
+        self, spec: str = "ECC_NIST_P256", *, alias: str | None = None, policy: str | None = None
+    ) -> str:
+        """A new signing key of ``spec`` (its key ID), optionally aliased and with a key policy."""
+        params: dict[str, Any] = {"KeyUsage": "SIGN_VERIFY", "KeySpec": spec}
+        if spec == "SYMMETRIC_DEFAULT":
+            params["KeyUsage"] = "ENCRYPT_DECRYPT"
+        if policy is not None:
+            params["Policy"] = policy
+        client = self.client()
+        key_id: str = client.create_key(**params)["KeyMetadata"]["KeyId"]
+        if alias is not None:
+            client.create_alias(AliasName=alias, TargetKeyId=key_id)
+        return key_id
+
+
+@contextmanager
+def moto_kms() -> Iterator[MotoKms]:
+    """moto's KMS server on 127.0.0.1 (a free port), signing digests as AWS does."""
+    from moto.kms import policy_validator
+    from moto.kms.responses import KmsResponse
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    access_log = logging.getLogger("werkzeug")  # the server's per-request lines
+    level = access_log.level
+    access_log.setLevel(logging.WARNING)
+    KmsResponse._modelsign_moto_sign = KmsResponse.sign  # type: ignore[attr-defined]
+    KmsResponse.sign = _sign  # type: ignore[method-assign]
+    policy_validator.ALTERNATIVE_ACTIONS["kms:Sign"] = ["kms:*", "kms:Sign"]
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield MotoKms(host, port)
+    finally:
+        server.stop()
+        KmsResponse.sign = KmsResponse._modelsign_moto_sign  # type: ignore[attr-defined,method-assign]
+        del KmsResponse._modelsign_moto_sign  # type: ignore[attr-defined]
+        del policy_validator.ALTERNATIVE_ACTIONS["kms:Sign"]
+        access_log.setLevel(level)
+
+
+def deny_policy(action: str) -> str:
+    """A key policy that lets the account do everything but ``action`` on the key."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{AWS_ACCOUNT}:root"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Effect": "Deny",
+                    "Principal": {"AWS": "*"},
+                    "Action": [action],
+                    "Resource": "*",
+                },
+            ],
+        }
+    )
+
+
+# -- the round trip every backend's tests make -----------------------------------------
+
+
+def round_trip(model: Path, uri: str) -> Path:
+    """Sign ``model`` with the held key ``uri``, verify it with the key's public half read
+    by URI, then flip a weight byte: verification must fail on that tensor. The signature."""
+    from modelsign._internal.signature import keys
+    from modelsign._internal.signature.keyrefs import held_public_key
+    from modelsign._internal.signature.signers import KeySigner
+    from modelsign._internal.signature.verifiers import KeyVerifier
+    from modelsign.errors import VerificationError
+    from modelsign.sign import sign
+    from modelsign.verify import verify
+    from tests.helpers.signing import flip_byte
+
+    signer = KeySigner.from_uri(uri)
+    try:
+        result = sign(model, signer=signer, env={})
+    finally:
+        signer.key.close()  # type: ignore[union-attr]
+    verifier = KeyVerifier(held_public_key(uri))
+    verified = verify(model, verifier=verifier)
+    assert verified.signer is not None and verified.signer.key_hint == keys.key_hint(verifier.key)
+    weights = model / "model.safetensors"
+    flip_byte(weights, weights.stat().st_size - 1)
+    with pytest.raises(VerificationError) as failed:
+        verify(model, verifier=verifier)
+    assert "TENSOR_MODIFIED" in {p.code for p in failed.value.findings}
+    return Path(result.signature)

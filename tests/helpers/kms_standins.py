@@ -12,6 +12,8 @@
   and a key whose key policy denies ``kms:Sign`` (``AccessDeniedException``,
   through moto's own policy check, which moto applies to ``kms:DescribeKey``
   only). ``RAW`` signing, and everything else, stays moto's.
+- **Cloud KMS**: :class:`CloudKmsStandin`, an HTTP server on 127.0.0.1 speaking
+  the KMS v1 REST protocol for the two requests a signer makes.
 
 :func:`round_trip` is the sign → verify → tamper check each backend's tests make.
 """
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 AWS_REGION = "us-east-1"
@@ -200,3 +202,170 @@ def round_trip(model: Path, uri: str) -> Path:
         verify(model, verifier=verifier)
     assert "TENSOR_MODIFIED" in {p.code for p in failed.value.findings}
     return Path(result.signature)
+
+
+# -- Cloud KMS ------------------------------------------------------------------------------
+
+
+class CloudKmsStandin:
+    """A Cloud KMS v1 REST endpoint on 127.0.0.1 for google-cloud-kms's REST transport.
+
+    It answers the two requests a signer makes, shaped as the SDK's REST
+    transport (``key_management_service/transports/rest_base.py``) sends and
+    parses them, with real ECDSA keys made by ``cryptography``:
+
+    - ``GET /v1/{name}/publicKey``, ``name`` being
+      ``projects/*/locations/*/keyRings/*/cryptoKeys/*/cryptoKeyVersions/*``, → a
+      ``PublicKey``: ``name``, ``pem``, ``pemCrc32c``, ``algorithm``, ``protectionLevel``;
+    - ``POST /v1/{name}:asymmetricSign`` with an
+      ``AsymmetricSignRequest`` body (``digest.sha256`` or ``digest.sha384``,
+      base64, and ``digestCrc32c``) → an ``AsymmetricSignResponse``:
+      ``signature`` (DER, base64), ``signatureCrc32c``, ``verifiedDigestCrc32c``,
+      ``name``, ``protectionLevel``.
+
+    JSON as proto3 maps it: camelCase names, int64 wrappers as decimal strings,
+    enums as numbers (the transport asks for ``$alt=json;enum-encoding=int``).
+    Errors are ``google.rpc.Status`` bodies (``{"error": {code, message,
+    status}}``): 404 ``NOT_FOUND`` for an unknown version, 403
+    ``PERMISSION_DENIED`` for a version in :attr:`denied`, 400
+    ``INVALID_ARGUMENT`` for a digest of the wrong hash or length or a
+    ``digestCrc32c`` that does not match. :attr:`damaged` names versions whose
+    answers carry a wrong CRC32C (``signatureCrc32c`` and ``pemCrc32c``).
+    """
+
+    def __init__(self) -> None:
+        self.versions: dict[str, tuple[Any, str]] = {}  # name → (private key, algorithm)
+        self.denied: set[str] = set()
+        self.damaged: set[str] = set()
+        self.requests: list[tuple[str, str]] = []  # (method, path) of each request
+        self._server: Any = None
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def add_version(self, name: str, algorithm: str = "EC_SIGN_P256_SHA256") -> str:
+        """A key version called ``name`` with a fresh key for ``algorithm``; its URI."""
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        curves = {
+            "EC_SIGN_P256_SHA256": ec.SECP256R1(),
+            "EC_SIGN_P384_SHA384": ec.SECP384R1(),
+            "EC_SIGN_SECP256K1_SHA256": ec.SECP256K1(),
+        }
+        curve = curves.get(algorithm)
+        key = (
+            ec.generate_private_key(curve)
+            if curve is not None
+            else rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        )
+        self.versions[name] = (key, algorithm)
+        return f"gcpkms://{name}"
+
+    def __enter__(self) -> CloudKmsStandin:
+        import threading
+        from http.server import ThreadingHTTPServer
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _cloud_kms_handler(self))
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def answer(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        """The status and JSON body for one request."""
+        self.requests.append((method, path))
+        if method == "GET" and path.startswith("/v1/") and path.endswith("/publicKey"):
+            name, action = path[len("/v1/") : -len("/publicKey")], "publicKey"
+        elif method == "POST" and path.startswith("/v1/") and path.endswith(":asymmetricSign"):
+            name, action = path[len("/v1/") : -len(":asymmetricSign")], "asymmetricSign"
+        else:
+            return _rpc_error(404, "NOT_FOUND", f"no method {method} {path}")
+        if name not in self.versions:
+            return _rpc_error(404, "NOT_FOUND", f"{name} not found.")
+        if name in self.denied:
+            return _rpc_error(
+                403,
+                "PERMISSION_DENIED",
+                f"Permission 'cloudkms.cryptoKeyVersions.useToSign' denied on resource '{name}' "
+                "(or it may not exist).",
+            )
+        if action == "publicKey":
+            return 200, self._public_key(name)
+        return self._sign(name, json.loads(body))
+
+    def _public_key(self, name: str) -> dict[str, Any]:
+        from google.cloud import kms
+
+        from modelsign._internal.signature.keyrefs.gcp import crc32c
+
+        key, algorithm = self.versions[name]
+        pem = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        crc = crc32c(pem) ^ (1 if name in self.damaged else 0)
+        return {
+            "name": name,
+            "pem": pem.decode(),
+            "pemCrc32c": str(crc),
+            "algorithm": kms.CryptoKeyVersion.CryptoKeyVersionAlgorithm[algorithm].value,
+            "protectionLevel": 1,  # SOFTWARE
+        }
+
+    def _sign(self, name: str, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        from modelsign._internal.signature.keyrefs.gcp import crc32c
+
+        key, algorithm = self.versions[name]
+        hash_ = hashes.SHA384() if algorithm == "EC_SIGN_P384_SHA384" else hashes.SHA256()
+        encoded = request.get("digest", {}).get(hash_.name)
+        digest = base64.b64decode(encoded) if encoded else b""
+        if len(digest) != hash_.digest_size:
+            return _rpc_error(400, "INVALID_ARGUMENT", f"{algorithm} signs {hash_.name} digests")
+        if "digestCrc32c" in request and int(request["digestCrc32c"]) != crc32c(digest):
+            return _rpc_error(
+                400, "INVALID_ARGUMENT", "The checksum in field digest_crc32c did not match"
+            )
+        signature = key.sign(digest, ec.ECDSA(utils.Prehashed(hash_)))
+        crc = crc32c(signature) ^ (1 if name in self.damaged else 0)
+        return 200, {
+            "signature": base64.b64encode(signature).decode(),
+            "signatureCrc32c": str(crc),
+            "verifiedDigestCrc32c": "digestCrc32c" in request,
+            "name": name,
+            "protectionLevel": 1,
+        }
+
+
+def _rpc_error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
+    return status, {"error": {"code": status, "message": message, "status": code}}
+
+
+def _cloud_kms_handler(standin: CloudKmsStandin) -> type:
+    from http.server import BaseHTTPRequestHandler
+    from urllib.parse import unquote, urlsplit
+
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            status, answer = standin.answer(method, unquote(urlsplit(self.path).path), body)
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._reply("GET")
+
+        def do_POST(self) -> None:
+            self._reply("POST")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # quiet: the tests look at standin.requests
+
+    return Handler

@@ -14,6 +14,9 @@
   only). ``RAW`` signing, and everything else, stays moto's.
 - **Cloud KMS**: :class:`CloudKmsStandin`, an HTTP server on 127.0.0.1 speaking
   the KMS v1 REST protocol for the two requests a signer makes.
+- **Azure Key Vault**: :class:`KeyVaultStandin`, answering in-process through
+  the SDK's transport hook (``transport=``), with :class:`VaultCredential` as the
+  ``TokenCredential``.
 
 :func:`round_trip` is the sign → verify → tamper check each backend's tests make.
 """
@@ -21,15 +24,26 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
+import re
+import secrets
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
+import requests
+import requests.adapters
+import urllib3
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
@@ -264,9 +278,6 @@ class CloudKmsStandin:
         return f"gcpkms://{name}"
 
     def __enter__(self) -> CloudKmsStandin:
-        import threading
-        from http.server import ThreadingHTTPServer
-
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _cloud_kms_handler(self))
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -344,9 +355,6 @@ def _rpc_error(status: int, code: str, message: str) -> tuple[int, dict[str, Any
 
 
 def _cloud_kms_handler(standin: CloudKmsStandin) -> type:
-    from http.server import BaseHTTPRequestHandler
-    from urllib.parse import unquote, urlsplit
-
     class Handler(BaseHTTPRequestHandler):
         def _reply(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -369,3 +377,187 @@ def _cloud_kms_handler(standin: CloudKmsStandin) -> type:
             pass  # quiet: the tests look at standin.requests
 
     return Handler
+
+
+# -- Azure Key Vault ------------------------------------------------------------------------
+
+VAULT_HOST = "modelsign-test.vault.azure.net"
+VAULT_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+VAULT_TOKEN = "modelsign-test-token"
+_JOSE = {"ES256": hashes.SHA256(), "ES384": hashes.SHA384(), "ES512": hashes.SHA512()}
+_JWK_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+_CHALLENGE = (
+    f'Bearer authorization="https://login.microsoftonline.com/{VAULT_TENANT}", '
+    'resource="https://vault.azure.net"'
+)
+_KEY_PATH = re.compile(r"/keys/([^/]+)(?:/([0-9a-f]*))?(/sign)?")
+_Reply = tuple[int, Any, dict[str, str]]  # status, JSON body, headers
+
+
+class VaultCredential:
+    """A ``TokenCredential`` handing out :data:`VAULT_TOKEN` (or raising ``error``)."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.scopes: list[str] = []
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        self.scopes.extend(scopes)
+        if self.error is not None:
+            raise self.error
+        return AccessToken(VAULT_TOKEN, int(time.time()) + 3600)
+
+
+class KeyVaultStandin:
+    """Azure Key Vault's keys REST API, answered in-process for azure-keyvault-keys.
+
+    :meth:`transport` is an ``HttpTransport`` (the SDK's ``RequestsTransport``,
+    a subclass) whose ``requests`` session has an adapter that answers here
+    instead of opening a socket, so the SDK's whole pipeline runs: its
+    challenge-based authentication, retries, serialisation and error mapping.
+    It answers as Key Vault does:
+
+    - a request without ``Authorization: Bearer`` + the test credential's token
+      → 401 with ``WWW-Authenticate: Bearer authorization="https://login.microsoftonline.com/
+      TENANT", resource="https://vault.azure.net"`` (the challenge the SDK's
+      auth policy expects before it asks the credential for a token);
+    - ``GET /keys/{name}[/{version}]`` → a key bundle: ``key`` (a JWK: ``kid``,
+      ``kty``, ``crv``, ``x``, ``y`` or ``n``, ``e``, ``key_ops``) and ``attributes``;
+    - ``POST /keys/{name}/{version}/sign`` with ``{"alg": "ES256"|…, "value": digest}``
+      → ``{"kid", "value"}``, the signature as r || s (JOSE), base64url;
+    - errors as ``{"error": {"code", "message"}}``: 404 ``KeyNotFound``, 403
+      ``Forbidden`` for a key in :attr:`denied`, 400 ``BadParameter`` for a digest
+      of the wrong length. A vault host in :attr:`unreachable` fails to connect
+      (``requests.ConnectionError``, which the SDK raises as ``ServiceRequestError``).
+    """
+
+    def __init__(self, host: str = VAULT_HOST) -> None:
+        self.host = host
+        self.keys: dict[str, tuple[Any, str]] = {}  # name → (private key, version)
+        self.denied: set[str] = set()
+        self.unreachable: set[str] = set()
+        self.requests: list[tuple[str, str]] = []  # (method, path) of each request
+        self.challenges = 0  # requests answered 401 for want of the token
+
+    def add_key(self, name: str, key: Any = None) -> str:
+        """A key called ``name`` (a fresh P-256 key unless ``key`` is given); its URI."""
+        version = secrets.token_hex(16)
+        self.keys[name] = (ec.generate_private_key(ec.SECP256R1()) if key is None else key, version)
+        return f"azurekms://{self.host}/{name}"
+
+    def transport(self) -> Any:
+        """A fresh transport answering from this vault (a client closes its transport)."""
+        from azure.core.pipeline.transport import RequestsTransport
+
+        session = requests.Session()
+        session.mount("https://", _VaultAdapter(self))
+        return RequestsTransport(session=session, session_owner=False)
+
+    def answer(self, method: str, url: str, headers: Any, body: bytes) -> _Reply:
+        """The status, JSON body and headers for one request."""
+        path = urlsplit(url).path
+        self.requests.append((method, path))
+        if headers.get("Authorization") != f"Bearer {VAULT_TOKEN}":
+            self.challenges += 1
+            missing = "AKV10000: Request is missing a Bearer or PoP token."
+            return 401, _vault_error("Unauthorized", missing), {"WWW-Authenticate": _CHALLENGE}
+        match = _KEY_PATH.fullmatch(path)
+        name, version, sign = match.groups("") if match else ("", "", "")
+        if name not in self.keys or version not in ("", self.keys[name][1]):
+            missing = f"A key with (name/id) {name}/{version} was not found in this key vault."
+            return 404, _vault_error("KeyNotFound", missing), {}
+        if name in self.denied:
+            refused = "Caller is not authorized to perform action on resource."
+            return 403, _vault_error("Forbidden", refused), {}
+        if method == "GET" and not sign:
+            return 200, self._bundle(name), {}
+        if method == "POST" and sign and version:
+            return self._sign(name, json.loads(body))
+        return 405, _vault_error("BadParameter", f"{method} {path} is not a keys operation"), {}
+
+    def _bundle(self, name: str) -> dict[str, Any]:
+        key, version = self.keys[name]
+        public = key.public_key()
+        jwk: dict[str, Any] = {"kid": f"https://{self.host}/keys/{name}/{version}"}
+        if isinstance(public, ec.EllipticCurvePublicKey):
+            numbers, size = public.public_numbers(), (public.curve.key_size + 7) // 8
+            jwk.update(
+                kty="EC",
+                crv=_JWK_CURVES.get(public.curve.name, "P-256K"),
+                x=_b64url(numbers.x.to_bytes(size, "big")),
+                y=_b64url(numbers.y.to_bytes(size, "big")),
+                key_ops=["sign", "verify"],
+            )
+        else:  # RSA
+            numbers = public.public_numbers()
+            jwk.update(
+                kty="RSA",
+                n=_b64url(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")),
+                e=_b64url(numbers.e.to_bytes(3, "big")),
+                key_ops=["sign", "verify", "encrypt", "decrypt", "wrapKey", "unwrapKey"],
+            )
+        attributes = {
+            "enabled": True,
+            "created": 1767225600,
+            "updated": 1767225600,
+            "recoveryLevel": "Recoverable+Purgeable",
+            "recoverableDays": 90,
+        }
+        return {"key": jwk, "attributes": attributes}
+
+    def _sign(self, name: str, request: dict[str, Any]) -> _Reply:
+        key, version = self.keys[name]
+        hash_ = _JOSE.get(request.get("alg", ""))
+        digest = base64.urlsafe_b64decode(request.get("value", "") + "==")
+        if hash_ is None or len(digest) != hash_.digest_size:
+            return 400, _vault_error("BadParameter", "Invalid digest or algorithm"), {}
+        r, s = utils.decode_dss_signature(key.sign(digest, ec.ECDSA(utils.Prehashed(hash_))))
+        size = (key.curve.key_size + 7) // 8
+        raw = r.to_bytes(size, "big") + s.to_bytes(size, "big")
+        kid = f"https://{self.host}/keys/{name}/{version}"
+        return 200, {"kid": kid, "value": _b64url(raw)}, {}
+
+
+def _vault_error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class _VaultAdapter(requests.adapters.HTTPAdapter):
+    """A ``requests`` transport adapter answering from a :class:`KeyVaultStandin`, no socket."""
+
+    def __init__(self, vault: KeyVaultStandin) -> None:
+        super().__init__()
+        self.vault = vault
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> requests.Response:
+        if urlsplit(request.url).hostname in self.vault.unreachable:
+            raise requests.ConnectionError(f"Failed to establish a new connection to {request.url}")
+        body = request.body or b""
+        status, answer, headers = self.vault.answer(
+            request.method,
+            request.url,
+            request.headers,
+            body.encode() if isinstance(body, str) else body,
+        )
+        data = json.dumps(answer).encode()
+        raw = urllib3.HTTPResponse(
+            body=io.BytesIO(data),
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "Content-Length": str(len(data)),
+                **headers,
+            },
+            status=status,
+            reason=HTTPStatus(status).phrase,
+            preload_content=False,
+        )
+        return self.build_response(request, raw)
+
+    def close(self) -> None:
+        pass

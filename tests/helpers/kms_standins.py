@@ -164,6 +164,21 @@ def moto_kms() -> Iterator[MotoKms]:
         access_log.setLevel(level)
 
 
+def isolate_aws(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Test credentials and region for boto3; none of the host's profiles, shared files,
+    endpoints or instance metadata."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KMS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in AWS_TEST_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_REGION", AWS_REGION)
+    empty = folder / "aws-empty"
+    empty.write_text("")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
 def deny_policy(action: str) -> str:
     """A key policy that lets the account do everything but ``action`` on the key."""
     return json.dumps(

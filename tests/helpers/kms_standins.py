@@ -259,13 +259,15 @@ class CloudKmsStandin:
     ``PERMISSION_DENIED`` for a version in :attr:`denied`, 400
     ``INVALID_ARGUMENT`` for a digest of the wrong hash or length or a
     ``digestCrc32c`` that does not match. :attr:`damaged` names versions whose
-    answers carry a wrong CRC32C (``signatureCrc32c`` and ``pemCrc32c``).
+    answers carry a wrong CRC32C (``signatureCrc32c`` and ``pemCrc32c``);
+    :attr:`unverified` those whose signing answers say ``verifiedDigestCrc32c: false``.
     """
 
     def __init__(self) -> None:
         self.versions: dict[str, tuple[Any, str]] = {}  # name → (private key, algorithm)
         self.denied: set[str] = set()
         self.damaged: set[str] = set()
+        self.unverified: set[str] = set()
         self.requests: list[tuple[str, str]] = []  # (method, path) of each request
         self._server: Any = None
 
@@ -359,7 +361,7 @@ class CloudKmsStandin:
         return 200, {
             "signature": base64.b64encode(signature).decode(),
             "signatureCrc32c": str(crc),
-            "verifiedDigestCrc32c": "digestCrc32c" in request,
+            "verifiedDigestCrc32c": "digestCrc32c" in request and name not in self.unverified,
             "name": name,
             "protectionLevel": 1,
         }

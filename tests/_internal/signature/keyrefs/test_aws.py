@@ -267,6 +267,16 @@ def test_no_credentials_is_permission_denied(kms: MotoKms, monkeypatch: pytest.M
     assert "credentials" in exc.value.message
 
 
+def test_a_missing_profile_is_permission_denied(
+    kms: MotoKms, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "nobody-configured-this")
+    with pytest.raises(ModelsignError) as exc:
+        held_public_key(f"awskms://{kms.authority}/alias/any")
+    assert _code(exc) == Code.KMS_PERMISSION_DENIED
+    assert "nobody-configured-this" in exc.value.message
+
+
 @pytest.mark.parametrize(
     ("error", "code"),
     [

@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 from azure.core import exceptions as az
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
 
 import modelsign
 from modelsign._internal.signature import keys
 from modelsign._internal.signature.keyrefs import azure, held_public_key, open_held_key
+from modelsign._internal.signature.keyrefs._kms import der_from_raw
 from modelsign._internal.signature.signers import KeySigner
 from modelsign.codes import Code
 from modelsign.errors import ModelsignError
@@ -213,6 +214,21 @@ def test_no_credential_is_permission_denied(
         held_public_key(uri)
     assert exc.value.code == Code.KMS_PERMISSION_DENIED
     assert "DefaultAzureCredential" in exc.value.message
+
+
+@pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.SECP384R1(), ec.SECP521R1()])
+def test_jose_signatures_become_der(curve: ec.EllipticCurve) -> None:
+    private = ec.generate_private_key(curve)
+    r, s = utils.decode_dss_signature(
+        private.sign(b"data", ec.ECDSA(keys.hash_for(private.public_key())))
+    )
+    size = (curve.key_size + 7) // 8
+    raw = r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    der = der_from_raw("azurekms://v.vault.azure.net/k", raw, curve)
+    assert keys.verify_bytes(private.public_key(), der, b"data")
+    with pytest.raises(ModelsignError) as exc:
+        der_from_raw("azurekms://v.vault.azure.net/k", raw[:-1], curve)
+    assert exc.value.code == Code.KMS_ERROR
 
 
 @pytest.mark.parametrize(

@@ -107,6 +107,16 @@ def test_an_endpoint_sending_credentials_in_the_clear_is_refused(
     assert gcp.ENDPOINT_VARIABLE in exc.value.message
 
 
+def test_without_an_endpoint_the_sdk_default_is_used() -> None:
+    """gRPC to cloudkms.googleapis.com, the SDK's own choice (no request is made here)."""
+    client = SDK_CLIENT("gcpkms://x", {}, credentials=AnonymousCredentials())
+    try:
+        assert client.transport.kind == "grpc"
+        assert client.api_endpoint == "cloudkms.googleapis.com"
+    finally:
+        client.transport.close()
+
+
 def test_crc32c_is_castagnoli() -> None:
     """The check value and RFC 3720's vectors (B.4)."""
     assert gcp.crc32c(b"123456789") == 0xE3069283
@@ -182,6 +192,17 @@ def test_a_damaged_signature_is_a_kms_error(standin: CloudKmsStandin, tiny_model
     assert exc.value.code == Code.KMS_ERROR
     assert "CRC32C" in exc.value.message
     assert not (tiny_model / "model.sig").exists()
+
+
+def test_a_digest_kms_did_not_check_is_a_kms_error(
+    standin: CloudKmsStandin, tiny_model: Path
+) -> None:
+    uri = _version(standin, "unverified")
+    standin.unverified.add(uri.removeprefix("gcpkms://"))
+    with pytest.raises(ModelsignError) as exc:
+        modelsign.sign(tiny_model, signer=KeySigner.from_uri(uri), env={})
+    assert exc.value.code == Code.KMS_ERROR
+    assert "did not confirm the digest" in exc.value.message
 
 
 def _closed_port() -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import click
@@ -83,6 +85,16 @@ class SignerOptions:
     cert: str | None
     cert_chain: tuple[str, ...]
     tsa_url: str | None
+
+    @contextmanager
+    def opened(self) -> Iterator[Signer]:
+        """:meth:`signer`, its token or KMS session (a held key's) closed after use."""
+        signer = self.signer()
+        try:
+            yield signer
+        finally:
+            if isinstance(signer, KeySigner):
+                signer.close()
 
     def signer(self) -> Signer:
         """The signer they describe; exactly one of --key and --sigstore."""

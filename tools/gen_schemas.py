@@ -200,11 +200,18 @@ def signing_schema() -> dict[str, Any]:
 def keygen_schema() -> dict[str, Any]:
     """What ``keygen --json`` prints (``keygen_json``): ``modelsign.keygen`` version 1."""
     properties: dict[str, Any] = {
-        "private_key": {"type": "string", "description": "PREFIX.key (PKCS#8 PEM)."},
+        "private_key": {
+            "type": "string",
+            "description": "PREFIX.key (PKCS#8 PEM), or the URI of the key made on a token.",
+        },
         "public_key": {"type": "string", "description": "PREFIX.pub (SPKI PEM)."},
         "key_hint": {"type": "string", "description": "SHA-256 hex of the public key's PEM."},
         "algorithm": {"enum": list(KEY_TYPES)},
         "encrypted": {"type": "boolean"},
+        "held": {
+            "type": "boolean",
+            "description": "The private key is held in a PKCS#11 token (keygen --pkcs11).",
+        },
     }
     description = (
         "What keygen --json prints: the key files written, the key's hint (as OMS "

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import click
 
+from .._internal.signature.keyrefs import Secrets, is_key_uri, refuse_secret_in_argument
 from .._internal.signature.signers import KeySigner, Signer
 from .._internal.signature.sigstore import TOKEN_ENV, SigstoreSigner
 from ..codes import Code
@@ -15,7 +18,12 @@ from ..errors import InputError
 from ._options import options
 
 signer_options = options(
-    click.option("--key", type=click.Path(dir_okay=False), help="Private key (PEM)."),
+    click.option(
+        "--key",
+        metavar="PATH|URI",
+        help="Private key: a PEM file, or a key held in a PKCS#11 token or a cloud KMS "
+        "(pkcs11:…, awskms://…, gcpkms://…, azurekms://…).",
+    ),
     click.option(
         "--sigstore",
         "use_sigstore",
@@ -42,7 +50,7 @@ signer_options = options(
     click.option(
         "--password-env",
         metavar="VAR",
-        help="Read the key's password from environment variable VAR.",
+        help="Read the key's password (a token's PIN) from environment variable VAR.",
     ),
     click.option(
         "--cert", type=click.Path(dir_okay=False), help="Leaf certificate for the key (PEM)."
@@ -78,6 +86,16 @@ class SignerOptions:
     cert_chain: tuple[str, ...]
     tsa_url: str | None
 
+    @contextmanager
+    def opened(self) -> Iterator[Signer]:
+        """:meth:`signer`, its token or KMS session (a held key's) closed after use."""
+        signer = self.signer()
+        try:
+            yield signer
+        finally:
+            if isinstance(signer, KeySigner):
+                signer.close()
+
     def signer(self) -> Signer:
         """The signer they describe; exactly one of --key and --sigstore."""
         if self.use_sigstore == bool(self.key):
@@ -99,6 +117,8 @@ class SignerOptions:
         )
 
     def _key_signer(self, key: str) -> KeySigner:
+        if is_key_uri(key):
+            return self._held_key_signer(key)
         password = password_from_env(self.password_env)
         chain, tsa_url = self.cert_chain, self.tsa_url
         try:
@@ -116,6 +136,23 @@ class SignerOptions:
         return KeySigner.from_files(
             key, password=typed.encode("utf-8"), cert=self.cert, chain=chain, tsa_url=tsa_url
         )
+
+    def _held_key_signer(self, uri: str) -> KeySigner:
+        """A key in a token or KMS; its PIN (if it needs one) never from the command line."""
+        refuse_secret_in_argument(uri)
+        pin = password_from_env(self.password_env)
+        secrets = Secrets(
+            pin=pin.decode("utf-8") if pin is not None else None,
+            ask=ask_pin if sys.stdin.isatty() else None,
+            uri_pin=False,
+        )
+        return KeySigner.from_uri(
+            uri, secrets=secrets, cert=self.cert, chain=self.cert_chain, tsa_url=self.tsa_url
+        )
+
+
+def ask_pin(prompt: str) -> str:
+    return str(click.prompt(prompt, hide_input=True, err=True))
 
 
 def password_from_env(var: str | None) -> bytes | None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import click
 
+from .._internal.signature.keyrefs import refuse_secret_in_argument
 from .._internal.signature.sigstore import SigstoreVerifier, load_trusted_root
 from .._internal.signature.timestamps import TimestampAuthority
 from .._internal.signature.verifiers import CertificateVerifier, KeyVerifier, Verifier
@@ -16,7 +17,12 @@ from ._options import options
 
 #: How to trust the signer: a key, root certificates, or a Sigstore identity.
 trust_options = options(
-    click.option("--key", type=click.Path(dir_okay=False), help="Trusted public key (PEM)."),
+    click.option(
+        "--key",
+        metavar="PATH|URI",
+        help="Trusted public key: a PEM file, or a held key's URI "
+        "(pkcs11:…, awskms://…, gcpkms://…, azurekms://…) whose public half is read.",
+    ),
     click.option(
         "--tsa-cert-chain",
         "tsa_chains",
@@ -144,6 +150,7 @@ class TrustOptions:
         """The verifier they describe; None leaves trust to the policy's signers."""
         tsa = [TimestampAuthority.from_file(p) for p in self.tsa_chains]
         if self.key:
+            refuse_secret_in_argument(self.key)
             return KeyVerifier.from_file(self.key, tsa=tsa)
         if self.cert_chain:
             return CertificateVerifier.from_files(self.cert_chain, tsa=tsa)

@@ -64,8 +64,7 @@ def attest_provenance_cmd(
     manifests) come from the manifest. It is signed like a model (--key or
     --sigstore); check it with `modelsign verify MODEL --provenance`.
     """
-    signer = SignerOptions(**how).signer()
-    with progress_bar(True, "attesting") as progress:
+    with SignerOptions(**how).opened() as signer, progress_bar(True, "attesting") as progress:
         res = attest_provenance(
             model,
             signer=signer,

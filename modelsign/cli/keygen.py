@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any, Final
 
 import click
 
+from .._internal._atomic import write_atomic
 from .._internal.signature import keys
+from .._internal.signature.keyrefs import Secrets, generate_held_key, refuse_secret_in_argument
+from ..codes import Code
+from ..errors import InputError
 from . import cli
-from ._signer import password_from_env
+from ._signer import ask_pin, password_from_env
 
 KEYGEN_KIND: Final = "modelsign.keygen"
 
@@ -38,6 +43,14 @@ KEYGEN_KIND: Final = "modelsign.keygen"
     metavar="PREFIX",
     help="Writes PREFIX.key and PREFIX.pub.",
 )
+@click.option(
+    "--pkcs11",
+    "pkcs11_uri",
+    metavar="URI",
+    help="Make the key on a PKCS#11 token instead (label and id from the URI's object= and "
+    "id=); writes only PREFIX.pub. The PIN comes from --password-env VAR, "
+    "MODELSIGN_PKCS11_PIN, the URI's pin-source or a prompt.",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing key files.")
 @click.option(
     "--json",
@@ -46,9 +59,21 @@ KEYGEN_KIND: Final = "modelsign.keygen"
     help="Print the key files written as JSON (schema modelsign.keygen) on stdout.",
 )
 def keygen_cmd(
-    key_type: keys.KeyType, password_env: str | None, prefix: str, force: bool, as_json: bool
+    key_type: keys.KeyType,
+    password_env: str | None,
+    prefix: str,
+    pkcs11_uri: str | None,
+    force: bool,
+    as_json: bool,
 ) -> None:
-    """Generate a signing key pair: PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub."""
+    """Generate a signing key pair: PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub.
+
+    With --pkcs11 URI the key pair is made on the token and only PREFIX.pub is
+    written: sign with --key URI.
+    """
+    if pkcs11_uri is not None:
+        _keygen_on_token(pkcs11_uri, key_type, password_env, prefix, force, as_json)
+        return
     password = password_from_env(password_env)
     if password is None and sys.stdin.isatty():
         typed = click.prompt(
@@ -79,8 +104,45 @@ def keygen_cmd(
         click.echo(json.dumps(out, indent=2, sort_keys=True))
 
 
+def _keygen_on_token(
+    uri: str,
+    key_type: keys.KeyType,
+    password_env: str | None,
+    prefix: str,
+    force: bool,
+    as_json: bool,
+) -> None:
+    refuse_secret_in_argument(uri)
+    pub_path = f"{prefix}.pub"
+    if not force and os.path.lexists(pub_path):  # before the token gets a key nobody exports
+        raise InputError(
+            "output exists; pass --force to overwrite", code=Code.OUTPUT_EXISTS, path=pub_path
+        )
+    pin = password_from_env(password_env)
+    secrets = Secrets(
+        pin=pin.decode("utf-8") if pin is not None else None,
+        ask=ask_pin if sys.stdin.isatty() else None,
+        uri_pin=False,
+    )
+    public = generate_held_key(uri, key_type, secrets=secrets)
+    write_atomic(pub_path, keys.public_key_pem(public), force=force, mode=0o644)
+    hint = keys.key_hint(public)
+    click.echo(f"made a {key_type} key on the token at {uri}; wrote {pub_path}", err=True)
+    click.echo(f"key hint: {hint}", err=True)
+    click.echo(f"sign with: modelsign sign MODEL --key '{uri}'", err=True)
+    if as_json:
+        out = keygen_json(uri, pub_path, hint, key_type, encrypted=False, held=True)
+        click.echo(json.dumps(out, indent=2, sort_keys=True))
+
+
 def keygen_json(
-    key_path: str, pub_path: str, hint: str, key_type: str, *, encrypted: bool
+    key_path: str,
+    pub_path: str,
+    hint: str,
+    key_type: str,
+    *,
+    encrypted: bool,
+    held: bool = False,
 ) -> dict[str, Any]:
     """What ``keygen --json`` prints: the files written, the key's hint and type."""
     return {
@@ -91,4 +153,5 @@ def keygen_json(
         "key_hint": hint,
         "algorithm": key_type,
         "encrypted": encrypted,
+        "held": held,
     }

@@ -103,8 +103,7 @@ def sign_cmd(
     with --sigstore it is keyless: a short-lived certificate for your OIDC
     identity and an entry in the transparency log.
     """
-    signer = SignerOptions(**how).signer()
-    with progress_bar(True, "signing") as progress:
+    with SignerOptions(**how).opened() as signer, progress_bar(True, "signing") as progress:
         res = sign(
             model,
             signer=signer,

@@ -50,7 +50,10 @@ def _requirements(policy: Policy) -> Iterator[tuple[RuleName, str]]:
 
 
 def _signers(s: SignersRule) -> str:
-    who = [f"the key in {k.file}" if k.file else "an inline key" for k in s.keys]
+    who = [
+        f"the key in {k.file}" if k.file else f"the key at {k.uri}" if k.uri else "an inline key"
+        for k in s.keys
+    ]
     who += [f"a certificate chaining to {r}" for r in s.certificate_roots]
     who += [_sigstore(i) for i in s.sigstore]
     by = who[0] if len(who) == 1 else "one of: " + "; ".join(who)

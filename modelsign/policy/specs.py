@@ -13,6 +13,7 @@ from typing import Any, Literal, get_args
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
+from .._internal.signature.keyrefs import is_key_uri
 from ..codes import Code
 
 Mode = Literal["enforce", "warn"]
@@ -57,16 +58,29 @@ class StrictModel(BaseModel):
 
 
 class KeySpec(StrictModel):
-    """A trusted public key: a PEM file (relative to the policy) or inline PEM."""
+    """A trusted public key: a PEM file (relative to the policy), inline PEM, or a held key.
+
+    ``uri`` names a key in a PKCS#11 token or a cloud KMS (``pkcs11:…``,
+    ``awskms://…``, ``gcpkms://…``, ``azurekms://…``) whose public half is read
+    from its holder at verification; pin its ``fingerprint`` so that a key
+    replaced behind the same name is refused.
+    """
 
     file: str | None = None
     pem: str | None = None
+    uri: str | None = None
     fingerprint: str | None = None  # SHA-256 of the PEM (the bundle's key hint), if pinned
 
     @model_validator(mode="after")
     def _one_source(self) -> KeySpec:
-        if (self.file is None) == (self.pem is None):
-            raise ValueError("give exactly one of 'file' or 'pem'")
+        if [self.file, self.pem, self.uri].count(None) != 2:
+            raise ValueError("give exactly one of 'file', 'pem' or 'uri'")
+        if self.uri is not None and not is_key_uri(self.uri):
+            raise ValueError(
+                "uri must name a held key: pkcs11:…, awskms://…, gcpkms://… or azurekms://…"
+            )
+        if self.uri is not None and "pin-value=" in self.uri:
+            raise ValueError("uri must not hold a PIN (pin-value): verification needs none")
         if self.fingerprint is not None and not re.fullmatch(r"[0-9a-f]{64}", self.fingerprint):
             raise ValueError("fingerprint must be 64 lowercase hex digits")
         return self

@@ -158,7 +158,7 @@ def test_check_loads_every_file_the_policy_names(tmp_path: Path, signed: Path) -
         "not a valid PEM public key: " + err.splitlines()[1].split("public key: ", 1)[1],
         f"error[POLICY_INVALID]: {bad}: field signers.keys.3.fingerprint (line 8): "
         f"{tmp_path / 'keys' / 'release.pub'}: policy key keys/release.pub does not have "
-        f"fingerprint {'a' * 64}",
+        f"fingerprint {'a' * 64} (it has {keys.key_hint(shared_key().public_key())})",
         f"error[CERT_NOT_FOUND]: {bad}: field signers.certificate_roots.1 (line 11): "
         f"{tmp_path / 'pki' / 'gone.pem'}: certificate file not found",
         f"error[TRUST_ROOT_NOT_FOUND]: {bad}: field signers.trusted_root (line 12): "
@@ -213,7 +213,7 @@ def test_explain_names_signers_and_limits(tmp_path: Path) -> None:
     [
         pytest.param(
             "version: 1\nsigners:\n  keys:\n    - file: k.pub\n      pem: abc\n",
-            "field signers.keys.0 (line 4): give exactly one of 'file' or 'pem'",
+            "field signers.keys.0 (line 4): give exactly one of 'file', 'pem' or 'uri'",
             id="file-and-pem",
         ),
         pytest.param(

@@ -106,12 +106,12 @@ from tests.policy.helpers import load
         ),
         pytest.param(
             "version: 1\nsigners:\n  keys:\n    - file: k.pub\n      pem: abc\n",
-            "field signers.keys.0 (line 4): give exactly one of 'file' or 'pem'",
+            "field signers.keys.0 (line 4): give exactly one of 'file', 'pem' or 'uri'",
             id="key-file-and-pem",
         ),
         pytest.param(
             "version: 1\nsigners:\n  keys:\n    - fingerprint: " + "a" * 64 + "\n",
-            "field signers.keys.0 (line 4): give exactly one of 'file' or 'pem'",
+            "field signers.keys.0 (line 4): give exactly one of 'file', 'pem' or 'uri'",
             id="key-neither",
         ),
         pytest.param(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from modelsign._internal.signature import keys
 from modelsign._internal.signature.signers import KeySigner
 from modelsign._trust import PolicyVerifier, Trust
 from modelsign.errors import InputError, VerificationError
@@ -89,7 +90,10 @@ def test_signers_pinned_fingerprint_wrong_is_a_policy_error(
     with pytest.raises(InputError) as info:
         verify(signed_st, policy=load(tmp_path, {"signers": spec}))
     assert info.value.code == "POLICY_INVALID"
-    assert info.value.message == f"policy key {release.pub_path} does not have fingerprint {wrong}"
+    assert info.value.message == (
+        f"policy key {release.pub_path} does not have fingerprint {wrong} "
+        f"(it has {keys.key_hint(release.public)})"
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)

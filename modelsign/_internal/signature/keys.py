@@ -167,6 +167,11 @@ def sign_bytes(key: PrivateKey, data: bytes) -> bytes:
     return key.sign(data, ec.ECDSA(_curve_entry(key.curve, None)[2]))
 
 
+def hash_for(key: ec.EllipticCurvePublicKey, where: str | None = None) -> hashes.HashAlgorithm:
+    """The SHA-2 an EC key signs with: SHA-256 on P-256, SHA-384 on P-384, SHA-512 on P-521."""
+    return _curve_entry(key.curve, where)[2]
+
+
 def verify_bytes(key: PublicKey, signature: bytes, data: bytes) -> bool:
     """Whether ``signature`` over ``data`` verifies with ``key``; malformed means False."""
     try:

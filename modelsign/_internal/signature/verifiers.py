@@ -23,6 +23,7 @@ from ...codes import Code
 from ...errors import InputError, VerificationError
 from . import certs, keys
 from .bundle import Envelope, pae, pae_legacy
+from .keyrefs import load_public_key_ref
 from .statement import PREDICATE_LEGACY
 from .timestamps import TimestampAuthority, verified_time
 
@@ -115,7 +116,8 @@ class KeyVerifier:
 
     @classmethod
     def from_file(cls, path: str, *, tsa: Sequence[TimestampAuthority] = ()) -> KeyVerifier:
-        return cls(keys.load_public_key(path), tsa=tsa)
+        """Trust the public key in a PEM file, or the public half of a held key's URI."""
+        return cls(load_public_key_ref(path), tsa=tsa)
 
     def verify_envelope(self, envelope: Envelope) -> SignerInfo:
         _require_method(envelope, "key", "--key")

@@ -1,0 +1,73 @@
+"""What the cloud KMS backends share: their errors and the checks on what a KMS returns.
+
+Every SDK exception a backend meets becomes one of these errors, its code saying
+what went wrong and its message naming the key's URI (the SDK's own words after
+it); nothing an SDK raises reaches the caller as a traceback.
+"""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+from ....codes import Category, Code
+from ....errors import InputError, ModelsignError, SignatureError
+
+#: The curves a KMS key may be on, by the names each provider gives them.
+CURVES: dict[str, ec.EllipticCurve] = {
+    "P-256": ec.SECP256R1(),
+    "P-384": ec.SECP384R1(),
+    "P-521": ec.SECP521R1(),
+}
+
+
+def kms_error(uri: str, code: Code, text: str) -> ModelsignError:
+    """The error ``code`` for the key at ``uri``: a config error or a service error.
+
+    Codes of the ``config`` category (a bad URI, a missing key, an unsupported
+    key) are :class:`InputError`; the others (denied, unreachable, failed) are
+    :class:`SignatureError`, as the other signing services' errors are.
+    """
+    cls = InputError if code.category is Category.CONFIG else SignatureError
+    return cls(f"{uri}: {text}", code=code)
+
+
+def ec_public_key(
+    public: object, uri: str, curve: ec.EllipticCurve, kind: str
+) -> ec.EllipticCurvePublicKey:
+    """``public``, checked to be on ``curve``, the curve the KMS says its key (``kind``) is on."""
+    if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name != curve.name:
+        raise kms_error(
+            uri,
+            Code.KMS_ERROR,
+            f"the KMS says the key is {kind} but returned a public key of another type",
+        )
+    return public
+
+
+def check_digest(uri: str, digest: bytes, algorithm: hashes.HashAlgorithm, wanted: str) -> None:
+    """Refuse a digest the key's signing algorithm (hash ``wanted``) would not take."""
+    if algorithm.name != wanted or len(digest) != algorithm.digest_size:
+        raise kms_error(
+            uri,
+            Code.KEY_UNSUPPORTED,
+            f"the key signs {wanted} digests; asked to sign a {len(digest)}-byte "
+            f"{algorithm.name} digest",
+        )
+
+
+def der_from_raw(uri: str, raw: bytes, curve: ec.EllipticCurve) -> bytes:
+    """An ECDSA signature as r || s (JOSE, fixed width) turned into DER."""
+    width = (curve.key_size + 7) // 8
+    if len(raw) != 2 * width:
+        raise kms_error(
+            uri,
+            Code.KMS_ERROR,
+            f"the KMS returned a {len(raw)}-byte signature; a {curve.name} signature "
+            f"is {2 * width} bytes (r || s)",
+        )
+    r, s = int.from_bytes(raw[:width], "big"), int.from_bytes(raw[width:], "big")
+    return utils.encode_dss_signature(r, s)
+
+
+__all__ = ["CURVES", "check_digest", "der_from_raw", "ec_public_key", "kms_error"]

@@ -9,6 +9,7 @@ Factories (helpers in ``tests/helpers/signing.py``):
   signed by ``signer`` (default: ``keypair``'s), a fresh example unless ``model`` is given;
 - ``signed``: the ``tiny_model`` example signed by ``keypair``; ``verifier`` trusts it;
 - ``flip_byte(path, offset, tensor=…)`` (a helper, not a fixture) tampers with a file.
+- ``hsm`` (a SoftHSM2 token folder) and ``kms`` (moto's KMS server) hold keys.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from modelsign._internal.signature.verifiers import KeyVerifier
 from modelsign.sign import sign
 from tests.helpers import oms_schema
 from tests.helpers.examples import build_example
+from tests.helpers.kms_standins import MotoKms, moto_kms
 from tests.helpers.paths import ROOT
 from tests.helpers.signing import KeyPair, MakeKeyPair, SignedModel, shared_key, write_keypair
+from tests.helpers.softhsm import SoftHsm, make_softhsm
 
 if TYPE_CHECKING:
     from tests.sigstore_standin import SigstoreStandin
@@ -145,6 +148,22 @@ def tiny_models(tmp_path: Path) -> tuple[Path, Path]:
 @pytest.fixture
 def tiny_model(tiny_models: tuple[Path, Path]) -> Path:
     return tiny_models[0]
+
+
+@pytest.fixture
+def hsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SoftHsm]:
+    """A SoftHSM2 set-up of the test's own with one token, ``release`` (user PIN ``PIN``);
+    ``SOFTHSM2_CONF`` names it in the environment (subprocesses inherit it)."""
+    for made in make_softhsm(tmp_path, monkeypatch):
+        made.init_token("release")
+        yield made
+
+
+@pytest.fixture(scope="module")
+def kms() -> Iterator[MotoKms]:
+    """moto's KMS server on 127.0.0.1, one per test module, signing digests as AWS does."""
+    with moto_kms() as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ the command line, exit codes, nothing written when signing fails, no traceback.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,20 +19,13 @@ from tests.helpers.examples import build_example
 from tests.helpers.json_output import validate
 from tests.helpers.kms_standins import MotoKms
 from tests.helpers.signing import flip_byte
-from tests.helpers.softhsm import PIN, SoftHsm, make_softhsm
+from tests.helpers.softhsm import PIN, SoftHsm
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     r = CliRunner().invoke(cli, list(args), env=env)
     assert "Traceback" not in r.stderr, r.stderr
     return r.exit_code, r.stdout, r.stderr
-
-
-@pytest.fixture
-def hsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SoftHsm]:
-    for hsm in make_softhsm(tmp_path, monkeypatch):
-        hsm.init_token("release")
-        yield hsm
 
 
 @pytest.fixture
@@ -131,12 +123,6 @@ def test_a_policy_trusts_a_token_key_by_uri_and_pinned_fingerprint(
     assert code != 0 and "POLICY_INVALID" in err + out and hint in err + out
     code, out, err = run("policy", "check", str(policy))
     assert code != 0 and "signers.keys.0.fingerprint" in err + out
-
-
-@pytest.fixture(scope="module")
-def kms() -> Iterator[MotoKms]:
-    with kms_standins.moto_kms() as running:
-        yield running
 
 
 def test_a_kms_key_signs_and_verifies_by_uri(

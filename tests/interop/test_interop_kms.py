@@ -8,7 +8,6 @@ KMS key, so the other direction has nothing to test.)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,12 +27,6 @@ pytestmark = [
         not oms.MODEL_SIGNING.exists(), reason=f"model_signing CLI not found at {oms.MODEL_SIGNING}"
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def kms() -> Iterator[MotoKms]:
-    with kms_standins.moto_kms() as running:
-        yield running
 
 
 @pytest.fixture(autouse=True)

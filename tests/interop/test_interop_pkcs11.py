@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,7 @@ from tests.helpers import oms
 from tests.helpers.oms import ok, output, run, run_all
 from tests.helpers.pki import build_pki, write_pem
 from tests.helpers.signing import flip_byte
-from tests.helpers.softhsm import PIN, SoftHsm, leaf_for, make_softhsm
+from tests.helpers.softhsm import PIN, SoftHsm, leaf_for
 
 pytestmark = [
     pytest.mark.slow,  # model_signing and modelsign as subprocesses: seconds per case
@@ -36,14 +35,6 @@ pytestmark = [
 ]
 
 pkcs11 = pytest.importorskip("modelsign._internal.signature.keyrefs.pkcs11")
-
-
-@pytest.fixture
-def hsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SoftHsm]:
-    """One token, ``release``; ``SOFTHSM2_CONF`` is in the environment model_signing inherits."""
-    for hsm in make_softhsm(tmp_path, monkeypatch):
-        hsm.init_token("release")
-        yield hsm
 
 
 def _sign(uri: str, model: Path, signature: Path) -> None:

@@ -7,11 +7,16 @@ it); nothing an SDK raises reaches the caller as a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
+
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from ....codes import Category, Code
 from ....errors import InputError, ModelsignError, SignatureError
+from .. import keys
 
 #: The curves a KMS key may be on, by the names each provider gives them.
 CURVES: dict[str, ec.EllipticCurve] = {
@@ -70,4 +75,67 @@ def der_from_raw(uri: str, raw: bytes, curve: ec.EllipticCurve) -> bytes:
     return utils.encode_dss_signature(r, s)
 
 
-__all__ = ["CURVES", "check_digest", "der_from_raw", "ec_public_key", "kms_error"]
+class KmsPublic(Protocol):
+    """What a KMS says of its key: the public key and the hash its algorithm signs."""
+
+    @property
+    def key(self) -> keys.PublicKey: ...  # pragma: no cover - a protocol
+
+    @property
+    def hash_name(self) -> str: ...  # pragma: no cover - a protocol
+
+
+P = TypeVar("P", bound=KmsPublic)
+
+
+class KmsKey(Generic[P]):
+    """A key held in a cloud KMS: its public key read once, then each digest signed there.
+
+    ``read`` asks the KMS for the public key (and what the provider needs to
+    sign with it: an ARN, a version); ``sign`` signs a digest checked to be the
+    one the key's algorithm takes and returns DER; ``close`` ends the client.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        read: Callable[[], P],
+        sign: Callable[[P, bytes], bytes],
+        close: Callable[[], None],
+    ) -> None:
+        self._uri, self._read_public, self._sign, self._close = uri, read, sign, close
+        self._public: P | None = None
+
+    @property
+    def where(self) -> str:
+        return self._uri
+
+    def _read(self) -> P:
+        if self._public is None:
+            self._public = self._read_public()
+        return self._public
+
+    def public_key(self) -> keys.PublicKey:
+        return self._read().key
+
+    def sign_digest(self, digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
+        public = self._read()
+        check_digest(self._uri, digest, algorithm, public.hash_name)
+        return self._sign(public, digest)
+
+    def certificates(self) -> list[x509.Certificate]:
+        return []  # a KMS keeps no certificates (--cert gives one)
+
+    def close(self) -> None:
+        self._close()
+
+
+__all__ = [
+    "CURVES",
+    "KmsKey",
+    "KmsPublic",
+    "check_digest",
+    "der_from_raw",
+    "ec_public_key",
+    "kms_error",
+]

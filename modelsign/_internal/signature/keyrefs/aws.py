@@ -27,19 +27,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import boto3
 from botocore import exceptions as aws
 from botocore.config import Config
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 
 from ....codes import Code
 from ....errors import ModelsignError
 from .. import keys
 from . import HeldKey, Secrets
-from ._kms import CURVES, check_digest, ec_public_key, kms_error
+from ._kms import CURVES, KmsKey, ec_public_key, kms_error
 
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _KEY_ID = rf"(?:{_UUID}|mrk-[0-9a-fA-F]{{32}})"
@@ -188,44 +188,17 @@ class _Public:
     key_id: str  # the key's ARN, so Sign uses the key read here even if an alias moves
 
 
-class AwsKmsKey:
-    """A key held in AWS KMS; its public key is read once, then each digest is signed there."""
-
-    def __init__(self, ref: _Ref, client: Any) -> None:
-        self._ref = ref
-        self._client = client
-        self._public: _Public | None = None
-
-    @property
-    def where(self) -> str:
-        return self._ref.uri
-
-    def _read(self) -> _Public:
-        if self._public is None:
-            self._public = _read_public(self._ref, self._client)
-        return self._public
-
-    def public_key(self) -> keys.PublicKey:
-        return self._read().key
-
-    def sign_digest(self, digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
-        public = self._read()
-        check_digest(self._ref.uri, digest, algorithm, public.hash_name)
-        reply = _call(
-            self._ref.uri,
-            self._client.sign,
-            KeyId=public.key_id,
-            Message=digest,
-            MessageType="DIGEST",
-            SigningAlgorithm=public.algorithm,
-        )
-        return bytes(reply["Signature"])
-
-    def certificates(self) -> list[x509.Certificate]:
-        return []  # KMS keeps no certificates (--cert gives one)
-
-    def close(self) -> None:
-        self._client.close()
+def _sign(ref: _Ref, client: Any, public: _Public, digest: bytes) -> bytes:
+    """Sign with the key GetPublicKey read (by its ARN); KMS answers in DER."""
+    reply = _call(
+        ref.uri,
+        client.sign,
+        KeyId=public.key_id,
+        Message=digest,
+        MessageType="DIGEST",
+        SigningAlgorithm=public.algorithm,
+    )
+    return bytes(reply["Signature"])
 
 
 def _read_public(ref: _Ref, client: Any) -> _Public:
@@ -255,7 +228,10 @@ def _read_public(ref: _Ref, client: Any) -> _Public:
 def open_key(uri: str, *, secrets: Secrets, env: Mapping[str, str]) -> HeldKey:
     """The AWS KMS key ``uri`` names (``secrets`` are unused: KMS has no PIN)."""
     ref = _parse(uri, env)
-    return AwsKmsKey(ref, _client(ref))
+    client = _client(ref)
+    return KmsKey(
+        uri, partial(_read_public, ref, client), partial(_sign, ref, client), client.close
+    )
 
 
 def public_key(uri: str, *, env: Mapping[str, str]) -> keys.PublicKey:
@@ -267,4 +243,4 @@ def public_key(uri: str, *, env: Mapping[str, str]) -> keys.PublicKey:
         key.close()
 
 
-__all__ = ["AwsKmsKey", "open_key", "public_key"]
+__all__ = ["open_key", "public_key"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from azure.core import exceptions as az
@@ -30,15 +31,13 @@ from azure.core.pipeline.transport import HttpTransport
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.keys import KeyClient
 from azure.keyvault.keys.crypto import SignatureAlgorithm
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ....codes import Code
 from ....errors import ModelsignError
 from .. import keys
 from . import HeldKey, Secrets
-from ._kms import CURVES, check_digest, der_from_raw, ec_public_key, kms_error
+from ._kms import CURVES, KmsKey, der_from_raw, ec_public_key, kms_error
 
 _URI = re.compile(
     r"azurekms://(?P<host>(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z0-9-]{1,63})"
@@ -159,40 +158,11 @@ class _Public:
     version: str  # the version read, so the same version signs
 
 
-class AzureKmsKey:
-    """A Key Vault key: its public key is read once, then each digest is signed there."""
-
-    def __init__(self, ref: _Ref, client: KeyClient, close: Callable[[], None]) -> None:
-        self._ref = ref
-        self._client = client
-        self._close = close
-        self._public: _Public | None = None
-
-    @property
-    def where(self) -> str:
-        return self._ref.uri
-
-    def _read(self) -> _Public:
-        if self._public is None:
-            self._public = _read_public(self._ref, self._client)
-        return self._public
-
-    def public_key(self) -> keys.PublicKey:
-        return self._read().key
-
-    def sign_digest(self, digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
-        public = self._read()
-        uri = self._ref.uri
-        check_digest(uri, digest, algorithm, public.hash_name)
-        crypto = self._client.get_cryptography_client(self._ref.name, key_version=public.version)
-        result = _call(uri, crypto.sign, public.algorithm, digest)
-        return der_from_raw(uri, bytes(result.signature), public.key.curve)
-
-    def certificates(self) -> list[x509.Certificate]:
-        return []  # a Key Vault key carries no certificate (--cert gives one)
-
-    def close(self) -> None:
-        self._close()
+def _sign(ref: _Ref, client: KeyClient, public: _Public, digest: bytes) -> bytes:
+    """Sign with the version read; Key Vault answers r || s, turned into DER."""
+    crypto = client.get_cryptography_client(ref.name, key_version=public.version)
+    result = _call(ref.uri, crypto.sign, public.algorithm, digest)
+    return der_from_raw(ref.uri, bytes(result.signature), public.key.curve)
 
 
 def _text(value: object) -> str:
@@ -232,7 +202,7 @@ def open_key(uri: str, *, secrets: Secrets, env: Mapping[str, str]) -> HeldKey:
     """The Key Vault key ``uri`` names (``secrets`` are unused: Key Vault has no PIN)."""
     ref = _parse(uri)
     client, close = _client(ref.vault_url)
-    return AzureKmsKey(ref, client, close)
+    return KmsKey(uri, partial(_read_public, ref, client), partial(_sign, ref, client), close)
 
 
 def public_key(uri: str, *, env: Mapping[str, str]) -> keys.PublicKey:
@@ -244,4 +214,4 @@ def public_key(uri: str, *, env: Mapping[str, str]) -> keys.PublicKey:
         key.close()
 
 
-__all__ = ["AzureKmsKey", "open_key", "public_key"]
+__all__ = ["open_key", "public_key"]

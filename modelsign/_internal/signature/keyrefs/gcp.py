@@ -26,12 +26,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from google.api_core import exceptions as api
 from google.api_core import retry as retries
 from google.auth import credentials as ga_credentials
@@ -42,7 +41,7 @@ from ....codes import Code
 from ....errors import ModelsignError
 from .. import keys
 from . import HeldKey, Secrets
-from ._kms import CURVES, check_digest, ec_public_key, kms_error
+from ._kms import CURVES, KmsKey, ec_public_key, kms_error
 
 #: The environment variable naming another Cloud KMS endpoint (a stand-in, a private one).
 ENDPOINT_VARIABLE = "MODELSIGN_GCPKMS_ENDPOINT"
@@ -199,52 +198,22 @@ class _Public:
     hash_name: str
 
 
-class GcpKmsKey:
-    """A Cloud KMS key version: its public key is read once, then each digest is signed there."""
-
-    def __init__(self, uri: str, name: str, client: kms.KeyManagementServiceClient) -> None:
-        self._uri = uri
-        self._name = name
-        self._client = client
-        self._public: _Public | None = None
-
-    @property
-    def where(self) -> str:
-        return self._uri
-
-    def _read(self) -> _Public:
-        if self._public is None:
-            self._public = _read_public(self._uri, self._name, self._client)
-        return self._public
-
-    def public_key(self) -> keys.PublicKey:
-        return self._read().key
-
-    def sign_digest(self, digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
-        public = self._read()
-        check_digest(self._uri, digest, algorithm, public.hash_name)
-        request = {
-            "name": self._name,
-            "digest": {public.hash_name: digest},
-            "digest_crc32c": crc32c(digest),
-        }
-        reply = _call(self._uri, self._client.asymmetric_sign, request)
-        signature = bytes(reply.signature)
-        if not reply.verified_digest_crc32c or (reply.name and reply.name != self._name):
-            raise kms_error(
-                self._uri, Code.KMS_ERROR, "Cloud KMS did not confirm the digest it signed (CRC32C)"
-            )
-        if reply.signature_crc32c != crc32c(signature):
-            raise kms_error(
-                self._uri, Code.KMS_ERROR, "the signature was damaged in transit (CRC32C mismatch)"
-            )
-        return signature
-
-    def certificates(self) -> list[x509.Certificate]:
-        return []  # Cloud KMS keeps no certificates (--cert gives one)
-
-    def close(self) -> None:
-        self._client.transport.close()  # type: ignore[no-untyped-call]
+def _sign(
+    uri: str, name: str, client: kms.KeyManagementServiceClient, public: _Public, digest: bytes
+) -> bytes:
+    """AsymmetricSign, its CRC32C checks both ways (the digest it signed, the signature)."""
+    request = {"name": name, "digest": {public.hash_name: digest}, "digest_crc32c": crc32c(digest)}
+    reply = _call(uri, client.asymmetric_sign, request)
+    signature = bytes(reply.signature)
+    if not reply.verified_digest_crc32c or (reply.name and reply.name != name):
+        raise kms_error(
+            uri, Code.KMS_ERROR, "Cloud KMS did not confirm the digest it signed (CRC32C)"
+        )
+    if reply.signature_crc32c != crc32c(signature):
+        raise kms_error(
+            uri, Code.KMS_ERROR, "the signature was damaged in transit (CRC32C mismatch)"
+        )
+    return signature
 
 
 def _read_public(uri: str, name: str, client: kms.KeyManagementServiceClient) -> _Public:
@@ -270,7 +239,13 @@ def _read_public(uri: str, name: str, client: kms.KeyManagementServiceClient) ->
 
 def open_key(uri: str, *, secrets: Secrets, env: Mapping[str, str]) -> HeldKey:
     """The Cloud KMS key version ``uri`` names (``secrets`` are unused: KMS has no PIN)."""
-    return GcpKmsKey(uri, _parse(uri), _client(uri, env))
+    name, client = _parse(uri), _client(uri, env)
+    return KmsKey(
+        uri,
+        partial(_read_public, uri, name, client),
+        partial(_sign, uri, name, client),
+        client.transport.close,
+    )
 
 
 def public_key(uri: str, *, env: Mapping[str, str]) -> keys.PublicKey:
@@ -282,4 +257,4 @@ def public_key(uri: str, *, env: Mapping[str, str]) -> keys.PublicKey:
         key.close()
 
 
-__all__ = ["ENDPOINT_VARIABLE", "GcpKmsKey", "crc32c", "open_key", "public_key"]
+__all__ = ["ENDPOINT_VARIABLE", "crc32c", "open_key", "public_key"]

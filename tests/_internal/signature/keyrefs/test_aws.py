@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +31,6 @@ from tests.helpers.safetensors_files import write_safetensors
 
 ARN = f"arn:aws:kms:{AWS_REGION}:{AWS_ACCOUNT}"
 UUID = "1234abcd-12ab-34cd-56ef-1234567890ab"
-
-
-@pytest.fixture(scope="module")
-def kms() -> Iterator[MotoKms]:
-    with kms_standins.moto_kms() as running:
-        yield running
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from modelsign._internal.signature.signers import KeySigner
 from modelsign._internal.signature.verifiers import CertificateVerifier, KeyVerifier
 from modelsign.errors import ModelsignError, VerificationError
 from tests.helpers import pki
-from tests.helpers.softhsm import PIN, SoftHsm, leaf_for, make_softhsm
+from tests.helpers.softhsm import PIN, SoftHsm, leaf_for
 
 PyKCS11 = pytest.importorskip("PyKCS11", reason="PyKCS11 is not installed (pip install .[pkcs11])")
 from modelsign._internal.signature.keyrefs import pkcs11  # noqa: E402 (needs PyKCS11)
@@ -39,14 +39,6 @@ from modelsign._internal.signature.keyrefs.pkcs11_token import error_for  # noqa
 WITH_PIN = Secrets(pin=PIN)
 P256 = pkcs11.CURVES["ec-p256"][0]
 SECP256K1 = bytes.fromhex("06052b8104000a")
-
-
-@pytest.fixture
-def hsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SoftHsm]:
-    """A SoftHSM2 set-up with one token, ``release`` (user PIN ``PIN``)."""
-    for hsm in make_softhsm(tmp_path, monkeypatch):
-        hsm.init_token("release")
-        yield hsm
 
 
 @pytest.fixture

@@ -152,7 +152,8 @@ class SignerOptions:
 
 
 def ask_pin(prompt: str) -> str:
-    return str(click.prompt(prompt, hide_input=True, err=True))
+    """Ask on the terminal, hidden (click adds the ": " a backend's prompt may end with)."""
+    return str(click.prompt(prompt.rstrip().rstrip(":"), hide_input=True, err=True))
 
 
 def password_from_env(var: str | None) -> bytes | None:

@@ -127,7 +127,7 @@ def _keygen_on_token(
     public = generate_held_key(uri, key_type, secrets=secrets)
     write_atomic(pub_path, keys.public_key_pem(public), force=force, mode=0o644)
     hint = keys.key_hint(public)
-    click.echo(f"made a {key_type} key on the token at {uri}; wrote {pub_path}", err=True)
+    click.echo(f"made an {key_type} key on the token at {uri}; wrote {pub_path}", err=True)
     click.echo(f"key hint: {hint}", err=True)
     click.echo(f"sign with: modelsign sign MODEL --key '{uri}'", err=True)
     if as_json:

@@ -8,6 +8,12 @@ the command line, exit codes, nothing written when signing fails, no traceback.
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -157,3 +163,29 @@ def test_a_kms_that_cannot_be_reached_or_refuses_writes_nothing(
         code, _, err = run("sign", str(model), "--key", uri)
         assert (code, wanted in err) == (2, True), (uri, err)
         assert not (model / "model.sig").exists()
+
+
+def test_the_pin_is_asked_on_a_terminal_hidden(hsm: SoftHsm, model: Path, tmp_path: Path) -> None:
+    """The real command in a pseudo-terminal: it asks once, and the PIN is not echoed."""
+    uri, _ = keygen_on_token(hsm, tmp_path)
+    leader, follower = pty.openpty()
+    command = [sys.executable, "-m", "modelsign", "sign", str(model), "--key", uri]
+    with subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower) as proc:
+        os.close(follower)
+        seen = _read_until(leader, b"PIN for PKCS#11 token 'release': ")
+        os.write(leader, f"{PIN}\r".encode())
+        seen += _read_until(leader, b"wrote ")
+        assert proc.wait(timeout=60) == 0, seen
+    os.close(leader)
+    assert seen.count(b"PIN for") == 1 and b"': :" not in seen and PIN.encode() not in seen
+    assert (model / "model.sig").is_file()
+
+
+def _read_until(fd: int, wanted: bytes, timeout: float = 60) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while wanted not in seen:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        assert ready, f"no {wanted!r} in {seen!r}"
+        seen += os.read(fd, 4096)
+    return seen

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import warnings
 
-from ._internal.manifest import Manifest, build_manifest, load_manifest
+from ._internal.manifest import Manifest, load_manifest
 from ._internal.signature.signers import KeySigner, Signer
 from ._internal.signature.sigstore import SigstoreSigner, SigstoreVerifier, load_trusted_root
 from ._internal.signature.verifiers import (
@@ -36,7 +36,7 @@ from .errors import (
 )
 from .issues import Issue
 from .policy import Policy, load_policy
-from .sign import SignResult, sign
+from .sign import SignResult, build_manifest, sign
 from .verify import VerificationResult, verify
 
 __all__ = [

@@ -11,7 +11,7 @@ from ._internal._atomic import write_atomic
 from ._internal.discover import GIT_PATHS, ModelTree
 from ._internal.findings import Finding
 from ._internal.hashing import FileDigests, TensorHash, hash_shards
-from ._internal.manifest import FileEntry, Manifest
+from ._internal.manifest import FileEntry, Manifest, manifest_for_tree
 from ._internal.manifest.build import hash_tree, manifest_from_digests
 from ._internal.metadata.provenance import SourceRepo
 from ._internal.signature.attestation import build_attestation, load_signature, merged_claims
@@ -52,6 +52,39 @@ class SignResult:
     reused: int = 0
     #: Files read: hashed for the manifest or, reused ones, for their shard digests only.
     read: int = 0
+
+
+def build_manifest(
+    model: str | os.PathLike[str],
+    *,
+    tensor_hash: TensorHash | None = "blake3",
+    ignore: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    allow_symlinks: bool = False,
+    source: SourceRepo | None = None,
+    parents: Sequence[Manifest] = (),
+    env: Mapping[str, str] | None = None,
+    jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Manifest:
+    """Discover, strictly parse and digest ``model``; return the manifest ``sign`` would sign.
+
+    modelsign's own signature and claims files are never part of a model, so
+    a signed model's manifest (and its digest) is the one its signing made.
+    ``tensor_hash=None`` skips tensor digests: files are still parsed strictly
+    and fully digested. ``progress(done, total)`` gets byte counts from the
+    hashing threads.
+    """
+    tree, _ = model_tree(model, ignore=ignore, exclude=exclude, allow_symlinks=allow_symlinks)
+    return manifest_for_tree(
+        tree,
+        tensor_hash=tensor_hash,
+        source=source,
+        parents=parents,
+        env=env,
+        jobs=jobs,
+        progress=progress,
+    )
 
 
 def sign(

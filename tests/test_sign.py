@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from modelsign._internal.manifest import Manifest
+import modelsign
+from modelsign._internal.manifest import Manifest, build_manifest
 from modelsign._internal.signature.signers import KeySigner
 from modelsign._internal.signature.statement import PREDICATE_V1
 from modelsign.errors import FormatError, InputError
@@ -226,3 +227,15 @@ def test_the_reuse_cache_keeps_the_newest_signings(
     records = sorted(os.listdir(_statcache.cache_dir()))
     assert len(records) == 2
     assert _statcache.load(Path(made[-1].signature).read_bytes()) != {}  # the newest is kept
+
+
+def test_the_public_build_manifest_is_what_sign_signs(tiny_model: Path, signer: KeySigner) -> None:
+    """modelsign.build_manifest, like `modelsign manifest`, leaves the signature out of a model."""
+    before = modelsign.build_manifest(tiny_model)
+    res = sign(tiny_model, signer=signer, env={})
+    after = modelsign.build_manifest(tiny_model)
+    assert "model.sig" not in {f.path for f in after.files}
+    assert "claims.jsonl" not in {f.path for f in after.files}
+    assert before.digest() == after.digest() == res.manifest.digest()
+    raw = build_manifest(tiny_model)  # the internal builder: every file discovery finds
+    assert {"model.sig", "claims.jsonl"} <= {f.path for f in raw.files}

@@ -6,9 +6,9 @@ import click
 
 from .._internal._atomic import write_atomic
 from .._internal.hashing import TENSOR_HASHES
-from .._internal.manifest import load_manifest, manifest_for_tree
+from .._internal.manifest import load_manifest
 from .._internal.metadata.provenance import parse_source
-from .._internal.signature.own import model_tree
+from ..sign import build_manifest
 from . import cli
 from ._options import model_options, origin_options, progress_bar, refuse_existing
 from ._report import json_option
@@ -51,11 +51,12 @@ def manifest_cmd(
     """
     refuse_existing(output, force)
     parent_manifests = [load_manifest(p) for p in parents]
-    tree, _ = model_tree(model, ignore=ignore, allow_symlinks=allow_symlinks)
     with progress_bar(True, "hashing") as progress:
-        m = manifest_for_tree(
-            tree,
+        m = build_manifest(
+            model,
             tensor_hash=None if no_tensors else tensor_hash,  # type: ignore[arg-type]
+            ignore=ignore,
+            allow_symlinks=allow_symlinks,
             source=parse_source(source) if source else None,
             parents=parent_manifests,
             jobs=jobs,

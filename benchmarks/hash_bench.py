@@ -123,15 +123,14 @@ def model_signing_hash(root: Path) -> None:
 
 
 def modelsign_hash(root: Path, tensor_hash: str | None) -> None:
-    from modelsign._internal.manifest import build_manifest
+    from modelsign.sign import build_manifest
 
     build_manifest(root, tensor_hash=tensor_hash, env={})  # type: ignore[arg-type]
 
 
 def peak_rss_mb(root: Path) -> float:
     code = (
-        "import sys; from modelsign._internal.manifest import build_manifest; "
-        "build_manifest(sys.argv[1], env={})"
+        "import sys; from modelsign.sign import build_manifest; build_manifest(sys.argv[1], env={})"
     )
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     subprocess.run([sys.executable, "-c", code, str(root)], check=True)

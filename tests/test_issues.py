@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from modelsign._internal.check.compare import Problem
 from modelsign._internal.findings import Finding
-from modelsign._internal.manifest import Manifest, build_manifest, parse_manifest
+from modelsign._internal.manifest import Manifest, parse_manifest
 from modelsign.codes import Category, Code
 from modelsign.diff.report import CHANGE_CODES, Change, TensorChange
 from modelsign.errors import InputError, ModelsignError, VerificationError
@@ -24,6 +24,7 @@ from modelsign.policy import (
     evaluate,
     parse_policy,
 )
+from modelsign.sign import build_manifest
 
 # A manifest written before findings were issues (modelsign 0.1.0, canonical form):
 # a finding names its file with "path". It must read, and write the same bytes.

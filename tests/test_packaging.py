@@ -41,7 +41,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import modelsign
-from modelsign._internal.manifest import build_manifest
+from modelsign.sign import build_manifest
 from tests.helpers.examples import build_example
 from tests.helpers.paths import ROOT
 

@@ -21,7 +21,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 
 import modelsign.cli.sbom  # noqa: F401  (registers the command until cli/__init__ imports it)
 from modelsign import KeySigner, sign
-from modelsign._internal.manifest import Manifest, build_manifest, load_manifest
+from modelsign._internal.manifest import Manifest, load_manifest
 from modelsign._internal.metadata.card import parse_model_card
 from modelsign._internal.metadata.licence import Licence
 from modelsign._internal.metadata.provenance import SourceRepo
@@ -34,6 +34,7 @@ from modelsign.sbom import (
     model_card,
     model_component,
 )
+from modelsign.sign import build_manifest
 from tests.helpers.onnx_files import quantized_model, save_external
 from tests.helpers.signing import payload_of, shared_key, sign_payload, strip_marker
 

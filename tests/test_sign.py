@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 import modelsign
-from modelsign._internal.manifest import Manifest, build_manifest
+from modelsign._internal.discover import discover
+from modelsign._internal.manifest import Manifest, manifest_for_tree
 from modelsign._internal.signature.signers import KeySigner
 from modelsign._internal.signature.statement import PREDICATE_V1
 from modelsign.errors import FormatError, InputError
@@ -237,5 +238,5 @@ def test_the_public_build_manifest_is_what_sign_signs(tiny_model: Path, signer: 
     assert "model.sig" not in {f.path for f in after.files}
     assert "claims.jsonl" not in {f.path for f in after.files}
     assert before.digest() == after.digest() == res.manifest.digest()
-    raw = build_manifest(tiny_model)  # the internal builder: every file discovery finds
+    raw = manifest_for_tree(discover(str(tiny_model)))  # every file discovery finds
     assert {"model.sig", "claims.jsonl"} <= {f.path for f in raw.files}

@@ -10,7 +10,7 @@ import pytest
 import rfc8785
 
 from modelsign._internal._json import canonical_dumps, paused_gc, strict_loads
-from modelsign._internal.manifest import build_manifest
+from modelsign.sign import build_manifest
 
 CASES: list[Any] = [
     {"b": 1, "a": [1, 2, {"z": None, "y": True}], "c": "x"},

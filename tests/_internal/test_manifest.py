@@ -16,10 +16,11 @@ import pytest
 import rfc8785
 from safetensors.numpy import save_file
 
-from modelsign._internal.manifest import build_manifest, load_manifest, parse_manifest
+from modelsign._internal.manifest import load_manifest, parse_manifest
 from modelsign._internal.metadata.provenance import parse_source
 from modelsign.codes import Code
 from modelsign.errors import DiscoveryError, FormatError, ManifestError
+from modelsign.sign import build_manifest
 from tests.helpers.hf_cache import make_hf_cache
 from tests.helpers.onnx_files import gemm_model, save_external
 

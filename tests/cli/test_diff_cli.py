@@ -9,12 +9,11 @@ from pathlib import Path
 from click.testing import CliRunner
 
 import modelsign.cli.diff  # noqa: F401  (registers the command)
-from modelsign._internal.manifest import build_manifest
 from modelsign._internal.signature import keys
 from modelsign._internal.signature.signers import KeySigner
 from modelsign.cli import cli
 from modelsign.diff import UNVERIFIED_NOTE
-from modelsign.sign import sign
+from modelsign.sign import build_manifest, sign
 from tests.helpers.signing import flip_byte, shared_key
 
 # Diff version 2: a change is an issue (file, expected, actual, severity; version 1 had

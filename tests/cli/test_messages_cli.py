@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from gguf import GGUFReader
 from rich.console import Console
 
-from modelsign._internal.manifest import build_manifest
 from modelsign.cli import cli
 from modelsign.cli.inspect import render
 from modelsign.errors import InputError, VerificationError
+from modelsign.sign import build_manifest
 from tests.helpers.gguf_files import write_gguf
 from tests.helpers.signing import KeyPair, flip_byte
 

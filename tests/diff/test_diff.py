@@ -14,13 +14,12 @@ from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
 from gguf import GGUFReader
 
-from modelsign._internal.manifest import build_manifest
 from modelsign._internal.metadata.provenance import parse_source
 from modelsign._internal.signature import keys
 from modelsign._internal.signature.signers import KeySigner
 from modelsign.diff import UNVERIFIED_NOTE, ModelDiff, diff_models, layer_index, layer_ranges
 from modelsign.errors import InputError, SignatureError
-from modelsign.sign import sign
+from modelsign.sign import build_manifest, sign
 from tests.helpers.gguf_files import QT, quantized, random_quant, write_gguf
 from tests.helpers.keras_files import WEIGHTS, dense, keras_archive
 from tests.helpers.pki import build_pki, issue, leaf_usage, make_key

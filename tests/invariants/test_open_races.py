@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-import modelsign._internal.manifest.build as manifest_module
-from modelsign._internal.manifest import build_manifest
+import modelsign._internal.signature.own as manifest_module  # where build_manifest discovers
 from modelsign._internal.signature.verifiers import KeyVerifier
 from modelsign.errors import ModelsignError, VerificationError
 from modelsign.load import load_safetensors
+from modelsign.sign import build_manifest
 from modelsign.verify import verify
 from tests.helpers.deadline import in_thread
 from tests.helpers.signing import shared_key

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from modelsign._internal.discover import discover
-from modelsign._internal.manifest import FileEntry, Manifest, build_manifest, manifest_for_tree
+from modelsign._internal.manifest import FileEntry, Manifest, manifest_for_tree
 from modelsign._internal.signature.verifiers import KeyVerifier
 from modelsign.cli import cli
 from modelsign.errors import InputError
@@ -31,6 +31,7 @@ from modelsign.policy import (
     explain,
     parse_policy,
 )
+from modelsign.sign import build_manifest
 from tests.helpers.pickles import (
     dangerous_checkpoint,
     rewritten_builder,

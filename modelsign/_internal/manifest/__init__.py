@@ -7,7 +7,7 @@
   quantization, provenance).
 """
 
-from .build import build_manifest, manifest_for_tree, metadata_manifest
+from .build import manifest_for_tree, metadata_manifest
 from .entries import weights_info
 from .schema import (
     MANIFEST_KIND,
@@ -40,7 +40,6 @@ __all__ = [
     "TensorEntry",
     "Tool",
     "WeightsInfo",
-    "build_manifest",
     "covering_parts",
     "load_manifest",
     "looks_like_manifest",

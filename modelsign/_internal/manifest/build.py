@@ -1,4 +1,4 @@
-"""Building a manifest: discover → hash every file once → entries → model metadata.
+"""Building a manifest: a discovered model → hash every file once → entries → model metadata.
 
 The metadata readers (model card, licence, config, shard index) work on the
 small files the hashing pipeline captured while it digested them, so nothing
@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from ..._version import __version__
 from ...codes import Code
 from ...errors import ManifestError
-from ..discover import ModelTree, discover
+from ..discover import ModelTree
 from ..findings import Finding
 from ..formats.shards import check_safetensors_index
 from ..hashing import FileDigests, TensorHash, hash_files, peek_file
@@ -40,37 +40,6 @@ _INDEX_SUFFIX = ".safetensors.index.json"
 
 #: Entries (and their findings) known to be current, by file name: taken as they are.
 Reuse = Mapping[str, tuple[FileEntry, list[Finding]]]
-
-
-def build_manifest(
-    model: str | os.PathLike[str],
-    *,
-    tensor_hash: TensorHash | None = "blake3",
-    ignore: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    allow_symlinks: bool = False,
-    source: SourceRepo | None = None,
-    parents: Sequence[Manifest] = (),
-    env: Mapping[str, str] | None = None,
-    jobs: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> Manifest:
-    """Discover, strictly parse and digest ``model``; return its manifest.
-
-    ``tensor_hash=None`` skips tensor digests (``--no-tensors``): files are
-    still parsed strictly and fully digested. ``progress(done, total)`` is
-    called with byte counts from the hashing threads.
-    """
-    tree = discover(model, ignore=ignore, exclude=exclude, allow_symlinks=allow_symlinks)
-    return manifest_for_tree(
-        tree,
-        tensor_hash=tensor_hash,
-        source=source,
-        parents=parents,
-        env=env,
-        jobs=jobs,
-        progress=progress,
-    )
 
 
 def manifest_for_tree(

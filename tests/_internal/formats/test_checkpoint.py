@@ -20,9 +20,9 @@ import torch
 
 from modelsign._internal.formats.checkpoint import read_checkpoint
 from modelsign._internal.formats.layout import TensorSpan
-from modelsign._internal.manifest import build_manifest
 from modelsign.codes import Code
 from modelsign.errors import FormatError
+from modelsign.sign import build_manifest
 from tests.helpers.safetensors_files import torch_tensor_bytes
 from tests.helpers.torch_files import read_file, rewrite, save, state_dict
 

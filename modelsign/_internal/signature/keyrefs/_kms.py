@@ -7,7 +7,7 @@ it); nothing an SDK raises reaches the caller as a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Generic, Protocol, TypeVar
 
 from cryptography import x509
@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from ....codes import Category, Code
 from ....errors import InputError, ModelsignError, SignatureError
 from .. import keys
+from . import NO_SECRETS, HeldKey
 
 #: The curves a KMS key may be on, by the names each provider gives them.
 CURVES: dict[str, ec.EllipticCurve] = {
@@ -130,6 +131,21 @@ class KmsKey(Generic[P]):
         self._close()
 
 
+def public_key_reader(
+    open_key: Callable[..., HeldKey],
+) -> Callable[..., keys.PublicKey]:
+    """A backend's ``public_key(uri, *, env)``: open the key, read its public half, close."""
+
+    def public_key(uri: str, *, env: Mapping[str, str]) -> keys.PublicKey:
+        key = open_key(uri, secrets=NO_SECRETS, env=env)
+        try:
+            return key.public_key()
+        finally:
+            key.close()
+
+    return public_key
+
+
 __all__ = [
     "CURVES",
     "KmsKey",
@@ -138,4 +154,5 @@ __all__ = [
     "der_from_raw",
     "ec_public_key",
     "kms_error",
+    "public_key_reader",
 ]

@@ -39,7 +39,7 @@ from ....codes import Code
 from ....errors import ModelsignError
 from .. import keys
 from . import HeldKey, Secrets
-from ._kms import CURVES, KmsKey, ec_public_key, kms_error
+from ._kms import CURVES, KmsKey, ec_public_key, kms_error, public_key_reader
 
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _KEY_ID = rf"(?:{_UUID}|mrk-[0-9a-fA-F]{{32}})"
@@ -234,13 +234,8 @@ def open_key(uri: str, *, secrets: Secrets, env: Mapping[str, str]) -> HeldKey:
     )
 
 
-def public_key(uri: str, *, env: Mapping[str, str]) -> keys.PublicKey:
-    """The public key of the AWS KMS key ``uri`` names, read with GetPublicKey."""
-    key = open_key(uri, secrets=Secrets(), env=env)
-    try:
-        return key.public_key()
-    finally:
-        key.close()
+#: The public half of the key a URI names, read from the KMS (no PIN: KMS has none).
+public_key = public_key_reader(open_key)
 
 
 __all__ = ["open_key", "public_key"]

@@ -35,9 +35,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ....codes import Code
 from ....errors import ModelsignError
-from .. import keys
 from . import HeldKey, Secrets
-from ._kms import CURVES, KmsKey, der_from_raw, ec_public_key, kms_error
+from ._kms import CURVES, KmsKey, der_from_raw, ec_public_key, kms_error, public_key_reader
 
 _URI = re.compile(
     r"azurekms://(?P<host>(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z0-9-]{1,63})"
@@ -205,13 +204,8 @@ def open_key(uri: str, *, secrets: Secrets, env: Mapping[str, str]) -> HeldKey:
     return KmsKey(uri, partial(_read_public, ref, client), partial(_sign, ref, client), close)
 
 
-def public_key(uri: str, *, env: Mapping[str, str]) -> keys.PublicKey:
-    """The public key of the Key Vault key ``uri`` names."""
-    key = open_key(uri, secrets=Secrets(), env=env)
-    try:
-        return key.public_key()
-    finally:
-        key.close()
+#: The public half of the key a URI names, read from the KMS (no PIN: KMS has none).
+public_key = public_key_reader(open_key)
 
 
 __all__ = ["open_key", "public_key"]

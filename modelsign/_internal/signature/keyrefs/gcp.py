@@ -41,7 +41,7 @@ from ....codes import Code
 from ....errors import ModelsignError
 from .. import keys
 from . import HeldKey, Secrets
-from ._kms import CURVES, KmsKey, ec_public_key, kms_error
+from ._kms import CURVES, KmsKey, ec_public_key, kms_error, public_key_reader
 
 #: The environment variable naming another Cloud KMS endpoint (a stand-in, a private one).
 ENDPOINT_VARIABLE = "MODELSIGN_GCPKMS_ENDPOINT"
@@ -248,13 +248,8 @@ def open_key(uri: str, *, secrets: Secrets, env: Mapping[str, str]) -> HeldKey:
     )
 
 
-def public_key(uri: str, *, env: Mapping[str, str]) -> keys.PublicKey:
-    """The public key of the Cloud KMS key version ``uri`` names."""
-    key = open_key(uri, secrets=Secrets(), env=env)
-    try:
-        return key.public_key()
-    finally:
-        key.close()
+#: The public half of the key a URI names, read from the KMS (no PIN: KMS has none).
+public_key = public_key_reader(open_key)
 
 
 __all__ = ["ENDPOINT_VARIABLE", "crc32c", "open_key", "public_key"]

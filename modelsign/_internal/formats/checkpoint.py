@@ -23,17 +23,25 @@ from ...errors import FormatError
 from ...issues import Issue
 from .._atomic import open_regular_fd
 from .layout import TensorSpan, WeightLayout
+from .numpy_format import MAGIC as NUMPY_MAGIC
 from .numpy_format import member_objects
 from .pickle import sniff_pickle
 from .pickle_scan import PickleScan, scan_pickles
 from .torch_state import STORAGE_DTYPES, TorchTensor, torch_tensors
-from .ziparchive import DEFLATED, STORED, ReadAt, ZipArchive, ZipMember, read_member, read_zip
+from .ziparchive import (
+    DEFLATED,
+    STORED,
+    ZIP_MAGIC,
+    ReadAt,
+    ZipArchive,
+    ZipMember,
+    read_member,
+    read_zip,
+)
 
 MAX_ZIP_DEPTH: Final = 2
 """How deep a ZIP inside a ZIP member is followed (deeper is an error)."""
 _STORAGE_RECORD: Final = re.compile(r"(?:[^/]+/)?data/[0-9]+")
-#: What ``torch.load`` tests to tell a ZIP checkpoint from a pickle: a local header first.
-ZIP_MAGIC: Final = b"PK\x03\x04"
 _PICKLE_MAGIC: Final = tuple(bytes([0x80, p]) for p in range(2, 6))
 
 
@@ -139,9 +147,9 @@ def _kind(m: ZipMember, head: bytes) -> str | None:
     lower = m.name.lower()
     if lower.endswith(".pkl"):
         return "pickle"
-    if head.startswith(b"PK\x03\x04"):
+    if head.startswith(ZIP_MAGIC):
         return "zip"
-    if head.startswith(b"\x93NUMPY"):
+    if head.startswith(NUMPY_MAGIC):
         return "npy"
     if head.startswith(_PICKLE_MAGIC) or sniff_pickle(head, lower) == "pickle":
         return "pickle"

@@ -37,7 +37,7 @@ from ...errors import FormatError
 from ..findings import Finding
 from .layout import TensorSpan, WeightLayout
 from .pickle_scan import MAX_PICKLE_BYTES, PickleScan, scan_pickle
-from .ziparchive import DEFLATED, ReadAt, ZipMember, read_member, read_zip
+from .ziparchive import DEFLATED, ZIP_MAGIC, ReadAt, ZipMember, read_member, read_zip
 
 MAGIC: Final = b"\x93NUMPY"
 HEADER_LIMIT: Final = 10_000
@@ -391,7 +391,7 @@ def read_npz(read: ReadAt, size: int, path: str) -> NumpyFile:
 
 def read_numpy(read: ReadAt, size: int, path: str) -> NumpyFile:
     """A ``.npy`` file or ``.npz`` archive, told apart by its first bytes."""
-    if read(min(size, 4), 0) == b"PK\x03\x04":
+    if read(min(size, 4), 0) == ZIP_MAGIC:
         return read_npz(read, size, path)
     return read_npy(read, size, path)
 

@@ -183,7 +183,6 @@ class _Walk:
         self.op_types: dict[str, int] = {}
         self.nbits: list[int] = []  # MatMulNBits' bits, one per node
         self.nodes = 0
-        self.initializers = 0  # of graphs at depth 1 (the main graph, training graphs)
 
     def add(self, tensor: OnnxTensor, name: str) -> None:
         if len(self.tensors) >= MAX_TENSORS:
@@ -232,9 +231,7 @@ class _Walk:
                 texts[n] = r.string(f, f"the model's {f.name}")
             elif n == 7:
                 ints[7] = 1
-                main = -self.initializers  # (a training graph may come first)
-                self.graph(f, 1)
-                main += self.initializers
+                main = self.graph(f, 1)
             elif n == 8:
                 self.opset(f, opsets)
             elif n == 14:
@@ -320,13 +317,15 @@ class _Walk:
 
     # -- graphs, nodes, attributes -------------------------------------------------------------
 
-    def graph(self, f: Field, depth: int) -> None:
+    def graph(self, f: Field, depth: int) -> int:
+        """Walk a graph; the number of its own initializers, sparse ones included."""
         if depth > MAX_DEPTH:
             raise self.r.error(
                 Code.ONNX_TOO_DEEP,
                 f"graphs nest more than {MAX_DEPTH} deep (at byte {f.start})",
             )
         nodes: list[_Node] = []
+        initializers = 0
         for g in self.r.fields(f.start, f.end, _GRAPH, "GraphProto"):
             if g.number == 1:
                 nodes.append(self.node(g, depth))
@@ -337,11 +336,12 @@ class _Walk:
                         Code.ONNX_BAD_TENSOR, f"an initializer at byte {g.start} has no name"
                     )
                 self.add(tensor, tensor.name)
-                self.initializers += depth == 1
+                initializers += 1
             elif g.number == 15:
                 self.sparse(g, named=True)
-                self.initializers += depth == 1
+                initializers += 1
         self.label_nodes(nodes)
+        return initializers
 
     def sparse(self, f: Field, *, named: bool) -> None:
         """A sparse tensor: its values and indices, ``…/values`` and ``…/indices``."""

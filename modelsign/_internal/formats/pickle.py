@@ -12,10 +12,10 @@ import io
 import pickletools
 import re
 
+from .ziparchive import ZIP_MAGIC
+
 TORCH_EXTENSIONS = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib")
 """Names under which pickle-based checkpoints are usually published."""
-
-_ZIP_LOCAL = b"PK\x03\x04"
 
 _OPCODES = {op.code: op for op in pickletools.opcodes}
 # Opcodes a protocol 0/1 pickle can start with: each pushes onto an empty stack.
@@ -29,7 +29,7 @@ def sniff_pickle(head: bytes, lower_name: str) -> str | None:
     :func:`~.checkpoint.read_checkpoint`), ``"pickle"`` for a pickle stream, else ``None``.
     """
     pickle_name = lower_name.endswith(TORCH_EXTENSIONS)
-    if head.startswith(_ZIP_LOCAL):
+    if head.startswith(ZIP_MAGIC):
         return "torch-zip" if pickle_name else None
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return "pickle"

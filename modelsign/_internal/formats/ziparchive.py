@@ -27,6 +27,8 @@ MAX_MEMBERS: Final = 1_000_000
 MAX_MEMBER_BYTES = 256 << 20
 """Largest member read whole (a pickle, a nested ZIP, an object array, a config)."""
 
+#: A local header's signature: what a ZIP starts with (and ``torch.load`` tests for one).
+ZIP_MAGIC: Final = b"PK\x03\x04"
 #: ``read(n, offset)``: up to ``n`` bytes at ``offset`` (an ``os.pread`` or a buffer slice).
 ReadAt = Callable[[int, int], bytes]
 
@@ -264,7 +266,7 @@ def _local(read: ReadAt, c: _Central, cd_offset: int) -> ZipMember:
         raise _error(f"local header of {c.name!r} at byte {c.offset} is past the members")
     f = _LOCAL.unpack(_exact(read, _LOCAL.size, c.offset, f"local header of {c.name!r}"))
     sig, _, flags, method, _, _, crc, csize, size, name_len, extra_len = f
-    if sig != b"PK\x03\x04":
+    if sig != ZIP_MAGIC:
         raise _error(f"no local header for {c.name!r} at byte {c.offset}", Code.ZIP_HEADER_MISMATCH)
     var = _exact(read, name_len + extra_len, c.offset + _LOCAL.size, f"name of {c.name!r}")
     mismatch = []

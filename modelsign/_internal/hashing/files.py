@@ -27,12 +27,13 @@ from ...errors import DiscoveryError, FormatError, ModelsignError
 from ..discover import ModelFile
 from ..findings import Finding
 from ..formats import SNIFF_BYTES, FileFormat, detect_format, parse_weights
-from ..formats.checkpoint import ZIP_MAGIC, read_checkpoint
+from ..formats.checkpoint import read_checkpoint
 from ..formats.keras import HDF5_MAGIC, read_keras
 from ..formats.layout import WeightLayout
 from ..formats.numpy_format import read_numpy
 from ..formats.pickle import TORCH_EXTENSIONS
 from ..formats.pickle_scan import PickleScan, scan_pickles
+from ..formats.ziparchive import ZIP_MAGIC
 from .algorithms import TensorHash, digest_bytes
 from .reading import CHUNK, check_unchanged, open_checked, pread_all
 from .segments import SegmentFeeder, segments
@@ -319,11 +320,12 @@ def examine_pickles(d: FileDigests, fd: int, size: int, head: bytes) -> None:
     since plenty of ordinary archives are not strictly formed.
     """
     path = d.file.path
+    zip_file = head[:4] == ZIP_MAGIC
     # Protocols 0 and 1 have no magic: "colon\n" in a .bin file looks like one.
-    magic = head[:4] == ZIP_MAGIC or head[:1] == b"\x80"
+    magic = zip_file or head[:1] == b"\x80"
     strict = d.format == "pickle" and magic and path.lower().endswith(TORCH_EXTENSIONS)
     try:
-        if head[:4] == ZIP_MAGIC:
+        if zip_file:
             found = read_checkpoint(lambda n, at: os.pread(fd, n, at), size, path)
             if found is not None:
                 d.format, d.pickle_members = "pickle", found.pickle_members
@@ -334,7 +336,6 @@ def examine_pickles(d: FileDigests, fd: int, size: int, head: bytes) -> None:
         exc.path = path
         if strict:
             raise
-        zip_file = head[:4] == ZIP_MAGIC
         d.findings.append(
             Finding(
                 code=Code.ZIP_UNREADABLE if zip_file else exc.code,

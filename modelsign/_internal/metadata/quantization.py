@@ -151,7 +151,7 @@ def file_quantization(layout: WeightLayout) -> FileQuantization:
         bits_per_weight=_bits_per_weight(nbytes, elements),
         file_type=file_type,
         scheme=scheme if isinstance(scheme, str) else None,
-        bits=bits if isinstance(bits, int) and not isinstance(bits, bool) else None,
+        bits=_int(bits),
     )
 
 
@@ -211,18 +211,7 @@ def _gguf_scheme(
             )
     if not typed:
         return None
-    # Largest by tensor bytes; the path breaks ties so the choice is stable.
-    path, (file_type, largest) = max(typed.items(), key=lambda item: (item[1][1].bytes, item[0]))
-    if len({ft for ft, _ in typed.values()}) > 1:
-        listing = ", ".join(f"{p}={ft}" for p, (ft, _) in typed.items())
-        findings.append(
-            Finding(
-                code=Code.QUANTIZATION_MIXED,
-                severity="warning",
-                message=f"GGUF files declare different file types ({listing}); "
-                f"the scheme of the largest file, {path}, is recorded",
-            )
-        )
+    path, file_type, largest = _largest(typed, "GGUF files declare different file types", findings)
     if file_type in _FLOAT_FILE_TYPES:
         return None
     # GUESSED and unknown values are a scheme only if the tensors bear it out.
@@ -236,24 +225,36 @@ def _graph_scheme(
     files: Mapping[str, FileQuantization], findings: list[Finding]
 ) -> _Declared | None:
     """The scheme ONNX graphs show (QDQ, QLinear, MatMulNBits); the largest file's if several."""
-    shown = {p: fq for p, fq in sorted(files.items()) if fq.scheme is not None}
+    shown = {p: (fq.scheme, fq) for p, fq in sorted(files.items()) if fq.scheme is not None}
     if not shown:
         return None
-    # Largest by tensor bytes (a model with external data has few); the path breaks ties.
-    path, largest = max(shown.items(), key=lambda item: (item[1].bytes, item[0]))
-    if len({fq.scheme for fq in shown.values()}) > 1:
-        listing = ", ".join(f"{p}={fq.scheme}" for p, fq in shown.items())
+    # (a model with external data has few tensor bytes in its .onnx file)
+    mixed = "ONNX graphs show different quantization schemes"
+    path, scheme, largest = _largest(shown, mixed, findings)
+    declared = _Declared(scheme, f"{path}:graph")
+    declared.bits = largest.bits
+    return declared
+
+
+def _largest(
+    schemes: Mapping[str, tuple[str, FileQuantization]], mixed: str, findings: list[Finding]
+) -> tuple[str, str, FileQuantization]:
+    """The largest file of ``schemes`` (by path, sorted): its path, scheme and measurement.
+
+    Largest by tensor bytes; the path breaks ties so the choice is stable. Files
+    of different schemes are a ``QUANTIZATION_MIXED`` finding (``mixed`` says how).
+    """
+    path, (scheme, largest) = max(schemes.items(), key=lambda item: (item[1][1].bytes, item[0]))
+    if len({s for s, _ in schemes.values()}) > 1:
+        listing = ", ".join(f"{p}={s}" for p, (s, _) in schemes.items())
         findings.append(
             Finding(
                 code=Code.QUANTIZATION_MIXED,
                 severity="warning",
-                message=f"ONNX graphs show different quantization schemes ({listing}); "
-                f"the scheme of the largest file, {path}, is recorded",
+                message=f"{mixed} ({listing}); the scheme of the largest file, {path}, is recorded",
             )
         )
-    declared = _Declared(str(largest.scheme), f"{path}:graph")
-    declared.bits = largest.bits
-    return declared
+    return path, scheme, largest
 
 
 def _int(value: object) -> int | None:

@@ -22,14 +22,13 @@ import PyKCS11
 from asn1crypto.core import OctetString
 from asn1crypto.keys import ECDomainParameters
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from ....codes import Code
 from ....errors import InputError, SignatureError
-from .. import keys
+from .. import certs, keys
 from . import NO_SECRETS, Secrets
 from .pkcs11_token import Token, find_pin, log_in, opened, pkcs11_errors, refuse_pin_value
 from .pkcs11_uri import Pkcs11Uri, format_id, parse
@@ -474,25 +473,15 @@ def _chain(leaf: x509.Certificate, pool: Sequence[x509.Certificate]) -> list[x50
     """``leaf``, then its issuers from ``pool`` (by name and signature), below the root."""
     chain = [leaf]
     while len(chain) <= _MAX_CHAIN and not _self_signed(chain[-1]):
-        issuer = next((c for c in pool if c not in chain and _issued(chain[-1], c)), None)
+        issuer = next((c for c in pool if c not in chain and certs.signed_by(chain[-1], c)), None)
         if issuer is None or _self_signed(issuer):
             break
         chain.append(issuer)
     return chain
 
 
-def _issued(child: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if child.issuer != issuer.subject:
-        return False
-    try:
-        child.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
 def _self_signed(cert: x509.Certificate) -> bool:
-    return cert.issuer == cert.subject and _issued(cert, cert)
+    return cert.issuer == cert.subject and certs.signed_by(cert, cert)
 
 
 __all__ = ["CURVES", "Pkcs11Key", "generate_key", "open_key", "public_key"]

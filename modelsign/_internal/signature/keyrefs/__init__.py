@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from ....codes import Code
 from ....errors import InputError, SignatureError
@@ -207,13 +208,16 @@ def sign_held(key: HeldKey, data: bytes) -> bytes:
     algorithm = keys.hash_for(public)
     h = hashes.Hash(algorithm)
     h.update(data)
-    signature = key.sign_digest(h.finalize(), algorithm)
-    if not keys.verify_bytes(public, signature, data):
+    digest = h.finalize()
+    signature = key.sign_digest(digest, algorithm)
+    try:  # checked against the digest: ``data`` is not hashed a second time
+        public.verify(signature, digest, ec.ECDSA(utils.Prehashed(algorithm)))
+    except InvalidSignature:
         raise SignatureError(
             f"{key.where}: the signature returned does not verify with the key's public half "
             f"(key hint {keys.key_hint(public)})",
             code=Code.HELD_KEY_BAD_SIGNATURE,
-        )
+        ) from None
     return signature
 
 

@@ -140,15 +140,24 @@ class SignerOptions:
     def _held_key_signer(self, uri: str) -> KeySigner:
         """A key in a token or KMS; its PIN (if it needs one) never from the command line."""
         refuse_secret_in_argument(uri)
-        pin = password_from_env(self.password_env)
-        secrets = Secrets(
-            pin=pin.decode("utf-8") if pin is not None else None,
-            ask=ask_pin if sys.stdin.isatty() else None,
-            uri_pin=False,
-        )
         return KeySigner.from_uri(
-            uri, secrets=secrets, cert=self.cert, chain=self.cert_chain, tsa_url=self.tsa_url
+            uri,
+            secrets=pin_secrets(self.password_env),
+            cert=self.cert,
+            chain=self.cert_chain,
+            tsa_url=self.tsa_url,
         )
+
+
+def pin_secrets(password_env: str | None) -> Secrets:
+    """Where a token's PIN comes from on the command line: ``--password-env``, else a
+    hidden prompt on a terminal; never the URI's ``pin-value``."""
+    pin = password_from_env(password_env)
+    return Secrets(
+        pin=pin.decode("utf-8") if pin is not None else None,
+        ask=ask_pin if sys.stdin.isatty() else None,
+        uri_pin=False,
+    )
 
 
 def ask_pin(prompt: str) -> str:

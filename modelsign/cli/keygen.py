@@ -11,11 +11,11 @@ import click
 
 from .._internal._atomic import write_atomic
 from .._internal.signature import keys
-from .._internal.signature.keyrefs import Secrets, generate_held_key, refuse_secret_in_argument
+from .._internal.signature.keyrefs import generate_held_key, refuse_secret_in_argument
 from ..codes import Code
 from ..errors import InputError
 from . import cli
-from ._signer import ask_pin, password_from_env
+from ._signer import password_from_env, pin_secrets
 
 KEYGEN_KIND: Final = "modelsign.keygen"
 
@@ -118,13 +118,7 @@ def _keygen_on_token(
         raise InputError(
             "output exists; pass --force to overwrite", code=Code.OUTPUT_EXISTS, path=pub_path
         )
-    pin = password_from_env(password_env)
-    secrets = Secrets(
-        pin=pin.decode("utf-8") if pin is not None else None,
-        ask=ask_pin if sys.stdin.isatty() else None,
-        uri_pin=False,
-    )
-    public = generate_held_key(uri, key_type, secrets=secrets)
+    public = generate_held_key(uri, key_type, secrets=pin_secrets(password_env))
     write_atomic(pub_path, keys.public_key_pem(public), force=force, mode=0o644)
     hint = keys.key_hint(public)
     click.echo(f"made an {key_type} key on the token at {uri}; wrote {pub_path}", err=True)

@@ -29,6 +29,7 @@ import json
 import logging
 import re
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -200,6 +201,14 @@ def deny_policy(action: str) -> str:
             ],
         }
     )
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (bound, then released): a KMS that is not there."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
 
 
 # -- the round trip every backend's tests make -----------------------------------------

@@ -390,7 +390,7 @@ def _signed_paths(
         if depth > MAX_INTERMEDIATES + 1:
             dead_ends.append((depth, f"more than {MAX_INTERMEDIATES} intermediate certificates"))
             return
-        if depth > 1 and child.subject == child.issuer and _signed_by(child, child):
+        if depth > 1 and child.subject == child.issuer and signed_by(child, child):
             # Self-signed but not an anchor: the likeliest story is an untrusted root.
             dead_ends.append((depth + 1, f"it ends at {_describe(child)}, not a trusted root"))
         used = {_der(c) for c in path}
@@ -408,7 +408,7 @@ def _signed_paths(
                 dead_ends.append((depth, "gave up: too many candidate certificates"))
                 return
             budget -= 1
-            if not _signed_by(child, issuer):
+            if not signed_by(child, issuer):
                 kind = "trusted root" if _der(issuer) in anchors else "certificate"
                 dead_ends.append(
                     (
@@ -426,7 +426,8 @@ def _signed_paths(
     yield from extend([leaf])
 
 
-def _signed_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
+def signed_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether ``issuer`` issued ``child``: names that match and a signature that verifies."""
     try:
         child.verify_directly_issued_by(issuer)
     except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):

@@ -23,19 +23,20 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from ....codes import Code
 from ....errors import InputError, SignatureError
 from .. import keys
 
-#: Each URI scheme, the module that serves it, and the extra that installs its SDK.
-BACKENDS: dict[str, tuple[str, str]] = {
-    "pkcs11": ("pkcs11", "pkcs11"),
-    "awskms": ("aws", "aws"),
-    "gcpkms": ("gcp", "gcp"),
-    "azurekms": ("azure", "azure"),
+#: Each URI scheme and the module that serves it, which is also the extra that installs its SDK.
+BACKENDS: dict[str, str] = {
+    "pkcs11": "pkcs11",
+    "awskms": "aws",
+    "gcpkms": "gcp",
+    "azurekms": "azure",
 }
 
 #: Asks for a secret (a token's PIN), given the prompt; None when nobody can be asked.
@@ -134,13 +135,13 @@ def _backend(uri: str) -> _Backend:
             f"not a key URI: {uri!r} (pkcs11:, awskms://, gcpkms:// or azurekms://)",
             code=Code.KEY_URI_INVALID,
         )
-    module, extra = BACKENDS[scheme]
+    module = BACKENDS[scheme]
     try:
         found: _Backend = importlib.import_module(f"{__name__}.{module}")
     except ImportError as exc:
         raise InputError(
             f"{scheme} keys need the SDK that {scheme}: URIs use, which is not installed "
-            f"({exc.name or exc}): pip install 'modelsign-oms[{extra}]'",
+            f"({exc.name or exc}): pip install 'modelsign-oms[{module}]'",
             code=Code.KEY_BACKEND_MISSING,
         ) from None
     return found
@@ -207,13 +208,16 @@ def sign_held(key: HeldKey, data: bytes) -> bytes:
     algorithm = keys.hash_for(public)
     h = hashes.Hash(algorithm)
     h.update(data)
-    signature = key.sign_digest(h.finalize(), algorithm)
-    if not keys.verify_bytes(public, signature, data):
+    digest = h.finalize()
+    signature = key.sign_digest(digest, algorithm)
+    try:  # checked against the digest: ``data`` is not hashed a second time
+        public.verify(signature, digest, ec.ECDSA(utils.Prehashed(algorithm)))
+    except InvalidSignature:
         raise SignatureError(
             f"{key.where}: the signature returned does not verify with the key's public half "
             f"(key hint {keys.key_hint(public)})",
             code=Code.HELD_KEY_BAD_SIGNATURE,
-        )
+        ) from None
     return signature
 
 

@@ -22,25 +22,24 @@ import PyKCS11
 from asn1crypto.core import OctetString
 from asn1crypto.keys import ECDomainParameters
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from ....codes import Code
 from ....errors import InputError, SignatureError
-from .. import keys
+from .. import certs, keys
 from . import NO_SECRETS, Secrets
 from .pkcs11_token import Token, find_pin, log_in, opened, pkcs11_errors, refuse_pin_value
 from .pkcs11_uri import Pkcs11Uri, format_id, parse
 
-#: The curves a held key may be on: DER ECParameters (a named curve's OID), curve, field bytes.
-CURVES: Final[dict[str, tuple[bytes, ec.EllipticCurve, int]]] = {
-    "ec-p256": (bytes.fromhex("06082a8648ce3d030107"), ec.SECP256R1(), 32),
-    "ec-p384": (bytes.fromhex("06052b81040022"), ec.SECP384R1(), 48),
-    "ec-p521": (bytes.fromhex("06052b81040023"), ec.SECP521R1(), 66),
+#: The curves a held key may be on: DER ECParameters (a named curve's OID), curve.
+CURVES: Final[dict[str, tuple[bytes, ec.EllipticCurve]]] = {
+    "ec-p256": (bytes.fromhex("06082a8648ce3d030107"), ec.SECP256R1()),
+    "ec-p384": (bytes.fromhex("06052b81040022"), ec.SECP384R1()),
+    "ec-p521": (bytes.fromhex("06052b81040023"), ec.SECP521R1()),
 }
-_BY_PARAMS: Final = {params: (curve, size) for params, curve, size in CURVES.values()}
+_BY_PARAMS: Final = dict(CURVES.values())
 _MAX_CHAIN = 10  # certificates above the leaf, at most
 # Where a URI's type= lets the public key be read from (no type, or private: either).
 _KINDS: Final[dict[str, tuple[str, ...]]] = {"public": ("public",), "cert": ("cert",)}
@@ -69,7 +68,7 @@ class Pkcs11Key:
 
     def sign_digest(self, digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
         """CKM_ECDSA over ``digest``; the token's ``r || s`` as a DER signature."""
-        size = _BY_PARAMS[_params_of(self._public)][1]
+        size = _field_size(self._public.curve)
         mechanism = PyKCS11.Mechanism(PyKCS11.CKM_ECDSA, None)
         with pkcs11_errors(self.where, f"signing a {algorithm.name} digest"):
             raw = bytes(self.token.session.sign(self.handle, digest, mechanism))
@@ -390,19 +389,19 @@ def _public_key_object(token: Token, handle: Any, where: str) -> ec.EllipticCurv
     what = f"the public key {_naming(label, key_id)}"
     params = bytes(params or b"")
     _check_type(int(key_type), params, what, where)
-    curve, size = _BY_PARAMS[params]
+    curve = _BY_PARAMS[params]
     try:
-        return ec.EllipticCurvePublicKey.from_encoded_point(curve, _raw_point(bytes(point), size))
+        return ec.EllipticCurvePublicKey.from_encoded_point(curve, _raw_point(bytes(point), curve))
     except ValueError:
         raise InputError(
             f"{what} holds no valid {curve.name} point", code=Code.KEY_INVALID, path=where
         ) from None
 
 
-def _raw_point(point: bytes, size: int) -> bytes:
+def _raw_point(point: bytes, curve: ec.EllipticCurve) -> bytes:
     """The ``04 || X || Y`` point a CKA_EC_POINT holds: as a DER OCTET STRING, or bare
     (as some tokens give it)."""
-    length = 1 + 2 * size
+    length = 1 + 2 * _field_size(curve)
     try:
         inner = OctetString.load(point, strict=True).native
     except ValueError:
@@ -412,11 +411,9 @@ def _raw_point(point: bytes, size: int) -> bytes:
     return point
 
 
-def _params_of(key: ec.EllipticCurvePublicKey) -> bytes:
-    for params, curve, _ in CURVES.values():
-        if curve.name == key.curve.name:
-            return params
-    raise AssertionError(f"a held key on {key.curve.name}")  # checked when the key was opened
+def _field_size(curve: ec.EllipticCurve) -> int:
+    """The bytes of one coordinate (and of r or s) on ``curve``: 32, 48 or 66."""
+    return (curve.key_size + 7) // 8
 
 
 # -- certificates -------------------------------------------------------------------------
@@ -454,7 +451,7 @@ def _certificate_key(cert: x509.Certificate, where: str) -> ec.EllipticCurvePubl
     if not isinstance(key, ec.EllipticCurvePublicKey):
         kind = type(key).__name__.removeprefix("_").replace("PublicKey", "")
         raise _unsupported(where, f"the certificate {subject!r} holds a {kind} key")
-    if key.curve.name not in {curve.name for _, curve, _ in CURVES.values()}:
+    if key.curve.name not in {curve.name for _, curve in CURVES.values()}:
         raise _unsupported(where, f"the certificate {subject!r} holds a key on {key.curve.name}")
     return key
 
@@ -474,25 +471,15 @@ def _chain(leaf: x509.Certificate, pool: Sequence[x509.Certificate]) -> list[x50
     """``leaf``, then its issuers from ``pool`` (by name and signature), below the root."""
     chain = [leaf]
     while len(chain) <= _MAX_CHAIN and not _self_signed(chain[-1]):
-        issuer = next((c for c in pool if c not in chain and _issued(chain[-1], c)), None)
+        issuer = next((c for c in pool if c not in chain and certs.signed_by(chain[-1], c)), None)
         if issuer is None or _self_signed(issuer):
             break
         chain.append(issuer)
     return chain
 
 
-def _issued(child: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if child.issuer != issuer.subject:
-        return False
-    try:
-        child.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
 def _self_signed(cert: x509.Certificate) -> bool:
-    return cert.issuer == cert.subject and _issued(cert, cert)
+    return cert.issuer == cert.subject and certs.signed_by(cert, cert)
 
 
 __all__ = ["CURVES", "Pkcs11Key", "generate_key", "open_key", "public_key"]

@@ -7,7 +7,6 @@ receives is what it would with AWS.
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -25,7 +24,14 @@ from modelsign._internal.signature.verifiers import KeyVerifier
 from modelsign.codes import Code
 from modelsign.errors import ModelsignError
 from tests.helpers import kms_standins
-from tests.helpers.kms_standins import AWS_ACCOUNT, AWS_REGION, MotoKms, deny_policy, round_trip
+from tests.helpers.kms_standins import (
+    AWS_ACCOUNT,
+    AWS_REGION,
+    MotoKms,
+    closed_port,
+    deny_policy,
+    round_trip,
+)
 from tests.helpers.oms import bundle_of
 from tests.helpers.safetensors_files import write_safetensors
 
@@ -233,15 +239,8 @@ def test_a_disabled_key_fails_with_the_aws_error(kms: MotoKms, tiny_model: Path)
     assert "DisabledException" in exc.value.message
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 def test_nothing_listening_is_unreachable_and_quick() -> None:
-    uri = f"awskms://127.0.0.1:{_closed_port()}/alias/release"
+    uri = f"awskms://127.0.0.1:{closed_port()}/alias/release"
     started = time.monotonic()
     with pytest.raises(ModelsignError) as exc:
         KeySigner.from_uri(uri)

@@ -9,7 +9,6 @@ the backend's client factory; everything else is the SDK's.
 from __future__ import annotations
 
 import functools
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from modelsign._internal.signature.keyrefs import gcp, held_public_key, open_hel
 from modelsign._internal.signature.signers import KeySigner
 from modelsign.codes import Code
 from modelsign.errors import ModelsignError
-from tests.helpers.kms_standins import CloudKmsStandin, round_trip
+from tests.helpers.kms_standins import CloudKmsStandin, closed_port, round_trip
 from tests.helpers.oms import bundle_of
 
 RING = "projects/modelsign-test/locations/global/keyRings/release"
@@ -205,15 +204,8 @@ def test_a_digest_kms_did_not_check_is_a_kms_error(
     assert "did not confirm the digest" in exc.value.message
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 def test_nothing_listening_is_unreachable_and_quick(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(gcp.ENDPOINT_VARIABLE, f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv(gcp.ENDPOINT_VARIABLE, f"http://127.0.0.1:{closed_port()}")
     uri = f"gcpkms://{RING}/cryptoKeys/model/cryptoKeyVersions/1"
     started = time.monotonic()
     with pytest.raises(ModelsignError) as exc:

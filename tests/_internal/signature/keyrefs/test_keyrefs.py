@@ -152,9 +152,7 @@ def test_a_pin_source_is_no_secret_in_the_argument() -> None:
 def test_a_missing_sdk_names_the_extra_to_install(
     monkeypatch: pytest.MonkeyPatch, uri: str, sdk: str, extra: str
 ) -> None:
-    backend = (
-        f"modelsign._internal.signature.keyrefs.{keyrefs.BACKENDS[keyrefs.scheme_of(uri) or ''][0]}"
-    )
+    backend = f"modelsign._internal.signature.keyrefs.{keyrefs.BACKENDS[uri.partition(':')[0]]}"
     monkeypatch.delitem(sys.modules, backend, raising=False)
     monkeypatch.setitem(sys.modules, sdk, None)  # import fails as if not installed
     parent, _, name = sdk.rpartition(".")

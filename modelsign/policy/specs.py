@@ -14,6 +14,7 @@ from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
 from .._internal.signature.keyrefs import is_key_uri
+from .._internal.signature.keyrefs.pkcs11_uri import holds_pin_value
 from ..codes import Code
 
 Mode = Literal["enforce", "warn"]
@@ -79,7 +80,7 @@ class KeySpec(StrictModel):
             raise ValueError(
                 "uri must name a held key: pkcs11:…, awskms://…, gcpkms://… or azurekms://…"
             )
-        if self.uri is not None and "pin-value=" in self.uri:
+        if self.uri is not None and holds_pin_value(self.uri):
             raise ValueError("uri must not hold a PIN (pin-value): verification needs none")
         if self.fingerprint is not None and not re.fullmatch(r"[0-9a-f]{64}", self.fingerprint):
             raise ValueError("fingerprint must be 64 lowercase hex digits")

@@ -115,6 +115,19 @@ from tests.policy.helpers import load
             id="key-neither",
         ),
         pytest.param(
+            "version: 1\nsigners:\n  keys:\n    - uri: 'keys/release.pub'\n",
+            "field signers.keys.0 (line 4): uri must name a held key",
+            id="key-uri-not-held",
+        ),
+        *(
+            pytest.param(
+                f"version: 1\nsigners:\n  keys:\n    - uri: 'pkcs11:token=t;object=k?{pin}=1'\n",
+                "field signers.keys.0 (line 4): uri must not hold a PIN (pin-value)",
+                id=f"key-uri-{pin}",
+            )
+            for pin in ("pin-value", "PIN-VALUE")
+        ),
+        pytest.param(
             "version: 1\nsigners:\n  keys:\n    - file: k.pub\n      fingerprint: ABC\n",
             "field signers.keys.0 (line 4): fingerprint must be 64 lowercase hex digits",
             id="bad-fingerprint",

@@ -128,6 +128,11 @@ def redact(uri: str) -> str:
     return f"{path}?{'&'.join(kept)}" if kept else path
 
 
+def holds_pin_value(uri: str) -> bool:
+    """Whether ``uri`` carries a ``pin-value`` attribute (in its query or, misplaced, its path)."""
+    return redact(uri) != uri
+
+
 def _is_pin_value(attribute: str) -> bool:
     return attribute.partition("=")[0].strip().lower() == "pin-value"
 
@@ -280,6 +285,7 @@ __all__ = [
     "ObjectType",
     "Pkcs11Uri",
     "format_id",
+    "holds_pin_value",
     "parse",
     "redact",
 ]

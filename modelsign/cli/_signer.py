@@ -151,12 +151,12 @@ class SignerOptions:
 
 def pin_secrets(password_env: str | None) -> Secrets:
     """Where a token's PIN comes from on the command line: ``--password-env``, else a
-    hidden prompt on a terminal; never the URI's ``pin-value``."""
+    hidden prompt on a terminal (a URI carrying ``pin-value`` was refused before:
+    :func:`refuse_secret_in_argument`)."""
     pin = password_from_env(password_env)
     return Secrets(
         pin=pin.decode("utf-8") if pin is not None else None,
         ask=ask_pin if sys.stdin.isatty() else None,
-        uri_pin=False,
     )
 
 

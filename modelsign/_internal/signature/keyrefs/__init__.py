@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from ....codes import Code
 from ....errors import InputError, SignatureError
 from .. import keys
+from . import pkcs11_uri
 
 #: Each URI scheme and the module that serves it, which is also the extra that installs its SDK.
 BACKENDS: dict[str, str] = {
@@ -69,13 +70,12 @@ class Secrets:
 
     ``pin``: given by the caller (an environment variable the CLI read).
     ``ask``: a prompt, when a terminal is there to answer it.
-    ``uri_pin``: whether a ``pin-value`` in the URI is honoured (not when the URI
-    came from a command line, which every user of the machine can read).
+    (A ``pin-value`` in the URI is honoured too: a URI from a command line is
+    refused by :func:`refuse_secret_in_argument` first.)
     """
 
     pin: str | None = None
     ask: AskSecret | None = None
-    uri_pin: bool = True
 
 
 NO_SECRETS = Secrets()
@@ -104,10 +104,10 @@ class _Backend(Protocol):
     ) -> keys.PublicKey: ...  # pragma: no cover - a protocol
 
 
-#: Where a PIN may come from besides the command line (named in the refusal).
+#: Where a PIN may come from besides the command line (named where one is missing or refused).
 PIN_SOURCES = (
-    "the URI's pin-source=file:PATH, --password-env VAR, "
-    "the environment variable MODELSIGN_PKCS11_PIN, or the prompt on a terminal"
+    "pin-source=file:/path/to/pin-file in the URI, by --password-env VAR, "
+    "in the environment variable MODELSIGN_PKCS11_PIN, or at the prompt"
 )
 
 
@@ -119,12 +119,12 @@ def refuse_secret_in_argument(uri: str) -> None:
     """
     if scheme_of(uri) != "pkcs11":
         return
-    query = uri.partition("?")[2]
-    if any(part.split("=", 1)[0].lower() == "pin-value" for part in query.split("&")):
+    if pkcs11_uri.holds_pin_value(uri):
         raise InputError(
-            "a PIN in a key URI on the command line (pin-value) is readable by every user "
-            f"of the machine; give it by {PIN_SOURCES}",
+            "the URI carries the PIN (pin-value), and a command line is visible to every user "
+            f"of this machine: give the PIN by {PIN_SOURCES}",
             code=Code.PKCS11_PIN_IN_ARGUMENTS,
+            path=pkcs11_uri.redact(uri),
         )
 
 

@@ -30,7 +30,7 @@ from ....codes import Code
 from ....errors import InputError, SignatureError
 from .. import certs, keys
 from . import NO_SECRETS, Secrets
-from .pkcs11_token import Token, find_pin, log_in, opened, pkcs11_errors, refuse_pin_value
+from .pkcs11_token import Token, find_pin, log_in, opened, pkcs11_errors
 from .pkcs11_uri import Pkcs11Uri, format_id, parse
 
 #: The curves a held key may be on: DER ECParameters (a named curve's OID), curve.
@@ -124,7 +124,6 @@ def open_key(uri: str, *, secrets: Secrets = NO_SECRETS, env: Mapping[str, str])
     """Log in to the token ``uri`` names and open its private key for signing."""
     parsed = parse(uri)
     _require_object(parsed, allowed=("private",), doing="sign")
-    refuse_pin_value(parsed, secrets)
     token = Token.open(parsed, env)
     try:
         log_in(token, parsed, secrets, env)
@@ -196,7 +195,6 @@ def generate_key(
             code=Code.KEY_UNSUPPORTED,
             path=parsed.where,
         )
-    refuse_pin_value(parsed, secrets)
     with opened(parsed, env, rw=True) as token:
         log_in(token, parsed, secrets, env)
         for template in (_label_template(parsed.object), _id_template(parsed.id)):

@@ -23,7 +23,7 @@ import PyKCS11
 
 from ....codes import Code
 from ....errors import InputError, ModelsignError, SignatureError
-from . import Secrets
+from . import PIN_SOURCES, Secrets
 from .pkcs11_uri import Pkcs11Uri
 
 MODULE_ENV: Final = "MODELSIGN_PKCS11_MODULE"
@@ -309,18 +309,6 @@ def _token_matches(lib: Any, slot: int, info: Any, uri: Pkcs11Uri) -> bool:
 # -- the PIN ------------------------------------------------------------------------------
 
 
-def refuse_pin_value(uri: Pkcs11Uri, secrets: Secrets) -> None:
-    """A ``pin-value`` in a URI that came from a command line is refused."""
-    if uri.pin_value is not None and not secrets.uri_pin:
-        raise InputError(
-            "the URI carries the PIN (pin-value), and a command line is visible to every user "
-            "of this machine: give the PIN by pin-source=file:/path/to/pin-file in the URI, "
-            f"by --password-env VAR, in the environment variable {PIN_ENV}, or at the prompt",
-            code=Code.PKCS11_PIN_IN_ARGUMENTS,
-            path=uri.where,
-        )
-
-
 def read_pin_file(uri: Pkcs11Uri, path: str) -> str:
     """The PIN in a ``pin-source`` file, without its trailing line end."""
     try:
@@ -341,11 +329,10 @@ def find_pin(
 ) -> str | None:
     """The PIN from the first source that has one, in the documented order; None if none.
 
-    The URI's ``pin-value`` (where ``secrets.uri_pin`` allows it), its
-    ``pin-source`` file, ``secrets.pin``, ``MODELSIGN_PKCS11_PIN`` in ``env``,
-    then ``secrets.ask(prompt)`` when ``prompt`` is given.
+    The URI's ``pin-value``, its ``pin-source`` file, ``secrets.pin``,
+    ``MODELSIGN_PKCS11_PIN`` in ``env``, then ``secrets.ask(prompt)`` when
+    ``prompt`` is given.
     """
-    refuse_pin_value(uri, secrets)
     if uri.pin_value is not None:
         return uri.pin_value
     if uri.pin_source is not None:
@@ -372,9 +359,7 @@ def log_in(token: Token, uri: Pkcs11Uri, secrets: Secrets, env: Mapping[str, str
     pin = find_pin(uri, secrets, env, prompt=f"PIN for PKCS#11 token {token.label!r}: ")
     if pin is None and not token.info.flags & PyKCS11.CKF_PROTECTED_AUTHENTICATION_PATH:
         raise InputError(
-            f"token {token.label!r} needs its PIN: give it by pin-source=file:/path/to/pin-file "
-            f"in the URI, by --password-env VAR, in the environment variable {PIN_ENV}, "
-            "or at the prompt (in a terminal)",
+            f"token {token.label!r} needs its PIN: give it by {PIN_SOURCES} (in a terminal)",
             code=Code.PKCS11_PIN_REQUIRED,
             path=uri.where,
         )
@@ -395,5 +380,4 @@ __all__ = [
     "opened",
     "pkcs11_errors",
     "read_pin_file",
-    "refuse_pin_value",
 ]

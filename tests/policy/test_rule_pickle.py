@@ -378,6 +378,33 @@ def test_verify_refuses_an_unsigned_safe_pickle_beside_a_signed_model(
     )
 
 
+@pytest.mark.parametrize("archive", [False, True])
+def test_verify_refuses_an_unsigned_object_array_beside_a_signed_model(
+    tmp_path: Path, copy_signed: Path, release: KeyPair, archive: bool
+) -> None:
+    """A NumPy object array holds a pickle (``np.load(allow_pickle=True)`` runs it): unsigned,
+    it is judged a pickle as the manifest would record it, not by its container's magic."""
+    objects = np.array([argparse.Namespace(lr=0.1)])
+    name = "extra.npz" if archive else "extra.npy"
+    plain = np.zeros(3, np.float32)
+    if archive:
+        np.savez(copy_signed / name, plain=plain, objects=objects)
+    else:
+        np.save(copy_signed / name, objects, allow_pickle=True)
+    np.save(copy_signed / "plain.npy", plain)  # no objects: a NumPy file, not a pickle
+    verifier = KeyVerifier(release.public)
+    denied = {"formats": {"pickle": "deny"}, "coverage": {"unsigned_files": "allow"}}
+    reasons = [f"{name} (unsigned): format pickle is denied"]
+    assert_fails(
+        copy_signed, load(tmp_path, denied), "formats", "enforce", reasons, verifier=verifier
+    )
+    safe = {"formats": {"pickle": "safe-state-dicts"}, "coverage": {"unsigned_files": "allow"}}
+    reasons = [f"{name} (unsigned): {NOT_ANALYSED}"]
+    assert_fails(
+        copy_signed, load(tmp_path, safe), "formats", "enforce", reasons, verifier=verifier
+    )
+
+
 def _flags(model: Path) -> list[str]:
     """The flags the manifest builder, as it is, gives the model's pickle."""
     entry = build_manifest(model, tensor_hash=None).file("pytorch_model.bin")

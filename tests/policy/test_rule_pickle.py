@@ -3,8 +3,9 @@
 Loading (what a policy without the setting means, the default deny list, the
 contradictions refused), ``explain`` and ``policy check``, then the judgement
 of every kind of pickle-bearing file on a manifest that analysed its pickles,
-and end to end through :func:`modelsign.verify`. Manifests whose builder does
-not analyse pickles yet are made so by ``tests.helpers.pickles``.
+and end to end through :func:`modelsign.verify`. Entries another signer could
+have written (one that never analysed its pickles) are made by
+``tests.helpers.pickles.rewritten_builder``.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ import io
 import pickle
 import re
 import warnings
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from modelsign._internal.hashing import files
 from modelsign.errors import InputError, VerificationError
 from modelsign.guard import _checks, _state
 from modelsign.load import ModelsignWarning
+from tests.helpers.pickle_payloads import zip_bytes
 from tests.helpers.pickles import (
     WEIGHTS,
     dangerous_checkpoint,
@@ -159,11 +159,7 @@ def test_the_guard_analyses_the_bytes_not_the_manifests_word(
 
 def zip_holding(pkl: bytes) -> bytes:
     """A ZIP checkpoint (strictly readable) whose data.pkl is ``pkl``."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("archive/data.pkl", pkl)
-        zf.writestr("archive/version", "3\n")
-    return buf.getvalue()
+    return zip_bytes({"archive/data.pkl": pkl, "archive/version": b"3\n"})
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .._internal.check.compare import Problem, diff_weights
+from .._internal.check.compare import Problem, diff_weights, without_digests
 from .._internal.manifest import Manifest, StorageEntry, TensorEntry, WeightsInfo
 from .._internal.metadata.quantization import FileQuantization
 from ..codes import Code
@@ -159,16 +159,7 @@ def _weight_file_changes(
 ) -> list[Change]:
     """Header, metadata, chat template and quantization changes of one weight file."""
     if not headers:  # header (and storage) digests made with different algorithms say nothing
-        o, n = (
-            w.model_copy(
-                update={
-                    "header_digest": "",
-                    "kv_digest": None,
-                    "storages": [s.model_copy(update={"digest": None}) for s in w.storages],
-                }
-            )
-            for w in (o, n)
-        )
+        o, n = without_digests(o, tensors=False), without_digests(n, tensors=False)
     out: list[Change] = []
     for p in diff_weights(path, o, n):
         if p.code in _TENSOR_CODES:

@@ -30,9 +30,8 @@ from ..load.hf import (
     fingerprint,
     is_lazy_weight,
     read_checked,
-    tensor_entries,
 )
-from ..load.safetensors import Framework, tensor_from_buffer
+from ..load.safetensors import Framework, tensor_entries, tensor_from_buffer
 from ..policy import FormatsRule
 from ._state import Guard
 

@@ -27,14 +27,13 @@ from typing import Any
 
 from .._internal.check.compare import Problem
 from .._internal.discover import resolve_hf_snapshot
-from .._internal.manifest import TensorEntry
 from .._internal.signature.verifiers import Verifier
 from ..codes import Code
 from ..errors import DiscoveryError, InputError, VerificationError
 from ..policy import Policy
 from ..verify import VerificationResult, verify
 from ._context import Context, Memory, check_memory, open_context, read_verified
-from .safetensors import Framework, layout_from_buffer, tensor_from_buffer
+from .safetensors import add_tensors
 
 HF_NOT_CACHED = "HF_NOT_CACHED"
 
@@ -202,24 +201,6 @@ def explained(exc: VerificationError, what: str) -> VerificationError:
     return new
 
 
-def tensor_entries(ctx: Context, name: str, buf: Buffer) -> list[TensorEntry]:
-    """The tensors of safetensors file ``name``: as signed, else read from the verified buffer."""
-    entry = ctx.entry(name)
-    if entry is not None and entry.weights is not None:
-        return entry.weights.tensors
-    return layout_from_buffer(name, buf)
-
-
-def tensors_from_buffer(
-    ctx: Context, name: str, buf: Buffer, framework: Framework
-) -> dict[str, Any]:
-    """The tensors of safetensors file ``name`` as views over its verified buffer."""
-    return {
-        t.name: tensor_from_buffer(framework, t, buf, t.offset)
-        for t in tensor_entries(ctx, name, buf)
-    }
-
-
 # -- transformers --------------------------------------------------------------------
 
 
@@ -291,21 +272,7 @@ def _state_dict(ctx: Context, buffers: Mapping[str, Buffer]) -> dict[str, Any]:
         )
     sd: dict[str, Any] = {}
     for name in names:
-        for key, tensor in tensors_from_buffer(ctx, name, buffers[name], "torch").items():
-            if key in sd:
-                ctx.fail(
-                    f"tensor {key} appears in two files",
-                    [
-                        Problem(
-                            code=Code.DUPLICATE_TENSOR,
-                            message="in two shards",
-                            file=name,
-                            tensor=key,
-                        )
-                    ],
-                    "DUPLICATE_TENSOR",
-                )
-            sd[key] = tensor
+        add_tensors(ctx, name, buffers[name], "torch", sd)
     return sd
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -171,21 +171,35 @@ def _load_file(
     ctx: Context, name: str, framework: Framework, out: VerifiedTensors, memory: Memory
 ) -> None:
     """Every tensor of one verified file, over the buffer that was verified."""
-    buf = read_verified(ctx, name, memory)
-    entry = ctx.entry(name)
-    if entry is None or entry.weights is None:
-        # Signed only by its file digest (an OMS signature): the bytes are
-        # verified, the layout comes from the strict reader over the buffer.
-        entries = layout_from_buffer(name, buf)
-    else:
-        entries = entry.weights.tensors
-    for t in entries:
+    add_tensors(ctx, name, read_verified(ctx, name, memory), framework, out)
+
+
+def add_tensors(
+    ctx: Context, name: str, buf: Any, framework: Framework, out: MutableMapping[str, Any]
+) -> None:
+    """Every tensor of verified safetensors file ``name`` into ``out``, as views over ``buf``.
+
+    A tensor already in ``out`` (from another shard) is refused.
+    """
+    for t in tensor_entries(ctx, name, buf):
         if t.name in out:
             duplicate = Problem(
                 code=Code.DUPLICATE_TENSOR, message="in two shards", file=name, tensor=t.name
             )
             ctx.fail(f"tensor {t.name} appears in two files", [duplicate], "DUPLICATE_TENSOR")
         out[t.name] = tensor_from_buffer(framework, t, buf, t.offset)
+
+
+def tensor_entries(ctx: Context, name: str, buf: Any) -> list[TensorEntry]:
+    """The tensors of safetensors file ``name``: as signed, else read from the verified buffer.
+
+    A file signed only by its digest (an OMS signature) has its bytes verified;
+    its layout comes from the strict reader over the buffer.
+    """
+    entry = ctx.entry(name)
+    if entry is not None and entry.weights is not None:
+        return entry.weights.tensors
+    return layout_from_buffer(name, buf)
 
 
 def layout_from_buffer(name: str, buf: Any) -> list[TensorEntry]:

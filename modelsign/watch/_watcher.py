@@ -21,7 +21,7 @@ from .._internal.signature.location import signature_location
 from .._internal.signature.verifiers import Verifier
 from .._trust import resolve_trust
 from ..codes import Code
-from ..errors import InputError, ModelsignError, VerificationError
+from ..errors import InputError, ModelsignError
 from ..policy import Policy
 from ..verify import VerificationResult, verify_model
 from ._observer import FolderWatches
@@ -399,10 +399,6 @@ class Watcher:
                 progress=self._cancel_point,
                 on_failure="report",  # a failure is an event, not an exception
             )
-        except VerificationError as exc:
-            if isinstance(exc.result, VerificationResult):
-                return "tampered", exc.result
-            return "tampered", exc
         except InputError as exc:
             if exc.code == "NOT_FOUND":
                 return "removed", None

@@ -167,6 +167,21 @@ def test_sharded_model_through_its_index(tmp_path: Path, keypair: KeyPair, verif
     assert r.bytes_verified == sum(p.stat().st_size for p in [index, *shards])
 
 
+def test_a_tensor_in_two_signed_files_is_refused(
+    tmp_path: Path, keypair: KeyPair, verifier: Any
+) -> None:
+    model = tmp_path / "twice"
+    write_safetensors(model / "a.safetensors", {"w": np.arange(4, dtype=np.float32)})
+    write_safetensors(model / "b.safetensors", {"w": np.ones(4, dtype=np.float32)})
+    sign(model, keypair)
+    err = refused(lambda: load_safetensors(model, verifier=verifier))
+    assert err.code == "DUPLICATE_TENSOR"
+    assert err.message == "tensor w appears in two files"
+    assert [(p.code, p.file, p.tensor) for p in err.findings] == [
+        ("DUPLICATE_TENSOR", "b.safetensors", "w")
+    ]
+
+
 def test_a_single_file_signature(tmp_path: Path, keypair: KeyPair, verifier: Any) -> None:
     path = write_safetensors(tmp_path / "one" / WEIGHTS, {"w": np.arange(6.0).reshape(2, 3)})
     sign(path, keypair)

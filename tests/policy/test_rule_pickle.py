@@ -3,8 +3,9 @@
 Loading (what a policy without the setting means, the default deny list, the
 contradictions refused), ``explain`` and ``policy check``, then the judgement
 of every kind of pickle-bearing file on a manifest that analysed its pickles,
-and end to end through :func:`modelsign.verify`. Manifests whose builder does
-not analyse pickles yet are made so by ``tests.helpers.pickles``.
+and end to end through :func:`modelsign.verify`. Entries another signer could
+have written (one that never analysed its pickles) are made by
+``tests.helpers.pickles.rewritten_builder``.
 """
 
 from __future__ import annotations
@@ -375,6 +376,33 @@ def test_verify_refuses_an_unsigned_safe_pickle_beside_a_signed_model(
     reasons = [f"pytorch_model.bin (unsigned): {NOT_ANALYSED}"]
     assert_fails(
         copy_signed, policy, "formats", "enforce", reasons, verifier=KeyVerifier(release.public)
+    )
+
+
+@pytest.mark.parametrize("archive", [False, True])
+def test_verify_refuses_an_unsigned_object_array_beside_a_signed_model(
+    tmp_path: Path, copy_signed: Path, release: KeyPair, archive: bool
+) -> None:
+    """A NumPy object array holds a pickle (``np.load(allow_pickle=True)`` runs it): unsigned,
+    it is judged a pickle as the manifest would record it, not by its container's magic."""
+    objects = np.array([argparse.Namespace(lr=0.1)])
+    name = "extra.npz" if archive else "extra.npy"
+    plain = np.zeros(3, np.float32)
+    if archive:
+        np.savez(copy_signed / name, plain=plain, objects=objects)
+    else:
+        np.save(copy_signed / name, objects, allow_pickle=True)
+    np.save(copy_signed / "plain.npy", plain)  # no objects: a NumPy file, not a pickle
+    verifier = KeyVerifier(release.public)
+    denied = {"formats": {"pickle": "deny"}, "coverage": {"unsigned_files": "allow"}}
+    reasons = [f"{name} (unsigned): format pickle is denied"]
+    assert_fails(
+        copy_signed, load(tmp_path, denied), "formats", "enforce", reasons, verifier=verifier
+    )
+    safe = {"formats": {"pickle": "safe-state-dicts"}, "coverage": {"unsigned_files": "allow"}}
+    reasons = [f"{name} (unsigned): {NOT_ANALYSED}"]
+    assert_fails(
+        copy_signed, load(tmp_path, safe), "formats", "enforce", reasons, verifier=verifier
     )
 
 

@@ -195,19 +195,29 @@ def _bare_storage_changes(
     return out
 
 
+def without_digests(w: WeightsInfo, *, tensors: bool = True) -> WeightsInfo:
+    """``w`` with the digests that cannot be compared left out: header, key-value and
+    storage digests, and (``tensors``) the tensors' own.
+
+    Storage digests go with the rest: kept alone, every view with no digest of
+    its own would be judged by its storage's.
+    """
+    update: dict[str, object] = {
+        "header_digest": "",
+        "kv_digest": None,
+        "storages": [s.model_copy(update={"digest": None}) for s in w.storages],
+    }
+    if tensors:
+        update["tensors"] = [t.model_copy(update={"digest": None}) for t in w.tensors]
+    return w.model_copy(update=update)
+
+
 def diff_layouts(path: str, expected: WeightsInfo, actual: WeightsInfo) -> list[Problem]:
     """:func:`diff_weights` for a file whose tensor bytes were not read.
 
     A file refused for its size is looked at through its header alone: the
     tensor names, types and shapes and the metadata still say what changed;
-    digests (of bytes not read, or taken with another hash) are left out, the
-    storages' too (else every tensor would be judged by its storage's digest).
+    digests (of bytes not read, or taken with another hash) are left out
+    (:func:`without_digests`).
     """
-
-    def unhashed(w: WeightsInfo) -> WeightsInfo:
-        tensors = [t.model_copy(update={"digest": None}) for t in w.tensors]
-        storages = [s.model_copy(update={"digest": None}) for s in w.storages]
-        update = {"tensors": tensors, "storages": storages, "header_digest": "", "kv_digest": None}
-        return w.model_copy(update=update)
-
-    return diff_weights(path, unhashed(expected), unhashed(actual))
+    return diff_weights(path, without_digests(expected), without_digests(actual))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from ...errors import InputError, ModelsignError
+from ...errors import FormatError, InputError, ModelsignError
 from .._atomic import open_regular_fd
 from .checkpoint import read_checkpoint
 from .gguf import HEADER_LIMIT as GGUF_HEADER_LIMIT
@@ -18,7 +18,7 @@ from .gguf import parse_gguf
 from .keras import HDF5_MAGIC, read_keras
 from .layout import BytesHeaderReader, HeaderReader, WeightFormat, WeightLayout
 from .numpy_format import MAGIC as NUMPY_MAGIC
-from .numpy_format import read_numpy
+from .numpy_format import holds_objects, read_numpy
 from .onnx import looks_like_onnx, parse_onnx, parse_onnx_bytes
 from .onnx_layout import onnx_layout
 from .pickle import sniff_pickle
@@ -120,16 +120,27 @@ def sniff_file(path: str, name: str) -> FileFormat:
     """The format of a file from its name and first bytes, without parsing or blocking.
 
     For files judged but not read (unsigned files beside a model): a FIFO,
-    socket, device or unreadable path is reported as ``opaque``.
+    socket, device or unreadable path is reported as ``opaque``. A NumPy file
+    with an object array is ``pickle``, as the manifest records it (only its
+    array headers are read).
     """
     try:
         fd = open_regular_fd(path, name)
     except (OSError, ModelsignError):
         return "opaque"  # gone, a symlink, not a regular file, or unreadable
     try:
-        return detect_format(name, os.pread(fd, SNIFF_BYTES, 0))
+        fmt = detect_format(name, os.pread(fd, SNIFF_BYTES, 0))
+        return "pickle" if fmt == "numpy" and _holds_objects(fd, name) else fmt
     finally:
         os.close(fd)
+
+
+def _holds_objects(fd: int, name: str) -> bool:
+    """Whether the NumPy file open at ``fd`` has an object array (False if it cannot be read)."""
+    try:
+        return holds_objects(lambda n, at: os.pread(fd, n, at), os.fstat(fd).st_size, name)
+    except FormatError:
+        return False  # damaged: judged by its name and magic, as before
 
 
 def read_layout(path: str | os.PathLike[str]) -> WeightLayout:

@@ -396,12 +396,24 @@ def read_numpy(read: ReadAt, size: int, path: str) -> NumpyFile:
     return read_npy(read, size, path)
 
 
+def holds_objects(read: ReadAt, size: int, path: str) -> bool:
+    """Whether the ``.npy`` file or ``.npz`` archive has an object array (data that is a
+    pickle), from its array headers alone: what :func:`read_numpy` finds a pickle in."""
+    if read(min(size, 4), 0) == b"PK\x03\x04":
+        members = read_zip(read, size, path).members
+        return any(
+            _member_header(read, m, path).objects for m in members if m.name.endswith(".npy")
+        )
+    return read_npy_header(read, size, path).objects
+
+
 __all__ = [
     "HEADER_LIMIT",
     "MAGIC",
     "NpyHeader",
     "NumpyFile",
     "dtype_name",
+    "holds_objects",
     "member_objects",
     "parse_header_dict",
     "read_npy",

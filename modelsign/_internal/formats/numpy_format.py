@@ -399,7 +399,7 @@ def read_numpy(read: ReadAt, size: int, path: str) -> NumpyFile:
 def holds_objects(read: ReadAt, size: int, path: str) -> bool:
     """Whether the ``.npy`` file or ``.npz`` archive has an object array (data that is a
     pickle), from its array headers alone: what :func:`read_numpy` finds a pickle in."""
-    if read(min(size, 4), 0) == b"PK\x03\x04":
+    if read(min(size, 4), 0) == ZIP_MAGIC:
         members = read_zip(read, size, path).members
         return any(
             _member_header(read, m, path).objects for m in members if m.name.endswith(".npy")

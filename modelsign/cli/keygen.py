@@ -41,7 +41,7 @@ KEYGEN_KIND: Final = "modelsign.keygen"
     "prefix",
     required=True,
     metavar="PREFIX",
-    help="Writes PREFIX.key and PREFIX.pub.",
+    help="Writes PREFIX.key and PREFIX.pub (with --pkcs11, PREFIX.pub only).",
 )
 @click.option(
     "--pkcs11",

@@ -99,8 +99,9 @@ def sign_cmd(
     model.sig is a plain OMS v1.0 signature (what model_signing verifies); the
     full manifest (tensor digests, quantization, licence, provenance) is a
     second statement signed by the same signer, a line of claims.jsonl. With
-    --key (and optionally --cert/--cert-chain) the signature is made locally;
-    with --sigstore it is keyless: a short-lived certificate for your OIDC
+    --key (and optionally --cert/--cert-chain) the signature is made with a key
+    file, or by the token or KMS holding the key a URI names; with --sigstore
+    it is keyless: a short-lived certificate for your OIDC
     identity and an entry in the transparency log.
     """
     with SignerOptions(**how).opened() as signer, progress_bar(True, "signing") as progress:
